@@ -1,0 +1,417 @@
+"""Data connections: where data lives, who may use it, who may read its details.
+
+Secrets are encrypted with the instance key and never returned by this service: describing a
+connection shows secret *names* to those who may read its details, and testing one reports only
+an error text scrubbed of every secret value. ``shared`` connections hold one set of secrets;
+``per_user`` connections hold each user's own.
+"""
+
+import time
+from typing import Any
+
+import fsspec
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.pool import NullPool
+
+from .audit import AuditTrail
+from .caller import Caller
+from .crypto import SecretBox
+from .db import Database
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
+from .models import (
+    AccessSpec,
+    ConnectionTestResult,
+    CreateConnection,
+    DescribeConnection,
+    Page,
+    SetCredentials,
+    UpdateConnection,
+)
+from .orm import Connection, ConnectionCredential, ConnectionGroupAccess, Group
+from .permissions import GlobalPermission
+from .service import Service
+from .users import find_groups
+
+USE, READ_DETAILS = "use", "read_details"
+TEST_TIMEOUT_SECONDS = 10
+
+
+def _groups_with(connection: Connection, access: str) -> list[Group]:
+    return sorted((a.group for a in connection.group_access if a.access == access), key=lambda g: g.name)
+
+
+def can_manage(caller: Caller, connection: Connection) -> bool:
+    return caller.is_admin or connection.owner_id == caller.user_id
+
+
+def can_use(caller: Caller, connection: Connection) -> bool:
+    return (
+        can_manage(caller, connection)
+        or connection.usable_by_everyone
+        or any(g.id in caller.group_ids for g in _groups_with(connection, USE))
+    )
+
+
+def can_read_details(caller: Caller, connection: Connection) -> bool:
+    mode = connection.details_readable_by
+    return (
+        can_manage(caller, connection)
+        or mode == "everyone"
+        or (
+            mode == "groups" and any(g.id in caller.group_ids for g in _groups_with(connection, READ_DETAILS))
+        )
+    )
+
+
+LOCAL_SQL_BACKENDS = frozenset({"sqlite", "duckdb"})
+
+
+def _reads_local_disk(kind: str, url: str) -> bool:
+    if kind == "sql":
+        return make_url(url).get_backend_name() in LOCAL_SQL_BACKENDS
+    return (fsspec.core.split_protocol(url)[0] or "file") in {"file", "local"}
+
+
+def _validate_params(caller: Caller, kind: str, params: dict[str, Any]) -> None:
+    url = params.get("url")
+    if not isinstance(url, str) or not url:
+        raise InvalidInput("A connection needs a 'url' string.", field="params.url")
+    if kind == "sql":
+        try:
+            parsed = make_url(url)
+        except ArgumentError as error:
+            raise InvalidInput(f"Not a SQLAlchemy URL: {error}", field="params.url") from None
+        if parsed.password:
+            raise InvalidInput(
+                "Put the password in secrets.password, not in the URL (the URL is not encrypted).",
+                field="params.url",
+            )
+        if not isinstance(params.get("connect_args", {}), dict):
+            raise InvalidInput("'connect_args' must be an object.", field="params.connect_args")
+    else:
+        protocol = fsspec.core.split_protocol(url)[0] or "file"
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ValueError:
+            raise InvalidInput(f"Unknown fsspec protocol '{protocol}'.", field="params.url") from None
+        except ImportError:
+            pass  # A known protocol whose driver is not installed yet: `test` will say so.
+        if not isinstance(params.get("storage_options", {}), dict):
+            raise InvalidInput("'storage_options' must be an object.", field="params.storage_options")
+    if _reads_local_disk(kind, url) and not caller.has(GlobalPermission.WRITE_UNSAFE_CODE):
+        # Such a connection reads the control plane's own disk (its database included).
+        raise Forbidden("Connections to local files or embedded databases need 'write_unsafe_code'.")
+
+
+def _scrub(message: str, secrets: dict[str, str]) -> str:
+    for value in sorted(secrets.values(), key=len, reverse=True):
+        if value:
+            message = message.replace(value, "***")
+    return message[:2000]
+
+
+def _probe(kind: str, params: dict[str, Any], secrets: dict[str, str]) -> None:
+    """Really reach the data; raise whatever the driver raises."""
+    if kind == "sql":
+        url = make_url(params["url"])
+        if "password" in secrets:
+            url = url.set(password=secrets["password"])
+        connect_args = {
+            **params.get("connect_args", {}),
+            **{k: v for k, v in secrets.items() if k != "password"},
+        }
+        if url.get_backend_name() in {"postgresql", "mysql", "mariadb"}:
+            connect_args.setdefault("connect_timeout", TEST_TIMEOUT_SECONDS)
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    else:
+        options = {**params.get("storage_options", {}), **secrets}
+        filesystem, path = fsspec.core.url_to_fs(params["url"], **options)
+        if not filesystem.exists(path):
+            raise FileNotFoundError(f"{params['url']} does not exist")
+        filesystem.ls(path) if filesystem.isdir(path) else filesystem.info(path)
+
+
+class ConnectionService(Service):
+    def __init__(self, db: Database, audit: AuditTrail, log: Any, box: SecretBox) -> None:
+        super().__init__(db, audit, log)
+        self.box = box
+
+    def _find(self, session: Session, caller: Caller, name: str) -> Connection:
+        connection = session.scalar(
+            select(Connection)
+            .options(
+                joinedload(Connection.owner),
+                selectinload(Connection.group_access).joinedload(ConnectionGroupAccess.group),
+            )
+            .where(Connection.name == name)
+        )
+        if connection is None or not (can_use(caller, connection) or can_read_details(caller, connection)):
+            raise NotFound(f"There is no connection '{name}'.")
+        return connection
+
+    def _describe(
+        self, caller: Caller, connection: Connection, has_credentials: bool | None
+    ) -> DescribeConnection:
+        readable = can_read_details(caller, connection)
+        secret_names = None
+        if readable and connection.secrets_ciphertext:
+            secret_names = sorted(self.box.decrypt(connection.secrets_ciphertext))
+        readable_by = connection.details_readable_by
+        return DescribeConnection(
+            name=connection.name,
+            type=connection.type,
+            description=connection.description,
+            owner=connection.owner.login,
+            credentials_mode=connection.credentials_mode,
+            allow_write=connection.allow_write,
+            usable_by=AccessSpec(
+                mode="everyone" if connection.usable_by_everyone else "groups",
+                groups=[g.name for g in _groups_with(connection, USE)],
+            ),
+            details_readable_by=AccessSpec(
+                mode=readable_by,  # type: ignore[arg-type]
+                groups=[g.name for g in _groups_with(connection, READ_DETAILS)],
+            ),
+            can_use=can_use(caller, connection),
+            can_read_details=readable,
+            can_manage=can_manage(caller, connection),
+            params=dict(connection.params) if readable else None,
+            secret_names=(secret_names or []) if readable else None,
+            has_my_credentials=has_credentials if connection.credentials_mode == "per_user" else None,
+        )
+
+    def _my_credentials(self, session: Session, caller: Caller, ids: list[int]) -> set[int]:
+        if caller.user_id is None or not ids:
+            return set()
+        return set(
+            session.scalars(
+                select(ConnectionCredential.connection_id).where(
+                    ConnectionCredential.user_id == caller.user_id,
+                    ConnectionCredential.connection_id.in_(ids),
+                )
+            )
+        )
+
+    def list_connections(self, caller: Caller, limit: int, offset: int) -> Page[DescribeConnection]:
+        """Connections the caller may use or read: three statements whatever their number."""
+        with self.db.read() as session:
+            everything = session.scalars(
+                select(Connection)
+                .options(
+                    joinedload(Connection.owner),
+                    selectinload(Connection.group_access).joinedload(ConnectionGroupAccess.group),
+                )
+                .order_by(Connection.name)
+            ).all()
+            visible = [c for c in everything if can_use(caller, c) or can_read_details(caller, c)]
+            page = visible[offset : offset + limit]
+            mine = self._my_credentials(session, caller, [c.id for c in page])
+            items = [self._describe(caller, c, c.id in mine) for c in page]
+            return Page(items=items, total=len(visible), limit=limit, offset=offset)
+
+    def get_connection(self, caller: Caller, name: str) -> DescribeConnection:
+        with self.db.read() as session:
+            connection = self._find(session, caller, name)
+            return self._describe(
+                caller, connection, bool(self._my_credentials(session, caller, [connection.id]))
+            )
+
+    def _apply_access(
+        self,
+        session: Session,
+        connection: Connection,
+        usable: AccessSpec | None,
+        readable: AccessSpec | None,
+    ) -> None:
+        if usable is not None:
+            if usable.mode == "everyone" and usable.groups:
+                raise InvalidInput("List groups only with mode 'groups'.", field="usable_by.groups")
+            groups = find_groups(session, usable.groups, "usable_by.groups")
+            connection.usable_by_everyone = usable.mode == "everyone"
+            connection.group_access = [a for a in connection.group_access if a.access != USE] + [
+                ConnectionGroupAccess(group=g, access=USE) for g in groups
+            ]
+        if readable is not None:
+            if readable.mode != "groups" and readable.groups:
+                raise InvalidInput("List groups only with mode 'groups'.", field="details_readable_by.groups")
+            groups = find_groups(session, readable.groups, "details_readable_by.groups")
+            connection.details_readable_by = readable.mode
+            connection.group_access = [a for a in connection.group_access if a.access != READ_DETAILS] + [
+                ConnectionGroupAccess(group=g, access=READ_DETAILS) for g in groups
+            ]
+
+    @staticmethod
+    def _audit_view(spec: CreateConnection | UpdateConnection) -> dict[str, Any]:
+        """What the audit trail keeps of a request: everything but secret values."""
+        details = spec.model_dump(mode="json", exclude_none=True, exclude={"secrets"})
+        if spec.secrets is not None:
+            details["secret_names"] = sorted(spec.secrets)
+        return details
+
+    def create_connection(self, caller: Caller, spec: CreateConnection) -> DescribeConnection:
+        caller.require(GlobalPermission.CREATE_CONNECTIONS)
+        if caller.user_id is None:
+            raise InvalidInput("The operator cannot own a connection: create it as a user.", field="owner")
+        _validate_params(caller, spec.type, spec.params)
+        if spec.credentials_mode == "per_user" and spec.secrets:
+            raise InvalidInput(
+                "A per_user connection holds each user's own secrets, not shared ones.",
+                field="secrets",
+            )
+        with self.db.write() as session:
+            if session.scalar(select(Connection.id).where(Connection.name == spec.name)) is not None:
+                raise Conflict(f"A connection '{spec.name}' already exists.", field="name")
+            connection = Connection(
+                name=spec.name,
+                type=spec.type,
+                description=spec.description,
+                params=spec.params,
+                secrets_ciphertext=self.box.encrypt(spec.secrets) if spec.secrets else None,
+                credentials_mode=spec.credentials_mode,
+                allow_write=spec.allow_write,
+                owner_id=caller.user_id,
+                group_access=[],
+            )
+            self._apply_access(session, connection, spec.usable_by, spec.details_readable_by)
+            session.add(connection)
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "connection.create",
+                "connection",
+                spec.name,
+                details=self._audit_view(spec),
+            )
+            session.refresh(connection)
+            return self._describe(caller, connection, False)
+
+    def update_connection(self, caller: Caller, name: str, spec: UpdateConnection) -> DescribeConnection:
+        with self.db.write() as session:
+            connection = self._find(session, caller, name)
+            if not can_manage(caller, connection):
+                raise Forbidden(f"Only the owner of '{name}' or an administrator may change it.")
+            mode = spec.credentials_mode or connection.credentials_mode
+            if spec.params is not None:
+                _validate_params(caller, connection.type, spec.params)
+                connection.params = spec.params
+            if spec.secrets is not None:
+                if mode == "per_user" and spec.secrets:
+                    raise InvalidInput(
+                        "A per_user connection holds each user's own secrets.", field="secrets"
+                    )
+                connection.secrets_ciphertext = self.box.encrypt(spec.secrets) if spec.secrets else None
+            elif spec.credentials_mode == "per_user":
+                connection.secrets_ciphertext = None
+            for attribute in ("description", "credentials_mode", "allow_write"):
+                value = getattr(spec, attribute)
+                if value is not None:
+                    setattr(connection, attribute, value)
+            self._apply_access(session, connection, spec.usable_by, spec.details_readable_by)
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "connection.update",
+                "connection",
+                name,
+                details=self._audit_view(spec),
+            )
+            return self._describe(
+                caller, connection, bool(self._my_credentials(session, caller, [connection.id]))
+            )
+
+    def delete_connection(self, caller: Caller, name: str) -> None:
+        with self.db.write() as session:
+            connection = self._find(session, caller, name)
+            if not can_manage(caller, connection):
+                raise Forbidden(f"Only the owner of '{name}' or an administrator may delete it.")
+            session.delete(connection)
+            self.audit.record(session, caller, "connection.delete", "connection", name)
+
+    def set_my_credentials(self, caller: Caller, name: str, spec: SetCredentials) -> DescribeConnection:
+        with self.db.write() as session:
+            connection = self._find(session, caller, name)
+            if connection.credentials_mode != "per_user":
+                raise InvalidInput(f"'{name}' uses shared credentials.", field="secrets")
+            if not can_use(caller, connection) or caller.user_id is None:
+                raise Forbidden(f"You may not use '{name}'.")
+            credential = session.get(ConnectionCredential, (connection.id, caller.user_id))
+            if credential is None:
+                credential = ConnectionCredential(connection_id=connection.id, user_id=caller.user_id)
+                session.add(credential)
+            credential.secrets_ciphertext = self.box.encrypt(spec.secrets)
+            self.audit.record(
+                session,
+                caller,
+                "connection.set_credentials",
+                "connection",
+                name,
+                details={"secret_names": sorted(spec.secrets)},
+            )
+            return self._describe(caller, connection, True)
+
+    def _secrets_for(self, session: Session, caller: Caller, connection: Connection) -> dict[str, str]:
+        if connection.credentials_mode == "per_user":
+            credential = (
+                session.get(ConnectionCredential, (connection.id, caller.user_id)) if caller.user_id else None
+            )
+            if credential is None:
+                raise InvalidInput(
+                    f"'{connection.name}' needs your own credentials: set them first.",
+                    field="secrets",
+                )
+            return self.box.decrypt(credential.secrets_ciphertext)
+        return self.box.decrypt(connection.secrets_ciphertext) if connection.secrets_ciphertext else {}
+
+    def test_connection(self, caller: Caller, name: str) -> ConnectionTestResult:
+        """Connect for real, with the caller's credentials; report the driver's error scrubbed of secrets."""
+        with self.db.read() as session:
+            connection = self._find(session, caller, name)
+            if not can_use(caller, connection):
+                raise Forbidden(f"You may not use '{name}'.")
+            kind, params = connection.type, dict(connection.params)
+            secrets = self._secrets_for(session, caller, connection)
+        started = time.monotonic()
+        try:
+            _probe(kind, params, secrets)
+            ok, message = True, "Connected."
+        except Exception as error:  # any driver error is the answer to "does it work?"
+            ok, message = False, _scrub(f"{type(error).__name__}: {error}", secrets)
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        with self.db.write() as session:
+            self.audit.record(
+                session,
+                caller,
+                "connection.test",
+                "connection",
+                name,
+                details={"ok": ok, "message": message},
+            )
+        return ConnectionTestResult(ok=ok, message=message, elapsed_ms=elapsed_ms)
+
+    def rotate_keys(self, caller: Caller) -> int:
+        """Re-encrypt every stored secret with the first configured key; return how many."""
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.write() as session:
+            count = 0
+            for connection in session.scalars(
+                select(Connection).where(Connection.secrets_ciphertext.is_not(None))
+            ):
+                connection.secrets_ciphertext = self.box.rotate(connection.secrets_ciphertext or "")
+                count += 1
+            for credential in session.scalars(select(ConnectionCredential)):
+                credential.secrets_ciphertext = self.box.rotate(credential.secrets_ciphertext)
+                count += 1
+            self.audit.record(
+                session, caller, "secrets.rotate", "instance", "secrets", details={"count": count}
+            )
+            return count

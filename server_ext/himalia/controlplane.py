@@ -1,0 +1,106 @@
+"""The control plane: configuration, the store and the services, wired once per process.
+
+Both hosts (the Jupyter server extension and ``himalia serve``) and the CLI build one
+``ControlPlane`` and call its services; nothing else opens the database.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import Bool, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .audit import AuditService, AuditTrail
+from .connections import ConnectionService
+from .crypto import SecretBox, load_or_create_key_file
+from .db import Database
+from .projects import ProjectService
+from .tokens import TokenService
+from .users import UserService
+from .variables import VariableService
+
+
+class ControlPlane(LoggingConfigurable):
+    home = Unicode(
+        config=True,
+        help="""Data folder of the embedded defaults: the SQLite database and, unless keys are
+        configured otherwise, the files holding the secret and audit keys.
+        Defaults to $HIMALIA_HOME, else `himalia` in Jupyter's data directory.""",
+    )
+
+    @default("home")
+    def _default_home(self) -> str:
+        return os.environ.get("HIMALIA_HOME") or os.path.join(jupyter_data_dir(), "himalia")
+
+    db_url = Unicode(
+        config=True,
+        help="""SQLAlchemy URL of the store, e.g. `postgresql+psycopg://himalia@db/himalia`.
+        Defaults to $HIMALIA_DB_URL, else a SQLite file in `home`.""",
+    )
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return os.environ.get("HIMALIA_DB_URL") or f"sqlite:///{Path(self.home) / 'himalia.sqlite'}"
+
+    secret_keys = List(
+        Unicode(),
+        config=True,
+        help="""Fernet keys encrypting connection secrets; the first encrypts, all decrypt.
+        To rotate: put a new key first, restart, run `himalia secrets rotate`, then drop the old key.
+        Defaults to $HIMALIA_SECRET_KEYS (comma-separated), else `secret.key` in `home`
+        (created with a fresh key, mode 0600). Never stored in the database.""",
+    )
+
+    @default("secret_keys")
+    def _default_secret_keys(self) -> list[str]:
+        from_env = os.environ.get("HIMALIA_SECRET_KEYS", "")
+        if from_env.strip():
+            return [key.strip() for key in from_env.split(",") if key.strip()]
+        return load_or_create_key_file(Path(self.home) / "secret.key")
+
+    audit_key = Unicode(
+        config=True,
+        help="""Key of the audit trail's HMAC chain. Without it nobody can forge a consistent
+        chain, so keep it out of the database. Defaults to $HIMALIA_AUDIT_KEY, else `audit.key`
+        in `home` (created on first start, mode 0600).""",
+    )
+
+    @default("audit_key")
+    def _default_audit_key(self) -> str:
+        if os.environ.get("HIMALIA_AUDIT_KEY"):
+            return os.environ["HIMALIA_AUDIT_KEY"]
+        path = Path(self.home) / "audit.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+        return path.read_text().strip()
+
+    create_empty_database = Bool(
+        True,
+        config=True,
+        help="""Create the schema when the database has no tables. An existing database at an
+        older revision is never upgraded implicitly: run `himalia db upgrade`.""",
+    )
+
+    def start(self) -> None:
+        """Open the store, check its revision and build the services."""
+        self.db = Database(self.db_url)
+        if self.create_empty_database and self.db.is_empty():
+            self.log.info("Creating the Himalia schema in %s", self.db.engine.url)
+            self.db.upgrade()
+        self.db.check_revision()
+        trail = AuditTrail(self.audit_key.encode())
+        box = SecretBox(self.secret_keys)
+        self.users = UserService(self.db, trail, self.log)
+        self.projects = ProjectService(self.db, trail, self.log)
+        self.connections = ConnectionService(self.db, trail, self.log, box)
+        self.variables = VariableService(self.db, trail, self.log)
+        self.tokens = TokenService(self.db, trail, self.log)
+        self.audit = AuditService(self.db, trail, self.log)
+
+    def stop(self) -> None:
+        self.db.dispose()

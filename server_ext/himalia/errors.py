@@ -1,0 +1,46 @@
+"""Domain errors.
+
+The services raise only these; each web host maps every class to exactly one HTTP
+status in one place, and the CLI prints their message as its one-line reason.
+"""
+
+
+class HimaliaError(Exception):
+    """Base of every error a person is meant to read."""
+
+    status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(HimaliaError):
+    """The request is well-formed but a value is not acceptable; ``field`` names it."""
+
+    status = 400
+
+
+class Unauthenticated(HimaliaError):
+    status = 401
+
+
+class Forbidden(HimaliaError):
+    """The caller may see the object but not do this to it."""
+
+    status = 403
+
+
+class NotFound(HimaliaError):
+    """Absent, or present but hidden from the caller: the two are indistinguishable."""
+
+    status = 404
+
+
+class Conflict(HimaliaError):
+    status = 409
+
+
+class SchemaMismatch(HimaliaError):
+    """The database is not at the revision this code expects."""

@@ -1,0 +1,283 @@
+"""Users, service accounts and groups, with the global permissions groups carry."""
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from .caller import Caller, load_caller
+from .db import paginate
+from .errors import Conflict, InvalidInput, NotFound
+from .models import (
+    CreateGroup,
+    CreateUser,
+    DescribeGroup,
+    DescribeMe,
+    DescribeUser,
+    Page,
+    UpdateGroup,
+    UpdateUser,
+)
+from .orm import Group, GroupMember, GroupPermission, Project, User
+from .permissions import GlobalPermission, Profile, as_flags
+from .service import Service
+
+
+def find_user(session: Session, login: str, field: str = "user") -> User:
+    user = session.scalar(select(User).where(User.login == login))
+    if user is None:
+        raise NotFound(f"There is no user '{login}'.", field=field)
+    return user
+
+
+def find_group(session: Session, name: str, field: str = "group") -> Group:
+    group = session.scalar(select(Group).where(Group.name == name))
+    if group is None:
+        raise NotFound(f"There is no group '{name}'.", field=field)
+    return group
+
+
+def find_groups(session: Session, names: list[str], field: str) -> list[Group]:
+    """All the named groups in one query, or a 400 naming the first unknown one."""
+    found = {g.name: g for g in session.scalars(select(Group).where(Group.name.in_(set(names))))}
+    for name in names:
+        if name not in found:
+            raise InvalidInput(f"There is no group '{name}'.", field=field)
+    return [found[name] for name in dict.fromkeys(names)]
+
+
+def describe_user(user: User) -> DescribeUser:
+    return DescribeUser(
+        login=user.login,
+        display_name=user.display_name,
+        email=user.email,
+        profile=Profile(user.profile),
+        kind=user.kind,
+        active=user.active,
+        groups=[g.name for g in user.groups],
+        created_at=user.created_at,
+    )
+
+
+class UserService(Service):
+    # -- users ---------------------------------------------------------------------------------
+
+    def me(self, caller: Caller) -> DescribeMe:
+        with self.db.read() as session:
+            if caller.user_id is None:
+                raise NotFound("The operator acts without a user account.")
+            user = session.get(User, caller.user_id, options=[selectinload(User.groups)])
+            assert user is not None
+            scope = session.get(Project, caller.project_scope) if caller.project_scope else None
+            held = GlobalPermission if caller.is_admin else caller.global_permissions
+            return DescribeMe(
+                **describe_user(user).model_dump(),
+                global_permissions=as_flags(held, GlobalPermission),
+                project_scope=scope.key if scope else None,
+            )
+
+    def list_users(self, caller: Caller, limit: int, offset: int) -> Page[DescribeUser]:
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.read() as session:
+            query = select(User).options(selectinload(User.groups)).order_by(User.login)
+            users, total = paginate(session, query, limit, offset)
+            return Page(items=[describe_user(u) for u in users], total=total, limit=limit, offset=offset)
+
+    def get_user(self, caller: Caller, login: str) -> DescribeUser:
+        if login != caller.login:
+            caller.require(GlobalPermission.ADMIN)
+        with self.db.read() as session:
+            return describe_user(find_user(session, login))
+
+    def create_user(self, caller: Caller, spec: CreateUser) -> DescribeUser:
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.write() as session:
+            if session.scalar(select(User.id).where(User.login == spec.login)) is not None:
+                raise Conflict(f"A user '{spec.login}' already exists.", field="login")
+            groups = find_groups(session, spec.groups, "groups")
+            user = User(
+                login=spec.login,
+                display_name=spec.display_name or spec.login,
+                email=spec.email,
+                profile=spec.profile,
+                kind=spec.kind,
+                groups=groups,
+            )
+            session.add(user)
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "user.create",
+                "user",
+                user.login,
+                details=spec.model_dump(mode="json"),
+            )
+            return describe_user(user)
+
+    def update_user(self, caller: Caller, login: str, spec: UpdateUser) -> DescribeUser:
+        caller.require(GlobalPermission.ADMIN)
+        changes = spec.model_dump(mode="json", exclude_none=True)
+        with self.db.write() as session:
+            user = find_user(session, login)
+            for name, value in changes.items():
+                setattr(user, name, value)
+            self.audit.record(session, caller, "user.update", "user", login, details=changes)
+            return describe_user(user)
+
+    def caller_for(self, login: str, client_address: str = "") -> Caller:
+        """The caller acting as ``login`` (used by trusted hosts: the CLI, the local Jupyter user)."""
+        with self.db.read() as session:
+            return load_caller(session, find_user(session, login), client_address=client_address)
+
+    def ensure_local_admin(self, login: str) -> None:
+        """Make ``login`` exist and belong to an ``administrators`` group holding ``admin``.
+
+        Used in standalone mode, where whoever owns the Jupyter server owns the platform.
+        """
+        operator = Caller.operator("himalia-extension", client_address="local")
+        with self.db.write() as session:
+            group = session.scalar(select(Group).where(Group.name == "administrators"))
+            if group is None:
+                group = Group(name="administrators", description="Platform administrators.")
+                group.permissions = [GroupPermission(permission=GlobalPermission.ADMIN)]
+                session.add(group)
+                self.audit.record(
+                    session,
+                    operator,
+                    "group.create",
+                    "group",
+                    group.name,
+                    details={"permissions": [GlobalPermission.ADMIN]},
+                )
+            user = session.scalar(select(User).where(User.login == login))
+            if user is None:
+                user = User(login=login, display_name=login, profile=Profile.DESIGNER)
+                session.add(user)
+                self.audit.record(
+                    session,
+                    operator,
+                    "user.create",
+                    "user",
+                    login,
+                    details={"reason": "standalone server owner"},
+                )
+            if group not in user.groups:
+                user.groups.append(group)
+                self.audit.record(
+                    session,
+                    operator,
+                    "group.add_member",
+                    "group",
+                    group.name,
+                    details={"user": login},
+                )
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def list_groups(self, caller: Caller, limit: int, offset: int) -> Page[DescribeGroup]:
+        """Every signed-in user may list group names (to grant projects to them)."""
+        with self.db.read() as session:
+            query = select(Group).options(selectinload(Group.permissions)).order_by(Group.name)
+            groups, total = paginate(session, query, limit, offset)
+            counts = dict(
+                session.execute(
+                    select(GroupMember.group_id, func.count())
+                    .where(GroupMember.group_id.in_([g.id for g in groups]))
+                    .group_by(GroupMember.group_id)
+                ).tuples()
+            )
+            members: dict[int, list[str]] = {}
+            if caller.is_admin:
+                for group_id, login in session.execute(
+                    select(GroupMember.group_id, User.login)
+                    .join(User, User.id == GroupMember.user_id)
+                    .where(GroupMember.group_id.in_([g.id for g in groups]))
+                    .order_by(User.login)
+                ).tuples():
+                    members.setdefault(group_id, []).append(login)
+            items = [
+                DescribeGroup(
+                    name=g.name,
+                    description=g.description,
+                    permissions=[GlobalPermission(p.permission) for p in g.permissions],
+                    member_count=counts.get(g.id, 0),
+                    members=members.get(g.id, []) if caller.is_admin else None,
+                )
+                for g in groups
+            ]
+            return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def _describe_group(self, session: Session, caller: Caller, group: Group) -> DescribeGroup:
+        return DescribeGroup(
+            name=group.name,
+            description=group.description,
+            permissions=[GlobalPermission(p.permission) for p in group.permissions],
+            member_count=len(group.members),
+            members=[u.login for u in group.members] if caller.is_admin else None,
+        )
+
+    def get_group(self, caller: Caller, name: str) -> DescribeGroup:
+        with self.db.read() as session:
+            return self._describe_group(session, caller, find_group(session, name))
+
+    def create_group(self, caller: Caller, spec: CreateGroup) -> DescribeGroup:
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.write() as session:
+            if session.scalar(select(Group.id).where(Group.name == spec.name)) is not None:
+                raise Conflict(f"A group '{spec.name}' already exists.", field="name")
+            group = Group(name=spec.name, description=spec.description)
+            group.permissions = [GroupPermission(permission=p) for p in dict.fromkeys(spec.permissions)]
+            session.add(group)
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "group.create",
+                "group",
+                group.name,
+                details=spec.model_dump(mode="json"),
+            )
+            return self._describe_group(session, caller, group)
+
+    def update_group(self, caller: Caller, name: str, spec: UpdateGroup) -> DescribeGroup:
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.write() as session:
+            group = find_group(session, name)
+            details: dict[str, object] = {}
+            if spec.description is not None:
+                group.description = spec.description
+                details["description"] = spec.description
+            if spec.permissions is not None:
+                before = sorted(p.permission for p in group.permissions)
+                group.permissions = [GroupPermission(permission=p) for p in dict.fromkeys(spec.permissions)]
+                details["permissions"] = {"before": before, "after": sorted(set(spec.permissions))}
+            session.flush()
+            self.audit.record(session, caller, "group.update", "group", name, details=details)
+            return self._describe_group(session, caller, group)
+
+    def delete_group(self, caller: Caller, name: str) -> None:
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.write() as session:
+            group = find_group(session, name)
+            session.delete(group)
+            self.audit.record(session, caller, "group.delete", "group", name)
+
+    def add_member(self, caller: Caller, name: str, login: str) -> DescribeGroup:
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.write() as session:
+            group = find_group(session, name)
+            user = find_user(session, login)
+            if user not in group.members:
+                group.members.append(user)
+                self.audit.record(session, caller, "group.add_member", "group", name, details={"user": login})
+            return self._describe_group(session, caller, group)
+
+    def remove_member(self, caller: Caller, name: str, login: str) -> DescribeGroup:
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.write() as session:
+            group = find_group(session, name)
+            user = find_user(session, login)
+            if user not in group.members:
+                raise NotFound(f"'{login}' is not a member of '{name}'.", field="user")
+            group.members.remove(user)
+            self.audit.record(session, caller, "group.remove_member", "group", name, details={"user": login})
+            return self._describe_group(session, caller, group)
