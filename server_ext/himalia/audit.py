@@ -36,10 +36,7 @@ _SECRET_KEY_NAME = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|private[
 def redact(value: Any) -> Any:
     """Replace the values of secret-looking keys, however deeply nested."""
     if isinstance(value, dict):
-        return {
-            key: REDACTED if _SECRET_KEY_NAME.search(str(key)) else redact(item)
-            for key, item in value.items()
-        }
+        return {key: REDACTED if _SECRET_KEY_NAME.search(str(key)) else redact(item) for key, item in value.items()}
     if isinstance(value, list):
         return [redact(item) for item in value]
     return value
@@ -73,9 +70,7 @@ class AuditFilter:
             query = query.where(AuditEntry.actor == self.actor)
         if self.action:
             # "project" matches project.create, project.grant...; "project.create" only itself.
-            query = query.where(
-                (AuditEntry.action == self.action) | AuditEntry.action.startswith(self.action + ".")
-            )
+            query = query.where((AuditEntry.action == self.action) | AuditEntry.action.startswith(self.action + "."))
         if self.project:
             query = query.where(AuditEntry.project_key == self.project)
         if self.object_type:
@@ -177,15 +172,11 @@ class AuditTrail:
         """Walk the whole chain; return how many entries were read and every problem found."""
         problems: list[AuditProblem] = []
         expected_seq, prev_hash, count = 1, GENESIS, 0
-        entries = session.scalars(
-            select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000)
-        )
+        entries = session.scalars(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000))
         for entry in entries:
             count += 1
             if entry.seq > expected_seq:
-                missing = (
-                    f"{expected_seq}" if entry.seq == expected_seq + 1 else f"{expected_seq}-{entry.seq - 1}"
-                )
+                missing = f"{expected_seq}" if entry.seq == expected_seq + 1 else f"{expected_seq}-{entry.seq - 1}"
                 problems.append(AuditProblem(expected_seq, f"missing (deleted); entries {missing} are gone"))
             if entry.prev_hash != prev_hash:
                 problems.append(
@@ -201,19 +192,13 @@ class AuditTrail:
         head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
         if head_seq != expected_seq - 1 or head_hash != prev_hash:
             if head_seq > expected_seq - 1:
-                problems.append(
-                    AuditProblem(expected_seq, f"missing (deleted): the chain ended at entry {head_seq}")
-                )
+                problems.append(AuditProblem(expected_seq, f"missing (deleted): the chain ended at entry {head_seq}"))
             else:
-                problems.append(
-                    AuditProblem(expected_seq - 1, "is not in the recorded chain (inserted after its end)")
-                )
+                problems.append(AuditProblem(expected_seq - 1, "is not in the recorded chain (inserted after its end)"))
         return count, problems
 
     @staticmethod
-    def page(
-        session: Session, audit_filter: AuditFilter, limit: int, offset: int
-    ) -> tuple[list[AuditEntry], int]:
+    def page(session: Session, audit_filter: AuditFilter, limit: int, offset: int) -> tuple[list[AuditEntry], int]:
         total = session.scalar(audit_filter.apply(select(func.count()).select_from(AuditEntry)))
         rows = session.scalars(
             audit_filter.apply(select(AuditEntry)).order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)

@@ -60,9 +60,7 @@ def can_read_details(caller: Caller, connection: Connection) -> bool:
     return (
         can_manage(caller, connection)
         or mode == "everyone"
-        or (
-            mode == "groups" and any(g.id in caller.group_ids for g in _groups_with(connection, READ_DETAILS))
-        )
+        or (mode == "groups" and any(g.id in caller.group_ids for g in _groups_with(connection, READ_DETAILS)))
     )
 
 
@@ -157,9 +155,7 @@ class ConnectionService(Service):
             raise NotFound(f"There is no connection '{name}'.")
         return connection
 
-    def _describe(
-        self, caller: Caller, connection: Connection, has_credentials: bool | None
-    ) -> DescribeConnection:
+    def _describe(self, caller: Caller, connection: Connection, has_credentials: bool | None) -> DescribeConnection:
         readable = can_read_details(caller, connection)
         secret_names = None
         if readable and connection.secrets_ciphertext:
@@ -220,9 +216,7 @@ class ConnectionService(Service):
     def get_connection(self, caller: Caller, name: str) -> DescribeConnection:
         with self.db.read() as session:
             connection = self._find(session, caller, name)
-            return self._describe(
-                caller, connection, bool(self._my_credentials(session, caller, [connection.id]))
-            )
+            return self._describe(caller, connection, bool(self._my_credentials(session, caller, [connection.id])))
 
     def _apply_access(
         self,
@@ -305,9 +299,7 @@ class ConnectionService(Service):
                 connection.params = spec.params
             if spec.secrets is not None:
                 if mode == "per_user" and spec.secrets:
-                    raise InvalidInput(
-                        "A per_user connection holds each user's own secrets.", field="secrets"
-                    )
+                    raise InvalidInput("A per_user connection holds each user's own secrets.", field="secrets")
                 connection.secrets_ciphertext = self.box.encrypt(spec.secrets) if spec.secrets else None
             elif spec.credentials_mode == "per_user":
                 connection.secrets_ciphertext = None
@@ -325,9 +317,7 @@ class ConnectionService(Service):
                 name,
                 details=self._audit_view(spec),
             )
-            return self._describe(
-                caller, connection, bool(self._my_credentials(session, caller, [connection.id]))
-            )
+            return self._describe(caller, connection, bool(self._my_credentials(session, caller, [connection.id])))
 
     def delete_connection(self, caller: Caller, name: str) -> None:
         with self.db.write() as session:
@@ -361,9 +351,7 @@ class ConnectionService(Service):
 
     def _secrets_for(self, session: Session, caller: Caller, connection: Connection) -> dict[str, str]:
         if connection.credentials_mode == "per_user":
-            credential = (
-                session.get(ConnectionCredential, (connection.id, caller.user_id)) if caller.user_id else None
-            )
+            credential = session.get(ConnectionCredential, (connection.id, caller.user_id)) if caller.user_id else None
             if credential is None:
                 raise InvalidInput(
                     f"'{connection.name}' needs your own credentials: set them first.",
@@ -403,15 +391,11 @@ class ConnectionService(Service):
         caller.require(GlobalPermission.ADMIN)
         with self.db.write() as session:
             count = 0
-            for connection in session.scalars(
-                select(Connection).where(Connection.secrets_ciphertext.is_not(None))
-            ):
+            for connection in session.scalars(select(Connection).where(Connection.secrets_ciphertext.is_not(None))):
                 connection.secrets_ciphertext = self.box.rotate(connection.secrets_ciphertext or "")
                 count += 1
             for credential in session.scalars(select(ConnectionCredential)):
                 credential.secrets_ciphertext = self.box.rotate(credential.secrets_ciphertext)
                 count += 1
-            self.audit.record(
-                session, caller, "secrets.rotate", "instance", "secrets", details={"count": count}
-            )
+            self.audit.record(session, caller, "secrets.rotate", "instance", "secrets", details={"count": count})
             return count

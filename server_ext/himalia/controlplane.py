@@ -6,10 +6,11 @@ Both hosts (the Jupyter server extension and ``himalia serve``) and the CLI buil
 
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, List, Unicode, default
+from traitlets import Bool, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .audit import AuditService, AuditTrail
@@ -86,6 +87,13 @@ class ControlPlane(LoggingConfigurable):
         older revision is never upgraded implicitly: run `himalia db upgrade`.""",
     )
 
+    worker_threads = Int(
+        8,
+        config=True,
+        help="""Threads running service calls for the web hosts, so that database work never
+        blocks the event loop. Also bounds the concurrent connections to the store.""",
+    )
+
     def start(self) -> None:
         """Open the store, check its revision and build the services."""
         self.db = Database(self.db_url)
@@ -101,6 +109,8 @@ class ControlPlane(LoggingConfigurable):
         self.variables = VariableService(self.db, trail, self.log)
         self.tokens = TokenService(self.db, trail, self.log)
         self.audit = AuditService(self.db, trail, self.log)
+        self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
 
     def stop(self) -> None:
+        self.executor.shutdown(wait=True)
         self.db.dispose()

@@ -97,9 +97,7 @@ class GroupMember(Base):
     __tablename__ = "group_members"
 
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class GroupPermission(Base):
@@ -172,9 +170,7 @@ class ConnectionGroupAccess(Base):
 
     __tablename__ = "connection_group_access"
 
-    connection_id: Mapped[int] = mapped_column(
-        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
-    )
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
     access: Mapped[str] = mapped_column(String(20), primary_key=True)
 
@@ -186,9 +182,7 @@ class ConnectionCredential(Base):
 
     __tablename__ = "connection_credentials"
 
-    connection_id: Mapped[int] = mapped_column(
-        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
-    )
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     secrets_ciphertext: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

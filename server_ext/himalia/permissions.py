@@ -52,9 +52,7 @@ _PROJECT_IMPLIES: dict[ProjectPermission, frozenset[ProjectPermission]] = {
 PROJECT_PRESETS: dict[str, frozenset[ProjectPermission]] = {
     "reader": frozenset({P.READ_DASHBOARDS, P.READ_CONTENT}),
     "launcher": frozenset({P.READ_DASHBOARDS, P.RUN_SCENARIOS}),
-    "contributor": frozenset(
-        {P.READ_DASHBOARDS, P.READ_CONTENT, P.WRITE_CONTENT, P.RUN_SCENARIOS, P.EXPORT_DATASETS}
-    ),
+    "contributor": frozenset({P.READ_DASHBOARDS, P.READ_CONTENT, P.WRITE_CONTENT, P.RUN_SCENARIOS, P.EXPORT_DATASETS}),
     "admin": frozenset(ProjectPermission),
 }
 

@@ -107,15 +107,11 @@ class ProjectService(Service):
             if caller.project_scope is not None:
                 query = query.where(Project.id == caller.project_scope)
             if not caller.is_admin:
-                query = query.where(
-                    Project.id.in_(select(ProjectGrant.project_id).where(_grant_filter(caller)))
-                )
+                query = query.where(Project.id.in_(select(ProjectGrant.project_id).where(_grant_filter(caller))))
             if search:
                 pattern = f"%{search.lower()}%"
                 query = query.where(
-                    Project.key.ilike(pattern)
-                    | Project.name.ilike(pattern)
-                    | Project.description.ilike(pattern)
+                    Project.key.ilike(pattern) | Project.name.ilike(pattern) | Project.description.ilike(pattern)
                 )
             if tag:
                 # Tags are a JSON list of strings; its text form holds the tag quoted on every backend.
@@ -191,9 +187,7 @@ class ProjectService(Service):
                 else:
                     setattr(project, name, value)
             session.flush()
-            self.audit.record(
-                session, caller, "project.update", "project", key, project_key=key, details=changes
-            )
+            self.audit.record(session, caller, "project.update", "project", key, project_key=key, details=changes)
             return describe_project(project, permissions)
 
     def delete_project(self, caller: Caller, key: str) -> None:
@@ -249,9 +243,7 @@ class ProjectService(Service):
             else:
                 principal = {"user_id": find_user(session, spec.user or "", field="user").id}
             before = self._remove(session, project, principal)
-            session.add_all(
-                ProjectGrant(project_id=project.id, permission=p, **principal) for p in permissions
-            )
+            session.add_all(ProjectGrant(project_id=project.id, permission=p, **principal) for p in permissions)
             session.flush()
             self.audit.record(
                 session,
@@ -304,9 +296,7 @@ class ProjectService(Service):
 
     # -- authorization matrix ------------------------------------------------------------------
 
-    def auth_matrix(
-        self, caller: Caller, user: str | None = None, group: str | None = None
-    ) -> DescribeAuthMatrix:
+    def auth_matrix(self, caller: Caller, user: str | None = None, group: str | None = None) -> DescribeAuthMatrix:
         """Effective permissions of a user or group on every project, in one grants query."""
         if group is not None and user is not None:
             raise InvalidInput("Ask for a user or a group, not both.", field="group")
@@ -322,18 +312,14 @@ class ProjectService(Service):
             else:
                 login = user or caller.login
                 if caller.user_id is None and user is None:
-                    raise InvalidInput(
-                        "The operator has no permissions of its own: name a user.", field="user"
-                    )
+                    raise InvalidInput("The operator has no permissions of its own: name a user.", field="user")
                 subject = load_caller(session, find_user(session, login, field="user"))
                 held, is_admin = set(subject.global_permissions), subject.is_admin
                 grant_filter = _grant_filter(subject)
                 subject_type, subject_name = "user", login
             rows: list[MatrixRow] = []
             if is_admin:
-                for key, name in session.execute(
-                    select(Project.key, Project.name).order_by(Project.key)
-                ).tuples():
+                for key, name in session.execute(select(Project.key, Project.name).order_by(Project.key)).tuples():
                     rows.append(
                         MatrixRow(
                             project=key,
@@ -351,9 +337,7 @@ class ProjectService(Service):
                     granted[(key, name)].add(permission)
                 for (key, name), perms in sorted(granted.items()):
                     closed = expand_project_permissions(perms)
-                    rows.append(
-                        MatrixRow(project=key, name=name, permissions=as_flags(closed, ProjectPermission))
-                    )
+                    rows.append(MatrixRow(project=key, name=name, permissions=as_flags(closed, ProjectPermission)))
             global_flags = as_flags(GlobalPermission if is_admin else held, GlobalPermission)
             return DescribeAuthMatrix(
                 subject_type=subject_type,  # type: ignore[arg-type]

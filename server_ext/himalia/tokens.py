@@ -89,14 +89,10 @@ class TokenService(Service):
             )
             return CreatedToken(**describe_token(token).model_dump(), token=value)
 
-    def list_tokens(
-        self, caller: Caller, limit: int, offset: int, user: str | None = None
-    ) -> Page[DescribeToken]:
+    def list_tokens(self, caller: Caller, limit: int, offset: int, user: str | None = None) -> Page[DescribeToken]:
         with self.db.read() as session:
             query = (
-                select(ApiToken)
-                .options(joinedload(ApiToken.user), joinedload(ApiToken.project))
-                .order_by(ApiToken.id)
+                select(ApiToken).options(joinedload(ApiToken.user), joinedload(ApiToken.project)).order_by(ApiToken.id)
             )
             if user is not None and user != caller.login:
                 caller.require(GlobalPermission.ADMIN)

@@ -225,9 +225,7 @@ def upgrade() -> None:
             name=op.f("fk_connection_group_access_group_id_groups"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "connection_id", "group_id", "access", name=op.f("pk_connection_group_access")
-        ),
+        sa.PrimaryKeyConstraint("connection_id", "group_id", "access", name=op.f("pk_connection_group_access")),
     )
     op.create_table(
         "project_grants",
@@ -236,9 +234,7 @@ def upgrade() -> None:
         sa.Column("group_id", sa.Integer(), nullable=True),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("permission", sa.String(length=40), nullable=False),
-        sa.CheckConstraint(
-            "(group_id IS NULL) <> (user_id IS NULL)", name=op.f("ck_project_grants_one_principal")
-        ),
+        sa.CheckConstraint("(group_id IS NULL) <> (user_id IS NULL)", name=op.f("ck_project_grants_one_principal")),
         sa.ForeignKeyConstraint(
             ["group_id"],
             ["groups.id"],
@@ -262,9 +258,7 @@ def upgrade() -> None:
     with op.batch_alter_table("project_grants", schema=None) as batch_op:
         batch_op.create_index("ix_project_grants_group_id", ["group_id"], unique=False)
         batch_op.create_index("ix_project_grants_user_id", ["user_id"], unique=False)
-        batch_op.create_index(
-            "uq_project_grants_group", ["project_id", "group_id", "permission"], unique=True
-        )
+        batch_op.create_index("uq_project_grants_group", ["project_id", "group_id", "permission"], unique=True)
         batch_op.create_index("uq_project_grants_user", ["project_id", "user_id", "permission"], unique=True)
 
     if op.get_context().dialect.name == "postgresql":

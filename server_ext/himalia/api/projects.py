@@ -1,0 +1,125 @@
+"""``projects``, their ``grants``, the presets and the ``auth-matrix``."""
+
+from pydantic import Field
+
+from ..errors import NotFound
+from ..models import (
+    CreateProject,
+    DescribeAuthMatrix,
+    DescribeGrant,
+    DescribePreset,
+    DescribeProject,
+    Page,
+    SetGrant,
+    UpdateProject,
+)
+from .base import APIHandler, PageQuery, Query, operation
+
+
+class ListProjectsQuery(PageQuery):
+    search: str | None = Field(None, max_length=200, description="Substring of key, name or description.")
+    tag: str | None = Field(None, max_length=50)
+
+
+class ProjectsHandler(APIHandler):
+    route = "/projects"
+
+    @operation("List the projects I can see.", query=ListProjectsQuery, response=Page[DescribeProject])
+    async def get(self, query: ListProjectsQuery) -> Page[DescribeProject]:
+        return await self.call(
+            self.control_plane.projects.list_projects,
+            self.caller,
+            query.limit,
+            query.offset,
+            query.search,
+            query.tag,
+        )
+
+    @operation(
+        "Create a project; its creator becomes owner with admin.",
+        body=CreateProject,
+        response=DescribeProject,
+        status=201,
+    )
+    async def post(self, spec: CreateProject) -> DescribeProject:
+        return await self.call(self.control_plane.projects.create_project, self.caller, spec)
+
+
+class ProjectHandler(APIHandler):
+    route = "/projects/{key}"
+
+    @operation("Describe a project and my permissions on it.", response=DescribeProject)
+    async def get(self, key: str) -> DescribeProject:
+        return await self.call(self.control_plane.projects.get_project, self.caller, key)
+
+    @operation("Change a project (project admins).", body=UpdateProject, response=DescribeProject)
+    async def patch(self, key: str, spec: UpdateProject) -> DescribeProject:
+        return await self.call(self.control_plane.projects.update_project, self.caller, key, spec)
+
+    @operation("Delete a project (project admins).")
+    async def delete(self, key: str) -> None:
+        await self.call(self.control_plane.projects.delete_project, self.caller, key)
+
+
+class GrantsHandler(APIHandler):
+    route = "/projects/{key}/grants"
+
+    @operation("Who holds what on the project.", response=list[DescribeGrant])
+    async def get(self, key: str) -> list[DescribeGrant]:
+        return await self.call(self.control_plane.projects.list_grants, self.caller, key)
+
+    @operation(
+        "Set what one group or user holds on the project, by preset or permissions (project admins).",
+        body=SetGrant,
+        response=list[DescribeGrant],
+    )
+    async def post(self, key: str, spec: SetGrant) -> list[DescribeGrant]:
+        return await self.call(self.control_plane.projects.set_grant, self.caller, key, spec)
+
+
+class GrantHandler(APIHandler):
+    route = "/projects/{key}/grants/{principal_type}/{name}"
+
+    @operation("Remove a group's or user's grant (project admins).", response=list[DescribeGrant])
+    async def delete(self, key: str, principal_type: str, name: str) -> list[DescribeGrant]:
+        if principal_type not in {"group", "user"}:
+            raise NotFound("Grants belong to a 'group' or a 'user'.")
+        return await self.call(self.control_plane.projects.remove_grant, self.caller, key, principal_type, name)
+
+
+class PresetsHandler(APIHandler):
+    route = "/project-presets"
+
+    @operation(
+        "The named presets (Domino's roles) and the permissions they expand to.",
+        response=list[DescribePreset],
+    )
+    async def get(self) -> list[DescribePreset]:
+        return self.control_plane.projects.presets()
+
+
+class AuthMatrixQuery(Query):
+    user: str | None = Field(None, max_length=100)
+    group: str | None = Field(None, max_length=100)
+
+
+class AuthMatrixHandler(APIHandler):
+    route = "/auth-matrix"
+
+    @operation(
+        "Effective global and per-project permissions of a user or group (default: me; others: admins).",
+        query=AuthMatrixQuery,
+        response=DescribeAuthMatrix,
+    )
+    async def get(self, query: AuthMatrixQuery) -> DescribeAuthMatrix:
+        return await self.call(self.control_plane.projects.auth_matrix, self.caller, query.user, query.group)
+
+
+handlers = [
+    ProjectsHandler,
+    ProjectHandler,
+    GrantsHandler,
+    GrantHandler,
+    PresetsHandler,
+    AuthMatrixHandler,
+]

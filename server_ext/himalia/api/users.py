@@ -1,0 +1,119 @@
+"""``me``, ``users`` and ``groups``."""
+
+from ..models import (
+    CreateGroup,
+    CreateUser,
+    DescribeGroup,
+    DescribeMe,
+    DescribeUser,
+    GroupMembership,
+    Page,
+    UpdateGroup,
+    UpdateUser,
+)
+from .base import APIHandler, PageQuery, operation
+
+
+class MeHandler(APIHandler):
+    route = "/me"
+
+    @operation("Who am I: my account, groups and global permissions.", response=DescribeMe)
+    async def get(self) -> DescribeMe:
+        return await self.call(self.control_plane.users.me, self.caller)
+
+
+class UsersHandler(APIHandler):
+    route = "/users"
+
+    @operation("List users (administrators).", query=PageQuery, response=Page[DescribeUser])
+    async def get(self, query: PageQuery) -> Page[DescribeUser]:
+        return await self.call(self.control_plane.users.list_users, self.caller, query.limit, query.offset)
+
+    @operation(
+        "Create a user or service account (administrators).",
+        body=CreateUser,
+        response=DescribeUser,
+        status=201,
+    )
+    async def post(self, spec: CreateUser) -> DescribeUser:
+        return await self.call(self.control_plane.users.create_user, self.caller, spec)
+
+
+class UserHandler(APIHandler):
+    route = "/users/{login}"
+
+    @operation("Describe a user (oneself, or any user for administrators).", response=DescribeUser)
+    async def get(self, login: str) -> DescribeUser:
+        return await self.call(self.control_plane.users.get_user, self.caller, login)
+
+    @operation(
+        "Change a user's profile, contact or active flag (administrators).",
+        body=UpdateUser,
+        response=DescribeUser,
+    )
+    async def patch(self, login: str, spec: UpdateUser) -> DescribeUser:
+        return await self.call(self.control_plane.users.update_user, self.caller, login, spec)
+
+
+class GroupsHandler(APIHandler):
+    route = "/groups"
+
+    @operation("List groups; members are shown to administrators.", query=PageQuery, response=Page[DescribeGroup])
+    async def get(self, query: PageQuery) -> Page[DescribeGroup]:
+        return await self.call(self.control_plane.users.list_groups, self.caller, query.limit, query.offset)
+
+    @operation(
+        "Create a group with global permissions (administrators).",
+        body=CreateGroup,
+        response=DescribeGroup,
+        status=201,
+    )
+    async def post(self, spec: CreateGroup) -> DescribeGroup:
+        return await self.call(self.control_plane.users.create_group, self.caller, spec)
+
+
+class GroupHandler(APIHandler):
+    route = "/groups/{name}"
+
+    @operation("Describe a group.", response=DescribeGroup)
+    async def get(self, name: str) -> DescribeGroup:
+        return await self.call(self.control_plane.users.get_group, self.caller, name)
+
+    @operation(
+        "Change a group's description or global permissions (administrators).",
+        body=UpdateGroup,
+        response=DescribeGroup,
+    )
+    async def patch(self, name: str, spec: UpdateGroup) -> DescribeGroup:
+        return await self.call(self.control_plane.users.update_group, self.caller, name, spec)
+
+    @operation("Delete a group (administrators).")
+    async def delete(self, name: str) -> None:
+        await self.call(self.control_plane.users.delete_group, self.caller, name)
+
+
+class GroupMembersHandler(APIHandler):
+    route = "/groups/{name}/members"
+
+    @operation("Add a user to a group (administrators).", body=GroupMembership, response=DescribeGroup)
+    async def post(self, name: str, spec: GroupMembership) -> DescribeGroup:
+        return await self.call(self.control_plane.users.add_member, self.caller, name, spec.user)
+
+
+class GroupMemberHandler(APIHandler):
+    route = "/groups/{name}/members/{login}"
+
+    @operation("Remove a user from a group (administrators).", response=DescribeGroup)
+    async def delete(self, name: str, login: str) -> DescribeGroup:
+        return await self.call(self.control_plane.users.remove_member, self.caller, name, login)
+
+
+handlers = [
+    MeHandler,
+    UsersHandler,
+    UserHandler,
+    GroupsHandler,
+    GroupHandler,
+    GroupMembersHandler,
+    GroupMemberHandler,
+]

@@ -1,0 +1,578 @@
+"""The ``himalia`` command: operate the control plane from the machine that holds its store.
+
+Commands act as the operator (full rights, recorded in the audit trail as ``cli:<os user>``)
+unless ``--as LOGIN`` makes them act as a user, with exactly that user's permissions. Output
+is a table for people and JSON with ``--json``; any refusal is one line on stderr and exit 1.
+"""
+
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from .audit import AuditFilter
+from .caller import Caller
+from .controlplane import ControlPlane
+from .errors import HimaliaError
+from .models import (
+    AccessSpec,
+    CreateConnection,
+    CreateGroup,
+    CreateProject,
+    CreateToken,
+    CreateUser,
+    SetGrant,
+    Variables,
+)
+from .permissions import GlobalPermission, Profile, ProjectPermission
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@dataclass
+class Context:
+    home: str | None
+    db_url: str | None
+    as_user: str | None
+    json: bool
+    _plane: ControlPlane | None = None
+
+    def plane(self) -> ControlPlane:
+        if self._plane is None:
+            config: dict[str, Any] = {}
+            if self.home:
+                config["home"] = self.home
+            if self.db_url:
+                config["db_url"] = self.db_url
+            self._plane = ControlPlane(**config)
+            self._plane.start()
+        return self._plane
+
+    def caller(self) -> Caller:
+        if self.as_user:
+            return self.plane().users.caller_for(self.as_user, client_address="cli")
+        return Caller.operator(f"cli:{getpass.getuser()}")
+
+
+def fail(message: str) -> NoReturn:
+    stderr.print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(1)
+
+
+def run(verb: Callable[[], Any]) -> Any:
+    try:
+        return verb()
+    except HimaliaError as error:
+        fail(f"{error.message}" + (f" (field: {error.field})" if error.field else ""))
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+
+
+def emit(ctx: Context, value: Any, columns: Iterable[str] = ()) -> None:
+    """Print a model, a page or a list: JSON for scripts, a table for people."""
+    if isinstance(value, BaseModel):
+        data = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    else:
+        data = value
+    if ctx.json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    rows = data["items"] if isinstance(data, dict) and "items" in data else data
+    if isinstance(rows, dict):
+        rows = [rows]
+    columns = list(columns) or (list(rows[0]) if rows else [])
+    table = Table(*columns, show_lines=False)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    stdout.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(k for k, v in value.items() if v is True) or json.dumps(value)
+    return str(value)
+
+
+def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
+    result = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            fail(f"{option} takes NAME=VALUE, not '{item}'")
+        result[name] = value
+    return result
+
+
+def _access(value: str | None, default: str) -> AccessSpec:
+    value = value or default
+    if value in {"nobody", "everyone"}:
+        return AccessSpec(mode=value)  # type: ignore[arg-type]
+    return AccessSpec(mode="groups", groups=[g for g in value.split(",") if g])
+
+
+pass_ctx = click.make_pass_decorator(Context)
+PAGE = 500
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", envvar="HIMALIA_HOME", help="Data folder (SQLite store and key files).")
+@click.option("--db-url", envvar="HIMALIA_DB_URL", help="SQLAlchemy URL of the store.")
+@click.option("--as", "as_user", metavar="LOGIN", help="Act as this user, with their permissions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.version_option(package_name="himalia")
+@click.pass_context
+def main(context: click.Context, home: str | None, db_url: str | None, as_user: str | None, as_json: bool) -> None:
+    """Himalia control plane."""
+    context.obj = Context(home, db_url, as_user, as_json)
+    context.call_on_close(lambda: context.obj._plane and context.obj._plane.stop())
+
+
+# -- db -------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the schema to this version's revision."""
+    plane = ControlPlane(**{k: v for k, v in {"home": ctx.home, "db_url": ctx.db_url}.items() if v})
+    from .db import Database
+
+    database = Database(plane.db_url)
+    before = database.current_revision()
+    database.upgrade()
+    after = database.current_revision()
+    database.dispose()
+    click.echo(f"Store at revision {after}" + (f" (was {before})" if before != after else " (up to date)"))
+
+
+# -- users and groups -----------------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Users and service accounts."""
+
+
+@user.command("add")
+@click.argument("login")
+@click.option("--display-name", default="")
+@click.option("--email", default="")
+@click.option("--profile", type=click.Choice([p.value for p in Profile]), default="analyst")
+@click.option("--service", is_flag=True, help="A service account (for CI systems), not a person.")
+@click.option("--group", "groups", multiple=True, help="Add to this group (repeatable).")
+@pass_ctx
+def user_add(
+    ctx: Context,
+    login: str,
+    display_name: str,
+    email: str,
+    profile: str,
+    service: bool,
+    groups: tuple[str, ...],
+) -> None:
+    """Create a user."""
+    spec = run(
+        lambda: CreateUser(
+            login=login,
+            display_name=display_name,
+            email=email,
+            profile=profile,
+            kind="service" if service else "user",
+            groups=list(groups),
+        )
+    )
+    emit(
+        ctx,
+        run(lambda: ctx.plane().users.create_user(ctx.caller(), spec)),
+        ["login", "display_name", "profile", "kind", "groups"],
+    )
+
+
+@user.command("list")
+@pass_ctx
+def user_list(ctx: Context) -> None:
+    emit(
+        ctx,
+        run(lambda: ctx.plane().users.list_users(ctx.caller(), PAGE, 0)),
+        ["login", "display_name", "email", "profile", "kind", "active", "groups"],
+    )
+
+
+@main.group()
+def group() -> None:
+    """Groups and their global permissions."""
+
+
+@group.command("add")
+@click.argument("name")
+@click.option("--permission", "permissions", multiple=True, type=click.Choice([p.value for p in GlobalPermission]))
+@click.option("--description", default="")
+@pass_ctx
+def group_add(ctx: Context, name: str, permissions: tuple[str, ...], description: str) -> None:
+    """Create a group."""
+    spec = run(lambda: CreateGroup(name=name, description=description, permissions=list(permissions)))
+    emit(
+        ctx,
+        run(lambda: ctx.plane().users.create_group(ctx.caller(), spec)),
+        ["name", "permissions", "member_count"],
+    )
+
+
+@group.command("add-member")
+@click.argument("name")
+@click.argument("login")
+@pass_ctx
+def group_add_member(ctx: Context, name: str, login: str) -> None:
+    emit(ctx, run(lambda: ctx.plane().users.add_member(ctx.caller(), name, login)), ["name", "members"])
+
+
+@group.command("list")
+@pass_ctx
+def group_list(ctx: Context) -> None:
+    emit(
+        ctx,
+        run(lambda: ctx.plane().users.list_groups(ctx.caller(), PAGE, 0)),
+        ["name", "permissions", "member_count", "description"],
+    )
+
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--user", "login", required=True)
+@click.option("--name", default="")
+@click.option("--expires-in-days", type=int)
+@click.option("--project", help="Restrict the token to this project.")
+@pass_ctx
+def token_create(ctx: Context, login: str, name: str, expires_in_days: int | None, project: str | None) -> None:
+    """Issue a token; it is printed once."""
+    spec = run(lambda: CreateToken(user=login, name=name, expires_in_days=expires_in_days, project=project))
+    created = run(lambda: ctx.plane().tokens.create_token(ctx.caller(), spec))
+    if ctx.json:
+        emit(ctx, created)
+    else:
+        click.echo(created.token)
+
+
+# -- projects -------------------------------------------------------------------------------------
+
+
+@main.group()
+def project() -> None:
+    """Projects and their grants."""
+
+
+@project.command("create")
+@click.argument("key")
+@click.option("--name", required=True)
+@click.option("--description", default="")
+@click.option("--owner", help="Owner login (defaults to --as).")
+@click.option("--tag", "tags", multiple=True)
+@pass_ctx
+def project_create(
+    ctx: Context, key: str, name: str, description: str, owner: str | None, tags: tuple[str, ...]
+) -> None:
+    spec = run(lambda: CreateProject(key=key, name=name, description=description, owner=owner, tags=list(tags)))
+    emit(
+        ctx,
+        run(lambda: ctx.plane().projects.create_project(ctx.caller(), spec)),
+        ["key", "name", "owner", "tags", "status"],
+    )
+
+
+@project.command("list")
+@click.option("--search")
+@click.option("--tag")
+@pass_ctx
+def project_list(ctx: Context, search: str | None, tag: str | None) -> None:
+    page = run(lambda: ctx.plane().projects.list_projects(ctx.caller(), PAGE, 0, search, tag))
+    emit(ctx, page, ["key", "name", "owner", "tags", "status", "my_permissions"])
+
+
+@project.command("grant")
+@click.argument("key")
+@click.option("--group", "group_name")
+@click.option("--user", "login")
+@click.option("--preset", type=click.Choice(["reader", "launcher", "contributor", "admin"]))
+@click.option("--permission", "permissions", multiple=True, type=click.Choice([p.value for p in ProjectPermission]))
+@pass_ctx
+def project_grant(
+    ctx: Context,
+    key: str,
+    group_name: str | None,
+    login: str | None,
+    preset: str | None,
+    permissions: tuple[str, ...],
+) -> None:
+    """Set what a group or user holds on a project (a preset or permissions)."""
+    spec = run(lambda: SetGrant(group=group_name, user=login, preset=preset, permissions=list(permissions) or None))
+    emit(
+        ctx,
+        run(lambda: ctx.plane().projects.set_grant(ctx.caller(), key, spec)),
+        ["principal_type", "principal", "preset", "permissions"],
+    )
+
+
+@project.command("grants")
+@click.argument("key")
+@pass_ctx
+def project_grants(ctx: Context, key: str) -> None:
+    emit(
+        ctx,
+        run(lambda: ctx.plane().projects.list_grants(ctx.caller(), key)),
+        ["principal_type", "principal", "preset", "permissions"],
+    )
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+
+@main.group()
+def connection() -> None:
+    """Data connections."""
+
+
+@connection.command("create")
+@click.argument("name")
+@click.option("--type", "kind", type=click.Choice(["sql", "files"]), required=True)
+@click.option("--url", required=True, help="SQLAlchemy URL without password, or fsspec URL.")
+@click.option("--description", default="")
+@click.option("--param", "params", multiple=True, help="Extra non-secret NAME=VALUE.")
+@click.option("--secret", "secrets", multiple=True, help="NAME=VALUE (visible in your shell history).")
+@click.option("--secret-env", "secret_envs", multiple=True, help="NAME=ENVVAR: take the secret from the environment.")
+@click.option("--per-user", is_flag=True, help="Each user stores their own credentials.")
+@click.option("--allow-write", is_flag=True)
+@click.option("--usable-by", help="'everyone' or comma-separated groups (default: only the owner).")
+@click.option("--readable-by", help="'nobody' (default), 'everyone' or comma-separated groups.")
+@pass_ctx
+def connection_create(
+    ctx: Context,
+    name: str,
+    kind: str,
+    url: str,
+    description: str,
+    params: tuple[str, ...],
+    secrets: tuple[str, ...],
+    secret_envs: tuple[str, ...],
+    per_user: bool,
+    allow_write: bool,
+    usable_by: str | None,
+    readable_by: str | None,
+) -> None:
+    """Create a connection owned by --as LOGIN."""
+    if not ctx.as_user:
+        fail("a connection needs an owner: run it with --as LOGIN")
+    values = _pairs(secrets, "--secret")
+    for secret_name, variable in _pairs(secret_envs, "--secret-env").items():
+        if variable not in os.environ:
+            fail(f"--secret-env {secret_name}: ${variable} is not set")
+        values[secret_name] = os.environ[variable]
+    spec = run(
+        lambda: CreateConnection(
+            name=name,
+            type=kind,
+            description=description,
+            params={"url": url, **_pairs(params, "--param")},  # type: ignore[arg-type]
+            secrets=values,
+            credentials_mode="per_user" if per_user else "shared",
+            allow_write=allow_write,
+            usable_by=_access(usable_by, "groups"),
+            details_readable_by=_access(readable_by, "nobody"),
+        )
+    )
+    emit(
+        ctx,
+        run(lambda: ctx.plane().connections.create_connection(ctx.caller(), spec)),
+        ["name", "type", "owner", "credentials_mode", "allow_write"],
+    )
+
+
+@connection.command("list")
+@pass_ctx
+def connection_list(ctx: Context) -> None:
+    page = run(lambda: ctx.plane().connections.list_connections(ctx.caller(), PAGE, 0))
+    emit(ctx, page, ["name", "type", "owner", "credentials_mode", "allow_write", "can_use", "can_read_details"])
+
+
+@connection.command("test")
+@click.argument("name")
+@pass_ctx
+def connection_test(ctx: Context, name: str) -> None:
+    """Connect for real; exit 1 when it fails."""
+    result = run(lambda: ctx.plane().connections.test_connection(ctx.caller(), name))
+    emit(ctx, result, ["ok", "message", "elapsed_ms"])
+    if not result.ok:
+        sys.exit(1)
+
+
+# -- variables ------------------------------------------------------------------------------------
+
+
+@main.group()
+def variables() -> None:
+    """Instance and project variables."""
+
+
+@variables.command("get")
+@click.option("--project", help="A project's variables instead of the instance's.")
+@click.option("--resolved", is_flag=True, help="Merged over the instance's and expanded.")
+@pass_ctx
+def variables_get(ctx: Context, project: str | None, resolved: bool) -> None:
+    service = ctx.plane().variables
+    result = run(
+        lambda: service.get_project(ctx.caller(), project, resolved) if project else service.get_instance(ctx.caller())
+    )
+    click.echo(json.dumps(result.variables, indent=2, sort_keys=True))
+
+
+@variables.command("set")
+@click.argument("document", required=False)
+@click.option("--project")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="Read the JSON object from a file.")
+@pass_ctx
+def variables_set(ctx: Context, document: str | None, project: str | None, path: str | None) -> None:
+    """Replace variables with a JSON object given inline or with --file."""
+    text = Path(path).read_text() if path else document
+    if text is None:
+        fail("give the variables as a JSON object, inline or with --file")
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        fail(f"not JSON: {error}")
+    spec = run(lambda: Variables(variables=value))
+    service = ctx.plane().variables
+    result = run(
+        lambda: (
+            service.set_project(ctx.caller(), project, spec) if project else service.set_instance(ctx.caller(), spec)
+        )
+    )
+    click.echo(json.dumps(result.variables, indent=2, sort_keys=True))
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+@pass_ctx
+def audit_verify(ctx: Context) -> None:
+    """Check the hash chain; exit 1 and name every entry that was edited, deleted or inserted."""
+    with stderr.status("Verifying the audit chain..."):
+        result = run(lambda: ctx.plane().audit.verify(ctx.caller()))
+    if ctx.json:
+        emit(ctx, result)
+    elif result.ok:
+        click.echo(f"OK: {result.entries} entries, chain intact.")
+    else:
+        for problem in result.problems:
+            click.echo(f"TAMPERED: {problem}")
+    if not result.ok:
+        sys.exit(1)
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout).")
+@click.option("--actor")
+@click.option("--action")
+@click.option("--project")
+@click.option("--since", type=click.DateTime())
+@click.option("--until", type=click.DateTime())
+@pass_ctx
+def audit_export(
+    ctx: Context,
+    fmt: str,
+    output: str | None,
+    actor: str | None,
+    action: str | None,
+    project: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    """Export entries, oldest first."""
+    audit_filter = AuditFilter(
+        actor=actor,
+        action=action,
+        project=project,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+    )
+    lines = ctx.plane().audit.export(ctx.caller(), audit_filter, fmt)
+    handle = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        run(lambda: handle.writelines(lines))
+    finally:
+        if output:
+            handle.close()
+
+
+# -- secrets, serve, demo -------------------------------------------------------------------------
+
+
+@main.group()
+def secrets() -> None:
+    """Encryption of connection secrets."""
+
+
+@secrets.command("rotate")
+@pass_ctx
+def secrets_rotate(ctx: Context) -> None:
+    """Re-encrypt every stored secret with the first configured key."""
+    count = run(lambda: ctx.plane().connections.rotate_keys(ctx.caller()))
+    click.echo(f"Re-encrypted {count} secret sets with the current key.")
+
+
+@main.command("serve")
+@click.option("--ip", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--base-url", default="/", show_default=True)
+@pass_ctx
+def serve_command(ctx: Context, ip: str, port: int, base_url: str) -> None:
+    """Serve the REST API on its own (token authentication)."""
+    from .server import serve
+
+    asyncio.run(serve(run(ctx.plane), ip, port, base_url))
+
+
+@main.command("demo")
+@pass_ctx
+def demo_command(ctx: Context) -> None:
+    """Seed the demo project, its people and its warehouse (idempotent)."""
+    from .demo import seed
+
+    for line in run(lambda: seed(ctx.plane())):
+        click.echo(line)

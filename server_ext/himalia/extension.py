@@ -1,0 +1,79 @@
+"""Standalone mode: the control plane in-process in a plain ``jupyter server`` / ``jupyter lab``.
+
+Whoever the Jupyter server authenticates (its token or its login cookie) is the server's owner
+and acts as the platform's administrator ``local_user``; requests carrying a Himalia token act
+as that token's user. Configure the store with ``c.ControlPlane.*``.
+"""
+
+import getpass
+from typing import Any
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import APIHandler as JupyterAPIHandler
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode, default
+
+from .api import api_prefix, routes
+from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
+from .caller import Caller
+from .controlplane import ControlPlane
+
+LOCAL_USER = "himalia_local_user"
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+class _JupyterHosted(APIHandler):
+    """Identity from the Jupyter server, unless the request carries a Himalia token."""
+
+    async def host_caller(self) -> Caller | None:
+        if self.current_user is None:
+            return None
+        return await self.call(self.control_plane.users.caller_for, self.settings[LOCAL_USER], self.client_address)
+
+    def check_xsrf_cookie(self) -> None:
+        # A header-authenticated request cannot be forged cross-site; cookie requests are checked.
+        if self.bearer_token() is None:
+            super().check_xsrf_cookie()
+
+
+def jupyter_hosted(handler: type[APIHandler]) -> type[APIHandler]:
+    """``handler`` served by jupyter-server: Jupyter's handler base, Himalia's own authentication."""
+    methods: dict[str, Any] = {
+        name: allow_unauthenticated(getattr(handler, name)) for name in HTTP_METHODS if name in vars(handler)
+    }
+    return type(handler.__name__, (_JupyterHosted, handler, JupyterAPIHandler), methods)
+
+
+class HimaliaExtension(ExtensionApp):
+    name = "himalia"
+    description = "Himalia control plane, in-process (standalone mode)."
+    classes = [ControlPlane]
+
+    local_user = Unicode(
+        config=True,
+        help="""The Himalia login of whoever the Jupyter server authenticates. It is created on
+        start as a member of the `administrators` group. Defaults to the operating-system user.""",
+    )
+
+    @default("local_user")
+    def _default_local_user(self) -> str:
+        return getpass.getuser().lower()
+
+    def initialize_settings(self) -> None:
+        self.control_plane = ControlPlane(parent=self, log=self.log)
+        self.control_plane.start()
+        self.control_plane.users.ensure_local_admin(self.local_user)
+        self.settings.update(
+            {
+                CONTROL_PLANE: self.control_plane,
+                LOCAL_USER: self.local_user,
+                API_PREFIX_SETTING: api_prefix(self.serverapp.base_url),
+            }
+        )
+
+    def initialize_handlers(self) -> None:
+        # ExtensionApp prefixes base_url itself.
+        self.handlers.extend(routes("/", adapt=jupyter_hosted))
+
+    async def stop_extension(self) -> None:
+        self.control_plane.stop()
