@@ -21,7 +21,7 @@ class Caller:
     user_id: int | None
     global_permissions: frozenset[str] = frozenset()
     group_ids: frozenset[int] = frozenset()
-    #: A project-scoped token sees only this project and holds no global permission.
+    #: A project-scoped token sees only this project and holds no global permission there.
     project_scope: int | None = None
     client_address: str = ""
     kind: str = "user"
@@ -39,11 +39,24 @@ class Caller:
         )
 
     @property
+    def effective_global_permissions(self) -> frozenset[str]:
+        if self.project_scope is not None:
+            return frozenset()
+        if GlobalPermission.ADMIN in self.global_permissions:
+            return frozenset(GlobalPermission)
+        return self.global_permissions
+
+    @property
     def is_admin(self) -> bool:
+        return GlobalPermission.ADMIN in self.effective_global_permissions
+
+    @property
+    def sees_every_project(self) -> bool:
+        """An administrator's project-scoped token still holds everything on its one project."""
         return GlobalPermission.ADMIN in self.global_permissions
 
     def has(self, permission: GlobalPermission) -> bool:
-        return self.is_admin or permission in self.global_permissions
+        return permission in self.effective_global_permissions
 
     def require(self, permission: GlobalPermission) -> None:
         if not self.has(permission):

@@ -57,7 +57,7 @@ def _sorted(permissions: frozenset[ProjectPermission]) -> list[ProjectPermission
 def project_permissions(session: Session, caller: Caller, project: Project) -> frozenset[ProjectPermission]:
     if caller.project_scope is not None and caller.project_scope != project.id:
         return frozenset()
-    if caller.is_admin:
+    if caller.sees_every_project:
         return ALL_PROJECT_PERMISSIONS
     granted = session.scalars(
         select(ProjectGrant.permission).where(ProjectGrant.project_id == project.id, _grant_filter(caller))
@@ -106,7 +106,7 @@ class ProjectService(Service):
             query = select(Project).options(joinedload(Project.owner)).order_by(Project.key)
             if caller.project_scope is not None:
                 query = query.where(Project.id == caller.project_scope)
-            if not caller.is_admin:
+            if not caller.sees_every_project:
                 query = query.where(Project.id.in_(select(ProjectGrant.project_id).where(_grant_filter(caller))))
             if search:
                 pattern = f"%{search.lower()}%"
@@ -118,19 +118,17 @@ class ProjectService(Service):
                 query = query.where(cast(Project.tags, String).contains(json.dumps(tag)))
             projects, total = paginate(session, query, limit, offset)
             granted: dict[int, set[str]] = defaultdict(set)
-            if not caller.is_admin and projects:
+            if not caller.sees_every_project and projects:
                 for project_id, permission in session.execute(
                     select(ProjectGrant.project_id, ProjectGrant.permission).where(
                         ProjectGrant.project_id.in_([p.id for p in projects]), _grant_filter(caller)
                     )
-                ).tuples():
+                ).all():
                     granted[project_id].add(permission)
             items = [
                 describe_project(
                     p,
-                    ALL_PROJECT_PERMISSIONS
-                    if caller.is_admin and caller.project_scope is None
-                    else expand_project_permissions(granted[p.id]),
+                    ALL_PROJECT_PERMISSIONS if caller.sees_every_project else expand_project_permissions(granted[p.id]),
                 )
                 for p in projects
             ]
@@ -211,7 +209,7 @@ class ProjectService(Service):
             .outerjoin(Group, Group.id == ProjectGrant.group_id)
             .outerjoin(User, User.id == ProjectGrant.user_id)
             .where(ProjectGrant.project_id == project.id)
-        ).tuples()
+        ).all()
         by_principal: dict[tuple[str, str], set[ProjectPermission]] = defaultdict(set)
         for permission, group_name, login in rows:
             principal = ("group", group_name) if group_name is not None else ("user", login)
@@ -319,7 +317,7 @@ class ProjectService(Service):
                 subject_type, subject_name = "user", login
             rows: list[MatrixRow] = []
             if is_admin:
-                for key, name in session.execute(select(Project.key, Project.name).order_by(Project.key)).tuples():
+                for key, name in session.execute(select(Project.key, Project.name).order_by(Project.key)).all():
                     rows.append(
                         MatrixRow(
                             project=key,
@@ -333,7 +331,7 @@ class ProjectService(Service):
                     select(Project.key, Project.name, ProjectGrant.permission)
                     .join(ProjectGrant, ProjectGrant.project_id == Project.id)
                     .where(grant_filter)
-                ).tuples():
+                ).all():
                     granted[(key, name)].add(permission)
                 for (key, name), perms in sorted(granted.items()):
                     closed = expand_project_permissions(perms)

@@ -121,17 +121,9 @@ class TokenService(Service):
         """The caller a token stands for, or ``Unauthenticated`` with a reason that leaks nothing."""
         with self.db.read() as session:
             token = self._lookup(session, value)
-            caller = load_caller(session, token.user, client_address=client_address, token_id=token.id)
-            if token.project_id is not None:
-                caller = Caller(
-                    login=caller.login,
-                    user_id=caller.user_id,
-                    group_ids=caller.group_ids,
-                    project_scope=token.project_id,
-                    client_address=client_address,
-                    kind=caller.kind,
-                    token_id=token.id,
-                )
+            caller = load_caller(
+                session, token.user, client_address=client_address, token_id=token.id, project_scope=token.project_id
+            )
             stale = token.last_used_at is None or utcnow() - token.last_used_at > LAST_USED_RESOLUTION
         if stale:
             with self.db.write() as session:

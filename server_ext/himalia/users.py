@@ -67,10 +67,9 @@ class UserService(Service):
             user = session.get(User, caller.user_id, options=[selectinload(User.groups)])
             assert user is not None
             scope = session.get(Project, caller.project_scope) if caller.project_scope else None
-            held = GlobalPermission if caller.is_admin else caller.global_permissions
             return DescribeMe(
                 **describe_user(user).model_dump(),
-                global_permissions=as_flags(held, GlobalPermission),
+                global_permissions=as_flags(caller.effective_global_permissions, GlobalPermission),
                 project_scope=scope.key if scope else None,
             )
 
@@ -183,7 +182,7 @@ class UserService(Service):
                     select(GroupMember.group_id, func.count())
                     .where(GroupMember.group_id.in_([g.id for g in groups]))
                     .group_by(GroupMember.group_id)
-                ).tuples()
+                ).all()
             )
             members: dict[int, list[str]] = {}
             if caller.is_admin:
@@ -192,7 +191,7 @@ class UserService(Service):
                     .join(User, User.id == GroupMember.user_id)
                     .where(GroupMember.group_id.in_([g.id for g in groups]))
                     .order_by(User.login)
-                ).tuples():
+                ).all():
                     members.setdefault(group_id, []).append(login)
             items = [
                 DescribeGroup(

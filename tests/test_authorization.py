@@ -1,0 +1,151 @@
+"""Every endpoint x every role: the exact status, and nothing private in a denial.
+
+Roles: anonymous; ``nogrant`` (signed in, no group, no grant); ``reader`` and ``contributor``
+(through group grants with those presets on ALPHA); ``projadmin`` (ALPHA's owner, in a group
+that may create projects and connections); ``admin`` (global administrator).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .conftest import CONNECTION_URL, PROJECT_DESCRIPTION, PROJECT_NAME, SHARED_SECRET, TARGET_EMAIL, LiveAPI
+
+NEVER_IN_A_DENIAL = (PROJECT_NAME, PROJECT_DESCRIPTION, SHARED_SECRET, CONNECTION_URL, TARGET_EMAIL)
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    expected: tuple[int, int, int, int, int, int]  # in the order of conftest.ROLES
+    body: Any = None
+
+
+def everyone(status: int) -> tuple[int, int, int, int, int, int]:
+    return (401, status, status, status, status, status)
+
+
+def admin_only(ok: int) -> tuple[int, int, int, int, int, int]:
+    return (401, 403, 403, 403, 403, ok)
+
+
+NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "memory://made"}}
+
+#                                         anon nogrant reader contrib projadmin admin
+CASES = [
+    Case("GET", "/me", everyone(200)),
+    Case("GET", "/users", admin_only(200)),
+    Case("POST", "/users", admin_only(201), {"login": "newcomer"}),
+    Case("GET", "/users/target", admin_only(200)),
+    Case("PATCH", "/users/target", admin_only(200), {"display_name": "T"}),
+    Case("GET", "/groups", everyone(200)),
+    Case("POST", "/groups", admin_only(201), {"name": "newgroup"}),
+    Case("GET", "/groups/readers", everyone(200)),
+    Case("PATCH", "/groups/readers", admin_only(200), {"permissions": ["view_audit"]}),
+    Case("DELETE", "/groups/readers", admin_only(204)),
+    Case("POST", "/groups/readers/members", admin_only(200), {"user": "nogrant"}),
+    Case("DELETE", "/groups/readers/members/reader", admin_only(200)),
+    Case("GET", "/projects", everyone(200)),
+    Case("POST", "/projects", (401, 403, 403, 403, 201, 201), {"key": "NEWKEY", "name": "New"}),
+    Case("GET", "/projects/ALPHA", (401, 404, 200, 200, 200, 200)),
+    Case("PATCH", "/projects/ALPHA", (401, 404, 403, 403, 200, 200), {"description": "changed"}),
+    Case("DELETE", "/projects/ALPHA", (401, 404, 403, 403, 204, 204)),
+    Case("GET", "/projects/ALPHA/grants", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/grants", (401, 404, 403, 403, 200, 200), {"group": "readers", "preset": "launcher"}),
+    Case("DELETE", "/projects/ALPHA/grants/group/readers", (401, 404, 403, 403, 200, 200)),
+    Case("GET", "/project-presets", everyone(200)),
+    Case("GET", "/auth-matrix", everyone(200)),
+    Case("GET", "/auth-matrix?user=target", admin_only(200)),
+    Case("GET", "/auth-matrix?group=readers", admin_only(200)),
+    Case("GET", "/connections", everyone(200)),
+    Case("POST", "/connections", (401, 403, 403, 403, 201, 201), NEW_CONNECTION),
+    Case("GET", "/connections/shared_db", (401, 404, 200, 200, 200, 200)),
+    Case("PATCH", "/connections/shared_db", (401, 404, 403, 403, 200, 200), {"description": "d"}),
+    Case("DELETE", "/connections/shared_db", (401, 404, 403, 403, 204, 204)),
+    Case("POST", "/connections/shared_db/test", (401, 404, 200, 200, 200, 200)),
+    Case(
+        "PUT", "/connections/personal_db/credentials", (401, 404, 200, 200, 200, 200), {"secrets": {"password": "mine"}}
+    ),
+    Case("GET", "/variables", everyone(200)),
+    Case("PUT", "/variables", admin_only(200), {"variables": {"region": "eu"}}),
+    Case("GET", "/projects/ALPHA/variables", (401, 404, 200, 200, 200, 200)),
+    Case("PUT", "/projects/ALPHA/variables", (401, 404, 403, 200, 200, 200), {"variables": {"n": 1}}),
+    Case("GET", "/tokens", everyone(200)),
+    Case("POST", "/tokens", everyone(201), {"name": "mine"}),
+    Case("POST", "/tokens", (401, 403, 403, 403, 403, 201), {"user": "target"}),
+    Case("POST", "/tokens", (401, 404, 201, 201, 201, 201), {"project": "ALPHA"}),
+    Case("DELETE", "/tokens/{target_token}", (401, 404, 404, 404, 404, 204)),
+    Case("GET", "/audit", admin_only(200)),
+    Case("GET", "/audit/export", admin_only(200)),
+    Case("GET", "/audit/verify", admin_only(200)),
+    Case("GET", "/openapi.json", (200, 200, 200, 200, 200, 200)),
+]
+
+ROLE_NAMES = ("anonymous", "nogrant", "reader", "contributor", "projadmin", "admin")
+
+
+@pytest.mark.parametrize(
+    ("case", "role", "expected"),
+    [
+        pytest.param(case, role, case.expected[index], id=f"{case.method} {case.path} {role}")
+        for case in CASES
+        for index, role in enumerate(ROLE_NAMES)
+    ],
+)
+def test_endpoint_role(api: LiveAPI, case: Case, role: str, expected: int) -> None:
+    path = case.path.replace("{target_token}", str(api.world.target_token_id))
+    response = api.request(case.method, path, role=role, json=case.body)
+    assert response.status_code == expected, response.text
+    if expected >= 400:
+        body = response.json()
+        assert set(body) == {"status", "message", "field"}
+        assert body["status"] == expected
+        for private in NEVER_IN_A_DENIAL:
+            assert private not in response.text
+
+
+def test_invisible_project_is_absent_from_lists(api: LiveAPI) -> None:
+    listing = api.request("GET", "/projects", role="nogrant").json()
+    assert listing["total"] == 0 and listing["items"] == []
+    matrix = api.request("GET", "/auth-matrix", role="nogrant").json()
+    assert matrix["projects"] == []
+    for private in NEVER_IN_A_DENIAL:
+        assert private not in str(listing) + str(matrix)
+
+
+def test_reader_sees_own_permissions_and_no_connection_details(api: LiveAPI) -> None:
+    project = api.request("GET", "/projects/ALPHA", role="reader").json()
+    assert project["my_permissions"] == ["read_dashboards", "read_content"]
+    connection = api.request("GET", "/connections/shared_db", role="reader").json()
+    assert connection["can_use"] and not connection["can_read_details"]
+    assert connection["params"] is None and connection["secret_names"] is None
+    detailed = api.request("GET", "/connections/shared_db", role="contributor").json()
+    assert detailed["params"] == {"url": CONNECTION_URL} and detailed["secret_names"] == ["token"]
+
+
+def test_project_scoped_token_sees_only_its_project(api: LiveAPI) -> None:
+    created = api.request("POST", "/projects", role="admin", json={"key": "OTHER", "name": "Other"})
+    assert created.status_code == 201
+    scoped = api.request("POST", "/tokens", role="admin", json={"project": "ALPHA"}).json()["token"]
+    headers = {"Authorization": f"token {scoped}"}
+    listing = api.http.get(api.base + "/projects", headers=headers).json()
+    assert [p["key"] for p in listing["items"]] == ["ALPHA"]
+    assert api.http.get(api.base + "/projects/OTHER", headers=headers).status_code == 404
+    # No global permission through a scoped token, even an administrator's.
+    assert api.http.get(api.base + "/users", headers=headers).status_code == 403
+    assert api.http.get(api.base + "/me", headers=headers).json()["project_scope"] == "ALPHA"
+
+
+def test_expired_revoked_and_unknown_tokens_are_refused(api: LiveAPI, plane: Any) -> None:
+    unknown = api.http.get(api.base + "/me", headers={"Authorization": "token hml_not-a-token"})
+    assert unknown.status_code == 401
+    mine = api.request("POST", "/tokens", role="reader", json={"name": "short"}).json()
+    headers = {"Authorization": f"token {mine['token']}"}
+    assert api.http.get(api.base + "/me", headers=headers).status_code == 200
+    assert api.request("DELETE", f"/tokens/{mine['id']}", role="reader").status_code == 204
+    assert api.http.get(api.base + "/me", headers=headers).status_code == 401
+    deactivated = api.request("PATCH", "/users/reader", role="admin", json={"active": False})
+    assert deactivated.status_code == 200
+    assert api.request("GET", "/me", role="reader").status_code == 401
