@@ -83,6 +83,7 @@ def run(verb: Callable[[], Any]) -> Any:
 
 def emit(ctx: Context, value: Any, columns: Iterable[str] = ()) -> None:
     """Print a model, a page or a list: JSON for scripts, a table for people."""
+    data: Any
     if isinstance(value, BaseModel):
         data = value.model_dump(mode="json")
     elif isinstance(value, list):
@@ -125,7 +126,7 @@ def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
 def _access(value: str | None, default: str) -> AccessSpec:
     value = value or default
     if value in {"nobody", "everyone"}:
-        return AccessSpec(mode=value)  # type: ignore[arg-type]
+        return AccessSpec(mode=value)
     return AccessSpec(mode="groups", groups=[g for g in value.split(",") if g])
 
 
@@ -402,7 +403,7 @@ def connection_create(
             name=name,
             type=kind,
             description=description,
-            params={"url": url, **_pairs(params, "--param")},  # type: ignore[arg-type]
+            params={"url": url, **_pairs(params, "--param")},
             secrets=values,
             credentials_mode="per_user" if per_user else "shared",
             allow_write=allow_write,

@@ -173,7 +173,7 @@ class ConnectionService(Service):
                 groups=[g.name for g in _groups_with(connection, USE)],
             ),
             details_readable_by=AccessSpec(
-                mode=readable_by,  # type: ignore[arg-type]
+                mode=readable_by,
                 groups=[g.name for g in _groups_with(connection, READ_DETAILS)],
             ),
             can_use=can_use(caller, connection),

@@ -112,7 +112,7 @@ def seed(plane: ControlPlane) -> Iterator[str]:
         return
     yield "created project FRAUD"
     for group, preset in [("data_team", "contributor"), ("analysts", "contributor"), ("readers", "reader")]:
-        projects.set_grant(alice, "FRAUD", SetGrant(group=group, preset=preset))  # type: ignore[arg-type]
+        projects.set_grant(alice, "FRAUD", SetGrant(group=group, preset=preset))
     yield "granted FRAUD: data_team and analysts contributor, readers reader"
 
     warehouse = Path(plane.home) / "demo" / "warehouse.sqlite"

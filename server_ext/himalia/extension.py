@@ -67,7 +67,7 @@ class HimaliaExtension(ExtensionApp):
             {
                 CONTROL_PLANE: self.control_plane,
                 LOCAL_USER: self.local_user,
-                API_PREFIX_SETTING: api_prefix(self.serverapp.base_url),
+                API_PREFIX_SETTING: api_prefix(self.serverapp.base_url if self.serverapp else "/"),
             }
         )
 

@@ -199,7 +199,7 @@ class ProjectService(Service):
     @staticmethod
     def presets() -> list[DescribePreset]:
         return [
-            DescribePreset(name=name, description=PRESET_DESCRIPTIONS[name], permissions=_sorted(perms))  # type: ignore[arg-type]
+            DescribePreset(name=name, description=PRESET_DESCRIPTIONS[name], permissions=_sorted(perms))
             for name, perms in PROJECT_PRESETS.items()
         ]
 
@@ -216,10 +216,10 @@ class ProjectService(Service):
             by_principal[principal].add(ProjectPermission(permission))
         return [
             DescribeGrant(
-                principal_type=kind,  # type: ignore[arg-type]
+                principal_type=kind,
                 principal=name,
                 permissions=_sorted(frozenset(perms)),
-                preset=preset_of(frozenset(perms)),  # type: ignore[arg-type]
+                preset=preset_of(frozenset(perms)),
             )
             for (kind, name), perms in sorted(by_principal.items())
         ]
@@ -338,7 +338,7 @@ class ProjectService(Service):
                     rows.append(MatrixRow(project=key, name=name, permissions=as_flags(closed, ProjectPermission)))
             global_flags = as_flags(GlobalPermission if is_admin else held, GlobalPermission)
             return DescribeAuthMatrix(
-                subject_type=subject_type,  # type: ignore[arg-type]
+                subject_type=subject_type,
                 subject=subject_name,
                 global_permissions=global_flags,
                 projects=rows,

@@ -16,10 +16,8 @@ from .controlplane import ControlPlane
 
 
 def make_application(control_plane: ControlPlane, base_url: str = "/") -> web.Application:
-    return web.Application(
-        routes(base_url),  # type: ignore[arg-type]
-        **{CONTROL_PLANE: control_plane, API_PREFIX_SETTING: api_prefix(base_url)},
-    )
+    settings = {CONTROL_PLANE: control_plane, API_PREFIX_SETTING: api_prefix(base_url)}
+    return web.Application(routes(base_url), **settings)  # type: ignore[arg-type]
 
 
 async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str = "/") -> None:

@@ -30,4 +30,5 @@ def routes(
     from .openapi import OpenAPIHandler
 
     prefix = api_prefix(base_url)
-    return [(route_pattern(prefix, h.route), adapt(h)) for h in [*RESOURCE_HANDLERS, OpenAPIHandler]]
+    handlers: list[type[APIHandler]] = [*RESOURCE_HANDLERS, OpenAPIHandler]
+    return [(route_pattern(prefix, h.route), adapt(h)) for h in handlers]
