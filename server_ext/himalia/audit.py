@@ -30,11 +30,11 @@ from .service import Service
 
 GENESIS = "0" * 64
 REDACTED = "[redacted]"
-_SECRET_KEY_NAME = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential", re.I)
+_SECRET_KEY_NAME = re.compile(r"(^|[_-])(pass(word|wd)?|secrets?|token|api[_-]?key|private[_-]?key|credentials?)$", re.I)
 
 
 def redact(value: Any) -> Any:
-    """Replace the values of secret-looking keys, however deeply nested."""
+    """Replace the values of secret-looking keys (``password``, ``db_token``...), however deeply nested."""
     if isinstance(value, dict):
         return {key: REDACTED if _SECRET_KEY_NAME.search(str(key)) else redact(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -176,8 +176,10 @@ class AuditTrail:
         for entry in entries:
             count += 1
             if entry.seq > expected_seq:
-                missing = f"{expected_seq}" if entry.seq == expected_seq + 1 else f"{expected_seq}-{entry.seq - 1}"
-                problems.append(AuditProblem(expected_seq, f"missing (deleted); entries {missing} are gone"))
+                reason = "missing (deleted)"
+                if entry.seq > expected_seq + 1:
+                    reason += f", as are the entries up to {entry.seq - 1}"
+                problems.append(AuditProblem(expected_seq, reason))
             if entry.prev_hash != prev_hash:
                 problems.append(
                     AuditProblem(
