@@ -10,6 +10,7 @@ from himalia.caller import Caller
 from himalia.connections import _scrub
 from himalia.controlplane import ControlPlane
 from himalia.crypto import SecretBox, SecretKeyError
+from himalia.errors import Forbidden, InvalidInput
 from himalia.models import AccessSpec, CreateConnection, SetCredentials
 
 from .conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
@@ -80,7 +81,7 @@ def test_per_user_credentials_are_each_users_own(plane: ControlPlane) -> None:
     assert plane.connections.get_connection(reader, "personal_db").has_my_credentials is True
     assert plane.connections.get_connection(contributor, "personal_db").has_my_credentials is False
     failing = plane.connections.test_connection  # a per-user connection without my secrets is refused
-    with pytest.raises(Exception, match="needs your own credentials"):
+    with pytest.raises(InvalidInput, match="needs your own credentials"):
         failing(contributor, "personal_db")
 
 
@@ -123,17 +124,17 @@ def test_postgresql_connection_test_really_connects(plane: ControlPlane, postgre
 
 def test_password_in_the_url_is_refused(plane: ControlPlane) -> None:
     owner = plane.users.caller_for("projadmin")
-    with pytest.raises(Exception, match="secrets.password") as refused:
+    with pytest.raises(InvalidInput, match=r"secrets\.password") as refused:
         plane.connections.create_connection(
             owner, CreateConnection(name="leaky", type="sql", params={"url": "postgresql://u:pw@h/db"})
         )
-    assert refused.value.field == "params.url"  # type: ignore[attr-defined]
+    assert refused.value.field == "params.url"
 
 
 def test_local_files_need_write_unsafe_code(plane: ControlPlane) -> None:
     owner = plane.users.caller_for("projadmin")  # may create connections, may not run unsafe code
     for kind, url in (("sql", "sqlite:////etc/passwd"), ("files", "/etc"), ("files", "file:///etc")):
-        with pytest.raises(Exception, match="write_unsafe_code"):
+        with pytest.raises(Forbidden, match="write_unsafe_code"):
             plane.connections.create_connection(owner, CreateConnection(name="local", type=kind, params={"url": url}))  # type: ignore[arg-type]
 
 

@@ -30,7 +30,9 @@ from .service import Service
 
 GENESIS = "0" * 64
 REDACTED = "[redacted]"
-_SECRET_KEY_NAME = re.compile(r"(^|[_-])(pass(word|wd)?|secrets?|token|api[_-]?key|private[_-]?key|credentials?)$", re.I)
+_SECRET_KEY_NAME = re.compile(
+    r"(^|[_-])(pass(word|wd)?|secrets?|token|api[_-]?key|private[_-]?key|credentials?)$", re.I
+)
 
 
 def redact(value: Any) -> Any:

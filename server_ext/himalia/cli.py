@@ -123,11 +123,13 @@ def _pairs(values: Iterable[str], option: str) -> dict[str, str]:
     return result
 
 
-def _access(value: str | None, default: str) -> AccessSpec:
-    value = value or default
-    if value in {"nobody", "everyone"}:
-        return AccessSpec(mode=value)
-    return AccessSpec(mode="groups", groups=[g for g in value.split(",") if g])
+def _access(value: str | None) -> AccessSpec:
+    """'nobody', 'everyone' or comma-separated group names; nothing given means nobody but the owner."""
+    if value in {None, "", "nobody"}:
+        return AccessSpec(mode="nobody")
+    if value == "everyone":
+        return AccessSpec(mode="everyone")
+    return AccessSpec(mode="groups", groups=[g for g in (value or "").split(",") if g])
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -407,8 +409,8 @@ def connection_create(
             secrets=values,
             credentials_mode="per_user" if per_user else "shared",
             allow_write=allow_write,
-            usable_by=_access(usable_by, "groups"),
-            details_readable_by=_access(readable_by, "nobody"),
+            usable_by=_access(usable_by),
+            details_readable_by=_access(readable_by),
         )
     )
     emit(

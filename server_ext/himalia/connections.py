@@ -161,6 +161,7 @@ class ConnectionService(Service):
         if readable and connection.secrets_ciphertext:
             secret_names = sorted(self.box.decrypt(connection.secrets_ciphertext))
         readable_by = connection.details_readable_by
+        usable_groups = [g.name for g in _groups_with(connection, USE)]
         return DescribeConnection(
             name=connection.name,
             type=connection.type,
@@ -169,8 +170,8 @@ class ConnectionService(Service):
             credentials_mode=connection.credentials_mode,
             allow_write=connection.allow_write,
             usable_by=AccessSpec(
-                mode="everyone" if connection.usable_by_everyone else "groups",
-                groups=[g.name for g in _groups_with(connection, USE)],
+                mode="everyone" if connection.usable_by_everyone else "groups" if usable_groups else "nobody",
+                groups=usable_groups,
             ),
             details_readable_by=AccessSpec(
                 mode=readable_by,
@@ -226,7 +227,7 @@ class ConnectionService(Service):
         readable: AccessSpec | None,
     ) -> None:
         if usable is not None:
-            if usable.mode == "everyone" and usable.groups:
+            if usable.mode != "groups" and usable.groups:
                 raise InvalidInput("List groups only with mode 'groups'.", field="usable_by.groups")
             groups = find_groups(session, usable.groups, "usable_by.groups")
             connection.usable_by_everyone = usable.mode == "everyone"

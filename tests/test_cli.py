@@ -1,0 +1,128 @@
+"""The ``himalia`` command, end to end on a fresh data folder (the embedded defaults)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from himalia.cli import main
+
+
+@pytest.fixture
+def himalia(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("HIMALIA_SECRET_KEYS", raising=False)
+    monkeypatch.delenv("HIMALIA_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("HIMALIA_DB_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*arguments: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
+        result = runner.invoke(main, ["--home", str(tmp_path), *arguments], env=env)
+        assert result.exit_code == code, (result.output, result.stderr if hasattr(result, "stderr") else "")
+        return result
+
+    return run
+
+
+def test_a_day_of_operations(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert "revision 0001" in himalia("db", "upgrade").output
+    assert (tmp_path / "himalia.sqlite").exists()
+    himalia(
+        "group",
+        "add",
+        "data_team",
+        "--permission",
+        "create_projects",
+        "--permission",
+        "create_connections",
+        "--permission",
+        "write_unsafe_code",
+    )
+    himalia("group", "add", "readers")
+    himalia("user", "add", "alice", "--display-name", "Alice", "--group", "data_team")
+    himalia("user", "add", "bob")
+    himalia("user", "add", "ci-bot", "--service")
+    himalia("group", "add-member", "readers", "bob")
+    users = json.loads(himalia("--json", "user", "list").output)["items"]
+    assert [(u["login"], u["kind"]) for u in users] == [("alice", "user"), ("bob", "user"), ("ci-bot", "service")]
+
+    himalia("--as", "alice", "project", "create", "SALES", "--name", "Sales", "--tag", "q3")
+    himalia("--as", "alice", "project", "grant", "SALES", "--group", "readers", "--preset", "reader")
+    grants = json.loads(himalia("--json", "project", "grants", "SALES").output)
+    assert {(g["principal"], g["preset"]) for g in grants} == {("alice", "admin"), ("readers", "reader")}
+    bob_sees = json.loads(himalia("--json", "--as", "bob", "project", "list").output)["items"]
+    assert [(p["key"], p["my_permissions"]) for p in bob_sees] == [("SALES", ["read_dashboards", "read_content"])]
+
+    warehouse = tmp_path / "w.sqlite"
+    himalia(
+        "--as",
+        "alice",
+        "connection",
+        "create",
+        "w",
+        "--type",
+        "sql",
+        "--url",
+        f"sqlite:///{warehouse}",
+        "--usable-by",
+        "readers",
+    )
+    assert "True" in himalia("--as", "bob", "connection", "test", "w").output
+    broken = himalia(
+        "--as",
+        "alice",
+        "connection",
+        "create",
+        "down",
+        "--type",
+        "sql",
+        "--url",
+        "postgresql+psycopg://x@127.0.0.1:9/none",
+        "--secret-env",
+        "password=PW",
+        env={"PW": "cli-secret-value"},
+    )
+    assert "cli-secret-value" not in broken.output
+    failed = himalia("--as", "alice", "connection", "test", "down", code=1)
+    assert "OperationalError" in failed.output and "cli-secret-value" not in failed.output
+
+    himalia("variables", "set", '{"company": "ACME"}')
+    himalia("--as", "alice", "variables", "set", "--project", "SALES", '{"title": "Report for ${company}"}')
+    resolved = json.loads(himalia("--as", "bob", "variables", "get", "--project", "SALES", "--resolved").output)
+    assert resolved == {"company": "ACME", "title": "Report for ACME"}
+
+    token = himalia("token", "create", "--user", "ci-bot", "--expires-in-days", "30").output.strip()
+    assert token.startswith("hml_")
+
+    assert "chain intact" in himalia("audit", "verify").output
+    exported = tmp_path / "audit.csv"
+    himalia("audit", "export", "--format", "csv", "--output", str(exported), "--action", "project")
+    lines = exported.read_text().splitlines()
+    assert lines[0].startswith("seq,created_at,actor") and len(lines) == 3
+    assert "cli-secret-value" not in himalia("audit", "export").output
+
+
+def test_refusals_are_one_line_and_exit_1(himalia) -> None:  # type: ignore[no-untyped-def]
+    himalia("user", "add", "bob")
+    refused = himalia("--as", "bob", "project", "create", "NOPE", "--name", "n", code=1)
+    assert refused.output.strip() == "error: This needs the global permission 'create_projects'."
+    invalid = himalia("project", "create", "lower", "--name", "n", "--owner", "bob", code=1)
+    assert invalid.output.startswith("error: key: String should match pattern")
+    unknown = himalia("--as", "ghost", "project", "list", code=1)
+    assert "There is no user 'ghost'" in unknown.output
+    assert himalia("variables", "set", "{not json", code=1).output.startswith("error: not JSON")
+
+
+def test_key_files_are_created_private(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    himalia("user", "add", "bob")
+    for name in ("secret.key", "audit.key"):
+        assert oct(os.stat(tmp_path / name).st_mode & 0o777) == "0o600"
+
+
+def test_demo_seed_is_idempotent(himalia) -> None:  # type: ignore[no-untyped-def]
+    first = himalia("demo").output
+    assert "created project FRAUD" in first and "created connection warehouse" in first
+    assert "kept project FRAUD" in himalia("demo").output
+    assert "Connected." in himalia("--as", "bob", "connection", "test", "warehouse").output
+    assert "chain intact" in himalia("audit", "verify").output

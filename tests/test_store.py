@@ -1,0 +1,100 @@
+"""The store: migrations own the schema, listings cost a bounded number of statements."""
+
+from pathlib import Path
+from typing import Any
+
+import alembic.command
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from himalia.audit import AuditFilter
+from himalia.controlplane import ControlPlane
+from himalia.db import Database
+from himalia.errors import SchemaMismatch
+from himalia.models import CreateProject, CreateToken, SetGrant
+from himalia.orm import Base
+
+from .conftest import AUDIT_KEY, SECRET_KEY
+
+
+def test_migrations_match_the_models(plane: ControlPlane) -> None:
+    with plane.db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_downgrade_and_upgrade_round_trip(plane: ControlPlane) -> None:
+    database = Database(plane.db.url)
+    try:
+        alembic.command.downgrade(database.alembic_config(), "base")
+        assert set(inspect(database.engine).get_table_names()) <= {"alembic_version"}
+        database.upgrade()
+        assert database.current_revision() == database.head_revision()
+    finally:
+        database.dispose()
+
+
+def test_out_of_date_schema_is_refused_with_the_command_to_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    database = Database(url)
+    database.upgrade()
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'ancient'")
+    database.dispose()
+    plane = ControlPlane(home=str(tmp_path), db_url=url, secret_keys=[SECRET_KEY], audit_key=AUDIT_KEY)
+    with pytest.raises(SchemaMismatch, match="himalia db upgrade"):
+        plane.start()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(plane: ControlPlane, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite pragmas")
+    with plane.db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def _grow(plane: ControlPlane, prefix: str, projects: int) -> None:
+    """More projects the reader sees through a group, through a user grant, or not at all."""
+    admin = plane.users.caller_for("admin")
+    for index in range(projects):
+        key = f"{prefix}{index:04d}"
+        plane.projects.create_project(admin, CreateProject(key=key, name=key, tags=["bulk"]))
+        if index % 3 == 0:
+            plane.projects.set_grant(admin, key, SetGrant(group="readers", preset="reader"))
+        elif index % 3 == 1:
+            plane.projects.set_grant(admin, key, SetGrant(user="reader", preset="contributor"))
+        if index % 10 == 0:
+            plane.tokens.create_token(admin, CreateToken(name=key))
+
+
+LISTINGS: dict[str, Any] = {
+    "projects": lambda p, c: p.projects.list_projects(c, 500, 0),
+    "projects by tag": lambda p, c: p.projects.list_projects(c, 500, 0, "grow", "bulk"),
+    "auth matrix": lambda p, c: p.projects.auth_matrix(c),
+    "connections": lambda p, c: p.connections.list_connections(c, 500, 0),
+    "groups": lambda p, c: p.users.list_groups(c, 500, 0),
+    "users": lambda p, c: p.users.list_users(c, 500, 0),
+    "tokens": lambda p, c: p.tokens.list_tokens(c, 500, 0),
+    "audit": lambda p, c: p.audit.list_entries(c, AuditFilter(), 500, 0),
+}
+
+
+@pytest.mark.parametrize("listing", list(LISTINGS))
+def test_listings_issue_a_bounded_number_of_statements(
+    plane: ControlPlane, count_statements: Any, listing: str
+) -> None:
+    """The statement count does not grow with the number of rows listed."""
+    as_admin = listing in {"users", "tokens", "audit", "groups"}
+    caller = plane.users.caller_for("admin" if as_admin else "reader")
+    counts = []
+    for prefix, projects in (("FEW", 6), ("MANY", 60)):
+        _grow(plane, prefix, projects)
+        with count_statements() as statements:
+            result = LISTINGS[listing](plane, caller)
+        counts.append(len(statements))
+        assert result
+    assert counts[0] == counts[1], f"{listing}: {counts}"
+    assert counts[1] <= 6
