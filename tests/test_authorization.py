@@ -136,6 +136,9 @@ def test_project_scoped_token_sees_only_its_project(api: LiveAPI) -> None:
     # No global permission through a scoped token, even an administrator's.
     assert api.http.get(api.base + "/users", headers=headers).status_code == 403
     assert api.http.get(api.base + "/me", headers=headers).json()["project_scope"] == "ALPHA"
+    matrix = api.http.get(api.base + "/auth-matrix", headers=headers).json()
+    assert [row["project"] for row in matrix["projects"]] == ["ALPHA"]
+    assert not any(matrix["global_permissions"].values())
 
 
 def test_expired_revoked_and_unknown_tokens_are_refused(api: LiveAPI, plane: Any) -> None:

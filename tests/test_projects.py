@@ -90,6 +90,8 @@ def test_listing_search_tag_and_pagination(api: LiveAPI) -> None:
     found = api.request("GET", "/projects?search=confidential", role="reader").json()
     assert [p["key"] for p in found["items"]] == ["ALPHA"]
     assert api.request("GET", "/projects?search=paged", role="reader").json()["total"] == 0
+    assert api.request("GET", "/projects?search=%25", role="admin").json()["total"] == 0  # LIKE wildcards are literal
+    assert api.request("GET", "/projects?tag=%25", role="admin").json()["total"] == 0
 
 
 def test_archive_and_transfer_ownership(api: LiveAPI) -> None:

@@ -9,7 +9,7 @@ import json
 from collections import defaultdict
 
 from sqlalchemy import ColumnElement, String, cast, false, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, defer, joinedload
 
 from .caller import Caller, load_caller
 from .db import paginate
@@ -103,19 +103,20 @@ class ProjectService(Service):
     ) -> Page[DescribeProject]:
         """The projects the caller may see: four statements whatever the number of projects."""
         with self.db.read() as session:
-            query = select(Project).options(joinedload(Project.owner)).order_by(Project.key)
+            query = select(Project).options(joinedload(Project.owner), defer(Project.variables)).order_by(Project.key)
             if caller.project_scope is not None:
                 query = query.where(Project.id == caller.project_scope)
             if not caller.sees_every_project:
                 query = query.where(Project.id.in_(select(ProjectGrant.project_id).where(_grant_filter(caller))))
             if search:
-                pattern = f"%{search.lower()}%"
                 query = query.where(
-                    Project.key.ilike(pattern) | Project.name.ilike(pattern) | Project.description.ilike(pattern)
+                    Project.key.icontains(search, autoescape=True)
+                    | Project.name.icontains(search, autoescape=True)
+                    | Project.description.icontains(search, autoescape=True)
                 )
             if tag:
                 # Tags are a JSON list of strings; its text form holds the tag quoted on every backend.
-                query = query.where(cast(Project.tags, String).contains(json.dumps(tag)))
+                query = query.where(cast(Project.tags, String).contains(json.dumps(tag), autoescape=True))
             projects, total = paginate(session, query, limit, offset)
             granted: dict[int, set[str]] = defaultdict(set)
             if not caller.sees_every_project and projects:
@@ -295,51 +296,60 @@ class ProjectService(Service):
     # -- authorization matrix ------------------------------------------------------------------
 
     def auth_matrix(self, caller: Caller, user: str | None = None, group: str | None = None) -> DescribeAuthMatrix:
-        """Effective permissions of a user or group on every project, in one grants query."""
+        """Effective permissions of a user or group on every project, in one grants query.
+
+        Asked about oneself, the answer is what the caller's own credentials allow: a
+        project-scoped token sees its one project and no global permission.
+        """
         if group is not None and user is not None:
             raise InvalidInput("Ask for a user or a group, not both.", field="group")
         if group is not None or (user is not None and user != caller.login):
             caller.require(GlobalPermission.ADMIN)
         with self.db.read() as session:
+            scope = caller.project_scope
             if group is not None:
                 subject_group = find_group(session, group, field="group")
-                held = {p.permission for p in subject_group.permissions}
-                is_admin = GlobalPermission.ADMIN in held
+                held = frozenset(p.permission for p in subject_group.permissions)
+                sees_everything = GlobalPermission.ADMIN in held
+                global_permissions = frozenset(GlobalPermission) if sees_everything else held
                 grant_filter: ColumnElement[bool] = ProjectGrant.group_id == subject_group.id
                 subject_type, subject_name = "group", group
             else:
-                login = user or caller.login
-                if caller.user_id is None and user is None:
-                    raise InvalidInput("The operator has no permissions of its own: name a user.", field="user")
-                subject = load_caller(session, find_user(session, login, field="user"))
-                held, is_admin = set(subject.global_permissions), subject.is_admin
+                if user is None or user == caller.login:
+                    if caller.user_id is None:
+                        raise InvalidInput("The operator has no permissions of its own: name a user.", field="user")
+                    subject = caller
+                else:
+                    subject = load_caller(session, find_user(session, user, field="user"))
+                sees_everything = subject.sees_every_project
+                global_permissions = subject.effective_global_permissions
                 grant_filter = _grant_filter(subject)
-                subject_type, subject_name = "user", login
+                subject_type, subject_name = "user", subject.login
             rows: list[MatrixRow] = []
-            if is_admin:
-                for key, name in session.execute(select(Project.key, Project.name).order_by(Project.key)).all():
-                    rows.append(
-                        MatrixRow(
-                            project=key,
-                            name=name,
-                            permissions=as_flags(ProjectPermission, ProjectPermission),
-                        )
-                    )
+            if sees_everything:
+                everything = as_flags(ProjectPermission, ProjectPermission)
+                query = select(Project.key, Project.name).order_by(Project.key)
+                if scope is not None:
+                    query = query.where(Project.id == scope)
+                for key, name in session.execute(query).all():
+                    rows.append(MatrixRow(project=key, name=name, permissions=everything))
             else:
-                granted: dict[tuple[str, str], set[str]] = defaultdict(set)
-                for key, name, permission in session.execute(
+                query = (
                     select(Project.key, Project.name, ProjectGrant.permission)
                     .join(ProjectGrant, ProjectGrant.project_id == Project.id)
                     .where(grant_filter)
-                ).all():
+                )
+                if scope is not None:
+                    query = query.where(Project.id == scope)
+                granted: dict[tuple[str, str], set[str]] = defaultdict(set)
+                for key, name, permission in session.execute(query).all():
                     granted[(key, name)].add(permission)
                 for (key, name), perms in sorted(granted.items()):
                     closed = expand_project_permissions(perms)
                     rows.append(MatrixRow(project=key, name=name, permissions=as_flags(closed, ProjectPermission)))
-            global_flags = as_flags(GlobalPermission if is_admin else held, GlobalPermission)
             return DescribeAuthMatrix(
                 subject_type=subject_type,
                 subject=subject_name,
-                global_permissions=global_flags,
+                global_permissions=as_flags(global_permissions, GlobalPermission),
                 projects=rows,
             )
