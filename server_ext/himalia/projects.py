@@ -328,21 +328,21 @@ class ProjectService(Service):
             rows: list[MatrixRow] = []
             if sees_everything:
                 everything = as_flags(ProjectPermission, ProjectPermission)
-                query = select(Project.key, Project.name).order_by(Project.key)
+                projects = select(Project.key, Project.name).order_by(Project.key)
                 if scope is not None:
-                    query = query.where(Project.id == scope)
-                for key, name in session.execute(query).all():
+                    projects = projects.where(Project.id == scope)
+                for key, name in session.execute(projects).all():
                     rows.append(MatrixRow(project=key, name=name, permissions=everything))
             else:
-                query = (
+                grants = (
                     select(Project.key, Project.name, ProjectGrant.permission)
                     .join(ProjectGrant, ProjectGrant.project_id == Project.id)
                     .where(grant_filter)
                 )
                 if scope is not None:
-                    query = query.where(Project.id == scope)
+                    grants = grants.where(Project.id == scope)
                 granted: dict[tuple[str, str], set[str]] = defaultdict(set)
-                for key, name, permission in session.execute(query).all():
+                for key, name, permission in session.execute(grants).all():
                     granted[(key, name)].add(permission)
                 for (key, name), perms in sorted(granted.items()):
                     closed = expand_project_permissions(perms)
