@@ -99,3 +99,18 @@ def test_archive_and_transfer_ownership(api: LiveAPI) -> None:
     assert changed.status_code == 200
     assert (changed.json()["status"], changed.json()["owner"]) == ("archived", "admin")
     assert api.request("PATCH", "/projects/ALPHA", role="projadmin", json={"status": "gone"}).status_code == 400
+
+
+def test_the_last_administrator_cannot_be_removed(api: LiveAPI) -> None:
+    for method, path, body in (
+        ("DELETE", "/groups/administrators/members/admin", None),
+        ("PATCH", "/groups/administrators", {"permissions": []}),
+        ("DELETE", "/groups/administrators", None),
+        ("PATCH", "/users/admin", {"active": False}),
+    ):
+        refused = api.request(method, path, role="admin", json=body)
+        assert refused.status_code == 409, (path, refused.text)
+        assert "without an active administrator" in refused.json()["message"]
+    assert api.request("GET", "/groups/administrators", role="admin").json()["members"] == ["admin"]
+    assert api.request("POST", "/groups/administrators/members", role="admin", json={"user": "target"}).ok
+    assert api.request("DELETE", "/groups/administrators/members/admin", role="admin").ok

@@ -8,6 +8,7 @@ is a table for people and JSON with ``--json``; any refusal is one line on stder
 import asyncio
 import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -568,6 +569,7 @@ def serve_command(ctx: Context, ip: str, port: int, base_url: str) -> None:
     """Serve the REST API on its own (token authentication)."""
     from .server import serve
 
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
     asyncio.run(serve(run(ctx.plane), ip, port, base_url))
 
 

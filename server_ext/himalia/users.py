@@ -44,6 +44,19 @@ def find_groups(session: Session, names: list[str], field: str) -> list[Group]:
     return [found[name] for name in dict.fromkeys(names)]
 
 
+def _keep_an_administrator(session: Session) -> None:
+    """Refuse a change that would leave no active administrator (it rolls back with the transaction)."""
+    session.flush()
+    administrators = session.scalar(
+        select(func.count(func.distinct(User.id)))
+        .join(GroupMember, GroupMember.user_id == User.id)
+        .join(GroupPermission, GroupPermission.group_id == GroupMember.group_id)
+        .where(User.active.is_(True), GroupPermission.permission == GlobalPermission.ADMIN)
+    )
+    if not administrators:
+        raise Conflict("This would leave the platform without an active administrator.")
+
+
 def describe_user(user: User) -> DescribeUser:
     return DescribeUser(
         login=user.login,
@@ -119,6 +132,7 @@ class UserService(Service):
             user = find_user(session, login)
             for name, value in changes.items():
                 setattr(user, name, value)
+            _keep_an_administrator(session)
             self.audit.record(session, caller, "user.update", "user", login, details=changes)
             return describe_user(user)
 
@@ -250,6 +264,7 @@ class UserService(Service):
                 group.permissions = [GroupPermission(permission=p) for p in dict.fromkeys(spec.permissions)]
                 details["permissions"] = {"before": before, "after": sorted(set(spec.permissions))}
             session.flush()
+            _keep_an_administrator(session)
             self.audit.record(session, caller, "group.update", "group", name, details=details)
             return self._describe_group(session, caller, group)
 
@@ -258,6 +273,7 @@ class UserService(Service):
         with self.db.write() as session:
             group = find_group(session, name)
             session.delete(group)
+            _keep_an_administrator(session)
             self.audit.record(session, caller, "group.delete", "group", name)
 
     def add_member(self, caller: Caller, name: str, login: str) -> DescribeGroup:
@@ -278,5 +294,6 @@ class UserService(Service):
             if user not in group.members:
                 raise NotFound(f"'{login}' is not a member of '{name}'.", field="user")
             group.members.remove(user)
+            _keep_an_administrator(session)
             self.audit.record(session, caller, "group.remove_member", "group", name, details={"user": login})
             return self._describe_group(session, caller, group)
