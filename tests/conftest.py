@@ -43,6 +43,8 @@ from himalia.server import make_application
 
 from .postgres import TemporaryPostgres, find_bindir
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 SECRET_KEY = Fernet.generate_key().decode()
 AUDIT_KEY = "test-audit-key"
 SHARED_SECRET = "hunter2-shared-Q7xZ"

@@ -59,7 +59,7 @@ class AuditExportHandler(APIHandler):
     @operation(
         "Export the filtered trail, oldest first, as JSON lines or CSV.",
         query=ExportAuditQuery,
-        media_type="text/plain",
+        media_types=("application/x-ndjson", "text/csv"),
     )
     async def get(self, query: ExportAuditQuery) -> None:
         lines = self.control_plane.audit.export(self.caller, query.to_filter(), query.format)

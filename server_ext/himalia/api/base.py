@@ -57,13 +57,30 @@ class Operation:
     query: type[Query] | None = None
     status: int = 200
     anonymous: bool = False
-    media_type: str = "application/json"
+    #: Anything but JSON means the method writes its own response, in one of these types.
+    media_types: tuple[str, ...] = ("application/json",)
 
 
 def _field_of(error: ValidationError, prefix: str = "") -> tuple[str, str]:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"])
     return prefix + location if location else prefix.rstrip("."), first["msg"]
+
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _check_storable(value: Any, field: str) -> None:
+    """Refuse NUL characters (PostgreSQL text cannot hold them) and unpaired surrogates (not UTF-8)."""
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            raise InvalidInput(f"{field}: NUL characters and unpaired surrogates are not accepted.", field=field)
+        return
+    items: list[tuple[Any, Any]] = list(value.items()) if isinstance(value, dict) else []
+    items += list(enumerate(value)) if isinstance(value, list) else []
+    for key, item in items:
+        _check_storable(key, field)
+        _check_storable(item, str(key) if field == "body" else f"{field}.{key}")
 
 
 def operation(summary: str, **declaration: Any) -> Callable[..., Any]:
@@ -73,6 +90,8 @@ def operation(summary: str, **declaration: Any) -> Callable[..., Any]:
     def decorate(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
         @wraps(method)
         async def handle(self: "APIHandler", **path: str) -> None:
+            for name, value in path.items():
+                _check_storable(value, name)
             arguments: dict[str, Any] = {}
             if op.query is not None:
                 raw = {name: self.get_query_argument(name) for name in self.request.query_arguments}
@@ -84,7 +103,7 @@ def operation(summary: str, **declaration: Any) -> Callable[..., Any]:
             if op.body is not None:
                 arguments["spec"] = self.parse_body(op.body)
             result = await method(self, **path, **arguments)
-            if op.media_type != "application/json":
+            if op.media_types != ("application/json",):
                 return  # the method wrote its own response
             if result is None:
                 self.set_status(204)
@@ -167,6 +186,7 @@ class APIHandler(web.RequestHandler):
             payload = json.loads(self.request.body or b"null")
         except ValueError:
             raise InvalidInput("The request body is not valid JSON.", field="body") from None
+        _check_storable(payload, "body")
         try:
             return model.model_validate(payload)
         except ValidationError as error:

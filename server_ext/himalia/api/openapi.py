@@ -56,11 +56,9 @@ def _operation_doc(handler: type[APIHandler], method: str, op: Operation, schema
             "required": True,
             "content": {"application/json": {"schema": schemas.of(op.body, "validation")}},
         }
-    if op.media_type != "application/json":
-        doc["responses"]["200"] = {
-            "description": "OK",
-            "content": {op.media_type: {"schema": {"type": "string"}}},
-        }
+    if op.media_types != ("application/json",):
+        content = {media_type: {"schema": {"type": "string"}} for media_type in op.media_types}
+        doc["responses"]["200"] = {"description": "OK", "content": content}
     elif op.response is None:
         doc["responses"]["204"] = {"description": "Done."}
     else:
