@@ -29,9 +29,12 @@ from tornado.netutil import bind_sockets
 
 from himalia.caller import Caller
 from himalia.controlplane import ControlPlane
+from himalia.demo import build_warehouse
 from himalia.models import (
     AccessSpec,
+    CheckSpec,
     CreateConnection,
+    CreateDataset,
     CreateGroup,
     CreateProject,
     CreateToken,
@@ -107,6 +110,19 @@ def seed_world(plane: ControlPlane) -> World:
             credentials_mode="per_user",
             usable_by=both,
         ),
+    )
+    admin = users.caller_for("admin")
+    warehouse = Path(plane.home) / "warehouse.sqlite"
+    build_warehouse(warehouse, transactions=300, merchants=40)
+    plane.connections.create_connection(
+        admin,
+        CreateConnection(name="wh", type="sql", params={"url": f"sqlite:///{warehouse}"}, usable_by=both),
+    )
+    plane.datasets.create_dataset(
+        admin, "ALPHA", CreateDataset(name="transactions", connection="wh", table="transactions_2018")
+    )
+    plane.checks.save_check(
+        admin, "ALPHA", "transactions", CheckSpec(name="Columns 13", type="in_set", metric="column_count", values=[13])
     )
     world = World()
     for role in ROLES[1:]:

@@ -31,6 +31,8 @@ def admin_only(ok: int) -> tuple[int, int, int, int, int, int]:
     return (401, 403, 403, 403, 403, ok)
 
 
+NEW_DATASET = {"name": "merchants", "connection": "wh", "table": "merchants"}
+NEW_CHECK = {"name": "Some rows", "type": "range", "metric": "record_count", "min": 1}
 NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "memory://made"}}
 
 #                                         anon nogrant reader contrib projadmin admin
@@ -68,6 +70,26 @@ CASES = [
     Case(
         "PUT", "/connections/personal_db/credentials", (401, 404, 200, 200, 200, 200), {"secrets": {"password": "mine"}}
     ),
+    Case("GET", "/connections/shared_db/credentials", (401, 404, 200, 200, 200, 200)),
+    Case("GET", "/connections/personal_db/credentials", (401, 404, 400, 400, 400, 400)),  # none set yet
+    Case("GET", "/projects/ALPHA/datasets", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/datasets", (401, 404, 403, 201, 400, 201), NEW_DATASET),
+    Case("GET", "/projects/ALPHA/datasets/transactions", (401, 404, 200, 200, 200, 200)),
+    Case("PATCH", "/projects/ALPHA/datasets/transactions", (401, 404, 403, 200, 200, 200), {"description": "d"}),
+    Case("DELETE", "/projects/ALPHA/datasets/transactions", (401, 404, 403, 204, 204, 204)),
+    Case("GET", "/projects/ALPHA/datasets/transactions/schema", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/datasets/transactions/schema", (401, 404, 403, 200, 403, 200)),
+    Case("GET", "/projects/ALPHA/datasets/transactions/metrics", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/datasets/transactions/metrics", (401, 404, 403, 200, 403, 200), {}),
+    Case("GET", "/projects/ALPHA/metrics", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/metrics", (401, 404, 403, 201, 201, 201), {"name": "auc", "value": 0.91}),
+    Case("GET", "/projects/ALPHA/datasets/transactions/checks", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/datasets/transactions/checks", (401, 404, 403, 201, 201, 201), NEW_CHECK),
+    Case("POST", "/projects/ALPHA/datasets/transactions/checks/run", (401, 404, 403, 200, 403, 200)),
+    Case("GET", "/projects/ALPHA/datasets/transactions/checks/Columns 13", (401, 404, 200, 200, 200, 200)),
+    Case("PUT", "/projects/ALPHA/datasets/transactions/checks/Columns 13", (401, 404, 403, 200, 200, 200), NEW_CHECK),
+    Case("DELETE", "/projects/ALPHA/datasets/transactions/checks/Columns 13", (401, 404, 403, 204, 204, 204)),
+    Case("GET", "/projects/ALPHA/checks/history", (401, 404, 200, 200, 200, 200)),
     Case("GET", "/variables", everyone(200)),
     Case("PUT", "/variables", admin_only(200), {"variables": {"region": "eu"}}),
     Case("GET", "/projects/ALPHA/variables", (401, 404, 200, 200, 200, 200)),

@@ -26,7 +26,7 @@ def himalia(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
 
 
 def test_a_day_of_operations(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert "revision 0001" in himalia("db", "upgrade").output
+    assert "Store at revision" in himalia("db", "upgrade").output
     assert (tmp_path / "himalia.sqlite").exists()
     himalia(
         "group",

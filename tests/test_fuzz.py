@@ -58,7 +58,8 @@ def seeded_names(world: World) -> dict[str, list[str]]:
     """Existing objects per path parameter; never the administrator's own login, group or token."""
     return {
         "key": ["ALPHA"],
-        "name": ["readers", "contributors", "creators", "shared_db", "personal_db"],
+        "name": ["readers", "contributors", "creators", "shared_db", "personal_db", "transactions"],
+        "check": ["Columns 13"],
         "login": ["reader", "contributor", "nogrant", "target"],
         "principal_type": ["group", "user"],
         "token_id": [str(world.target_token_id)],

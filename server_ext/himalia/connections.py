@@ -7,10 +7,11 @@ an error text scrubbed of every secret value. ``shared`` connections hold one se
 """
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -23,6 +24,7 @@ from .db import Database
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .models import (
     AccessSpec,
+    ConnectionCredentials,
     ConnectionTestResult,
     CreateConnection,
     DescribeConnection,
@@ -73,6 +75,10 @@ def _reads_local_disk(kind: str, url: str) -> bool:
     return (fsspec.core.split_protocol(url)[0] or "file") in {"file", "local"}
 
 
+def can_see(caller: Caller, connection: Connection) -> bool:
+    return can_use(caller, connection) or can_read_details(caller, connection)
+
+
 def _validate_params(caller: Caller, kind: str, params: dict[str, Any]) -> None:
     url = params.get("url")
     if not isinstance(url, str) or not url:
@@ -111,30 +117,53 @@ def _scrub(message: str, secrets: dict[str, str]) -> str:
     return message[:2000]
 
 
+def sql_engine(params: dict[str, Any], secrets: dict[str, str]) -> Engine:
+    """An engine for a ``sql`` connection: the password goes into the URL, other secrets to the driver."""
+    url = make_url(params["url"])
+    if "password" in secrets:
+        url = url.set(password=secrets["password"])
+    connect_args = {**params.get("connect_args", {}), **{k: v for k, v in secrets.items() if k != "password"}}
+    if url.get_backend_name() in {"postgresql", "mysql", "mariadb"}:
+        connect_args.setdefault("connect_timeout", TEST_TIMEOUT_SECONDS)
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def storage_options(params: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+    """fsspec options of a ``files`` connection: its params' options and its secrets."""
+    return {**params.get("storage_options", {}), **secrets}
+
+
+def files_url(params: dict[str, Any], path: str = "") -> str:
+    """``path`` below the connection's root URL (``path`` may be a glob)."""
+    root = params["url"].rstrip("/")
+    return f"{root}/{path.lstrip('/')}" if path else root
+
+
 def _probe(kind: str, params: dict[str, Any], secrets: dict[str, str]) -> None:
     """Really reach the data; raise whatever the driver raises."""
     if kind == "sql":
-        url = make_url(params["url"])
-        if "password" in secrets:
-            url = url.set(password=secrets["password"])
-        connect_args = {
-            **params.get("connect_args", {}),
-            **{k: v for k, v in secrets.items() if k != "password"},
-        }
-        if url.get_backend_name() in {"postgresql", "mysql", "mariadb"}:
-            connect_args.setdefault("connect_timeout", TEST_TIMEOUT_SECONDS)
-        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+        engine = sql_engine(params, secrets)
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         finally:
             engine.dispose()
     else:
-        options = {**params.get("storage_options", {}), **secrets}
-        filesystem, path = fsspec.core.url_to_fs(params["url"], **options)
+        filesystem, path = fsspec.core.url_to_fs(params["url"], **storage_options(params, secrets))
         if not filesystem.exists(path):
             raise FileNotFoundError(f"{params['url']} does not exist")
         filesystem.ls(path) if filesystem.isdir(path) else filesystem.info(path)
+
+
+@dataclass(frozen=True)
+class UsableConnection:
+    """What it takes to reach a connection's data as one caller; secrets included, so never log it."""
+
+    name: str
+    type: str
+    params: dict[str, Any]
+    secrets: dict[str, str] = field(repr=False)
+    allow_write: bool
 
 
 class ConnectionService(Service):
@@ -151,7 +180,7 @@ class ConnectionService(Service):
             )
             .where(Connection.name == name)
         )
-        if connection is None or not (can_use(caller, connection) or can_read_details(caller, connection)):
+        if connection is None or not can_see(caller, connection):
             raise NotFound(f"There is no connection '{name}'.")
         return connection
 
@@ -208,7 +237,7 @@ class ConnectionService(Service):
                 )
                 .order_by(Connection.name)
             ).all()
-            visible = [c for c in everything if can_use(caller, c) or can_read_details(caller, c)]
+            visible = [c for c in everything if can_see(caller, c)]
             page = visible[offset : offset + limit]
             mine = self._my_credentials(session, caller, [c.id for c in page])
             items = [self._describe(caller, c, c.id in mine) for c in page]
@@ -361,17 +390,40 @@ class ConnectionService(Service):
             return self.box.decrypt(credential.secrets_ciphertext)
         return self.box.decrypt(connection.secrets_ciphertext) if connection.secrets_ciphertext else {}
 
+    def usable(self, session: Session, caller: Caller, connection: Connection) -> UsableConnection:
+        """The connection with the caller's secrets, or 403 if the caller may not use it."""
+        if not can_use(caller, connection):
+            raise Forbidden(f"You may not use the connection '{connection.name}'.")
+        return UsableConnection(
+            name=connection.name,
+            type=connection.type,
+            params=dict(connection.params),
+            secrets=self._secrets_for(session, caller, connection),
+            allow_write=connection.allow_write,
+        )
+
+    def read_credentials(self, caller: Caller, name: str) -> ConnectionCredentials:
+        """What a kernel needs to reach the data itself, as the caller; every read is audited."""
+        with self.db.write() as session:
+            usable = self.usable(session, caller, self._find(session, caller, name))
+            self.audit.record(
+                session,
+                caller,
+                "connection.read_credentials",
+                "connection",
+                name,
+                details={"secret_names": sorted(usable.secrets)},
+            )
+        return ConnectionCredentials.model_validate(usable, from_attributes=True)
+
     def test_connection(self, caller: Caller, name: str) -> ConnectionTestResult:
         """Connect for real, with the caller's credentials; report the driver's error scrubbed of secrets."""
         with self.db.read() as session:
-            connection = self._find(session, caller, name)
-            if not can_use(caller, connection):
-                raise Forbidden(f"You may not use '{name}'.")
-            kind, params = connection.type, dict(connection.params)
-            secrets = self._secrets_for(session, caller, connection)
+            usable = self.usable(session, caller, self._find(session, caller, name))
+        secrets = usable.secrets
         started = time.monotonic()
         try:
-            _probe(kind, params, secrets)
+            _probe(usable.type, usable.params, secrets)
             ok, message = True, "Connected."
         except Exception as error:  # any driver error is the answer to "does it work?"
             ok, message = False, _scrub(f"{type(error).__name__}: {error}", secrets)

@@ -14,9 +14,12 @@ from traitlets import Bool, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .audit import AuditService, AuditTrail
+from .checks import CheckService
 from .connections import ConnectionService
 from .crypto import SecretBox, load_or_create_key_file
+from .datasets import DatasetService
 from .db import Database
+from .metrics import MetricService
 from .projects import ProjectService
 from .tokens import TokenService
 from .users import UserService
@@ -109,6 +112,9 @@ class ControlPlane(LoggingConfigurable):
         self.variables = VariableService(self.db, trail, self.log)
         self.tokens = TokenService(self.db, trail, self.log)
         self.audit = AuditService(self.db, trail, self.log)
+        self.datasets = DatasetService(self.db, trail, self.log, self.connections)
+        self.metrics = MetricService(self.db, trail, self.log, self.datasets)
+        self.checks = CheckService(self.db, trail, self.log, self.datasets, self.metrics)
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
 
     def stop(self) -> None:

@@ -10,11 +10,22 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from .caller import Caller
 from .controlplane import ControlPlane
 from .errors import Conflict
-from .models import AccessSpec, CreateConnection, CreateGroup, CreateProject, CreateUser, SetGrant, Variables
+from .models import (
+    AccessSpec,
+    CheckSpec,
+    CreateConnection,
+    CreateDataset,
+    CreateGroup,
+    CreateProject,
+    CreateUser,
+    SetGrant,
+    Variables,
+)
 from .permissions import GlobalPermission as G
 from .permissions import Profile
 
@@ -32,45 +43,111 @@ USERS = [
     ("bob", "Bob Chen", "analyst", "analysts"),
     ("carol", "Carol Diaz", "reader", "readers"),
 ]
-CATEGORIES = ["grocery", "travel", "electronics", "restaurants", "fuel", "fashion"]
-STATES = ["CA", "NY", "TX", "WA", "IL", "FL"]
+ITEM_CATEGORIES = ["A", "B", "C", "D", "E"]
+SUBSECTORS = ["grocery", "travel", "electronics", "restaurants", "fuel", "fashion", "pharmacy"]
+STATES = ["CA", "NY", "TX", "WA", "IL", "FL", "MA", "CO"]
 
 
-def build_warehouse(path: Path, transactions: int = 5000, merchants: int = 120) -> None:
-    """A deterministic SQLite warehouse of merchants and card transactions."""
+def build_warehouse(path: Path, transactions: int = 12_000, merchants: int = 10_500) -> None:
+    """A deterministic SQLite warehouse shaped like the Dataiku fraud exercise.
+
+    ``transactions_2018`` (13 columns), ``merchants`` (7 columns) and the prepared join
+    ``transactions_joined_prepared`` with the card holders' FICO scores.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = random.Random(2018)
+    start = date(2018, 1, 1)
+    merchant_rows = [
+        (
+            f"M{i:05d}",
+            rng.randrange(1, 400),
+            rng.choice(SUBSECTORS),
+            round(rng.uniform(25, 48), 4),
+            round(rng.uniform(-122, -71), 4),
+            rng.choice(STATES),
+            rng.randrange(1, 6),
+        )
+        for i in range(merchants)
+    ]
+    fico = {f"C{card:05d}": max(300, min(850, int(rng.gauss(590, 45)))) for card in range(4000)}
+    transaction_rows = []
+    for i in range(transactions):
+        merchant = merchant_rows[rng.randrange(merchants)]
+        transaction_rows.append(
+            (
+                i,
+                f"C{rng.randrange(4000):05d}",
+                merchant[0],
+                merchant[1],
+                rng.choice(ITEM_CATEGORIES),
+                (start + timedelta(days=rng.randrange(365), seconds=rng.randrange(86400))).isoformat(),
+                round(rng.lognormvariate(3.5, 1.0), 2),
+                int(rng.random() > 0.08),
+                int(rng.random() > 0.3),
+                rng.choice([0, 1, 1, 1, 3, 6, 12]),
+                int(rng.random() > 0.5),
+                "USD",
+                rng.choice(["US", "US", "US", "CA", "MX", "FR"]),
+            )
+        )
     with sqlite3.connect(path) as db:
         db.executescript(
             """
-            DROP TABLE IF EXISTS transactions;
+            DROP TABLE IF EXISTS transactions_2018;
             DROP TABLE IF EXISTS merchants;
-            CREATE TABLE merchants (merchant_id TEXT PRIMARY KEY, category TEXT, state TEXT);
-            CREATE TABLE transactions (
-                transaction_id INTEGER PRIMARY KEY, card_id TEXT, merchant_id TEXT,
-                purchase_date TEXT, amount REAL, authorized_flag INTEGER
+            DROP TABLE IF EXISTS transactions_joined_prepared;
+            CREATE TABLE merchants (
+                merchant_id TEXT PRIMARY KEY, merchant_category_id INTEGER, subsector_description TEXT,
+                latitude REAL, longitude REAL, state TEXT, merchant_group_id INTEGER
+            );
+            CREATE TABLE transactions_2018 (
+                transaction_id INTEGER PRIMARY KEY, card_id TEXT, merchant_id TEXT, merchant_category_id INTEGER,
+                item_category TEXT, purchase_date TEXT, purchase_amount REAL, authorized_flag INTEGER,
+                signature_provided INTEGER, installments INTEGER, card_present INTEGER, currency TEXT,
+                ip_country TEXT
+            );
+            CREATE TABLE transactions_joined_prepared (
+                transaction_id INTEGER PRIMARY KEY, card_id TEXT, purchase_date TEXT, purchase_amount REAL,
+                authorized_flag INTEGER, item_category TEXT, merchant_state TEXT, card_fico_score INTEGER
             );
             """
         )
+        db.executemany("INSERT INTO merchants VALUES (?, ?, ?, ?, ?, ?, ?)", merchant_rows)
+        db.executemany("INSERT INTO transactions_2018 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", transaction_rows)
+        states = {m[0]: m[5] for m in merchant_rows}
         db.executemany(
-            "INSERT INTO merchants VALUES (?, ?, ?)",
-            [(f"M{i:04d}", rng.choice(CATEGORIES), rng.choice(STATES)) for i in range(merchants)],
+            "INSERT INTO transactions_joined_prepared VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(t[0], t[1], t[5], t[6], t[7], t[4], states[t[2]], fico[t[1]]) for t in transaction_rows],
         )
-        start = date(2018, 1, 1)
-        db.executemany(
-            "INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    i,
-                    f"C{rng.randrange(800):04d}",
-                    f"M{rng.randrange(merchants):04d}",
-                    (start + timedelta(days=rng.randrange(365))).isoformat(),
-                    round(rng.lognormvariate(3.5, 1.0), 2),
-                    int(rng.random() > 0.08),
-                )
-                for i in range(transactions)
-            ],
-        )
+
+
+#: The training's data-quality rules, as Himalia datasets and checks.
+DEMO_DATASETS: list[tuple[str, list[str], list[dict[str, Any]]]] = [
+    (
+        "transactions_2018",
+        ["record_count", "column_count"],
+        [
+            {"name": "Columns 13", "type": "in_set", "metric": "column_count", "values": [13]},
+            {"name": "Over 10k records", "type": "range", "metric": "record_count", "min": 10_000},
+        ],
+    ),
+    (
+        "merchants",
+        ["record_count", "column_count"],
+        [
+            {"name": "Columns 7", "type": "in_set", "metric": "column_count", "values": [7]},
+            {"name": "Over 10k records", "type": "range", "metric": "record_count", "min": 10_000},
+        ],
+    ),
+    (
+        "transactions_joined_prepared",
+        ["record_count", "min:purchase_amount", "avg:card_fico_score"],
+        [
+            {"name": "Positive purchases", "type": "range", "metric": "min:purchase_amount", "min": 0.01},
+            {"name": "Avg FICO Score Range", "type": "range", "metric": "avg:card_fico_score", "min": 525, "max": 650},
+        ],
+    ),
+]
 
 
 def seed(plane: ControlPlane) -> Iterator[str]:
@@ -128,6 +205,13 @@ def seed(plane: ControlPlane) -> Iterator[str]:
         details_readable_by=AccessSpec(mode="groups", groups=["data_team"]),
     )
     yield from created("connection warehouse", connections.create_connection, alice, warehouse_connection)
+    for table, probes, checks in DEMO_DATASETS:
+        plane.datasets.create_dataset(
+            alice, "FRAUD", CreateDataset(name=table, connection="warehouse", table=table, probes=probes)
+        )
+        for check in checks:
+            plane.checks.save_check(alice, "FRAUD", table, CheckSpec.model_validate(check))
+    yield "defined the FRAUD datasets and their checks"
     plane.variables.set_instance(operator, Variables(variables={"company": "Himalia Demo"}))
     plane.variables.set_project(
         alice,

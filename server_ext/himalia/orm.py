@@ -240,3 +240,81 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Dataset(Base):
+    """A table, a query or files of a connection, as a project sees them."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("uq_datasets_project_name", "project_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    #: table and db_schema, or query, or path and format, by kind.
+    location: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    columns: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    schema_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    probes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: [{"name", "sql"} | {"name", "python"}]: metrics beyond the built-in probes.
+    custom_metrics: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    auto_compute_after_build: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    connection: Mapped[Connection] = relationship()
+    project: Mapped[Project] = relationship()
+
+
+class MetricValue(Base):
+    """One value of one metric at one time: the history the API serves as a time series."""
+
+    __tablename__ = "metric_values"
+    __table_args__ = (Index("ix_metric_values_series", "project_id", "dataset_id", "metric", "computed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(200))
+    value: Mapped[Any] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    origin: Mapped[str] = mapped_column(String(20))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(100))
+
+
+class Check(Base):
+    __tablename__ = "checks"
+    __table_args__ = (Index("uq_checks_dataset_name", "dataset_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(30))
+    metric: Mapped[str | None] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    dataset: Mapped[Dataset] = relationship()
+
+
+class CheckResult(Base):
+    """One evaluation of one check, with the value it judged."""
+
+    __tablename__ = "check_results"
+    __table_args__ = (Index("ix_check_results_check_time", "check_id", "evaluated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    check_id: Mapped[int] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(String(10))
+    value: Mapped[Any] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    origin: Mapped[str] = mapped_column(String(20))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+
+    check: Mapped[Check] = relationship()

@@ -78,6 +78,12 @@ def require_project(
     return project, permissions
 
 
+def require_run_or_write(permissions: frozenset[ProjectPermission], key: str) -> None:
+    """Computing metrics and running checks or scenarios: contributors and launchers, not readers."""
+    if ProjectPermission.WRITE_CONTENT not in permissions and ProjectPermission.RUN_SCENARIOS not in permissions:
+        raise Forbidden(f"This needs 'write_content' or 'run_scenarios' on project {key}.")
+
+
 def describe_project(project: Project, permissions: frozenset[ProjectPermission]) -> DescribeProject:
     return DescribeProject(
         key=project.key,

@@ -1,6 +1,7 @@
 """``connections``: definitions, access, per-user credentials and the ``test`` action."""
 
 from ..models import (
+    ConnectionCredentials,
     ConnectionTestResult,
     CreateConnection,
     DescribeConnection,
@@ -63,9 +64,21 @@ class ConnectionTestHandler(APIHandler):
 class ConnectionCredentialsHandler(APIHandler):
     route = "/connections/{name}/credentials"
 
+    @operation(
+        "The parameters and my credentials, for a kernel to connect as me (needs use; audited).",
+        response=ConnectionCredentials,
+    )
+    async def get(self, name: str) -> ConnectionCredentials:
+        return await self.call(self.control_plane.connections.read_credentials, self.caller, name)
+
     @operation("Store my own secrets for a per_user connection.", body=SetCredentials, response=DescribeConnection)
     async def put(self, name: str, spec: SetCredentials) -> DescribeConnection:
         return await self.call(self.control_plane.connections.set_my_credentials, self.caller, name, spec)
 
 
-handlers = [ConnectionsHandler, ConnectionHandler, ConnectionTestHandler, ConnectionCredentialsHandler]
+handlers = [
+    ConnectionsHandler,
+    ConnectionHandler,
+    ConnectionTestHandler,
+    ConnectionCredentialsHandler,
+]

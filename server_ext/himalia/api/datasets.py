@@ -1,0 +1,202 @@
+"""``projects/{key}/datasets``, their schema, metrics and checks, and the project's histories."""
+
+from datetime import UTC, datetime
+
+from pydantic import Field, field_validator
+
+from ..models import (
+    CheckRun,
+    CheckSpec,
+    ComputedMetrics,
+    ComputeMetrics,
+    CreateDataset,
+    DatasetSchema,
+    DescribeCheck,
+    DescribeCheckResult,
+    DescribeDataset,
+    DescribeMetricValue,
+    Page,
+    RecordMetric,
+    UpdateDataset,
+)
+from .base import APIHandler, PageQuery, Query, operation
+
+
+class DatasetsHandler(APIHandler):
+    route = "/projects/{key}/datasets"
+
+    @operation("The project's datasets (read_content).", query=PageQuery, response=Page[DescribeDataset])
+    async def get(self, key: str, query: PageQuery) -> Page[DescribeDataset]:
+        return await self.call(self.control_plane.datasets.list_datasets, self.caller, key, query.limit, query.offset)
+
+    @operation(
+        "Define a dataset on a connection I may use; its schema is read now (write_content).",
+        body=CreateDataset,
+        response=DescribeDataset,
+        status=201,
+    )
+    async def post(self, key: str, spec: CreateDataset) -> DescribeDataset:
+        return await self.call(self.control_plane.datasets.create_dataset, self.caller, key, spec)
+
+
+class DatasetHandler(APIHandler):
+    route = "/projects/{key}/datasets/{name}"
+
+    @operation("Describe a dataset, and whether I may write it.", response=DescribeDataset)
+    async def get(self, key: str, name: str) -> DescribeDataset:
+        return await self.call(self.control_plane.datasets.get_dataset, self.caller, key, name)
+
+    @operation(
+        "Change a dataset's description, probes or settings (write_content).",
+        body=UpdateDataset,
+        response=DescribeDataset,
+    )
+    async def patch(self, key: str, name: str, spec: UpdateDataset) -> DescribeDataset:
+        return await self.call(self.control_plane.datasets.update_dataset, self.caller, key, name, spec)
+
+    @operation("Delete a dataset's definition (the data stays where it is; write_content).")
+    async def delete(self, key: str, name: str) -> None:
+        await self.call(self.control_plane.datasets.delete_dataset, self.caller, key, name)
+
+
+class SchemaHandler(APIHandler):
+    route = "/projects/{key}/datasets/{name}/schema"
+
+    @operation("The columns as last read.", response=DatasetSchema)
+    async def get(self, key: str, name: str) -> DatasetSchema:
+        return await self.call(self.control_plane.datasets.get_schema, self.caller, key, name)
+
+    @operation("Read the columns from the source again and say what changed (write_content).", response=DatasetSchema)
+    async def post(self, key: str, name: str) -> DatasetSchema:
+        return await self.call(self.control_plane.datasets.refresh_schema, self.caller, key, name)
+
+
+class HistoryQuery(Query):
+    metric: str | None = Field(None, max_length=200)
+    since: datetime | None = None
+    limit: int = Field(1000, ge=1, le=10_000)
+
+    @field_validator("since")
+    @classmethod
+    def _utc(cls, moment: datetime | None) -> datetime | None:
+        return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+class MetricsHandler(APIHandler):
+    route = "/projects/{key}/datasets/{name}/metrics"
+
+    @operation(
+        "The dataset's metric history, oldest first (read_dashboards).",
+        query=HistoryQuery,
+        response=list[DescribeMetricValue],
+    )
+    async def get(self, key: str, name: str, query: HistoryQuery) -> list[DescribeMetricValue]:
+        return await self.call(
+            self.control_plane.metrics.history, self.caller, key, name, query.metric, query.since, query.limit
+        )
+
+    @operation(
+        "Compute metrics where the data lives and keep them (write_content or run_scenarios).",
+        body=ComputeMetrics,
+        response=ComputedMetrics,
+    )
+    async def post(self, key: str, name: str, spec: ComputeMetrics) -> ComputedMetrics:
+        return await self.call(self.control_plane.metrics.compute, self.caller, key, name, spec.probes)
+
+
+class ProjectMetricsHandler(APIHandler):
+    route = "/projects/{key}/metrics"
+
+    @operation(
+        "The project's metric history, oldest first (read_dashboards).",
+        query=HistoryQuery,
+        response=list[DescribeMetricValue],
+    )
+    async def get(self, key: str, query: HistoryQuery) -> list[DescribeMetricValue]:
+        return await self.call(
+            self.control_plane.metrics.history, self.caller, key, None, query.metric, query.since, query.limit
+        )
+
+    @operation(
+        "Record a value computed in a notebook (write_content or run_scenarios).",
+        body=RecordMetric,
+        response=DescribeMetricValue,
+        status=201,
+    )
+    async def post(self, key: str, spec: RecordMetric) -> DescribeMetricValue:
+        return await self.call(self.control_plane.metrics.record, self.caller, key, spec)
+
+
+class ChecksHandler(APIHandler):
+    route = "/projects/{key}/datasets/{name}/checks"
+
+    @operation("The dataset's checks with their last result (read_dashboards).", response=list[DescribeCheck])
+    async def get(self, key: str, name: str) -> list[DescribeCheck]:
+        return await self.call(self.control_plane.checks.list_checks, self.caller, key, name)
+
+    @operation(
+        "Create a check (write_content; custom_python needs write_unsafe_code).",
+        body=CheckSpec,
+        response=DescribeCheck,
+        status=201,
+    )
+    async def post(self, key: str, name: str, spec: CheckSpec) -> DescribeCheck:
+        return await self.call(self.control_plane.checks.save_check, self.caller, key, name, spec)
+
+
+class ChecksRunHandler(APIHandler):
+    route = "/projects/{key}/datasets/{name}/checks/run"
+
+    @operation(
+        "Compute the metrics the checks need, then judge every check (write_content or run_scenarios).",
+        response=CheckRun,
+    )
+    async def post(self, key: str, name: str) -> CheckRun:
+        return await self.call(self.control_plane.checks.run_checks, self.caller, key, name)
+
+
+class CheckHandler(APIHandler):
+    route = "/projects/{key}/datasets/{name}/checks/{check}"
+
+    @operation("Describe a check and its last result.", response=DescribeCheck)
+    async def get(self, key: str, name: str, check: str) -> DescribeCheck:
+        return await self.call(self.control_plane.checks.get_check, self.caller, key, name, check)
+
+    @operation("Redefine a check (write_content).", body=CheckSpec, response=DescribeCheck)
+    async def put(self, key: str, name: str, check: str, spec: CheckSpec) -> DescribeCheck:
+        return await self.call(self.control_plane.checks.save_check, self.caller, key, name, spec, replace=check)
+
+    @operation("Delete a check and its history (write_content).")
+    async def delete(self, key: str, name: str, check: str) -> None:
+        await self.call(self.control_plane.checks.delete_check, self.caller, key, name, check)
+
+
+class CheckHistoryQuery(Query):
+    dataset: str | None = Field(None, max_length=100)
+    check: str | None = Field(None, max_length=100)
+    limit: int = Field(1000, ge=1, le=10_000)
+
+
+class CheckHistoryHandler(APIHandler):
+    route = "/projects/{key}/checks/history"
+
+    @operation(
+        "Check results, oldest first (read_dashboards).", query=CheckHistoryQuery, response=list[DescribeCheckResult]
+    )
+    async def get(self, key: str, query: CheckHistoryQuery) -> list[DescribeCheckResult]:
+        return await self.call(
+            self.control_plane.checks.history, self.caller, key, query.dataset, query.check, query.limit
+        )
+
+
+handlers = [
+    DatasetsHandler,
+    DatasetHandler,
+    SchemaHandler,
+    MetricsHandler,
+    ProjectMetricsHandler,
+    ChecksHandler,
+    ChecksRunHandler,
+    CheckHandler,
+    CheckHistoryHandler,
+]

@@ -1,0 +1,163 @@
+"""How checks judge values: every boundary of hard and soft bounds, sets, freshness, schema, custom code."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from himalia.checks import MetricReading, Outcome, evaluate, metric_label, parse_duration, worst
+from himalia.models import CheckSpec
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+BOUNDS = {"min": 10_000, "soft_min": 12_000, "soft_max": 50_000, "max": 60_000}
+
+
+def judge(kind: str, value: object, params: dict, metric: str | None = "record_count", **reading: object):  # type: ignore[no-untyped-def]
+    computed_at = reading.pop("computed_at", NOW if value is not None else None)
+    history = reading.pop("history", [])
+    return evaluate(
+        kind,
+        metric,
+        params,
+        MetricReading(value, computed_at, history),
+        columns=reading.pop("columns", None),
+        now=NOW,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "outcome", "message"),
+    [
+        (9_812, Outcome.ERROR, "record count 9 812 is below the minimum 10 000"),
+        (10_000, Outcome.WARNING, "record count 10 000 is below the soft minimum 12 000"),  # min is inclusive
+        (11_999.5, Outcome.WARNING, "record count 11999.5 is below the soft minimum 12 000"),
+        (12_000, Outcome.OK, "record count 12 000 is within bounds"),  # soft_min is inclusive
+        (50_000, Outcome.OK, "record count 50 000 is within bounds"),
+        (50_001, Outcome.WARNING, "record count 50 001 is above the soft maximum 50 000"),
+        (60_000, Outcome.WARNING, "record count 60 000 is above the soft maximum 50 000"),
+        (60_001, Outcome.ERROR, "record count 60 001 is above the maximum 60 000"),
+        (None, Outcome.EMPTY, "record count has no value"),
+        ("many", Outcome.ERROR, "record count is 'many', not a number"),
+        (True, Outcome.ERROR, "record count is True, not a number"),
+    ],
+)
+def test_range_bounds(value: object, outcome: Outcome, message: str) -> None:
+    judged = judge("range", value, BOUNDS)
+    assert (judged.outcome, judged.message) == (outcome, message)
+
+
+def test_range_with_one_bound_and_float_formatting() -> None:
+    judged = judge("range", 0.041, {"soft_min": 0.05}, metric="avg:fraud_rate")
+    assert (judged.outcome, judged.message) == (
+        Outcome.WARNING,
+        "average of fraud_rate 0.041 is below the soft minimum 0.05",
+    )
+    assert judge("range", 525.0, {"min": 525, "max": 650}, metric="avg:card_fico_score").outcome == Outcome.OK
+
+
+@pytest.mark.parametrize(
+    ("value", "params", "outcome"),
+    [
+        (13, {"values": [13]}, Outcome.OK),
+        (12, {"values": [13]}, Outcome.ERROR),
+        (12, {"values": [13], "severity": "warning"}, Outcome.WARNING),
+        ("CA", {"values": ["CA", "NY"]}, Outcome.OK),
+        (None, {"values": [13]}, Outcome.EMPTY),
+    ],
+)
+def test_in_set(value: object, params: dict, outcome: Outcome) -> None:  # type: ignore[type-arg]
+    assert judge("in_set", value, params, metric="column_count").outcome == outcome
+
+
+def test_in_set_message_names_the_allowed_values() -> None:
+    assert judge("in_set", 12, {"values": [13]}, metric="column_count").message == "column count 12 is not one of 13"
+
+
+def test_freshness() -> None:
+    fresh = judge("freshness", 5, {"max_age": "36h"}, computed_at=NOW - timedelta(hours=35))
+    stale = judge("freshness", 5, {"max_age": "36h"}, computed_at=NOW - timedelta(days=3))
+    assert fresh.outcome == Outcome.OK
+    assert (stale.outcome, stale.message) == (Outcome.ERROR, "last record count is 3 days old (maximum 36h)")
+    assert judge("freshness", None, {"max_age": "1d"}).outcome == Outcome.EMPTY
+    assert parse_duration("90m") == timedelta(minutes=90)
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_schema_unchanged() -> None:
+    expected = [{"name": "id", "type": "INTEGER"}, {"name": "amount", "type": "FLOAT"}]
+    same = judge("schema_unchanged", None, {"expected": expected}, metric=None, columns=expected)
+    assert same.outcome == Outcome.OK
+    changed = judge(
+        "schema_unchanged",
+        None,
+        {"expected": expected, "severity": "warning"},
+        metric=None,
+        columns=[{"name": "id", "type": "TEXT"}, {"name": "country", "type": "TEXT"}],
+    )
+    assert changed.outcome == Outcome.WARNING
+    assert changed.message == "schema changed: added country (TEXT); removed amount; id: INTEGER -> TEXT"
+    assert judge("schema_unchanged", None, {"expected": expected}, metric=None).outcome == Outcome.EMPTY
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome", "message"),
+    [
+        ("def check(value, history):\n    return 'OK'", Outcome.OK, "custom check: OK"),
+        (
+            "def check(value, history):\n    return ('WARNING', f'{value} vs {history}')",
+            Outcome.WARNING,
+            "7 vs [5, 6]",
+        ),
+        (
+            "def check(value, history):\n    print('noise')\n    return value / 0",
+            Outcome.ERROR,
+            "the check failed: ZeroDivisionError: division by zero (line 3)",
+        ),
+        (
+            "def check(value, history):\n    return 'FINE'",
+            Outcome.ERROR,
+            "the check returned 'FINE', not one of OK, WARNING, ERROR, EMPTY",
+        ),
+        ("x = 1", Outcome.ERROR, "the check failed: NameError: the code defines no function check()"),
+        ("def check(:", Outcome.ERROR, "the check failed: SyntaxError"),
+        (
+            "import os\ndef check(value, history):\n    os._exit(3)",
+            Outcome.ERROR,
+            "the check failed: The code's process failed",
+        ),
+    ],
+)
+def test_custom_python_never_crashes(code: str, outcome: Outcome, message: str) -> None:
+    judged = judge("custom_python", 7, {"code": code}, history=[5, 6])
+    assert judged.outcome == outcome
+    assert judged.message.startswith(message)
+
+
+def test_custom_python_timeout() -> None:
+    judged = judge("custom_python", 1, {"code": "def check(v, h):\n    while True: pass", "timeout": 1})
+    assert (judged.outcome, judged.message) == (
+        Outcome.ERROR,
+        "the check failed: TimeoutError: the code ran longer than 1 s",
+    )
+
+
+def test_worst_and_labels() -> None:
+    assert worst([Outcome.OK, Outcome.WARNING, Outcome.EMPTY]) == Outcome.WARNING
+    assert worst([Outcome.OK, Outcome.ERROR]) == Outcome.ERROR
+    assert metric_label("distinct_count:merchant_id") == "distinct count of merchant_id"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"name": "c", "type": "range", "metric": "record_count"}, "at least one of min"),
+        ({"name": "c", "type": "range", "metric": "record_count", "min": 5, "max": 1}, "'min' is above 'max'"),
+        ({"name": "c", "type": "range", "metric": "x", "min": 5, "soft_min": 1}, "'min' is above 'soft_min'"),
+        ({"name": "c", "type": "in_set", "metric": "x"}, "needs 'values'"),
+        ({"name": "c", "type": "freshness", "metric": "x", "max_age": "later"}, "max_age"),
+        ({"name": "c", "type": "custom_python"}, "needs 'code'"),
+    ],
+)
+def test_invalid_specs_are_refused(spec: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=message):
+        CheckSpec.model_validate(spec)
