@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from himalia.caller import Caller
-from himalia.connections import _scrub
+from himalia.connections import scrub
 from himalia.controlplane import ControlPlane
 from himalia.crypto import SecretBox, SecretKeyError
 from himalia.errors import Forbidden, InvalidInput
@@ -86,7 +86,7 @@ def test_per_user_credentials_are_each_users_own(plane: ControlPlane) -> None:
 
 
 def test_error_text_is_scrubbed_of_secrets() -> None:
-    message = _scrub("could not log in with pw=abc123 to host (pw abc123)", {"password": "abc123", "empty": ""})
+    message = scrub("could not log in with pw=abc123 to host (pw abc123)", {"password": "abc123", "empty": ""})
     assert message == "could not log in with pw=*** to host (pw ***)"
 
 

@@ -110,7 +110,7 @@ def _validate_params(caller: Caller, kind: str, params: dict[str, Any]) -> None:
         raise Forbidden("Connections to local files or embedded databases need 'write_unsafe_code'.")
 
 
-def _scrub(message: str, secrets: dict[str, str]) -> str:
+def scrub(message: str, secrets: dict[str, str]) -> str:
     for value in sorted(secrets.values(), key=len, reverse=True):
         if value:
             message = message.replace(value, "***")
@@ -426,7 +426,7 @@ class ConnectionService(Service):
             _probe(usable.type, usable.params, secrets)
             ok, message = True, "Connected."
         except Exception as error:  # any driver error is the answer to "does it work?"
-            ok, message = False, _scrub(f"{type(error).__name__}: {error}", secrets)
+            ok, message = False, scrub(f"{type(error).__name__}: {error}", secrets)
         elapsed_ms = int((time.monotonic() - started) * 1000)
         with self.db.write() as session:
             self.audit.record(

@@ -88,6 +88,14 @@ def read_columns(usable: UsableConnection, location: dict[str, Any]) -> list[Dat
         engine.dispose()
 
 
+def check_probe_columns(probes: list[str], columns: list[dict[str, str]] | list[DatasetColumn]) -> None:
+    """Refuse probes of columns the dataset does not have (their types are checked on computation)."""
+    names = {c["name"] if isinstance(c, dict) else c.name for c in columns}
+    for probe in parse_probes(probes):
+        if probe.column is not None and probe.column not in names:
+            raise InvalidInput(f"probe '{probe.id}': the dataset has no column '{probe.column}'", field="probes")
+
+
 def describe_dataset(dataset: Dataset, can_write: bool) -> DescribeDataset:
     return DescribeDataset(
         name=dataset.name,
@@ -173,6 +181,7 @@ class DatasetService(Service):
             raise InvalidInput(f"A {usable.type} connection holds no {kind} datasets.", field=field)
         location = spec.model_dump(include={"table", "db_schema", "query", "path", "format"}, exclude_none=True)
         columns = read_columns(usable, location)
+        check_probe_columns(spec.probes, columns)
         with self.db.write() as session:
             project = session.get_one(Project, project.id)
             if session.scalar(select(Dataset.id).where(Dataset.project_id == project.id, Dataset.name == spec.name)):
@@ -209,6 +218,8 @@ class DatasetService(Service):
         self._check_custom_metrics(caller, spec)
         with self.db.write() as session:
             dataset, permissions = self.find(session, caller, key, name, ProjectPermission.WRITE_CONTENT)
+            if spec.probes is not None:
+                check_probe_columns(spec.probes, dataset.columns or [])
             changes = spec.model_dump(mode="json", exclude_none=True)
             for attribute, value in changes.items():
                 setattr(dataset, attribute, value)

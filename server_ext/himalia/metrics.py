@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import pandas as pd
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from .audit import AuditTrail
 from .caller import Caller
-from .connections import UsableConnection, files_url, sql_engine, storage_options
+from .connections import UsableConnection, files_url, scrub, sql_engine, storage_options
 from .datasets import DatasetService, duckdb_for, files_relation_sql
 from .db import Database
 from .errors import InvalidInput
@@ -48,18 +49,22 @@ def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> pd.DataFrame
 
 
 def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: list[Probe]) -> dict[str, Any]:
-    """Built-in probes, computed by the engine that holds the data."""
-    if usable.type == "files":
-        url = files_url(usable.params, location["path"])
-        return compute_files(url, location["format"], probes, storage_options(usable.params, usable.secrets))
-    engine = sql_engine(usable.params, usable.secrets)
+    """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400."""
     try:
-        source = sql_source(
-            engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
-        )
-        return compute_sql(engine, source, probes)
-    finally:
-        engine.dispose()
+        if usable.type == "files":
+            url = files_url(usable.params, location["path"])
+            return compute_files(url, location["format"], probes, storage_options(usable.params, usable.secrets))
+        engine = sql_engine(usable.params, usable.secrets)
+        try:
+            source = sql_source(
+                engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
+            )
+            return compute_sql(engine, source, probes)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, duckdb.Error, OSError) as error:
+        message = scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
+        raise InvalidInput(f"Cannot compute on '{usable.name}': {message}", field="connection") from None
 
 
 def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: dict[str, str]) -> Any:
