@@ -4,7 +4,7 @@ import pytest
 
 from himalia.errors import InvalidInput
 from himalia.models import Variables
-from himalia.variables import expand, merge_scopes, resolve
+from himalia.variable_scopes import expand, merge_scopes, resolve
 
 from .conftest import LiveAPI
 

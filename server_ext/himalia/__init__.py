@@ -1,12 +1,34 @@
 """Himalia: production discipline around plain Jupyter notebooks.
 
-The package is at once the control plane (store, services, REST API, CLI) and the
-Jupyter server extension that serves its API inside a plain ``jupyter server``.
+The package is at once the control plane (store, services, REST API, CLI), the Jupyter
+server extension that serves its API inside a plain ``jupyter server``, and, for notebooks,
+the kernel client: ``himalia.connection``, ``himalia.dataset``, ``himalia.variables``,
+``himalia.set_project_variables``, ``himalia.record_metric`` and ``%load_ext himalia`` for
+the ``%%sql`` magic.
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
+
+#: The kernel client's API, imported on first use so that the server extension stays light.
+_CLIENT_NAMES = frozenset(
+    {"connection", "dataset", "variables", "set_project_variables", "record_metric", "HimaliaClientError"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'himalia' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .client import load_ipython_extension
+
+    load_ipython_extension(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from .metrics import MetricService
 from .projects import ProjectService
 from .tokens import TokenService
 from .users import UserService
-from .variables import VariableService
+from .variable_scopes import VariableService
 
 
 class ControlPlane(LoggingConfigurable):

@@ -1,0 +1,138 @@
+"""The kernel client (``import himalia``) against a live control plane, in-process and in a real kernel."""
+
+import sqlite3
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+import himalia
+from himalia import client as kernel_client
+from himalia.audit import AuditFilter
+from himalia.caller import Caller
+from himalia.controlplane import ControlPlane
+from himalia.models import AccessSpec, CreateConnection, CreateDataset
+
+from .conftest import SHARED_SECRET, LiveAPI
+
+
+@pytest.fixture
+def as_role(api: LiveAPI, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Make the client see the platform as a kernel started for ``role`` in ALPHA would."""
+
+    def become(role: str) -> None:
+        monkeypatch.setenv("HIMALIA_API_URL", api.base)
+        monkeypatch.setenv("HIMALIA_TOKEN", api.world.tokens[role])
+        monkeypatch.setenv("HIMALIA_PROJECT", "ALPHA")
+        monkeypatch.delenv("HIMALIA_RUN_ID", raising=False)
+        kernel_client.client.cache_clear()
+
+    yield become
+    kernel_client.client.cache_clear()
+
+
+def test_outside_any_platform_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("HIMALIA_API_URL", "HIMALIA_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))  # no running Jupyter server to find
+    kernel_client.client.cache_clear()
+    with pytest.raises(himalia.HimaliaClientError) as error:
+        himalia.dataset("anything")
+    assert str(error.value) == kernel_client.NOT_FOUND
+    assert error.value.__cause__ is None and error.value.__context__ is None
+
+
+def test_reading_through_the_client(as_role, plane: ControlPlane) -> None:  # type: ignore[no-untyped-def]
+    as_role("reader")
+    transactions = himalia.dataset("transactions")
+    frame = transactions.to_pandas(limit=7)
+    assert isinstance(frame, pd.DataFrame) and frame.shape == (7, 13)
+    assert [c["name"] for c in transactions.schema][:3] == ["transaction_id", "card_id", "merchant_id"]
+    counted = himalia.connection("wh").read_sql(
+        "SELECT COUNT(*) AS n FROM merchants WHERE state = :state", {"state": "CA"}
+    )
+    assert counted.columns.tolist() == ["n"]
+    reads = plane.audit.list_entries(Caller.operator(), AuditFilter(action="connection.read_credentials"), 10, 0)
+    assert {e.actor for e in reads.items} == {"reader"}
+
+
+def test_secrets_stay_out_of_reprs_and_errors(as_role) -> None:  # type: ignore[no-untyped-def]
+    as_role("contributor")
+    shared = himalia.connection("shared_db")
+    usable = shared._usable()
+    assert usable.secrets == {"token": SHARED_SECRET}  # the kernel may use it...
+    for shown in (repr(shared), repr(usable), repr(kernel_client.client()), str(kernel_client.client().platform)):
+        assert SHARED_SECRET not in shown  # ...but never shows it
+        assert "hml_" not in shown
+    with pytest.raises(himalia.HimaliaClientError, match="The query on 'wh' failed") as failed:
+        himalia.connection("wh").read_sql("SELECT * FROM no_such_table")
+    assert failed.value.__cause__ is None
+
+
+def test_permissions_follow_the_user(as_role, plane: ControlPlane) -> None:  # type: ignore[no-untyped-def]
+    as_role("nogrant")
+    with pytest.raises(himalia.HimaliaClientError, match="There is no project 'ALPHA'"):
+        himalia.dataset("transactions").to_pandas()
+    with pytest.raises(himalia.HimaliaClientError, match="There is no connection 'wh'"):
+        himalia.connection("wh").read_sql("SELECT 1")
+    as_role("reader")
+    with pytest.raises(himalia.HimaliaClientError, match="may not write"):
+        himalia.dataset("transactions").write_pandas(pd.DataFrame({"a": [1]}))
+    with pytest.raises(himalia.HimaliaClientError, match="403"):
+        himalia.record_metric("x", 1)
+
+
+def test_variables_metrics_and_writes(as_role, plane: ControlPlane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    admin = plane.users.caller_for("admin")
+    plane.connections.create_connection(
+        admin,
+        CreateConnection(
+            name="scratch",
+            type="sql",
+            params={"url": f"sqlite:///{tmp_path / 'scratch.sqlite'}"},
+            allow_write=True,
+            usable_by=AccessSpec(mode="groups", groups=["contributors"]),
+        ),
+    )
+    as_role("contributor")
+    frame = pd.DataFrame({"card_id": ["C1", "C2"], "score": [610, 587]})
+    with sqlite3.connect(tmp_path / "scratch.sqlite") as scratch:
+        scratch.execute("CREATE TABLE scores (card_id TEXT, score INTEGER)")
+    plane.datasets.create_dataset(
+        plane.users.caller_for("contributor"),
+        "ALPHA",
+        CreateDataset(name="scores", connection="scratch", table="scores"),
+    )
+    scores = himalia.dataset("scores")
+    scores.write_pandas(frame)
+    scores.write_pandas(frame, mode="append")
+    assert scores.to_pandas()["score"].tolist() == [610, 587, 610, 587]
+    assert himalia.set_project_variables({"threshold": 0.8}, region="eu") == {"threshold": 0.8, "region": "eu"}
+    assert himalia.variables()["region"] == "eu"
+    recorded = himalia.record_metric("rows_scored", 4, dataset="scores")
+    assert (recorded["metric"], recorded["value"], recorded["actor"]) == ("rows_scored", 4, "contributor")
+
+
+NOTEBOOK = [
+    "import himalia\nframe = himalia.dataset('transactions').to_pandas(limit=25)\nlen(frame)",
+    "%load_ext himalia",
+    "%%sql wh\nSELECT COUNT(*) AS merchants FROM merchants",
+    "merchants = _\nhimalia.record_metric('kernel_rows', int(len(frame)), dataset='transactions')\n"
+    "int(merchants['merchants'][0])",
+    "himalia.variables()",
+]
+
+
+def test_a_real_kernel_runs_a_notebook_with_the_client(as_role, plane: ControlPlane) -> None:  # type: ignore[no-untyped-def]
+    as_role("contributor")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in NOTEBOOK])
+    NotebookClient(notebook, kernel_name="python3", timeout=120).execute()
+    outputs = [cell.outputs[0]["data"]["text/plain"] if cell.outputs else None for cell in notebook.cells]
+    assert outputs[0] == "25"
+    assert outputs[3] == "40"  # the warehouse the world seeds has 40 merchants
+    series = plane.metrics.history(plane.users.caller_for("admin"), "ALPHA", metric="kernel_rows")
+    assert [(v.value, v.dataset, v.actor, v.origin) for v in series] == [
+        (25, "transactions", "contributor", "notebook")
+    ]
