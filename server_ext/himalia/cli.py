@@ -69,7 +69,7 @@ class Context:
 
 
 def fail(message: str) -> NoReturn:
-    stderr.print(f"[red]error:[/red] {message}", highlight=False)
+    click.echo(f"error: {message}", err=True)
     sys.exit(1)
 
 
@@ -77,7 +77,8 @@ def run(verb: Callable[[], Any]) -> Any:
     try:
         return verb()
     except HimaliaError as error:
-        fail(f"{error.message}" + (f" (field: {error.field})" if error.field else ""))
+        named = error.field and error.field not in error.message
+        fail(error.message + (f" (field: {error.field})" if named else ""))
     except ValidationError as error:
         first = error.errors()[0]
         fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
@@ -705,3 +706,15 @@ def checks_run(ctx: Context, project_key: str, name: str) -> None:
         stdout.print(table)
     if outcome.outcome == "ERROR":
         sys.exit(1)
+
+
+@main.command("apply")
+@click.option("-f", "--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def apply_command(ctx: Context, path: str) -> None:
+    """Create or update datasets and checks from a YAML file (idempotent)."""
+    from .manifest import apply_manifest, load_manifest
+
+    manifest = run(lambda: load_manifest(Path(path).read_text(), path))
+    for line in run(lambda: apply_manifest(ctx.plane(), ctx.caller(), manifest, path)):
+        click.echo(line)

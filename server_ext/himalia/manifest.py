@@ -1,0 +1,166 @@
+"""Declarative definitions: ``himalia apply -f FILE.yaml`` creates or updates datasets and checks.
+
+The format (one project per file)::
+
+    project: FRAUD
+    datasets:
+      - name: transactions_2018          # every field of a dataset, as in the REST API
+        connection: warehouse
+        table: transactions_2018
+        probes: [record_count, column_count]
+        checks:                          # every field of a check, as in the REST API
+          - {name: Columns 13, type: in_set, metric: column_count, values: [13]}
+          - {name: Over 10k records, type: range, metric: record_count, min: 10000}
+
+Applying is idempotent: what is already as described is left alone, a dataset's settings and
+checks are updated in place, and nothing absent from the file is deleted. A dataset's location
+(connection, table, query, path) is its identity: changing it is refused, not silently applied.
+Every error names the file, the line and the field.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .caller import Caller
+from .controlplane import ControlPlane
+from .errors import HimaliaError, NotFound
+from .models import CheckSpec, CreateDataset, DescribeCheck, ProjectKey, UpdateDataset
+
+LOCATION_FIELDS = ("connection", "table", "db_schema", "query", "path", "format")
+
+
+class DatasetManifest(CreateDataset):
+    checks: list[CheckSpec] = Field(default_factory=list)
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project: ProjectKey
+    datasets: list[DatasetManifest] = Field(default_factory=list)
+
+
+class ManifestError(HimaliaError):
+    status = 400
+
+
+@dataclass
+class _Located:
+    """YAML data with the line of every node, keyed by its path."""
+
+    data: Any
+    lines: dict[tuple[Any, ...], int]
+
+
+def _construct(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            result[key] = _construct(value_node, (*path, key), lines)
+            lines.setdefault((*path, key), key_node.start_mark.line + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, index), lines) for index, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _locate(text: str, filename: str) -> _Located:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}" if mark else filename
+        raise ManifestError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    if root is None:
+        raise ManifestError(f"{filename}: the file is empty")
+    lines: dict[tuple[Any, ...], int] = {}
+    return _Located(_construct(root, (), lines), lines)
+
+
+def _line_of(located: _Located, path: tuple[Any, ...]) -> int:
+    while path and path not in located.lines:
+        path = path[:-1]
+    return located.lines.get(path, 1)
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def load_manifest(text: str, filename: str = "<manifest>") -> Manifest:
+    located = _locate(text, filename)
+    try:
+        return Manifest.model_validate(located.data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        path = tuple(part for part in first["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        line = _line_of(located, path)
+        raise ManifestError(f"{filename}:{line}: {_dotted(path)}: {first['msg']}", field=_dotted(path)) from None
+
+
+def apply_manifest(plane: ControlPlane, caller: Caller, manifest: Manifest, filename: str = "<manifest>") -> list[str]:
+    """Make the project's datasets and checks as described; return what was done, one line each."""
+    key, done = manifest.project, []
+    for index, wanted in enumerate(manifest.datasets):
+        try:
+            done += _apply_dataset(plane, caller, key, wanted)
+        except HimaliaError as error:
+            raise ManifestError(
+                f"{filename}: datasets[{index}] ({wanted.name}): {error.message}", field=error.field
+            ) from None
+    return done
+
+
+def _apply_dataset(plane: ControlPlane, caller: Caller, key: str, wanted: DatasetManifest) -> list[str]:
+    spec = CreateDataset.model_validate(wanted.model_dump(exclude={"checks"}))
+    try:
+        current = plane.datasets.get_dataset(caller, key, wanted.name)
+    except NotFound:
+        plane.datasets.create_dataset(caller, key, spec)
+        return [f"created dataset {key}/{wanted.name}", *_apply_checks(plane, caller, key, wanted, {})]
+    moved = [f for f in LOCATION_FIELDS if getattr(current, f) != getattr(spec, f)]
+    if moved:
+        raise ManifestError(
+            f"its {', '.join(moved)} differ from the existing dataset's; delete it first to move it", field=moved[0]
+        )
+    update = UpdateDataset(
+        description=spec.description,
+        probes=list(dict.fromkeys(spec.probes)),
+        custom_metrics=spec.custom_metrics,
+        auto_compute_after_build=spec.auto_compute_after_build,
+    )
+    if (
+        update.model_dump()
+        == UpdateDataset.model_validate(current.model_dump(include=set(UpdateDataset.model_fields))).model_dump()
+    ):
+        done = [f"unchanged dataset {key}/{wanted.name}"]
+    else:
+        plane.datasets.update_dataset(caller, key, wanted.name, update)
+        done = [f"updated dataset {key}/{wanted.name}"]
+    existing = {c.name: c for c in plane.checks.list_checks(caller, key, wanted.name)}
+    return done + _apply_checks(plane, caller, key, wanted, existing)
+
+
+def _apply_checks(
+    plane: ControlPlane, caller: Caller, key: str, wanted: DatasetManifest, existing: dict[str, DescribeCheck]
+) -> list[str]:
+    done = []
+    for check in wanted.checks:
+        have = existing.get(check.name)
+        if have is None:
+            plane.checks.save_check(caller, key, wanted.name, check)
+            done.append(f"created check {wanted.name}/{check.name}")
+        elif CheckSpec.model_validate(have.model_dump(include=set(CheckSpec.model_fields))) == check:
+            done.append(f"unchanged check {wanted.name}/{check.name}")
+        else:
+            plane.checks.save_check(caller, key, wanted.name, check, replace=check.name)
+            done.append(f"updated check {wanted.name}/{check.name}")
+    return done
