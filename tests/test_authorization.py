@@ -33,6 +33,7 @@ def admin_only(ok: int) -> tuple[int, int, int, int, int, int]:
 
 NEW_DATASET = {"name": "merchants", "connection": "wh", "table": "merchants"}
 NEW_CHECK = {"name": "Some rows", "type": "range", "metric": "record_count", "min": 1}
+EXPORT = {"history": "checks", "connection": "wh", "table": "history", "dataset": "history"}
 NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "memory://made"}}
 
 #                                         anon nogrant reader contrib projadmin admin
@@ -90,6 +91,8 @@ CASES = [
     Case("PUT", "/projects/ALPHA/datasets/transactions/checks/Columns 13", (401, 404, 403, 200, 200, 200), NEW_CHECK),
     Case("DELETE", "/projects/ALPHA/datasets/transactions/checks/Columns 13", (401, 404, 403, 204, 204, 204)),
     Case("GET", "/projects/ALPHA/checks/history", (401, 404, 200, 200, 200, 200)),
+    # wh does not allow writes, and projadmin may not even see it.
+    Case("POST", "/projects/ALPHA/history/export", (401, 404, 403, 403, 400, 403), EXPORT),
     Case("GET", "/variables", everyone(200)),
     Case("PUT", "/variables", admin_only(200), {"variables": {"region": "eu"}}),
     Case("GET", "/projects/ALPHA/variables", (401, 404, 200, 200, 200, 200)),

@@ -262,3 +262,36 @@ def test_per_user_credentials_compute_with_the_callers_own_secret(
     plane.connections.set_my_credentials(contributor, "pg_per_user", SetCredentials(secrets={"password": "wrong"}))
     with pytest.raises(InvalidInput, match="password authentication failed"):
         plane.metrics.compute(contributor, "ALPHA", "scores")
+
+
+def test_history_exported_into_a_dataset(api: LiveAPI, fraud: Path, tmp_path: Path) -> None:
+    run_checks(api, "transactions_2018")
+    run_checks(api, "merchants")
+    scratch = {
+        "name": "scratch",
+        "type": "sql",
+        "params": {"url": f"sqlite:///{tmp_path / 'scratch.sqlite'}"},
+        "allow_write": True,
+        "usable_by": {"mode": "groups", "groups": ["contributors", "readers"]},
+    }
+    assert api.request("POST", "/connections", role="admin", json=scratch).status_code == 201
+    body = {"history": "checks", "connection": "scratch", "table": "check_history", "dataset": "check_history"}
+    assert api.request("POST", f"{ALPHA}/history/export", role="reader", json=body).status_code == 403
+    read_only = {**body, "connection": "fraud_wh"}
+    refused = api.request("POST", f"{ALPHA}/history/export", role="contributor", json=read_only)
+    assert refused.status_code == 403 and "does not allow writes" in refused.json()["message"]
+    exported = api.request("POST", f"{ALPHA}/history/export", role="contributor", json=body)
+    assert exported.status_code == 200, exported.text
+    assert {c["name"] for c in exported.json()["columns"]} >= {"check", "dataset", "outcome", "message", "evaluated_at"}
+    with sqlite3.connect(tmp_path / "scratch.sqlite") as copy:
+        assert copy.execute("SELECT COUNT(*), COUNT(DISTINCT dataset) FROM check_history").fetchone() == (4, 2)
+    metrics = {
+        **body,
+        "history": "metrics",
+        "table": "metric_history",
+        "dataset": "metric_history",
+        "source": "merchants",
+    }
+    assert api.request("POST", f"{ALPHA}/history/export", role="contributor", json=metrics).status_code == 200
+    counted = api.request("POST", f"{ALPHA}/datasets/metric_history/metrics", role="contributor", json={}).json()
+    assert counted["values"]["record_count"] == 2  # merchants: record_count and column_count, computed once

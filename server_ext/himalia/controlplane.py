@@ -19,6 +19,7 @@ from .connections import ConnectionService
 from .crypto import SecretBox, load_or_create_key_file
 from .datasets import DatasetService
 from .db import Database
+from .exports import ExportService
 from .metrics import MetricService
 from .projects import ProjectService
 from .tokens import TokenService
@@ -115,6 +116,9 @@ class ControlPlane(LoggingConfigurable):
         self.datasets = DatasetService(self.db, trail, self.log, self.connections)
         self.metrics = MetricService(self.db, trail, self.log, self.datasets)
         self.checks = CheckService(self.db, trail, self.log, self.datasets, self.metrics)
+        self.exports = ExportService(
+            self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
+        )
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
 
     def stop(self) -> None:

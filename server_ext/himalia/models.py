@@ -500,3 +500,13 @@ class CheckRun(BaseModel):
     dataset: str
     outcome: Literal["OK", "WARNING", "ERROR", "EMPTY"]
     results: list[DescribeCheckResult]
+
+
+class ExportHistory(Request):
+    """Export a history into a table of a writable SQL connection, defined as a dataset."""
+
+    history: Literal["metrics", "checks"]
+    connection: ConnectionName
+    table: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+    dataset: DatasetName
+    source: DatasetName | None = Field(None, description="Only this dataset's history.")

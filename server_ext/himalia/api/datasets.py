@@ -15,6 +15,7 @@ from ..models import (
     DescribeCheckResult,
     DescribeDataset,
     DescribeMetricValue,
+    ExportHistory,
     Page,
     RecordMetric,
     UpdateDataset,
@@ -189,6 +190,18 @@ class CheckHistoryHandler(APIHandler):
         )
 
 
+class HistoryExportHandler(APIHandler):
+    route = "/projects/{key}/history/export"
+
+    @operation(
+        "Export the metric or check history into a table, defined as a dataset (write_content).",
+        body=ExportHistory,
+        response=DescribeDataset,
+    )
+    async def post(self, key: str, spec: ExportHistory) -> DescribeDataset:
+        return await self.call(self.control_plane.exports.export_history, self.caller, key, spec)
+
+
 handlers = [
     DatasetsHandler,
     DatasetHandler,
@@ -199,4 +212,5 @@ handlers = [
     ChecksRunHandler,
     CheckHandler,
     CheckHistoryHandler,
+    HistoryExportHandler,
 ]
