@@ -329,6 +329,14 @@ def _describe(
 # -- one aggregate statement ----------------------------------------------------------------------
 
 
+class _Stddev(enum.Enum):
+    """How the statement computes standard deviations."""
+
+    NATIVE = "stddev_samp"  # one pass, in the engine (PostgreSQL, DuckDB, others)
+    NUMERIC = "stddev_samp over numeric"  # PostgreSQL after a float8 overflow: exact, slower
+    TWO_PASS = "two-pass, scaled"  # SQLite always; other engines after an overflow
+
+
 @dataclass(frozen=True)
 class _Column:
     name: str
@@ -339,8 +347,8 @@ class _Column:
 class _Aggregate:
     """The single aggregate ``SELECT`` of a request, and how to read the probes off its row."""
 
-    def __init__(self, source: FromClause, columns: Mapping[str, _Column], dialect: str, robust_stddev: bool) -> None:
-        self.source, self.columns, self.dialect, self.robust = source, columns, dialect, robust_stddev
+    def __init__(self, source: FromClause, columns: Mapping[str, _Column], dialect: str, stddev: _Stddev) -> None:
+        self.source, self.columns, self.dialect, self.stddev = source, columns, dialect, stddev
         self.labels: dict[tuple[str, ...], str] = {}
         self.exprs: dict[str, ColumnElement[Any]] = {}
         self.pre: FromClause | None = None
@@ -372,7 +380,8 @@ class _Aggregate:
         parts: list[ColumnElement[Any]] = []
         for index, column in enumerate(stddev_columns):
             value = self.as_double(column)
-            parts.append((sa.func.sum(value) / sa.func.nullif(sa.func.count(column.expr), 0)).label(f"m{index}"))
+            count: ColumnElement[Any] = sa.cast(sa.func.count(column.expr), sa.Double())
+            parts.append((sa.func.sum(value) / _nonzero(count)).label(f"m{index}"))
             parts.append(sa.func.max(sa.func.abs(value)).label(f"s{index}"))
         self.pre = sa.select(*parts).select_from(self.source).subquery("pre")
         self.pre_index = {column.name: index for index, column in enumerate(stddev_columns)}
@@ -395,13 +404,22 @@ class _Aggregate:
 
     def stddev_parts(self, column: _Column) -> tuple[str, ...]:
         count = self.count(column)
-        if not self.robust:
+        if self.dialect == "postgresql" and (column.kind is not Kind.FLOAT or self.stddev is _Stddev.NUMERIC):
+            # Exact numeric variance; the square root in Python: PostgreSQL's numeric sqrt keeps as
+            # few as 11 significant digits. A float8 goes through text: its cast to numeric keeps
+            # 15 digits, its text output the shortest exact ones (extra_float_digits >= 1, the default).
+            value = column.expr
+            if column.kind is Kind.FLOAT:
+                value = sa.cast(sa.cast(value, sa.Text()), sa.Numeric())
+            variance = self.need(("variance", column.name), lambda: sa.func.var_samp(value, type_=sa.Numeric()))
+            return (variance, count, "variance")
+        if self.stddev is not _Stddev.TWO_PASS:
             native = self.need(("stddev", column.name), lambda: sa.func.stddev_samp(column.expr, type_=sa.Double()))
-            return (native, count)
+            return (native, count, "stddev")
         assert self.pre is not None
         index = self.pre_index[column.name]
         mean, scale = self.pre.c[f"m{index}"], self.pre.c[f"s{index}"]
-        scaled = (self.as_double(column) - mean) / sa.func.nullif(scale, 0)
+        scaled = (self.as_double(column) - mean) / _nonzero(scale)
         return (
             count,
             self.need(("std_scale", column.name), lambda: sa.func.max(scale)),
@@ -443,12 +461,20 @@ class _Aggregate:
             return lambda row: _avg_value(_sum_value(row, parts, row[count], kind), row[count])
         if probe.stat == "stddev":
             parts = self.stddev_parts(column)
-            return lambda row: _stddev_value(row, parts, self.robust)
+            return lambda row: _stddev_value(row, parts, self.stddev)
         raise AssertionError(probe.stat)  # pragma: no cover - top_values and table stats are elsewhere
 
     def statement(self) -> sa.Select[Any]:
         from_: FromClause = self.source if self.pre is None else self.source.join(self.pre, sa.true())
         return sa.select(*(expr.label(label) for label, expr in self.exprs.items())).select_from(from_)
+
+
+def _nonzero(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``NULLIF(value, 0.0)`` as a double, so that dividing by it stays in floating point.
+
+    (With an integer literal SQLAlchemy would make the division ``NUMERIC`` on PostgreSQL.)
+    """
+    return sa.func.nullif(value, sa.literal(0.0, sa.Double()), type_=sa.Double())
 
 
 class _NativeStddevOverflow(Exception):
@@ -469,13 +495,15 @@ def _avg_value(total: Any, count: Any) -> float | None:
     return float(total / int(count))  # int / int and Decimal / int round once, correctly
 
 
-def _stddev_value(row: Mapping[str, Any], parts: tuple[str, ...], robust: bool) -> float | None:
-    if not robust:
+def _stddev_value(row: Mapping[str, Any], parts: tuple[str, ...], mode: _Stddev) -> float | None:
+    if len(parts) == 3:  # one native aggregate: a standard deviation, or an exact variance
         native, count = row[parts[0]], row[parts[1]]
         if count is None or int(count) < 2 or native is None:
             return None
+        if parts[2] == "variance":
+            return float(decimal.Decimal(native).sqrt(decimal.Context(prec=40)))
         value = float(native)
-        if not math.isfinite(value):
+        if mode is _Stddev.NATIVE and not math.isfinite(value):
             raise _NativeStddevOverflow
         return value
     count, scale, total, squares = (row[part] for part in parts)
@@ -560,15 +588,18 @@ def _run(
     results: dict[str, Any] = {}
     aggregate_probes = [p for p in probes if p.stat not in ("column_count", "size_bytes", "top_values")]
     if aggregate_probes:
-        robust = dialect == "sqlite"  # SQLite has no stddev_samp
+        mode = _Stddev.TWO_PASS if dialect == "sqlite" else _Stddev.NATIVE  # SQLite has no stddev_samp
         try:
-            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, robust))
+            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, mode))
         except (DBAPIError, _NativeStddevOverflow) as error:
             has_stddev = any(p.stat == "stddev" for p in aggregate_probes)
-            if robust or not has_stddev or (isinstance(error, DBAPIError) and not _is_overflow(error)):
+            if mode is not _Stddev.NATIVE or not has_stddev:
+                raise
+            if isinstance(error, DBAPIError) and not _is_overflow(error):
                 raise
             connection.rollback()
-            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, True))
+            fallback = _Stddev.NUMERIC if dialect == "postgresql" else _Stddev.TWO_PASS
+            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, fallback))
     for probe in probes:
         if probe.stat == "column_count":
             results[probe.id] = len(columns)
@@ -586,10 +617,10 @@ def _aggregate(
     columns: Mapping[str, _Column],
     probes: Sequence[Probe],
     dialect: str,
-    robust: bool,
+    stddev: _Stddev,
 ) -> dict[str, Any]:
-    aggregate = _Aggregate(source, columns, dialect, robust)
-    if robust:
+    aggregate = _Aggregate(source, columns, dialect, stddev)
+    if stddev is _Stddev.TWO_PASS:
         stddev_names = dict.fromkeys(p.column for p in probes if p.stat == "stddev" and p.column is not None)
         aggregate.build_pre([columns[name] for name in stddev_names])
     readers = {probe.id: aggregate.plan(probe) for probe in probes}
@@ -599,14 +630,14 @@ def _aggregate(
 
 def _top_values(connection: Connection, source: FromClause, column: _Column, dialect: str) -> list[list[Any]]:
     """The most frequent non-null values: one ``GROUP BY`` statement of its own."""
-    value = _Aggregate(source, {}, dialect, False).ordered(column)
+    value = _Aggregate(source, {}, dialect, _Stddev.NATIVE).ordered(column)
     frequency = sa.func.count()
     statement = (
         sa.select(value.label("value"), frequency.label("frequency"))
         .select_from(source)
         .where(column.expr.is_not(None))
         .group_by(value)
-        .order_by(frequency.desc(), value.desc())
+        .order_by(frequency.desc(), value.asc())
         .limit(TOP_VALUES_LIMIT)
     )
     return [[_jsonable(row.value, column.kind), int(row.frequency)] for row in connection.execute(statement)]
