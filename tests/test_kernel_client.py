@@ -1,11 +1,17 @@
 """The kernel client (``import himalia``) against a live control plane, in-process and in a real kernel."""
 
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
+import requests
 from nbclient import NotebookClient
 
 import himalia
@@ -15,7 +21,7 @@ from himalia.caller import Caller
 from himalia.controlplane import ControlPlane
 from himalia.models import AccessSpec, CreateConnection, CreateDataset
 
-from .conftest import SHARED_SECRET, LiveAPI
+from .conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
 
 
 @pytest.fixture
@@ -77,6 +83,10 @@ def test_permissions_follow_the_user(as_role, plane: ControlPlane) -> None:  # t
         himalia.dataset("transactions").to_pandas()
     with pytest.raises(himalia.HimaliaClientError, match="There is no connection 'wh'"):
         himalia.connection("wh").read_sql("SELECT 1")
+    as_role("projadmin")  # ALPHA's admin, but wh is not usable by any of projadmin's groups
+    assert himalia.dataset("transactions").describe()["connection"] == "wh"
+    with pytest.raises(himalia.HimaliaClientError, match="There is no connection 'wh'"):
+        himalia.dataset("transactions").to_pandas()
     as_role("reader")
     with pytest.raises(himalia.HimaliaClientError, match="may not write"):
         himalia.dataset("transactions").write_pandas(pd.DataFrame({"a": [1]}))
@@ -136,3 +146,55 @@ def test_a_real_kernel_runs_a_notebook_with_the_client(as_role, plane: ControlPl
     assert [(v.value, v.dataset, v.actor, v.origin) for v in series] == [
         (25, "transactions", "contributor", "notebook")
     ]
+
+
+def test_standalone_mode_finds_the_jupyter_server(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a plain ``jupyter server`` with the extension, the client needs no environment at all."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime = tmp_path / "runtime"
+    environment = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "HIMALIA_HOME": str(tmp_path),
+        "HIMALIA_DB_URL": db_url,
+        "HIMALIA_SECRET_KEYS": SECRET_KEY,
+        "HIMALIA_AUDIT_KEY": AUDIT_KEY,
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--IdentityProvider.token=standalone-test",
+            "--allow-root",
+            f"--ServerApp.root_dir={tmp_path}",
+        ],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/status", timeout=1).status_code in (200, 403):
+                    break
+            except requests.RequestException:
+                time.sleep(0.3)
+        for name in ("HIMALIA_API_URL", "HIMALIA_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+        monkeypatch.setenv("HIMALIA_PROJECT", "ALPHA")
+        kernel_client.client.cache_clear()
+        frame = himalia.dataset("transactions").to_pandas(limit=3)
+        assert len(frame) == 3
+        assert kernel_client.client().platform.api_url == f"http://127.0.0.1:{port}/himalia/api/v1"
+    finally:
+        kernel_client.client.cache_clear()
+        server.terminate()
+        server.wait(30)
