@@ -90,7 +90,7 @@ def test_cli_checks_run_exits_1_on_error(api: LiveAPI, fraud: Path, plane: Contr
     assert runner.invoke(main, [*arguments, "transactions_2018"], env=environment).exit_code == 0
     with sqlite3.connect(fraud) as warehouse:
         warehouse.execute("UPDATE transactions_joined_prepared SET purchase_amount = -1 WHERE transaction_id = 7")
-    failed = runner.invoke(main, ["--json", *arguments, "transactions_joined_prepared"], env=environment)
+    failed = runner.invoke(main, [*arguments, "transactions_joined_prepared", "--json"], env=environment)
     assert failed.exit_code == 1
     messages = {r["message"] for r in json.loads(failed.output)["results"] if r["outcome"] == "ERROR"}
     assert messages == {"minimum of purchase_amount -1 is below the minimum 0.01"}
@@ -295,3 +295,28 @@ def test_history_exported_into_a_dataset(api: LiveAPI, fraud: Path, tmp_path: Pa
     assert api.request("POST", f"{ALPHA}/history/export", role="contributor", json=metrics).status_code == 200
     counted = api.request("POST", f"{ALPHA}/datasets/metric_history/metrics", role="contributor", json={}).json()
     assert counted["values"]["record_count"] == 2  # merchants: record_count and column_count, computed once
+
+
+def test_a_duckdb_database_connection(api: LiveAPI, tmp_path: Path) -> None:
+    database = tmp_path / "lake.duckdb"
+    with duckdb.connect(str(database)) as lake:
+        lake.execute("CREATE TABLE readings AS SELECT range AS id, range * 0.5 AS value FROM range(2000)")
+    connection = {
+        "name": "duck",
+        "type": "sql",
+        "params": {"url": f"duckdb:///{database}"},
+        "usable_by": {"mode": "groups", "groups": ["contributors"]},
+    }
+    assert api.request("POST", "/connections", role="admin", json=connection).status_code == 201
+    assert api.request("POST", "/connections/duck/test", role="contributor").json()["ok"] is True
+    dataset = {
+        "name": "readings",
+        "connection": "duck",
+        "table": "readings",
+        "probes": ["record_count", "avg:value", "stddev:id"],
+    }
+    created = api.request("POST", f"{ALPHA}/datasets", role="contributor", json=dataset)
+    assert created.status_code == 201, created.text
+    values = api.request("POST", f"{ALPHA}/datasets/readings/metrics", role="contributor", json={}).json()["values"]
+    assert values["record_count"] == 2000 and values["avg:value"] == 499.75
+    assert values["stddev:id"] == pytest.approx(577.4945887192364)

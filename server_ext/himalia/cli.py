@@ -136,6 +136,20 @@ def _access(value: str | None) -> AccessSpec:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` after the command too (``himalia metrics compute P D --json``), as before it."""
+
+    def enable(context: click.Context, _parameter: click.Parameter, value: bool) -> None:
+        if value:
+            context.ensure_object(Context).json = True
+
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=enable, help="Print JSON instead of tables."
+    )(command)
+
+
 PAGE = 500
 
 
@@ -606,6 +620,7 @@ def dataset() -> None:
     "--probe", "probes", multiple=True, help="Metrics to compute (repeatable), e.g. record_count, avg:amount."
 )
 @click.option("--description", default="")
+@json_option
 @pass_ctx
 def dataset_create(
     ctx: Context,
@@ -638,6 +653,7 @@ def dataset_create(
 
 @dataset.command("list")
 @click.argument("project_key")
+@json_option
 @pass_ctx
 def dataset_list(ctx: Context, project_key: str) -> None:
     page = run(lambda: ctx.plane().datasets.list_datasets(ctx.caller(), project_key, PAGE, 0))
@@ -648,6 +664,7 @@ def dataset_list(ctx: Context, project_key: str) -> None:
 @click.argument("project_key")
 @click.argument("name")
 @click.option("--refresh", is_flag=True, help="Read the columns from the source again.")
+@json_option
 @pass_ctx
 def dataset_schema(ctx: Context, project_key: str, name: str, refresh: bool) -> None:
     service = ctx.plane().datasets
@@ -669,6 +686,7 @@ def metrics() -> None:
 @click.argument("project_key")
 @click.argument("name")
 @click.option("--probe", "probes", multiple=True, help="Only these metrics (default: the dataset's).")
+@json_option
 @pass_ctx
 def metrics_compute(ctx: Context, project_key: str, name: str, probes: tuple[str, ...]) -> None:
     """Compute metrics where the data lives and keep them in the history."""
@@ -691,6 +709,7 @@ def checks() -> None:
 @checks.command("run")
 @click.argument("project_key")
 @click.argument("name")
+@json_option
 @pass_ctx
 def checks_run(ctx: Context, project_key: str, name: str) -> None:
     """Run every check of a dataset; exit 0 when all are OK or WARNING, 1 when any is ERROR."""
