@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Int, List, Unicode, default
+from traitlets import Bool, Bunch, Int, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from .audit import AuditService, AuditTrail
@@ -38,6 +38,11 @@ class ControlPlane(LoggingConfigurable):
     @default("home")
     def _default_home(self) -> str:
         return os.environ.get("HIMALIA_HOME") or os.path.join(jupyter_data_dir(), "himalia")
+
+    @validate("home")
+    def _absolute_home(self, proposal: Bunch) -> str:
+        """Paths derived from home (the SQLite file, demo connections) must not depend on the cwd."""
+        return os.path.abspath(os.path.expanduser(proposal["value"]))
 
     db_url = Unicode(
         config=True,
