@@ -18,14 +18,11 @@ checks are updated in place, and nothing absent from the file is deleted. A data
 Every error names the file, the line and the field.
 """
 
-from dataclasses import dataclass
-from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from .caller import Caller
 from .controlplane import ControlPlane
+from .documents import DocumentError, load_document
 from .errors import HimaliaError, NotFound
 from .models import CheckSpec, CreateDataset, DescribeCheck, ProjectKey, UpdateDataset
 
@@ -47,63 +44,11 @@ class ManifestError(HimaliaError):
     status = 400
 
 
-@dataclass
-class _Located:
-    """YAML data with the line of every node, keyed by its path."""
-
-    data: Any
-    lines: dict[tuple[Any, ...], int]
-
-
-def _construct(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result = {}
-        for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
-            result[key] = _construct(value_node, (*path, key), lines)
-            lines.setdefault((*path, key), key_node.start_mark.line + 1)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, index), lines) for index, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
-
-
-def _locate(text: str, filename: str) -> _Located:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}" if mark else filename
-        raise ManifestError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
-    if root is None:
-        raise ManifestError(f"{filename}: the file is empty")
-    lines: dict[tuple[Any, ...], int] = {}
-    return _Located(_construct(root, (), lines), lines)
-
-
-def _line_of(located: _Located, path: tuple[Any, ...]) -> int:
-    while path and path not in located.lines:
-        path = path[:-1]
-    return located.lines.get(path, 1)
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
 def load_manifest(text: str, filename: str = "<manifest>") -> Manifest:
-    located = _locate(text, filename)
     try:
-        return Manifest.model_validate(located.data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        path = tuple(part for part in first["loc"] if not (isinstance(part, str) and part.startswith("function-")))
-        line = _line_of(located, path)
-        raise ManifestError(f"{filename}:{line}: {_dotted(path)}: {first['msg']}", field=_dotted(path)) from None
+        return load_document(text, Manifest, filename)
+    except DocumentError as error:
+        raise ManifestError(error.message, field=error.field) from None
 
 
 def apply_manifest(plane: ControlPlane, caller: Caller, manifest: Manifest, filename: str = "<manifest>") -> list[str]:
