@@ -737,3 +737,35 @@ def apply_command(ctx: Context, path: str) -> None:
     manifest = run(lambda: load_manifest(Path(path).read_text(), path))
     for line in run(lambda: apply_manifest(ctx.plane(), ctx.caller(), manifest, path)):
         click.echo(line)
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+@main.group()
+def scenario() -> None:
+    """Scenarios: steps, triggers and reporters."""
+
+
+@scenario.command("validate")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def scenario_validate(path: str) -> None:
+    """Check a scenario file; exit 1 naming the line and field of the first mistake."""
+    from .scenario_definitions import load_scenario
+
+    definition = run(lambda: load_scenario(Path(path).read_text(), path))
+    summary = f"{path}: scenario '{definition.id}' is valid: {len(definition.steps)} steps"
+    summary += f", {len(definition.triggers)} triggers, {len(definition.reporters)} reporters"
+    click.echo(summary)
+    for trigger in definition.triggers:
+        if trigger.type == "time":
+            fire = trigger.next_fire(datetime.now(UTC))
+            click.echo(f"  next time trigger: {fire.isoformat()} ({trigger.expression()} in {trigger.timezone})")
+
+
+@scenario.command("schema")
+def scenario_schema() -> None:
+    """Print the JSON schema of scenario files."""
+    from .scenario_definitions import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))

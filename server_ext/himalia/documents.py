@@ -68,14 +68,24 @@ def dotted(path: tuple[Any, ...]) -> str:
 
 
 def _data_path(location: tuple[Any, ...], located: _Located) -> tuple[Any, ...]:
-    """The error's location in the data: without the names pydantic gives union branches and
-    validators, which are not keys of the document (a missing field, last, is kept)."""
+    """The error's location in the data, without what pydantic adds that is not a key of the
+    document: the tag of a tagged union (``steps.2.notebook.timeout``) and validator names.
+    A missing field, last, is kept."""
     path: tuple[Any, ...] = ()
+    node = located.data
     for index, part in enumerate(location):
+        last = index == len(location) - 1
+        if not last and isinstance(node, dict) and node.get("type") == part:
+            continue  # the union's tag
         candidate = (*path, part)
-        if candidate in located.lines or isinstance(part, int) or index == len(location) - 1:
+        if candidate in located.lines or isinstance(part, int) or last:
             path = candidate
+            node = node[part] if isinstance(node, dict | list) and _has(node, part) else None
     return path
+
+
+def _has(node: dict[Any, Any] | list[Any], part: Any) -> bool:
+    return part in node if isinstance(node, dict) else isinstance(part, int) and 0 <= part < len(node)
 
 
 def load_document(text: str, model: type[M], filename: str = "<document>") -> M:

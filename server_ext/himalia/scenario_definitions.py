@@ -1,0 +1,288 @@
+"""Scenario definitions: what a scenario is, as YAML people write and the API stores.
+
+A scenario has steps (run in order, each with a run condition), triggers (time, dataset change,
+after another scenario, SQL condition) and reporters (email, webhook). This module only defines
+and validates; running, scheduling and reporting build on it. Durations are written ``90s``,
+``30m``, ``2h`` or ``1d``; schedules as cron expressions with a time zone or as the simple forms
+"every 15 minutes", "hourly at :30", "daily at 02:00", "weekdays at 07:30",
+"weekly on monday at 06:00".
+"""
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from .checks import parse_duration
+from .documents import load_document
+from .models import CheckName, ConnectionName, DatasetName, Login
+
+ScenarioId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,99}$")]
+StepName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)  # raises "'soon' is not a duration such as 90m, 36h, 2d or 1w"
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_SIMPLE_FORMS: list[tuple[re.Pattern[str], Any]] = [
+    (re.compile(r"^every (\d+) minutes?$"), lambda m: f"*/{int(m[1])} * * * *" if 60 % int(m[1]) == 0 else None),
+    (re.compile(r"^every (\d+) hours?$"), lambda m: f"0 */{int(m[1])} * * *" if 24 % int(m[1]) == 0 else None),
+    (re.compile(r"^hourly at :(\d{2})$"), lambda m: f"{int(m[1])} * * * *" if int(m[1]) < 60 else None),
+    (re.compile(r"^daily at (\d{1,2}):(\d{2})$"), lambda m: _at(m[1], m[2], "*")),
+    (re.compile(r"^weekdays at (\d{1,2}):(\d{2})$"), lambda m: _at(m[1], m[2], "1-5")),
+    (
+        re.compile(r"^weekly on (" + "|".join(WEEKDAYS) + r") at (\d{1,2}):(\d{2})$"),
+        lambda m: _at(m[2], m[3], str(WEEKDAYS.index(m[1]))),
+    ),
+]
+
+
+def _at(hour: str, minute: str, weekdays: str) -> str | None:
+    return f"{int(minute)} {int(hour)} * * {weekdays}" if int(hour) < 24 and int(minute) < 60 else None
+
+
+def schedule_to_cron(schedule: str) -> str:
+    """The cron expression of a simple schedule, or ``ValueError`` listing the forms understood."""
+    text = " ".join(schedule.lower().split())
+    for pattern, make in _SIMPLE_FORMS:
+        match = pattern.match(text)
+        if match and (cron := make(match)):
+            return str(cron)
+    raise ValueError(
+        f"'{schedule}' is not a schedule: use a cron expression, or 'every N minutes', 'every N hours', "
+        "'hourly at :MM', 'daily at HH:MM', 'weekdays at HH:MM', 'weekly on <day> at HH:MM'"
+    )
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- steps ----------------------------------------------------------------------------------------
+
+
+class StepBase(Strict):
+    name: StepName
+    run_if: Literal["no_prior_failure", "always", "prior_failure"] = Field(
+        "no_prior_failure", description="Run when no earlier step failed (default), always, or only after a failure."
+    )
+    ignore_failure: bool = Field(False, description="A failure of this step does not fail the run.")
+
+
+class NotebookStep(StepBase):
+    type: Literal["notebook"]
+    notebook: Annotated[str, StringConstraints(pattern=r"^[^/].*\.ipynb$")]
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Values may use ${variables}.")
+    kernel: str | None = Field(None, description="Defaults to the notebook's own kernel.")
+    timeout: Duration | None = None
+    retries: int = Field(0, ge=0, le=10)
+    hide_code: bool = Field(False, description="Leave the code out of the HTML report.")
+
+
+class ComputeMetricsStep(StepBase):
+    type: Literal["compute_metrics"]
+    dataset: DatasetName
+    probes: list[str] | None = None
+
+
+class RunChecksStep(StepBase):
+    type: Literal["run_checks"]
+    dataset: DatasetName
+    checks: list[CheckName] | None = Field(None, description="Defaults to every check of the dataset.")
+
+
+class SetVariablesStep(StepBase):
+    """Values, or ``code`` defining ``def variables(current)`` returning a dict (write_unsafe_code)."""
+
+    type: Literal["set_variables"]
+    scope: Literal["project", "scenario"] = "scenario"
+    values: dict[VariableName, Any] | None = None
+    code: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
+
+    @model_validator(mode="after")
+    def _values_or_code(self) -> "SetVariablesStep":
+        if (self.values is None) == (self.code is None):
+            raise ValueError("give exactly one of 'values' or 'code'")
+        return self
+
+
+class SqlStep(StepBase):
+    type: Literal["sql"]
+    connection: ConnectionName
+    statement: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    parameters: dict[VariableName, Any] = Field(
+        default_factory=dict, description="Bound as :name; values may use ${variables}."
+    )
+
+
+class RunScenarioStep(StepBase):
+    type: Literal["run_scenario"]
+    scenario: ScenarioId
+    wait: bool = True
+
+
+Step = Annotated[
+    NotebookStep | ComputeMetricsStep | RunChecksStep | SetVariablesStep | SqlStep | RunScenarioStep,
+    Field(discriminator="type"),
+]
+
+
+# -- triggers -------------------------------------------------------------------------------------
+
+
+class TimeTrigger(Strict):
+    type: Literal["time"]
+    cron: str | None = None
+    schedule: str | None = Field(None, description="A simple form such as 'daily at 02:00'.")
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{zone}' is not a time zone such as Europe/Paris or UTC") from None
+        return zone
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str | None) -> str | None:
+        if cron is not None and not croniter.is_valid(cron):
+            raise ValueError(f"'{cron}' is not a cron expression (minute hour day month weekday)")
+        return cron
+
+    @field_validator("schedule")
+    @classmethod
+    def _understood_schedule(cls, schedule: str | None) -> str | None:
+        if schedule is not None:
+            schedule_to_cron(schedule)
+        return schedule
+
+    @model_validator(mode="after")
+    def _cron_or_schedule(self) -> "TimeTrigger":
+        if (self.cron is None) == (self.schedule is None):
+            raise ValueError("give exactly one of 'cron' or 'schedule'")
+        return self
+
+    def expression(self) -> str:
+        return self.cron or schedule_to_cron(self.schedule or "")
+
+    def next_fire(self, after: datetime) -> datetime:
+        """The first fire time strictly after ``after``, in the trigger's zone (DST included)."""
+        local = after.astimezone(ZoneInfo(self.timezone))
+        fire: datetime = croniter(self.expression(), local).get_next(datetime)
+        return fire
+
+
+class DatasetChangeTrigger(Strict):
+    """Fires when the dataset's fingerprint (SQL: count and max of ``column``, or ``query``; files:
+    sizes and modification times) changed and then stayed the same for ``grace``."""
+
+    type: Literal["dataset_change"]
+    dataset: DatasetName
+    column: str | None = None
+    query: str | None = None
+    interval: Duration = "5m"
+    grace: Duration = "2m"
+
+
+class AfterScenarioTrigger(Strict):
+    type: Literal["after_scenario"]
+    scenario: ScenarioId
+    on: Literal["success", "any"] = "success"
+
+
+class SqlConditionTrigger(Strict):
+    type: Literal["sql_condition"]
+    connection: ConnectionName
+    query: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    interval: Duration = "5m"
+
+
+Trigger = Annotated[
+    TimeTrigger | DatasetChangeTrigger | AfterScenarioTrigger | SqlConditionTrigger, Field(discriminator="type")
+]
+
+# -- reporters ------------------------------------------------------------------------------------
+
+SendWhen = Literal["always", "failure", "warning_or_failure", "success", "outcome_change"]
+
+
+class EmailAttachments(Strict):
+    report: bool = True
+    log: bool = False
+    dataset: DatasetName | None = None
+    max_bytes: int = Field(5_000_000, ge=1, le=50_000_000)
+
+
+class EmailReporter(Strict):
+    type: Literal["email"]
+    to: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    subject: str = "${scenarioName}: ${outcome}"
+    body: str | None = Field(None, description="Defaults to step summaries, check results and variables.")
+    attach: EmailAttachments = Field(default_factory=EmailAttachments)
+    when: SendWhen = "always"
+
+
+class WebhookReporter(Strict):
+    type: Literal["webhook"]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    format: Literal["slack", "teams", "json"] = "json"
+    when: SendWhen = "always"
+
+
+Reporter = Annotated[EmailReporter | WebhookReporter, Field(discriminator="type")]
+
+
+# -- the scenario ---------------------------------------------------------------------------------
+
+
+class ScenarioDefinition(Strict):
+    id: ScenarioId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: str = ""
+    active: bool = Field(True, description="Whether its triggers fire; it can always be run by hand.")
+    run_as: Login | None = Field(None, description="Defaults to the scenario's owner.")
+    tier: str | None = Field(None, description="Hardware tier, for executors that honour tiers.")
+    timeout: Duration | None = None
+    concurrency: Literal["skip", "queue", "parallel"] = Field("skip", description="When a run is already in progress.")
+    catch_up: Literal["skip", "run_once"] = Field("skip", description="Fire times missed while the platform was down.")
+    variables: dict[VariableName, Any] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+    triggers: list[Trigger] = Field(default_factory=list)
+    reporters: list[Reporter] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_step_names(self) -> "ScenarioDefinition":
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"two steps are named '{step.name}'")
+            seen.add(step.name)
+        for trigger in self.triggers:
+            if isinstance(trigger, AfterScenarioTrigger) and trigger.scenario == self.id:
+                raise ValueError("a scenario cannot be triggered by its own end")
+        return self
+
+
+def load_scenario(text: str, filename: str = "<scenario>") -> ScenarioDefinition:
+    """A scenario from YAML; errors read ``FILE:LINE: steps[1].timeout: ...``."""
+    return load_document(text, ScenarioDefinition, filename)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of the YAML format (for editors and CI)."""
+    schema = ScenarioDefinition.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Himalia scenario"
+    return schema
