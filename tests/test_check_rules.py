@@ -161,3 +161,11 @@ def test_worst_and_labels() -> None:
 def test_invalid_specs_are_refused(spec: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=message):
         CheckSpec.model_validate(spec)
+
+
+def test_nan_is_not_within_any_bounds_and_true_is_not_one() -> None:
+    judged = judge("range", float("nan"), {"min": 0, "max": 10}, metric="avg:x")
+    assert (judged.outcome, judged.message) == (Outcome.ERROR, "average of x is nan, not a number")
+    assert judge("in_set", 1, {"values": [True]}, metric="flag").outcome == Outcome.ERROR
+    assert judge("in_set", True, {"values": [True]}, metric="flag").outcome == Outcome.OK
+    assert judge("in_set", 13.0, {"values": [13]}, metric="column_count").outcome == Outcome.OK

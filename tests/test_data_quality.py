@@ -320,3 +320,85 @@ def test_a_duckdb_database_connection(api: LiveAPI, tmp_path: Path) -> None:
     values = api.request("POST", f"{ALPHA}/datasets/readings/metrics", role="contributor", json={}).json()["values"]
     assert values["record_count"] == 2000 and values["avg:value"] == 499.75
     assert values["stddev:id"] == pytest.approx(577.4945887192364)
+
+
+def test_no_way_out_of_a_connection(api: LiveAPI, tmp_path: Path) -> None:
+    """Paths cannot climb out of a files connection; a DuckDB connection reads only its own database."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_text("top-secret-value\n")
+    (root / "ok.csv").write_text("a\n1\n")
+    files = {"name": "files", "type": "files", "params": {"url": str(root)}, "usable_by": {"mode": "everyone"}}
+    assert api.request("POST", "/connections", role="admin", json=files).status_code == 201
+    for path in ("../secret.txt", "sub/../../secret.txt", "..\\secret.txt"):
+        body = {"name": "leak", "connection": "files", "path": path, "format": "csv"}
+        refused = api.request("POST", f"{ALPHA}/datasets", role="contributor", json=body)
+        assert refused.status_code == 400 and refused.json()["field"] == "path", refused.text
+        assert "top-secret-value" not in refused.text
+    database = tmp_path / "own.duckdb"
+    duckdb.connect(str(database)).close()
+    duck = {
+        "name": "duck2",
+        "type": "sql",
+        "params": {"url": f"duckdb:///{database}"},
+        "usable_by": {"mode": "everyone"},
+    }
+    assert api.request("POST", "/connections", role="admin", json=duck).status_code == 201
+    query = f"SELECT content FROM read_text('{tmp_path / 'secret.txt'}')"
+    body = {"name": "leak", "connection": "duck2", "query": query}
+    refused = api.request("POST", f"{ALPHA}/datasets", role="contributor", json=body)
+    assert refused.status_code == 400 and "Permission Error" in refused.json()["message"]
+    assert "top-secret-value" not in refused.text
+
+
+def test_custom_sql_metrics_cannot_change_data(api: LiveAPI, plane: ControlPlane, fraud: Path) -> None:
+    for statement in ("DROP TABLE merchants", "DELETE FROM merchants", "SELECT 1; DROP TABLE merchants"):
+        patch = {"custom_metrics": [{"name": "boom", "sql": statement}]}
+        assert api.request("PATCH", f"{ALPHA}/datasets/merchants", role="contributor", json=patch).status_code == 200
+        failed = api.request(
+            "POST", f"{ALPHA}/datasets/merchants/metrics", role="contributor", json={"probes": ["boom"]}
+        )
+        assert failed.status_code == 400 and failed.json()["field"] == "custom_metrics"
+    with sqlite3.connect(fraud) as warehouse:
+        assert warehouse.execute("SELECT COUNT(*) FROM merchants").fetchone() == (10_500,)
+
+
+def test_bad_values_and_bad_code_are_answered_not_crashed(api: LiveAPI, fraud: Path) -> None:
+    nan = api.request(
+        "POST",
+        f"{ALPHA}/metrics",
+        role="contributor",
+        data='{"name": "x", "value": NaN}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert nan.status_code == 400
+    forever = {"name": "Fresh", "type": "freshness", "metric": "record_count", "max_age": "9999999999d"}
+    refused = api.request("POST", f"{ALPHA}/datasets/merchants/checks", role="admin", json=forever)
+    assert refused.status_code == 400 and "ten years" in refused.json()["message"]
+    odd = {"name": "Odd", "type": "custom_python", "code": "def check(value, history):\n    return [['OK'], 'x']"}
+    assert api.request("POST", f"{ALPHA}/datasets/merchants/checks", role="admin", json=odd).status_code == 201
+    results = {r["check"]: r for r in run_checks(api, "merchants")["results"]}
+    assert results["Odd"]["outcome"] == "ERROR" and "not one of OK" in results["Odd"]["message"]
+    mysql = {"name": "my", "type": "sql", "params": {"url": "mysql://h/db"}, "usable_by": {"mode": "everyone"}}
+    assert api.request("POST", "/connections", role="admin", json=mysql).status_code == 201
+    missing_driver = api.request(
+        "POST", f"{ALPHA}/datasets", role="contributor", json={"name": "m", "connection": "my", "table": "t"}
+    )
+    assert missing_driver.status_code == 400 and missing_driver.json()["field"] == "table"
+
+
+def test_export_refuses_to_repoint_a_dataset(api: LiveAPI, fraud: Path, tmp_path: Path) -> None:
+    scratch = {
+        "name": "scratch2",
+        "type": "sql",
+        "params": {"url": f"sqlite:///{tmp_path / 's.sqlite'}"},
+        "allow_write": True,
+        "usable_by": {"mode": "everyone"},
+    }
+    assert api.request("POST", "/connections", role="admin", json=scratch).status_code == 201
+    body = {"history": "checks", "connection": "scratch2", "table": "h", "dataset": "merchants"}
+    empty = api.request("POST", f"{ALPHA}/history/export", role="contributor", json=body)
+    assert empty.status_code == 400 and "no checks history" in empty.json()["message"]
+    run_checks(api, "merchants")
+    clash = api.request("POST", f"{ALPHA}/history/export", role="contributor", json=body)
+    assert clash.status_code == 409 and clash.json()["field"] == "dataset"

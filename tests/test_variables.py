@@ -60,3 +60,9 @@ def test_project_variables_over_http(api: LiveAPI) -> None:
 def test_model_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError, match="extra"):
         Variables.model_validate({"variables": {}, "typo": 1})
+
+
+def test_nested_references_cannot_blow_up() -> None:
+    laughs = {f"v{level}": f"${{v{level + 1}}}" * 20 for level in range(9)} | {"v9": "lol"}
+    with pytest.raises(InvalidInput, match="more than 1,000,000 characters"):
+        resolve(laughs)

@@ -15,6 +15,7 @@ Semantics (Dataiku's hard and soft bounds):
 A check whose metric has no value is EMPTY, never OK.
 """
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -104,14 +105,18 @@ def format_value(value: Any) -> str:
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=3660)
 
 
 def parse_duration(text: str) -> timedelta:
-    """``"90m"``, ``"36h"``, ``"2d"``, ``"1w"`` or ``"3600s"``."""
+    """``"90m"``, ``"36h"``, ``"2d"``, ``"1w"`` or ``"3600s"``, up to ten years."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"'{text}' is not a duration such as 90m, 36h, 2d or 1w")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{text}' is longer than ten years")
+    return timedelta(seconds=seconds)
 
 
 def _format_age(age: timedelta) -> str:
@@ -126,7 +131,7 @@ def _format_age(age: timedelta) -> str:
 def evaluate_range(label: str, value: Any, params: dict[str, Any]) -> Evaluation:
     if value is None:
         return Evaluation(Outcome.EMPTY, f"{label} has no value", value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         return Evaluation(Outcome.ERROR, f"{label} is {format_value(value)}, not a number", value)
     shown = format_value(value)
     for bound, outcome, word, below in (
@@ -142,11 +147,20 @@ def evaluate_range(label: str, value: Any, params: dict[str, Any]) -> Evaluation
     return Evaluation(Outcome.OK, f"{label} {shown} is within bounds", value)
 
 
+def _same_kind(a: Any, b: Any) -> bool:
+    """``True`` is not ``1``; ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return True
+    return type(a) is type(b)
+
+
 def evaluate_in_set(label: str, value: Any, params: dict[str, Any]) -> Evaluation:
     if value is None:
         return Evaluation(Outcome.EMPTY, f"{label} has no value", value)
     allowed = params.get("values", [])
-    if value in allowed:
+    if any(_same_kind(value, candidate) and value == candidate for candidate in allowed):
         return Evaluation(Outcome.OK, f"{label} {format_value(value)} is an allowed value", value)
     listed = ", ".join(format_value(v) for v in allowed[:10]) + (", ..." if len(allowed) > 10 else "")
     return Evaluation(_severity(params), f"{label} {format_value(value)} is not one of {listed}", value)
@@ -189,7 +203,7 @@ def evaluate_custom(reading: MetricReading, params: dict[str, Any]) -> Evaluatio
         return Evaluation(Outcome.ERROR, f"the check failed: {ran.error}", reading.value)
     result = ran.result
     outcome, message = (result[0], str(result[1])) if isinstance(result, list) and len(result) == 2 else (result, "")
-    if outcome not in Outcome.__members__:
+    if not isinstance(outcome, str) or outcome not in Outcome.__members__:
         return Evaluation(
             Outcome.ERROR, f"the check returned {outcome!r}, not one of OK, WARNING, ERROR, EMPTY", reading.value
         )

@@ -125,6 +125,9 @@ def sql_engine(params: dict[str, Any], secrets: dict[str, str]) -> Engine:
     connect_args = {**params.get("connect_args", {}), **{k: v for k, v in secrets.items() if k != "password"}}
     if url.get_backend_name() in {"postgresql", "mysql", "mariadb"}:
         connect_args.setdefault("connect_timeout", TEST_TIMEOUT_SECONDS)
+    if url.get_backend_name() == "duckdb":
+        # Its own database file only: no read_text('/any/file'), no ATTACH elsewhere.
+        connect_args["config"] = {**connect_args.get("config", {}), "enable_external_access": False}
     return create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
 
@@ -134,7 +137,9 @@ def storage_options(params: dict[str, Any], secrets: dict[str, str]) -> dict[str
 
 
 def files_url(params: dict[str, Any], path: str = "") -> str:
-    """``path`` below the connection's root URL (``path`` may be a glob)."""
+    """``path`` below the connection's root URL (``path`` may be a glob, never climb out of it)."""
+    if ".." in path.replace("\\", "/").split("/"):
+        raise InvalidInput("A path stays below its connection's root: no '..'.", field="path")
     root = params["url"].rstrip("/")
     return f"{root}/{path.lstrip('/')}" if path else root
 

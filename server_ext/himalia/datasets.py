@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import fsspec
 from sqlalchemy import select
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.orm import Session, joinedload
 
 from .audit import AuditTrail
@@ -24,11 +24,12 @@ from .connections import (
     can_see,
     can_use,
     files_url,
+    scrub,
     sql_engine,
     storage_options,
 )
 from .db import Database, paginate
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, HimaliaError, InvalidInput, NotFound
 from .models import CreateDataset, DatasetColumn, DatasetSchema, DescribeDataset, Page, UpdateDataset
 from .orm import Connection, Dataset, Project, utcnow
 from .permissions import GlobalPermission, ProjectPermission
@@ -62,30 +63,30 @@ def files_relation_sql(fmt: str) -> str:
 
 def read_columns(usable: UsableConnection, location: dict[str, Any]) -> list[DatasetColumn]:
     """The source's columns, or ``InvalidInput`` naming the location field that does not work."""
-    if usable.type == "files":
-        url = files_url(usable.params, location["path"])
-        try:
+    field = "path" if usable.type == "files" else "query" if "query" in location else "table"
+    try:
+        if usable.type == "files":
+            url = files_url(usable.params, location["path"])
             with duckdb_for(usable) as connection:
                 rows = connection.execute(
                     f"DESCRIBE SELECT * FROM {files_relation_sql(location['format'])}", [url]
                 ).fetchall()
-        except (duckdb.Error, OSError) as error:
-            raise InvalidInput(f"Cannot read {location['path']}: {error}", field="path") from None
-        return [DatasetColumn(name=row[0], type=str(row[1])) for row in rows]
-    engine = sql_engine(usable.params, usable.secrets)
-    try:
-        source = sql_source(
-            engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
-        )
-        return [DatasetColumn(name=column.name, type=str(column.type)) for column in source.columns]
+            return [DatasetColumn(name=row[0], type=str(row[1])) for row in rows]
+        engine = sql_engine(usable.params, usable.secrets)
+        try:
+            source = sql_source(
+                engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
+            )
+            return [DatasetColumn(name=column.name, type=str(column.type)) for column in source.columns]
+        finally:
+            engine.dispose()
+    except HimaliaError:
+        raise
     except NoSuchTableError:
         raise InvalidInput(f"There is no table '{location['table']}' on '{usable.name}'.", field="table") from None
-    except SQLAlchemyError as error:
-        field = "query" if "query" in location else "table"
-        message = str(getattr(error, "orig", None) or error).splitlines()[0]
+    except Exception as error:  # a driver, a missing driver package or a bad option: the source's fault
+        message = scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
         raise InvalidInput(f"Cannot read the {field}: {message}", field=field) from None
-    finally:
-        engine.dispose()
 
 
 def check_probe_columns(probes: list[str], columns: list[dict[str, str]] | list[DatasetColumn]) -> None:

@@ -5,7 +5,6 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from .audit import AuditTrail
 from .caller import Caller
@@ -13,7 +12,7 @@ from .checks import CheckService
 from .connections import ConnectionService, can_see, scrub, sql_engine
 from .datasets import DatasetService
 from .db import Database
-from .errors import Forbidden, InvalidInput, NotFound
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .metrics import MetricService
 from .models import CreateDataset, DescribeDataset, ExportHistory
 from .orm import Connection
@@ -55,17 +54,28 @@ class ExportService(Service):
             rows = [v.model_dump() for v in self.metrics.history(caller, key, spec.source, limit=EXPORT_LIMIT)]
         else:
             rows = [r.model_dump() for r in self.checks.history(caller, key, spec.source, limit=EXPORT_LIMIT)]
+        if not rows:
+            raise InvalidInput(f"There is no {spec.history} history to export yet.", field="history")
+        try:
+            existing = self.datasets.get_dataset(caller, key, spec.dataset)
+        except NotFound:
+            existing = None
+        if existing is not None and (existing.connection, existing.table) != (spec.connection, spec.table):
+            raise Conflict(
+                f"The dataset '{spec.dataset}' is not the table {spec.table} of {spec.connection}.", field="dataset"
+            )
         frame = pd.DataFrame(rows)
         if "value" in frame:
             frame["value"] = frame["value"].map(lambda v: None if v is None else str(v))
-        engine = sql_engine(usable.params, usable.secrets)
         try:
-            frame.to_sql(spec.table, engine, if_exists="replace", index=False)
-        except (SQLAlchemyError, ValueError) as error:
+            engine = sql_engine(usable.params, usable.secrets)
+            try:
+                frame.to_sql(spec.table, engine, if_exists="replace", index=False)
+            finally:
+                engine.dispose()
+        except Exception as error:  # the target's fault, whatever the driver raises
             message = scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
             raise InvalidInput(f"Cannot write the table: {message}", field="table") from None
-        finally:
-            engine.dispose()
         with self.db.write() as session:
             self.audit.record(
                 session,
@@ -81,9 +91,7 @@ class ExportService(Service):
                     "table": spec.table,
                 },
             )
-        try:
-            self.datasets.get_dataset(caller, key, spec.dataset)
-        except NotFound:
+        if existing is None:
             return self.datasets.create_dataset(
                 caller, key, CreateDataset(name=spec.dataset, connection=spec.connection, table=spec.table)
             )

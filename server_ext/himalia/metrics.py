@@ -9,10 +9,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import pandas as pd
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .audit import AuditTrail
@@ -20,7 +18,7 @@ from .caller import Caller
 from .connections import UsableConnection, files_url, scrub, sql_engine, storage_options
 from .datasets import DatasetService, duckdb_for, files_relation_sql
 from .db import Database
-from .errors import InvalidInput
+from .errors import HimaliaError, InvalidInput
 from .models import ComputedMetrics, DescribeMetricValue, RecordMetric
 from .orm import Dataset, MetricValue, utcnow
 from .permissions import ProjectPermission
@@ -48,6 +46,11 @@ def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> pd.DataFrame
         engine.dispose()
 
 
+def _source_error(usable: UsableConnection, error: Exception) -> str:
+    """The driver's first line, with the caller's secrets scrubbed."""
+    return scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
+
+
 def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: list[Probe]) -> dict[str, Any]:
     """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400."""
     try:
@@ -62,27 +65,37 @@ def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: l
             return compute_sql(engine, source, probes)
         finally:
             engine.dispose()
-    except (SQLAlchemyError, duckdb.Error, OSError) as error:
-        message = scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
-        raise InvalidInput(f"Cannot compute on '{usable.name}': {message}", field="connection") from None
+    except HimaliaError:
+        raise
+    except Exception as error:  # a driver, a missing driver package or a bad option: the source's fault
+        raise InvalidInput(
+            f"Cannot compute on '{usable.name}': {_source_error(usable, error)}", field="connection"
+        ) from None
 
 
 def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: dict[str, str]) -> Any:
+    """A custom metric's value. SQL runs as a subquery, so only a SELECT can run, never DDL or DML."""
     if "sql" in metric:
         if usable.type != "sql":
             raise InvalidInput(f"'{metric['name']}' is SQL but the dataset is files.", field="custom_metrics")
-        engine = sql_engine(usable.params, usable.secrets)
+        body = metric["sql"].strip().rstrip(";").replace(":", "\\:")
         try:
-            with engine.connect() as connection:
-                return _plain(connection.execute(text(metric["sql"])).scalar())
-        except SQLAlchemyError as error:
-            message = str(getattr(error, "orig", None) or error).splitlines()[0]
-            raise InvalidInput(f"The metric '{metric['name']}' failed: {message}", field="custom_metrics") from None
-        finally:
-            engine.dispose()
+            engine = sql_engine(usable.params, usable.secrets)
+            try:
+                with engine.connect() as connection:
+                    value = connection.execute(text(f"SELECT * FROM ({body}) AS himalia_metric")).scalar()
+                    connection.rollback()
+                    return _plain(value)
+            finally:
+                engine.dispose()
+        except Exception as error:
+            message = f"The metric '{metric['name']}' failed: {_source_error(usable, error)}"
+            raise InvalidInput(message, field="custom_metrics") from None
     ran = run_function(metric["python"], "metric", [asdict(usable), location], setup="himalia.metrics.load_frame")
     if ran.error is not None:
-        raise InvalidInput(f"The metric '{metric['name']}' failed: {ran.error}", field="custom_metrics")
+        raise InvalidInput(
+            f"The metric '{metric['name']}' failed: {scrub(ran.error, usable.secrets)}", field="custom_metrics"
+        )
     return ran.result
 
 

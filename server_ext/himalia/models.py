@@ -7,7 +7,7 @@ typo is a 400 naming the field rather than a silently ignored setting.
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from .permissions import GlobalPermission, Profile, ProjectPermission
 
@@ -311,7 +311,8 @@ class AuditVerification(BaseModel):
 DatasetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")]
 CheckName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")]
-MetricValueType = str | int | float | bool | None | list[Any]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MetricValueType = str | int | FiniteFloat | bool | None | list[Any]
 
 
 class DatasetColumn(BaseModel):
@@ -352,6 +353,13 @@ class CreateDataset(Request):
     )
     custom_metrics: list[CustomMetric] = Field(default_factory=list, max_length=100)
     auto_compute_after_build: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _below_the_root(cls, path: str | None) -> str | None:
+        if path is not None and ".." in path.replace("\\", "/").split("/"):
+            raise ValueError("a path stays below its connection's root: no '..'")
+        return path
 
     @model_validator(mode="after")
     def _one_location(self) -> "CreateDataset":
@@ -443,10 +451,10 @@ class CheckSpec(Request):
     name: CheckName
     type: CheckType
     metric: MetricName | None = None
-    min: float | None = None
-    max: float | None = None
-    soft_min: float | None = None
-    soft_max: float | None = None
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
+    soft_min: FiniteFloat | None = None
+    soft_max: FiniteFloat | None = None
     values: list[str | int | float | bool] | None = Field(None, max_length=10_000)
     max_age: Annotated[str, StringConstraints(pattern=r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$")] | None = None
     code: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
@@ -464,6 +472,10 @@ class CheckSpec(Request):
         for name in needs:
             if getattr(self, name) is None:
                 raise ValueError(f"a {self.type} check needs '{name}'")
+        if self.max_age is not None:
+            from .checks import parse_duration
+
+            parse_duration(self.max_age)
         if self.type == "range" and all(getattr(self, b) is None for b in ("min", "max", "soft_min", "soft_max")):
             raise ValueError("a range check needs at least one of min, max, soft_min, soft_max")
         if self.type == "range":

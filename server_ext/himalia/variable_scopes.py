@@ -20,7 +20,8 @@ from .service import Service
 
 INSTANCE_VARIABLES = "instance_variables"
 _REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
-_MAX_DEPTH = 10
+#: No expanded string may be longer: nested references multiply lengths ("billion laughs").
+MAX_EXPANDED_LENGTH = 1_000_000
 
 
 def merge_scopes(*scopes: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -30,14 +31,11 @@ def merge_scopes(*scopes: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def expand(value: Any, variables: Mapping[str, Any], _depth: int = 0) -> Any:
-    """Expand ``${name}`` references in every string of ``value``, recursively."""
-    if _depth > _MAX_DEPTH:
-        raise InvalidInput("Variables refer to each other in a cycle.", field="variables")
+def _expand(value: Any, variables: Mapping[str, Any], done: dict[str, Any], stack: tuple[str, ...]) -> Any:
     if isinstance(value, dict):
-        return {key: expand(item, variables, _depth) for key, item in value.items()}
+        return {key: _expand(item, variables, done, stack) for key, item in value.items()}
     if isinstance(value, list):
-        return [expand(item, variables, _depth) for item in value]
+        return [_expand(item, variables, done, stack) for item in value]
     if not isinstance(value, str):
         return value
 
@@ -45,17 +43,30 @@ def expand(value: Any, variables: Mapping[str, Any], _depth: int = 0) -> Any:
         escaped, name = match.groups()
         if escaped:
             return "${" + name + "}"
+        if name in stack:
+            raise InvalidInput(f"Variables refer to each other in a cycle: {' -> '.join((*stack, name))}.", field=name)
         if name not in variables:
-            raise InvalidInput(f"Unknown variable '{name}' in \"{value}\".", field=name)
-        resolved = expand(variables[name], variables, _depth + 1)
+            raise InvalidInput(f"Unknown variable '{name}' in \"{value[:200]}\".", field=name)
+        if name not in done:
+            done[name] = _expand(variables[name], variables, done, (*stack, name))
+        resolved = done[name]
         return resolved if isinstance(resolved, str) else json.dumps(resolved)
 
-    return _REFERENCE.sub(substitute, value)
+    expanded = _REFERENCE.sub(substitute, value)
+    if len(expanded) > MAX_EXPANDED_LENGTH:
+        raise InvalidInput(f"Variables expand to more than {MAX_EXPANDED_LENGTH:,} characters.", field="variables")
+    return expanded
+
+
+def expand(value: Any, variables: Mapping[str, Any]) -> Any:
+    """Expand ``${name}`` references in every string of ``value``, recursively; each variable once."""
+    return _expand(value, variables, {}, ())
 
 
 def resolve(*scopes: Mapping[str, Any] | None) -> dict[str, Any]:
     merged = merge_scopes(*scopes)
-    return {key: expand(value, merged) for key, value in merged.items()}
+    done: dict[str, Any] = {}
+    return {key: _expand(value, merged, done, (key,)) for key, value in merged.items()}
 
 
 class VariableService(Service):
