@@ -161,6 +161,11 @@ def test_project_scoped_token_sees_only_its_project(api: LiveAPI) -> None:
     # No global permission through a scoped token, even an administrator's.
     assert api.http.get(api.base + "/users", headers=headers).status_code == 403
     assert api.http.get(api.base + "/me", headers=headers).json()["project_scope"] == "ALPHA"
+    # Global objects are out of a scoped token's reach, even its user's own.
+    own = api.http.patch(api.base + "/connections/wh", headers=headers, json={"description": "x"})
+    assert own.status_code == 403
+    unscoped = api.request("POST", "/tokens", role="admin", json={"name": "plain"}).json()
+    assert api.http.delete(api.base + f"/tokens/{unscoped['id']}", headers=headers).status_code == 404
     matrix = api.http.get(api.base + "/auth-matrix", headers=headers).json()
     assert [row["project"] for row in matrix["projects"]] == ["ALPHA"]
     assert not any(matrix["global_permissions"].values())

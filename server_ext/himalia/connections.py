@@ -45,13 +45,18 @@ def _groups_with(connection: Connection, access: str) -> list[Group]:
     return sorted((a.group for a in connection.group_access if a.access == access), key=lambda g: g.name)
 
 
-def can_manage(caller: Caller, connection: Connection) -> bool:
+def _owner_or_admin(caller: Caller, connection: Connection) -> bool:
     return caller.is_admin or connection.owner_id == caller.user_id
+
+
+def can_manage(caller: Caller, connection: Connection) -> bool:
+    """Its owner or an administrator; never through a project-scoped token (connections are global)."""
+    return caller.project_scope is None and _owner_or_admin(caller, connection)
 
 
 def can_use(caller: Caller, connection: Connection) -> bool:
     return (
-        can_manage(caller, connection)
+        _owner_or_admin(caller, connection)
         or connection.usable_by_everyone
         or any(g.id in caller.group_ids for g in _groups_with(connection, USE))
     )
@@ -60,7 +65,7 @@ def can_use(caller: Caller, connection: Connection) -> bool:
 def can_read_details(caller: Caller, connection: Connection) -> bool:
     mode = connection.details_readable_by
     return (
-        can_manage(caller, connection)
+        _owner_or_admin(caller, connection)
         or mode == "everyone"
         or (mode == "groups" and any(g.id in caller.group_ids for g in _groups_with(connection, READ_DETAILS)))
     )

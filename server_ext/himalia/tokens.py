@@ -105,7 +105,10 @@ class TokenService(Service):
     def revoke_token(self, caller: Caller, token_id: int) -> None:
         with self.db.write() as session:
             token = session.get(ApiToken, token_id, options=[joinedload(ApiToken.user)])
-            if token is None or (token.user_id != caller.user_id and not caller.is_admin):
+            mine = token is not None and token.user_id == caller.user_id
+            # A project-scoped token reaches only the tokens of its own project.
+            in_scope = token is not None and caller.project_scope in (None, token.project_id)
+            if token is None or not in_scope or not (mine or caller.is_admin):
                 raise NotFound(f"There is no token {token_id}.")
             session.delete(token)
             self.audit.record(
