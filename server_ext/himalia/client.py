@@ -18,7 +18,7 @@ import pandas as pd
 import requests
 from sqlalchemy import Engine, select, text
 
-from .connections import UsableConnection, files_url, scrub, sql_engine, storage_options
+from .connections import UsableConnection, driver_message, files_url, sql_engine, storage_options
 from .datasets import duckdb_for, files_relation_sql
 from .probes import sql_source
 
@@ -135,7 +135,7 @@ class Connection:
             with engine.connect() as sql:
                 return pd.read_sql(text(query), sql, params=dict(params or {}))
         except Exception as error:
-            message = scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
+            message = driver_message(error, usable.secrets)
             raise HimaliaClientError(f"The query on '{self.name}' failed: {message}") from None
         finally:
             engine.dispose()

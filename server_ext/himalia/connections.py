@@ -122,6 +122,11 @@ def scrub(message: str, secrets: dict[str, str]) -> str:
     return message[:2000]
 
 
+def driver_message(error: BaseException, secrets: dict[str, str]) -> str:
+    """The first line of what a driver said (SQLAlchemy's wrapped error unwrapped), secrets scrubbed."""
+    return scrub(str(getattr(error, "orig", None) or error).splitlines()[0], secrets)
+
+
 def sql_engine(params: dict[str, Any], secrets: dict[str, str]) -> Engine:
     """An engine for a ``sql`` connection: the password goes into the URL, other secrets to the driver."""
     url = make_url(params["url"])

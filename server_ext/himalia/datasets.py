@@ -23,8 +23,8 @@ from .connections import (
     UsableConnection,
     can_see,
     can_use,
+    driver_message,
     files_url,
-    scrub,
     sql_engine,
     storage_options,
 )
@@ -85,7 +85,7 @@ def read_columns(usable: UsableConnection, location: dict[str, Any]) -> list[Dat
     except NoSuchTableError:
         raise InvalidInput(f"There is no table '{location['table']}' on '{usable.name}'.", field="table") from None
     except Exception as error:  # a driver, a missing driver package or a bad option: the source's fault
-        message = scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
+        message = driver_message(error, usable.secrets)
         raise InvalidInput(f"Cannot read the {field}: {message}", field=field) from None
 
 

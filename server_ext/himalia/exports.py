@@ -9,7 +9,7 @@ from sqlalchemy import select
 from .audit import AuditTrail
 from .caller import Caller
 from .checks import CheckService
-from .connections import ConnectionService, can_see, scrub, sql_engine
+from .connections import ConnectionService, can_see, driver_message, sql_engine
 from .datasets import DatasetService
 from .db import Database
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -74,7 +74,7 @@ class ExportService(Service):
             finally:
                 engine.dispose()
         except Exception as error:  # the target's fault, whatever the driver raises
-            message = scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
+            message = driver_message(error, usable.secrets)
             raise InvalidInput(f"Cannot write the table: {message}", field="table") from None
         with self.db.write() as session:
             self.audit.record(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .audit import AuditTrail
 from .caller import Caller
-from .connections import UsableConnection, files_url, scrub, sql_engine, storage_options
+from .connections import UsableConnection, driver_message, files_url, scrub, sql_engine, storage_options
 from .datasets import DatasetService, duckdb_for, files_relation_sql
 from .db import Database
 from .errors import HimaliaError, InvalidInput
@@ -46,11 +46,6 @@ def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> pd.DataFrame
         engine.dispose()
 
 
-def _source_error(usable: UsableConnection, error: Exception) -> str:
-    """The driver's first line, with the caller's secrets scrubbed."""
-    return scrub(str(getattr(error, "orig", None) or error).splitlines()[0], usable.secrets)
-
-
 def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: list[Probe]) -> dict[str, Any]:
     """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400."""
     try:
@@ -69,7 +64,7 @@ def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: l
         raise
     except Exception as error:  # a driver, a missing driver package or a bad option: the source's fault
         raise InvalidInput(
-            f"Cannot compute on '{usable.name}': {_source_error(usable, error)}", field="connection"
+            f"Cannot compute on '{usable.name}': {driver_message(error, usable.secrets)}", field="connection"
         ) from None
 
 
@@ -89,7 +84,7 @@ def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: d
             finally:
                 engine.dispose()
         except Exception as error:
-            message = f"The metric '{metric['name']}' failed: {_source_error(usable, error)}"
+            message = f"The metric '{metric['name']}' failed: {driver_message(error, usable.secrets)}"
             raise InvalidInput(message, field="custom_metrics") from None
     ran = run_function(metric["python"], "metric", [asdict(usable), location], setup="himalia.metrics.load_frame")
     if ran.error is not None:
