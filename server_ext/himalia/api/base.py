@@ -61,10 +61,10 @@ class Operation:
     media_types: tuple[str, ...] = ("application/json",)
 
 
-def _field_of(error: ValidationError, prefix: str = "") -> tuple[str, str]:
+def _field_of(error: ValidationError) -> tuple[str, str]:
+    """The dotted location and message of a validation error's first problem."""
     first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"])
-    return prefix + location if location else prefix.rstrip("."), first["msg"]
+    return ".".join(str(part) for part in first["loc"]), first["msg"]
 
 
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
