@@ -6,6 +6,7 @@ an error text scrubbed of every secret value. ``shared`` connections hold one se
 ``per_user`` connections hold each user's own.
 """
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -467,3 +468,24 @@ class ConnectionService(Service):
                 count += 1
             self.audit.record(session, caller, "secrets.rotate", "instance", "secrets", details={"count": count})
             return count
+
+    def query_value(self, caller: Caller, name: str, query: str) -> str:
+        """The first row of ``query`` on a sql connection, as JSON (SQL-condition triggers compare it)."""
+        with self.db.read() as session:
+            connection = session.scalar(
+                select(Connection).options(selectinload(Connection.group_access)).where(Connection.name == name)
+            )
+            if connection is None or not can_see(caller, connection):
+                raise NotFound(f"There is no connection '{name}'.")
+            usable = self.usable(session, caller, connection)
+        if usable.type != "sql":
+            raise InvalidInput(f"'{name}' is not a sql connection.", field="connection")
+        engine = sql_engine(usable.params, usable.secrets)
+        try:
+            with engine.connect() as sql:
+                row = sql.execute(text(query)).first()
+        except Exception as error:
+            raise InvalidInput(f"query: {driver_message(error, usable.secrets)}", field="query") from None
+        finally:
+            engine.dispose()
+        return json.dumps(list(row) if row is not None else None, default=str)

@@ -19,9 +19,15 @@ from .connections import ConnectionService
 from .crypto import SecretBox, load_or_create_key_file
 from .datasets import DatasetService
 from .db import Database
+from .executors import LocalExecutor
 from .exports import ExportService
 from .metrics import MetricService
 from .projects import ProjectService
+from .reporters import Mailer
+from .runner import RunEngine
+from .runs import RunLimits, RunService
+from .scenarios import ScenarioService
+from .scheduler import Scheduler
 from .tokens import TokenService
 from .users import UserService
 from .variable_scopes import VariableService
@@ -103,6 +109,50 @@ class ControlPlane(LoggingConfigurable):
         blocks the event loop. Also bounds the concurrent connections to the store.""",
     )
 
+    notebook_root = Unicode(
+        config=True,
+        help="""Folder in which a scenario's notebook paths are read when a save does not carry the
+        notebooks' content. The server extension sets it to the Jupyter server's root directory;
+        defaults to the current directory.""",
+    )
+
+    @default("notebook_root")
+    def _default_notebook_root(self) -> str:
+        return os.getcwd()
+
+    max_concurrent_runs = Int(4, config=True, help="Scenario runs this process executes at once.")
+    max_concurrent_runs_per_user = Int(2, config=True, help="Runs of one run-as user executing at once.")
+    max_queued_runs = Int(
+        100,
+        config=True,
+        help="""Runs waiting for a slot. Beyond it a manual run is refused (429) and an automatic one
+        is recorded as skipped.""",
+    )
+    warm_workers = Int(
+        1,
+        config=True,
+        help="""Worker processes of the local executor kept started and idle, so that a notebook
+        step does not wait for Python and papermill to import.""",
+    )
+    run_scenarios = Bool(
+        True,
+        config=True,
+        help="""Run the scheduler and the run engine in this process. Turn off in processes that
+        should only serve the API.""",
+    )
+    webhook_signing_key = Unicode(
+        config=True,
+        help="""Key signing generic JSON webhooks (HMAC-SHA256 of timestamp.body). Defaults to
+        $HIMALIA_WEBHOOK_KEY; empty means unsigned.""",
+    )
+
+    @default("webhook_signing_key")
+    def _default_webhook_signing_key(self) -> str:
+        return os.environ.get("HIMALIA_WEBHOOK_KEY", "")
+
+    #: Where run kernels reach the API (``…/himalia/api/v1``); set by the host that serves it.
+    api_url: str | None = None
+
     def start(self) -> None:
         """Open the store, check its revision and build the services."""
         self.db = Database(self.db_url)
@@ -124,8 +174,31 @@ class ControlPlane(LoggingConfigurable):
         self.exports = ExportService(
             self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
         )
+        self.scenarios = ScenarioService(self.db, trail, self.log, lambda: self.notebook_root)
+        self.runs = RunService(self.db, trail, self.log, self._run_limits)
+        self.mailer = Mailer(parent=self)
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
+        self.engine: RunEngine | None = None
+        self.scheduler: Scheduler | None = None
+
+    def _run_limits(self) -> RunLimits:
+        return RunLimits(self.max_concurrent_runs, self.max_concurrent_runs_per_user, self.max_queued_runs)
+
+    def start_engine(self, *, schedule: bool = True, only: set[int] | None = None) -> RunEngine:
+        """Start executing runs here (and firing triggers, if ``schedule``)."""
+        executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers)
+        self.engine = RunEngine(self, executor, only=only)
+        if schedule:
+            self.scheduler = Scheduler(self)
+            self.engine.on_finished.append(self.scheduler.run_finished)
+            self.scheduler.start()
+        self.engine.start()
+        return self.engine
 
     def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.engine is not None:
+            self.engine.stop()
         self.executor.shutdown(wait=True)
         self.db.dispose()

@@ -5,13 +5,16 @@ changing its definition needs ``write_content``. The schema (column names and ty
 from the source on creation and on demand; each refresh says what changed.
 """
 
+import io
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import duckdb
 import fsspec
-from sqlalchemy import select
+import pandas as pd
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.orm import Session, joinedload
 
@@ -263,3 +266,78 @@ class DatasetService(Service):
                 details={"changes": changes},
             )
             return DatasetSchema(columns=columns, refreshed_at=dataset.schema_refreshed_at, changes=changes)
+
+    def read_csv(self, caller: Caller, key: str, name: str, max_bytes: int) -> bytes:
+        """The dataset as CSV for an email attachment (``export_datasets``); ``ValueError`` beyond ``max_bytes``."""
+        with self.db.read() as session:
+            dataset, _ = self.find(session, caller, key, name, ProjectPermission.EXPORT_DATASETS)
+            usable = self.usable(session, caller, dataset)
+            location = dict(dataset.location)
+        out = io.BytesIO()
+        for frame in _frames(usable, location):
+            frame.to_csv(out, index=False, header=out.tell() == 0)
+            if out.tell() > max_bytes:
+                raise ValueError(f"{name} as CSV is larger than the {max_bytes} bytes allowed")
+        return out.getvalue()
+
+    def fingerprint(self, caller: Caller, key: str, name: str, column: str | None, query: str | None) -> str:
+        """A cheap sign of change: SQL count and max of ``column`` (or ``query``'s first row), or the
+        files' names, sizes and modification times or etags."""
+        with self.db.read() as session:
+            dataset, _ = self.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
+            usable = self.usable(session, caller, dataset)
+            location = dict(dataset.location)
+        try:
+            if usable.type == "files":
+                filesystem, path = fsspec.core.url_to_fs(
+                    files_url(usable.params, location["path"]), **storage_options(usable.params, usable.secrets)
+                )
+                found = filesystem.glob(path, detail=True)
+                keys = ("size", "mtime", "LastModified", "ETag", "etag", "updated")
+                return json.dumps(sorted((p, [str(i.get(k)) for k in keys]) for p, i in found.items()))
+            engine = sql_engine(usable.params, usable.secrets)
+            try:
+                with engine.connect() as connection:
+                    if query is not None:
+                        row = connection.execute(text(query)).first()
+                    else:
+                        source = sql_source(
+                            engine,
+                            table=location.get("table"),
+                            db_schema=location.get("db_schema"),
+                            query=location.get("query"),
+                        )
+                        measures: list[Any] = [func.count()]
+                        if column is not None:
+                            if column not in source.c:
+                                raise InvalidInput(f"column: {name} has no column '{column}'", field="column")
+                            measures.append(func.max(source.c[column]))
+                        row = connection.execute(select(*measures).select_from(source)).first()
+            finally:
+                engine.dispose()
+        except HimaliaError:
+            raise
+        except Exception as error:
+            raise InvalidInput(f"{name}: {driver_message(error, usable.secrets)}", field="dataset") from None
+        return json.dumps(list(row) if row is not None else None, default=str)
+
+
+def _frames(usable: UsableConnection, location: dict[str, Any]) -> Iterator[pd.DataFrame]:
+    """The dataset in chunks, so that a size limit stops the read early."""
+    if usable.type == "files":
+        with duckdb_for(usable) as duck:
+            relation = duck.execute(
+                f"SELECT * FROM {files_relation_sql(location['format'])}", [files_url(usable.params, location["path"])]
+            )
+            while not (frame := relation.fetch_df_chunk()).empty:
+                yield frame
+        return
+    engine = sql_engine(usable.params, usable.secrets)
+    try:
+        source = sql_source(
+            engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
+        )
+        with engine.connect() as connection:
+            yield from pd.read_sql(select(source), connection, chunksize=5_000)
+    finally:
+        engine.dispose()

@@ -42,5 +42,11 @@ class Conflict(HimaliaError):
     status = 409
 
 
+class TooBusy(HimaliaError):
+    """A limit on concurrent or queued work is reached; trying later may succeed."""
+
+    status = 429
+
+
 class SchemaMismatch(HimaliaError):
     """The database is not at the revision this code expects."""

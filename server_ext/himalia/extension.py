@@ -11,9 +11,10 @@ from typing import Any
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler as JupyterAPIHandler
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
 from traitlets import Unicode, default
 
-from .api import api_prefix, routes
+from .api import API_PREFIX, api_prefix, routes
 from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
 from .caller import Caller
 from .controlplane import ControlPlane
@@ -60,9 +61,15 @@ class HimaliaExtension(ExtensionApp):
         return getpass.getuser().lower()
 
     def initialize_settings(self) -> None:
-        self.control_plane = ControlPlane(parent=self, log=self.log)
-        self.control_plane.start()
-        self.control_plane.users.ensure_local_admin(self.local_user)
+        self.control_plane = plane = ControlPlane(parent=self, log=self.log)
+        if self.serverapp is not None:
+            if not plane.trait_has_value("notebook_root"):
+                plane.notebook_root = self.serverapp.root_dir
+            plane.api_url = url_path_join(self.serverapp.connection_url, API_PREFIX)
+        plane.start()
+        plane.users.ensure_local_admin(self.local_user)
+        if plane.run_scenarios:
+            plane.start_engine()
         self.settings.update(
             {
                 CONTROL_PLANE: self.control_plane,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -318,3 +319,127 @@ class CheckResult(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
 
     check: Mapped[Check] = relationship()
+
+
+class NotebookSnapshot(Base):
+    """A notebook as it was when a scenario was saved, addressed by the SHA-256 of its content."""
+
+    __tablename__ = "notebook_snapshots"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+    #: The parameters cell as papermill reads it: [{"name", "type", "default", "help"}].
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Scenario(Base):
+    __tablename__ = "scenarios"
+    __table_args__ = (Index("uq_scenarios_project_slug", "project_id", "slug", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: The id people write in YAML and URLs.
+    slug: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The ``ScenarioDefinition`` as JSON.
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Notebook path -> snapshot digest, taken when the scenario was saved.
+    notebooks: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    run_as_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    #: What polling triggers last saw, by trigger position (fingerprints, pending changes).
+    trigger_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    project: Mapped[Project] = relationship()
+    owner: Mapped[User] = relationship(foreign_keys=[owner_id])
+    run_as: Mapped[User] = relationship(foreign_keys=[run_as_id])
+    updated_by: Mapped[User] = relationship(foreign_keys=[updated_by_id])
+
+
+class ScenarioRun(Base):
+    """One run of a scenario, with the definition and notebook snapshots it used, frozen."""
+
+    __tablename__ = "scenario_runs"
+    __table_args__ = (
+        Index("ix_scenario_runs_scenario", "scenario_id", "id"),
+        Index("ix_scenario_runs_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scenario_id: Mapped[int] = mapped_column(ForeignKey("scenarios.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(20))
+    trigger: Mapped[str] = mapped_column(String(30))
+    trigger_detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Unique per automatic firing (a cron time, a seen change), so that it yields at most one run.
+    fire_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    run_as_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    notebooks: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Re-runs from a failed step start there, with the variables the earlier run had set.
+    start_step: Mapped[int] = mapped_column(Integer, default=0)
+    rerun_of: Mapped[int | None] = mapped_column(Integer)
+    abort_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str] = mapped_column(Text, default="")
+    #: The control plane process running it ("host:pid"), and when it last said so.
+    worker: Mapped[str | None] = mapped_column(String(300))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The short-lived API token the run's kernels use; deleted when the run ends.
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    scenario: Mapped[Scenario] = relationship()
+    run_as: Mapped[User] = relationship()
+    steps: Mapped[list["RunStep"]] = relationship(cascade="all, delete-orphan", order_by="RunStep.position")
+
+
+class RunStep(Base):
+    __tablename__ = "run_steps"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("scenario_runs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(30))
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    message: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the step produced: check results, metric values, variables set, rows affected.
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunArtifact(Base):
+    """A file a run produced: an executed notebook, its HTML report."""
+
+    __tablename__ = "run_artifacts"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("scenario_runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RunLogChunk(Base):
+    """Lines of a run's log, appended as they come so that the log can be followed live."""
+
+    __tablename__ = "run_log_chunks"
+    __table_args__ = (Index("ix_run_log_chunks_run", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("scenario_runs.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -274,6 +274,11 @@ class ScenarioDefinition(Strict):
                 raise ValueError("a scenario cannot be triggered by its own end")
         return self
 
+    def next_fire(self, after: datetime) -> datetime | None:
+        """The earliest time a time trigger fires after ``after`` (whether or not the scenario is active)."""
+        fires = [t.next_fire(after) for t in self.triggers if isinstance(t, TimeTrigger)]
+        return min(fires) if fires else None
+
 
 def load_scenario(text: str, filename: str = "<scenario>") -> ScenarioDefinition:
     """A scenario from YAML; errors read ``FILE:LINE: steps[1].timeout: ...``."""

@@ -24,6 +24,10 @@ async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str =
     """Serve until SIGINT or SIGTERM."""
     server = HTTPServer(make_application(control_plane, base_url), xheaders=True)
     server.listen(port, ip)
+    reachable = "127.0.0.1" if ip in {"", "0.0.0.0", "::"} else ip
+    control_plane.api_url = f"http://{reachable}:{port}{api_prefix(base_url)}"
+    if control_plane.run_scenarios:
+        control_plane.start_engine()
     control_plane.log.info("Himalia control plane listening on http://%s:%d%s", ip, port, api_prefix(base_url))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from .projects import require_project
 from .service import Service
 
 INSTANCE_VARIABLES = "instance_variables"
-_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 #: No expanded string may be longer: nested references multiply lengths ("billion laughs").
 MAX_EXPANDED_LENGTH = 1_000_000
 
@@ -52,7 +52,7 @@ def _expand(value: Any, variables: Mapping[str, Any], done: dict[str, Any], stac
         resolved = done[name]
         return resolved if isinstance(resolved, str) else json.dumps(resolved)
 
-    expanded = _REFERENCE.sub(substitute, value)
+    expanded = REFERENCE.sub(substitute, value)
     if len(expanded) > MAX_EXPANDED_LENGTH:
         raise InvalidInput(f"Variables expand to more than {MAX_EXPANDED_LENGTH:,} characters.", field="variables")
     return expanded

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from jupyter_server.utils import url_path_join
 
-from . import audit, connections, datasets, projects, tokens, users, variables
+from . import audit, connections, datasets, projects, scenarios, tokens, users, variables
 from .base import APIHandler, route_pattern
 
 API_PREFIX = "/himalia/api/v1"
@@ -15,6 +15,7 @@ RESOURCE_HANDLERS: list[type[APIHandler]] = [
     *connections.handlers,
     *variables.handlers,
     *datasets.handlers,
+    *scenarios.handlers,
     *tokens.handlers,
     *audit.handlers,
 ]

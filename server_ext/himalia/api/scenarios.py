@@ -1,0 +1,214 @@
+"""``projects/{key}/scenarios``: definitions, runs, their logs, reports and executed notebooks."""
+
+from pydantic import Field
+
+from ..errors import NotFound
+from ..models import Page
+from ..scenario_models import (
+    DescribeRun,
+    DescribeScenario,
+    RerunRequest,
+    RunRequest,
+    SaveScenario,
+    ScenarioParameters,
+    SetActive,
+)
+from .base import APIHandler, PageQuery, Query, operation
+
+
+def run_number(run: str) -> int:
+    if not run.isdigit() or len(run) > 12:
+        raise NotFound(f"There is no run '{run}'.")
+    return int(run)
+
+
+class ScenariosHandler(APIHandler):
+    route = "/projects/{key}/scenarios"
+
+    @operation(
+        "The project's scenarios with their last run and next fire time (read_content or run_scenarios).",
+        query=PageQuery,
+        response=Page[DescribeScenario],
+    )
+    async def get(self, key: str, query: PageQuery) -> Page[DescribeScenario]:
+        return await self.call(
+            self.control_plane.scenarios.list_scenarios, self.caller, key, query.limit, query.offset
+        )
+
+    @operation(
+        "Create a scenario from JSON or YAML; its notebooks are snapshotted (write_content; "
+        "write_unsafe_code for notebooks and code).",
+        body=SaveScenario,
+        response=DescribeScenario,
+        status=201,
+    )
+    async def post(self, key: str, spec: SaveScenario) -> DescribeScenario:
+        return await self.call(self.control_plane.scenarios.save_scenario, self.caller, key, spec, create_only=True)
+
+
+class ScenarioHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}"
+
+    @operation("Describe a scenario.", response=DescribeScenario)
+    async def get(self, key: str, scenario: str) -> DescribeScenario:
+        return await self.call(self.control_plane.scenarios.get_scenario, self.caller, key, scenario)
+
+    @operation(
+        "Create or replace a scenario; its notebooks are snapshotted again (write_content).",
+        body=SaveScenario,
+        response=DescribeScenario,
+    )
+    async def put(self, key: str, scenario: str, spec: SaveScenario) -> DescribeScenario:
+        return await self.call(
+            self.control_plane.scenarios.save_scenario, self.caller, key, spec, scenario_id=scenario
+        )
+
+    @operation("Turn a scenario's automatic triggers on or off (write_content).", body=SetActive, response=DescribeScenario)
+    async def patch(self, key: str, scenario: str, spec: SetActive) -> DescribeScenario:
+        return await self.call(self.control_plane.scenarios.set_active, self.caller, key, scenario, spec.active)
+
+    @operation("Delete a scenario and its run history (write_content).")
+    async def delete(self, key: str, scenario: str) -> None:
+        await self.call(self.control_plane.scenarios.delete_scenario, self.caller, key, scenario)
+
+
+class ScenarioExportHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/export"
+
+    @operation("The scenario as YAML, the exchange format.", media_types=("application/yaml",))
+    async def get(self, key: str, scenario: str) -> None:
+        text = await self.call(self.control_plane.scenarios.export_yaml, self.caller, key, scenario)
+        self.set_header("Content-Type", "application/yaml; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{scenario}.yaml"')
+        self.finish(text)
+
+
+class ScenarioParametersHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/parameters"
+
+    @operation("The notebook steps' typed parameters and the scenario's variables.", response=ScenarioParameters)
+    async def get(self, key: str, scenario: str) -> ScenarioParameters:
+        return await self.call(self.control_plane.scenarios.parameters, self.caller, key, scenario)
+
+
+class RunScenarioHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/run"
+
+    @operation(
+        "Run the scenario now with typed parameters (run_scenarios); 409 if its policy skips, 429 if the queue is full.",
+        body=RunRequest,
+        response=DescribeRun,
+        status=201,
+    )
+    async def post(self, key: str, scenario: str, spec: RunRequest) -> DescribeRun:
+        return await self.call(self.control_plane.runs.request_run, self.caller, key, scenario, spec)
+
+
+class RunsHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs"
+
+    @operation("The scenario's runs, newest first.", query=PageQuery, response=Page[DescribeRun])
+    async def get(self, key: str, scenario: str, query: PageQuery) -> Page[DescribeRun]:
+        return await self.call(
+            self.control_plane.runs.list_runs, self.caller, key, scenario, query.limit, query.offset
+        )
+
+
+class RunHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}"
+
+    @operation("A run with its steps, outputs and artifacts.", response=DescribeRun)
+    async def get(self, key: str, scenario: str, run: str) -> DescribeRun:
+        return await self.call(self.control_plane.runs.get_run, self.caller, key, scenario, run_number(run))
+
+
+class AbortRunHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}/abort"
+
+    @operation("Abort a queued or running run; its kernels are killed (run_scenarios).", response=DescribeRun)
+    async def post(self, key: str, scenario: str, run: str) -> DescribeRun:
+        return await self.call(self.control_plane.runs.abort, self.caller, key, scenario, run_number(run))
+
+
+class RerunHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}/rerun"
+
+    @operation(
+        "Run the same snapshots and parameters again, optionally from the failed step (run_scenarios).",
+        body=RerunRequest,
+        response=DescribeRun,
+        status=201,
+    )
+    async def post(self, key: str, scenario: str, run: str, spec: RerunRequest) -> DescribeRun:
+        return await self.call(self.control_plane.runs.rerun, self.caller, key, scenario, run_number(run), spec)
+
+
+class LogQuery(Query):
+    after: int = Field(0, ge=0, description="The cursor of the last read (header X-Himalia-Log-Cursor).")
+
+
+class RunLogHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}/log"
+
+    @operation("The run's log as text, from a cursor on, for following it live.", query=LogQuery, media_types=("text/plain",))
+    async def get(self, key: str, scenario: str, run: str, query: LogQuery) -> None:
+        text, cursor = await self.call(
+            self.control_plane.runs.read_log, self.caller, key, scenario, run_number(run), query.after
+        )
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("X-Himalia-Log-Cursor", str(cursor))
+        self.finish(text)
+
+
+class ArtifactQuery(Query):
+    step: str | None = Field(None, max_length=100, description="A notebook step's name; defaults to the last one.")
+
+
+class _ArtifactHandler(APIHandler):
+    kind: str
+
+    async def send(self, key: str, scenario: str, run: str, step: str | None) -> None:
+        name, media_type, content = await self.call(
+            self.control_plane.runs.read_artifact, self.caller, key, scenario, run_number(run), self.kind, step
+        )
+        self.set_header("Content-Type", media_type + ("; charset=utf-8" if self.kind == "html" else ""))
+        # Notebook outputs are anyone's HTML and scripts: never let them act as this origin.
+        self.set_header("Content-Security-Policy", "sandbox allow-scripts allow-popups")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        disposition = "inline" if self.kind == "html" else "attachment"
+        self.set_header("Content-Disposition", f'{disposition}; filename="run-{run}-{name}"')
+        self.finish(content)
+
+
+class RunReportHandler(_ArtifactHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}/report"
+    kind = "html"
+
+    @operation("A notebook step's HTML report (nbconvert).", query=ArtifactQuery, media_types=("text/html",))
+    async def get(self, key: str, scenario: str, run: str, query: ArtifactQuery) -> None:
+        await self.send(key, scenario, run, query.step)
+
+
+class RunNotebookHandler(_ArtifactHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}/notebook"
+    kind = "ipynb"
+
+    @operation("A notebook step's executed notebook.", query=ArtifactQuery, media_types=("application/x-ipynb+json",))
+    async def get(self, key: str, scenario: str, run: str, query: ArtifactQuery) -> None:
+        await self.send(key, scenario, run, query.step)
+
+
+handlers = [
+    ScenariosHandler,
+    ScenarioHandler,
+    ScenarioExportHandler,
+    ScenarioParametersHandler,
+    RunScenarioHandler,
+    RunsHandler,
+    RunHandler,
+    AbortRunHandler,
+    RerunHandler,
+    RunLogHandler,
+    RunReportHandler,
+    RunNotebookHandler,
+]
