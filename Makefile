@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_HOME ?= .himalia-demo
 PORT ?= 8888
+SMTP_PORT ?= 8025
 
 .PHONY: install system-deps demo test lint clean
 
@@ -25,8 +26,13 @@ system-deps:
 
 demo: install
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia demo
+	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
+	@echo "Mail the scenarios send lands in $(DEMO_HOME)/mail/ (a local SMTP server on port $(SMTP_PORT))."
 	@echo "Open the URL printed below; the API lives under /himalia/api/v1/ (see /himalia/api/v1/openapi.json)."
-	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/jupyter server --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(BIN)/python -m himalia.mailsink --port $(SMTP_PORT) --folder $(DEMO_HOME)/mail & SINK=$$!; \
+	trap 'kill $$SINK' EXIT INT TERM; \
+	HIMALIA_HOME=$(DEMO_HOME) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(SMTP_PORT) \
+	$(BIN)/jupyter server --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint: install
 	$(BIN)/ruff check .

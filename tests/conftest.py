@@ -44,6 +44,8 @@ from himalia.models import (
     SetGrant,
 )
 from himalia.permissions import GlobalPermission as G
+from himalia.scenario_definitions import ScenarioDefinition
+from himalia.scenario_models import RunRequest, SaveScenario
 from himalia.server import make_application
 
 from .postgres import TemporaryPostgres, find_bindir
@@ -126,6 +128,17 @@ def seed_world(plane: ControlPlane) -> World:
     plane.checks.save_check(
         admin, "ALPHA", "transactions", CheckSpec(name="Columns 13", type="in_set", metric="column_count", values=[13])
     )
+    nightly = ScenarioDefinition.model_validate(
+        {
+            "id": "nightly",
+            "name": "Nightly checks",
+            "steps": [{"name": "Check", "type": "run_checks", "dataset": "transactions"}],
+            "triggers": [{"type": "time", "schedule": "daily at 02:00"}],
+        }
+    )
+    plane.scenarios.save_scenario(owner, "ALPHA", SaveScenario(definition=nightly))
+    first = plane.runs.request_run(owner, "ALPHA", "nightly", RunRequest())
+    plane.runs.abort(owner, "ALPHA", "nightly", first.id)  # a finished run, without an engine
     world = World()
     for role in ROLES[1:]:
         world.tokens[role] = plane.tokens.create_token(op, CreateToken(user=role, name="test")).token

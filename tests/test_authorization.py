@@ -34,6 +34,17 @@ def admin_only(ok: int) -> tuple[int, int, int, int, int, int]:
 NEW_DATASET = {"name": "merchants", "connection": "wh", "table": "merchants"}
 NEW_CHECK = {"name": "Some rows", "type": "range", "metric": "record_count", "min": 1}
 EXPORT = {"history": "checks", "connection": "wh", "table": "history", "dataset": "history"}
+NIGHTLY = {
+    "id": "nightly",
+    "name": "Nightly checks",
+    "steps": [{"name": "Check", "type": "run_checks", "dataset": "transactions"}],
+}
+NEW_SCENARIO = {**NIGHTLY, "id": "made_here"}
+CODE_SCENARIO = {
+    "id": "coded",
+    "name": "Code",
+    "steps": [{"name": "Set", "type": "set_variables", "code": "def variables(current):\n    return {}"}],
+}
 NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "memory://made"}}
 
 #                                         anon nogrant reader contrib projadmin admin
@@ -106,6 +117,24 @@ CASES = [
     Case("GET", "/audit/export", admin_only(200)),
     Case("GET", "/audit/verify", admin_only(200)),
     Case("GET", "/openapi.json", (200, 200, 200, 200, 200, 200)),
+    Case("GET", "/projects/ALPHA/scenarios", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/scenarios", (401, 404, 403, 201, 201, 201), {"definition": NEW_SCENARIO}),
+    Case("POST", "/projects/ALPHA/scenarios", (401, 404, 403, 403, 403, 201), {"definition": CODE_SCENARIO}),
+    Case("GET", "/projects/ALPHA/scenarios/nightly", (401, 404, 200, 200, 200, 200)),
+    Case("PUT", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 200, 200, 200), {"definition": NIGHTLY}),
+    Case("PATCH", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 200, 200, 200), {"active": False}),
+    Case("DELETE", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 204, 204, 204)),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/export", (401, 404, 200, 200, 200, 200)),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/parameters", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/scenarios/nightly/run", (401, 404, 403, 201, 201, 201), {}),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/runs", (401, 404, 200, 200, 200, 200)),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/scenarios/nightly/runs/1/abort", (401, 404, 403, 409, 409, 409)),
+    Case("POST", "/projects/ALPHA/scenarios/nightly/runs/1/rerun", (401, 404, 403, 201, 201, 201), {}),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/log", (401, 404, 200, 200, 200, 200)),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/report", (401, 404, 404, 404, 404, 404)),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/notebook", (401, 404, 404, 404, 404, 404)),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/runs/x/log", (401, 404, 404, 404, 404, 404)),
 ]
 
 ROLE_NAMES = ("anonymous", "nogrant", "reader", "contributor", "projadmin", "admin")

@@ -63,6 +63,8 @@ def seeded_names(world: World) -> dict[str, list[str]]:
         "login": ["reader", "contributor", "nogrant", "target"],
         "principal_type": ["group", "user"],
         "token_id": [str(world.target_token_id)],
+        "scenario": ["nightly"],
+        "run": ["1"],
     }
 
 

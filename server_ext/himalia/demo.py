@@ -201,6 +201,7 @@ def seed(plane: ControlPlane) -> Iterator[str]:
         type="sql",
         description="The demo warehouse: transactions and merchants.",
         params={"url": f"sqlite:///{warehouse}"},
+        allow_write=True,
         usable_by=AccessSpec(mode="groups", groups=["data_team", "analysts"]),
         details_readable_by=AccessSpec(mode="groups", groups=["data_team"]),
     )

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import smtplib
 import ssl
@@ -35,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from traitlets import Enum, Float, Int, Unicode
+from traitlets import Enum, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .scenario_definitions import EmailReporter, SendWhen, WebhookReporter
@@ -256,8 +257,8 @@ def default_body(summary: RunSummary) -> str:
 class Mailer(LoggingConfigurable):
     """The SMTP server reports go through (configured as ``c.Mailer.host`` and so on)."""
 
-    host = Unicode("localhost", config=True, help="SMTP server host name.")
-    port = Int(25, config=True, help="SMTP server port: usually 25, 587 with starttls, 465 with ssl.")
+    host = Unicode(config=True, help="SMTP server host name. Defaults to $HIMALIA_SMTP_HOST, else localhost.")
+    port = Int(config=True, help="SMTP server port: usually 25, 587 with starttls, 465 with ssl ($HIMALIA_SMTP_PORT).")
     security = Enum(
         ["none", "starttls", "ssl"],
         default_value="none",
@@ -269,9 +270,32 @@ class Mailer(LoggingConfigurable):
         config=True,
         help="CA bundle that verifies the server's certificate, for relays with a private CA; empty uses the system's.",
     )
-    username = Unicode("", config=True, help="Log in with this name; empty sends without logging in.")
-    password = Unicode("", config=True, help="Password of `username`. Never logged nor reported in errors.")
-    sender = Unicode("himalia@localhost", config=True, help="From address of the emails.")
+    username = Unicode(config=True, help="Log in with this name ($HIMALIA_SMTP_USER); empty sends without logging in.")
+    password = Unicode(
+        config=True, help="Password of `username` ($HIMALIA_SMTP_PASSWORD). Never logged nor reported in errors."
+    )
+    sender = Unicode(config=True, help="From address of the emails ($HIMALIA_SMTP_SENDER, else himalia@localhost).")
+
+    @default("host")
+    def _default_host(self) -> str:
+        return os.environ.get("HIMALIA_SMTP_HOST", "localhost")
+
+    @default("port")
+    def _default_port(self) -> int:
+        return int(os.environ.get("HIMALIA_SMTP_PORT", "25"))
+
+    @default("username")
+    def _default_username(self) -> str:
+        return os.environ.get("HIMALIA_SMTP_USER", "")
+
+    @default("password")
+    def _default_password(self) -> str:
+        return os.environ.get("HIMALIA_SMTP_PASSWORD", "")
+
+    @default("sender")
+    def _default_sender(self) -> str:
+        return os.environ.get("HIMALIA_SMTP_SENDER", "himalia@localhost")
+
     timeout = Float(30.0, config=True, help="Seconds to wait for the server at each step.")
 
     def _tls(self) -> ssl.SSLContext:

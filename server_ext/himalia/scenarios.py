@@ -201,6 +201,8 @@ class ScenarioService(Service):
         definition = self.parse(spec)
         if scenario_id is not None and definition.id != scenario_id:
             raise InvalidInput(f"id: the body describes '{definition.id}', not '{scenario_id}'.", field="id")
+        with self.db.read() as session:  # refuse before reading any notebook
+            require_project(session, caller, key, P.WRITE_CONTENT)
         if runs_code(definition) and not caller.has(GlobalPermission.WRITE_UNSAFE_CODE):
             raise Forbidden("Scenarios that run notebooks or code need the global permission 'write_unsafe_code'.")
         sources = {

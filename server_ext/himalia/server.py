@@ -6,9 +6,11 @@ Jupyter server extension mounts.
 
 import asyncio
 import signal
+import threading
 
 from tornado import web
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from .api import api_prefix, routes
 from .api.base import API_PREFIX_SETTING, CONTROL_PLANE
@@ -18,6 +20,36 @@ from .controlplane import ControlPlane
 def make_application(control_plane: ControlPlane, base_url: str = "/") -> web.Application:
     settings = {CONTROL_PLANE: control_plane, API_PREFIX_SETTING: api_prefix(base_url)}
     return web.Application(routes(base_url), **settings)  # type: ignore[arg-type]
+
+
+class BackgroundAPI:
+    """The API on a loopback port in a thread: what ``himalia scenario run --wait`` gives its kernels."""
+
+    def __init__(self, control_plane: ControlPlane) -> None:
+        self.control_plane = control_plane
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="himalia-api", daemon=True)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        sockets = bind_sockets(0, "127.0.0.1")
+        server = HTTPServer(make_application(self.control_plane))
+        server.add_sockets(sockets)
+        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}{api_prefix('/')}"
+        self._ready.set()
+        await self._stopping.wait()
+        server.stop()
+        await server.close_all_connections()
+
+    def start(self) -> str:
+        self._thread.start()
+        self._ready.wait(30)
+        return self.url
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(10)
 
 
 async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str = "/") -> None:

@@ -10,6 +10,7 @@ included, on abort or timeout.
 
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -43,7 +44,7 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stdout,
-            execution_timeout=job.get("cell_timeout"),
+            execution_timeout=math.ceil(job["cell_timeout"]) if job.get("cell_timeout") else None,
             cwd=str(folder),
         )
     except PapermillExecutionError as error:

@@ -14,7 +14,8 @@ ERROR_STATUSES = {
     "401": "Not authenticated.",
     "403": "Authenticated but not allowed.",
     "404": "Absent, or hidden from the caller.",
-    "409": "Conflicts with an existing object.",
+    "409": "Conflicts with an existing object or a run in progress.",
+    "429": "A limit on queued or concurrent work is reached; try later.",
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 _REF = "#/components/schemas/{model}"
@@ -57,7 +58,11 @@ def _operation_doc(handler: type[APIHandler], method: str, op: Operation, schema
             "content": {"application/json": {"schema": schemas.of(op.body, "validation")}},
         }
     if op.media_types != ("application/json",):
-        content = {media_type: {"schema": {"type": "string"}} for media_type in op.media_types}
+        # A YAML document describes an object; every other non-JSON answer is text or bytes.
+        content = {
+            media_type: {"schema": {"type": "object" if media_type.endswith("yaml") else "string"}}
+            for media_type in op.media_types
+        }
         doc["responses"]["200"] = {"description": "OK", "content": content}
     elif op.response is None:
         doc["responses"]["204"] = {"description": "Done."}

@@ -17,7 +17,7 @@ from .base import APIHandler, PageQuery, Query, operation
 
 
 def run_number(run: str) -> int:
-    if not run.isdigit() or len(run) > 12:
+    if not (run.isascii() and run.isdigit()) or len(run) > 12:
         raise NotFound(f"There is no run '{run}'.")
     return int(run)
 
@@ -31,9 +31,7 @@ class ScenariosHandler(APIHandler):
         response=Page[DescribeScenario],
     )
     async def get(self, key: str, query: PageQuery) -> Page[DescribeScenario]:
-        return await self.call(
-            self.control_plane.scenarios.list_scenarios, self.caller, key, query.limit, query.offset
-        )
+        return await self.call(self.control_plane.scenarios.list_scenarios, self.caller, key, query.limit, query.offset)
 
     @operation(
         "Create a scenario from JSON or YAML; its notebooks are snapshotted (write_content; "
@@ -59,11 +57,11 @@ class ScenarioHandler(APIHandler):
         response=DescribeScenario,
     )
     async def put(self, key: str, scenario: str, spec: SaveScenario) -> DescribeScenario:
-        return await self.call(
-            self.control_plane.scenarios.save_scenario, self.caller, key, spec, scenario_id=scenario
-        )
+        return await self.call(self.control_plane.scenarios.save_scenario, self.caller, key, spec, scenario_id=scenario)
 
-    @operation("Turn a scenario's automatic triggers on or off (write_content).", body=SetActive, response=DescribeScenario)
+    @operation(
+        "Turn a scenario's automatic triggers on or off (write_content).", body=SetActive, response=DescribeScenario
+    )
     async def patch(self, key: str, scenario: str, spec: SetActive) -> DescribeScenario:
         return await self.call(self.control_plane.scenarios.set_active, self.caller, key, scenario, spec.active)
 
@@ -109,9 +107,7 @@ class RunsHandler(APIHandler):
 
     @operation("The scenario's runs, newest first.", query=PageQuery, response=Page[DescribeRun])
     async def get(self, key: str, scenario: str, query: PageQuery) -> Page[DescribeRun]:
-        return await self.call(
-            self.control_plane.runs.list_runs, self.caller, key, scenario, query.limit, query.offset
-        )
+        return await self.call(self.control_plane.runs.list_runs, self.caller, key, scenario, query.limit, query.offset)
 
 
 class RunHandler(APIHandler):
@@ -150,7 +146,9 @@ class LogQuery(Query):
 class RunLogHandler(APIHandler):
     route = "/projects/{key}/scenarios/{scenario}/runs/{run}/log"
 
-    @operation("The run's log as text, from a cursor on, for following it live.", query=LogQuery, media_types=("text/plain",))
+    @operation(
+        "The run's log as text, from a cursor on, for following it live.", query=LogQuery, media_types=("text/plain",)
+    )
     async def get(self, key: str, scenario: str, run: str, query: LogQuery) -> None:
         text, cursor = await self.call(
             self.control_plane.runs.read_log, self.caller, key, scenario, run_number(run), query.after
