@@ -126,3 +126,45 @@ def test_demo_seed_is_idempotent(himalia) -> None:  # type: ignore[no-untyped-de
     assert "kept project FRAUD" in himalia("demo").output
     assert "Connected." in himalia("--as", "bob", "connection", "test", "warehouse").output
     assert "chain intact" in himalia("audit", "verify").output
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_the_demo_scenario_from_the_command_line(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The README's walk-through: seed, apply the demo scenario, run it with --wait, read the email."""
+    from himalia.mailsink import start_mailsink
+
+    sink = start_mailsink(tmp_path / "mail", port=0)
+    env = {"HIMALIA_SMTP_HOST": "127.0.0.1", "HIMALIA_SMTP_PORT": str(sink.port)}
+    try:
+        himalia("demo")
+        scenario = str(REPOSITORY / "scenarios" / "daily-fraud-scoring.yaml")
+        applied = himalia("--as", "alice", "scenario", "apply", "FRAUD", scenario, "--notebooks", str(REPOSITORY))
+        assert "notebooks/prepare.ipynb: snapshot" in applied.output
+        listed = json.loads(himalia("--json", "scenario", "list", "FRAUD").output)["items"]
+        assert [(s["id"], s["run_as"], s["active"]) for s in listed] == [("daily_fraud_scoring", "alice", True)]
+
+        refused = himalia("scenario", "run", "FRAUD", "daily_fraud_scoring", "-p", "threshold=high", code=1)
+        assert "parameters.threshold" in refused.output
+        unknown = himalia("scenario", "run", "FRAUD", "daily_fraud_scoring", "-p", "treshold=0.5", code=1)
+        assert "declares a parameter 'treshold'" in unknown.output
+
+        ran = himalia(
+            "--as", "alice", "scenario", "run", "FRAUD", "daily_fraud_scoring", "-p", "threshold=0.7", "--wait", env=env
+        )
+        assert "run #1: succeeded" in ran.output
+        runs = json.loads(himalia("--json", "scenario", "runs", "FRAUD", "daily_fraud_scoring").output)["items"]
+        assert runs[0]["state"] == "succeeded" and runs[0]["parameters"] == {"threshold": 0.7}
+        assert runs[0]["deliveries"][0]["sent"], runs[0]["deliveries"]
+        log = himalia("scenario", "log", "FRAUD", "daily_fraud_scoring", "1").output
+        assert "[Score] succeeded" in log
+        assert "already ended" in himalia("scenario", "abort", "FRAUD", "daily_fraud_scoring", "1", code=1).output
+        exported = himalia("scenario", "export", "FRAUD", "daily_fraud_scoring").output
+        assert "notebooks/score.ipynb" in exported and "daily at 02:00" in exported
+    finally:
+        sink.stop()
+    messages = list((tmp_path / "mail").glob("*.eml"))
+    assert len(messages) == 1
+    text = messages[0].read_text()
+    assert "Daily fraud scoring for" in text and 'filename="transactions_joined_prepared.csv"' in text
