@@ -211,3 +211,31 @@ def test_expired_revoked_and_unknown_tokens_are_refused(api: LiveAPI, plane: Any
     deactivated = api.request("PATCH", "/users/reader", role="admin", json={"active": False})
     assert deactivated.status_code == 200
     assert api.request("GET", "/me", role="reader").status_code == 401
+
+
+def test_a_project_scoped_token_cannot_mint_tokens(api: LiveAPI) -> None:
+    """A run's short-lived token must not be able to outlive its run."""
+    scoped = api.request("POST", "/tokens", role="contributor", json={"project": "ALPHA"}).json()["token"]
+    headers = {"Authorization": f"token {scoped}"}
+    for body in ({"name": "forever"}, {"name": "forever", "project": "ALPHA"}):
+        assert api.http.post(api.base + "/tokens", headers=headers, json=body).status_code == 403
+
+
+def test_editing_a_scenario_never_borrows_its_owners_rights(api: LiveAPI) -> None:
+    """The owner (projadmin) made 'nightly'; once the contributor saves it, it runs as the contributor."""
+    assert api.request("GET", "/projects/ALPHA/scenarios/nightly").json()["run_as"] == "projadmin"
+    saved = api.request("PUT", "/projects/ALPHA/scenarios/nightly", role="contributor", json={"definition": NIGHTLY})
+    assert saved.status_code == 200 and saved.json()["run_as"] == "contributor"
+    assert saved.json()["owner"] == "projadmin"
+    borrowed = api.request(
+        "PUT",
+        "/projects/ALPHA/scenarios/nightly",
+        role="contributor",
+        json={"definition": {**NIGHTLY, "run_as": "projadmin"}},
+    )
+    assert borrowed.status_code == 403 and borrowed.json()["field"] is None
+    assert "administrator" in borrowed.json()["message"]
+    named = api.request(
+        "PUT", "/projects/ALPHA/scenarios/nightly", json={"definition": {**NIGHTLY, "run_as": "reader"}}
+    )
+    assert named.status_code == 200 and named.json()["run_as"] == "reader"

@@ -242,6 +242,9 @@ class RunEngine:
     def _execute_and_release(self, context: RunContext) -> None:
         try:
             self.execute(context)
+        except Exception:
+            self.plane.log.exception("Run #%d crashed", context.run_id)
+            self._finish(context.run_id, "failed", "The run engine failed during this run; see the server log.")
         finally:
             with self._lock:
                 self._active.pop(context.run_id, None)
@@ -324,7 +327,7 @@ class RunEngine:
                 failed = True
             elif outcome.state == "warning":
                 warned = True
-        if aborted:
+        if aborted or context.aborted.is_set():
             state, message = "aborted", "Aborted."
         elif timed_out:
             state, message = "failed", f"The scenario ran longer than its {definition.timeout} limit."
@@ -410,6 +413,7 @@ class RunEngine:
             "HIMALIA_TIER": context.definition.tier or "",
         }
         limit = parse_duration(step.timeout).total_seconds() if step.timeout else None
+        timeout = context.remaining(limit)
         job = NotebookJob(
             run_id=context.run_id,
             step=step.name,
@@ -418,7 +422,7 @@ class RunEngine:
             parameters=parameters,
             env=env,
             kernel=step.kernel,
-            timeout=context.remaining(limit),
+            timeout=timeout,
             hide_code=step.hide_code,
             tier=context.definition.tier,
         )
@@ -457,7 +461,13 @@ class RunEngine:
         if result.reason == "aborted" or context.aborted.is_set():
             raise RunAborted()
         if not result.ok:
-            return StepOutcome("failed", result.error or result.reason, outputs)
+            message = result.error or result.reason
+            if result.reason == "timeout":  # say whose limit it was, as written
+                if limit is not None and timeout == limit:
+                    message = f"the step ran longer than its {step.timeout} limit"
+                else:
+                    message = f"the scenario ran longer than its {context.definition.timeout} limit"
+            return StepOutcome("failed", message, outputs)
         return StepOutcome("succeeded", "", outputs)
 
     def _checks(self, context: RunContext, step: RunChecksStep) -> StepOutcome:

@@ -252,7 +252,9 @@ class ScenarioDefinition(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: str = ""
     active: bool = Field(True, description="Whether its triggers fire; it can always be run by hand.")
-    run_as: Login | None = Field(None, description="Defaults to the scenario's owner.")
+    run_as: Login | None = Field(
+        None, description="Defaults to whoever saves the scenario; only an administrator may name someone else."
+    )
     tier: str | None = Field(None, description="Hardware tier, for executors that honour tiers.")
     timeout: Duration | None = None
     concurrency: Literal["skip", "queue", "parallel"] = Field("skip", description="When a run is already in progress.")

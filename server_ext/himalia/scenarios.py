@@ -3,8 +3,8 @@
 Reading a scenario needs ``read_content`` or ``run_scenarios`` on its project (launchers must see
 what they launch); saving or deleting needs ``write_content``. Steps that run code (notebooks,
 ``set_variables`` with ``code``) also need the author's global ``write_unsafe_code``, as they run
-on the platform's machines. A scenario runs as its owner unless it names another run-as user;
-only the owner, the saver or an administrator may be named.
+on the platform's machines. A scenario runs as its last author unless an administrator named
+another run-as user, so that editing a scenario never borrows someone else's rights.
 """
 
 from collections.abc import Callable
@@ -309,9 +309,11 @@ class ScenarioService(Service):
 
     @staticmethod
     def _run_as(session: Session, caller: Caller, definition: ScenarioDefinition, owner: User, author: User) -> User:
-        if definition.run_as is None:
-            return owner
-        if definition.run_as not in {owner.login, author.login} and not caller.is_admin:
+        """Whoever saves the steps answers for them: a scenario runs as its last author unless an
+        administrator names someone else, so editing never borrows another person's rights."""
+        if definition.run_as is None or definition.run_as == author.login:
+            return author
+        if not caller.is_admin:
             raise Forbidden("run_as: only an administrator may make a scenario run as someone else.")
         user = find_user(session, definition.run_as, field="run_as")
         if not user.active:

@@ -46,6 +46,9 @@ def describe_token(token: ApiToken) -> DescribeToken:
 
 class TokenService(Service):
     def create_token(self, caller: Caller, spec: CreateToken) -> CreatedToken:
+        if caller.project_scope is not None:
+            # Else a run's short-lived token could mint a lasting one.
+            raise Forbidden("A project-scoped token cannot create tokens.")
         with self.db.write() as session:
             if spec.user is None or spec.user == caller.login:
                 if caller.user_id is None:
@@ -61,8 +64,6 @@ class TokenService(Service):
                 # The token's owner must see the project; so must whoever asks for the token.
                 require_project(session, caller, spec.project)
                 project, _ = require_project(session, load_caller(session, user), spec.project)
-            elif caller.project_scope is not None:
-                raise Forbidden("A project-scoped token can only create tokens for its project.")
             value = TOKEN_PREFIX + secrets.token_urlsafe(32)
             token = ApiToken(
                 user=user,

@@ -93,7 +93,8 @@ class RunScenarioHandler(APIHandler):
     route = "/projects/{key}/scenarios/{scenario}/run"
 
     @operation(
-        "Run the scenario now with typed parameters (run_scenarios); 409 if its policy skips, 429 if the queue is full.",
+        "Run the scenario now with typed parameters (run_scenarios); 409 if its policy skips, 429 if the queue "
+        "is full.",
         body=RunRequest,
         response=DescribeRun,
         status=201,
