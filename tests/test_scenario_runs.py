@@ -39,6 +39,7 @@ from himalia.models import (
     SetGrant,
 )
 from himalia.orm import ApiToken, RunStep, Scenario, ScenarioRun, utcnow
+from himalia.runner import typed_expand
 from himalia.runs import this_worker
 from himalia.scenario_models import RunRequest, SaveScenario
 
@@ -884,7 +885,7 @@ def test_parameters_are_checked(light: LiveAPI) -> None:
         return {
             "id": scenario,
             "name": "Params",
-            "variables": {"n": 5},
+            "variables": {"n": 5, "t": "five"},
             "steps": [
                 values_step("First"),
                 {"name": "Nb", "type": "notebook", "notebook": "p.ipynb", "parameters": parameters},
@@ -914,11 +915,11 @@ def test_parameters_are_checked(light: LiveAPI) -> None:
         {"name": "name", "type": "str", "default": '"a"', "help": "", "value": None},
     ]
 
-    # ${n} expands to text: an int parameter refuses it when the step starts, before any kernel.
-    saved(light, definition({"x": "${n}"}), nb)
+    # "${t}" keeps the variable's type (text here): an int parameter refuses it before any kernel starts.
+    saved(light, definition({"x": "${t}"}), nb)
     run = wait(light, "params", start(light, "params"))
     assert run["state"] == "failed"
-    assert steps(run)[1] == ("failed", 'parameters.x: the notebook declares x: int, not str "5"')
+    assert steps(run)[1] == ("failed", 'parameters.x: the notebook declares x: int, not str "five"')
     assert run["artifacts"] == [] and "papermill" not in log_of(light, "params", run["id"])
     saved(light, {"id": "nonb", "name": "No notebook", "steps": [values_step("Only")]})
     message, field = error_of(light.request("POST", f"{BASE}/nonb/run", json={"parameters": {"x": 1}}), 400)
@@ -1220,3 +1221,9 @@ def test_claims_and_crash_recovery(plane: ControlPlane, backend: str) -> None:
             break
         assert time.monotonic() < deadline, states
         time.sleep(0.1)
+
+
+def test_a_lone_reference_keeps_the_variables_type() -> None:
+    variables = {"n": 5, "ratio": 0.8, "day": "2018-06-01"}
+    expanded = typed_expand({"a": "${n}", "b": "${ratio}", "c": "day ${day}", "d": "$${n}", "e": 3}, variables)
+    assert expanded == {"a": 5, "b": 0.8, "c": "day 2018-06-01", "d": "${n}", "e": 3}

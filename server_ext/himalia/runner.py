@@ -397,7 +397,7 @@ class RunEngine:
         with self.plane.db.read() as session:
             snapshot = session.get_one(NotebookSnapshot, context.notebooks[step.notebook])
             content, declared = snapshot.content, {p["name"]: p for p in snapshot.parameters}
-        parameters = expand(step.parameters, context.variables())
+        parameters = typed_expand(step.parameters, context.variables())
         parameters.update({k: v for k, v in context.parameters.items() if k in declared})
         for name, value in parameters.items():
             try:
@@ -721,6 +721,19 @@ class RunEngine:
                 log=log,
                 dataset_csv=lambda name, max_bytes: self.plane.datasets.read_csv(actor, project.key, name, max_bytes),
             )
+
+
+def typed_expand(values: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+    """Expand ``${name}`` references; a value that is exactly one reference keeps the variable's type,
+    so ``threshold: "${threshold}"`` passes a float to a float parameter."""
+    typed = {}
+    for name, value in values.items():
+        match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
+        if match and not match.group(1) and match.group(2) in variables:
+            typed[name] = variables[match.group(2)]
+        else:
+            typed[name] = expand(value, variables)
+    return typed
 
 
 def _should_run(step: Step, failed_before: bool) -> bool:
