@@ -9,7 +9,7 @@ and validates; running, scheduling and reporting build on it. Durations are writ
 """
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -179,9 +179,7 @@ class TimeTrigger(Strict):
 
     def next_fire(self, after: datetime) -> datetime:
         """The first fire time strictly after ``after``, in the trigger's zone (DST included)."""
-        local = after.astimezone(ZoneInfo(self.timezone))
-        fire: datetime = croniter(self.expression(), local).get_next(datetime)
-        return fire
+        return next_fire_time(self, after).astimezone(ZoneInfo(self.timezone))
 
 
 class DatasetChangeTrigger(Strict):
@@ -293,3 +291,93 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Himalia scenario"
     return schema
+
+
+#: Wider than any daylight-saving shift: the wall-clock window searched around a change.
+_DST_WINDOW = timedelta(hours=3)
+
+
+# -- fire times across daylight-saving changes ----------------------------------------------------
+#
+# croniter given zone-aware datetimes misbehaves around daylight-saving changes (croniter 7: the
+# fire after 03:00 on a spring-forward night can be 02:30 *before* it, again and again, and a
+# fixed time fires twice when clocks go back). So cron runs on naive wall-clock times here, and
+# each is placed on the time line with zoneinfo.
+
+
+def _fixed_time(expression: str) -> bool:
+    """Whether the expression fires at fixed wall-clock times, not by elapsed time: as in Vixie
+    cron, unless its minute or hour field starts with ``*``."""
+    fields = expression.split()
+    if expression.startswith("@"):
+        return expression.strip() != "@hourly"
+    return not (fields[0].startswith("*") or fields[1].startswith("*"))
+
+
+def _instants(wall: datetime, zone: ZoneInfo, fixed: bool) -> list[datetime]:
+    """The UTC instants at which the zone's clocks show ``wall``."""
+    first, second = wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first.astimezone(UTC)]
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:  # shown twice: clocks went back
+        return [first.astimezone(UTC)] if fixed else [first.astimezone(UTC), second.astimezone(UTC)]
+    # Never shown (clocks went forward): fire when the skipped span ends. fold=1 reads the wall time
+    # with the offset after the change, which places it before the change; fold=0 after it.
+    before, after = int(second.timestamp()), int(first.timestamp())
+    offset = second.utcoffset()  # the offset after the change
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+            after = middle
+        else:
+            before = middle
+    return [datetime.fromtimestamp(after, UTC)]
+
+
+def _steady(zone: ZoneInfo, moment: datetime) -> bool:
+    """Whether the zone's offset is the same a few hours either side of ``moment``."""
+    return (
+        len({(moment + shift).astimezone(zone).utcoffset() for shift in (-_DST_WINDOW, timedelta(0), _DST_WINDOW)}) == 1
+    )
+
+
+def _nearest(trigger: TimeTrigger, moment: datetime, forward: bool) -> datetime:
+    zone = ZoneInfo(trigger.timezone)
+    expression = trigger.expression()
+    wall = moment.astimezone(zone).replace(tzinfo=None)
+    if forward:
+        start, sign = wall, 1
+
+        def beyond(instant: datetime) -> bool:
+            return instant > moment
+    else:
+        start, sign = wall + timedelta(seconds=1), -1
+
+        def beyond(instant: datetime) -> bool:
+            return instant <= moment
+
+    step = "get_next" if forward else "get_prev"
+    quick = getattr(croniter(expression, start), step)(datetime).replace(tzinfo=zone).astimezone(UTC)
+    if beyond(quick) and _steady(zone, moment) and _steady(zone, quick):
+        return quick  # no clock change near either end: the wall clock maps one to one
+    fixed = _fixed_time(expression)
+    matches = croniter(expression, start - sign * _DST_WINDOW)
+    best: datetime | None = None
+    best_wall = start
+    while True:
+        candidate: datetime = getattr(matches, step)(datetime)
+        if best is not None and sign * (candidate - best_wall) > _DST_WINDOW:
+            return best
+        for instant in _instants(candidate, zone, fixed):
+            if beyond(instant) and (best is None or sign * (instant - best).total_seconds() < 0):
+                best, best_wall = instant, candidate
+
+
+def next_fire_time(trigger: TimeTrigger, after: datetime) -> datetime:
+    """The trigger's first fire time strictly after ``after``, in UTC."""
+    return _nearest(trigger, after, forward=True)
+
+
+def previous_fire_time(trigger: TimeTrigger, moment: datetime) -> datetime:
+    """The trigger's last fire time at or before ``moment``, in UTC."""
+    return _nearest(trigger, moment, forward=False)

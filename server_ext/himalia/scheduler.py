@@ -4,8 +4,15 @@ Due times live in one heap (the next fire of each time trigger, the next poll of
 trigger), so an idle scheduler sleeps until the earliest one instead of scanning scenarios. A
 firing creates a run carrying a ``fire_key`` unique in the database: one fire time, one seen
 change, one upstream run yield at most one run across restarts and across control planes
-sharing a PostgreSQL. Fire times missed while no scheduler ran follow the scenario's catch-up
-policy (``skip`` or ``run_once``); fires late by less than ``MISFIRE_GRACE`` are simply on time.
+sharing a PostgreSQL. Fire times missed while no scheduler ran (or while it was asleep or failing)
+follow the scenario's catch-up policy (``skip`` or ``run_once``); fires late by less than
+``MISFIRE_GRACE`` are simply on time, also when they fall just before a restart.
+
+Fire times are computed on the wall clock of the trigger's time zone and kept in UTC. Around
+daylight-saving changes they follow cron (Vixie) practice: a time skipped when clocks go forward
+fires once, when the skipped hour ends (02:30 on a spring-forward night fires at 03:00); in the
+hour repeated when clocks go back, a fixed-time expression (``30 1 * * *``) fires once, at the
+first occurrence, while one whose minute or hour field starts with ``*`` fires in both.
 """
 
 import hashlib
@@ -14,12 +21,12 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-from sqlalchemy import select
+from croniter import CroniterError
+from sqlalchemy import select, update
 
 from .caller import load_caller
 from .checks import parse_duration
@@ -32,12 +39,16 @@ from .scenario_definitions import (
     SqlConditionTrigger,
     TimeTrigger,
     Trigger,
+    next_fire_time,
+    previous_fire_time,
 )
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane
 
 MISFIRE_GRACE = timedelta(seconds=60)
+#: How soon a fire that failed (the store unreachable, say) is tried again, for the same fire time.
+RETRY_DELAY = timedelta(seconds=10)
 
 
 @dataclass
@@ -58,7 +69,9 @@ class Scheduler:
     def __init__(self, plane: "ControlPlane", now: Callable[[], datetime] = utcnow) -> None:
         self.plane = plane
         self.now = now
-        self._heap: list[tuple[datetime, int, int, int]] = []  # (due, scenario row, trigger index, version)
+        #: (wake at, scenario row, trigger index, version, fire time), all in UTC. The fire time is the
+        #: cron time a time trigger fires for; it differs from the wake time only on a retry.
+        self._heap: list[tuple[datetime, int, int, int, datetime]] = []
         self._entries: dict[int, _Entry] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -75,6 +88,8 @@ class Scheduler:
         self._thread.start()
 
     def stop(self) -> None:
+        if self.scenario_changed in self.plane.scenarios.listeners:
+            self.plane.scenarios.listeners.remove(self.scenario_changed)
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
@@ -99,12 +114,18 @@ class Scheduler:
         """Read every active scenario with triggers, apply catch-up, and schedule the next fires."""
         with self.plane.db.read() as session:
             rows = session.execute(
-                select(Scenario.id, Scenario.project_id, Scenario.slug, Scenario.definition).where(Scenario.active)
+                select(Scenario.id, Scenario.project_id, Scenario.slug, Scenario.definition, Scenario.updated_at).where(
+                    Scenario.active
+                )
             ).all()
         now = self.now()
-        for row_id, project_id, slug, definition in rows:
+        for row_id, project_id, slug, definition, saved_at in rows:
             if definition.get("triggers"):
-                self._schedule(row_id, project_id, slug, ScenarioDefinition.model_validate(definition), now, True)
+                try:
+                    parsed = ScenarioDefinition.model_validate(definition)
+                    self._schedule(row_id, project_id, slug, parsed, now, catch_up=True, saved_at=saved_at)
+                except Exception:  # one unreadable scenario must not keep the others from firing
+                    self.plane.log.exception("Scenario %s cannot be scheduled", slug)
 
     def scenario_changed(self, row_id: int) -> None:
         with self.plane.db.read() as session:
@@ -122,19 +143,36 @@ class Scheduler:
             self._changed.notify_all()
 
     def _schedule(
-        self, row_id: int, project_id: int, slug: str, definition: ScenarioDefinition, now: datetime, catch_up: bool
+        self,
+        row_id: int,
+        project_id: int,
+        slug: str,
+        definition: ScenarioDefinition,
+        now: datetime,
+        catch_up: bool,
+        saved_at: datetime | None = None,
     ) -> None:
+        # On start, fires late by less than the grace are still ahead: a restart right after a fire
+        # time must not lose it (its fire key keeps it from firing twice if it already did).
+        start = now - MISFIRE_GRACE if catch_up else now
+        upcoming = []
         with self._lock:
             self._version += 1
             entry = _Entry(self._version, project_id, slug, definition)
             self._entries[row_id] = entry
             for index, trigger in enumerate(definition.triggers):
                 if isinstance(trigger, TimeTrigger):
-                    heapq.heappush(self._heap, (trigger.next_fire(now), row_id, index, entry.version))
+                    try:
+                        due = next_fire_time(trigger, start)
+                    except CroniterError as error:  # valid syntax that never matches, such as Feb 30
+                        self.plane.log.warning("Trigger %d of scenario %s never fires: %s", index, slug, error)
+                        continue
+                    heapq.heappush(self._heap, (due, row_id, index, entry.version, due))
+                    upcoming.append(due)
                 elif isinstance(trigger, DatasetChangeTrigger | SqlConditionTrigger):
-                    heapq.heappush(self._heap, (now, row_id, index, entry.version))
+                    heapq.heappush(self._heap, (now, row_id, index, entry.version, now))
         if catch_up:
-            self._catch_up(row_id, entry, now)
+            self._catch_up(row_id, entry, now, saved_at, upcoming)
 
     def next_due(self) -> datetime | None:
         with self._lock:
@@ -142,7 +180,7 @@ class Scheduler:
                 heapq.heappop(self._heap)
             return self._heap[0][0] if self._heap else None
 
-    def _valid(self, item: tuple[datetime, int, int, int]) -> bool:
+    def _valid(self, item: tuple[datetime, int, int, int, datetime]) -> bool:
         entry = self._entries.get(item[1])
         return entry is not None and entry.version == item[3]
 
@@ -156,61 +194,84 @@ class Scheduler:
                 item = heapq.heappop(self._heap)
                 if not self._valid(item):
                     continue
-                due, row_id, index, _ = item
+                _, row_id, index, version, due = item
                 entry = self._entries[row_id]
             trigger = entry.definition.triggers[index]
             try:
                 if isinstance(trigger, TimeTrigger):
-                    created += self._fire_time(row_id, index, trigger, due, now)
-                    following = trigger.next_fire(max(due, now - MISFIRE_GRACE))
+                    created += self._fire_time(row_id, entry, index, trigger, due, now)
+                    wake = following = next_fire_time(trigger, max(due, now - MISFIRE_GRACE))
                 else:
                     created += self._poll(row_id, index, trigger, now)
-                    following = now + parse_duration(trigger.interval)  # type: ignore[union-attr]
+                    wake = following = now + parse_duration(trigger.interval)  # type: ignore[union-attr]
             except Exception:
                 self.plane.log.exception("Trigger %d of scenario %s failed", index, entry.slug)
-                following = now + timedelta(minutes=1)
+                if isinstance(trigger, TimeTrigger):
+                    # Try the same fire time again (same fire key: another process may have fired it);
+                    # once it is later than the grace, the catch-up policy decides.
+                    wake, following = now + RETRY_DELAY, due
+                else:
+                    wake = following = now + timedelta(minutes=1)
             with self._lock:
                 if self._valid(item):
-                    heapq.heappush(self._heap, (following, row_id, index, item[3]))
+                    heapq.heappush(self._heap, (wake, row_id, index, version, following))
         return created
 
     # -- firing -------------------------------------------------------------------------------
 
-    def _fire_time(self, row_id: int, index: int, trigger: TimeTrigger, due: datetime, now: datetime) -> list[int]:
+    def _fire_time(
+        self, row_id: int, entry: _Entry, index: int, trigger: TimeTrigger, due: datetime, now: datetime
+    ) -> list[int]:
         if now - due > MISFIRE_GRACE:
-            return []  # missed while the process was busy or asleep: catch-up decides, not us
+            # Missed while the process was busy, asleep or failing: the catch-up policy decides.
+            return self._catch_up(row_id, entry, now)
         return self._enqueue(
-            row_id, "cron", {"fire_time": _iso(due, trigger), "trigger": index}, f"time:{row_id}:{due.isoformat()}"
+            row_id, "cron", {"fire_time": _iso(due, trigger), "trigger": index}, _time_key(row_id, due)
         )
 
-    def _catch_up(self, row_id: int, entry: _Entry, now: datetime) -> None:
-        """Fire once for the latest time missed while no scheduler ran, if the scenario asks for it."""
+    def _catch_up(
+        self,
+        row_id: int,
+        entry: _Entry,
+        now: datetime,
+        saved_at: datetime | None = None,
+        upcoming: list[datetime] | None = None,
+    ) -> list[int]:
+        """Fire once for the latest time missed (later than the grace), if the scenario asks for it.
+
+        Missed means after both the scenario's last save (or activation) and its last time-triggered
+        run: a time at which the scenario was inactive, or did not have this schedule, was not missed.
+        A fire late by less than the grace, about to fire anyway, is the one run that catches up.
+        ``saved_at`` and ``upcoming`` (the next fires from the grace on) spare work when known.
+        """
+        horizon = now - MISFIRE_GRACE
+        times = [(i, t) for i, t in enumerate(entry.definition.triggers) if isinstance(t, TimeTrigger)]
+        if upcoming is None:
+            upcoming = [next_fire_time(t, horizon) for _, t in times]
+        if not times or any(due <= now for due in upcoming):
+            return []
+        latest, index, trigger = max(((previous_fire_time(t, horizon), i, t) for i, t in times), key=lambda m: m[0])
+        if saved_at is not None and latest <= saved_at:
+            return []
         with self.plane.db.read() as session:
+            if saved_at is None:
+                saved_at = session.scalar(select(Scenario.updated_at).where(Scenario.id == row_id))
+                if saved_at is None:
+                    return []
             last = session.scalar(
                 select(ScenarioRun.trigger_detail)
                 .where(ScenarioRun.scenario_id == row_id, ScenarioRun.trigger == "cron")
                 .order_by(ScenarioRun.id.desc())
                 .limit(1)
             )
-            scenario = session.get(Scenario, row_id)
-            saved_at = scenario.updated_at if scenario else now
-        cursor = datetime.fromisoformat(last["fire_time"]) if last else saved_at
-        missed: list[tuple[datetime, TimeTrigger]] = []
-        for trigger in entry.definition.triggers:
-            if isinstance(trigger, TimeTrigger):
-                latest: datetime = croniter(trigger.expression(), now.astimezone(ZoneInfo(trigger.timezone))).get_prev(
-                    datetime
-                )
-                if latest > cursor and now - latest > MISFIRE_GRACE:
-                    missed.append((latest, trigger))
-        if not missed:
-            return
-        latest, trigger = max(missed, key=lambda pair: pair[0])
+        cursor = max(saved_at, datetime.fromisoformat(last["fire_time"])) if last else saved_at
+        if latest <= cursor:
+            return []
         if entry.definition.catch_up == "skip":
             self.plane.log.info("Scenario %s missed its run of %s; catch-up policy is 'skip'", entry.slug, latest)
-            return
-        detail = {"fire_time": _iso(latest, trigger), "catch_up": True}
-        self._enqueue(row_id, "cron", detail, f"time:{row_id}:{latest.astimezone(ZoneInfo('UTC')).isoformat()}")
+            return []
+        detail = {"fire_time": _iso(latest, trigger), "trigger": index, "catch_up": True}
+        return self._enqueue(row_id, "cron", detail, _time_key(row_id, latest))
 
     def _enqueue(self, row_id: int, trigger: str, detail: dict[str, Any], fire_key: str) -> list[int]:
         with self.plane.db.write() as session:
@@ -269,9 +330,14 @@ class Scheduler:
             created = self._enqueue(row_id, kind, {"trigger": index, "changed_since": state["since"]}, key)
             state = {"seen": value}
         with self.plane.db.write() as session:
-            scenario = session.get(Scenario, row_id)
-            if scenario is not None:
-                scenario.trigger_state = {**scenario.trigger_state, str(index): state}
+            current = session.scalar(select(Scenario.trigger_state).where(Scenario.id == row_id))
+            if current is not None:
+                # Not a save: keep updated_at (people read it, and catch-up counts from it).
+                session.execute(
+                    update(Scenario)
+                    .where(Scenario.id == row_id)
+                    .values(trigger_state={**current, str(index): state}, updated_at=Scenario.updated_at)
+                )
         return created
 
     def run_finished(self, run_id: int) -> list[int]:
@@ -301,3 +367,8 @@ class Scheduler:
 
 def _iso(moment: datetime, trigger: TimeTrigger) -> str:
     return moment.astimezone(ZoneInfo(trigger.timezone)).isoformat()
+
+
+def _time_key(row_id: int, fire_time: datetime) -> str:
+    """The fire key of a fire time: in UTC, so that a fire and a catch-up of one instant collide."""
+    return f"time:{row_id}:{fire_time.astimezone(UTC).isoformat()}"
