@@ -15,9 +15,12 @@ from ..scenario_models import (
 )
 from .base import APIHandler, PageQuery, Query, operation
 
+#: Run ids and log cursors are 32-bit integers in the store.
+MAX_ID = 2**31 - 1
+
 
 def run_number(run: str) -> int:
-    if not (run.isascii() and run.isdigit()) or len(run) > 12:
+    if not (run.isascii() and run.isdigit()) or len(run) > 10 or int(run) > MAX_ID:
         raise NotFound(f"There is no run '{run}'.")
     return int(run)
 
@@ -141,7 +144,7 @@ class RerunHandler(APIHandler):
 
 
 class LogQuery(Query):
-    after: int = Field(0, ge=0, description="The cursor of the last read (header X-Himalia-Log-Cursor).")
+    after: int = Field(0, ge=0, le=MAX_ID, description="The cursor of the last read (header X-Himalia-Log-Cursor).")
 
 
 class RunLogHandler(APIHandler):
