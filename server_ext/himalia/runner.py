@@ -45,7 +45,7 @@ from .orm import (
 )
 from .permissions import GlobalPermission
 from .reporters import CheckSummary, RunSummary, StepSummary, report_all
-from .runs import artifact_name, this_worker
+from .runs import artifact_name, latest_artifact, this_worker
 from .scenario_definitions import (
     ComputeMetricsStep,
     NotebookStep,
@@ -379,7 +379,7 @@ class RunEngine:
                 origin="scenario",
                 run_id=str(context.run_id),
             )
-            values = {k: v for k, v in computed.values.items()}
+            values = dict(computed.values)
             return StepOutcome("succeeded", f"{len(values)} metrics of {step.dataset}", {"values": values})
         if isinstance(step, RunChecksStep):
             return self._checks(context, step)
@@ -400,8 +400,10 @@ class RunEngine:
         parameters = typed_expand(step.parameters, context.variables())
         parameters.update({k: v for k, v in context.parameters.items() if k in declared})
         for name, value in parameters.items():
+            if name not in declared:
+                continue
             try:
-                check_value(declared[name], value, f"parameters.{name}") if name in declared else None
+                check_value(declared[name], value, f"parameters.{name}")
             except HimaliaError as error:
                 raise StepFailed(error.message) from None
         env = {
@@ -688,10 +690,7 @@ class RunEngine:
                 .order_by(ScenarioRun.id.desc())
                 .limit(1)
             )
-            reports = session.scalars(
-                select(RunArtifact).where(RunArtifact.run_id == run_id, RunArtifact.name.like("%.html"))
-            ).all()
-            report = max(reports, key=lambda a: int(a.name.split("-")[1].split(".")[0])).content if reports else None
+            report = latest_artifact(session, run_id, "html")
             log = "".join(
                 session.scalars(select(RunLogChunk.text).where(RunLogChunk.run_id == run_id).order_by(RunLogChunk.id))
             )
@@ -717,7 +716,7 @@ class RunEngine:
                 url=f"{self.plane.api_url}/projects/{project.key}/scenarios/{run.scenario.slug}/runs/{run.id}"
                 if self.plane.api_url
                 else None,
-                report_html=report,
+                report_html=report.content if report else None,
                 log=log,
                 dataset_csv=lambda name, max_bytes: self.plane.datasets.read_csv(actor, project.key, name, max_bytes),
             )

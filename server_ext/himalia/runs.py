@@ -21,13 +21,12 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from .caller import Caller
 from .db import paginate
-from .errors import Conflict, InvalidInput, NotFound, TooBusy
+from .errors import Conflict, HimaliaError, InvalidInput, NotFound, TooBusy
 from .models import Page
 from .notebook_snapshots import check_value
 from .orm import (
     ApiToken,
     NotebookSnapshot,
-    Project,
     RunArtifact,
     RunLogChunk,
     RunStep,
@@ -230,7 +229,8 @@ class RunService(Service):
         is recorded as a skipped run so that people see it happened.
         """
         definition = definition_of(frozen or scenario)
-        skip_reason = None
+        skip_reason: str | None = None
+        refusal: type[HimaliaError] = Conflict
         in_progress = session.scalar(
             select(ScenarioRun.id)
             .where(ScenarioRun.scenario_id == scenario.id, ScenarioRun.state.in_(ACTIVE_STATES))
@@ -241,10 +241,9 @@ class RunService(Service):
         queued = session.scalar(select(func.count()).where(ScenarioRun.state == "queued")) or 0
         limit = self.limits().max_queued
         if skip_reason is None and state == "queued" and queued >= limit:
-            skip_reason = f"the run queue is full ({queued} runs waiting, the limit is {limit})"
+            skip_reason, refusal = f"the run queue is full ({queued} runs waiting, the limit is {limit})", TooBusy
         if skip_reason is not None and manual:
-            error = TooBusy if "queue is full" in skip_reason else Conflict
-            raise error(f"'{scenario.slug}' was not started: {skip_reason}.")
+            raise refusal(f"'{scenario.slug}' was not started: {skip_reason}.")
         now = utcnow()
         run = ScenarioRun(
             scenario=scenario,
@@ -358,16 +357,12 @@ class RunService(Service):
         with self.db.read() as session:
             scenario = self._scenario_for_read(session, caller, key, scenario_id)
             run = self._find_run(session, scenario, run_id)
-            names = [n for n in _artifact_names(session, run.id) if n.endswith("." + kind)]
-            if step is not None:
-                positions = [s.position for s in run.steps if s.name == step]
-                names = [n for n in names if positions and n == artifact_name(positions[0], kind)]
-            if not names:
+            positions = [s.position for s in run.steps if s.name == step] if step is not None else None
+            artifact = latest_artifact(session, run.id, kind, positions)
+            if artifact is None:
                 what = "HTML report" if kind == "html" else "executed notebook"
                 raise NotFound(f"Run #{run_id} has no {what}" + (f" for step '{step}'." if step else "."))
-            name = max(names, key=lambda n: int(n.split("-")[1].split(".")[0]))
-            artifact = session.get_one(RunArtifact, (run.id, name))
-            return name, artifact.media_type, artifact.content
+            return artifact.name, artifact.media_type, artifact.content
 
     # -- aborting -----------------------------------------------------------------------------
 
@@ -478,12 +473,17 @@ class RunService(Service):
                 recovered.append(run.id)
             return recovered
 
-    def project_key(self, session: Session, run: ScenarioRun) -> str:
-        return session.get_one(Project, run.project_id).key
-
 
 def artifact_name(position: int, kind: str) -> str:
     return f"step-{position}.{kind}"
+
+
+def latest_artifact(session: Session, run_id: int, kind: str, positions: list[int] | None = None) -> RunArtifact | None:
+    """The ``kind`` artifact of the last notebook step that produced one (among ``positions`` if given)."""
+    names = [n for n in _artifact_names(session, run_id) if n.endswith("." + kind)]
+    produced = {int(n.removeprefix("step-").removesuffix("." + kind)): n for n in names}
+    wanted = [p for p in produced if positions is None or p in positions]
+    return session.get(RunArtifact, (run_id, produced[max(wanted)])) if wanted else None
 
 
 def _alive(pid: int) -> bool:
