@@ -4,7 +4,7 @@ The package is at once the control plane (store, services, REST API, CLI), the J
 server extension that serves its API inside a plain ``jupyter server``, and, for notebooks,
 the kernel client: ``himalia.connection``, ``himalia.dataset``, ``himalia.variables``,
 ``himalia.set_project_variables``, ``himalia.record_metric`` and ``%load_ext himalia`` for
-the ``%%sql`` magic.
+the ``%%sql`` magic. The JupyterLab panels are built from ``jupyter_ext/`` into ``labextension/``.
 """
 
 from typing import Any
@@ -35,3 +35,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .extension import HimaliaExtension
 
     return [{"module": "himalia", "app": HimaliaExtension}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt lab extension, for `jupyter labextension develop` (wheels ship it as data)."""
+    return [{"src": "labextension", "dest": "himalia"}]

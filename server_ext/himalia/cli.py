@@ -589,6 +589,15 @@ def serve_command(ctx: Context, ip: str, port: int, base_url: str) -> None:
     asyncio.run(serve(run(ctx.plane), ip, port, base_url))
 
 
+@main.command("openapi")
+def openapi_command() -> None:
+    """Print the REST API's OpenAPI document (the lab extension's wire types are generated from it)."""
+    from .api import API_PREFIX
+    from .api.openapi import document_for
+
+    click.echo(json.dumps(document_for(API_PREFIX), indent=1, sort_keys=True))
+
+
 @main.command("demo")
 @pass_ctx
 def demo_command(ctx: Context) -> None:

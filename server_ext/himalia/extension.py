@@ -1,8 +1,8 @@
 """Standalone mode: the control plane in-process in a plain ``jupyter server`` / ``jupyter lab``.
 
 Whoever the Jupyter server authenticates (its token or its login cookie) is the server's owner
-and acts as the platform's administrator ``local_user``; requests carrying a Himalia token act
-as that token's user. Configure the store with ``c.ControlPlane.*``.
+and acts as ``local_user``, by default the platform's administrator; requests carrying a Himalia
+token act as that token's user. Configure the store with ``c.ControlPlane.*``.
 """
 
 import getpass
@@ -12,7 +12,7 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler as JupyterAPIHandler
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 
 from .api import API_PREFIX, api_prefix, routes
 from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
@@ -56,6 +56,14 @@ class HimaliaExtension(ExtensionApp):
         start as a member of the `administrators` group. Defaults to the operating-system user.""",
     )
 
+    local_user_admin = Bool(
+        True,
+        config=True,
+        help="""Make `local_user` a member of `administrators` on start. Turn it off to work in the
+        lab as an existing user with only that user's rights, e.g. a demo reader:
+        `jupyter lab --HimaliaExtension.local_user=carol --HimaliaExtension.local_user_admin=False`.""",
+    )
+
     @default("local_user")
     def _default_local_user(self) -> str:
         return getpass.getuser().lower()
@@ -67,7 +75,8 @@ class HimaliaExtension(ExtensionApp):
                 plane.notebook_root = self.serverapp.root_dir
             plane.api_url = url_path_join(self.serverapp.connection_url, API_PREFIX)
         plane.start()
-        plane.users.ensure_local_admin(self.local_user)
+        if self.local_user_admin:
+            plane.users.ensure_local_admin(self.local_user)
         if plane.run_scenarios:
             plane.start_engine()
         self.settings.update(

@@ -121,7 +121,7 @@ def build_document(handlers: list[type[APIHandler]], prefix: str) -> dict[str, A
 
 
 @cache
-def _document_for(prefix: str) -> dict[str, Any]:
+def document_for(prefix: str) -> dict[str, Any]:
     from . import RESOURCE_HANDLERS
 
     return build_document([*RESOURCE_HANDLERS, OpenAPIHandler], prefix)
@@ -132,4 +132,4 @@ class OpenAPIHandler(APIHandler):
 
     @operation("This document.", response=dict[str, Any], anonymous=True)
     async def get(self) -> dict[str, Any]:
-        return _document_for(self.settings[API_PREFIX_SETTING])
+        return document_for(self.settings[API_PREFIX_SETTING])

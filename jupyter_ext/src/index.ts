@@ -1,0 +1,101 @@
+/**
+ * Himalia in JupyterLab: one left sidebar with a section per concept (projects, connections,
+ * data quality, scenarios, variables), and notebook commands that hand work to the platform.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStateDB } from '@jupyterlab/statedb';
+import { SidePanel } from '@jupyterlab/ui-components';
+
+import { HimaliaClient } from './api';
+import { registerArtifactCommands } from './artifacts';
+import { errorText } from './errors';
+import { himaliaIcon } from './icons';
+import { DEFAULT_SETTINGS, HimaliaModel, ISettingsValues } from './model';
+import { registerNotebookCommands } from './notebook';
+import { ConnectionsSection } from './panels/connections';
+import { DataQualitySection } from './panels/dataquality';
+import { ProjectsSection } from './panels/projects';
+import { ScenariosSection } from './panels/scenarios';
+import { VariablesSection } from './panels/variables';
+import { CommandIDs, IHimaliaServices } from './services';
+
+const PLUGIN_ID = 'himalia:plugin';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'Projects, connections, data quality, scenarios and variables of the Himalia platform.',
+  autoStart: true,
+  optional: [
+    ISettingRegistry,
+    IStateDB,
+    INotebookTracker,
+    IDocumentManager,
+    ICommandPalette,
+    ILayoutRestorer
+  ],
+  activate: (
+    app: JupyterFrontEnd,
+    settingRegistry: ISettingRegistry | null,
+    state: IStateDB | null,
+    notebooks: INotebookTracker | null,
+    documents: IDocumentManager | null,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const model = new HimaliaModel(
+      new HimaliaClient(app.serviceManager.serverSettings),
+      state
+    );
+    const services: IHimaliaServices = { model, app, notebooks, documents };
+
+    const sidebar = new SidePanel();
+    sidebar.id = 'himalia-sidebar';
+    sidebar.title.icon = himaliaIcon;
+    sidebar.title.caption = 'Himalia';
+    sidebar.addClass('hml-sidebar');
+    sidebar.addWidget(new ProjectsSection(services));
+    sidebar.addWidget(new ScenariosSection(services));
+    sidebar.addWidget(new DataQualitySection(services));
+    sidebar.addWidget(new ConnectionsSection(services));
+    sidebar.addWidget(new VariablesSection(services));
+    app.shell.add(sidebar, 'left', { rank: 450 });
+    restorer?.add(sidebar, sidebar.id);
+
+    app.commands.addCommand(CommandIDs.open, {
+      label: 'Show the Himalia sidebar',
+      icon: himaliaIcon,
+      execute: () => app.shell.activateById(sidebar.id)
+    });
+    palette?.addItem({ command: CommandIDs.open, category: 'Himalia' });
+    registerNotebookCommands(services);
+    registerArtifactCommands(services);
+
+    if (settingRegistry) {
+      void settingRegistry.load(PLUGIN_ID).then(settings => {
+        const apply = () =>
+          model.updateSettings(
+            settings.composite as unknown as Partial<ISettingsValues>
+          );
+        settings.changed.connect(apply);
+        apply();
+      });
+    } else {
+      model.updateSettings(DEFAULT_SETTINGS);
+    }
+
+    model.load().catch(error => {
+      void showErrorMessage('Himalia is not available', errorText(error));
+    });
+  }
+};
+
+export default plugin;

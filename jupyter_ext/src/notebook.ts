@@ -1,0 +1,6 @@
+// Placeholder until its owner writes it (not committed in this state).
+import { IHimaliaServices } from './services';
+
+export function registerNotebookCommands(services: IHimaliaServices): void {
+  void services;
+}

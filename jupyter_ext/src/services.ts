@@ -1,0 +1,28 @@
+/**
+ * What the sections and commands are given: the shared model and the pieces of JupyterLab they
+ * act on (commands, the shell, notebooks, documents). Optional pieces are null when the lab runs
+ * without them.
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { INotebookTracker } from '@jupyterlab/notebook';
+
+import { HimaliaModel } from './model';
+
+export interface IHimaliaServices {
+  model: HimaliaModel;
+  app: JupyterFrontEnd;
+  notebooks: INotebookTracker | null;
+  documents: IDocumentManager | null;
+}
+
+/** Command ids, one place. */
+export namespace CommandIDs {
+  export const open = 'himalia:open';
+  export const selectProject = 'himalia:select-project';
+  export const markParametersCell = 'himalia:mark-parameters-cell';
+  export const scheduleNotebook = 'himalia:schedule-notebook';
+  export const openRunReport = 'himalia:open-run-report';
+  export const openRunNotebook = 'himalia:open-run-notebook';
+  export const insertConnectionSnippet = 'himalia:insert-connection-snippet';
+}

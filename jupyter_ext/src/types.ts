@@ -1,0 +1,43 @@
+/**
+ * The wire types of the Himalia REST API, named as the server names them.
+ *
+ * `schema.d.ts` is generated from the server's OpenAPI document (`npm run api-types`), so these
+ * aliases cannot drift from the Python models they mirror.
+ */
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
+
+export type Page<T> = {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+};
+
+export type DescribeMe = Schemas['DescribeMe'];
+export type DescribeProject = Schemas['DescribeProject'];
+export type CreateProject = Schemas['CreateProject'];
+export type DescribeGrant = Schemas['DescribeGrant'];
+export type SetGrant = Schemas['SetGrant'];
+export type DescribePreset = Schemas['DescribePreset'];
+export type ProjectPermission = Schemas['ProjectPermission'];
+export type DescribeGroup = Schemas['DescribeGroup'];
+export type DescribeConnection = Schemas['DescribeConnection'];
+export type ConnectionTestResult = Schemas['ConnectionTestResult'];
+export type DescribeDataset = Schemas['DescribeDataset'];
+export type DescribeMetricValue = Schemas['DescribeMetricValue'];
+export type ComputedMetrics = Schemas['ComputedMetrics'];
+export type DescribeCheck = Schemas['DescribeCheck'];
+export type DescribeCheckResult = Schemas['DescribeCheckResult'];
+export type CheckRun = Schemas['CheckRun'];
+export type CheckOutcome = DescribeCheckResult['outcome'];
+export type DescribeScenario = Schemas['DescribeScenario'];
+export type SaveScenario = Schemas['SaveScenario'];
+export type ScenarioParameters = Schemas['ScenarioParameters'];
+export type NotebookParameter = Schemas['NotebookParameter'];
+export type DescribeRun = Schemas['DescribeRun'];
+export type DescribeStep = Schemas['DescribeStep'];
+export type RunState = DescribeRun['state'];
+export type RunRequest = Schemas['RunRequest'];
+export type Variables = Schemas['Variables'];
