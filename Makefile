@@ -1,5 +1,5 @@
 # Two entry points: `make demo` runs the platform with its demo, `make test` runs every test.
-# Both work from a fresh clone with only Python 3.11 and the package registries.
+# Both work from a fresh clone with only Python 3.11, Node.js and the package registries.
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,8 +14,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Installing the package builds the lab extension (npm, via hatch-jupyter-builder) into
+# server_ext/himalia/labextension, so any change to its sources reinstalls.
+EXTENSION_SOURCES := package.json package-lock.json tsconfig.json $(shell find jupyter_ext -type f 2>/dev/null)
+
+$(VENV)/.installed: pyproject.toml $(EXTENSION_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[demo,test,dev]"
+	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
 	touch $@
 
 install: $(VENV)/.installed
@@ -28,19 +33,23 @@ demo: install
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia demo
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
 	@echo "Mail the scenarios send lands in $(DEMO_HOME)/mail/ (a local SMTP server on port $(SMTP_PORT))."
-	@echo "Open the URL printed below; the API lives under /himalia/api/v1/ (see /himalia/api/v1/openapi.json)."
+	@echo "Open the URL printed below: the Himalia sidebar is the moon on the left; the API lives under /himalia/api/v1/."
 	$(BIN)/python -m himalia.mailsink --port $(SMTP_PORT) --folder $(DEMO_HOME)/mail & SINK=$$!; \
 	trap 'kill $$SINK' EXIT INT TERM; \
 	HIMALIA_HOME=$(DEMO_HOME) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(SMTP_PORT) \
-	$(BIN)/jupyter server --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(BIN)/jupyter lab --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	npm run --silent lint
+	PATH=$(abspath $(BIN)):$$PATH scripts/check-api-types.sh
 
+## Unit tests of the extension (jest), then every Python test, the UI tests in Chromium among them.
 test: install system-deps lint
+	npm test --silent
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts

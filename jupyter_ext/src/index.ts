@@ -13,6 +13,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStateDB } from '@jupyterlab/statedb';
 import { SidePanel } from '@jupyterlab/ui-components';
+import { AccordionPanel } from '@lumino/widgets';
 
 import { HimaliaClient } from './api';
 import { registerArtifactCommands } from './artifacts';
@@ -67,6 +68,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     sidebar.addWidget(new DataQualitySection(services));
     sidebar.addWidget(new ConnectionsSection(services));
     sidebar.addWidget(new VariablesSection(services));
+    // Calm by default: projects and scenarios open, the rest a click away.
+    const sections = sidebar.content as AccordionPanel;
+    [2, 3, 4].forEach(index => sections.collapse(index));
     app.shell.add(sidebar, 'left', { rank: 450 });
     restorer?.add(sidebar, sidebar.id);
 

@@ -1,0 +1,5 @@
+"""`python -m himalia` is the `himalia` command."""
+
+from .cli import main
+
+main()

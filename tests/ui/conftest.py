@@ -1,0 +1,256 @@
+"""End-to-end UI tests: the real JupyterLab with the built Himalia extension, in headless Chromium.
+
+One data folder is seeded as ``make demo`` seeds it (the FRAUD project, its people, warehouse,
+datasets, checks and the daily fraud scoring scenario), then two ``jupyter lab`` servers share it:
+
+- ``admin_lab``: the server owner is the platform administrator (the standalone default), and its
+  control plane runs scenarios;
+- ``reader_lab``: the server acts as ``carol``, a member of ``readers`` only
+  (``--HimaliaExtension.local_user_admin=False``), and runs nothing.
+
+Playwright drives Debian's Chromium (``/usr/bin/chromium``; Playwright's own browser download is
+neither needed nor possible here). Every test saves screenshots under ``test-artifacts/ui/``.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPOSITORY / "test-artifacts" / "ui"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAB_EXTENSION = REPOSITORY / "server_ext" / "himalia" / "labextension" / "package.json"
+
+pytestmark = pytest.mark.ui
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    """No in-process Jupyter server here (pytest-jupyter's autouse loop would clash with Playwright's)."""
+    yield
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    yield
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    log: Path
+
+    def page_url(self, path: str = "lab") -> str:
+        return f"{self.url}{path}?token={self.token}"
+
+    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}"}
+        return requests.request(method, f"{self.url}himalia/api/v1/{path}", headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A notebook folder with the demo notebooks and a Himalia home seeded with the demo."""
+    if not LAB_EXTENSION.exists():
+        pytest.fail("The lab extension is not built: `make install` builds it (npm run build:prod).")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make system-deps` installs Debian's chromium.")
+    root = tmp_path_factory.mktemp("lab-root")
+    shutil.copytree(REPOSITORY / "notebooks", root / "notebooks")
+    shutil.copytree(REPOSITORY / "scenarios", root / "scenarios")
+    home = root.parent / (root.name + "-home")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HIMALIA_")},
+        "HIMALIA_HOME": str(home),
+        "JUPYTER_CONFIG_DIR": str(root.parent / (root.name + "-jupyter-config")),
+        "JUPYTER_RUNTIME_DIR": str(root.parent / (root.name + "-jupyter-runtime")),
+        "JUPYTERLAB_SETTINGS_DIR": str(root.parent / (root.name + "-lab-settings")),
+        "JUPYTERLAB_WORKSPACES_DIR": str(root.parent / (root.name + "-lab-workspaces")),
+    }
+    # No news prompt from JupyterLab over the panels.
+    page_config = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig" / "page_config.json"
+    page_config.parent.mkdir(parents=True)
+    page_config.write_text('{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+    himalia = [sys.executable, "-m", "himalia"]
+    subprocess.run([*himalia, "demo"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*himalia, "--as", "alice", "scenario", "apply", "FRAUD", "scenarios/daily-fraud-scoring.yaml"],
+        env=env,
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+    sink = _start_mailsink(root.parent / (root.name + "-mail"), env)
+    try:
+        yield root, env
+    finally:
+        sink.terminate()
+        sink.wait(10)
+
+
+def _start_mailsink(folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    port = _free_port()
+    env["HIMALIA_SMTP_HOST"], env["HIMALIA_SMTP_PORT"] = "127.0.0.1", str(port)
+    return subprocess.Popen(
+        [sys.executable, "-m", "himalia.mailsink", "--port", str(port), "--folder", str(folder)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _start_lab(root: Path, env: dict[str, str], name: str, *options: str) -> Iterator[Lab]:
+    port, token = _free_port(), f"ui-test-{name}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"{name}-server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        *options,
+    ]
+    if os.getuid() == 0:
+        command.append("--allow-root")
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=log)
+    try:
+        _wait_until_ready(lab, server)
+        yield lab
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_until_ready(lab: Lab, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {server.returncode}: {lab.log.read_text()[-3000:]}")
+        try:
+            if lab.api("GET", "me").status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"jupyter lab did not answer in 90 s: {lab.log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def admin_lab(demo_root: tuple[Path, dict[str, str]]) -> Iterator[Lab]:
+    root, env = demo_root
+    yield from _start_lab(root, env, "admin")
+
+
+@pytest.fixture(scope="session")
+def reader_lab(demo_root: tuple[Path, dict[str, str]]) -> Iterator[Lab]:
+    root, env = demo_root
+    yield from _start_lab(
+        root,
+        env,
+        "reader",
+        "--HimaliaExtension.local_user=carol",
+        "--HimaliaExtension.local_user_admin=False",
+        "--ControlPlane.run_scenarios=False",
+    )
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator["playwright_api.Browser"]:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: "playwright_api.Browser", request: pytest.FixtureRequest) -> Iterator["playwright_api.Page"]:
+    """A fresh browser context per test; a screenshot of the end state is always saved."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(20_000)
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    yield opened
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"))
+    context.close()
+    assert not [p for p in problems if "himalia" in p.lower()], problems
+
+
+def open_himalia(page: "playwright_api.Page", lab: Lab) -> "playwright_api.Locator":
+    """Open JupyterLab and the Himalia sidebar; return the sidebar."""
+    page.goto(lab.page_url())
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
+    tab = page.locator(".jp-SideBar [data-id='himalia-sidebar']")
+    tab.click()
+    sidebar = page.locator("#himalia-sidebar")
+    sidebar.wait_for(state="visible")
+    return sidebar
+
+
+def expand(sidebar: "playwright_api.Locator", label: str) -> "playwright_api.Locator":
+    """Expand a section of the sidebar (if collapsed) and return its body."""
+    header = sidebar.locator(".jp-AccordionPanel-title", has_text=label)
+    if header.get_attribute("aria-expanded") != "true":
+        header.click()
+    section_id = {
+        "Projects": "himalia-projects",
+        "Scenarios": "himalia-scenarios",
+        "Data quality": "himalia-dataquality",
+        "Connections": "himalia-connections",
+        "Variables": "himalia-variables",
+    }[label]
+    body = sidebar.locator(f"#{section_id}")
+    body.wait_for(state="visible")
+    return body
+
+
+def choose_project(sidebar: "playwright_api.Locator", key: str) -> None:
+    projects = expand(sidebar, "Projects")
+    row = projects.locator(f"[data-project='{key}']")
+    if "hml-current" not in (row.get_attribute("class") or ""):
+        row.locator(".hml-row-main").click()
+    projects.locator(f"section[aria-label='Project {key}']").wait_for()
+
+
+def shoot(page: "playwright_api.Page", name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
