@@ -188,6 +188,10 @@ export class HimaliaClient {
     return this.request('connections', 'GET', undefined, query);
   }
 
+  connection(name: string): Promise<DescribeConnection> {
+    return this.request(`connections/${segment(name)}`);
+  }
+
   testConnection(name: string): Promise<ConnectionTestResult> {
     return this.request(`connections/${segment(name)}/test`, 'POST');
   }
@@ -416,6 +420,18 @@ export class HimaliaClient {
 
   projectVariables(key: string): Promise<Variables> {
     return this.request(`projects/${segment(key)}/variables`);
+  }
+
+  /** The project's variables merged over the instance's, `${name}` references expanded. */
+  resolvedProjectVariables(key: string): Promise<Variables> {
+    return this.request(
+      `projects/${segment(key)}/variables`,
+      'GET',
+      undefined,
+      {
+        resolved: 'true'
+      }
+    );
   }
 
   setProjectVariables(

@@ -27,6 +27,7 @@ import { ProjectsSection } from './panels/projects';
 import { ScenariosSection } from './panels/scenarios';
 import { VariablesSection } from './panels/variables';
 import { CommandIDs, IHimaliaServices } from './services';
+import { registerSnippetCommand } from './snippetcommand';
 
 const PLUGIN_ID = 'himalia:plugin';
 
@@ -82,6 +83,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette?.addItem({ command: CommandIDs.open, category: 'Himalia' });
     registerNotebookCommands(services);
     registerArtifactCommands(services);
+    registerSnippetCommand(services);
 
     if (settingRegistry) {
       void settingRegistry.load(PLUGIN_ID).then(settings => {

@@ -1,1 +1,4 @@
 import './base.css';
+import './dataquality.css';
+import './scenarios.css';
+import './connections.css';
