@@ -20,7 +20,7 @@ EXTENSION_SOURCES := package.json package-lock.json tsconfig.json $(shell find j
 
 $(VENV)/.installed: pyproject.toml $(EXTENSION_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[demo,test,dev]"
-	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyter labextension develop --overwrite . >/dev/null
 	touch $@
 
 install: $(VENV)/.installed

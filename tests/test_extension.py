@@ -160,3 +160,13 @@ def test_malformed_json_body_is_400_naming_body(fetch: Fetch, world: World, who:
         response = fetch(API, path, method=method, body="{not json", headers=headers, raise_error=False)
         reply = assert_error(response, 400, field="body")
         assert "JSON" in reply["message"]
+
+
+def test_text_resources_keep_their_media_type_under_jupyter(fetch: Fetch) -> None:
+    """Jupyter's APIHandler would stamp every reply JSON; a report shown as source is no report."""
+    exported = fetch(API, "projects", "ALPHA", "scenarios", "nightly", "export")
+    assert exported.headers["Content-Type"].startswith("application/yaml")
+    log = fetch(API, "projects", "ALPHA", "scenarios", "nightly", "runs", "1", "log")
+    assert log.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert body(fetch(API, "me"))["login"] == "owner"
+    assert fetch(API, "me").headers["Content-Type"].startswith("application/json")

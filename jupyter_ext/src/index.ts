@@ -72,6 +72,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Calm by default: projects and scenarios open, the rest a click away.
     const sections = sidebar.content as AccordionPanel;
     [2, 3, 4].forEach(index => sections.collapse(index));
+    // A section opened after starting collapsed would get no height: share it among open ones.
+    sections.expansionToggled.connect(panel => {
+      panel.setRelativeSizes(panel.widgets.map(widget => (widget.isHidden ? 0 : 1)));
+    });
     app.shell.add(sidebar, 'left', { rank: 450 });
     restorer?.add(sidebar, sidebar.id);
 

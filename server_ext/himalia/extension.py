@@ -31,6 +31,11 @@ class _JupyterHosted(APIHandler):
             return None
         return await self.call(self.control_plane.users.caller_for, self.settings[LOCAL_USER], self.client_address)
 
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
+        # Jupyter's APIHandler.finish forces JSON; reports, logs and exports set their own type.
+        kwargs.setdefault("set_content_type", self._headers.get("Content-Type", "application/json"))
+        return super().finish(*args, **kwargs)
+
     def check_xsrf_cookie(self) -> None:
         # A header-authenticated request cannot be forged cross-site; cookie requests are checked.
         if self.bearer_token() is None:

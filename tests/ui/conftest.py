@@ -217,10 +217,11 @@ def page(browser: "playwright_api.Browser", request: pytest.FixtureRequest) -> I
 
 def open_himalia(page: "playwright_api.Page", lab: Lab) -> "playwright_api.Locator":
     """Open JupyterLab and the Himalia sidebar; return the sidebar."""
-    page.goto(lab.page_url())
+    page.goto(lab.page_url() + "&reset")  # a fresh workspace: no layout left by an earlier test
     page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
     tab = page.locator(".jp-SideBar [data-id='himalia-sidebar']")
-    tab.click()
+    if tab.get_attribute("aria-selected") != "true":
+        tab.click()
     sidebar = page.locator("#himalia-sidebar")
     sidebar.wait_for(state="visible")
     return sidebar

@@ -177,7 +177,9 @@ export function ActionButton(props: {
     <Button
       small
       type="button"
-      className={props.accept ? 'jp-mod-accept hml-action' : 'hml-action'}
+      className={
+        props.accept ? 'jp-mod-styled jp-mod-accept hml-action' : 'hml-action'
+      }
       disabled={busy || props.disabled}
       title={props.title}
       aria-busy={busy}

@@ -1,0 +1,151 @@
+"""Scenarios, data quality, connections and variables, clicked through on the demo project."""
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+from .conftest import Lab, choose_project, expand, open_himalia, shoot
+
+
+def test_run_the_demo_scenario_with_a_changed_parameter(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    sidebar = open_himalia(page, admin_lab)
+    choose_project(sidebar, "FRAUD")
+    scenarios = expand(sidebar, "Scenarios")
+    row = scenarios.locator("[data-scenario='daily_fraud_scoring']")
+    row.wait_for()
+    assert row.locator("input[aria-label='Active']").is_checked()
+    row.locator(".hml-row-main").click()
+
+    scenarios.get_by_role("button", name="Run now").click()
+    threshold = scenarios.get_by_label("threshold")
+    threshold.fill("0.65")
+    shoot(page, "scenarios-run-form")
+    scenarios.get_by_role("button", name="Start run").click()
+
+    run = scenarios.locator("[data-run]")
+    run.wait_for()
+    # Live status: no reload, no click, until the run ends.
+    run.locator("xpath=self::*[@data-state='succeeded' or @data-state='warning' or @data-state='failed']").wait_for(
+        timeout=180_000
+    )
+    shoot(page, "scenarios-run-finished")
+    assert run.get_attribute("data-state") == "succeeded", run.inner_text()
+    assert "[Score] succeeded" in run.locator("pre.hml-log").inner_text()
+
+    run_id = run.get_attribute("data-run")
+    described = admin_lab.api("GET", f"projects/FRAUD/scenarios/daily_fraud_scoring/runs/{run_id}").json()
+    assert described["parameters"] == {"threshold": 0.65}
+    assert described["requested_by"]
+
+    run.get_by_role("button", name="Open report").click()
+    report = page.locator(".jp-MainAreaWidget iframe")
+    report.wait_for()
+    assert f"runs/{run_id}/report" in (report.get_attribute("src") or "")
+    run.get_by_role("button", name="Open notebook").click()
+    page.locator(".jp-NotebookPanel").wait_for()
+    shoot(page, "scenarios-artifacts")
+
+
+def test_a_check_turns_red_when_the_data_breaks(page, admin_lab: Lab, demo_root) -> None:  # type: ignore[no-untyped-def]
+    root, env = demo_root
+    warehouse = Path(env["HIMALIA_HOME"]) / "demo" / "warehouse.sqlite"
+    sidebar = open_himalia(page, admin_lab)
+    choose_project(sidebar, "FRAUD")
+    quality = expand(sidebar, "Data quality")
+    merchants = quality.locator("[data-dataset='merchants']")
+    merchants.wait_for()
+    merchants.locator(".hml-row-main").click()
+    merchants.get_by_role("button", name="Run checks").click()
+    check = merchants.locator("[data-check='Over 10k records']")
+    check.locator(".hml-badge", has_text="OK").wait_for()
+    shoot(page, "data-quality-ok")
+
+    backup = warehouse.with_suffix(".backup")
+    shutil.copy2(warehouse, backup)
+    try:
+        with sqlite3.connect(warehouse) as database:
+            database.execute("DELETE FROM merchants WHERE rowid > 5000")
+        merchants.get_by_role("button", name="Run checks").click()
+        check.locator(".hml-badge", has_text="ERROR").wait_for()
+        summary = merchants.locator(".hml-dq-summary")
+        assert "ERROR" in summary.inner_text()
+        chart = merchants.locator("svg[data-metric]")
+        chart.wait_for()
+        shoot(page, "data-quality-error")
+    finally:
+        shutil.move(backup, warehouse)
+
+
+def test_connections_test_and_snippet(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    sidebar = open_himalia(page, admin_lab)
+    connections = expand(sidebar, "Connections")
+    warehouse = connections.locator("[data-connection='warehouse']")
+    warehouse.wait_for()
+    warehouse.locator(".hml-row-main").click()
+    warehouse.get_by_role("button", name="Test").click()
+    result = warehouse.locator(".hml-test-result")
+    result.wait_for()
+    assert result.get_attribute("data-ok") == "true", result.inner_text()
+    shoot(page, "connections")
+
+    page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for()
+    warehouse.get_by_role("button", name="Insert snippet").click()
+    page.locator(".jp-NotebookPanel .jp-CodeCell", has_text='himalia.connection("warehouse")').wait_for()
+    shoot(page, "connections-snippet")
+
+
+def test_variables_editor_validates_and_saves(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    sidebar = open_himalia(page, admin_lab)
+    choose_project(sidebar, "FRAUD")
+    variables = expand(sidebar, "Variables")
+    editor = variables.get_by_role("textbox", name="Project variables", exact=True)
+    editor.wait_for()
+    assert '"min_transactions": 1000' in editor.input_value()
+    editor.fill('{"min_transactions": 1000,\n "report_title": }')
+    error = variables.locator(".hml-field-error")
+    error.wait_for()
+    assert error.inner_text().startswith("Line 2, column 18")
+    editor.fill('{"min_transactions": 2000, "report_title": "Fraud report"}')
+    variables.get_by_role("button", name="Save").first.click()
+    variables.locator(".hml-success", has_text="Saved.").first.wait_for()
+    assert admin_lab.api("GET", "projects/FRAUD/variables").json()["variables"]["min_transactions"] == 2000
+    instance = variables.get_by_role("textbox", name="Instance variables", exact=True)
+    assert '"company": "Himalia Demo"' in instance.input_value()
+    shoot(page, "variables")
+
+
+def test_a_reader_sees_no_edit_controls(page, reader_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    sidebar = open_himalia(page, reader_lab)
+    projects = expand(sidebar, "Projects")
+    projects.locator("[data-project='FRAUD']").wait_for()
+    assert projects.get_by_role("button", name="New project").count() == 0
+    choose_project(sidebar, "FRAUD")
+    details = projects.locator("section[aria-label='Project FRAUD']")
+    assert details.locator("form[aria-label='Grant']").count() == 0
+    assert "write_content" not in details.locator(".hml-my-permissions").inner_text()
+    shoot(page, "reader-projects")
+
+    scenarios = expand(sidebar, "Scenarios")
+    row = scenarios.locator("[data-scenario='daily_fraud_scoring']")
+    row.wait_for()
+    assert row.locator("input[aria-label='Active']").is_disabled()
+    row.locator(".hml-row-main").click()
+    assert scenarios.get_by_role("button", name="Run now").count() == 0
+
+    quality = expand(sidebar, "Data quality")
+    quality.locator("[data-dataset='merchants']").wait_for()
+    quality.locator("[data-dataset='merchants'] .hml-row-main").click()
+    assert quality.get_by_role("button", name="Compute").count() == 0
+    assert quality.get_by_role("button", name="Run checks").count() == 0
+
+    variables = expand(sidebar, "Variables")
+    editor = variables.get_by_role("textbox", name="Project variables", exact=True)
+    editor.wait_for()
+    assert editor.get_attribute("readonly") is not None
+    assert variables.get_by_role("button", name="Save").count() == 0
+    shoot(page, "reader-panels")
+
+    # The hidden controls are not the protection: the API refuses the reader all the same.
+    refused = reader_lab.api("POST", "projects/FRAUD/scenarios/daily_fraud_scoring/run", json={})
+    assert refused.status_code == 403
