@@ -74,7 +74,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     [2, 3, 4].forEach(index => sections.collapse(index));
     // A section opened after starting collapsed would get no height: share it among open ones.
     sections.expansionToggled.connect(panel => {
-      panel.setRelativeSizes(panel.widgets.map(widget => (widget.isHidden ? 0 : 1)));
+      panel.setRelativeSizes(
+        panel.widgets.map(widget => (widget.isHidden ? 0 : 1))
+      );
     });
     app.shell.add(sidebar, 'left', { rank: 450 });
     restorer?.add(sidebar, sidebar.id);

@@ -47,7 +47,7 @@ def test_run_the_demo_scenario_with_a_changed_parameter(page, admin_lab: Lab) ->
 
 
 def test_a_check_turns_red_when_the_data_breaks(page, admin_lab: Lab, demo_root) -> None:  # type: ignore[no-untyped-def]
-    root, env = demo_root
+    _, env = demo_root
     warehouse = Path(env["HIMALIA_HOME"]) / "demo" / "warehouse.sqlite"
     sidebar = open_himalia(page, admin_lab)
     choose_project(sidebar, "FRAUD")
