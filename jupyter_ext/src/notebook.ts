@@ -240,7 +240,7 @@ export function registerNotebookCommands(services: IHimaliaServices): void {
   const activeCell = () => notebooks?.currentWidget?.content.activeCell ?? null;
 
   app.commands.addCommand(CommandIDs.markParametersCell, {
-    label: 'Parameters Cell',
+    label: 'Mark as Parameters Cell',
     caption:
       "Tag this cell 'parameters': its assignments (name: type = value  # help) become the " +
       "notebook's typed parameters in Himalia scenarios",

@@ -149,3 +149,42 @@ def test_a_reader_sees_no_edit_controls(page, reader_lab: Lab) -> None:  # type:
     # The hidden controls are not the protection: the API refuses the reader all the same.
     refused = reader_lab.api("POST", "projects/FRAUD/scenarios/daily_fraud_scoring/run", json={})
     assert refused.status_code == 403
+
+
+def test_schedule_a_notebook_from_its_toolbar(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    sidebar = open_himalia(page, admin_lab)
+    choose_project(sidebar, "FRAUD")
+    page.locator(".jp-SideBar [data-id='filebrowser']").click()
+    listing = page.locator(".jp-DirListing-content")
+    listing.get_by_text("notebooks", exact=True).dblclick()
+    listing.get_by_text("score.ipynb", exact=True).dblclick()
+    notebook = page.locator(".jp-NotebookPanel")
+    notebook.locator(".jp-Cell").first.wait_for()
+
+    # The parameters cell is already tagged: the context menu shows the toggle on.
+    parameters = notebook.locator(".jp-Cell.jp-CodeCell", has_text="threshold").first
+    parameters.locator(".jp-InputPrompt").click()
+    parameters.locator(".jp-InputPrompt").click(button="right")
+    toggle = page.locator(".lm-Menu-item[data-command='himalia:mark-parameters-cell']")
+    assert "lm-mod-toggled" in (toggle.get_attribute("class") or "")
+    page.keyboard.press("Escape")
+
+    notebook.locator(".jp-Toolbar [data-command='himalia:schedule-notebook']").click()
+    form = page.locator(".jp-Dialog .hml-schedule-form")
+    form.wait_for()
+    form.locator("input[name='id']").fill("score_nightly")
+    form.locator("input[name='schedule']").fill("daily at 03:30")
+    form.locator("input[name='timezone']").fill("Europe/Paris")
+    form.get_by_label("threshold").fill("0.9")
+    shoot(page, "schedule-dialog")
+    page.locator(".jp-Dialog").get_by_role("button", name="Schedule").click()
+    page.locator(".jp-Dialog").wait_for(state="detached")
+    scenarios = expand(sidebar, "Scenarios")
+    scenarios.locator("[data-scenario='score_nightly']").wait_for()
+
+    saved = admin_lab.api("GET", "projects/FRAUD/scenarios/score_nightly")
+    assert saved.status_code == 200, saved.text
+    definition = saved.json()["definition"]
+    assert [(step["type"], step["notebook"]) for step in definition["steps"]] == [("notebook", "notebooks/score.ipynb")]
+    assert definition["steps"][0]["parameters"]["threshold"] == 0.9
+    assert saved.json()["next_fire_at"] is not None

@@ -1013,8 +1013,8 @@ export function ScheduleForm(props: IScheduleFormProps): JSX.Element {
         {props.declared.length === 0 ? (
           <span className="hml-help">
             This notebook has no cell tagged <code>parameters</code>: mark one
-            (right-click a cell, Parameters Cell) to give the scenario typed
-            parameters.
+            (right-click a cell, Mark as Parameters Cell) to give the scenario
+            typed parameters.
           </span>
         ) : (
           <span className="hml-help">
