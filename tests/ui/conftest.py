@@ -204,7 +204,7 @@ def browser() -> Iterator["playwright_api.Browser"]:
 def page(browser: "playwright_api.Browser", request: pytest.FixtureRequest) -> Iterator["playwright_api.Page"]:
     """A fresh browser context per test; a screenshot of the end state is always saved."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(30_000)
     opened = context.new_page()
     problems: list[str] = []
     opened.on("pageerror", lambda error: problems.append(str(error)))

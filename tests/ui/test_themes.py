@@ -1,0 +1,35 @@
+"""The panels use only the theme's variables: the dark theme needs no rule of its own."""
+
+from .conftest import Lab, choose_project, expand, open_himalia, shoot
+
+
+def _theme(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    page.keyboard.press("Control+Shift+C")  # the command palette
+    search = page.locator(".jp-ModalCommandPalette input")
+    search.fill(f"Use Theme: {name}")
+    page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item", has_text=f"Use Theme: {name}").first.click()
+
+
+def test_the_panels_in_the_dark_theme(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    sidebar = open_himalia(page, admin_lab)
+    _theme(page, "JupyterLab Dark")
+    try:
+        page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
+        choose_project(sidebar, "FRAUD")
+        expand(sidebar, "Data quality").locator("[data-dataset='merchants']").wait_for()
+        background = sidebar.evaluate("node => getComputedStyle(node).backgroundColor")
+        text = sidebar.locator(".hml-name").first.evaluate("node => getComputedStyle(node).color")
+        assert _luminance(background) < 0.2 < _luminance(text), (background, text)
+        chosen = sidebar.locator("[data-project='FRAUD'] .hml-row-main")
+        chosen_background = chosen.evaluate("node => getComputedStyle(node.parentNode).backgroundColor")
+        chosen_text = chosen.locator(".hml-name").evaluate("node => getComputedStyle(node).color")
+        assert _luminance(chosen_text) - _luminance(chosen_background) > 0.4, (chosen_background, chosen_text)
+        shoot(page, "dark-theme")
+    finally:
+        _theme(page, "JupyterLab Light")
+        page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
+
+
+def _luminance(css_rgb: str) -> float:
+    red, green, blue = (int(part) for part in css_rgb[css_rgb.index("(") + 1 : css_rgb.index(")")].split(",")[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
