@@ -105,7 +105,7 @@ function ScenariosView(
         <Empty>
           {projectKey} has no scenario yet. Open a notebook and use
           &quot;Schedule this notebook…&quot;, or save one with{' '}
-          <code>himalia scenario save</code>.
+          <code>himalia scenario apply</code>.
         </Empty>
       )}
       {page.value && page.value.items.length > 0 && (
