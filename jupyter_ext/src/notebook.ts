@@ -16,7 +16,7 @@ import { ApiError } from './api';
 import { errorText } from './errors';
 import { himaliaIcon } from './icons';
 import { IParameter, parseParametersCell } from './parameters';
-import { IScheduleFormProps, ScheduleForm } from './panels/run';
+import { IScheduleFormProps, ScheduleForm } from './panels/scheduleform';
 import { scenarioEvents } from './panels/scenarios';
 import {
   IScheduleAnswers,
