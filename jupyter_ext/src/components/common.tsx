@@ -152,7 +152,10 @@ export function Badge(props: { value: string; title?: string }): JSX.Element {
   );
 }
 
-/** A button that shows progress while its action runs and reports its failure next to it. */
+/**
+ * A button that shows progress while its action runs and reports its failure: to `onError`, or
+ * next to the button when no one else shows it (a failure is never swallowed).
+ */
 export function ActionButton(props: {
   label: string;
   busyLabel?: string;
@@ -163,17 +166,24 @@ export function ActionButton(props: {
   onError?: (message: string) => void;
 }): JSX.Element {
   const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
   const click = async () => {
     setBusy(true);
+    setError(null);
     try {
       await props.onClick();
     } catch (failure) {
-      props.onError?.(errorText(failure));
+      const message = errorText(failure);
+      if (props.onError) {
+        props.onError(message);
+      } else {
+        setError(message);
+      }
     } finally {
       setBusy(false);
     }
   };
-  return (
+  const button = (
     <Button
       small
       type="button"
@@ -188,6 +198,17 @@ export function ActionButton(props: {
       {busy && <span className="hml-spinner" aria-hidden="true" />}
       {busy ? (props.busyLabel ?? props.label) : props.label}
     </Button>
+  );
+  if (!error) {
+    return button;
+  }
+  return (
+    <>
+      {button}
+      <span className="hml-error" role="alert">
+        {error}
+      </span>
+    </>
   );
 }
 
