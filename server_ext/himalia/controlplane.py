@@ -28,6 +28,7 @@ from .runner import RunEngine
 from .runs import RunLimits, RunService
 from .scenarios import ScenarioService
 from .scheduler import Scheduler
+from .tiers import TierService
 from .tokens import TokenService
 from .users import UserService
 from .variable_scopes import VariableService
@@ -167,6 +168,7 @@ class ControlPlane(LoggingConfigurable):
         self.connections = ConnectionService(self.db, trail, self.log, box)
         self.variables = VariableService(self.db, trail, self.log)
         self.tokens = TokenService(self.db, trail, self.log)
+        self.tiers = TierService(self.db, trail, self.log)
         self.audit = AuditService(self.db, trail, self.log)
         self.datasets = DatasetService(self.db, trail, self.log, self.connections)
         self.metrics = MetricService(self.db, trail, self.log, self.datasets)

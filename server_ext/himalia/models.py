@@ -535,7 +535,7 @@ _MULTIPLIERS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50
 
 def parse_bytes(value: object) -> int | None:
     """Bytes from an integer or a Kubernetes quantity ('512Mi', '4G'); decimal and binary suffixes."""
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if isinstance(value, str) and (match := _QUANTITY.match(value)):
         return int(float(match[1]) * _MULTIPLIERS[match[2]])
@@ -574,7 +574,7 @@ class TierSpec(Request):
     shm_size: Bytes | None = Field(None, description="Size of /dev/shm (Kubernetes: a memory-backed volume).")
     cost_per_hour: float = Field(0, ge=0, description="In the instance's currency, for usage reports.")
     allowed_groups: list[GroupName] | None = Field(
-        None, max_length=1000, description="Groups whose members may use the tier; none means everyone."
+        None, min_length=1, max_length=1000, description="Groups whose members may use the tier; none means everyone."
     )
     max_servers_per_user: int | None = Field(None, ge=1, description="Servers one user may run on it at once.")
     max_servers: int | None = Field(None, ge=1, description="Servers everyone together may run on it at once.")

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -71,6 +72,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     profile: Mapped[str] = mapped_column(String(20), default="analyst")
     kind: Mapped[str] = mapped_column(String(20), default="user")
+    #: ``hub``: created and kept in step by the JupyterHub sync; ``local``: managed here.
+    source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     groups: Mapped[list["Group"]] = relationship(
@@ -84,6 +87,8 @@ class Group(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    #: ``hub``: its members are the JupyterHub group's (the identity provider's); ``local``: managed here.
+    source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     members: Mapped[list[User]] = relationship(
@@ -443,3 +448,47 @@ class RunLogChunk(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("scenario_runs.id", ondelete="CASCADE"))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Tier(Base):
+    """A hardware tier; its settings are a validated ``TierSpec`` document."""
+
+    __tablename__ = "tiers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    allowed_groups: Mapped[list[Group]] = relationship(secondary="tier_groups", order_by="Group.name")
+
+
+class TierGroup(Base):
+    """A group allowed to use a tier; a tier without any is open to everyone."""
+
+    __tablename__ = "tier_groups"
+
+    tier_id: Mapped[int] = mapped_column(ForeignKey("tiers.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+
+
+class TierUsage(Base):
+    """Who used which tier from when to when: a workspace server or a scenario run (open while ``ended_at`` is null)."""
+
+    __tablename__ = "tier_usage"
+    __table_args__ = (Index("ix_tier_usage_open", "tier_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    tier_id: Mapped[int] = mapped_column(ForeignKey("tiers.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("scenario_runs.id", ondelete="SET NULL"))
+    cost_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+    tier: Mapped[Tier] = relationship()

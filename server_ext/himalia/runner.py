@@ -288,6 +288,7 @@ class RunEngine:
                 session.add(token)
                 session.flush()
                 run.token_id = token.id
+                self.plane.tiers.open_run_usage(session, user.id, context.definition.tier, run_id)
                 if timeout:
                     context.deadline = time.monotonic() + parse_duration(timeout).total_seconds()
                 return context
@@ -648,6 +649,7 @@ class RunEngine:
                     step.state = "skipped" if step.state == "pending" else "failed"
             if run.token_id is not None:
                 session.execute(delete(ApiToken).where(ApiToken.id == run.token_id))
+            self.plane.tiers.close_run_usage(session, run_id)
 
     def _report(self, run_id: int) -> None:
         """Send the run's reporters; their failures are recorded, never change the outcome."""
