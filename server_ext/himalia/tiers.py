@@ -19,7 +19,7 @@ from .db import paginate
 from .documents import DocumentError, load_document
 from .errors import Conflict, Forbidden, HimaliaError, InvalidInput, NotFound
 from .models import DescribeTier, DescribeUsage, Page, StartServer, TierName, TierSpec
-from .orm import GroupMember, Tier, TierUsage, User
+from .orm import Group, GroupMember, Tier, TierUsage, User
 from .permissions import GlobalPermission
 from .service import Service
 from .users import find_groups, find_user
@@ -146,11 +146,11 @@ class TierService(Service):
         groups = find_groups(session, spec.allowed_groups, "allowed_groups") if spec.allowed_groups else []
         tier = session.scalar(select(Tier).where(Tier.name == name).options(selectinload(Tier.allowed_groups)))
         before = _describe(tier).model_dump(mode="json", exclude={"updated_at", "running_servers"}) if tier else None
+        if spec.default and not (tier and tier.is_default):
+            session.execute(update(Tier).where(Tier.is_default.is_(True)).values(is_default=False))
         if tier is None:
             tier = Tier(name=name)
             session.add(tier)
-        if spec.default and not tier.is_default:
-            session.execute(update(Tier).where(Tier.is_default.is_(True)).values(is_default=False))
         tier.spec = spec.model_dump(mode="json", exclude=_STORED_APART)
         tier.is_default, tier.archived, tier.allowed_groups = spec.default, spec.archived, groups
         session.flush()
@@ -164,11 +164,21 @@ class TierService(Service):
         return tier
 
     def seed(self, caller: Caller, tiers: dict[str, TierSpec]) -> list[str]:
-        """Create the tiers of a file when the store has none yet; later changes are the store's."""
+        """Create the tiers of a file when the store has none yet; later changes are the store's.
+
+        The groups a tier names are created when missing: on a new hub they arrive from the
+        identity provider only as people log in.
+        """
         caller.require(GlobalPermission.MANAGE_TIERS)
         with self.db.write() as session:
             if session.scalar(select(func.count()).select_from(Tier)):
                 return []
+            named = {group for spec in tiers.values() for group in spec.allowed_groups or []}
+            existing = set(session.scalars(select(Group.name).where(Group.name.in_(named))))
+            for group in sorted(named - existing):
+                session.add(Group(name=group, description="Named by a hardware tier."))
+                self.audit.record(session, caller, "group.create", "group", group, details={"reason": "tiers seed"})
+            session.flush()
             for name, spec in tiers.items():
                 self._put(session, caller, name, spec)
             return list(tiers)
