@@ -168,3 +168,23 @@ def test_the_demo_scenario_from_the_command_line(himalia, tmp_path: Path) -> Non
     assert len(messages) == 1
     text = messages[0].read_text()
     assert "Daily fraud scoring for" in text and 'filename="transactions_joined_prepared.csv"' in text
+
+
+def test_tiers_change_without_a_redeploy(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tiers_file = Path(__file__).resolve().parents[1] / "hub_config" / "tiers.yaml"
+    for group in ("admins", "data_team", "analysts"):
+        himalia("group", "add", group)
+    himalia("user", "add", "bob", "--group", "analysts")
+    assert "applied tier gpu" in himalia("tier", "apply", "-f", str(tiers_file)).output
+    mine = json.loads(himalia("--as", "bob", "--json", "tier", "list").output)
+    assert [t["name"] for t in mine] == ["small", "medium"]
+    himalia("tier", "set", "medium", "--cpu-limit", "3", "--memory-limit", "12Gi", "--default")
+    medium = json.loads(himalia("--json", "tier", "show", "medium").output)
+    assert (medium["cpu_limit"], medium["memory_limit"], medium["default"]) == (3, 12 * 2**30, True)
+    assert medium["cpu_request"] == 1  # the settings not given are kept
+    assert not json.loads(himalia("--json", "tier", "show", "small").output)["default"]
+    refused = himalia("tier", "set", "medium", "--memory-limit", "lots", code=1)
+    assert "memory_limit" in refused.output
+    assert "manage_tiers" in himalia("--as", "bob", "tier", "set", "medium", "--gpus", "1", code=1).output
+    himalia("tier", "set", "medium", "--archive")
+    assert [t["name"] for t in json.loads(himalia("--as", "bob", "--json", "tier", "list").output)] == ["small"]

@@ -1,8 +1,12 @@
 // The dev provider's people: loaded from a JSON file, passwords kept as salted scrypt hashes.
 //
-// Run as a script to hash a password for accounts.json:
-//   node accounts.mjs hash 'the password'
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
+// Run as a script to hash a password for accounts.json (read from standard input):
+//   echo -n 'the password' | node accounts.mjs hash
+import {
+  randomBytes,
+  scrypt as scryptCallback,
+  timingSafeEqual
+} from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { argv } from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -23,14 +27,22 @@ export async function hashPassword(password) {
 
 export async function verifyPassword(password, stored) {
   const [scheme, N, r, p, salt, key] = String(stored).split('$');
-  if (scheme !== 'scrypt' || !key) return false;
+  if (scheme !== 'scrypt' || !key) {
+    return false;
+  }
   const expected = Buffer.from(key, 'base64url');
-  const actual = await scrypt(password, Buffer.from(salt, 'base64url'), expected.length, {
-    N: Number(N),
-    r: Number(r),
-    p: Number(p),
-  });
-  return timingSafeEqual(actual, expected);
+  const cost = { N: Number(N), r: Number(r), p: Number(p) };
+  try {
+    const actual = await scrypt(
+      password,
+      Buffer.from(salt, 'base64url'),
+      expected.length,
+      cost
+    );
+    return timingSafeEqual(actual, expected);
+  } catch {
+    return false; // unusable parameters in the stored hash
+  }
 }
 
 // Compared against when the login is unknown, so both failures take the same time.
@@ -40,30 +52,40 @@ export class AccountStore {
   #byLogin;
 
   constructor(accounts) {
-    this.#byLogin = new Map(accounts.map((account) => [account.login, account]));
+    this.#byLogin = new Map(accounts.map(account => [account.login, account]));
   }
 
   static async load(path) {
     const document = JSON.parse(await readFile(path, 'utf8'));
     const accounts = document.accounts ?? [];
+    const seen = new Set();
     for (const account of accounts) {
       for (const field of ['login', 'name', 'email', 'password']) {
         if (typeof account[field] !== 'string' || !account[field]) {
-          throw new Error(`${path}: every account needs a non-empty "${field}" string`);
+          throw new Error(
+            `${path}: every account needs a non-empty "${field}" string`
+          );
         }
       }
       if (!account.password.startsWith('scrypt$')) {
-        throw new Error(`${path}: ${account.login}'s password must be a scrypt hash (node accounts.mjs hash ...)`);
+        throw new Error(
+          `${path}: ${account.login}'s password must be a scrypt hash (node accounts.mjs hash ...)`
+        );
       }
-      if (!Array.isArray(account.groups) || account.groups.some((group) => typeof group !== 'string')) {
-        throw new Error(`${path}: ${account.login}'s "groups" must be a list of strings`);
+      if (
+        !Array.isArray(account.groups) ||
+        account.groups.some(group => typeof group !== 'string')
+      ) {
+        throw new Error(
+          `${path}: ${account.login}'s "groups" must be a list of strings`
+        );
       }
+      if (seen.has(account.login)) {
+        throw new Error(`${path}: ${account.login} is listed twice`);
+      }
+      seen.add(account.login);
     }
     return new AccountStore(accounts);
-  }
-
-  get size() {
-    return this.#byLogin.size;
   }
 
   /** The account whose login and password match, or undefined. */
@@ -76,23 +98,38 @@ export class AccountStore {
   /** The claims of an account, every one of them; the provider keeps those the grant allows. */
   claims(login) {
     const account = this.#byLogin.get(login);
-    if (!account) return undefined;
+    if (!account) {
+      return undefined;
+    }
     return {
       sub: account.login,
       preferred_username: account.login,
       name: account.name,
       email: account.email,
       email_verified: account.email_verified ?? true,
-      groups: [...account.groups],
+      groups: [...account.groups]
     };
   }
 }
 
-// `node accounts.mjs hash PASSWORD` prints a hash to paste into accounts.json.
+// `node accounts.mjs hash < password-file` prints a hash to paste into accounts.json.
 if (argv[1] === fileURLToPath(import.meta.url)) {
-  if (argv[2] !== 'hash' || argv.length !== 4) {
-    console.error('usage: node accounts.mjs hash PASSWORD');
+  if (argv[2] !== 'hash' || argv.length !== 3) {
+    console.error(
+      'usage: node accounts.mjs hash  (the password on standard input)'
+    );
     process.exit(2);
   }
-  console.log(await hashPassword(argv[3]));
+  const chunks = [];
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk);
+  }
+  const password = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+  if (!password) {
+    console.error('no password on standard input');
+    process.exit(2);
+  }
+  console.log(await hashPassword(password));
 }

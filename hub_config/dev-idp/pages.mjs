@@ -1,10 +1,16 @@
 // The HTML the dev provider shows: its sign-in form and its own error and sign-out pages
 // (oidc-provider's defaults pull web fonts from the Internet; these are self-contained).
 
-const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const ESCAPES = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;'
+};
 
 export function escapeHtml(value) {
-  return String(value ?? '').replace(/[&<>"']/g, (char) => ESCAPES[char]);
+  return String(value ?? '').replace(/[&<>"']/g, char => ESCAPES[char]);
 }
 
 const STYLE = `
@@ -41,7 +47,8 @@ ${body}
 `;
 }
 
-const DEV_NOTE = '<p class="note">Local development identity provider. Not for production use.</p>';
+const DEV_NOTE =
+  '<p class="note">Local development identity provider. Not for production use.</p>';
 
 /** The sign-in form; `error` is shown above it after a failed attempt, `login` is kept. */
 export function loginPage({ uid, clientName, login = '', error = '' }) {
@@ -59,7 +66,7 @@ ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
   <input id="password" name="password" type="password" autocomplete="current-password"
          ${login ? 'autofocus' : ''} required>
   <button type="submit">Sign in</button>
-</form>`,
+</form>`
   );
 }
 
@@ -70,16 +77,22 @@ export function expiredPage() {
     `<h1>Himalia dev sign-in</h1>
 ${DEV_NOTE}
 <p class="error" role="alert">This sign-in request has expired or is not valid in this browser.</p>
-<p>Go back to the application and sign in again.</p>`,
+<p>Go back to the application and sign in again.</p>`
   );
 }
 
 /** oidc-provider's renderError: `out` holds error, error_description and maybe state. */
 export function errorPage(out) {
   const rows = Object.entries(out)
-    .map(([key, value]) => `<pre><strong>${escapeHtml(key)}</strong>: ${escapeHtml(value)}</pre>`)
+    .map(
+      ([key, value]) =>
+        `<pre><strong>${escapeHtml(key)}</strong>: ${escapeHtml(value)}</pre>`
+    )
     .join('\n');
-  return layout('Himalia dev sign-in: error', `<h1>Something went wrong</h1>\n${DEV_NOTE}\n${rows}`);
+  return layout(
+    'Himalia dev sign-in: error',
+    `<h1>Something went wrong</h1>\n${DEV_NOTE}\n${rows}`
+  );
 }
 
 /** rpInitiatedLogout's confirmation page; `form` is the provider's hidden form (id op.logoutForm). */
@@ -90,10 +103,13 @@ export function logoutPage(form) {
 ${DEV_NOTE}
 ${form}
 <button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button>
-<button class="secondary" type="submit" form="op.logoutForm">Stay signed in</button>`,
+<button class="secondary" type="submit" form="op.logoutForm">Stay signed in</button>`
   );
 }
 
 export function logoutSuccessPage() {
-  return layout('Himalia dev sign-out', `<h1>Signed out</h1>\n${DEV_NOTE}\n<p>You can close this page.</p>`);
+  return layout(
+    'Himalia dev sign-out',
+    `<h1>Signed out</h1>\n${DEV_NOTE}\n<p>You can close this page.</p>`
+  );
 }

@@ -27,21 +27,27 @@ function fail(message) {
 function list(value, fallback) {
   const items = (value ?? '')
     .split(',')
-    .map((item) => item.trim())
+    .map(item => item.trim())
     .filter(Boolean);
   return items.length ? items : fallback;
 }
 
 function positiveInteger(name, value, fallback) {
-  if (value === undefined || value === '') return fallback;
+  if (value === undefined || value === '') {
+    return fallback;
+  }
   const number = Number(value);
-  if (!Number.isInteger(number) || number <= 0) fail(`${name} must be a positive integer, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(number) || number <= 0) {
+    fail(`${name} must be a positive integer, not ${JSON.stringify(value)}`);
+  }
   return number;
 }
 
 function readConfig(env) {
   const port = positiveInteger('IDP_PORT', env.IDP_PORT, 9000);
-  if (port > 65535) fail(`IDP_PORT must be at most 65535, not ${port}`);
+  if (port > 65535) {
+    fail(`IDP_PORT must be at most 65535, not ${port}`);
+  }
   const host = env.IDP_HOST || '127.0.0.1';
   return {
     port,
@@ -51,23 +57,34 @@ function readConfig(env) {
     clientSecret: env.IDP_CLIENT_SECRET || DEV_CLIENT_SECRET,
     redirectUris: list(env.IDP_REDIRECT_URIS, [
       'http://127.0.0.1:8000/hub/oauth_callback',
-      'http://localhost:8000/hub/oauth_callback',
+      'http://localhost:8000/hub/oauth_callback'
     ]),
     postLogoutRedirectUris: list(env.IDP_POST_LOGOUT_REDIRECT_URIS, [
       'http://127.0.0.1:8000/hub/login',
-      'http://localhost:8000/hub/login',
+      'http://localhost:8000/hub/login'
     ]),
     accountsPath: resolve(env.IDP_ACCOUNTS || join(HERE, 'accounts.json')),
     // Keys that sign the provider's cookies; random ones mean sign-ins don't survive a restart.
-    cookieKeys: list(env.IDP_COOKIE_KEYS, [randomBytes(32).toString('base64url')]),
-    accessTokenTtl: positiveInteger('IDP_ACCESS_TOKEN_TTL', env.IDP_ACCESS_TOKEN_TTL, 3600),
+    cookieKeys: list(env.IDP_COOKIE_KEYS, [
+      randomBytes(32).toString('base64url')
+    ]),
+    accessTokenTtl: positiveInteger(
+      'IDP_ACCESS_TOKEN_TTL',
+      env.IDP_ACCESS_TOKEN_TTL,
+      3600
+    )
   };
 }
 
 /** An RS256 signing key made for this run only: tokens from an earlier run no longer verify. */
 function signingKey() {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+  return {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: randomUUID(),
+    alg: 'RS256',
+    use: 'sig'
+  };
 }
 
 const config = readConfig(process.env);
@@ -75,7 +92,9 @@ let accounts;
 try {
   accounts = await AccountStore.load(config.accountsPath);
 } catch (error) {
-  fail(`cannot load the accounts from ${config.accountsPath}: ${error.message}`);
+  fail(
+    `cannot load the accounts from ${config.accountsPath}: ${error.message}`
+  );
 }
 
 const DAY = 24 * 60 * 60;
@@ -92,8 +111,8 @@ const provider = new Provider(config.issuer, {
       grant_types: ['authorization_code', 'refresh_token'],
       // The registered method; oidc-provider accepts client_secret_post as well for a client
       // registered with either (oauthenticator posts the secret in the body unless basic_auth is set).
-      token_endpoint_auth_method: 'client_secret_basic',
-    },
+      token_endpoint_auth_method: 'client_secret_basic'
+    }
   ],
 
   async findAccount(ctx, sub) {
@@ -106,7 +125,7 @@ const provider = new Provider(config.issuer, {
     openid: ['sub'],
     profile: ['name', 'preferred_username'],
     email: ['email', 'email_verified'],
-    groups: ['groups'],
+    groups: ['groups']
   },
   scopes: ['openid', 'offline_access'],
   responseTypes: ['code'],
@@ -133,10 +152,12 @@ const provider = new Provider(config.issuer, {
       async postLogoutSuccessSource(ctx) {
         ctx.type = 'html';
         ctx.body = pages.logoutSuccessPage();
-      },
-    },
+      }
+    }
   },
-  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  interactions: {
+    url: (ctx, interaction) => `/interaction/${interaction.uid}`
+  },
   async renderError(ctx, out) {
     ctx.type = 'html';
     ctx.body = pages.errorPage(out);
@@ -153,17 +174,26 @@ const provider = new Provider(config.issuer, {
     RefreshToken: 14 * DAY,
     Interaction: 3600,
     Session: 14 * DAY,
-    Grant: 14 * DAY,
-  },
+    Grant: 14 * DAY
+  }
 });
 
 // One line on stderr for each protocol error, so a misconfigured hub is easy to diagnose.
-for (const event of ['authorization.error', 'grant.error', 'userinfo.error', 'end_session.error']) {
+for (const event of [
+  'authorization.error',
+  'grant.error',
+  'userinfo.error',
+  'end_session.error'
+]) {
   provider.on(event, (ctx, error) => {
-    console.error(`dev-idp ${event}: ${error.message}${error.error_description ? ` (${error.error_description})` : ''}`);
+    console.error(
+      `dev-idp ${event}: ${error.message}${error.error_description ? ` (${error.error_description})` : ''}`
+    );
   });
 }
-provider.on('server_error', (ctx, error) => console.error('dev-idp server_error:', error));
+provider.on('server_error', (ctx, error) =>
+  console.error('dev-idp server_error:', error)
+);
 
 // -- the interactions: sign-in and automatic consent ----------------------------------------------
 
@@ -171,19 +201,25 @@ function sendHtml(res, status, html) {
   res.writeHead(status, {
     'Content-Type': 'text/html; charset=utf-8',
     'Cache-Control': 'no-store',
-    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy':
+      "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    'X-Content-Type-Options': 'nosniff'
   });
   res.end(html);
 }
 
 async function readForm(req) {
-  if (!(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return new URLSearchParams();
+  const type = req.headers['content-type'] ?? '';
+  if (!type.startsWith('application/x-www-form-urlencoded')) {
+    return new URLSearchParams();
+  }
   const chunks = [];
   let size = 0;
   for await (const chunk of req) {
     size += chunk.length;
-    if (size > FORM_LIMIT) throw new Error('form too large');
+    if (size > FORM_LIMIT) {
+      throw new Error('form too large');
+    }
     chunks.push(chunk);
   }
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
@@ -198,16 +234,37 @@ function shown(login) {
 async function submitLogin(req, res, details) {
   const form = await readForm(req);
   const login = (form.get('login') ?? '').trim();
-  const account = login ? await accounts.authenticate(login, form.get('password') ?? '') : undefined;
+  const account = login
+    ? await accounts.authenticate(login, form.get('password') ?? '')
+    : undefined;
   const from = req.socket.remoteAddress;
   if (!account) {
-    console.log(`dev-idp login failed: ${shown(login)} from ${from} for client ${details.params.client_id}`);
-    const clientName = (await provider.Client.find(details.params.client_id))?.clientName;
-    sendHtml(res, 401, pages.loginPage({ uid: details.uid, clientName, login, error: INVALID_LOGIN }));
+    console.log(
+      `dev-idp login failed: ${shown(login)} from ${from} for client ${details.params.client_id}`
+    );
+    const clientName = (await provider.Client.find(details.params.client_id))
+      ?.clientName;
+    sendHtml(
+      res,
+      401,
+      pages.loginPage({
+        uid: details.uid,
+        clientName,
+        login,
+        error: INVALID_LOGIN
+      })
+    );
     return;
   }
-  console.log(`dev-idp login ok: ${shown(account.login)} from ${from} for client ${details.params.client_id}`);
-  await provider.interactionFinished(req, res, { login: { accountId: account.login } }, { mergeWithLastSubmission: false });
+  console.log(
+    `dev-idp login ok: ${shown(account.login)} from ${from} for client ${details.params.client_id}`
+  );
+  await provider.interactionFinished(
+    req,
+    res,
+    { login: { accountId: account.login } },
+    { mergeWithLastSubmission: false }
+  );
 }
 
 /** Consent: grant whatever this client asked for (the only client is our own hub). */
@@ -215,15 +272,31 @@ async function grantConsent(req, res, details) {
   const { prompt, params, session } = details;
   const grant = details.grantId
     ? await provider.Grant.find(details.grantId)
-    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
-  if (prompt.details.missingOIDCScope) grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
-  if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
-  for (const [indicator, scopes] of Object.entries(prompt.details.missingResourceScopes ?? {})) {
+    : new provider.Grant({
+        accountId: session.accountId,
+        clientId: params.client_id
+      });
+  const { missingOIDCScope, missingOIDCClaims, missingResourceScopes } =
+    prompt.details;
+  if (missingOIDCScope) {
+    grant.addOIDCScope(missingOIDCScope.join(' '));
+  }
+  if (missingOIDCClaims) {
+    grant.addOIDCClaims(missingOIDCClaims);
+  }
+  for (const [indicator, scopes] of Object.entries(
+    missingResourceScopes ?? {}
+  )) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
   const grantId = await grant.save();
   const consent = details.grantId ? {} : { grantId };
-  await provider.interactionFinished(req, res, { consent }, { mergeWithLastSubmission: true });
+  await provider.interactionFinished(
+    req,
+    res,
+    { consent },
+    { mergeWithLastSubmission: true }
+  );
 }
 
 async function interaction(req, res, uid, action) {
@@ -240,7 +313,8 @@ async function interaction(req, res, uid, action) {
   }
   const { name } = details.prompt;
   if (name === 'login' && req.method === 'GET' && !action) {
-    const clientName = (await provider.Client.find(details.params.client_id))?.clientName;
+    const clientName = (await provider.Client.find(details.params.client_id))
+      ?.clientName;
     sendHtml(res, 200, pages.loginPage({ uid, clientName }));
   } else if (name === 'login' && req.method === 'POST' && action === 'login') {
     await submitLogin(req, res, details);
@@ -256,20 +330,27 @@ async function interaction(req, res, uid, action) {
 const INTERACTION = /^\/interaction\/([\w-]+)(?:\/(login))?\/?$/;
 const oidc = provider.callback();
 
+// /interaction/* is ours (the sign-in form and the automatic consent); the rest is oidc-provider's.
 const server = createServer((req, res) => {
-  const match = INTERACTION.exec(new URL(req.url, 'http://idp.invalid').pathname);
+  const { pathname } = new URL(req.url, 'http://idp.invalid');
+  const match = INTERACTION.exec(pathname);
   if (!match) {
     oidc(req, res);
     return;
   }
-  interaction(req, res, match[1], match[2]).catch((error) => {
+  interaction(req, res, match[1], match[2]).catch(error => {
     console.error('dev-idp interaction error:', error);
-    if (!res.headersSent) sendHtml(res, 500, pages.errorPage({ error: 'server_error' }));
-    else res.end();
+    if (res.headersSent) {
+      res.end();
+    } else {
+      sendHtml(res, 500, pages.errorPage({ error: 'server_error' }));
+    }
   });
 });
 
-server.on('error', (error) => fail(`cannot listen on ${config.host}:${config.port}: ${error.message}`));
+server.on('error', error =>
+  fail(`cannot listen on ${config.host}:${config.port}: ${error.message}`)
+);
 server.listen(config.port, config.host, () => {
   const url = `http://${config.host}:${config.port}`;
   const issuer = config.issuer === url ? '' : ` (issuer ${config.issuer})`;
@@ -277,5 +358,7 @@ server.listen(config.port, config.host, () => {
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => server.close(() => process.exit(0)).closeAllConnections());
+  process.on(signal, () =>
+    server.close(() => process.exit(0)).closeAllConnections()
+  );
 }

@@ -99,7 +99,7 @@ class DevIdentityProvider:
         node = shutil.which("node")
         if node is None:
             raise DevIdentityProviderError("`node` (Node.js 20 or later) is not on PATH")
-        self._log = tempfile.TemporaryFile(prefix="dev-idp-")
+        self._log = tempfile.TemporaryFile(prefix="dev-idp-")  # noqa: SIM115 - open while the provider runs
         self._process = subprocess.Popen(
             [node, str(SERVER)],
             cwd=IDP_DIR,
