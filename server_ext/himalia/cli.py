@@ -579,16 +579,28 @@ def secrets_rotate(ctx: Context) -> None:
 
 
 @main.command("serve")
-@click.option("--ip", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--base-url", default="/", show_default=True)
+@click.option("--ip", help="Default: 127.0.0.1, or the host of $JUPYTERHUB_SERVICE_URL under JupyterHub.")
+@click.option("--port", type=int, help="Default: 8765, or the port of $JUPYTERHUB_SERVICE_URL under JupyterHub.")
+@click.option("--base-url", default="/", show_default=True, help="Ignored under JupyterHub (the service prefix).")
+@click.option(
+    "--hub/--no-hub",
+    default=None,
+    help="Run as a JupyterHub service (default: when started by JupyterHub, i.e. $JUPYTERHUB_API_TOKEN is set).",
+)
 @pass_ctx
-def serve_command(ctx: Context, ip: str, port: int, base_url: str) -> None:
-    """Serve the REST API on its own (token authentication)."""
+def serve_command(ctx: Context, ip: str | None, port: int | None, base_url: str, hub: bool | None) -> None:
+    """Serve the REST API on its own: Himalia tokens, and JupyterHub's identities as a hub service."""
+    from urllib.parse import urlsplit
+
     from .server import serve
 
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s")
-    asyncio.run(serve(run(ctx.plane), ip, port, base_url))
+    if hub is None:
+        hub = bool(os.environ.get("JUPYTERHUB_API_TOKEN"))
+    service_url = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "")) if hub else None
+    ip = ip or (service_url.hostname if service_url and service_url.hostname else "127.0.0.1")
+    port = port or (service_url.port if service_url and service_url.port else 8765)
+    asyncio.run(serve(run(ctx.plane), ip, port, base_url, hub=hub))
 
 
 # -- hardware tiers ---------------------------------------------------------------------------------

@@ -53,8 +53,10 @@ def _standalone_servers() -> list[tuple[str, str]]:
 def discover() -> Platform:
     """Where the control plane is and who we are to it."""
     project, run_id = os.environ.get("HIMALIA_PROJECT"), os.environ.get("HIMALIA_RUN_ID")
-    if os.environ.get("HIMALIA_API_URL") and os.environ.get("HIMALIA_TOKEN"):
-        return Platform(os.environ["HIMALIA_API_URL"].rstrip("/"), os.environ["HIMALIA_TOKEN"], project, run_id)
+    # Under JupyterHub a workspace's kernels hold its owner's hub token, which the service accepts.
+    token = os.environ.get("HIMALIA_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
+    if os.environ.get("HIMALIA_API_URL") and token:
+        return Platform(os.environ["HIMALIA_API_URL"].rstrip("/"), token, project, run_id)
     for url, token in _standalone_servers():
         api_url = url.rstrip("/") + "/" + API_PATH
         try:

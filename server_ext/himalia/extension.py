@@ -1,11 +1,16 @@
-"""Standalone mode: the control plane in-process in a plain ``jupyter server`` / ``jupyter lab``.
+"""The Himalia server extension, in one of two modes.
 
+Standalone: the control plane in-process in a plain ``jupyter server`` / ``jupyter lab``.
 Whoever the Jupyter server authenticates (its token or its login cookie) is the server's owner
 and acts as ``local_user``, by default the platform's administrator; requests carrying a Himalia
 token act as that token's user. Configure the store with ``c.ControlPlane.*``.
+
+Under JupyterHub (``service_url`` set, as the hub's spawner does): no control plane here, the
+API is forwarded to the Himalia hub service as the server's owner (see ``forwarding``).
 """
 
 import getpass
+import os
 from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -18,6 +23,7 @@ from .api import API_PREFIX, api_prefix, routes
 from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
 from .caller import Caller
 from .controlplane import ControlPlane
+from .forwarding import SERVICE_URL, ForwardingHandler
 
 LOCAL_USER = "himalia_local_user"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -69,11 +75,26 @@ class HimaliaExtension(ExtensionApp):
         `jupyter lab --HimaliaExtension.local_user=carol --HimaliaExtension.local_user_admin=False`.""",
     )
 
+    service_url = Unicode(
+        config=True,
+        help="""The Himalia hub service's API (…/himalia/api/v1). When set, this server forwards the
+        API to it as its owner instead of running a control plane. Defaults to $HIMALIA_SERVICE_URL,
+        which the hub's spawner sets.""",
+    )
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return os.environ.get("HIMALIA_SERVICE_URL", "")
+
     @default("local_user")
     def _default_local_user(self) -> str:
         return getpass.getuser().lower()
 
     def initialize_settings(self) -> None:
+        if self.service_url:
+            self.log.info("Himalia: forwarding %s to the hub service at %s", API_PREFIX, self.service_url)
+            self.settings[SERVICE_URL] = self.service_url
+            return
         self.control_plane = plane = ControlPlane(parent=self, log=self.log)
         if self.serverapp is not None:
             if not plane.trait_has_value("notebook_root"):
@@ -94,7 +115,11 @@ class HimaliaExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         # ExtensionApp prefixes base_url itself.
-        self.handlers.extend(routes("/", adapt=jupyter_hosted))
+        if self.service_url:
+            self.handlers.append((API_PREFIX + "/(.*)", ForwardingHandler))
+        else:
+            self.handlers.extend(routes("/", adapt=jupyter_hosted))
 
     async def stop_extension(self) -> None:
-        self.control_plane.stop()
+        if not self.service_url:
+            self.control_plane.stop()

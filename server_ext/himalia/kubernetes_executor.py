@@ -17,11 +17,12 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import urllib3
 from kubernetes import config
-from kubernetes.client import ApiClient, BatchV1Api, Configuration, CoreV1Api
+from kubernetes.client import ApiClient, BatchV1Api, Configuration, CoreV1Api, V1Job, V1Secret
 from kubernetes.client.exceptions import ApiException
 
 from .errors import Conflict, NotFound
@@ -80,7 +81,7 @@ def _slug(text: str, limit: int) -> str:
 
 
 def _condition(job: Any, kind: str) -> Any:
-    for condition in (job.status.conditions if job.status else None) or []:
+    for condition in (job.status.conditions if job is not None and job.status else None) or []:
         if condition.type == kind and condition.status == "True":
             return condition
     return None
@@ -145,7 +146,7 @@ class _KubernetesStep(StepHandle):
         if self.failed_to_start is not None:
             return NotebookResult("failed", self.failed_to_start)
         timeout = self.job.timeout
-        pulling_since: float | None = None
+        pulling_since = math.inf
         while True:
             if self._aborted:
                 return self._with_files("aborted", "aborted")
@@ -153,8 +154,7 @@ class _KubernetesStep(StepHandle):
                 self._delete_job("timed out")
                 return self._with_files("timeout", f"the step ran longer than its {timeout:g} s limit")
             try:
-                job = self.executor.batch.read_namespaced_job_status(self.name, self.namespace)
-                pod = self._pod()
+                job, pod = self._read()
             except ApiException as error:
                 if error.status == 404:
                     return self._with_files("failed", f"the Job {self.name} was deleted outside Himalia")
@@ -165,17 +165,14 @@ class _KubernetesStep(StepHandle):
                 job = pod = None
             if pod is not None:
                 self._report(pod)
-            if job is not None and _condition(job, "Complete") is not None:
+            if _condition(job, "Complete") is not None:
                 if self.delivered is None:
                     return NotebookResult("failed", "the step's pod ended without sending its result")
                 return self.delivered
-            if job is not None and (failed := _condition(job, "Failed")) is not None:
+            if (failed := _condition(job, "Failed")) is not None:
                 return self._with_files("failed", self._failure(failed, pod))
             problem = self._pull_failure(pod)
-            if problem is None:
-                pulling_since = None
-            elif pulling_since is None:
-                pulling_since = time.monotonic()
+            pulling_since = math.inf if problem is None else min(pulling_since, time.monotonic())
             if problem is not None and time.monotonic() - pulling_since >= self.executor.pull_grace:
                 self._delete_job("the image cannot be pulled")
                 return NotebookResult("failed", problem)
@@ -189,11 +186,11 @@ class _KubernetesStep(StepHandle):
 
     # -- reading the pod ----------------------------------------------------------------------------
 
-    def _pod(self) -> Any:
-        pods = self.executor.core.list_namespaced_pod(
-            self.namespace, label_selector=f"{JOB_NAME_LABEL}={self.name}"
-        ).items
-        return max(pods, key=lambda p: p.metadata.creation_timestamp, default=None)
+    def _read(self) -> tuple[Any, Any]:
+        """The Job, and its newest pod if it has one yet."""
+        job = self.executor.batch.read_namespaced_job_status(self.name, self.namespace)
+        pods = self.executor.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_NAME_LABEL}={self.name}")
+        return job, max(pods.items, key=_creation, default=None)
 
     def _report(self, pod: Any) -> None:
         """Say when the pod's phase or waiting reason changes; follow its log once it started."""
@@ -277,6 +274,11 @@ class _KubernetesStep(StepHandle):
             if self._log_thread.is_alive() and self._log_stream is not None:
                 self._deleted = True
                 self._log_stream.close()
+
+
+def _creation(pod: Any) -> datetime:
+    created: datetime = pod.metadata.creation_timestamp
+    return created
 
 
 def _container_state(pod: Any) -> Any:
@@ -393,8 +395,9 @@ class KubernetesExecutor(Executor):
                 raise RuntimeError(f"run #{job.run_id} is already running step '{job.step}'")
             self._steps[job.run_id, job.step] = step
         try:
-            self.core.create_namespaced_secret(self.namespace, self.secret_manifest(job, name))
-            created = self.batch.create_namespaced_job(self.namespace, self.job_manifest(job, name, tier))
+            self.core.create_namespaced_secret(self.namespace, V1Secret.model_validate(self.secret_manifest(job, name)))
+            manifest = V1Job.model_validate(self.job_manifest(job, name, tier))
+            created: Any = self.batch.create_namespaced_job(self.namespace, manifest)
             step.created = True
             owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": created.metadata.uid}
             self.core.patch_namespaced_secret(

@@ -52,19 +52,33 @@ class BackgroundAPI:
         self._thread.join(10)
 
 
-async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str = "/") -> None:
-    """Serve until SIGINT or SIGTERM."""
-    server = HTTPServer(make_application(control_plane, base_url), xheaders=True)
+async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str = "/", hub: bool = False) -> None:
+    """Serve until SIGINT or SIGTERM; ``hub``: as a JupyterHub service, configured by its environment."""
+    hub_service = None
+    if hub:
+        from .hub_service import HubService, make_hub_application
+
+        hub_service = HubService(control_plane, parent=control_plane)
+        hub_service.start()
+        application = make_hub_application(control_plane, hub_service)
+        base_url = hub_service.auth.base_url
+    else:
+        application = make_application(control_plane, base_url)
+    server = HTTPServer(application, xheaders=True)
     server.listen(port, ip)
     reachable = "127.0.0.1" if ip in {"", "0.0.0.0", "::"} else ip
     control_plane.api_url = f"http://{reachable}:{port}{api_prefix(base_url)}"
     if control_plane.run_scenarios:
         control_plane.start_engine()
     control_plane.log.info("Himalia control plane listening on http://%s:%d%s", ip, port, api_prefix(base_url))
+    if hub_service is not None:
+        await hub_service.sync_all()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
+    if hub_service is not None:
+        hub_service.stop()
     server.stop()
     await server.close_all_connections()

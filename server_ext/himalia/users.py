@@ -1,4 +1,13 @@
-"""Users, service accounts and groups, with the global permissions groups carry."""
+"""Users, service accounts and groups, with the global permissions groups carry.
+
+Under JupyterHub, people and their groups come from the hub (and through it from the identity
+provider): ``sync_from_hub`` mirrors them. It touches only what the hub owns: users and groups
+whose ``source`` is ``hub``. Groups made here keep their members, people made here keep their
+groups, and a group's global permissions are always managed here.
+"""
+
+import re
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -55,6 +64,20 @@ def _keep_an_administrator(session: Session) -> None:
     )
     if not administrators:
         raise Conflict("This would leave the platform without an active administrator.")
+
+
+@dataclass(frozen=True)
+class HubPerson:
+    """A JupyterHub user as the hub's REST API describes it."""
+
+    login: str
+    admin: bool
+    groups: frozenset[str]
+
+
+_LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,99}$")
+_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+HUB_SYNC = Caller.operator("jupyterhub-sync", client_address="hub")
 
 
 def describe_user(user: User) -> DescribeUser:
@@ -297,3 +320,93 @@ class UserService(Service):
             _keep_an_administrator(session)
             self.audit.record(session, caller, "group.remove_member", "group", name, details={"user": login})
             return self._describe_group(session, caller, group)
+
+    # -- JupyterHub ----------------------------------------------------------------------------
+
+    def sync_from_hub(self, people: list[HubPerson], admin_group: str, complete: bool = False) -> list[str]:
+        """Mirror hub users, their groups and admin flags (``admin_group`` holds the hub's admins).
+
+        ``complete``: ``people`` is everyone the hub knows, so hub users missing from it are
+        deactivated (kept, with their history). Returns what changed, one line each.
+        """
+        changes: list[str] = []
+        with self.db.write() as session:
+            groups = {g.name: g for g in session.scalars(select(Group).options(selectinload(Group.members)))}
+            admins = groups.get(admin_group)
+            if admins is None:
+                admins = groups[admin_group] = Group(name=admin_group, description="Platform administrators.")
+                admins.permissions = [GroupPermission(permission=GlobalPermission.ADMIN)]
+                session.add(admins)
+                self.audit.record(session, HUB_SYNC, "group.create", "group", admin_group, details={"source": "hub"})
+            admins.source = "hub"
+            users = {u.login: u for u in session.scalars(select(User).options(selectinload(User.groups)))}
+            seen: set[str] = set()
+            for person in people:
+                if not _LOGIN.match(person.login):
+                    self.log.warning("Not syncing the hub user %r: not a valid Himalia login", person.login)
+                    continue
+                seen.add(person.login)
+                user = users.get(person.login)
+                if user is None:
+                    user = User(login=person.login, display_name=person.login, source="hub", groups=[])
+                    session.add(user)
+                    self.audit.record(session, HUB_SYNC, "user.create", "user", person.login, details={"source": "hub"})
+                    changes.append(f"created user {person.login}")
+                elif not user.active and user.source == "hub":
+                    user.active = True
+                    self.audit.record(session, HUB_SYNC, "user.update", "user", person.login, details={"active": True})
+                    changes.append(f"reactivated {person.login}")
+                user.source = "hub"
+                wanted = {name for name in person.groups if _GROUP.match(name)} | (
+                    {admin_group} if person.admin else set()
+                )
+                for name in sorted(wanted):
+                    group = groups.get(name)
+                    if group is None:
+                        group = groups[name] = Group(name=name, description="From JupyterHub.", source="hub")
+                        session.add(group)
+                        self.audit.record(session, HUB_SYNC, "group.create", "group", name, details={"source": "hub"})
+                        changes.append(f"created group {name}")
+                    group.source = "hub"
+                    if group not in user.groups:
+                        user.groups.append(group)
+                        self.audit.record(
+                            session, HUB_SYNC, "group.add_member", "group", name, details={"user": user.login}
+                        )
+                        changes.append(f"added {user.login} to {name}")
+                for group in [g for g in user.groups if g.source == "hub" and g.name not in wanted]:
+                    user.groups.remove(group)
+                    self.audit.record(
+                        session, HUB_SYNC, "group.remove_member", "group", group.name, details={"user": user.login}
+                    )
+                    changes.append(f"removed {user.login} from {group.name}")
+            if complete:
+                for user in users.values():
+                    if user.source == "hub" and user.active and user.login not in seen:
+                        user.active = False
+                        self.audit.record(
+                            session, HUB_SYNC, "user.update", "user", user.login, details={"active": False}
+                        )
+                        changes.append(f"deactivated {user.login} (gone from the hub)")
+        return changes
+
+    def ensure_service_account(self, login: str, group: str, permissions: list[GlobalPermission]) -> None:
+        """A service account in a group holding ``permissions`` (the hub's own identity here)."""
+        operator = Caller.operator("himalia-service", client_address="local")
+        with self.db.write() as session:
+            holder = session.scalar(select(Group).where(Group.name == group).options(selectinload(Group.permissions)))
+            if holder is None:
+                holder = Group(name=group, description="Services of the platform.")
+                session.add(holder)
+                self.audit.record(
+                    session, operator, "group.create", "group", group, details={"permissions": permissions}
+                )
+            missing = set(permissions) - {p.permission for p in holder.permissions}
+            holder.permissions += [GroupPermission(permission=p) for p in sorted(missing)]
+            account = session.scalar(select(User).where(User.login == login).options(selectinload(User.groups)))
+            if account is None:
+                account = User(login=login, display_name=login, kind="service", groups=[])
+                session.add(account)
+                self.audit.record(session, operator, "user.create", "user", login, details={"kind": "service"})
+            if holder not in account.groups:
+                account.groups.append(holder)
