@@ -1,0 +1,205 @@
+"""In the hub: spawners that size workspaces by the control plane's hardware tiers.
+
+The spawn form lists the tiers the user may choose, read from the Himalia service when the form
+is rendered, so an administrator's change shows in the next form without a hub restart. Before
+a server starts, the service admits it again (``POST /servers``): a tier missing from the form
+cannot be had by naming it to the hub's REST API, and the per-user and overall limits hold.
+The service records the server's usage from this admission until ``stop``.
+
+``LocalTierSpawner`` runs servers on the hub's machine as the hub's user: the tier's limits become
+``MEM_LIMIT`` / ``CPU_LIMIT`` (shown by jupyter-resource-usage), and are enforced as far as one
+machine allows without containers: an address-space limit per process (``RLIMIT_AS``, so a
+process that allocates beyond it gets MemoryError; the server and each kernel get the limit
+separately, it is not a cgroup total) and CPU affinity to as many cores as the limit rounds up
+to (the first cores of the machine; not a fair share).
+"""
+
+import html
+import json
+import math
+import os
+import resource
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner, Spawner
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from traitlets import Unicode, default
+
+
+class TierRefused(web.HTTPError):
+    """The control plane refused the tier; the hub relays the sentence to the person or API client."""
+
+
+class TieredSpawner(Spawner):
+    """What every Himalia spawner shares: the tiers from the service, admission, usage, the environment."""
+
+    himalia_url = Unicode(
+        config=True,
+        help="The Himalia service's API as the hub reaches it (…/services/himalia/himalia/api/v1).",
+    )
+    himalia_token = Unicode(
+        config=True,
+        help="The Himalia service's JupyterHub API token: the service lets its holder act as the hub.",
+    )
+    himalia_server_url = Unicode(
+        config=True,
+        help="The service's API as single-user servers reach it (their extension forwards there); default himalia_url.",
+    )
+
+    @default("himalia_server_url")
+    def _default_server_url(self) -> str:
+        return self.himalia_url
+
+    usage_id: int | None = None
+
+    async def _himalia(self, method: str, path: str, body: Any = None) -> Any:
+        request = HTTPRequest(
+            self.himalia_url.rstrip("/") + path,
+            method=method,
+            headers={"Authorization": f"token {self.himalia_token}", "Content-Type": "application/json"},
+            body=json.dumps(body) if body is not None else None,
+            request_timeout=30,
+        )
+        response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        if response.code == 599:
+            raise web.HTTPError(503, f"The Himalia service is unreachable: {response.error}")
+        reply = json.loads(response.body) if response.body else None
+        if response.code >= 400:
+            message = reply.get("message") if isinstance(reply, dict) else response.reason
+            raise TierRefused(response.code, message, reason=message)
+        return reply
+
+    async def allowed_tiers(self) -> list[dict[str, Any]]:
+        """The tiers this spawner's user may choose now, cheapest first."""
+        return await self._himalia("GET", f"/tiers?user={quote(self.user.name)}")
+
+    def chosen_tier(self) -> str | None:
+        options = self.user_options or {}
+        return options.get("tier") or options.get("profile") or None
+
+    async def admit(self) -> dict[str, Any]:
+        """Ask the control plane to admit this server; returns the tier and opens its usage record."""
+        body = {"user": self.user.name, "tier": self.chosen_tier(), "server_name": self.name}
+        usage = await self._himalia("POST", "/servers", body)
+        self.usage_id = usage["id"]
+        tier = await self._himalia("GET", f"/tiers/{quote(usage['tier'])}")
+        self.log.info("Himalia admitted %s's server %r on the tier %s", self.user.name, self.name, tier["name"])
+        return tier
+
+    async def release(self) -> None:
+        if self.usage_id is not None:
+            try:
+                await self._himalia("DELETE", f"/servers/{self.usage_id}")
+            except web.HTTPError as error:
+                self.log.warning("Could not record the stop of usage %s: %s", self.usage_id, error.log_message)
+            self.usage_id = None
+
+    def himalia_env(self, tier: str) -> dict[str, str]:
+        return {
+            "HIMALIA_TIER": tier,
+            "HIMALIA_SERVICE_URL": self.himalia_server_url,
+            "HIMALIA_API_URL": self.himalia_server_url,
+        }
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.usage_id is not None:
+            state["himalia_usage_id"] = self.usage_id
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.usage_id = state.get("himalia_usage_id")
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.usage_id = None
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        return {"tier": formdata.get("tier", [""])[0] or None}
+
+
+def _memory(size: int | None) -> str:
+    if not size:
+        return "no limit"
+    return f"{size / 2**30:g} GiB"
+
+
+def tier_form(tiers: list[dict[str, Any]], chosen: str | None) -> str:
+    """The spawn form's radio list of tiers (JupyterHub wraps it in its form and Start button)."""
+    if not tiers:
+        return '<p class="alert alert-warning">No hardware tier is available to you. Ask an administrator.</p>'
+    chosen = chosen or next((t["name"] for t in tiers if t["default"]), tiers[0]["name"])
+    rows = []
+    for tier in tiers:
+        name = html.escape(tier["name"])
+        gpus = f", {tier['gpus']} GPU" if tier["gpus"] else ""
+        cores, memory = tier["cpu_limit"] or tier["cpu_request"], tier["memory_limit"] or tier["memory_request"]
+        summary = f"{cores:g} cores, {_memory(memory)}{gpus}, {tier['cost_per_hour']:g}/hour"
+        rows.append(
+            f'<label class="himalia-tier" style="display:block;margin:0.5em 0">'
+            f'<input type="radio" name="tier" value="{name}"{" checked" if tier["name"] == chosen else ""}> '
+            f"<b>{html.escape(tier['display_name'] or tier['name'])}</b> <small>({html.escape(summary)})</small>"
+            f"<br><small>{html.escape(tier['description'])}</small></label>"
+        )
+    return '<fieldset id="himalia-tiers"><legend>Hardware tier</legend>' + "".join(rows) + "</fieldset>"
+
+
+def _limit_process(memory: int | None, cores: float | None) -> Callable[[], None]:
+    def limit() -> None:
+        if memory:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if cores:
+            available = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, available[: max(1, min(len(available), math.ceil(cores)))])
+
+    return limit
+
+
+class LocalTierSpawner(TieredSpawner, SimpleLocalProcessSpawner):
+    """Local processes sized by tiers (see the module docstring for what is enforced)."""
+
+    tier: dict[str, Any] | None = None
+
+    @default("options_form")
+    def _tier_form(self) -> Callable[[Spawner], Any]:
+        async def form(spawner: Spawner) -> str:
+            assert isinstance(spawner, TieredSpawner)
+            return tier_form(await spawner.allowed_tiers(), spawner.chosen_tier())
+
+        return form
+
+    def make_preexec_fn(self, name: str) -> Callable[[], None]:
+        base = super().make_preexec_fn(name)
+        limit = _limit_process(
+            self.tier["memory_limit"] if self.tier else None, self.tier["cpu_limit"] if self.tier else None
+        )
+
+        def preexec() -> None:
+            base()
+            limit()
+
+        return preexec
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        if self.tier is not None:
+            env.update(self.himalia_env(self.tier["name"]))
+        return env
+
+    async def start(self) -> Any:
+        self.tier = tier = await self.admit()
+        self.mem_limit, self.mem_guarantee = tier["memory_limit"], tier["memory_request"]
+        self.cpu_limit, self.cpu_guarantee = tier["cpu_limit"], tier["cpu_request"]
+        try:
+            return await super().start()
+        except BaseException:
+            await self.release()
+            raise
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        await self.release()
