@@ -119,7 +119,12 @@ class TieredSpawner(Spawner):
         self.usage_id = None
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
-        return {"tier": formdata.get("tier", [""])[0] or None}
+        # Our form posts 'tier'; KubeSpawner's profile form posts 'profile' (the tier's name too).
+        return {"tier": (formdata.get("tier") or formdata.get("profile") or [""])[0] or None}
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        await self.release()
 
 
 def _memory(size: int | None) -> str:
@@ -199,7 +204,3 @@ class LocalTierSpawner(TieredSpawner, SimpleLocalProcessSpawner):
         except BaseException:
             await self.release()
             raise
-
-    async def stop(self, now: bool = False) -> None:
-        await super().stop(now=now)
-        await self.release()
