@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 DEMO_HOME ?= .himalia-demo
 PORT ?= 8888
 SMTP_PORT ?= 8025
+HUB_STATE ?= .himalia-hub
+HUB_PORT ?= 8000
 
-.PHONY: install system-deps demo test lint clean
+.PHONY: install system-deps demo lab test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +20,9 @@ $(BIN)/python:
 # server_ext/himalia/labextension, so any change to its sources reinstalls.
 EXTENSION_SOURCES := package.json package-lock.json tsconfig.json $(shell find jupyter_ext -type f 2>/dev/null)
 
-$(VENV)/.installed: pyproject.toml $(EXTENSION_SOURCES) | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[demo,test,dev]"
+$(VENV)/.installed: pyproject.toml $(EXTENSION_SOURCES) hub_config/dev-idp/package-lock.json | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[demo,hub,kubernetes,test,dev]"
+	npm ci --prefix hub_config/dev-idp --silent
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyter labextension develop --overwrite . >/dev/null
 	touch $@
 
@@ -29,10 +32,22 @@ install: $(VENV)/.installed
 system-deps:
 	@scripts/install-system-deps.sh
 
+## The multi-user platform: the dev OpenID Connect provider, JupyterHub, its proxy, the Himalia service.
 demo: install
+	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia demo
+	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
+	@echo "Sign in at http://127.0.0.1:$(HUB_PORT) as alice (admin), bob (analyst) or carol (reader); password: himalia-demo."
+	@echo "Mail the scenarios send lands in $(HUB_STATE)/mail/ (a local SMTP server on port $(SMTP_PORT))."
+	node hub_config/dev-idp/server.mjs & IDP=$$!; \
+	$(BIN)/python -m himalia.mailsink --port $(SMTP_PORT) --folder $(HUB_STATE)/mail & SINK=$$!; \
+	trap 'kill $$IDP $$SINK' EXIT INT TERM; \
+	HIMALIA_HUB_STATE=$(HUB_STATE) HIMALIA_HUB_PORT=$(HUB_PORT) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(SMTP_PORT) \
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
+
+## One person, no hub: JupyterLab with the control plane in-process (standalone mode).
+lab: install
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia demo
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
-	@echo "Mail the scenarios send lands in $(DEMO_HOME)/mail/ (a local SMTP server on port $(SMTP_PORT))."
 	@echo "Open the URL printed below: the Himalia sidebar is the moon on the left; the API lives under /himalia/api/v1/."
 	$(BIN)/python -m himalia.mailsink --port $(SMTP_PORT) --folder $(DEMO_HOME)/mail & SINK=$$!; \
 	trap 'kill $$SINK' EXIT INT TERM; \
@@ -52,4 +67,4 @@ test: install system-deps lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts
+	rm -rf $(VENV) $(DEMO_HOME) $(HUB_STATE) hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts

@@ -30,6 +30,7 @@ Settings (environment, or the ``oidc:`` / ``hub:`` mappings of the YAML file nam
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,29 @@ def settings(environ: dict[str, str] | None = None) -> dict[str, str]:
     return merged
 
 
+def _configured(section: Any, name: str) -> list[dict[str, Any]]:
+    """A list setting made earlier in the configuration (other services, roles), else none."""
+    return list(section[name]) if name in section else []
+
+
 def _split(value: str) -> set[str]:
     return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def _discover(issuer: str, patience: float = 30) -> dict[str, Any]:
+    """The provider's discovery document, waiting a little for a provider that starts with the hub."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            answer = requests.get(url, timeout=10)
+            answer.raise_for_status()
+            return answer.json()
+        except requests.RequestException as error:
+            if time.monotonic() > deadline:
+                reason = f"The OpenID Connect provider's discovery document {url} is unreachable: {error}"
+                raise SystemExit(reason) from None
+            time.sleep(0.5)
 
 
 def configure_login(c: Any, config: dict[str, str]) -> None:
@@ -74,9 +96,7 @@ def configure_login(c: Any, config: dict[str, str]) -> None:
         issuer = config.get("HIMALIA_OIDC_ISSUER")
         if not issuer:
             raise SystemExit("Set HIMALIA_OIDC_ISSUER (or the three endpoint URLs) to log in through OpenID Connect.")
-        discovery = requests.get(issuer.rstrip("/") + "/.well-known/openid-configuration", timeout=30)
-        discovery.raise_for_status()
-        found = discovery.json()
+        found = _discover(issuer)
         keys = {"authorize_url": "authorization_endpoint", "token_url": "token_endpoint"}
         keys["userdata_url"] = "userinfo_endpoint"
         endpoints = {name: value or found[keys[name]] for name, value in endpoints.items()}
@@ -113,7 +133,7 @@ def configure_service(c: Any, config: dict[str, str], token: str) -> None:
     port = config.get("HIMALIA_SERVICE_PORT", "10101")
     environment = {name: config[name] for name in SERVICE_ENVIRONMENT if name in config}
     c.JupyterHub.services = [
-        *[s for s in c.JupyterHub.services if s.get("name") != SERVICE],
+        *[s for s in _configured(c.JupyterHub, "services") if s.get("name") != SERVICE],
         {
             "name": SERVICE,
             "display": True,
@@ -126,7 +146,7 @@ def configure_service(c: Any, config: dict[str, str], token: str) -> None:
     ]
     access = f"access:services!service={SERVICE}"
     c.JupyterHub.load_roles = [
-        *[r for r in c.JupyterHub.load_roles if r.get("name") not in {"user", "himalia-service"}],
+        *[r for r in _configured(c.JupyterHub, "load_roles") if r.get("name") not in {"user", "himalia-service"}],
         {"name": "user", "scopes": ["self", access]},
         {"name": "himalia-service", "services": [SERVICE], "scopes": ["list:users", "read:users", "read:groups"]},
     ]
@@ -139,11 +159,11 @@ def configure_service(c: Any, config: dict[str, str], token: str) -> None:
 def configure_culler(c: Any, timeout: int = 3600) -> None:
     """Stop servers idle for ``timeout`` seconds (their usage records close with them)."""
     c.JupyterHub.services = [
-        *[s for s in c.JupyterHub.services if s.get("name") != "idle-culler"],
+        *[s for s in _configured(c.JupyterHub, "services") if s.get("name") != "idle-culler"],
         {"name": "idle-culler", "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={timeout}"]},
     ]
     c.JupyterHub.load_roles = [
-        *[r for r in c.JupyterHub.load_roles if r.get("name") != "idle-culler"],
+        *[r for r in _configured(c.JupyterHub, "load_roles") if r.get("name") != "idle-culler"],
         {
             "name": "idle-culler",
             "services": ["idle-culler"],

@@ -27,7 +27,7 @@ class KubernetesTierSpawner(TieredSpawner, KubeSpawner):
     async def load_user_options(self) -> None:
         tier = await self.admit()
         # The hub's REST API and our form say 'tier'; KubeSpawner's profiles say 'profile'.
-        options: dict[str, Any] = dict(self.user_options or {})  # type: ignore[has-type]
+        options: dict[str, Any] = dict(self.user_options or {})
         options.pop("tier", None)
         self.user_options = {**options, "profile": tier["name"]}
         try:

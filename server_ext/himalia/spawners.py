@@ -27,14 +27,23 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner, Spawner
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Unicode, default
+from traitlets.config import LoggingConfigurable
 
 
 class TierRefused(web.HTTPError):
     """The control plane refused the tier; the hub relays the sentence to the person or API client."""
 
 
-class TieredSpawner(Spawner):
-    """What every Himalia spawner shares: the tiers from the service, admission, usage, the environment."""
+class TieredSpawner(LoggingConfigurable):
+    """What every Himalia spawner shares: the tiers from the service, admission, usage, the environment.
+
+    A mixin, first among a spawner's bases (``c.TieredSpawner.*`` configures every such spawner).
+    """
+
+    # Provided by the Spawner this is mixed into.
+    user: Any
+    name: str
+    user_options: dict[str, Any]
 
     himalia_url = Unicode(
         config=True,
@@ -105,17 +114,17 @@ class TieredSpawner(Spawner):
         }
 
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+        state: dict[str, Any] = super().get_state()  # type: ignore[misc]
         if self.usage_id is not None:
             state["himalia_usage_id"] = self.usage_id
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
-        super().load_state(state)
+        super().load_state(state)  # type: ignore[misc]
         self.usage_id = state.get("himalia_usage_id")
 
     def clear_state(self) -> None:
-        super().clear_state()
+        super().clear_state()  # type: ignore[misc]
         self.usage_id = None
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
@@ -123,7 +132,7 @@ class TieredSpawner(Spawner):
         return {"tier": (formdata.get("tier") or formdata.get("profile") or [""])[0] or None}
 
     async def stop(self, now: bool = False) -> None:
-        await super().stop(now=now)
+        await super().stop(now=now)  # type: ignore[misc]
         await self.release()
 
 
