@@ -23,10 +23,12 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
@@ -145,20 +147,25 @@ class RecordedKubernetes:
             self.requests.append((method, parts.path, parse_qs(parts.query), payload))
             if method == "POST" and parts.path.endswith("/jobs") and payload:
                 self.job = payload["metadata"]["name"]
-            for route_method, pattern, status, replies in self.routes:
-                if route_method == method and pattern.fullmatch(parts.path):
-                    reply = replies.pop(0) if len(replies) > 1 else replies[0]
-                    break
-            else:
-                raise AssertionError(f"no recording for {method} {parts.path}")
+            status, reply = self._reply(method, parts.path)
         content = reply() if callable(reply) else reply
         if isinstance(content, str):
             text = (RECORDINGS / content).read_text().replace("$JOB", self.job).replace("$NAMESPACE", NAMESPACE)
             content = text.encode()
         kind = "application/json" if content.startswith(b"{") else "text/plain"
         return urllib3.HTTPResponse(
-            body=io.BytesIO(content), status=status, headers={"Content-Type": kind}, preload_content=False
+            body=io.BytesIO(content),
+            status=status,
+            reason=HTTPStatus(status).phrase,
+            headers={"Content-Type": kind},
+            preload_content=False,
         )
+
+    def _reply(self, method: str, path: str) -> tuple[int, Reply]:
+        for route_method, pattern, status, replies in self.routes:
+            if route_method == method and pattern.fullmatch(path):
+                return status, replies.pop(0) if len(replies) > 1 else replies[0]
+        raise AssertionError(f"no recording for {method} {path}")
 
     def clear(self) -> None:
         """The client closes its pool manager when it is closed."""
@@ -653,12 +660,12 @@ def test_the_pod_fetches_its_step_and_reports_with_the_run_token(plane: ControlP
     executed = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
     result = {"reason": "ok", "error": None, "executed": base64.b64encode(executed).decode(), "html": None}
     assert call("POST", f"{step}/result", token, json=result).status_code == 204
-    reported.set()
     again = call("POST", f"{step}/result", token, json=result)
     assert (again.status_code, again.json()["message"]) == (
         409,
         f"Run #{run_id} already received the result of step 'Score data'.",
     )
+    reported.set()  # the pod exits: the Job completes
     run = run_state(api, run_id)
     assert run["state"] == "succeeded", run
     notebook = api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/notebook")
@@ -730,7 +737,7 @@ def test_a_notebook_step_runs_in_its_pod(plane: ControlPlane, steps_api: LiveAPI
     assert "tier small threshold 0.7\n" in log
     assert "[himalia] sending the result: ok\n" in log
     executed = steps_api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/notebook").json()
-    assert executed["cells"][-1]["outputs"][0]["text"] == "tier small threshold 0.7\n"
+    assert executed["cells"][-1]["outputs"][0]["text"] == ["tier small threshold 0.7\n"]
     report = steps_api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/report")
     assert report.status_code == 200 and "tier small threshold 0.7" in report.text
     assert k8s.made("DELETE", f"{SECRETS}/{k8s.job}-token")
@@ -745,3 +752,116 @@ def test_the_step_pod_says_why_it_cannot_run(tmp_path: Path) -> None:
         "[himalia] the step could not run: the pod's environment lacks HIMALIA_RUN_ID, HIMALIA_STEP; "
         "it is started by the Kubernetes executor\n"
     )
+
+
+# -- hub_config: the chart's values and the manifests of the install guide -------------------------
+
+VALUES = yaml.safe_load((REPO / "hub_config" / "values.yaml").read_text())
+GUIDE = (REPO / "hub_config" / "kubernetes.md").read_text()
+
+
+def without_required(schema: Any) -> Any:
+    """The schema minus its ``required`` lists: helm checks those after merging the chart's defaults."""
+    if isinstance(schema, dict):
+        return {k: without_required(v) for k, v in schema.items() if not (k == "required" and isinstance(v, list))}
+    if isinstance(schema, list):
+        return [without_required(item) for item in schema]
+    return schema
+
+
+def chart_errors(values: dict[str, Any]) -> list[str]:
+    schema = without_required(yaml.safe_load(Z2JH_SCHEMA.read_text()))
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(values)]
+
+
+def test_values_follow_the_chart_schema() -> None:
+    assert chart_errors(VALUES) == []
+    misspelt = json.loads(json.dumps(VALUES))
+    misspelt["hub"]["extraContainer"] = misspelt["hub"].pop("extraContainers")
+    misspelt["cull"]["timeout"] = "1h"
+    assert chart_errors(misspelt) == [
+        "cull.timeout: '1h' is not of type 'integer', 'null'",
+        "hub: Additional properties are not allowed ('extraContainer' was unexpected)",
+    ]
+
+
+def test_values_wire_the_control_plane() -> None:
+    hub = VALUES["hub"]
+    assert (
+        hub["db"]["type"] == "postgres" and "@" in hub["db"]["url"] and ":" not in hub["db"]["url"].split("@")[0][13:]
+    )
+    assert VALUES["cull"]["enabled"] is True
+    assert VALUES["singleuser"]["profileList"] == []
+    config = hub["extraFiles"]["himalia-config"]
+    assert config["mountPath"].startswith("/usr/local/etc/jupyterhub/jupyterhub_config.d/")
+    assert "--set-file hub.extraFiles.himalia-config.stringData=hub_config/jupyterhub_config.py" in GUIDE
+
+    [container] = hub["extraContainers"]
+    port = container["ports"][0]["containerPort"]
+    env = {e["name"]: e for e in container["env"]}
+    assert hub["services"]["himalia"]["url"] == f"http://hub:{port}"
+    assert env["HIMALIA_K8S_API_URL"]["value"] == f"http://hub:{port}/services/himalia{api_routes.API_PREFIX}"
+    assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "hub.services.himalia.apiToken"
+    assert env["HIMALIA_EXECUTOR"]["value"] == "kubernetes"
+    assert env["HIMALIA_K8S_IMAGE"]["value"] == "{name}:{tag}".format(**VALUES["singleuser"]["image"])
+    for variable in ("HIMALIA_DB_URL", "HIMALIA_SECRET_KEYS", "HIMALIA_AUDIT_KEY"):
+        assert "secretKeyRef" in env[variable]["valueFrom"], f"{variable} must come from a Secret"
+    hub_env = [{"name": name, **spec} for name, spec in hub["extraEnv"].items()]
+    valid({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hub"}, "spec": {"containers": [container]}})
+    valid(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "hub"},
+            "spec": {"containers": [{"name": "hub", "image": "hub", "env": hub_env}]},
+        }
+    )
+
+    [extra_port] = hub["service"]["extraPorts"]
+    assert (extra_port["port"], extra_port["targetPort"]) == (port, container["ports"][0]["name"])
+    valid({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hub"}, "spec": {"ports": [extra_port]}})
+    ingress, egress = hub["networkPolicy"]["ingress"], VALUES["singleuser"]["networkPolicy"]["egress"]
+    for rules in ({"ingress": ingress}, {"egress": egress}):
+        policy = {"podSelector": {}, **rules}
+        valid(
+            {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "hub"}, "spec": policy}
+        )
+    assert [rule["ports"] for rule in ingress + egress] == [[{"port": port}], [{"port": port}]]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "himalia-run"}}} in ingress[0]["from"]
+
+
+def guide_manifests() -> list[dict[str, Any]]:
+    blocks = re.findall(r"```yaml\n(.*?)```", GUIDE, flags=re.DOTALL)
+    return [m for block in blocks for m in yaml.safe_load_all(textwrap.dedent(block)) if m]
+
+
+_PATH = re.compile(
+    r"/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/[^/]+/(?P<resource>[^/]+)(?:/[^/]+(?P<sub>/[^/]+)?)?"
+)
+_VERBS = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
+
+
+def test_the_guide_manifests_allow_what_the_executor_does() -> None:
+    manifests = [valid(m) for m in guide_manifests()]
+    assert [m["kind"] for m in manifests] == ["Role", "RoleBinding"]
+    role, binding = manifests
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    k8s = cluster(
+        ["job-active.json", "job-complete.json"],
+        ["pods-image-pull-backoff.json", "pods-running.json", "pods-succeeded.json"],
+    )
+    executor = executor_on(k8s)
+    executor.start(notebook_job(), Output()).wait()
+    executor.start(notebook_job(step="Again", timeout=0), Output()).wait()
+    assert {m for m, _, _, _ in k8s.requests} == {"GET", "POST", "PATCH", "DELETE"}
+    for method, path, _, _ in k8s.requests:
+        match = _PATH.fullmatch(path)
+        assert match, path
+        resource = match["resource"] + (match["sub"] or "")
+        named = path.rstrip("/").count("/") > (5 if match["group"] else 4)
+        verb = _VERBS.get(method) or ("get" if named else "list")
+        assert any(
+            (match["group"] or "") in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+            for rule in role["rules"]
+        ), f"the Role does not allow {method} {path} ({verb} {resource})"

@@ -1,0 +1,210 @@
+"""The multi-user platform end to end: the dev OpenID Connect provider, JupyterHub with the tiered
+local spawner and the Himalia service (hub_config/jupyterhub_config.py, as `make demo` runs it),
+driven in headless Chromium.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from playwright import sync_api as playwright_api
+
+from ..hub.idp import DEMO_PASSWORD, DevIdentityProvider, free_port
+from .conftest import ARTIFACTS
+
+pytestmark = pytest.mark.ui
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Hub:
+    url: str
+    state: Path
+    env: dict[str, str]
+
+    def himalia(self, *arguments: str) -> str:
+        """The ``himalia`` CLI on the service's store, as the hub's operator."""
+        done = subprocess.run(
+            [str(BIN / "himalia"), *arguments], env=self.env, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    @property
+    def service_api(self) -> str:
+        return f"{self.url}/services/himalia/himalia/api/v1"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    state = tmp_path_factory.mktemp("hub")
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HIMALIA_", "JUPYTER"))},
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HIMALIA_HOME": str(state / "himalia"),
+        "HIMALIA_HUB_STATE": str(state),
+        "HIMALIA_HUB_PORT": str(port),
+        "HIMALIA_HUB_API_PORT": str(free_port()),
+        "HIMALIA_PROXY_API_PORT": str(free_port()),
+        "HIMALIA_SERVICE_PORT": str(free_port()),
+    }
+    subprocess.run([str(BIN / "himalia"), "demo"], env=env, check=True, capture_output=True)
+    callback = f"http://127.0.0.1:{port}/hub/oauth_callback"
+    with DevIdentityProvider(free_port(), "himalia-hub", "himalia-dev-secret", [callback]) as idp:
+        env["HIMALIA_OIDC_ISSUER"] = idp.issuer
+        log = (state / "jupyterhub.log").open("wb")
+        process = subprocess.Popen(
+            [str(BIN / "jupyterhub"), "-f", str(REPO / "hub_config" / "jupyterhub_config.py")],
+            cwd=state,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        hub = Hub(f"http://127.0.0.1:{port}", state, env)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if requests.get(f"{hub.service_api}/openapi.json", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterHub did not come up:\n{(state / 'jupyterhub.log').read_text()[-4000:]}")
+                time.sleep(0.5)
+            yield hub
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+            log.close()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "jupyterhub.log").write_bytes((state / "jupyterhub.log").read_bytes())
+
+
+def sign_in(browser: playwright_api.Browser, hub: Hub, login: str) -> playwright_api.Page:
+    """A person's own browser, signed in to the hub through the provider's login page."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.goto(f"{hub.url}/hub/oauth_login")
+    page.wait_for_selector("input[name=login]")
+    assert "Himalia dev sign-in" in page.title()
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{hub.url}/hub/**")
+    return page
+
+
+def offered_tiers(page: playwright_api.Page, hub: Hub) -> dict[str, str]:
+    page.goto(f"{hub.url}/hub/spawn")
+    tiers = page.locator("#himalia-tiers input[name=tier]")
+    tiers.first.wait_for()
+    labels = page.locator("#himalia-tiers label")
+    return {
+        tiers.nth(i).get_attribute("value") or "": labels.nth(i).inner_text() for i in range(tiers.count())
+    }
+
+
+def hub_api(page: playwright_api.Page, method: str, path: str, body: object = None) -> tuple[int, dict[str, object]]:
+    """Call the hub's REST API from a signed-in page (its cookie and XSRF token), as a script would."""
+    answer = page.evaluate(
+        """async ([method, path, body]) => {
+            const xsrf = document.cookie.split('; ').find(c => c.startsWith('_xsrf='))?.slice(6) ?? '';
+            const r = await fetch(path, {method, headers: {'X-XSRFToken': xsrf, 'Content-Type': 'application/json'},
+                                         body: body === null ? undefined : JSON.stringify(body)});
+            return [r.status, await r.text()];
+        }""",
+        [method, path, body],
+    )
+    status, text = answer
+    return status, (json.loads(text) if text else {})
+
+
+def test_an_analyst_signs_in_picks_an_allowed_tier_and_works_in_the_lab(
+    browser: playwright_api.Browser, hub: Hub
+) -> None:
+    bob = sign_in(browser, hub, "bob")
+    assert list(offered_tiers(bob, hub)) == ["small", "medium"]  # analysts: not large, not gpu
+
+    # An administrator changes a tier; the next spawn form shows it, no hub restart.
+    hub.himalia("tier", "set", "medium", "--display-name", "Medium, resized by the admin", "--cpu-limit", "1.5")
+    assert "Medium, resized by the admin" in offered_tiers(bob, hub)["medium"]
+    bob.screenshot(path=str(ARTIFACTS / "hub-spawn-form.png"))
+
+    bob.check("#himalia-tiers input[value=medium]")
+    bob.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
+    bob.wait_for_url(f"{hub.url}/user/bob/lab**", timeout=120_000)
+    bob.locator("#jupyterlab-splash").wait_for(state="detached", timeout=120_000)
+    tab = bob.locator(".jp-SideBar [data-id='himalia-sidebar']")
+    if tab.get_attribute("aria-selected") != "true":
+        tab.click()
+    projects = bob.locator("#himalia-projects")
+    projects.locator("[data-project='FRAUD']").wait_for()  # through the server's forwarding to the service
+    bob.screenshot(path=str(ARTIFACTS / "hub-lab-projects.png"))
+
+    usage = json.loads(hub.himalia("--json", "tier", "usage", "--running"))["items"]
+    assert [(u["user"], u["tier"], u["kind"]) for u in usage] == [("bob", "medium", "server")]
+    server = next(p for p in psutil.process_iter(["cmdline", "environ"]) if _serves(p, "bob"))
+    environment = server.info["environ"] or {}
+    assert environment["HIMALIA_TIER"] == "medium" and environment["CPU_LIMIT"] == "1.5"
+    assert not {"HIMALIA_DB_URL", "HIMALIA_SECRET_KEYS", "HIMALIA_HOME"} & set(environment)
+
+    # The server's token is bob's and only bob's at the service.
+    token = environment["JUPYTERHUB_API_TOKEN"]
+    as_bob = {"Authorization": f"token {token}"}
+    assert requests.get(f"{hub.service_api}/me", headers=as_bob, timeout=30).json()["login"] == "bob"
+    assert requests.get(f"{hub.service_api}/users", headers=as_bob, timeout=30).status_code == 403
+    assert requests.get(f"{hub.service_api}/tiers?user=carol", headers=as_bob, timeout=30).status_code == 403
+    admitted = requests.post(
+        f"{hub.service_api}/servers", headers=as_bob, json={"user": "alice", "tier": "gpu"}, timeout=30
+    )
+    assert admitted.status_code == 403
+
+    # A second server on the same tier is beyond the tier's limit per user.
+    status, refusal = hub_api(bob, "POST", "/hub/api/users/bob/servers/second", {"tier": "medium"})
+    assert status in (400, 403, 409) or "max_servers_per_user" in str(refusal)
+    bob.context.close()
+
+
+def _serves(process: psutil.Process, user: str) -> bool:
+    command = " ".join(process.info["cmdline"] or [])
+    return "jupyterhub-singleuser" in command and f"/user/{user}/" in json.dumps(process.info["environ"] or {})
+
+
+def test_a_reader_is_refused_a_forbidden_tier_through_the_hub_api(browser: playwright_api.Browser, hub: Hub) -> None:
+    carol = sign_in(browser, hub, "carol")
+    assert list(offered_tiers(carol, hub)) == ["small"]
+    status, refusal = hub_api(carol, "POST", "/hub/api/users/carol/server", {"tier": "medium"})
+    assert status == 403, refusal
+    assert "The tier 'medium' is not available to carol" in str(refusal.get("message"))
+    assert json.loads(hub.himalia("--json", "tier", "usage", "--user", "carol"))["items"] == []
+    carol.context.close()
+
+
+def test_hub_admins_are_himalia_admins_and_groups_come_from_the_provider(
+    browser: playwright_api.Browser, hub: Hub
+) -> None:
+    alice = sign_in(browser, hub, "alice")
+    alice.goto(f"{hub.url}/services/himalia/")
+    alice.wait_for_selector("text=Signed in through JupyterHub as")
+    alice.goto(f"{hub.service_api}/me")
+    me = json.loads(alice.locator("body").inner_text())
+    assert me["login"] == "alice" and me["global_permissions"]["admin"]
+    assert {"admins", "data_team", "administrators"} <= set(me["groups"])
+    alice.context.close()
