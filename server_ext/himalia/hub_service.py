@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, check_scopes
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated, check_scopes
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
@@ -67,7 +67,8 @@ class HubService(LoggingConfigurable):
     def __init__(self, control_plane: ControlPlane, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.control_plane = control_plane
-        self.auth = HubOAuth(parent=self, cache_max_age=60)
+        # The instance HubOAuthenticated handlers (the OAuth callback, the landing page) use too.
+        self.auth = HubOAuth.instance(parent=self, cache_max_age=60)
         self._seen: dict[str, float] = {}
         self._http = AsyncHTTPClient()
 
@@ -163,18 +164,17 @@ def hub_hosted(handler: type[APIHandler]) -> type[APIHandler]:
     return type(handler.__name__, (_HubHosted, handler), {})
 
 
-class LandingHandler(web.RequestHandler):
+class LandingHandler(HubOAuthenticated, web.RequestHandler):
     """``/services/himalia/``: who you are to the platform and where its API is (the hub's Services menu)."""
 
     async def get(self) -> None:
-        hub: HubService = self.settings[HUB_SERVICE]
-        model = await hub.auth.get_user(self, sync=False)
+        model = await self.hub_auth.get_user(self, sync=False)
         if not model:
-            self.redirect(hub.auth.login_url + "?next=" + quote(self.request.uri or "/"))
+            self.redirect(self.get_login_url())  # the OAuth round trip, with its state cookie
             return
         prefix = self.settings[API_PREFIX_SETTING]
-        self.set_header("Content-Type", "text/html; charset=utf-8")
         name = web.escape.xhtml_escape(model["name"])
+        self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(
             "<!doctype html><title>Himalia</title><h1>Himalia control plane</h1>"
             f"<p>Signed in through JupyterHub as <b>{name}</b>.</p>"
