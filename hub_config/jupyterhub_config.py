@@ -52,6 +52,7 @@ if proxy.exists():
 c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.CryptKeeper.keys = [bytes.fromhex(secret_file("auth-state.key", secrets.token_hex(32)))]
+c.JupyterHub.allow_named_servers = True  # several workspaces per person, within each tier's limits
 c.SimpleLocalProcessSpawner.home_dir_template = str(state / "users" / "{username}")
 if os.getuid() == 0:
     c.Spawner.args = ["--allow-root"]

@@ -7,9 +7,9 @@ No Kubernetes API server runs here, so:
   validated against the Kubernetes OpenAPI schemas by ``kubernetes-validate`` in strict mode;
 * the executor drives the official ``kubernetes`` client, whose urllib3 pool manager is replaced by
   ``RecordedKubernetes``: it answers each request with API objects from
-  ``tests/kubernetes_recordings`` (Jobs, pods and Status bodies in the shape an API server sends,
-  themselves checked against the schemas below) and records the requests, so the tests can say
-  which Jobs were created and deleted;
+  ``tests/kubernetes_recordings`` (Jobs, pods and Status bodies written in the shape an API server
+  sends them, not captured from a cluster, and themselves checked against the schemas) and records
+  the requests, so the tests can say which Jobs and Secrets were created and deleted;
 * the pod's side runs for real: the run-step handlers in a live API, and ``python -m
   himalia.step_pod`` started by a small simulated kubelet with the environment of the Job's spec;
 * hub_config/values.yaml is checked against the Zero to JupyterHub chart's values schema
@@ -37,7 +37,6 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 import kubernetes_asyncio.config.kube_config
 import kubernetes_validate
-import nbformat
 import pytest
 import urllib3
 import yaml
@@ -97,7 +96,7 @@ def notebook_job(tier: str | None = "small", timeout: float | None = 1800, step:
         run_id=7,
         step=step,
         notebook="notebooks/score.ipynb",
-        content=json.dumps(nbformat.v4.new_notebook()),
+        content=json.dumps(new_notebook()),
         parameters={"threshold": 0.7},
         env={
             "HIMALIA_API_URL": "http://127.0.0.1:8765/himalia/api/v1",
@@ -298,6 +297,21 @@ async def test_kubespawner_pod_of_each_tier(name: str, kubeconfig: None) -> None
         assert "himalia-shm" not in volumes
     if tier.gpus:
         assert resources["limits"][tier.gpu_resource] == resources["requests"][tier.gpu_resource] == str(tier.gpus)
+
+
+async def test_tier_overrides_add_to_keyed_volumes_and_tolerations(kubeconfig: None) -> None:
+    """KubeSpawner also takes volumes and tolerations as {key: item}; the tier adds its own there too."""
+    spawner = KubeSpawner(_mock=True, hub=Hub(), user=MockUser(name="alice"))
+    spawner.volumes = {"home": HOME_VOLUME}
+    spawner.volume_mounts = {"home": {"name": "home", "mountPath": "/home/jovyan"}}
+    spawner.tolerations = {"dedicated": DEDICATED}
+    spawner.profile_list = [profile_entry(TIERS["gpu"])]
+    await spawner.load_user_options()
+    async with AsyncApiClient() as client:
+        pod = valid(client.sanitize_for_serialization(await spawner.get_pod_manifest()))
+    assert {v["name"] for v in pod["spec"]["volumes"]} == {"home", "himalia-shm"}
+    assert {m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]} == {"home", "himalia-shm"}
+    assert {t["key"] for t in pod["spec"]["tolerations"]} == {"hub.jupyter.org/dedicated", "nvidia.com/gpu"}
 
 
 def test_profile_entries_of_the_seed_tiers() -> None:
@@ -844,7 +858,7 @@ def guide_manifests() -> list[dict[str, Any]]:
 
 
 _PATH = re.compile(
-    r"/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/[^/]+/(?P<resource>[^/]+)(?:/[^/]+(?P<sub>/[^/]+)?)?"
+    r"/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/[^/]+/(?P<resource>[^/]+)(?:/(?P<name>[^/]+)(?P<sub>/[^/]+)?)?"
 )
 _VERBS = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}
 
@@ -861,14 +875,24 @@ def test_the_guide_manifests_allow_what_the_executor_does() -> None:
     executor = executor_on(k8s)
     executor.start(notebook_job(), Output()).wait()
     executor.start(notebook_job(step="Again", timeout=0), Output()).wait()
-    assert {m for m, _, _, _ in k8s.requests} == {"GET", "POST", "PATCH", "DELETE"}
+    used = set()
     for method, path, _, _ in k8s.requests:
         match = _PATH.fullmatch(path)
         assert match, path
         resource = match["resource"] + (match["sub"] or "")
-        named = path.rstrip("/").count("/") > (5 if match["group"] else 4)
-        verb = _VERBS.get(method) or ("get" if named else "list")
+        verb = _VERBS.get(method) or ("get" if match["name"] else "list")
+        used.add((verb, resource))
         assert any(
             (match["group"] or "") in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
             for rule in role["rules"]
         ), f"the Role does not allow {method} {path} ({verb} {resource})"
+    assert used == {
+        ("create", "secrets"),
+        ("patch", "secrets"),
+        ("delete", "secrets"),
+        ("create", "jobs"),
+        ("get", "jobs/status"),
+        ("delete", "jobs"),
+        ("list", "pods"),
+        ("get", "pods/log"),
+    }

@@ -108,6 +108,7 @@ class _KubernetesStep(StepHandle):
         self._wake = threading.Event()
         self._aborted = False
         self._deleted = False
+        self._released = False
         self._lock = threading.Lock()
         self._seen: tuple[str, str] | None = None
         self._log_thread: threading.Thread | None = None
@@ -217,7 +218,7 @@ class _KubernetesStep(StepHandle):
         except ApiException as error:
             self.say(f"cannot follow the pod's log: {api_message(error)}")
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-            if not self._deleted:  # closing the stream on release ends this loop too
+            if not (self._deleted or self._released):  # then the stream was cut on purpose
                 self.say(f"the pod's log stream ended: {error}")
 
     def _pull_failure(self, pod: Any) -> str | None:
@@ -266,13 +267,14 @@ class _KubernetesStep(StepHandle):
             log.warning("Could not delete Job %s: %s", self.name, error)
 
     def _release(self) -> None:
-        """Refuse later results, delete the token's Secret, and let the log follower finish."""
+        """Refuse later results, delete the token's Secret, and let the log follower finish: the
+        last lines of a pod that ended are still coming; a deleted pod's are not worth waiting for."""
         self.executor._forget(self)
         self.executor.delete_secret(self.secret_name)
         if self._log_thread is not None:
-            self._log_thread.join(timeout=10)
+            self._log_thread.join(timeout=1 if self._deleted else 10)
             if self._log_thread.is_alive() and self._log_stream is not None:
-                self._deleted = True
+                self._released = True
                 self._log_stream.close()
 
 
