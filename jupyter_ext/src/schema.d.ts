@@ -743,6 +743,75 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/servers': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Admit a server on a tier within its limits and open its usage record (the hub, with manage_tiers). */
+    post: operations['post_Servers'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/servers/{usage_id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Record that a server stopped (the hub, with manage_tiers). */
+    delete: operations['delete_Server'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/tiers': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The tiers I may choose (tier managers: every tier, or those of ?user=). */
+    get: operations['get_Tiers'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/tiers/{name}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Describe a tier I may choose (tier managers: any tier). */
+    get: operations['get_Tier'];
+    /** Create or replace a tier (manage_tiers); the next spawn form shows it. */
+    put: operations['put_Tier'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/tokens': {
     parameters: {
       query?: never;
@@ -773,6 +842,23 @@ export interface paths {
     post?: never;
     /** Revoke a token (its user or administrators). */
     delete: operations['delete_Token'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/usage': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Who used which tier from when to when, newest first (mine; tier managers: everyone's). */
+    get: operations['get_Usage'];
+    put?: never;
+    post?: never;
+    delete?: never;
     options?: never;
     head?: never;
     patch?: never;
@@ -1804,6 +1890,118 @@ export interface components {
       /** Type */
       type: string;
     };
+    /** DescribeTier */
+    DescribeTier: {
+      /**
+       * Allowed Groups
+       * @description Groups whose members may use the tier; none means everyone.
+       * @default null
+       */
+      allowed_groups?: string[] | null;
+      /**
+       * Archived
+       * @description Kept for history and usage, offered to nobody.
+       * @default false
+       */
+      archived?: boolean;
+      /**
+       * Cost Per Hour
+       * @description In the instance's currency, for usage reports.
+       * @default 0
+       */
+      cost_per_hour?: number;
+      /**
+       * Cpu Limit
+       * @description Cores at most; none means no limit.
+       * @default null
+       */
+      cpu_limit?: number | null;
+      /**
+       * Cpu Request
+       * @description Cores guaranteed.
+       * @default 0.5
+       */
+      cpu_request?: number;
+      /**
+       * Default
+       * @description Preselected in the spawn form; setting it clears the others.
+       * @default false
+       */
+      default?: boolean;
+      /**
+       * Description
+       * @default
+       */
+      description?: string;
+      /**
+       * Display Name
+       * @description Shown in the spawn form; defaults to the name.
+       * @default
+       */
+      display_name?: string;
+      /**
+       * Gpu Resource
+       * @default nvidia.com/gpu
+       */
+      gpu_resource?: string;
+      /**
+       * Gpus
+       * @default 0
+       */
+      gpus?: number;
+      /**
+       * Max Servers
+       * @description Servers everyone together may run on it at once.
+       * @default null
+       */
+      max_servers?: number | null;
+      /**
+       * Max Servers Per User
+       * @description Servers one user may run on it at once.
+       * @default null
+       */
+      max_servers_per_user?: number | null;
+      /**
+       * Memory Limit
+       * @description Memory at most: bytes or a quantity; none means no limit.
+       * @default null
+       */
+      memory_limit?: number | null;
+      /**
+       * Memory Request
+       * @description Memory guaranteed: bytes or a quantity ('2Gi').
+       * @default 1073741824
+       */
+      memory_request?: number;
+      /** Name */
+      name: string;
+      /**
+       * Node Selector
+       * @description Node labels the workspace must land on (the node pool).
+       */
+      node_selector?: {
+        [key: string]: string;
+      };
+      /**
+       * Running Servers
+       * @description Servers running on it now.
+       * @default 0
+       */
+      running_servers?: number;
+      /**
+       * Shm Size
+       * @description Size of /dev/shm (Kubernetes: a memory-backed volume).
+       * @default null
+       */
+      shm_size?: number | null;
+      /** Tolerations */
+      tolerations?: components['schemas']['Toleration'][];
+      /**
+       * Updated At
+       * Format: date-time
+       */
+      updated_at: string;
+    };
     /** DescribeToken */
     DescribeToken: {
       /**
@@ -1823,6 +2021,33 @@ export interface components {
       prefix: string;
       /** Project */
       project: string | null;
+      /** User */
+      user: string;
+    };
+    /** DescribeUsage */
+    DescribeUsage: {
+      /** Cost Per Hour */
+      cost_per_hour: number;
+      /** Ended At */
+      ended_at: string | null;
+      /** Id */
+      id: number;
+      /**
+       * Kind
+       * @enum {string}
+       */
+      kind: 'server' | 'run';
+      /** Run Id */
+      run_id: number | null;
+      /** Server Name */
+      server_name: string;
+      /**
+       * Started At
+       * Format: date-time
+       */
+      started_at: string;
+      /** Tier */
+      tier: string;
       /** User */
       user: string;
     };
@@ -2148,6 +2373,17 @@ export interface components {
     'Page[DescribeToken]': {
       /** Items */
       items: components['schemas']['DescribeToken'][];
+      /** Limit */
+      limit: number;
+      /** Offset */
+      offset: number;
+      /** Total */
+      total: number;
+    };
+    /** Page[DescribeUsage] */
+    'Page[DescribeUsage]': {
+      /** Items */
+      items: components['schemas']['DescribeUsage'][];
       /** Limit */
       limit: number;
       /** Offset */
@@ -2528,6 +2764,25 @@ export interface components {
        */
       type: 'sql';
     };
+    /**
+     * StartServer
+     * @description What the hub asks before it spawns: may ``user`` start ``server_name`` on ``tier``?
+     */
+    StartServer: {
+      /**
+       * Server Name
+       * @default
+       */
+      server_name?: string;
+      /**
+       * Tier
+       * @description None picks the user's default tier.
+       * @default null
+       */
+      tier?: string | null;
+      /** User */
+      user: string;
+    };
     /** StepParameters */
     StepParameters: {
       /** Notebook */
@@ -2536,6 +2791,108 @@ export interface components {
       parameters: components['schemas']['NotebookParameter'][];
       /** Step */
       step: string;
+    };
+    /**
+     * TierSpec
+     * @description A hardware tier: what a workspace or a scenario run gets, who may choose it, how many at once.
+     */
+    TierSpec: {
+      /**
+       * Allowed Groups
+       * @description Groups whose members may use the tier; none means everyone.
+       * @default null
+       */
+      allowed_groups?: string[] | null;
+      /**
+       * Archived
+       * @description Kept for history and usage, offered to nobody.
+       * @default false
+       */
+      archived?: boolean;
+      /**
+       * Cost Per Hour
+       * @description In the instance's currency, for usage reports.
+       * @default 0
+       */
+      cost_per_hour?: number;
+      /**
+       * Cpu Limit
+       * @description Cores at most; none means no limit.
+       * @default null
+       */
+      cpu_limit?: number | null;
+      /**
+       * Cpu Request
+       * @description Cores guaranteed.
+       * @default 0.5
+       */
+      cpu_request?: number;
+      /**
+       * Default
+       * @description Preselected in the spawn form; setting it clears the others.
+       * @default false
+       */
+      default?: boolean;
+      /**
+       * Description
+       * @default
+       */
+      description?: string;
+      /**
+       * Display Name
+       * @description Shown in the spawn form; defaults to the name.
+       * @default
+       */
+      display_name?: string;
+      /**
+       * Gpu Resource
+       * @default nvidia.com/gpu
+       */
+      gpu_resource?: string;
+      /**
+       * Gpus
+       * @default 0
+       */
+      gpus?: number;
+      /**
+       * Max Servers
+       * @description Servers everyone together may run on it at once.
+       * @default null
+       */
+      max_servers?: number | null;
+      /**
+       * Max Servers Per User
+       * @description Servers one user may run on it at once.
+       * @default null
+       */
+      max_servers_per_user?: number | null;
+      /**
+       * Memory Limit
+       * @description Memory at most: bytes or a quantity; none means no limit.
+       * @default null
+       */
+      memory_limit?: number | null;
+      /**
+       * Memory Request
+       * @description Memory guaranteed: bytes or a quantity ('2Gi').
+       * @default 1073741824
+       */
+      memory_request?: number;
+      /**
+       * Node Selector
+       * @description Node labels the workspace must land on (the node pool).
+       */
+      node_selector?: {
+        [key: string]: string;
+      };
+      /**
+       * Shm Size
+       * @description Size of /dev/shm (Kubernetes: a memory-backed volume).
+       * @default null
+       */
+      shm_size?: number | null;
+      /** Tolerations */
+      tolerations?: components['schemas']['Toleration'][];
     };
     /** TimeTrigger */
     TimeTrigger: {
@@ -2560,6 +2917,33 @@ export interface components {
        * @enum {string}
        */
       type: 'time';
+    };
+    /**
+     * Toleration
+     * @description A Kubernetes toleration, so a tier's pods may land on tainted nodes (a GPU pool).
+     */
+    Toleration: {
+      /**
+       * Effect
+       * @default null
+       */
+      effect?: ('NoSchedule' | 'PreferNoSchedule' | 'NoExecute') | null;
+      /**
+       * Key
+       * @default null
+       */
+      key?: string | null;
+      /**
+       * Operator
+       * @default Equal
+       * @enum {string}
+       */
+      operator?: 'Equal' | 'Exists';
+      /**
+       * Value
+       * @default null
+       */
+      value?: string | null;
     };
     /** UpdateConnection */
     UpdateConnection: {
@@ -7952,6 +8336,393 @@ export interface operations {
       };
     };
   };
+  post_Servers: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['StartServer'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeUsage'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  delete_Server: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        usage_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeUsage'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Tiers: {
+    parameters: {
+      query?: {
+        user?: string | null;
+        archived?: boolean;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeTier'][];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Tier: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeTier'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  put_Tier: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['TierSpec'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeTier'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
   get_Tokens: {
     parameters: {
       query?: {
@@ -8125,6 +8896,85 @@ export interface operations {
           [name: string]: unknown;
         };
         content?: never;
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Usage: {
+    parameters: {
+      query?: {
+        limit?: number;
+        offset?: number;
+        user?: string | null;
+        running?: boolean;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Page[DescribeUsage]'];
+        };
       };
       /** @description Invalid input; `field` names the offending field. */
       400: {
