@@ -45,6 +45,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes_asyncio.client import ApiClient as AsyncApiClient
 from kubespawner import KubeSpawner
 from nbformat.v4 import new_code_cell, new_notebook
+from traitlets.config import Config
 
 from himalia import api as api_routes
 from himalia.api import run_steps
@@ -59,6 +60,7 @@ from himalia.kubernetes_resources import (
     profile_entry,
     scheduling,
 )
+from himalia.kubernetes_spawner import KubernetesTierSpawner
 from himalia.models import DescribeTier
 from himalia.orm import NotebookSnapshot, ScenarioRun
 from himalia.runner import RunEngine
@@ -72,7 +74,7 @@ Z2JH_SCHEMA = Path(__file__).parent / "kubernetes_schemas" / "z2jh-values.schema
 KUBERNETES = kubernetes_validate.utils.latest_version()
 NAMESPACE = "himalia"
 IMAGE = "registry.example.org/himalia/singleuser:0.1.0"
-POD_API_URL = "http://hub:8765/services/himalia/himalia/api/v1"
+POD_API_URL = "http://hub:10101/services/himalia/himalia/api/v1"
 TOKEN = "hml_run-token-for-the-tests-only"
 TIERS = {
     name: DescribeTier(name=name, updated_at=datetime.now(UTC), **spec)
@@ -99,7 +101,7 @@ def notebook_job(tier: str | None = "small", timeout: float | None = 1800, step:
         content=json.dumps(new_notebook()),
         parameters={"threshold": 0.7},
         env={
-            "HIMALIA_API_URL": "http://127.0.0.1:8765/himalia/api/v1",
+            "HIMALIA_API_URL": "http://127.0.0.1:10101/services/himalia/himalia/api/v1",
             "HIMALIA_TOKEN": TOKEN,
             "HIMALIA_PROJECT": "FRAUD",
             "HIMALIA_RUN_ID": "7",
@@ -800,11 +802,11 @@ def chart_errors(values: dict[str, Any]) -> list[str]:
 def test_values_follow_the_chart_schema() -> None:
     assert chart_errors(VALUES) == []
     misspelt = json.loads(json.dumps(VALUES))
-    misspelt["hub"]["extraContainer"] = misspelt["hub"].pop("extraContainers")
+    misspelt["hub"]["extraEnvironment"] = misspelt["hub"].pop("extraEnv")
     misspelt["cull"]["timeout"] = "1h"
     assert sorted(chart_errors(misspelt)) == [
         "cull.timeout: '1h' is not of type 'integer', 'null'",
-        "hub: Additional properties are not allowed ('extraContainer' was unexpected)",
+        "hub: Additional properties are not allowed ('extraEnvironment' was unexpected)",
     ]
 
 
@@ -814,33 +816,21 @@ def test_values_wire_the_control_plane() -> None:
     assert urlsplit(hub["db"]["url"]).password is None, "the password comes from a Secret"
     assert VALUES["cull"]["enabled"] is True
     assert VALUES["singleuser"]["profileList"] == []
-    config = hub["extraFiles"]["himalia-config"]
-    assert config["mountPath"].startswith("/usr/local/etc/jupyterhub/jupyterhub_config.d/")
-    assert "--set-file hub.extraFiles.himalia-config.stringData=hub_config/jupyterhub_config.py" in GUIDE
-
-    [container] = hub["extraContainers"]
-    port = container["ports"][0]["containerPort"]
-    env = {e["name"]: e for e in container["env"]}
-    assert hub["services"]["himalia"]["url"] == f"http://hub:{port}"
-    assert env["HIMALIA_K8S_API_URL"]["value"] == f"http://hub:{port}/services/himalia{api_routes.API_PREFIX}"
-    assert env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "hub.services.himalia.apiToken"
-    assert env["HIMALIA_EXECUTOR"]["value"] == "kubernetes"
-    assert env["HIMALIA_K8S_IMAGE"]["value"] == "{name}:{tag}".format(**VALUES["singleuser"]["image"])
-    for variable in ("HIMALIA_DB_URL", "HIMALIA_SECRET_KEYS", "HIMALIA_AUDIT_KEY"):
-        assert "secretKeyRef" in env[variable]["valueFrom"], f"{variable} must come from a Secret"
-    hub_env = [{"name": name, **spec} for name, spec in hub["extraEnv"].items()]
+    env = hub["extraEnv"]
+    for name in ("PGPASSWORD", "HIMALIA_SERVICE_TOKEN", "HIMALIA_OIDC_CLIENT_SECRET", *PRIVATE_ENVIRONMENT[:3]):
+        assert "secretKeyRef" in env[name]["valueFrom"], f"{name} must come from a Secret"
+    container = {
+        "name": "hub",
+        "image": "hub",
+        "env": [{"name": k, **({"value": v} if isinstance(v, str) else v)} for k, v in env.items()],
+    }
     valid({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hub"}, "spec": {"containers": [container]}})
-    valid(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "hub"},
-            "spec": {"containers": [{"name": "hub", "image": "hub", "env": hub_env}]},
-        }
-    )
+    assert env["HIMALIA_K8S_IMAGE"] == "{name}:{tag}".format(**VALUES["singleuser"]["image"])
 
+    port = urlsplit(env["HIMALIA_K8S_API_URL"]).port
+    assert env["HIMALIA_K8S_API_URL"] == f"http://hub:{port}/services/himalia{api_routes.API_PREFIX}"
     [extra_port] = hub["service"]["extraPorts"]
-    assert (extra_port["port"], extra_port["targetPort"]) == (port, container["ports"][0]["name"])
+    assert extra_port["port"] == extra_port["targetPort"] == port
     valid({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hub"}, "spec": {"ports": [extra_port]}})
     ingress, egress = hub["networkPolicy"]["ingress"], VALUES["singleuser"]["networkPolicy"]["egress"]
     for rules in ({"ingress": ingress}, {"egress": egress}):
@@ -850,6 +840,27 @@ def test_values_wire_the_control_plane() -> None:
         )
     assert [rule["ports"] for rule in ingress + egress] == [[{"port": port}], [{"port": port}]]
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "himalia-run"}}} in ingress[0]["from"]
+
+
+async def test_the_hub_configuration_on_kubernetes(monkeypatch: pytest.MonkeyPatch, kubeconfig: None) -> None:
+    """``hub.extraConfig`` run as the chart runs it, after its own configuration."""
+    for name, spec in VALUES["hub"]["extraEnv"].items():
+        monkeypatch.setenv(name, spec if isinstance(spec, str) else f"<{name} from the pod spec>")
+    for endpoint in ("AUTHORIZE", "TOKEN", "USERINFO"):  # else hub_setup asks the provider for them
+        monkeypatch.setenv(f"HIMALIA_OIDC_{endpoint}_URL", f"https://login.example.org/{endpoint.lower()}")
+    c = Config()
+    c.KubeSpawner.profile_list = []  # what the chart sets from singleuser.profileList
+    exec(VALUES["hub"]["extraConfig"]["himalia.py"], {"c": c})
+
+    api = VALUES["hub"]["extraEnv"]["HIMALIA_K8S_API_URL"]
+    [service] = [s for s in c.JupyterHub.services if s["name"] == "himalia"]
+    assert service["url"] == "http://hub:10101" and service["command"][-4:] == ["--ip", "0.0.0.0", "--port", "10101"]
+    assert service["environment"]["HIMALIA_EXECUTOR"] == "kubernetes"
+    assert service["environment"]["HIMALIA_K8S_API_URL"] == api == c.TieredSpawner.himalia_server_url
+    assert service["environment"]["HIMALIA_DB_URL"] == "<HIMALIA_DB_URL from the pod spec>"
+    assert c.JupyterHub.spawner_class == "himalia.kubernetes_spawner.KubernetesTierSpawner"
+    spawner = KubernetesTierSpawner(_mock=True, config=c, hub=Hub(), user=MockUser(name="alice"))
+    assert callable(spawner.profile_list), "the spawn form's profiles come from the control plane"
 
 
 def guide_manifests() -> list[dict[str, Any]]:

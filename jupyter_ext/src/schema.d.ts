@@ -517,6 +517,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/projects/{key}/runs/{run_id}/steps/{step}/job': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The notebook step a Kubernetes pod is to run: snapshot, parameters, kernel (the run's own token). */
+    get: operations['get_StepJob'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/projects/{key}/runs/{run_id}/steps/{step}/result': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Report a Kubernetes step's outcome with its executed notebook and HTML report, once (the run's own token). */
+    post: operations['post_StepResult'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/projects/{key}/scenarios': {
     parameters: {
       query?: never;
@@ -2783,6 +2817,44 @@ export interface components {
       /** User */
       user: string;
     };
+    /**
+     * StepJob
+     * @description A notebook step as its pod runs it.
+     */
+    StepJob: {
+      /**
+       * Cell Timeout
+       * @description Seconds one cell may run; none means no limit.
+       */
+      cell_timeout: number | null;
+      /**
+       * Content
+       * @description The notebook snapshot the run uses, as JSON text.
+       */
+      content: string;
+      /**
+       * Hide Code
+       * @description Leave the code out of the HTML report.
+       */
+      hide_code: boolean;
+      /**
+       * Kernel
+       * @description The kernel to start; none means the notebook's own.
+       */
+      kernel: string | null;
+      /**
+       * Notebook
+       * @description The notebook's path in the project, for the log.
+       */
+      notebook: string;
+      /**
+       * Parameters
+       * @description Values for the parameters cell, typed.
+       */
+      parameters: {
+        [key: string]: unknown;
+      };
+    };
     /** StepParameters */
     StepParameters: {
       /** Notebook */
@@ -2791,6 +2863,35 @@ export interface components {
       parameters: components['schemas']['NotebookParameter'][];
       /** Step */
       step: string;
+    };
+    /**
+     * StepResult
+     * @description The outcome of a notebook step, with what papermill and nbconvert produced.
+     */
+    StepResult: {
+      /**
+       * Error
+       * @description What went wrong, for the run's page.
+       * @default null
+       */
+      error?: string | null;
+      /**
+       * Executed
+       * @description The executed notebook, base64.
+       * @default null
+       */
+      executed?: string | null;
+      /**
+       * Html
+       * @description Its HTML report, base64.
+       * @default null
+       */
+      html?: string | null;
+      /**
+       * Reason
+       * @enum {string}
+       */
+      reason: 'ok' | 'cell_error' | 'kernel_died' | 'timeout' | 'failed';
     };
     /**
      * TierSpec
@@ -6855,6 +6956,164 @@ export interface operations {
         content: {
           'application/json': components['schemas']['DescribeMetricValue'];
         };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_StepJob: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+        run_id: string;
+        step: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['StepJob'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  post_StepResult: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+        run_id: string;
+        step: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['StepResult'];
+      };
+    };
+    responses: {
+      /** @description Done. */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
       };
       /** @description Invalid input; `field` names the offending field. */
       400: {

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Bunch, Int, List, Unicode, default, validate
+from traitlets import Bool, Bunch, Enum, Int, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from .audit import AuditService, AuditTrail
@@ -19,7 +19,7 @@ from .connections import ConnectionService
 from .crypto import SecretBox, load_or_create_key_file
 from .datasets import DatasetService
 from .db import Database
-from .executors import LocalExecutor
+from .executors import Executor, LocalExecutor
 from .exports import ExportService
 from .metrics import MetricService
 from .projects import ProjectService
@@ -141,6 +141,26 @@ class ControlPlane(LoggingConfigurable):
         help="""Run the scheduler and the run engine in this process. Turn off in processes that
         should only serve the API.""",
     )
+    run_executor = Enum(
+        ["local", "kubernetes"],
+        "local",
+        config=True,
+        help="""Where notebook steps run: `local` worker processes, or `kubernetes`, one Job per step
+        sized by the scenario's tier (needs the `kubernetes` extra and the kubernetes_* settings).""",
+    )
+    kubernetes_namespace = Unicode("default", config=True, help="Namespace of the Kubernetes executor's Jobs.")
+    kubernetes_image = Unicode(
+        config=True, help="Image of the Jobs' pods: Python with himalia and the users' libraries."
+    )
+    kubernetes_api_url = Unicode(
+        config=True,
+        help="""The control plane's API as pods reach it (e.g. `http://himalia.jhub.svc:10101/services/himalia/himalia/api/v1`);
+        pods fetch their notebook and send results there with the run's token.""",
+    )
+    kubernetes_service_account = Unicode(
+        config=True, help="Service account of the Jobs' pods; empty: the namespace default."
+    )
+
     webhook_signing_key = Unicode(
         config=True,
         help="""Key signing generic JSON webhooks (HMAC-SHA256 of timestamp.body). Defaults to
@@ -188,7 +208,19 @@ class ControlPlane(LoggingConfigurable):
 
     def start_engine(self, *, schedule: bool = True, only: set[int] | None = None) -> RunEngine:
         """Start executing runs here (and firing triggers, if ``schedule``)."""
-        executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers)
+        executor: Executor
+        if self.run_executor == "kubernetes":
+            from .kubernetes_executor import KubernetesExecutor
+
+            executor = KubernetesExecutor(
+                namespace=self.kubernetes_namespace,
+                image=self.kubernetes_image,
+                api_url=self.kubernetes_api_url or self.api_url or "",
+                tier_for=self.tiers.tier_named,
+                service_account=self.kubernetes_service_account or None,
+            )
+        else:
+            executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers)
         self.engine = RunEngine(self, executor, only=only)
         if schedule:
             self.scheduler = Scheduler(self)

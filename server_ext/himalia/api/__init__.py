@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from jupyter_server.utils import url_path_join
 
-from . import audit, connections, datasets, projects, scenarios, tiers, tokens, users, variables
+from . import audit, connections, datasets, projects, run_steps, scenarios, tiers, tokens, users, variables
 from .base import APIHandler, route_pattern
 
 API_PREFIX = "/himalia/api/v1"
@@ -16,6 +16,7 @@ RESOURCE_HANDLERS: list[type[APIHandler]] = [
     *variables.handlers,
     *datasets.handlers,
     *scenarios.handlers,
+    *run_steps.handlers,
     *tiers.handlers,
     *tokens.handlers,
     *audit.handlers,
