@@ -26,7 +26,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -35,6 +35,7 @@ from unittest.mock import Mock
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
+import kubernetes.config.kube_config
 import kubernetes_asyncio.config.kube_config
 import kubernetes_validate
 import pytest
@@ -47,8 +48,7 @@ from kubespawner import KubeSpawner
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
-from himalia import api as api_routes
-from himalia.api import run_steps
+from himalia.api import API_PREFIX
 from himalia.controlplane import ControlPlane
 from himalia.errors import Conflict, NotFound
 from himalia.executors import PRIVATE_ENVIRONMENT, NotebookJob, NotebookResult
@@ -65,7 +65,7 @@ from himalia.models import DescribeTier
 from himalia.orm import NotebookSnapshot, ScenarioRun
 from himalia.runner import RunEngine
 
-from .conftest import LiveAPI, World
+from .conftest import LiveAPI
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDINGS = Path(__file__).parent / "kubernetes_recordings"
@@ -243,7 +243,7 @@ class MockUser(Mock):
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kubeconfig for KubeSpawner's client, which is configured on construction and never used here."""
+    """A kubeconfig for the clients configured on construction (KubeSpawner's, the executor's), never used here."""
     path = tmp_path / "kubeconfig"
     path.write_text(
         yaml.safe_dump(
@@ -258,6 +258,7 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         )
     )
     monkeypatch.setattr(kubernetes_asyncio.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
 
 
 HOME_VOLUME = {"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}
@@ -561,16 +562,6 @@ def test_a_step_without_a_known_tier_runs_unsized() -> None:
 # -- the pod's side: the run-step handlers and step_pod, with the run engine ------------------------
 
 
-@pytest.fixture
-def steps_api(plane: ControlPlane, world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveAPI]:
-    """The live API with the run-step handlers mounted, as api/__init__.py is to register them."""
-    if run_steps.StepJobHandler not in api_routes.RESOURCE_HANDLERS:
-        monkeypatch.setattr(api_routes, "RESOURCE_HANDLERS", [*api_routes.RESOURCE_HANDLERS, *run_steps.handlers])
-    live = LiveAPI(plane, world).start()
-    yield live
-    live.stop()
-
-
 def on_kubernetes(plane: ControlPlane, api: LiveAPI, k8s: RecordedKubernetes) -> KubernetesExecutor:
     """Run scenarios in ``plane`` with the Kubernetes executor, pods reaching the live API."""
     plane.api_url = api.base
@@ -637,8 +628,17 @@ def until(condition: Callable[[], Any], timeout: float = 30) -> Any:
     return value
 
 
-def test_the_pod_fetches_its_step_and_reports_with_the_run_token(plane: ControlPlane, steps_api: LiveAPI) -> None:
-    api = steps_api
+def test_the_control_plane_selects_the_kubernetes_executor(plane: ControlPlane, kubeconfig: None) -> None:
+    plane.run_executor, plane.kubernetes_namespace, plane.kubernetes_image = "kubernetes", NAMESPACE, IMAGE
+    plane.kubernetes_api_url = POD_API_URL
+    engine = plane.start_engine(schedule=False)
+    executor = engine.executor
+    assert isinstance(executor, KubernetesExecutor)
+    assert (executor.namespace, executor.image, executor.api_url) == (NAMESPACE, IMAGE, POD_API_URL)
+    assert executor.api_client.configuration.host == "https://kubernetes.test"
+
+
+def test_the_pod_fetches_its_step_and_reports_with_the_run_token(plane: ControlPlane, api: LiveAPI) -> None:
     reported = threading.Event()
     k8s = cluster(
         [lambda: "job-complete.json" if reported.is_set() else "job-active.json"],
@@ -732,7 +732,7 @@ class Kubelet:
             self.process.wait()
 
 
-def test_a_notebook_step_runs_in_its_pod(plane: ControlPlane, steps_api: LiveAPI, tmp_path: Path) -> None:
+def test_a_notebook_step_runs_in_its_pod(plane: ControlPlane, api: LiveAPI, tmp_path: Path) -> None:
     """End to end: the engine, the executor's Job, ``python -m himalia.step_pod`` with papermill and a
     kernel, the handlers, back to the run's artifacts and log."""
     k8s = cluster(["job-active.json"], ["pods-none.json"])
@@ -741,20 +741,20 @@ def test_a_notebook_step_runs_in_its_pod(plane: ControlPlane, steps_api: LiveAPI
     k8s.on("GET", JOBS + "/[^/]+/status", kubelet.job)
     k8s.on("GET", PODS, kubelet.pods)
     k8s.on("GET", PODS + "/[^/]+/log", kubelet.follow_log)
-    on_kubernetes(plane, steps_api, k8s)
+    on_kubernetes(plane, api, k8s)
     try:
-        run_id = start_run(steps_api)
-        run = run_state(steps_api, run_id)
+        run_id = start_run(api)
+        run = run_state(api, run_id)
     finally:
         kubelet.stop()
     assert run["state"] == "succeeded", (run, kubelet.log.read_text())
-    log = steps_api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/log").text
+    log = api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/log").text
     assert f"[himalia] fetching step 'Score data' of run #{run_id}\n" in log
     assert "tier small threshold 0.7\n" in log
     assert "[himalia] sending the result: ok\n" in log
-    executed = steps_api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/notebook").json()
+    executed = api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/notebook").json()
     assert executed["cells"][-1]["outputs"][0]["text"] == ["tier small threshold 0.7\n"]
-    report = steps_api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/report")
+    report = api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/report")
     assert report.status_code == 200 and "tier small threshold 0.7" in report.text
     assert k8s.made("DELETE", f"{SECRETS}/{k8s.job}-token")
 
@@ -825,10 +825,10 @@ def test_values_wire_the_control_plane() -> None:
         "env": [{"name": k, **({"value": v} if isinstance(v, str) else v)} for k, v in env.items()],
     }
     valid({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hub"}, "spec": {"containers": [container]}})
-    assert env["HIMALIA_K8S_IMAGE"] == "{name}:{tag}".format(**VALUES["singleuser"]["image"])
+    assert env["HIMALIA_KUBERNETES_IMAGE"] == "{name}:{tag}".format(**VALUES["singleuser"]["image"])
 
-    port = urlsplit(env["HIMALIA_K8S_API_URL"]).port
-    assert env["HIMALIA_K8S_API_URL"] == f"http://hub:{port}/services/himalia{api_routes.API_PREFIX}"
+    port = urlsplit(env["HIMALIA_KUBERNETES_API_URL"]).port
+    assert env["HIMALIA_KUBERNETES_API_URL"] == f"http://hub:{port}/services/himalia{API_PREFIX}"
     [extra_port] = hub["service"]["extraPorts"]
     assert extra_port["port"] == extra_port["targetPort"] == port
     valid({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hub"}, "spec": {"ports": [extra_port]}})
@@ -852,11 +852,11 @@ async def test_the_hub_configuration_on_kubernetes(monkeypatch: pytest.MonkeyPat
     c.KubeSpawner.profile_list = []  # what the chart sets from singleuser.profileList
     exec(VALUES["hub"]["extraConfig"]["himalia.py"], {"c": c})
 
-    api = VALUES["hub"]["extraEnv"]["HIMALIA_K8S_API_URL"]
+    api = VALUES["hub"]["extraEnv"]["HIMALIA_KUBERNETES_API_URL"]
     [service] = [s for s in c.JupyterHub.services if s["name"] == "himalia"]
     assert service["url"] == "http://hub:10101" and service["command"][-4:] == ["--ip", "0.0.0.0", "--port", "10101"]
-    assert service["environment"]["HIMALIA_EXECUTOR"] == "kubernetes"
-    assert service["environment"]["HIMALIA_K8S_API_URL"] == api == c.TieredSpawner.himalia_server_url
+    assert service["environment"]["HIMALIA_RUN_EXECUTOR"] == "kubernetes"
+    assert service["environment"]["HIMALIA_KUBERNETES_API_URL"] == api == c.TieredSpawner.himalia_server_url
     assert service["environment"]["HIMALIA_DB_URL"] == "<HIMALIA_DB_URL from the pod spec>"
     assert c.JupyterHub.spawner_class == "himalia.kubernetes_spawner.KubernetesTierSpawner"
     spawner = KubernetesTierSpawner(_mock=True, config=c, hub=Hub(), user=MockUser(name="alice"))

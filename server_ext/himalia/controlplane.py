@@ -19,6 +19,7 @@ from .connections import ConnectionService
 from .crypto import SecretBox, load_or_create_key_file
 from .datasets import DatasetService
 from .db import Database
+from .errors import InvalidInput
 from .executors import Executor, LocalExecutor
 from .exports import ExportService
 from .metrics import MetricService
@@ -143,23 +144,46 @@ class ControlPlane(LoggingConfigurable):
     )
     run_executor = Enum(
         ["local", "kubernetes"],
-        "local",
         config=True,
         help="""Where notebook steps run: `local` worker processes, or `kubernetes`, one Job per step
-        sized by the scenario's tier (needs the `kubernetes` extra and the kubernetes_* settings).""",
+        sized by the scenario's tier (needs the `kubernetes` extra and the kubernetes_* settings).
+        Defaults to $HIMALIA_RUN_EXECUTOR, else `local`.""",
     )
-    kubernetes_namespace = Unicode("default", config=True, help="Namespace of the Kubernetes executor's Jobs.")
+    kubernetes_namespace = Unicode(
+        config=True, help="Namespace of the Kubernetes executor's Jobs ($HIMALIA_KUBERNETES_NAMESPACE, else default)."
+    )
     kubernetes_image = Unicode(
-        config=True, help="Image of the Jobs' pods: Python with himalia and the users' libraries."
+        config=True,
+        help="Image of the Jobs' pods: Python with himalia and the users' libraries ($HIMALIA_KUBERNETES_IMAGE).",
     )
     kubernetes_api_url = Unicode(
         config=True,
-        help="""The control plane's API as pods reach it (e.g. `http://himalia.jhub.svc:10101/services/himalia/himalia/api/v1`);
-        pods fetch their notebook and send results there with the run's token.""",
+        help="""The control plane's API as pods reach it ($HIMALIA_KUBERNETES_API_URL); pods fetch their
+        notebook and send results there with the run's token.""",
     )
     kubernetes_service_account = Unicode(
-        config=True, help="Service account of the Jobs' pods; empty: the namespace default."
+        config=True, help="Service account of the Jobs' pods ($HIMALIA_KUBERNETES_SERVICE_ACCOUNT); empty: the default."
     )
+
+    @default("run_executor")
+    def _default_run_executor(self) -> str:
+        return os.environ.get("HIMALIA_RUN_EXECUTOR", "local")
+
+    @default("kubernetes_namespace")
+    def _default_kubernetes_namespace(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_NAMESPACE", "default")
+
+    @default("kubernetes_image")
+    def _default_kubernetes_image(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_IMAGE", "")
+
+    @default("kubernetes_api_url")
+    def _default_kubernetes_api_url(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_API_URL", "")
+
+    @default("kubernetes_service_account")
+    def _default_kubernetes_service_account(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "")
 
     webhook_signing_key = Unicode(
         config=True,
@@ -212,6 +236,8 @@ class ControlPlane(LoggingConfigurable):
         if self.run_executor == "kubernetes":
             from .kubernetes_executor import KubernetesExecutor
 
+            if not self.kubernetes_image:
+                raise InvalidInput("The Kubernetes executor needs an image: set ControlPlane.kubernetes_image.")
             executor = KubernetesExecutor(
                 namespace=self.kubernetes_namespace,
                 image=self.kubernetes_image,

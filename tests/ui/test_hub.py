@@ -116,9 +116,7 @@ def offered_tiers(page: playwright_api.Page, hub: Hub) -> dict[str, str]:
     tiers = page.locator("#himalia-tiers input[name=tier]")
     tiers.first.wait_for()
     labels = page.locator("#himalia-tiers label")
-    return {
-        tiers.nth(i).get_attribute("value") or "": labels.nth(i).inner_text() for i in range(tiers.count())
-    }
+    return {tiers.nth(i).get_attribute("value") or "": labels.nth(i).inner_text() for i in range(tiers.count())}
 
 
 def hub_api(page: playwright_api.Page, method: str, path: str, body: object = None) -> tuple[int, dict[str, object]]:
