@@ -7,6 +7,7 @@ hub's REST API either. Every start opens a usage record that the stop closes: wh
 which tier, from when to when, at which cost per hour.
 """
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .permissions import GlobalPermission
 from .service import Service
 from .users import find_groups, find_user
 
+_TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Columns or relations of a tier row; the rest of a ``TierSpec`` is kept as its JSON document.
 _STORED_APART = {"allowed_groups", "default", "archived"}
 
@@ -138,6 +140,8 @@ class TierService(Service):
     def put_tier(self, caller: Caller, name: str, spec: TierSpec) -> DescribeTier:
         """Create or replace a tier; making it the default clears the previous default."""
         caller.require(GlobalPermission.MANAGE_TIERS)
+        if not _TIER_NAME.match(name):
+            raise InvalidInput(f"'{name}' is not a tier name: lower-case letters, digits and '-'.", field="name")
         with self.db.write() as session:
             tier = self._put(session, caller, name, spec)
             return _describe(tier, self._running(session).get(tier.id, 0))
