@@ -4,10 +4,14 @@ Both hosts (the Jupyter server extension and ``himalia serve``) and the CLI buil
 ``ControlPlane`` and call its services; nothing else opens the database.
 """
 
+import asyncio
 import os
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Bunch, Enum, Int, List, Unicode, default, validate
@@ -33,6 +37,8 @@ from .tiers import TierService
 from .tokens import TokenService
 from .users import UserService
 from .variable_scopes import VariableService
+
+R = TypeVar("R")
 
 
 class ControlPlane(LoggingConfigurable):
@@ -226,6 +232,10 @@ class ControlPlane(LoggingConfigurable):
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
         self.engine: RunEngine | None = None
         self.scheduler: Scheduler | None = None
+
+    async def call(self, verb: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run a service verb in the worker pool: the store is synchronous and must not block the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(verb, *args, **kwargs))
 
     def _run_limits(self) -> RunLimits:
         return RunLimits(self.max_concurrent_runs, self.max_concurrent_runs_per_user, self.max_queued_runs)

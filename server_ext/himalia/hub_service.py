@@ -14,7 +14,6 @@ import hmac
 import json
 import os
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +21,7 @@ from urllib.parse import quote
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated, check_scopes
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import PeriodicCallback
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -108,7 +107,7 @@ class HubService(LoggingConfigurable):
                     break
                 offset += len(page["items"])
             users = self.control_plane.users
-            changes = await self._in_pool(users.sync_from_hub, people, self.admin_group, True)
+            changes = await self.control_plane.call(users.sync_from_hub, people, self.admin_group, True)
             now = time.monotonic()
             self._seen = {person.login: now for person in people}
             for change in changes:
@@ -116,21 +115,20 @@ class HubService(LoggingConfigurable):
         except Exception:
             self.log.exception("Syncing users and groups from the hub failed")
 
-    async def _in_pool(self, verb: Any, *args: Any) -> Any:
-        return await IOLoop.current().run_in_executor(self.control_plane.executor, partial(verb, *args))
-
     def is_hub(self, token: str | None) -> bool:
         """Whether a request carries the service's own token: only the hub and this service hold it."""
         return token is not None and hmac.compare_digest(token.encode(), self.auth.api_token.encode())
 
     async def caller_for(self, model: dict[str, Any], client_address: str) -> Caller:
         """The Himalia caller of a hub user model, synced first when unseen or stale."""
-        login = model["name"]
+        login, plane = model["name"], self.control_plane
         if time.monotonic() - self._seen.get(login, float("-inf")) > self.user_refresh_seconds:
             full = await self.hub_api(f"/users/{quote(login)}")
-            await self._in_pool(self.control_plane.users.sync_from_hub, [self._person(full)], self.admin_group)
+            await self.control_plane.call(
+                self.control_plane.users.sync_from_hub, [self._person(full)], self.admin_group
+            )
             self._seen[login] = time.monotonic()
-        return await self._in_pool(self.control_plane.users.caller_for, login, client_address)
+        return await plane.call(plane.users.caller_for, login, client_address)
 
 
 class _HubHosted(APIHandler):

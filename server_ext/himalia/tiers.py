@@ -114,10 +114,8 @@ class TierService(Service):
             if user is None and manager:
                 chosen = [t for t in tiers if include_archived or not t.archived]
             else:
-                group_ids = set(caller.group_ids) if user in (None, caller.login) else set()
-                if user not in (None, caller.login):
-                    assert user is not None
-                    group_ids = _group_ids(session, find_user(session, user))
+                mine = user is None or user == caller.login
+                group_ids = set(caller.group_ids) if mine else _group_ids(session, find_user(session, str(user)))
                 chosen = [t for t in tiers if _may_use(t, group_ids)]
             described = [_describe(t, running.get(t.id, 0)) for t in chosen]
         return sorted(described, key=lambda t: (t.cost_per_hour, t.cpu_request, t.name))

@@ -13,12 +13,11 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial, wraps
+from functools import wraps
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from tornado import web
-from tornado.ioloop import IOLoop
 
 from ..caller import Caller
 from ..controlplane import ControlPlane
@@ -134,8 +133,7 @@ class APIHandler(web.RequestHandler):
 
     async def call(self, verb: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run a service verb in the worker pool."""
-        executor = self.control_plane.executor
-        return await IOLoop.current().run_in_executor(executor, partial(verb, *args, **kwargs))
+        return await self.control_plane.call(verb, *args, **kwargs)
 
     async def prepare(self) -> None:
         parent = super().prepare()
