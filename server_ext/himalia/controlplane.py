@@ -28,7 +28,7 @@ from .executors import Executor, LocalExecutor
 from .exports import ExportService
 from .metrics import MetricService
 from .projects import ProjectService
-from .reporters import Mailer
+from .reporters import Mailer, WebhookSettings
 from .runner import RunEngine
 from .runs import RunLimits, RunService
 from .scenarios import ScenarioService
@@ -229,6 +229,7 @@ class ControlPlane(LoggingConfigurable):
         self.scenarios = ScenarioService(self.db, trail, self.log, lambda: self.notebook_root)
         self.runs = RunService(self.db, trail, self.log, self._run_limits)
         self.mailer = Mailer(parent=self)
+        self.webhooks = WebhookSettings(parent=self)
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
         self.engine: RunEngine | None = None
         self.scheduler: Scheduler | None = None

@@ -7,7 +7,12 @@ subjects and bodies are templates where ``${name}`` is replaced by a run value o
 failures with exponential backoff and never raises: a reporter that cannot deliver must not
 change the outcome of the run, so the result is a ``Delivery`` saying what happened. Error texts
 never hold the SMTP password nor a webhook URL's path or query string, where Slack and Teams put
-their secrets.
+their secrets, nor anything the receiver answered besides its status: a reply may be a page of
+an internal service, and deliveries are shown to everyone who reads the run.
+
+Webhooks go only to public addresses unless ``c.WebhookSettings.allowed_destinations`` names a
+network or host (see ``outbound``): the address is checked after resolution, the connection
+goes to that address, and redirects are not followed.
 
 Generic JSON webhooks are signed so that receivers can trust them: the body is posted with
 ``X-Himalia-Timestamp: <unix seconds>`` and, when a signing key is configured,
@@ -32,13 +37,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from traitlets import Enum, Float, Int, Unicode, default
+from traitlets import Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from .outbound import DestinationPolicy, DestinationRefused, DestinationUnresolved, post
 from .scenario_definitions import EmailReporter, SendWhen, WebhookReporter
 
 log = logging.getLogger(__name__)
@@ -398,6 +405,42 @@ class WebhookSettings(LoggingConfigurable):
         "(X-Himalia-Signature over timestamp + '.' + body); empty sends them unsigned.",
     )
     timeout = Float(10.0, config=True, help="Seconds to wait for a webhook's answer.")
+    allowed_destinations = List(
+        Unicode(),
+        config=True,
+        help="""Networks and host names webhooks may reach although they are not public, e.g.
+        ``["127.0.0.1", "10.20.0.0/16", "hooks.corp.example", "*.corp.example"]``.
+
+        Without an entry, webhooks refuse loopback, private, link-local, unique-local, shared,
+        multicast, reserved and unspecified addresses, checked after DNS resolution (every address
+        a name resolves to), so that a scenario author cannot make the control plane post into
+        the operator's network. A named host may resolve to any address. Cloud metadata addresses
+        (169.254.169.254, fd00:ec2::254, …) are opened only by naming the address itself, never
+        by a network around it.""",
+    )
+    proxy = Unicode(
+        "",
+        config=True,
+        help="""HTTP(S) proxy webhooks go through (``http://proxy.corp:3128``); empty connects
+        directly. The environment's $HTTPS_PROXY is not used: the address checked is the address
+        reached.""",
+    )
+    ca_file = Unicode(
+        "",
+        config=True,
+        help="CA bundle that verifies webhook receivers' certificates, for a private CA; empty uses certifi's.",
+    )
+
+    @validate("allowed_destinations")
+    def _valid_destinations(self, proposal: Any) -> list[str]:
+        try:
+            DestinationPolicy(proposal.value)
+        except ValueError as error:
+            raise TraitError(f"WebhookSettings.allowed_destinations: {error}") from None
+        return list(proposal.value)
+
+    def policy(self) -> DestinationPolicy:
+        return DestinationPolicy(self.allowed_destinations)
 
 
 def sign(key: str, timestamp: str, body: bytes) -> str:
@@ -525,6 +568,8 @@ def redact_url(url: str) -> str:
     segment, since Slack and Teams put their secrets in the path."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
     segments = [segment for segment in parts.path.split("/") if segment]
@@ -584,23 +629,35 @@ def _retry_after(response: Any) -> float | None:
     return min(float(value), 300.0) if value.strip().isdigit() else None
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
-    """One POST; raises ``_Failed`` with a message free of the URL's path and query."""
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float, settings: WebhookSettings) -> None:
+    """One POST to where ``settings`` allows; raises ``_Failed`` with a message free of the URL's
+    path and query, and of the reply (only its status is kept)."""
     parts = urlsplit(url)
     secrets = [url, parts.path + ("?" + parts.query if parts.query else ""), parts.query, parts.path]
     secrets = [secret for secret in secrets if secret not in ("", "/")]
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        destination = settings.policy().check(url)
+    except DestinationRefused as refused:
+        raise _Failed(_scrub(str(refused), secrets), retry=False) from None
+    except DestinationUnresolved as unresolved:
+        raise _Failed(_scrub(str(unresolved), secrets), retry=True) from None
+    secrets.insert(0, destination.url)
+    try:
+        response = post(destination, body, headers, timeout, settings.proxy, settings.ca_file or True)
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
         raise _Failed("not a valid webhook URL", retry=False) from None
     except requests.RequestException as error:
         text = re.sub(r"url: /\S*", "url: /…", str(error))
         raise _Failed(_scrub(f"{type(error).__name__}: {text}", secrets), retry=True) from None
     status = response.status_code
+    response.close()  # its body is never read: nothing of it is kept
     if 200 <= status < 300:
         return
-    answer = _scrub(" ".join(response.text[:200].split()), secrets)
-    text = f"HTTP {status} {response.reason or ''}".rstrip() + (f": {answer}" if answer else "")
+    try:
+        phrase = HTTPStatus(status).phrase  # the standard phrase: the receiver's own is its text too
+    except ValueError:
+        phrase = ""
+    text = f"HTTP {status} {phrase}".rstrip()
     if 300 <= status < 400:
         raise _Failed(f"{text} (redirects are not followed)", retry=False)
     retry = status >= 500 or status in (408, 429)
@@ -623,15 +680,20 @@ def deliver(
     attempts: int = 3,
     backoff: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
-    webhook_timeout: float = 10.0,
+    webhook_timeout: float | None = None,
+    webhooks: WebhookSettings | None = None,
 ) -> Delivery:
     """Send one report, retrying transient failures after ``backoff``, 2 * ``backoff``, … seconds
     (longer when a webhook answers Retry-After). Never raises: the result says what happened.
 
     Retried: network errors, SMTP 4xx replies, HTTP 5xx, 408 and 429. Final: SMTP 5xx (refused
-    login, recipient or message), an untrusted certificate, other HTTP 4xx and redirects.
-    Blocks for the whole retry schedule, so call it from a worker thread.
+    login, recipient or message), an untrusted certificate, other HTTP 4xx, redirects and
+    webhook addresses that ``webhooks`` refuses (without settings, every address that is not
+    public). ``webhook_timeout`` defaults to the settings' timeout. Blocks for the whole retry
+    schedule, so call it from a worker thread.
     """
+    settings = webhooks if webhooks is not None else WebhookSettings()
+    timeout = settings.timeout if webhook_timeout is None else webhook_timeout
     label = reporter_label(reporter)
     attempt_once: Callable[[], None]
     try:
@@ -657,7 +719,7 @@ def deliver(
                     headers[TIMESTAMP_HEADER] = timestamp
                     if webhook_key:
                         headers[SIGNATURE_HEADER] = sign(webhook_key, timestamp, body)
-                _post(reporter.url, body, headers, webhook_timeout)
+                _post(reporter.url, body, headers, timeout, settings)
 
     except Exception:
         log.exception("Could not prepare the report of run %s for the %s", summary.run_id, label)

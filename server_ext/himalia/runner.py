@@ -659,7 +659,9 @@ class RunEngine:
         if not reporters:
             return
         summary = self.summarize(run_id)
-        deliveries = report_all(reporters, summary, self.plane.mailer, self.plane.webhook_signing_key)
+        deliveries = report_all(
+            reporters, summary, self.plane.mailer, self.plane.webhook_signing_key, webhooks=self.plane.webhooks
+        )
         with self.plane.db.write() as session:
             session.get_one(ScenarioRun, run_id).deliveries = [
                 {
