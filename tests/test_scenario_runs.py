@@ -37,6 +37,7 @@ from himalia.models import (
     CreateToken,
     CreateUser,
     SetGrant,
+    TierSpec,
 )
 from himalia.orm import ApiToken, RunStep, Scenario, ScenarioRun, utcnow
 from himalia.runner import typed_expand
@@ -462,6 +463,7 @@ def test_run_token_and_kernel_environment(
     for name, value in private.items():
         monkeypatch.setenv(name, value)
     start_engine(plane, api, tmp_path, warm=1)
+    plane.tiers.put_tier(Caller.operator("test-setup", client_address="test"), "small", TierSpec())
     plane.projects.create_project(plane.users.caller_for("admin"), CreateProject(key="BETA", name="Beta"))
     out = tmp_path / "kernel.json"
     probe = notebook(

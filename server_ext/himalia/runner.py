@@ -288,7 +288,7 @@ class RunEngine:
                 session.add(token)
                 session.flush()
                 run.token_id = token.id
-                self.plane.tiers.open_run_usage(session, user.id, context.definition.tier, run_id)
+                self.plane.tiers.open_run_usage(session, user, context.definition.tier, run_id)
                 if timeout:
                     context.deadline = time.monotonic() + parse_duration(timeout).total_seconds()
                 return context

@@ -46,6 +46,7 @@ from .scenario_models import (
 )
 from .scenarios import definition_of, find_scenario, may_read_scenarios
 from .service import Service
+from .tiers import admit_tier, end_run_usage
 
 P = ProjectPermission
 
@@ -138,6 +139,7 @@ class RunService(Service):
         with self.db.write() as session:
             project, _ = require_project(session, caller, key, P.RUN_SCENARIOS)
             scenario = find_scenario(session, project, scenario_id)
+            admit_tier(session, scenario.run_as, definition_of(scenario).tier)
             parameters = self._checked_parameters(session, scenario, spec.parameters)
             run = self.enqueue(
                 session,
@@ -168,6 +170,7 @@ class RunService(Service):
             project, _ = require_project(session, caller, key, P.RUN_SCENARIOS)
             scenario = find_scenario(session, project, scenario_id)
             earlier = self._find_run(session, scenario, run_id)
+            admit_tier(session, earlier.run_as, definition_of(earlier).tier)
             if earlier.state in ACTIVE_STATES:
                 raise Conflict(f"Run #{run_id} is not finished yet.")
             start = 0
@@ -471,6 +474,7 @@ class RunService(Service):
                 if run.token_id is not None:
                     session.execute(delete(ApiToken).where(ApiToken.id == run.token_id))
                 recovered.append(run.id)
+            end_run_usage(session, recovered)
             return recovered
 
 

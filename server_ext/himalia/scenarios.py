@@ -48,6 +48,7 @@ from .scenario_models import (
     StepParameters,
 )
 from .service import Service
+from .tiers import admit_tier
 from .users import find_user
 from .variable_scopes import REFERENCE
 
@@ -220,6 +221,7 @@ class ScenarioService(Service):
             author = session.get_one(User, caller.user_id)
             owner = scenario.owner if scenario is not None else author
             run_as = self._run_as(session, caller, definition, owner, author)
+            admit_tier(session, run_as, definition.tier)  # for the user it runs as, not the author
             self._check_references(session, project, definition)
             digests = {}
             for index, step in _notebook_steps(definition):

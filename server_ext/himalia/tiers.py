@@ -5,9 +5,15 @@ hub; the hub asks which tiers a user may choose when it renders the spawn form, 
 (``start_server``) when a server starts, so a tier refused in the form cannot be had through the
 hub's REST API either. Every start opens a usage record that the stop closes: who used what, on
 which tier, from when to when, at which cost per hour.
+
+Scenario runs are held to the same rules: a scenario's ``tier`` must exist and be allowed to its
+run-as user when the scenario is saved and again when each run starts (tiers and group
+memberships change in between), and every run on a tier opens a usage record that its end, or
+the recovery of its control plane, closes.
 """
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,6 +97,40 @@ def _may_use(tier: Tier, group_ids: set[int]) -> bool:
 
 def _group_ids(session: Session, user: User) -> set[int]:
     return set(session.scalars(select(GroupMember.group_id).where(GroupMember.user_id == user.id)))
+
+
+def admit_tier(session: Session, user: User, name: str | None) -> Tier | None:
+    """The tier a scenario running as ``user`` gets; None when the scenario names none.
+
+    Refused (naming the field ``tier``) when the tier does not exist (400), is archived or is
+    reserved to groups ``user`` is not in (403): a run must not get hardware its run-as user could
+    not choose, nor run unsized and unrecorded under a name that matches no tier.
+    """
+    if not name:
+        return None
+    tier = session.scalar(select(Tier).where(Tier.name == name).options(selectinload(Tier.allowed_groups)))
+    if tier is None:
+        raise InvalidInput(f"tier: there is no tier '{name}'.", field="tier")
+    if tier.archived:
+        raise Forbidden(f"tier: the tier '{name}' is archived.", field="tier")
+    if not _may_use(tier, _group_ids(session, user)):
+        groups = ", ".join(sorted(g.name for g in tier.allowed_groups))
+        raise Forbidden(
+            f"tier: the tier '{name}' is not available to {user.login}: it is reserved for the groups {groups}.",
+            field="tier",
+        )
+    return tier
+
+
+def end_run_usage(session: Session, run_ids: Iterable[int]) -> None:
+    """Close the open usage records of these runs (ended, or failed by a recovery)."""
+    ids = list(run_ids)
+    if ids:
+        session.execute(
+            update(TierUsage)
+            .where(TierUsage.run_id.in_(ids), TierUsage.ended_at.is_(None))
+            .values(ended_at=datetime.now(UTC))
+        )
 
 
 class TierService(Service):
@@ -285,19 +325,16 @@ class TierService(Service):
                 )
             return _describe_usage(usage)
 
-    def open_run_usage(self, session: Session, user_id: int, tier_name: str | None, run_id: int) -> None:
-        """Record a scenario run on its tier, in the run's own transaction (runs on no tier are not recorded)."""
-        tier = session.scalar(select(Tier).where(Tier.name == tier_name)) if tier_name else None
+    def open_run_usage(self, session: Session, user: User, tier_name: str | None, run_id: int) -> None:
+        """Admit a starting run on its tier (``admit_tier``) and record its usage, in the run's own
+        transaction; runs on no tier are not recorded."""
+        tier = admit_tier(session, user, tier_name)
         if tier is not None:
             cost = tier.spec.get("cost_per_hour", 0.0)
-            session.add(TierUsage(user_id=user_id, tier=tier, kind="run", run_id=run_id, cost_per_hour=cost))
+            session.add(TierUsage(user_id=user.id, tier=tier, kind="run", run_id=run_id, cost_per_hour=cost))
 
     def close_run_usage(self, session: Session, run_id: int) -> None:
-        session.execute(
-            update(TierUsage)
-            .where(TierUsage.run_id == run_id, TierUsage.ended_at.is_(None))
-            .values(ended_at=datetime.now(UTC))
-        )
+        end_run_usage(session, [run_id])
 
     def list_usage(
         self, caller: Caller, limit: int, offset: int, user: str | None = None, running: bool = False
