@@ -67,4 +67,4 @@ test: install system-deps lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) $(HUB_STATE) hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts
+	rm -rf $(VENV) $(DEMO_HOME) $(DEMO_HOME)-data $(HUB_STATE) hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts

@@ -60,7 +60,7 @@ ROLES = ("anonymous", "nogrant", "reader", "contributor", "projadmin", "admin")
 PROJECT_NAME = "Alpha confidential"
 PROJECT_DESCRIPTION = "alpha-description-marker"
 TARGET_EMAIL = "target@private.example"
-CONNECTION_URL = "memory://alpha-warehouse-marker"
+CONNECTION_URL = "s3://alpha-warehouse-marker"
 
 
 @dataclass
@@ -110,13 +110,13 @@ def seed_world(plane: ControlPlane) -> World:
         CreateConnection(
             name="personal_db",
             type="files",
-            params={"url": "memory://personal"},
+            params={"url": "s3://personal"},
             credentials_mode="per_user",
             usable_by=both,
         ),
     )
     admin = users.caller_for("admin")
-    warehouse = Path(plane.home) / "warehouse.sqlite"
+    warehouse = Path(plane.home).with_name(f"{Path(plane.home).name}-warehouse.sqlite")  # never inside the home
     build_warehouse(warehouse, transactions=300, merchants=40)
     plane.connections.create_connection(
         admin,
@@ -238,7 +238,8 @@ def world(backend: str, db_url: str, templates: dict[str, tuple[str, World]]) ->
 
 @pytest.fixture
 def plane(db_url: str, tmp_path: Path) -> Iterator[ControlPlane]:
-    control_plane = make_plane(tmp_path, db_url)
+    """Its home is a folder of its own: data files a test puts in ``tmp_path`` lie outside it."""
+    control_plane = make_plane(tmp_path / "home", db_url)
     yield control_plane
     control_plane.stop()
 

@@ -45,7 +45,7 @@ CODE_SCENARIO = {
     "name": "Code",
     "steps": [{"name": "Set", "type": "set_variables", "code": "def variables(current):\n    return {}"}],
 }
-NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "memory://made"}}
+NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "s3://made"}}
 
 #                                         anon nogrant reader contrib projadmin admin
 CASES = [

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def himalia(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
     runner = CliRunner()
 
     def run(*arguments: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
-        result = runner.invoke(main, ["--home", str(tmp_path), *arguments], env=env)
+        result = runner.invoke(main, ["--home", str(tmp_path / "home"), *arguments], env=env)
         assert result.exit_code == code, (result.output, result.stderr if hasattr(result, "stderr") else "")
         return result
 
@@ -27,7 +28,7 @@ def himalia(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
 
 def test_a_day_of_operations(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert "Store at revision" in himalia("db", "upgrade").output
-    assert (tmp_path / "himalia.sqlite").exists()
+    assert (tmp_path / "home" / "himalia.sqlite").exists()
     himalia(
         "group",
         "add",
@@ -55,6 +56,7 @@ def test_a_day_of_operations(himalia, tmp_path: Path) -> None:  # type: ignore[n
     assert [(p["key"], p["my_permissions"]) for p in bob_sees] == [("SALES", ["read_dashboards", "read_content"])]
 
     warehouse = tmp_path / "w.sqlite"
+    sqlite3.connect(warehouse).close()  # a read-only connection opens an existing database, never creates one
     himalia(
         "--as",
         "alice",
@@ -117,7 +119,7 @@ def test_refusals_are_one_line_and_exit_1(himalia) -> None:  # type: ignore[no-u
 def test_key_files_are_created_private(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     himalia("user", "add", "bob")
     for name in ("secret.key", "audit.key"):
-        assert oct(os.stat(tmp_path / name).st_mode & 0o777) == "0o600"
+        assert oct(os.stat(tmp_path / "home" / name).st_mode & 0o777) == "0o600"
 
 
 def test_demo_seed_is_idempotent(himalia) -> None:  # type: ignore[no-untyped-def]

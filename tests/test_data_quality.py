@@ -86,7 +86,7 @@ def test_broken_data_turns_a_check_red_and_history_shows_it(api: LiveAPI, fraud:
 def test_cli_checks_run_exits_1_on_error(api: LiveAPI, fraud: Path, plane: ControlPlane, tmp_path: Path) -> None:
     runner = CliRunner()
     environment = {"HIMALIA_SECRET_KEYS": SECRET_KEY, "HIMALIA_AUDIT_KEY": AUDIT_KEY}
-    arguments = ["--home", str(tmp_path), "--db-url", plane.db.url, "--as", "contributor", "checks", "run", "ALPHA"]
+    arguments = ["--home", plane.home, "--db-url", plane.db.url, "--as", "contributor", "checks", "run", "ALPHA"]
     assert runner.invoke(main, [*arguments, "transactions_2018"], env=environment).exit_code == 0
     with sqlite3.connect(fraud) as warehouse:
         warehouse.execute("UPDATE transactions_joined_prepared SET purchase_amount = -1 WHERE transaction_id = 7")

@@ -19,7 +19,7 @@ import pytest
 from himalia import client as kernel_client
 from himalia.caller import Caller
 from himalia.controlplane import ControlPlane
-from himalia.demo import seed
+from himalia.demo import data_folder, seed
 from himalia.mailsink import start_mailsink
 from himalia.models import CreateDataset, CreateToken, UpdateConnection
 
@@ -57,7 +57,7 @@ def warehouse(plane: ControlPlane, api: LiveAPI, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("HIMALIA_PROJECT", "FRAUD")
     monkeypatch.delenv("HIMALIA_RUN_ID", raising=False)
     kernel_client.client.cache_clear()
-    return Path(plane.home) / "demo" / "warehouse.sqlite"
+    return data_folder(plane.home) / "warehouse.sqlite"
 
 
 def metric(plane: ControlPlane, name: str) -> list[tuple[Any, str | None, str]]:

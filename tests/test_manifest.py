@@ -92,7 +92,7 @@ def test_cli_apply(plane: ControlPlane, tmp_path: Path) -> None:
     manifest.write_text(GOOD)
     runner = CliRunner()
     environment = {"HIMALIA_SECRET_KEYS": SECRET_KEY, "HIMALIA_AUDIT_KEY": AUDIT_KEY}
-    base = ["--home", str(tmp_path), "--db-url", plane.db.url, "--as", "contributor", "apply", "-f", str(manifest)]
+    base = ["--home", plane.home, "--db-url", plane.db.url, "--as", "contributor", "apply", "-f", str(manifest)]
     applied = runner.invoke(main, base, env=environment)
     assert applied.exit_code == 0 and "created check merchants/Enough" in applied.output
     manifest.write_text(GOOD.replace("min: 10,", "min: lots,"))

@@ -31,7 +31,7 @@ def test_no_secret_leaks_anywhere(api: LiveAPI, plane: ControlPlane, caplog: pyt
         json={
             "name": "api_made",
             "type": "files",
-            "params": {"url": "memory://made"},
+            "params": {"url": "s3://made"},
             "secrets": {"key": NEW_SECRET},
             "usable_by": {"mode": "everyone"},
             "details_readable_by": {"mode": "everyone"},

@@ -127,12 +127,12 @@ class Connection:
         usable = self._usable()
         if usable.type != "sql":
             raise HimaliaClientError(f"'{self.name}' holds files: use .fs().")
-        return sql_engine(usable.params, usable.secrets)
+        return sql_engine(usable, writable=True)
 
     def read_sql(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run a query (``:name`` bound parameters) and return a DataFrame."""
         usable = self._usable()
-        engine = sql_engine(usable.params, usable.secrets)
+        engine = sql_engine(usable)
         try:
             with engine.connect() as sql:
                 return pd.read_sql(text(query), sql, params=dict(params or {}))
@@ -183,7 +183,7 @@ class Dataset:
                 if limit is not None:
                     scan, arguments = scan + " LIMIT ?", [*arguments, int(limit)]
                 return duck.execute(scan, arguments).df()
-        engine = sql_engine(usable.params, usable.secrets)
+        engine = sql_engine(usable)
         try:
             source = sql_source(
                 engine, table=described["table"], db_schema=described["db_schema"], query=described["query"]
@@ -216,7 +216,7 @@ class Dataset:
                 else:
                     handle.write(frame.to_csv(index=False).encode())
         else:
-            engine = sql_engine(usable.params, usable.secrets)
+            engine = sql_engine(usable, writable=True)
             try:
                 frame.to_sql(
                     described["table"],

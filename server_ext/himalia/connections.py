@@ -7,20 +7,31 @@ an error text scrubbed of every secret value. ``shared`` connections hold one se
 """
 
 import json
+import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.pool import NullPool
 
 from .audit import AuditTrail
 from .caller import Caller
 from .crypto import SecretBox
+from .data_access import (
+    EMBEDDED_BACKENDS,
+    READ_ONLY_BACKENDS,
+    DataAccessPolicy,
+    embedded_database,
+    is_local_files,
+    one_statement,
+    sqlite_authorizer,
+    sqlite_uri,
+)
 from .db import Database
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .models import (
@@ -72,48 +83,8 @@ def can_read_details(caller: Caller, connection: Connection) -> bool:
     )
 
 
-LOCAL_SQL_BACKENDS = frozenset({"sqlite", "duckdb"})
-
-
-def _reads_local_disk(kind: str, url: str) -> bool:
-    if kind == "sql":
-        return make_url(url).get_backend_name() in LOCAL_SQL_BACKENDS
-    return (fsspec.core.split_protocol(url)[0] or "file") in {"file", "local"}
-
-
 def can_see(caller: Caller, connection: Connection) -> bool:
     return can_use(caller, connection) or can_read_details(caller, connection)
-
-
-def _validate_params(caller: Caller, kind: str, params: dict[str, Any]) -> None:
-    url = params.get("url")
-    if not isinstance(url, str) or not url:
-        raise InvalidInput("A connection needs a 'url' string.", field="params.url")
-    if kind == "sql":
-        try:
-            parsed = make_url(url)
-        except ArgumentError as error:
-            raise InvalidInput(f"Not a SQLAlchemy URL: {error}", field="params.url") from None
-        if parsed.password:
-            raise InvalidInput(
-                "Put the password in secrets.password, not in the URL (the URL is not encrypted).",
-                field="params.url",
-            )
-        if not isinstance(params.get("connect_args", {}), dict):
-            raise InvalidInput("'connect_args' must be an object.", field="params.connect_args")
-    else:
-        protocol = fsspec.core.split_protocol(url)[0] or "file"
-        try:
-            fsspec.get_filesystem_class(protocol)
-        except ValueError:
-            raise InvalidInput(f"Unknown fsspec protocol '{protocol}'.", field="params.url") from None
-        except ImportError:
-            pass  # A known protocol whose driver is not installed yet: `test` will say so.
-        if not isinstance(params.get("storage_options", {}), dict):
-            raise InvalidInput("'storage_options' must be an object.", field="params.storage_options")
-    if _reads_local_disk(kind, url) and not caller.has(GlobalPermission.WRITE_UNSAFE_CODE):
-        # Such a connection reads the control plane's own disk (its database included).
-        raise Forbidden("Connections to local files or embedded databases need 'write_unsafe_code'.")
 
 
 def scrub(message: str, secrets: dict[str, str]) -> str:
@@ -128,18 +99,66 @@ def driver_message(error: BaseException, secrets: dict[str, str]) -> str:
     return scrub(str(getattr(error, "orig", None) or error).splitlines()[0], secrets)
 
 
-def sql_engine(params: dict[str, Any], secrets: dict[str, str]) -> Engine:
-    """An engine for a ``sql`` connection: the password goes into the URL, other secrets to the driver."""
-    url = make_url(params["url"])
-    if "password" in secrets:
-        url = url.set(password=secrets["password"])
-    connect_args = {**params.get("connect_args", {}), **{k: v for k, v in secrets.items() if k != "password"}}
-    if url.get_backend_name() in {"postgresql", "mysql", "mariadb"}:
+def sql_engine(usable: "UsableConnection", *, writable: bool = False) -> Engine:
+    """An engine for a ``sql`` connection, read-only in the database unless ``writable`` and allowed.
+
+    The password goes into the URL, other secrets to the driver. Embedded databases are opened
+    at the real path that was checked, SQLite under an authorizer, DuckDB without external access.
+    """
+    url = make_url(usable.params["url"])
+    if "password" in usable.secrets:
+        url = url.set(password=usable.secrets["password"])
+    backend = url.get_backend_name()
+    read_only = not (writable and usable.allow_write)
+    connect_args = {
+        **usable.params.get("connect_args", {}),
+        **{k: v for k, v in usable.secrets.items() if k != "password"},
+    }
+    if backend in EMBEDDED_BACKENDS:
+        database = embedded_database(url)
+        path = None if database is None else usable.policy.ensure_unprotected(database, field="params.url")
+        if backend == "sqlite":
+            return _sqlite_engine(path, writable=not read_only)
+        # Its own database file only: no read_text('/any/file'), no ATTACH elsewhere, no SET to undo it.
+        config = {"enable_external_access": False, "lock_configuration": True}
+        read_only_file = read_only and path is not None
+        return create_engine(
+            url.set(database=path or ":memory:"),
+            poolclass=NullPool,
+            connect_args={"read_only": read_only_file, "config": config},
+        )
+    if backend in {"postgresql", "mysql", "mariadb"}:
         connect_args.setdefault("connect_timeout", TEST_TIMEOUT_SECONDS)
-    if url.get_backend_name() == "duckdb":
-        # Its own database file only: no read_text('/any/file'), no ATTACH elsewhere.
-        connect_args["config"] = {**connect_args.get("config", {}), "enable_external_access": False}
-    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if read_only and backend == "postgresql":
+        # Every transaction of the session starts read-only; the server refuses writes, not a rollback.
+        connect_args["options"] = f"{connect_args.get('options', '')} -c default_transaction_read_only=on".strip()
+    elif read_only and backend not in READ_ONLY_BACKENDS:
+        raise Forbidden(
+            f"'{usable.name}' cannot be opened read-only ('{backend}'); only connections that allow writes."
+        )
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if read_only and backend in {"mysql", "mariadb"}:
+        event.listen(engine, "connect", _mysql_read_only)
+    return engine
+
+
+def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION READ ONLY")
+
+
+def _sqlite_engine(path: str | None, *, writable: bool) -> Engine:
+    """SQLite at a checked real path (or in memory), read-only unless ``writable``, under an authorizer."""
+
+    def connect() -> sqlite3.Connection:
+        if path is None:
+            connection = sqlite3.connect(":memory:", check_same_thread=False)
+        else:
+            connection = sqlite3.connect(sqlite_uri(path, writable=writable), uri=True, check_same_thread=False)
+        connection.set_authorizer(sqlite_authorizer(writable))
+        return connection
+
+    return create_engine("sqlite://", creator=connect, poolclass=NullPool)
 
 
 def storage_options(params: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
@@ -147,7 +166,7 @@ def storage_options(params: dict[str, Any], secrets: dict[str, str]) -> dict[str
     return {**params.get("storage_options", {}), **secrets}
 
 
-def files_url(params: dict[str, Any], path: str = "") -> str:
+def files_url(params: Mapping[str, Any], path: str = "") -> str:
     """``path`` below the connection's root URL (``path`` may be a glob, never climb out of it)."""
     if ".." in path.replace("\\", "/").split("/"):
         raise InvalidInput("A path stays below its connection's root: no '..'.", field="path")
@@ -155,15 +174,25 @@ def files_url(params: dict[str, Any], path: str = "") -> str:
     return f"{root}/{path.lstrip('/')}" if path else root
 
 
-def _probe(kind: str, params: dict[str, Any], secrets: dict[str, str]) -> None:
+def files_location(usable: "UsableConnection", path: str = "", *, field: str = "path") -> str | list[str]:
+    """What a reader opens for ``path`` below a files connection: its URL, or for local files the
+    checked real paths of every file it matches (so nothing but what was checked is opened)."""
+    url = files_url(usable.params, path)
+    return usable.policy.local_files(url, field=field) if is_local_files(url) else url
+
+
+def _probe(usable: "UsableConnection") -> None:
     """Really reach the data; raise whatever the driver raises."""
-    if kind == "sql":
-        engine = sql_engine(params, secrets)
+    params, secrets = usable.params, usable.secrets
+    if usable.type == "sql":
+        engine = sql_engine(usable)
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         finally:
             engine.dispose()
+    elif is_local_files(params["url"]):
+        usable.policy.local_files(params["url"], field="params.url")
     else:
         filesystem, path = fsspec.core.url_to_fs(params["url"], **storage_options(params, secrets))
         if not filesystem.exists(path):
@@ -180,12 +209,20 @@ class UsableConnection:
     params: dict[str, Any]
     secrets: dict[str, str] = field(repr=False)
     allow_write: bool
+    #: What this connection may reach; the kernel client, which runs as its user, checks nothing.
+    policy: DataAccessPolicy = field(default_factory=DataAccessPolicy, repr=False)
 
 
 class ConnectionService(Service):
-    def __init__(self, db: Database, audit: AuditTrail, log: Any, box: SecretBox) -> None:
+    def __init__(self, db: Database, audit: AuditTrail, log: Any, box: SecretBox, policy: DataAccessPolicy) -> None:
         super().__init__(db, audit, log)
         self.box = box
+        self.policy = policy
+
+    def _validate(self, caller: Caller, kind: str, params: dict[str, Any], allow_write: bool) -> None:
+        self.policy.check(
+            kind, params, allow_write=allow_write, may_read_local=caller.has(GlobalPermission.WRITE_UNSAFE_CODE)
+        )
 
     def _find(self, session: Session, caller: Caller, name: str) -> Connection:
         connection = session.scalar(
@@ -300,7 +337,7 @@ class ConnectionService(Service):
         caller.require(GlobalPermission.CREATE_CONNECTIONS)
         if caller.user_id is None:
             raise InvalidInput("The operator cannot own a connection: create it as a user.", field="owner")
-        _validate_params(caller, spec.type, spec.params)
+        self._validate(caller, spec.type, spec.params, spec.allow_write)
         if spec.credentials_mode == "per_user" and spec.secrets:
             raise InvalidInput(
                 "A per_user connection holds each user's own secrets, not shared ones.",
@@ -340,8 +377,10 @@ class ConnectionService(Service):
             if not can_manage(caller, connection):
                 raise Forbidden(f"Only the owner of '{name}' or an administrator may change it.")
             mode = spec.credentials_mode or connection.credentials_mode
+            if spec.params is not None or spec.allow_write is not None:
+                allow_write = connection.allow_write if spec.allow_write is None else spec.allow_write
+                self._validate(caller, connection.type, spec.params or dict(connection.params), allow_write)
             if spec.params is not None:
-                _validate_params(caller, connection.type, spec.params)
                 connection.params = spec.params
             if spec.secrets is not None:
                 if mode == "per_user" and spec.secrets:
@@ -410,12 +449,15 @@ class ConnectionService(Service):
         """The connection with the caller's secrets, or 403 if the caller may not use it."""
         if not can_use(caller, connection):
             raise Forbidden(f"You may not use the connection '{connection.name}'.")
+        # Checked again at every use: the home, the allow-list or the file behind a path may have changed.
+        self.policy.check(connection.type, connection.params, allow_write=connection.allow_write, may_read_local=True)
         return UsableConnection(
             name=connection.name,
             type=connection.type,
             params=dict(connection.params),
             secrets=self._secrets_for(session, caller, connection),
             allow_write=connection.allow_write,
+            policy=self.policy,
         )
 
     def read_credentials(self, caller: Caller, name: str) -> ConnectionCredentials:
@@ -439,7 +481,7 @@ class ConnectionService(Service):
         secrets = usable.secrets
         started = time.monotonic()
         try:
-            _probe(usable.type, usable.params, secrets)
+            _probe(usable)
             ok, message = True, "Connected."
         except Exception as error:  # any driver error is the answer to "does it work?"
             ok, message = False, scrub(f"{type(error).__name__}: {error}", secrets)
@@ -480,10 +522,11 @@ class ConnectionService(Service):
             usable = self.usable(session, caller, connection)
         if usable.type != "sql":
             raise InvalidInput(f"'{name}' is not a sql connection.", field="connection")
-        engine = sql_engine(usable.params, usable.secrets)
+        query = one_statement(query, make_url(usable.params["url"]).get_backend_name(), field="query", query=True)
+        engine = sql_engine(usable)
         try:
             with engine.connect() as sql:
-                row = sql.execute(text(query)).first()
+                row = sql.execute(text(query.replace(":", "\\:"))).first()
         except Exception as error:
             raise InvalidInput(f"query: {driver_message(error, usable.secrets)}", field="query") from None
         finally:

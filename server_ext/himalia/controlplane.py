@@ -21,6 +21,7 @@ from .audit import AuditService, AuditTrail
 from .checks import CheckService
 from .connections import ConnectionService
 from .crypto import SecretBox, load_or_create_key_file
+from .data_access import DEFAULT_REMOTE_PROTOCOLS, DataAccessPolicy
 from .datasets import DatasetService
 from .db import Database
 from .errors import InvalidInput
@@ -191,6 +192,15 @@ class ControlPlane(LoggingConfigurable):
     def _default_kubernetes_service_account(self) -> str:
         return os.environ.get("HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "")
 
+    remote_protocols = List(
+        Unicode(),
+        list(DEFAULT_REMOTE_PROTOCOLS),
+        config=True,
+        help="""fsspec protocols that `files` connections may use with `create_connections` alone:
+        remote stores, never this machine. Every other protocol reads local disk or memory (and
+        needs `write_unsafe_code`: `file`, `local`, `memory`) or wraps another filesystem (refused).""",
+    )
+
     webhook_signing_key = Unicode(
         config=True,
         help="""Key signing generic JSON webhooks (HMAC-SHA256 of timestamp.body). Defaults to
@@ -215,7 +225,8 @@ class ControlPlane(LoggingConfigurable):
         box = SecretBox(self.secret_keys)
         self.users = UserService(self.db, trail, self.log)
         self.projects = ProjectService(self.db, trail, self.log)
-        self.connections = ConnectionService(self.db, trail, self.log, box)
+        policy = DataAccessPolicy.for_control_plane(self.home, self.db_url, self.remote_protocols)
+        self.connections = ConnectionService(self.db, trail, self.log, box, policy)
         self.variables = VariableService(self.db, trail, self.log)
         self.tokens = TokenService(self.db, trail, self.log)
         self.tiers = TierService(self.db, trail, self.log)

@@ -27,10 +27,11 @@ from .connections import (
     can_see,
     can_use,
     driver_message,
-    files_url,
+    files_location,
     sql_engine,
     storage_options,
 )
+from .data_access import one_statement
 from .db import Database, paginate
 from .errors import Conflict, HimaliaError, InvalidInput, NotFound
 from .models import CreateDataset, DatasetColumn, DatasetSchema, DescribeDataset, Page, UpdateDataset
@@ -69,13 +70,13 @@ def read_columns(usable: UsableConnection, location: dict[str, Any]) -> list[Dat
     field = "path" if usable.type == "files" else "query" if "query" in location else "table"
     try:
         if usable.type == "files":
-            url = files_url(usable.params, location["path"])
+            url = files_location(usable, location["path"])
             with duckdb_for(usable) as connection:
                 rows = connection.execute(
                     f"DESCRIBE SELECT * FROM {files_relation_sql(location['format'])}", [url]
                 ).fetchall()
             return [DatasetColumn(name=row[0], type=str(row[1])) for row in rows]
-        engine = sql_engine(usable.params, usable.secrets)
+        engine = sql_engine(usable)
         try:
             source = sql_source(
                 engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
@@ -289,17 +290,22 @@ class DatasetService(Service):
             location = dict(dataset.location)
         try:
             if usable.type == "files":
-                filesystem, path = fsspec.core.url_to_fs(
-                    files_url(usable.params, location["path"]), **storage_options(usable.params, usable.secrets)
-                )
-                found = filesystem.glob(path, detail=True)
                 keys = ("size", "mtime", "LastModified", "ETag", "etag", "updated")
+                located = files_location(usable, location["path"])
+                if isinstance(located, list):  # local: the checked real paths
+                    local = fsspec.filesystem("file")
+                    found = {path: local.info(path) for path in located}
+                else:
+                    filesystem, path = fsspec.core.url_to_fs(located, **storage_options(usable.params, usable.secrets))
+                    found = filesystem.glob(path, detail=True)
                 return json.dumps(sorted((p, [str(i.get(k)) for k in keys]) for p, i in found.items()))
-            engine = sql_engine(usable.params, usable.secrets)
+            engine = sql_engine(usable)
             try:
                 with engine.connect() as connection:
                     if query is not None:
-                        row = connection.execute(text(query)).first()
+                        backend = connection.dialect.name
+                        statement = one_statement(query, backend, field="query", query=True).replace(":", "\\:")
+                        row = connection.execute(text(statement)).first()
                     else:
                         source = sql_source(
                             engine,
@@ -327,12 +333,12 @@ def _frames(usable: UsableConnection, location: dict[str, Any]) -> Iterator[pd.D
     if usable.type == "files":
         with duckdb_for(usable) as duck:
             relation = duck.execute(
-                f"SELECT * FROM {files_relation_sql(location['format'])}", [files_url(usable.params, location["path"])]
+                f"SELECT * FROM {files_relation_sql(location['format'])}", [files_location(usable, location["path"])]
             )
             while not (frame := relation.fetch_df_chunk()).empty:
                 yield frame
         return
-    engine = sql_engine(usable.params, usable.secrets)
+    engine = sql_engine(usable)
     try:
         source = sql_source(
             engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")

@@ -150,6 +150,11 @@ DEMO_DATASETS: list[tuple[str, list[str], list[dict[str, Any]]]] = [
 ]
 
 
+def data_folder(home: str) -> Path:
+    """Where the demo's data lives: beside the home, since no connection may read inside it."""
+    return Path(home).with_name(f"{Path(home).name}-data")
+
+
 def seed(plane: ControlPlane) -> Iterator[str]:
     operator = Caller.operator("demo", client_address="demo")
     users, projects, connections = plane.users, plane.projects, plane.connections
@@ -192,7 +197,7 @@ def seed(plane: ControlPlane) -> Iterator[str]:
         projects.set_grant(alice, "FRAUD", SetGrant(group=group, preset=preset))
     yield "granted FRAUD: data_team and analysts contributor, readers reader"
 
-    warehouse = Path(plane.home) / "demo" / "warehouse.sqlite"
+    warehouse = data_folder(plane.home) / "warehouse.sqlite"
     if not warehouse.exists():
         build_warehouse(warehouse)
         yield f"built the warehouse at {warehouse}"

@@ -68,7 +68,7 @@ class ExportService(Service):
         if "value" in frame:
             frame["value"] = frame["value"].map(lambda v: None if v is None else str(v))
         try:
-            engine = sql_engine(usable.params, usable.secrets)
+            engine = sql_engine(usable, writable=True)
             try:
                 frame.to_sql(spec.table, engine, if_exists="replace", index=False)
             finally:

@@ -11,11 +11,13 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from .audit import AuditTrail
 from .caller import Caller
-from .connections import UsableConnection, driver_message, files_url, scrub, sql_engine, storage_options
+from .connections import UsableConnection, driver_message, files_location, scrub, sql_engine, storage_options
+from .data_access import DataAccessPolicy, one_statement
 from .datasets import DatasetService, duckdb_for, files_relation_sql
 from .db import Database
 from .errors import HimaliaError, InvalidInput
@@ -30,12 +32,13 @@ from .unsafe import run_function
 
 def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> pd.DataFrame:
     """The whole dataset as a DataFrame: only for custom Python metrics, in their child process."""
-    connection = UsableConnection(**usable)
+    protected = usable.pop("protected")
+    connection = UsableConnection(**usable, policy=DataAccessPolicy(protected=tuple(protected)))
     if connection.type == "files":
         with duckdb_for(connection) as duck:
-            url = files_url(connection.params, location["path"])
+            url = files_location(connection, location["path"])
             return duck.execute(f"SELECT * FROM {files_relation_sql(location['format'])}", [url]).df()
-    engine = sql_engine(connection.params, connection.secrets)
+    engine = sql_engine(connection)
     try:
         source = sql_source(
             engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
@@ -50,9 +53,9 @@ def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: l
     """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400."""
     try:
         if usable.type == "files":
-            url = files_url(usable.params, location["path"])
+            url = files_location(usable, location["path"])
             return compute_files(url, location["format"], probes, storage_options(usable.params, usable.secrets))
-        engine = sql_engine(usable.params, usable.secrets)
+        engine = sql_engine(usable)
         try:
             source = sql_source(
                 engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
@@ -73,9 +76,10 @@ def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: d
     if "sql" in metric:
         if usable.type != "sql":
             raise InvalidInput(f"'{metric['name']}' is SQL but the dataset is files.", field="custom_metrics")
-        body = metric["sql"].strip().rstrip(";").replace(":", "\\:")
+        backend = make_url(usable.params["url"]).get_backend_name()
+        body = one_statement(metric["sql"], backend, field="custom_metrics", query=True).replace(":", "\\:")
         try:
-            engine = sql_engine(usable.params, usable.secrets)
+            engine = sql_engine(usable)
             try:
                 with engine.connect() as connection:
                     value = connection.execute(text(f"SELECT * FROM ({body}) AS himalia_metric")).scalar()
@@ -86,12 +90,18 @@ def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: d
         except Exception as error:
             message = f"The metric '{metric['name']}' failed: {driver_message(error, usable.secrets)}"
             raise InvalidInput(message, field="custom_metrics") from None
-    ran = run_function(metric["python"], "metric", [asdict(usable), location], setup="himalia.metrics.load_frame")
+    portable = {**asdict(usable, dict_factory=_without_policy), "protected": list(usable.policy.protected)}
+    ran = run_function(metric["python"], "metric", [portable, location], setup="himalia.metrics.load_frame")
     if ran.error is not None:
         raise InvalidInput(
             f"The metric '{metric['name']}' failed: {scrub(ran.error, usable.secrets)}", field="custom_metrics"
         )
     return ran.result
+
+
+def _without_policy(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``asdict``'s factory: the connection as JSON for a child process (the policy travels apart)."""
+    return {key: value for key, value in items if key != "policy"}
 
 
 def _plain(value: Any) -> Any:

@@ -47,6 +47,7 @@ import datetime as dt
 import decimal
 import enum
 import math
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,6 +64,7 @@ from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import NullType, TypeEngine
 
+from .data_access import one_statement
 from .errors import InvalidInput
 
 __all__ = [
@@ -251,9 +253,9 @@ def sql_source(
         if table is not None:
             return sa.table(table, *_table_columns(connection, table, db_schema), schema=db_schema)
         assert query is not None
-        body = query.strip().rstrip(";").strip()
-        if not body:
+        if not query.strip():
             raise InvalidInput("the query is empty", field="query")
+        body = one_statement(query, connection.dialect.name, field="query", query=True)
         columns = _query_columns(connection, body)
     escaped = body.replace(":", "\\:")  # no bind parameters in the query: its colons are literal
     return sa.text(escaped).columns(*columns).subquery("src")
@@ -665,14 +667,15 @@ def compute_sql(engine: Engine, source: FromClause, probes: Sequence[Probe | str
 
 
 def compute_files(
-    url: str,
+    url: str | Sequence[str],
     fmt: Literal["csv", "parquet"],
     probes: Sequence[Probe | str],
     storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compute ``probes`` of CSV or Parquet file(s) with DuckDB scanning them in place.
 
-    ``url`` is a path, a ``file://`` URL or any fsspec URL, globs allowed. Non-local
+    ``url`` is a path, a ``file://`` URL or any fsspec URL, globs allowed, or a list of local
+    files (the real paths a connection's policy checked, read exactly as given). Non-local
     filesystems are handed to DuckDB through fsspec (built with ``storage_options``), so DuckDB
     reads them directly. CSV files are read with ``read_csv_auto`` (header row, sniffed types:
     a column with no value at all reads as text). ``size_bytes`` is the total size of the
@@ -681,14 +684,17 @@ def compute_files(
     if fmt not in ("csv", "parquet"):
         raise InvalidInput(f"unknown file format {fmt!r}: csv or parquet", field="fmt")
     parsed = _as_probes(probes)
-    options = dict(storage_options or {})
-    filesystem, path = url_to_fs(url, **options)
-    sizes = _file_sizes(filesystem, path)
+    location: str | list[str]
+    if isinstance(url, str):
+        filesystem, path = url_to_fs(url, **dict(storage_options or {}))
+        sizes = _file_sizes(filesystem, path)
+        local = split_protocol(url)[0] in (None, "file", "local")
+        location = path if local else url
+    else:
+        location, local = list(url), True
+        sizes = [os.path.getsize(path) for path in location]
     if not sizes:
         raise InvalidInput(f"no file matches {url!r}", field="url")
-    protocol, _ = split_protocol(url)
-    local = protocol in (None, "file", "local")
-    location = path if local else url
     reader = "read_parquet(:path)" if fmt == "parquet" else "read_csv_auto(:path, header = true)"
     scan = sa.text(f"SELECT * FROM {reader}").bindparams(path=location)
     engine = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool)

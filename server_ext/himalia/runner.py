@@ -19,11 +19,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import selectinload
 
 from .caller import Caller, load_caller
 from .checks import parse_duration
 from .connections import driver_message, scrub, sql_engine
+from .data_access import one_statement
 from .errors import HimaliaError
 from .executors import Executor, NotebookJob
 from .models import Variables
@@ -542,22 +544,19 @@ class RunEngine:
             return ":" + name
 
         statement = REFERENCE.sub(bind, step.statement)
-        engine = sql_engine(usable.params, usable.secrets)
+        backend = make_url(usable.params["url"]).get_backend_name()
+        statement = one_statement(statement, backend, field="statement", query=False)
+        engine = sql_engine(usable, writable=True)  # read-only in the database unless the connection allows writes
         try:
-            with engine.connect() as connection_:
-                transaction = connection_.begin()
+            with engine.connect() as connection_, connection_.begin():
                 result = connection_.execute(text(statement), bound)
                 rows = [list(r) for r in result.fetchmany(20)] if result.returns_rows else []
                 affected = result.rowcount if not result.returns_rows else len(rows)
-                if usable.allow_write:
-                    transaction.commit()
-                else:
-                    transaction.rollback()
         except Exception as error:
             raise StepFailed(scrub(driver_message(error, usable.secrets), usable.secrets)) from None
         finally:
             engine.dispose()
-        note = "" if usable.allow_write else " (read-only connection: rolled back)"
+        note = "" if usable.allow_write else " (read-only connection)"
         outputs = {"rows": [[str(v) for v in row] for row in rows], "affected": affected}
         return StepOutcome("succeeded", f"{affected} rows{note}", outputs)
 

@@ -2,7 +2,8 @@
 
 import shutil
 import sqlite3
-from pathlib import Path
+
+from himalia.demo import data_folder
 
 from .conftest import Lab, choose_project, expand, open_himalia, shoot
 
@@ -48,7 +49,7 @@ def test_run_the_demo_scenario_with_a_changed_parameter(page, admin_lab: Lab) ->
 
 def test_a_check_turns_red_when_the_data_breaks(page, admin_lab: Lab, demo_root) -> None:  # type: ignore[no-untyped-def]
     _, env = demo_root
-    warehouse = Path(env["HIMALIA_HOME"]) / "demo" / "warehouse.sqlite"
+    warehouse = data_folder(env["HIMALIA_HOME"]) / "warehouse.sqlite"
     sidebar = open_himalia(page, admin_lab)
     choose_project(sidebar, "FRAUD")
     quality = expand(sidebar, "Data quality")
