@@ -44,7 +44,7 @@ from .models import (
     SetCredentials,
     UpdateConnection,
 )
-from .orm import Connection, ConnectionCredential, ConnectionGroupAccess, Group
+from .orm import Connection, ConnectionCredential, ConnectionGroupAccess, Dataset, Group, Scenario
 from .permissions import GlobalPermission
 from .service import Service
 from .users import find_groups
@@ -198,6 +198,19 @@ def _probe(usable: "UsableConnection") -> None:
         if not filesystem.exists(path):
             raise FileNotFoundError(f"{params['url']} does not exist")
         filesystem.ls(path) if filesystem.isdir(path) else filesystem.info(path)
+
+
+def _used_by_project(session: Session, connection: Connection, project_id: int) -> bool:
+    """Whether a dataset of the project, or a SQL step or trigger of one of its scenarios, names it."""
+    dataset = select(Dataset.id).where(Dataset.project_id == project_id, Dataset.connection_id == connection.id)
+    if session.scalar(dataset.limit(1)) is not None:
+        return True
+    definitions = session.scalars(select(Scenario.definition).where(Scenario.project_id == project_id))
+    return any(
+        part.get("connection") == connection.name
+        for definition in definitions
+        for part in [*definition.get("steps", []), *definition.get("triggers", [])]
+    )
 
 
 @dataclass(frozen=True)
@@ -461,9 +474,17 @@ class ConnectionService(Service):
         )
 
     def read_credentials(self, caller: Caller, name: str) -> ConnectionCredentials:
-        """What a kernel needs to reach the data itself, as the caller; every read is audited."""
+        """What a kernel needs to reach the data itself, as the caller; every read is audited.
+
+        A project-scoped token (a scenario run's, say) reads only the connections its project uses.
+        """
         with self.db.write() as session:
-            usable = self.usable(session, caller, self._find(session, caller, name))
+            connection = self._find(session, caller, name)
+            if caller.project_scope is not None and not _used_by_project(session, connection, caller.project_scope):
+                raise Forbidden(
+                    f"This token is limited to one project, which uses no '{name}': its credentials stay closed."
+                )
+            usable = self.usable(session, caller, connection)
             self.audit.record(
                 session,
                 caller,

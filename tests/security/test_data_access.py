@@ -26,8 +26,9 @@ from himalia.connections import UsableConnection, sql_engine
 from himalia.controlplane import ControlPlane
 from himalia.data_access import DEFAULT_REMOTE_PROTOCOLS, DataAccessPolicy, one_statement
 from himalia.errors import HimaliaError
-from himalia.models import CreateConnection, CreateDataset, CustomMetric, UpdateDataset
+from himalia.models import CreateConnection, CreateDataset, CreateToken, CustomMetric, UpdateDataset
 
+from ..conftest import SHARED_SECRET
 from ..postgres import TemporaryPostgres
 from .conftest import Ledger
 
@@ -378,3 +379,25 @@ def test_one_statement_follows_strings_comments_and_quoted_names(ledger: Ledger)
         for double in ("SELECT 1; SELECT 2", "SELECT ';'; DELETE FROM t", "SELECT 1;;DELETE FROM t"):
             outcome = refused(lambda d=double, b=backend: one_statement(d, b, field="q", query=False))
             assert ledger.tried("4 writes through read-only connections", (backend, double), outcome)
+
+
+# -- 10. credentials through project-scoped tokens -------------------------------------------------
+
+
+def test_project_scoped_tokens_read_only_the_connections_of_their_project(api: Any, ledger: Ledger) -> None:
+    """A run's token (scoped to ALPHA) reads ``wh``, which ALPHA's dataset uses, and nothing else its user may use."""
+    plane = api.plane
+    operator = Caller.operator("test")
+    scoped = plane.tokens.create_token(operator, CreateToken(user="admin", project="ALPHA")).token
+    unscoped = plane.tokens.create_token(operator, CreateToken(user="admin")).token
+    headers = {"Authorization": f"token {scoped}"}
+    assert api.http.get(f"{api.base}/connections/wh/credentials", headers=headers, timeout=30).status_code == 200
+    for name in ("shared_db", "personal_db"):
+        response = api.http.get(f"{api.base}/connections/{name}/credentials", headers=headers, timeout=30)
+        assert ledger.tried("10 scoped token credentials", name, response.status_code in (403, 404)), response.text
+        assert SHARED_SECRET not in response.text
+    # The same user, unscoped, still reads what the user may use.
+    whole = api.http.get(
+        f"{api.base}/connections/shared_db/credentials", headers={"Authorization": f"token {unscoped}"}, timeout=30
+    )
+    assert whole.status_code == 200
