@@ -725,7 +725,7 @@ def test_sql_steps_bind_variables_on_a_read_only_connection(light: LiveAPI, tmp_
         "failed",
         "statement: there is no variable 'nope' (failure ignored)",
     )
-    assert broken["state"] == "failed" and "syntax error" in broken["message"]
+    assert broken["state"] == "failed" and "cannot parse the SQL" in broken["message"]
     with sqlite3.connect(warehouse) as db:
         assert db.execute("SELECT count(*) FROM transactions_2018").fetchone()[0] == 300
 

@@ -200,6 +200,14 @@ class ControlPlane(LoggingConfigurable):
         remote stores, never this machine. Every other protocol reads local disk or memory (and
         needs `write_unsafe_code`: `file`, `local`, `memory`) or wraps another filesystem (refused).""",
     )
+    allowed_data_destinations = List(
+        Unicode(),
+        config=True,
+        help="""Networks and host names that `files` connections may reach although they are not
+        public (an internal object store, `10.20.0.0/16`, `minio.corp.example`, `*.corp.example`).
+        Without an entry, a files URL's host and any `endpoint_url` that resolve to loopback,
+        private, link-local or cloud metadata addresses are refused, at creation and at every use.""",
+    )
 
     webhook_signing_key = Unicode(
         config=True,
@@ -225,7 +233,9 @@ class ControlPlane(LoggingConfigurable):
         box = SecretBox(self.secret_keys)
         self.users = UserService(self.db, trail, self.log)
         self.projects = ProjectService(self.db, trail, self.log)
-        policy = DataAccessPolicy.for_control_plane(self.home, self.db_url, self.remote_protocols)
+        policy = DataAccessPolicy.for_control_plane(
+            self.home, self.db_url, self.remote_protocols, self.allowed_data_destinations
+        )
         self.connections = ConnectionService(self.db, trail, self.log, box, policy)
         self.variables = VariableService(self.db, trail, self.log)
         self.tokens = TokenService(self.db, trail, self.log)

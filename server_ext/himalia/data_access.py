@@ -25,7 +25,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -38,9 +38,12 @@ from sqlalchemy.engine import make_url
 from sqlglot import exp
 
 from .errors import Forbidden, InvalidInput
+from .outbound import DestinationPolicy, DestinationUnresolved
 
 DEFAULT_REMOTE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "http", "https", "sftp")
 LOCAL_FILE_PROTOCOLS = frozenset({"file", "local"})
+#: Protocols whose URL names a bucket or container, not a host (their endpoint is an option).
+_BUCKET_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
 IN_PROCESS_PROTOCOLS = frozenset({"memory"})
 EMBEDDED_BACKENDS = frozenset({"sqlite", "duckdb"})
 #: Backends whose sessions Himalia can make read-only at the server or the driver.
@@ -147,16 +150,22 @@ class DataAccessPolicy:
     remote_protocols: frozenset[str] = frozenset(DEFAULT_REMOTE_PROTOCOLS)
     #: Real paths no connection may open: the home, the store's files, the key files.
     protected: tuple[str, ...] = ()
+    #: Which hosts a ``files`` connection may name (its URL's, an ``endpoint_url``'s): public ones by default.
+    destinations: DestinationPolicy = field(default_factory=DestinationPolicy, compare=False)
 
     @classmethod
-    def for_control_plane(cls, home: str, store_url: str, remote_protocols: list[str]) -> "DataAccessPolicy":
+    def for_control_plane(
+        cls, home: str, store_url: str, remote_protocols: list[str], allowed_destinations: list[str]
+    ) -> "DataAccessPolicy":
         """The home (which holds the key files) and the store's files are protected."""
         protected = [real_path(home)]
         url = make_url(store_url)
         if url.get_backend_name() in EMBEDDED_BACKENDS and url.database not in (None, "", ":memory:"):
             store = real_path(url.database)
             protected += [store, *(store + suffix for suffix in ("-wal", "-shm", "-journal", ".wal"))]
-        return cls(frozenset(remote_protocols), tuple(dict.fromkeys(protected)))
+        return cls(
+            frozenset(remote_protocols), tuple(dict.fromkeys(protected)), DestinationPolicy(allowed_destinations)
+        )
 
     # -- what a connection names -------------------------------------------------------------------
 
@@ -190,6 +199,7 @@ class DataAccessPolicy:
         except ImportError:
             pass  # a known protocol whose driver is not installed yet: testing the connection says so
         if protocol in self.remote_protocols:
+            self._check_hosts(url, protocol, options)
             return
         if protocol not in LOCAL_FILE_PROTOCOLS | IN_PROCESS_PROTOCOLS:
             allowed = ", ".join(sorted(self.remote_protocols))
@@ -201,6 +211,36 @@ class DataAccessPolicy:
             raise Forbidden("Connections to local files or embedded databases need 'write_unsafe_code'.")
         if protocol in LOCAL_FILE_PROTOCOLS:
             self.ensure_unprotected(local_path(url), field="params.url")
+
+    def _check_hosts(self, url: str, protocol: str, options: Mapping[str, Any]) -> None:
+        """Refuse loopback, private, link-local and metadata hosts (after resolution) unless allowed.
+
+        The host is the URL's for protocols that name one (not a bucket's), and every
+        ``endpoint_url`` among the options. Their drivers connect themselves, so a name that
+        resolves differently later is not pinned here as webhooks are.
+        """
+        hosts = [] if protocol in _BUCKET_PROTOCOLS else [(url, "params.url")]
+        hosts += list(_option_values(options, "params.storage_options", "endpoint_url"))
+        for named, where in hosts:
+            try:
+                parts = urlsplit(named if "://" in named else f"//{named}")
+                host, port = (parts.hostname or "").rstrip("."), parts.port or 443
+            except ValueError:
+                raise InvalidInput("The URL cannot be parsed.", field=where) from None
+            if not host:
+                continue
+            try:
+                addresses = self.destinations.addresses(host, port)
+            except DestinationUnresolved:
+                continue  # nothing to reach now; checked again at every use, and the driver says why it fails
+            named_allowed = self.destinations.name_allowed(host)
+            for address in addresses:
+                kind = self.destinations.refusal(address, named_allowed)
+                if kind is not None:
+                    raise Forbidden(
+                        f"{where}: {host} is {kind} address ({address}); connections reach only public "
+                        "hosts unless c.ControlPlane.allowed_data_destinations names it."
+                    )
 
     def _check_sql(self, url: str, params: Mapping[str, Any], *, allow_write: bool, may_read_local: bool) -> None:
         parsed = _sql_url(url)
@@ -299,6 +339,15 @@ def _option_keys(options: Mapping[str, Any], where: str) -> Iterator[tuple[str, 
             for index, item in enumerate(value):
                 if isinstance(item, Mapping):
                     yield from _option_keys(item, f"{where}.{key}[{index}]")
+
+
+def _option_values(options: Mapping[str, Any], where: str, name: str) -> Iterator[tuple[str, str]]:
+    """Every string value of the option ``name`` at any depth, with the dotted field naming it."""
+    for key, value in options.items():
+        if key == name and isinstance(value, str):
+            yield value, f"{where}.{key}"
+        elif isinstance(value, Mapping):
+            yield from _option_values(value, f"{where}.{key}", name)
 
 
 def _refuse_secrets_in_url(url: str) -> None:

@@ -206,7 +206,7 @@ class DestinationPolicy:
     def __init__(self, allowed: Iterable[str] = ()) -> None:
         self.networks, self.exact, self.names = _parse_allowed(allowed)
 
-    def _name_allowed(self, host: str) -> bool:
+    def name_allowed(self, host: str) -> bool:
         return host in self.names or any(
             name.startswith("*.") and host.endswith(name[1:]) and host != name[2:] for name in self.names
         )
@@ -265,7 +265,7 @@ class DestinationPolicy:
             raise DestinationRefused("the URL names no host")
         port = port or (443 if parts.scheme == "https" else 80)
         addresses = self.addresses(host, port)
-        named = self._name_allowed(host)
+        named = self.name_allowed(host)
         for address in addresses:  # every answer: one bad address and a retry could land on it
             kind = self.refusal(address, named)
             if kind is not None:

@@ -401,3 +401,53 @@ def test_project_scoped_tokens_read_only_the_connections_of_their_project(api: A
         f"{api.base}/connections/shared_db/credentials", headers={"Authorization": f"token {unscoped}"}, timeout=30
     )
     assert whole.status_code == 200
+
+
+# -- 10. files connections into the operator's network (SSRF) --------------------------------------
+
+INSIDE_HOSTS = (
+    "127.0.0.1",
+    "localhost",
+    "169.254.169.254",
+    "10.0.0.1",
+    "192.168.1.10",
+    "[::1]",
+    "0x7f.1",
+    "2130706433",
+)
+
+
+def test_files_connections_refuse_inside_hosts(plane: ControlPlane, ledger: Ledger) -> None:
+    """No packet is sent: creating a connection only resolves its host."""
+    creator = plane.users.caller_for("projadmin")
+    for host in INSIDE_HOSTS:
+        for params in (
+            {"url": f"https://{host}/latest/meta-data/"},
+            {"url": f"http://{host}:8080/data"},
+            {"url": f"sftp://{host}/srv"},
+            {"url": "s3://bucket", "storage_options": {"endpoint_url": f"http://{host}:9000"}},
+            {"url": "s3://bucket", "storage_options": {"client_kwargs": {"endpoint_url": f"http://{host}"}}},
+        ):
+            outcome = refused(lambda p=params: create(plane, creator, "files", p))
+            assert ledger.tried("10 SSRF through files connections", params, outcome), params
+
+
+def test_allowed_data_destinations_open_a_named_internal_store(db_url: str, tmp_path: Path) -> None:
+    from ..conftest import AUDIT_KEY, SECRET_KEY
+
+    plane = ControlPlane(
+        home=str(tmp_path / "home"),
+        db_url=db_url,
+        secret_keys=[SECRET_KEY],
+        audit_key=AUDIT_KEY,
+        allowed_data_destinations=["127.0.0.1"],
+    )
+    plane.start()
+    try:
+        creator = plane.users.caller_for("projadmin")
+        assert create(
+            plane, creator, "files", {"url": "s3://b", "storage_options": {"endpoint_url": "http://127.0.0.1:9000"}}
+        )
+        assert refused(lambda: create(plane, creator, "files", {"url": "https://169.254.169.254/"}))
+    finally:
+        plane.stop()
