@@ -104,9 +104,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       model.updateSettings(DEFAULT_SETTINGS);
     }
 
-    model.load().catch(error => {
-      void showErrorMessage('Himalia is not available', errorText(error));
-    });
+    model
+      .load()
+      .then(() => model.startRefreshing())
+      .catch(error => {
+        void showErrorMessage('Himalia is not available', errorText(error));
+      });
   }
 };
 

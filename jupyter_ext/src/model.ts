@@ -5,12 +5,26 @@
  * a page reload through the state database.
  */
 import { IStateDB } from '@jupyterlab/statedb';
+import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { HimaliaClient } from './api';
 import type { DescribeMe, DescribeProject, ProjectPermission } from './types';
 
 const STATE_KEY = 'himalia:current-project';
+
+/** What my global and project permissions are, as one comparable string. */
+export function permissionsOf(
+  me: DescribeMe | null,
+  project: DescribeProject | null
+): string {
+  const global = Object.entries(me?.global_permissions ?? {})
+    .filter(([, held]) => held)
+    .map(([name]) => name)
+    .sort();
+  const own = [...(project?.my_permissions ?? [])].sort();
+  return JSON.stringify([me?.login ?? null, global, project?.key ?? null, own]);
+}
 
 export interface ISettingsValues {
   /** Seconds between refreshes of a running scenario's status and log. */
@@ -80,6 +94,23 @@ export class HimaliaModel {
     this._changed.emit();
   }
 
+  /**
+   * Read my identity and the current project's permissions again; emit `changed` only if they
+   * differ, so that a permission an administrator grants or withdraws shows without a reload.
+   */
+  async refreshPermissions(): Promise<void> {
+    const me = await this.client.me();
+    const project = this._project
+      ? await this.client.project(this._project.key).catch(() => null)
+      : null;
+    const before = permissionsOf(this._me, this._project);
+    this._me = me;
+    this._project = project;
+    if (permissionsOf(me, project) !== before) {
+      this._changed.emit();
+    }
+  }
+
   /** Read the current project again (after a grant changed my permissions, say). */
   async refreshProject(): Promise<void> {
     if (this._project) {
@@ -92,6 +123,21 @@ export class HimaliaModel {
     this._changed.emit();
   }
 
+  /** Refresh permissions every list interval while the page is visible (Lumino `Poll`). */
+  startRefreshing(): void {
+    this._poll?.dispose();
+    this._poll = new Poll({
+      factory: () => this.refreshPermissions(),
+      frequency: {
+        interval: this._settings.listPollSeconds * 1000,
+        backoff: true,
+        max: 300_000
+      },
+      standby: 'when-hidden'
+    });
+  }
+
+  private _poll: Poll | null = null;
   private _me: DescribeMe | null = null;
   private _project: DescribeProject | null = null;
   private _settings: ISettingsValues = DEFAULT_SETTINGS;
