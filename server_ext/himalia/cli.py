@@ -600,7 +600,9 @@ def serve_command(ctx: Context, ip: str | None, port: int | None, base_url: str,
     service_url = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "")) if hub else None
     ip = ip or (service_url.hostname if service_url and service_url.hostname else "127.0.0.1")
     port = port or (service_url.port if service_url and service_url.port else 8765)
-    asyncio.run(serve(run(ctx.plane), ip, port, base_url, hub=hub))
+    plane = run(ctx.plane)
+    run(lambda: plane.trusted_proxies)  # a misconfigured proxy list is one line, not a traceback
+    asyncio.run(serve(plane, ip, port, base_url, hub=hub))
 
 
 # -- hardware tiers ---------------------------------------------------------------------------------

@@ -5,16 +5,18 @@ Both hosts (the Jupyter server extension and ``himalia serve``) and the CLI buil
 """
 
 import asyncio
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Bunch, Enum, Int, List, Unicode, default, validate
+from traitlets import Bool, Bunch, Enum, Float, Int, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from .audit import AuditService, AuditTrail
@@ -32,6 +34,7 @@ from .projects import ProjectService
 from .reporters import Mailer, WebhookSettings
 from .runner import RunEngine
 from .runs import RunLimits, RunService
+from .scenario_definitions import input_context
 from .scenarios import ScenarioService
 from .scheduler import Scheduler
 from .tiers import TierService
@@ -40,6 +43,19 @@ from .users import UserService
 from .variable_scopes import VariableService
 
 R = TypeVar("R")
+
+
+def _proxy_networks(addresses: list[str]) -> list[str]:
+    """``addresses`` if each is an IP address or network, else ``InvalidInput`` naming the first that is not."""
+    for address in addresses:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise InvalidInput(
+                f"trusted_proxies: '{address}' is not an address or a network such as 10.0.0.0/8",
+                field="trusted_proxies",
+            ) from None
+    return addresses
 
 
 class ControlPlane(LoggingConfigurable):
@@ -219,6 +235,52 @@ class ControlPlane(LoggingConfigurable):
     def _default_webhook_signing_key(self) -> str:
         return os.environ.get("HIMALIA_WEBHOOK_KEY", "")
 
+    min_schedule_interval = Float(
+        60.0,
+        min=0.0,
+        config=True,
+        help="""Seconds that must at least separate two fires of a time trigger, or two polls of a
+        dataset-change or SQL-condition trigger. Saving a scenario whose schedule is closer is
+        refused (400, naming the trigger); the scheduler also holds back any trigger that would
+        fire sooner. Cron expressions have five fields, so nothing fires closer than a minute.""",
+    )
+
+    trusted_proxies = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""Addresses or networks (`10.0.0.0/8`) of the reverse proxies in front of `himalia serve`.
+        Only a request arriving from one of them has its client address taken from
+        `X-Forwarded-For` (the nearest address that is not itself a trusted proxy) or `X-Real-IP`;
+        from anyone else those headers are ignored, so nobody can write another address into
+        the audit trail. Defaults to $HIMALIA_TRUSTED_PROXIES (comma-separated), else none; in
+        hub mode, else loopback (the hub's proxy). Under Jupyter, `ServerApp.trust_xheaders` decides.""",
+    )
+
+    @default("trusted_proxies")
+    def _default_trusted_proxies(self) -> list[str] | None:
+        from_env = os.environ.get("HIMALIA_TRUSTED_PROXIES")
+        if from_env is None:
+            return None
+        return _proxy_networks([part.strip() for part in from_env.split(",") if part.strip()])
+
+    @validate("trusted_proxies")
+    def _valid_trusted_proxies(self, proposal: Bunch) -> list[str] | None:
+        return None if proposal["value"] is None else _proxy_networks(proposal["value"])
+
+    max_request_body_bytes = Int(
+        64 * 1024 * 1024,
+        min=1,
+        config=True,
+        help="""The largest JSON request body the API parses (400 beyond it). Executed notebooks
+        that Kubernetes step pods report come in these bodies, base64-encoded.""",
+    )
+
+    def validation_context(self) -> dict[str, Any]:
+        """The pydantic context of what people send, under this configuration's rules."""
+        return input_context(timedelta(seconds=self.min_schedule_interval))
+
     #: Where run kernels reach the API (``…/himalia/api/v1``); set by the host that serves it.
     api_url: str | None = None
 
@@ -247,7 +309,9 @@ class ControlPlane(LoggingConfigurable):
         self.exports = ExportService(
             self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
         )
-        self.scenarios = ScenarioService(self.db, trail, self.log, lambda: self.notebook_root)
+        self.scenarios = ScenarioService(
+            self.db, trail, self.log, lambda: self.notebook_root, validation_context=self.validation_context
+        )
         self.runs = RunService(self.db, trail, self.log, self._run_limits)
         self.mailer = Mailer(parent=self)
         self.webhooks = WebhookSettings(parent=self)

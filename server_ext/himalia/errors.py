@@ -50,3 +50,15 @@ class TooBusy(HimaliaError):
 
 class SchemaMismatch(HimaliaError):
     """The database is not at the revision this code expects."""
+
+
+class StoreUnavailable(HimaliaError):
+    """The database cannot be reached (down, restarting, refusing connections); trying later may succeed."""
+
+    status = 503
+
+
+class StorageFull(HimaliaError):
+    """The disk (or the database's own size limit) is full: nothing more can be written until space is freed."""
+
+    status = 507

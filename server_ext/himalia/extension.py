@@ -23,6 +23,7 @@ from .api import API_PREFIX, api_prefix, routes
 from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
 from .caller import Caller
 from .controlplane import ControlPlane
+from .errors import Unauthenticated
 from .forwarding import SERVICE_URL, ForwardingHandler
 
 LOCAL_USER = "himalia_local_user"
@@ -33,9 +34,19 @@ class _JupyterHosted(APIHandler):
     """Identity from the Jupyter server, unless the request carries a Himalia token."""
 
     async def host_caller(self) -> Caller | None:
+        token = self.bearer_token()
+        if token is not None and not self._jupyter_token_is(token):
+            # Jupyter would fall back to its login cookie; the header's claim alone decides here.
+            self.log_denied("invalid token")
+            raise Unauthenticated("The token in the Authorization header is not valid.")
         if self.current_user is None:
             return None
         return await self.call(self.control_plane.users.caller_for, self.settings[LOCAL_USER], self.client_address)
+
+    def _jupyter_token_is(self, token: str) -> bool:
+        """Whether the Jupyter server authenticated this request by ``token``, this very header's."""
+        jupyter: Any = self  # a JupyterHandler, once composed by ``jupyter_hosted``
+        return bool(jupyter.token_authenticated) and jupyter.identity_provider.get_token(jupyter) == token
 
     def finish(self, *args: Any, **kwargs: Any) -> Any:
         # Jupyter's APIHandler.finish forces JSON; reports, logs and exports set their own type.
@@ -43,8 +54,9 @@ class _JupyterHosted(APIHandler):
         return super().finish(*args, **kwargs)
 
     def check_xsrf_cookie(self) -> None:
-        # A header-authenticated request cannot be forged cross-site; cookie requests are checked.
-        if self.bearer_token() is None:
+        # A request with an Authorization header cannot be forged cross-site, and it authenticates
+        # by that header or not at all (401, see ``authenticate``): only cookie requests are checked.
+        if "Authorization" not in self.request.headers:
             super().check_xsrf_cookie()
 
 

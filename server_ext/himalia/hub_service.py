@@ -26,10 +26,10 @@ from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .api import api_prefix, routes
-from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
+from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, LOOPBACK, TRUSTED_PROXIES_SETTING, APIHandler, trusted_networks
 from .caller import Caller
 from .controlplane import ControlPlane
-from .errors import Forbidden
+from .errors import Forbidden, Unauthenticated
 from .permissions import GlobalPermission
 from .tiers import load_tiers_file
 from .users import HubPerson
@@ -144,6 +144,12 @@ class _HubHosted(APIHandler):
         if hub.is_hub(token):
             return await self.call(self.control_plane.users.caller_for, hub.service_account, "hub")
         model = await hub.auth.get_user(self, sync=False)
+        if token is not None and not (
+            getattr(self, "_token_authenticated", False) and hub.auth.get_token(self, in_cookie=False) == token
+        ):
+            # HubAuth falls back to the login cookie when the token is wrong; a wrong token is 401 here.
+            self.log_denied("invalid hub token")
+            raise Unauthenticated("The token in the Authorization header is not valid.")
         if not model:
             return None
         if model.get("kind") != "user":
@@ -192,6 +198,10 @@ def make_hub_application(control_plane: ControlPlane, hub: HubService) -> web.Ap
         CONTROL_PLANE: control_plane,
         HUB_SERVICE: hub,
         API_PREFIX_SETTING: api_prefix(prefix),
+        # The hub's proxy forwards every request; unless configured, it runs on this machine.
+        TRUSTED_PROXIES_SETTING: trusted_networks(
+            LOOPBACK if control_plane.trusted_proxies is None else control_plane.trusted_proxies
+        ),
         "cookie_secret": os.urandom(32),
     }
     return web.Application(handlers, **settings)  # type: ignore[arg-type]

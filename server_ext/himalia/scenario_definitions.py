@@ -6,6 +6,14 @@ and validates; running, scheduling and reporting build on it. Durations are writ
 ``30m``, ``2h`` or ``1d``; schedules as cron expressions with a time zone or as the simple forms
 "every 15 minutes", "hourly at :30", "daily at 02:00", "weekdays at 07:30",
 "weekly on monday at 06:00".
+
+Schedules are bounded: a cron expression has the five fields of cron (no seconds, no years), it
+must fire at all (``0 0 30 2 *`` never does), and no trigger may fire or poll more often than the
+minimum interval (``MIN_SCHEDULE_INTERVAL``, or the control plane's ``min_schedule_interval``,
+given in the validation context; see ``input_context``). Definitions read back from the store are
+validated with ``STORED`` instead: they were checked when saved, and a stricter rule since must
+not make a saved scenario unreadable (the scheduler still never fires one more often than the
+minimum).
 """
 
 import re
@@ -13,12 +21,30 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from croniter import CroniterError, croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .checks import parse_duration
 from .documents import load_document
 from .models import CheckName, ConnectionName, DatasetName, Login
+
+#: The most steps, triggers and reporters one scenario may have: bounds what saving and running cost.
+MAX_STEPS = 200
+MAX_TRIGGERS = 20
+MAX_REPORTERS = 20
+#: No trigger fires or polls more often than this unless the control plane configures otherwise.
+MIN_SCHEDULE_INTERVAL = timedelta(minutes=1)
+#: The validation context of definitions read back from the store (see the module docstring).
+STORED: dict[str, Any] = {"stored": True}
 
 ScenarioId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,99}$")]
 StepName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -32,10 +58,40 @@ def _duration(value: str) -> str:
 Duration = Annotated[str, AfterValidator(_duration)]
 VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
+
+def input_context(min_schedule_interval: timedelta = MIN_SCHEDULE_INTERVAL) -> dict[str, Any]:
+    """The validation context of definitions people send, under a control plane's minimum interval."""
+    return {"min_schedule_interval": min_schedule_interval}
+
+
+def _minimum_interval(info: ValidationInfo) -> timedelta | None:
+    """The minimum interval to enforce, or ``None`` for a definition read back from the store."""
+    context = info.context or {}
+    if context.get("stored"):
+        return None
+    minimum: timedelta = context.get("min_schedule_interval", MIN_SCHEDULE_INTERVAL)
+    return minimum
+
+
+def _spoken(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 _SIMPLE_FORMS: list[tuple[re.Pattern[str], Any]] = [
-    (re.compile(r"^every (\d+) minutes?$"), lambda m: f"*/{int(m[1])} * * * *" if 60 % int(m[1]) == 0 else None),
-    (re.compile(r"^every (\d+) hours?$"), lambda m: f"0 */{int(m[1])} * * *" if 24 % int(m[1]) == 0 else None),
+    (
+        re.compile(r"^every (\d+) minutes?$"),
+        lambda m: f"*/{int(m[1])} * * * *" if 0 < int(m[1]) <= 60 and 60 % int(m[1]) == 0 else None,
+    ),
+    (
+        re.compile(r"^every (\d+) hours?$"),
+        lambda m: f"0 */{int(m[1])} * * *" if 0 < int(m[1]) <= 24 and 24 % int(m[1]) == 0 else None,
+    ),
     (re.compile(r"^hourly at :(\d{2})$"), lambda m: f"{int(m[1])} * * * *" if int(m[1]) < 60 else None),
     (re.compile(r"^daily at (\d{1,2}):(\d{2})$"), lambda m: _at(m[1], m[2], "*")),
     (re.compile(r"^weekdays at (\d{1,2}):(\d{2})$"), lambda m: _at(m[1], m[2], "1-5")),
@@ -53,6 +109,8 @@ def _at(hour: str, minute: str, weekdays: str) -> str | None:
 def schedule_to_cron(schedule: str) -> str:
     """The cron expression of a simple schedule, or ``ValueError`` listing the forms understood."""
     text = " ".join(schedule.lower().split())
+    if zero := re.match(r"^every 0+ (minute|hour)s?$", text):
+        raise ValueError(f"'{schedule}' is not a schedule: the interval must be at least 1 {zero[1]}")
     for pattern, make in _SIMPLE_FORMS:
         match = pattern.match(text)
         if match and (cron := make(match)):
@@ -61,6 +119,76 @@ def schedule_to_cron(schedule: str) -> str:
         f"'{schedule}' is not a schedule: use a cron expression, or 'every N minutes', 'every N hours', "
         "'hourly at :MM', 'daily at HH:MM', 'weekdays at HH:MM', 'weekly on <day> at HH:MM'"
     )
+
+
+#: The macros croniter reads as five-field expressions.
+CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+#: Where searches of fire times start: a leap year that is also a century, on wall-clock time.
+_REFERENCE = datetime(2000, 1, 1)
+#: How far the shortest gap between fires is looked for: every gap of a five-field expression shows
+#: within two days of fires (minute by minute at most) or five years (a leap day included).
+_GAP_FIRES, _GAP_YEARS = 2 * 24 * 60 + 1, 5
+
+
+def check_cron(expression: str) -> None:
+    """Refuse what is not a five-field cron expression that fires, with a sentence saying why."""
+    fields = expression.split()
+    if not (len(fields) == 5 or (len(fields) == 1 and fields[0].lower() in CRON_MACROS)):
+        raise ValueError(
+            f"'{expression}' is not a cron expression of five fields (minute hour day month weekday): "
+            "seconds and years are not accepted"
+        )
+    if not croniter.is_valid(expression):
+        raise ValueError(f"'{expression}' is not a cron expression (minute hour day month weekday)")
+    for field in fields:
+        for part in field.split(","):
+            low, dash, high = part.split("/")[0].partition("-")
+            if dash and low.lower() == high.lower():
+                # croniter reads an equal range as the whole cycle (every day of April for
+                # "31-31 4"), cron as the one value: the two disagree, so neither is guessed.
+                raise ValueError(f"'{expression}': the range '{low}-{high}' starts and ends at once; write '{low}'")
+    try:
+        croniter(expression, _REFERENCE).get_next(datetime)
+    except CroniterError:
+        raise ValueError(f"'{expression}' never fires: no date matches its day and month") from None
+
+
+def gap_below(expression: str, minimum: timedelta) -> timedelta | None:
+    """A time between two consecutive fires of a valid five-field expression shorter than
+    ``minimum``, or ``None``. On the wall clock: a daylight-saving change can shorten one gap,
+    and the scheduler covers that."""
+    if minimum <= timedelta(minutes=1):
+        return None  # five fields fire a minute apart at the closest
+    fires = croniter(expression, _REFERENCE - timedelta(seconds=1))
+    horizon = _REFERENCE.replace(year=_REFERENCE.year + _GAP_YEARS)
+    previous: datetime = fires.get_next(datetime)
+    for _ in range(_GAP_FIRES):
+        following: datetime = fires.get_next(datetime)
+        if following - previous < minimum:
+            return following - previous
+        if following > horizon:
+            break
+        previous = following
+    return None
+
+
+def _check_interval(written: str, expression: str, minimum: timedelta | None) -> None:
+    if minimum is not None and (gap := gap_below(expression, minimum)) is not None:
+        raise ValueError(
+            f"'{written}' fires {_spoken(gap)} apart, more often than the minimum interval of {_spoken(minimum)}"
+        )
+
+
+def _check_poll_interval(interval: str, info: ValidationInfo) -> str:
+    minimum = _minimum_interval(info)
+    if minimum is None:
+        return interval
+    every = parse_duration(interval)
+    if every <= timedelta(0):
+        raise ValueError(f"'{interval}' is not an interval: it must be longer than 0")
+    if every < minimum:
+        raise ValueError(f"'{interval}' is shorter than the minimum interval of {_spoken(minimum)}")
+    return interval
 
 
 class Strict(BaseModel):
@@ -141,8 +269,8 @@ Step = Annotated[
 
 class TimeTrigger(Strict):
     type: Literal["time"]
-    cron: str | None = None
-    schedule: str | None = Field(None, description="A simple form such as 'daily at 02:00'.")
+    cron: str | None = Field(None, max_length=200, description="Five fields: minute hour day month weekday.")
+    schedule: str | None = Field(None, max_length=200, description="A simple form such as 'daily at 02:00'.")
     timezone: str = "UTC"
 
     @field_validator("timezone")
@@ -156,16 +284,23 @@ class TimeTrigger(Strict):
 
     @field_validator("cron")
     @classmethod
-    def _valid_cron(cls, cron: str | None) -> str | None:
-        if cron is not None and not croniter.is_valid(cron):
-            raise ValueError(f"'{cron}' is not a cron expression (minute hour day month weekday)")
+    def _valid_cron(cls, cron: str | None, info: ValidationInfo) -> str | None:
+        if cron is None:
+            return cron
+        minimum = _minimum_interval(info)
+        if minimum is None:  # read back from the store: what the scheduler needs to compute fires
+            if not croniter.is_valid(cron):
+                raise ValueError(f"'{cron}' is not a cron expression (minute hour day month weekday)")
+            return cron
+        check_cron(cron)
+        _check_interval(cron, cron, minimum)
         return cron
 
     @field_validator("schedule")
     @classmethod
-    def _understood_schedule(cls, schedule: str | None) -> str | None:
+    def _understood_schedule(cls, schedule: str | None, info: ValidationInfo) -> str | None:
         if schedule is not None:
-            schedule_to_cron(schedule)
+            _check_interval(schedule, schedule_to_cron(schedule), _minimum_interval(info))
         return schedule
 
     @model_validator(mode="after")
@@ -193,6 +328,8 @@ class DatasetChangeTrigger(Strict):
     interval: Duration = "5m"
     grace: Duration = "2m"
 
+    bounded_interval = field_validator("interval")(_check_poll_interval)
+
 
 class AfterScenarioTrigger(Strict):
     type: Literal["after_scenario"]
@@ -205,6 +342,8 @@ class SqlConditionTrigger(Strict):
     connection: ConnectionName
     query: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
     interval: Duration = "5m"
+
+    bounded_interval = field_validator("interval")(_check_poll_interval)
 
 
 Trigger = Annotated[
@@ -258,9 +397,9 @@ class ScenarioDefinition(Strict):
     concurrency: Literal["skip", "queue", "parallel"] = Field("skip", description="When a run is already in progress.")
     catch_up: Literal["skip", "run_once"] = Field("skip", description="Fire times missed while the platform was down.")
     variables: dict[VariableName, Any] = Field(default_factory=dict)
-    steps: list[Step] = Field(min_length=1)
-    triggers: list[Trigger] = Field(default_factory=list)
-    reporters: list[Reporter] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    triggers: list[Trigger] = Field(default_factory=list, max_length=MAX_TRIGGERS)
+    reporters: list[Reporter] = Field(default_factory=list, max_length=MAX_REPORTERS)
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> "ScenarioDefinition":
@@ -280,9 +419,15 @@ class ScenarioDefinition(Strict):
         return min(fires) if fires else None
 
 
-def load_scenario(text: str, filename: str = "<scenario>") -> ScenarioDefinition:
-    """A scenario from YAML; errors read ``FILE:LINE: steps[1].timeout: ...``."""
-    return load_document(text, ScenarioDefinition, filename)
+def load_scenario(text: str, filename: str = "<scenario>", context: dict[str, Any] | None = None) -> ScenarioDefinition:
+    """A scenario from YAML; errors read ``FILE:LINE: steps[1].timeout: ...``. ``context``
+    defaults to ``input_context()``: the default minimum interval."""
+    return load_document(text, ScenarioDefinition, filename, context=context)
+
+
+def stored_definition(data: dict[str, Any]) -> ScenarioDefinition:
+    """A definition read back from the store (a scenario's, a run's), validated with ``STORED``."""
+    return ScenarioDefinition.model_validate(data, context=STORED)
 
 
 def json_schema() -> dict[str, Any]:

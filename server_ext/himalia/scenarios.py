@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
@@ -36,7 +37,9 @@ from .scenario_definitions import (
     SetVariablesStep,
     SqlConditionTrigger,
     SqlStep,
+    input_context,
     load_scenario,
+    stored_definition,
 )
 from .scenario_models import (
     ACTIVE_STATES,
@@ -72,7 +75,7 @@ def find_scenario(session: Session, project: Project, scenario_id: str) -> Scena
 
 
 def definition_of(scenario: Scenario | ScenarioRun) -> ScenarioDefinition:
-    return ScenarioDefinition.model_validate(scenario.definition)
+    return stored_definition(scenario.definition)
 
 
 def runs_code(definition: ScenarioDefinition) -> bool:
@@ -125,9 +128,18 @@ def _field(definition: ScenarioDefinition, index: int, name: str, kind: str = "s
 
 
 class ScenarioService(Service):
-    def __init__(self, db: Any, audit: Any, log: Any, notebook_root: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        db: Any,
+        audit: Any,
+        log: Any,
+        notebook_root: Callable[[], str],
+        validation_context: Callable[[], dict[str, Any]] = input_context,
+    ) -> None:
         super().__init__(db, audit, log)
         self.notebook_root = notebook_root
+        #: The pydantic context saved definitions are validated with (the minimum schedule interval).
+        self.validation_context = validation_context
         #: Called with the scenario's row id after every save or delete (the scheduler listens).
         self.listeners: list[Callable[[int], None]] = []
 
@@ -188,10 +200,18 @@ class ScenarioService(Service):
     # -- saving -------------------------------------------------------------------------------
 
     def parse(self, spec: SaveScenario) -> ScenarioDefinition:
+        """The definition to save, validated under this control plane's rules (whoever built
+        ``spec``: the API validates with them too, a Python caller perhaps did not)."""
+        context = self.validation_context()
         if spec.definition is not None:
-            return spec.definition
+            try:
+                return ScenarioDefinition.model_validate(spec.definition.model_dump(mode="json"), context=context)
+            except ValidationError as error:
+                first = error.errors()[0]
+                field = ".".join(str(part) for part in first["loc"])
+                raise InvalidInput(f"definition.{field}: {first['msg']}", field=f"definition.{field}") from None
         try:
-            return load_scenario(spec.yaml or "", "yaml")
+            return load_scenario(spec.yaml or "", "yaml", context)
         except DocumentError as error:
             raise InvalidInput(str(error), field=error.field or "yaml") from None
 
@@ -199,11 +219,11 @@ class ScenarioService(Service):
         self, caller: Caller, key: str, spec: SaveScenario, *, scenario_id: str | None = None, create_only: bool = False
     ) -> DescribeScenario:
         """Create or replace a scenario; its notebooks are snapshotted now."""
+        with self.db.read() as session:  # refuse before parsing the YAML or reading any notebook
+            require_project(session, caller, key, P.WRITE_CONTENT)
         definition = self.parse(spec)
         if scenario_id is not None and definition.id != scenario_id:
             raise InvalidInput(f"id: the body describes '{definition.id}', not '{scenario_id}'.", field="id")
-        with self.db.read() as session:  # refuse before reading any notebook
-            require_project(session, caller, key, P.WRITE_CONTENT)
         if runs_code(definition) and not caller.has(GlobalPermission.WRITE_UNSAFE_CODE):
             raise Forbidden("Scenarios that run notebooks or code need the global permission 'write_unsafe_code'.")
         sources = {

@@ -13,6 +13,10 @@ daylight-saving changes they follow cron (Vixie) practice: a time skipped when c
 fires once, when the skipped hour ends (02:30 on a spring-forward night fires at 03:00); in the
 hour repeated when clocks go back, a fixed-time expression (``30 1 * * *``) fires once, at the
 first occurrence, while one whose minute or hour field starts with ``*`` fires in both.
+
+No trigger fires or polls more often than the control plane's ``min_schedule_interval``: saving
+refuses schedules that would, and the scheduler holds back any that still do (a definition saved
+before the rule, or a daylight-saving change bringing two fires together).
 """
 
 import hashlib
@@ -41,6 +45,7 @@ from .scenario_definitions import (
     Trigger,
     next_fire_time,
     previous_fire_time,
+    stored_definition,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +74,8 @@ class Scheduler:
     def __init__(self, plane: "ControlPlane", now: Callable[[], datetime] = utcnow) -> None:
         self.plane = plane
         self.now = now
+        #: The least time between two fires or polls of one trigger.
+        self.min_interval = timedelta(seconds=plane.min_schedule_interval)
         #: (wake at, scenario row, trigger index, version, fire time), all in UTC. The fire time is the
         #: cron time a time trigger fires for; it differs from the wake time only on a retry.
         self._heap: list[tuple[datetime, int, int, int, datetime]] = []
@@ -122,7 +129,7 @@ class Scheduler:
         for row_id, project_id, slug, definition, saved_at in rows:
             if definition.get("triggers"):
                 try:
-                    parsed = ScenarioDefinition.model_validate(definition)
+                    parsed = stored_definition(definition)
                     self._schedule(row_id, project_id, slug, parsed, now, catch_up=True, saved_at=saved_at)
                 except Exception:  # one unreadable scenario must not keep the others from firing
                     self.plane.log.exception("Scenario %s cannot be scheduled", slug)
@@ -131,7 +138,7 @@ class Scheduler:
         with self.plane.db.read() as session:
             scenario = session.get(Scenario, row_id)
             found = (
-                (scenario.project_id, scenario.slug, ScenarioDefinition.model_validate(scenario.definition))
+                (scenario.project_id, scenario.slug, stored_definition(scenario.definition))
                 if scenario is not None and scenario.active
                 else None
             )
@@ -200,10 +207,13 @@ class Scheduler:
             try:
                 if isinstance(trigger, TimeTrigger):
                     created += self._fire_time(row_id, entry, index, trigger, due, now)
-                    wake = following = next_fire_time(trigger, max(due, now - MISFIRE_GRACE))
+                    # The next fire at least min_interval after this one (strictly after ``earliest``).
+                    earliest = due + self.min_interval - timedelta(microseconds=1)
+                    wake = following = next_fire_time(trigger, max(earliest, now - MISFIRE_GRACE))
                 else:
                     created += self._poll(row_id, index, trigger, now)
-                    wake = following = now + parse_duration(trigger.interval)  # type: ignore[union-attr]
+                    every = parse_duration(trigger.interval)  # type: ignore[union-attr]
+                    wake = following = now + max(every, self.min_interval)
             except Exception:
                 self.plane.log.exception("Trigger %d of scenario %s failed", index, entry.slug)
                 if isinstance(trigger, TimeTrigger):

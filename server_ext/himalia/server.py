@@ -13,12 +13,16 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from .api import api_prefix, routes
-from .api.base import API_PREFIX_SETTING, CONTROL_PLANE
+from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, TRUSTED_PROXIES_SETTING, trusted_networks
 from .controlplane import ControlPlane
 
 
 def make_application(control_plane: ControlPlane, base_url: str = "/") -> web.Application:
-    settings = {CONTROL_PLANE: control_plane, API_PREFIX_SETTING: api_prefix(base_url)}
+    settings = {
+        CONTROL_PLANE: control_plane,
+        API_PREFIX_SETTING: api_prefix(base_url),
+        TRUSTED_PROXIES_SETTING: trusted_networks(control_plane.trusted_proxies or ()),
+    }
     return web.Application(routes(base_url), **settings)  # type: ignore[arg-type]
 
 
@@ -64,7 +68,8 @@ async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str =
         base_url = hub_service.auth.base_url
     else:
         application = make_application(control_plane, base_url)
-    server = HTTPServer(application, xheaders=True)
+    # No xheaders: the handlers read forwarded-for headers only from the trusted proxies.
+    server = HTTPServer(application, max_body_size=control_plane.max_request_body_bytes)
     server.listen(port, ip)
     reachable = "127.0.0.1" if ip in {"", "0.0.0.0", "::"} else ip
     control_plane.api_url = f"http://{reachable}:{port}{api_prefix(base_url)}"

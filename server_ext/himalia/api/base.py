@@ -4,29 +4,50 @@ Handlers are adapters: an ``@operation`` declares the method's summary, query, b
 response models (the OpenAPI document is generated from these declarations), the wrapper
 parses and validates the request into those models, the method calls one service verb in the
 worker pool (the store is synchronous and must not block the IOLoop), and the wrapper
-serializes what it returns. Every ``HimaliaError`` maps to its status in ``write_error``.
+serializes what it returns. Every ``HimaliaError`` maps to its status in ``write_error``, and so
+do the store's failures that are no bug: a database that cannot be reached is a 503 with
+``Retry-After``, a full disk a 507, each with a sentence instead of a traceback.
+
+Input is bounded before any work: a body is parsed only after the caller is authenticated, and
+only up to ``ControlPlane.max_request_body_bytes``, ``MAX_BODY_DEPTH`` levels of nesting and
+``MAX_BODY_VALUES`` values. The caller's address is the peer's, unless the peer is one of the
+configured trusted proxies (``TRUSTED_PROXIES_SETTING``): only then is ``X-Forwarded-For`` read.
 """
 
+import errno
 import inspect
+import ipaddress
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from sqlalchemy import exc as sa_exc
 from tornado import web
 
 from ..caller import Caller
 from ..controlplane import ControlPlane
-from ..errors import HimaliaError, InvalidInput, Unauthenticated
+from ..errors import HimaliaError, InvalidInput, StorageFull, StoreUnavailable, Unauthenticated
 
 R = TypeVar("R")
 
 CONTROL_PLANE = "himalia_control_plane"
 API_PREFIX_SETTING = "himalia_api_prefix"
+#: The networks of the proxies whose forwarded-for headers are believed (``trusted_networks``).
+TRUSTED_PROXIES_SETTING = "himalia_trusted_proxies"
+#: Where the hub's proxy runs unless configured otherwise: on the hub's machine.
+LOOPBACK = ("127.0.0.1", "::1")
+
+#: The deepest nesting of a JSON body: scenarios and notebooks need fewer than twenty levels.
+MAX_BODY_DEPTH = 64
+#: The most values (strings, numbers, list items, object members) in one JSON body.
+MAX_BODY_VALUES = 1_000_000
+#: Seconds a client is asked to wait before retrying while the database is unavailable.
+RETRY_AFTER_SECONDS = 10
 
 log = logging.getLogger("himalia.api")
 
@@ -80,6 +101,76 @@ def _check_storable(value: Any, field: str) -> None:
     for key, item in items:
         _check_storable(key, field)
         _check_storable(item, str(key) if field == "body" else f"{field}.{key}")
+
+
+def _check_body(payload: Any) -> None:
+    """Refuse a parsed body nested deeper than ``MAX_BODY_DEPTH``, holding more than
+    ``MAX_BODY_VALUES`` values, or with strings the store cannot hold; one walk, no recursion."""
+    pending: list[tuple[Any, str, int]] = [(payload, "body", 1)]
+    values = 1
+    while pending:
+        value, field, depth = pending.pop()
+        if isinstance(value, str):
+            _check_storable(value, field)
+            continue
+        items: Iterable[tuple[Any, Any]]
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        if depth > MAX_BODY_DEPTH:
+            raise InvalidInput(f"{field}: nested deeper than {MAX_BODY_DEPTH} levels.", field=field)
+        values += len(value)
+        if values > MAX_BODY_VALUES:
+            raise InvalidInput(f"The request body holds more than {MAX_BODY_VALUES} values.", field="body")
+        for key, item in items:
+            _check_storable(key, field)
+            pending.append((item, str(key) if field == "body" else f"{field}.{key}", depth + 1))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(addresses: Iterable[str]) -> tuple[Network, ...]:
+    """The networks of configured proxy addresses (``10.0.0.7``, ``10.0.0.0/8``, ``::1``)."""
+    return tuple(ipaddress.ip_network(address.strip(), strict=False) for address in addresses)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
+    return address
+
+
+def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, proxies: tuple[Network, ...]) -> bool:
+    return address is not None and any(address in network for network in proxies)
+
+
+def store_failure(error: BaseException) -> HimaliaError | None:
+    """What a failure of the store or the disk means to a client, or ``None`` for a bug.
+
+    A full disk (SQLite's ``SQLITE_FULL``, PostgreSQL's ``disk_full`` class 53100, ``ENOSPC``) is
+    507; a database that cannot be reached or answer (a lost or refused connection, a locked
+    file, an exhausted pool) is 503, worth retrying.
+    """
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull("The disk is full: nothing can be saved until space is freed.")
+    if isinstance(error, sa_exc.DBAPIError):
+        original = error.orig
+        state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        if state == "53100" or "database or disk is full" in str(original):
+            return StorageFull("The database's disk is full: nothing can be saved until space is freed.")
+        if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError) or error.connection_invalidated:
+            return StoreUnavailable("The database is unavailable right now; try again shortly.")
+    if isinstance(error, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return StoreUnavailable("The database is unavailable right now; try again shortly.")
+    return None
 
 
 def operation(summary: str, **declaration: Any) -> Callable[..., Any]:
@@ -156,11 +247,33 @@ class APIHandler(web.RequestHandler):
 
     @property
     def client_address(self) -> str:
-        return self.request.remote_ip or ""
+        """The peer's address; from a trusted proxy, the address it says it forwards for: the
+        nearest one in ``X-Forwarded-For`` that is not itself a trusted proxy, or ``X-Real-IP``."""
+        peer = self.request.remote_ip or ""
+        proxies: tuple[Network, ...] = self.settings.get(TRUSTED_PROXIES_SETTING, ())
+        if not _trusted(_address(peer), proxies):
+            return peer
+        chain = [part.strip() for part in self.request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if not chain and self.request.headers.get("X-Real-IP"):
+            chain = [self.request.headers["X-Real-IP"].strip()]
+        for hop in reversed(chain):
+            address = _address(hop)
+            if address is None:
+                return peer  # not an address: the proxy's word stops here
+            if not _trusted(address, proxies):
+                return str(address)
+        return str(_address(chain[0])) if chain else peer
 
     async def authenticate(self) -> Caller:
-        """The caller of this request: a Himalia token, else the host's own user, else 401."""
+        """The caller of this request: a Himalia token, else the host's own user, else 401.
+
+        An ``Authorization`` header is the whole claim: when it is not a valid token, the answer is
+        401, never the identity a cookie of the same request would give (hosts check the rest).
+        """
         token = self.bearer_token()
+        if token is None and "Authorization" in self.request.headers:
+            self.log_denied("malformed Authorization header")
+            raise Unauthenticated("The Authorization header must be 'token <API token>' or 'Bearer <API token>'.")
         if token is not None and token.startswith("hml_"):
             try:
                 return await self.call(self.control_plane.tokens.authenticate, token, self.client_address)
@@ -180,19 +293,29 @@ class APIHandler(web.RequestHandler):
         log.warning("Denied %s %s from %s: %s", self.request.method, self.request.path, self.client_address, reason)
 
     def parse_body(self, model: type[BaseModel]) -> Any:
+        body = self.request.body or b"null"
+        limit = self.control_plane.max_request_body_bytes
+        if len(body) > limit:
+            raise InvalidInput(f"The request body has {len(body)} bytes, more than the {limit} accepted.", field="body")
         try:
-            payload = json.loads(self.request.body or b"null")
+            payload = json.loads(body)
+        except RecursionError:
+            raise InvalidInput(f"body: nested deeper than {MAX_BODY_DEPTH} levels.", field="body") from None
         except ValueError:
             raise InvalidInput("The request body is not valid JSON.", field="body") from None
-        _check_storable(payload, "body")
+        _check_body(payload)
         try:
-            return model.model_validate(payload)
+            return model.model_validate(payload, context=self.control_plane.validation_context())
         except ValidationError as error:
             field, message = _field_of(error)
             raise InvalidInput(f"{field}: {message}" if field else message, field=field or "body") from None
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
+        if error is not None:
+            error = store_failure(error) or error
+        if isinstance(error, StoreUnavailable):
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         if isinstance(error, HimaliaError):
             status_code, reply = (
                 error.status,
@@ -211,6 +334,12 @@ class APIHandler(web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, HimaliaError) and value.status < 500:
             return  # an expected answer, not a failure of the server
+        failure = store_failure(value)
+        if failure is not None:  # an outage to report in one line, not a bug to trace
+            # The driver's message only: SQLAlchemy's own adds the statement and its parameters.
+            reason = getattr(value, "orig", None) or value
+            log.error("%s %s: %s (%s)", self.request.method, self.request.path, failure.message, reason)
+            return
         super().log_exception(typ, value, tb)
 
 

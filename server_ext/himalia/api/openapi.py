@@ -16,6 +16,8 @@ ERROR_STATUSES = {
     "404": "Absent, or hidden from the caller.",
     "409": "Conflicts with an existing object or a run in progress.",
     "429": "A limit on queued or concurrent work is reached; try later.",
+    "503": "The database is unavailable; try again after `Retry-After` seconds.",
+    "507": "The disk is full: nothing can be saved until space is freed.",
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 _REF = "#/components/schemas/{model}"
