@@ -147,7 +147,11 @@ def seed_world(plane: ControlPlane) -> World:
 
 
 def make_plane(home: Path, db_url: str) -> ControlPlane:
+    """As root, notebook steps run as their users' own OS accounts; a test session that cannot
+    switch accounts says explicitly that it shares its own (the unsafe development setting)."""
     plane = ControlPlane(home=str(home), db_url=db_url, secret_keys=[SECRET_KEY], audit_key=AUDIT_KEY)
+    if os.geteuid() != 0:
+        plane.config.UserIsolation.mode = "shared_account_unsafe"
     plane.start()
     return plane
 

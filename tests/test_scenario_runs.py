@@ -13,6 +13,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -84,6 +85,16 @@ def runner(plane: ControlPlane, api: LiveAPI, tmp_path: Path) -> Iterator[LiveAP
 def light(plane: ControlPlane, api: LiveAPI, tmp_path: Path) -> Iterator[LiveAPI]:
     """The engine without warm workers, for tests whose runs start no kernel."""
     yield start_engine(plane, api, tmp_path, warm=0)
+
+
+@pytest.fixture
+def exchange() -> Iterator[Path]:
+    """A folder kernels may write, whichever OS account they run as (pytest's ``tmp_path`` is
+    root's alone when the tests run as root and the kernels as their users' own accounts)."""
+    folder = Path(tempfile.mkdtemp(prefix="himalia-exchange-", dir="/var/tmp"))
+    os.chmod(folder, 0o1777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def save(api: LiveAPI, definition: dict[str, Any], notebooks: dict[str, Any] | None = None, role: str = "admin") -> Any:
@@ -191,9 +202,9 @@ def gone(pid: int) -> bool:
 # -- notebooks ------------------------------------------------------------------------------------
 
 
-def test_failures_timeouts_and_retries(runner: LiveAPI, tmp_path: Path) -> None:
+def test_failures_timeouts_and_retries(runner: LiveAPI, exchange: Path) -> None:
     """A cell error, a dead kernel, a step timeout, a scenario timeout and a retried step, run together."""
-    marker = tmp_path / "first-attempt"
+    marker = exchange / "first-attempt"
     boom = notebook("print('before the error')", "1/0", "print('never printed')")
     scenarios: list[tuple[dict[str, Any], dict[str, Any]]] = [
         (
@@ -328,8 +339,8 @@ def test_failures_timeouts_and_retries(runner: LiveAPI, tmp_path: Path) -> None:
     assert "retrying" in log and "attempt 2" in log and "second attempt" in log
 
 
-def test_abort_kills_the_kernel_and_its_children(runner: LiveAPI, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids.json"
+def test_abort_kills_the_kernel_and_its_children(runner: LiveAPI, exchange: Path) -> None:
+    pidfile = exchange / "pids.json"
     sleeper = notebook(
         "import json, os, subprocess, time\n"
         "child = subprocess.Popen(['sleep', '60'])\n"
@@ -450,7 +461,7 @@ def test_variables_feed_notebook_parameters(runner: LiveAPI) -> None:
 
 
 def test_run_token_and_kernel_environment(
-    plane: ControlPlane, api: LiveAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    plane: ControlPlane, api: LiveAPI, tmp_path: Path, exchange: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The kernel reaches the API as the run-as user limited to the project, with a token that dies
     with the run, and never sees the control plane's database URL or keys."""
@@ -465,7 +476,7 @@ def test_run_token_and_kernel_environment(
     start_engine(plane, api, tmp_path, warm=1)
     plane.tiers.put_tier(Caller.operator("test-setup", client_address="test"), "small", TierSpec())
     plane.projects.create_project(plane.users.caller_for("admin"), CreateProject(key="BETA", name="Beta"))
-    out = tmp_path / "kernel.json"
+    out = exchange / "kernel.json"
     probe = notebook(
         "import json, os, requests, himalia\n"
         "recorded = himalia.record_metric('answer', 42)\n"
@@ -990,9 +1001,9 @@ def test_permissions(light: LiveAPI) -> None:
     }
     saved(light, nb_definition, {"n.ipynb": notebook("print(1)")})
 
-    # contributor: write_content and run_scenarios, but no write_unsafe_code
+    # contributor: write_content and run_scenarios, but neither write_isolated_code nor write_unsafe_code
     message, _ = error_of(save(light, nb_definition, {"n.ipynb": notebook("print(2)")}, "contributor"), 403)
-    assert "write_unsafe_code" in message
+    assert "write_isolated_code" in message
     code = {"name": "Code", "type": "set_variables", "code": "def variables(c):\n    return {}"}
     assert save(light, {**checks, "id": "code", "steps": [code]}, role="contributor").status_code == 403
     elevated = save(light, {**checks, "run_as": "admin"}, role="contributor")

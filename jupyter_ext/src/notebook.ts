@@ -129,10 +129,10 @@ async function scheduleNotebook(
     );
     return null;
   }
-  if (!model.canGlobally('write_unsafe_code')) {
+  if (!model.canGlobally('write_isolated_code')) {
     await showErrorMessage(
       SCHEDULE_TITLE,
-      "Scheduling a notebook needs the global permission write_unsafe_code, as the notebook's code runs on the platform's machines."
+      'Scheduling a notebook needs the global permission write_isolated_code: its scenario runs the notebook as your own account.'
     );
     return null;
   }

@@ -561,7 +561,7 @@ export interface paths {
     /** The project's scenarios with their last run and next fire time (read_content or run_scenarios). */
     get: operations['get_Scenarios'];
     put?: never;
-    /** Create a scenario from JSON or YAML; its notebooks are snapshotted (write_content; write_unsafe_code for notebooks and code). */
+    /** Create a scenario from JSON or YAML; its notebooks are snapshotted (write_content; write_isolated_code for notebooks, write_unsafe_code for set_variables code). */
     post: operations['post_Scenarios'];
     delete?: never;
     options?: never;
@@ -2208,6 +2208,7 @@ export interface components {
       | 'manage_tiers'
       | 'view_audit'
       | 'write_unsafe_code'
+      | 'write_isolated_code'
       | 'manage_all_scenarios';
     /** GroupMembership */
     GroupMembership: {

@@ -33,9 +33,9 @@ GROUPS = [
     (
         "data_team",
         "Data scientists who build the pipelines.",
-        [G.CREATE_PROJECTS, G.CREATE_CONNECTIONS, G.WRITE_UNSAFE_CODE],
+        [G.CREATE_PROJECTS, G.CREATE_CONNECTIONS, G.WRITE_UNSAFE_CODE, G.WRITE_ISOLATED_CODE],
     ),
-    ("analysts", "Analysts who explore and report.", [G.CREATE_PROJECTS]),
+    ("analysts", "Analysts who explore and report.", [G.CREATE_PROJECTS, G.WRITE_ISOLATED_CODE]),
     ("readers", "Business readers of results.", []),
 ]
 USERS = [

@@ -16,6 +16,8 @@ class GlobalPermission(StrEnum):
     MANAGE_TIERS = "manage_tiers"
     VIEW_AUDIT = "view_audit"
     WRITE_UNSAFE_CODE = "write_unsafe_code"
+    #: Notebooks that run as the person's own OS account or pod (Dataiku's user isolation), never as the platform.
+    WRITE_ISOLATED_CODE = "write_isolated_code"
     MANAGE_ALL_SCENARIOS = "manage_all_scenarios"
 
 

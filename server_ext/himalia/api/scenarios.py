@@ -38,7 +38,7 @@ class ScenariosHandler(APIHandler):
 
     @operation(
         "Create a scenario from JSON or YAML; its notebooks are snapshotted (write_content; "
-        "write_unsafe_code for notebooks and code).",
+        "write_isolated_code for notebooks, write_unsafe_code for set_variables code).",
         body=SaveScenario,
         response=DescribeScenario,
         status=201,
