@@ -1,17 +1,28 @@
 """The audit trail: every mutation recorded, hash-chained, tamper-evident, append-only on PostgreSQL."""
 
 import json
+import socket
+import subprocess
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from himalia.audit import AuditFilter
+import himalia.orm
+from himalia.audit import AuditFilter, database_clock
 from himalia.caller import Caller
 from himalia.cli import main
 from himalia.controlplane import ControlPlane
-from himalia.models import CreateProject, SetGrant
+from himalia.models import CreateProject, DescribeAuditEntry, SetGrant
+from himalia.orm import ApiToken, ScenarioRun, User
+from himalia.scenario_definitions import ScenarioDefinition
+from himalia.scenario_models import RunRequest, SaveScenario
+from himalia.scheduler import Scheduler
+from himalia.tokens import digest
 
 from .conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
 
@@ -59,10 +70,13 @@ def test_deleting_a_range_names_its_start_and_end(plane: ControlPlane) -> None:
     assert _verify(plane)[0] == "entry 5: missing (deleted), as are the entries up to 7"
 
 
-def test_delete_of_the_tail_is_detected(plane: ControlPlane) -> None:
+def test_delete_of_the_tail_is_detected_by_the_head_row_and_the_head_file(plane: ControlPlane) -> None:
     last = plane.audit.list_entries(OPERATOR, AuditFilter(), 1, 0).items[0].seq
     _tamper(plane, f"DELETE FROM audit_entries WHERE seq = {last}")
-    assert _verify(plane) == [f"entry {last}: missing (deleted): the chain ended at entry {last}"]
+    assert _verify(plane) == [
+        f"entry {last}: missing (deleted): the chain head row says the chain ended at entry {last}",
+        f"entry {last}: missing (deleted): the head file {plane.audit_head_file} says the chain ended at entry {last}",
+    ]
 
 
 def test_inserted_row_is_detected_and_named(plane: ControlPlane) -> None:
@@ -135,3 +149,143 @@ def test_export_of_many_entries_streams_every_line(plane: ControlPlane, api: Liv
     exported = api.request("GET", "/audit/export?format=jsonl&action=project.create", role="admin").text.splitlines()
     assert len(exported) == 1201
     assert [json.loads(line)["seq"] for line in exported] == sorted(json.loads(line)["seq"] for line in exported)
+
+
+# -- who and when ---------------------------------------------------------------------------------
+
+
+def _entries(plane: ControlPlane, action: str) -> list[DescribeAuditEntry]:
+    return plane.audit.list_entries(OPERATOR, AuditFilter(action=action), 1000, 0).items
+
+
+def test_entries_take_the_databases_time_not_the_clients(plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client whose clock reads 2001 (or lies) does not date the trail: the database does."""
+
+    def database_now() -> datetime:
+        with plane.db.engine.connect() as connection:
+            moment = connection.scalar(select(database_clock()))
+        assert moment is not None
+        return moment
+
+    before = database_now()
+    monkeypatch.setattr(himalia.orm, "utcnow", lambda: datetime(2001, 1, 1, tzinfo=UTC))
+    plane.projects.create_project(plane.users.caller_for("admin"), CreateProject(key="DATED", name="dated"))
+    monkeypatch.undo()
+    after = database_now()
+    created = _entries(plane, "project.create")[0]
+    assert created.object_id == "DATED"
+    assert before <= created.created_at <= after
+    assert _verify(plane) == []
+
+
+def test_scheduled_firings_are_audited_as_the_system(plane: ControlPlane) -> None:
+    """``nightly`` fires daily at 02:00 UTC; every run the scheduler creates has its entry."""
+    moment = datetime(2030, 1, 1, 1, 59, tzinfo=UTC)
+    scheduler = Scheduler(plane, now=lambda: moment)
+    scheduler.load()
+    fired = scheduler.fire_due(datetime(2030, 1, 1, 2, 0, tzinfo=UTC))
+    assert fired
+    entries = {e.details["run"]: e for e in _entries(plane, "scenario.fire")}
+    assert set(fired) <= set(entries)
+    first = entries[fired[0]]
+    assert (first.actor, first.object_id, first.project_key) == ("system:scheduler", "nightly", "ALPHA")
+    assert first.details["trigger"] == "cron" and first.details["state"] == "queued"
+    assert first.details["trigger_detail"]["fire_time"] == "2030-01-01T02:00:00+00:00"
+
+
+def test_recovered_runs_are_audited_as_the_system(plane: ControlPlane) -> None:
+    run_id = plane.runs.request_run(plane.users.caller_for("admin"), "ALPHA", "nightly", RunRequest()).id
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    worker = f"{socket.gethostname()}:{dead.pid}:deadbeef"
+    assert plane.runs.claim_next(worker, 0) == run_id
+    assert plane.runs.recover(timedelta(minutes=5)) == [run_id]
+    (entry,) = _entries(plane, "scenario.recover")
+    assert (entry.actor, entry.object_id, entry.project_key) == ("system:recovery", "nightly", "ALPHA")
+    assert entry.details["run"] == run_id and entry.details["worker"] == worker and entry.details["state"] == "failed"
+
+
+def _run_as_contributor(plane: ControlPlane) -> int:
+    """A run of a scenario that runs as ``contributor``, requested by ``projadmin``."""
+    definition = ScenarioDefinition.model_validate(
+        {
+            "id": "as-contributor",
+            "name": "As contributor",
+            "run_as": "contributor",
+            "steps": [{"name": "Check", "type": "run_checks", "dataset": "transactions"}],
+        }
+    )
+    plane.scenarios.save_scenario(plane.users.caller_for("admin"), "ALPHA", SaveScenario(definition=definition))
+    requester = plane.users.caller_for("projadmin")
+    return plane.runs.request_run(requester, "ALPHA", "as-contributor", RunRequest()).id
+
+
+def test_a_kernels_credential_fetch_names_its_run_and_requester(plane: ControlPlane) -> None:
+    """Kernels call with the run's token, as the run-as user: the entry says which run, for whom."""
+    run_id = _run_as_contributor(plane)
+    value = "hml_run-token-for-the-audit-test"
+    with plane.db.write() as session:  # as the run engine mints it
+        run = session.get_one(ScenarioRun, run_id)
+        contributor = session.scalar(select(User).where(User.login == "contributor"))
+        assert contributor is not None
+        token = ApiToken(
+            user_id=contributor.id,
+            name=f"run #{run_id}",
+            prefix=value[:8],
+            digest=digest(value),
+            project_id=run.project_id,
+        )
+        session.add(token)
+        session.flush()
+        run.token_id = token.id
+    kernel = plane.tokens.authenticate(value, "10.1.2.3")
+    plane.connections.read_credentials(kernel, "wh")
+    (entry,) = _entries(plane, "connection.read_credentials")
+    assert entry.actor == "contributor"
+    assert entry.details["run_context"] == {"run": run_id, "requested_by": "projadmin"}
+    assert _verify(plane) == []
+
+
+def test_what_a_run_does_is_audited_as_its_run_as_user_naming_the_run(plane: ControlPlane) -> None:
+    run_id = _run_as_contributor(plane)
+    plane.warm_workers = 0
+    engine = plane.start_engine(schedule=False, only={run_id})
+    assert engine.wait_for(run_id) in ("succeeded", "warning", "failed")
+    checked = [e for e in _entries(plane, "checks.run") if e.details.get("run_context", {}).get("run") == run_id]
+    assert [(e.actor, e.details["run_context"]["requested_by"]) for e in checked] == [("contributor", "projadmin")]
+
+
+def test_concurrent_writers_keep_the_chain_and_the_head_file_in_step(plane: ControlPlane) -> None:
+    owner = plane.users.caller_for("admin")
+
+    def create(prefix: str) -> None:
+        for index in range(15):
+            plane.projects.create_project(owner, CreateProject(key=f"{prefix}_{index}", name="parallel"))
+
+    threads = [threading.Thread(target=create, args=(f"T{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _verify(plane) == []
+    newest = plane.audit.list_entries(OPERATOR, AuditFilter(), 1, 0).items[0]
+    assert json.loads(Path(plane.audit_head_file).read_text())["seq"] == newest.seq
+
+
+def test_a_head_file_behind_the_chain_is_accepted_and_caught_up(plane: ControlPlane) -> None:
+    """A crash between a commit and the file write leaves the file one entry behind: no alarm."""
+    head_file = Path(plane.audit_head_file)
+    behind = head_file.read_text()
+    owner = plane.users.caller_for("admin")
+    plane.projects.create_project(owner, CreateProject(key="AHEAD", name="ahead"))
+    head_file.write_text(behind)
+    assert _verify(plane) == []
+    plane.projects.create_project(owner, CreateProject(key="CAUGHT_UP", name="caught up"))
+    newest = plane.audit.list_entries(OPERATOR, AuditFilter(), 1, 0).items[0]
+    assert json.loads(head_file.read_text())["seq"] == newest.seq
+    assert _verify(plane) == []
+
+
+def test_head_file_and_store_files_are_private(plane: ControlPlane) -> None:
+    assert Path(plane.home).stat().st_mode & 0o777 == 0o700
+    assert Path(plane.audit_head_file).stat().st_mode & 0o777 == 0o600

@@ -3,8 +3,12 @@
 Every entry carries an HMAC of its content and of the previous entry's HMAC. The key lives
 outside the database (like the secret keys), so that someone who can write to the database
 cannot recompute a consistent chain after editing, deleting or inserting an entry.
-``AuditChainHead`` holds the last link: appenders lock it, which serializes them, and
-``verify`` compares it to the last entry, which catches a deleted tail.
+``AuditChainHead`` holds the last link: appenders lock it, which serializes them. It is sealed
+with the key and copied to a file outside the database (``audit_head``), so that ``verify``
+catches a deleted tail even when the head row was moved back with it.
+
+Entries are dated by the database's clock, read once the head is locked: one clock for every
+process, in the order of the chain, so that ``verify`` can flag time running backwards.
 """
 
 import csv
@@ -12,23 +16,37 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, event, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
+from .audit_head import ROW_LABEL, HeadFile, HeadFileUnreadable, SealedHead, head_seal
 from .caller import Caller
 from .errors import InvalidInput
 from .models import AuditVerification, DescribeAuditEntry, Page
-from .orm import AuditChainHead, AuditEntry, utcnow
+from .orm import AuditChainHead, AuditEntry, ScenarioRun, UTCDateTime
 from .permissions import GlobalPermission
 from .service import Service
 
 GENESIS = "0" * 64
+#: The entry recording that the head disagreed with its seal or the head file, and who writes it.
+HEAD_MISMATCH = "audit.head_mismatch"
+AUDIT_ACTOR = Caller.system("audit")
+#: What a session keeps until its transaction ends: the head it appended, a disagreement it recorded.
+_PENDING_HEAD = "himalia.audit.pending_head"
+_PENDING_FINDING = "himalia.audit.pending_finding"
+_HEAD_CHECKED = "himalia.audit.head_checked"
+_LISTENING = "himalia.audit.listening"
 REDACTED = "[redacted]"
 _SECRET_KEY_NAME = re.compile(
     r"(^|[_-])(pass(word|wd)?|secrets?|token|api[_-]?key|private[_-]?key|credentials?)$", re.I
@@ -48,13 +66,45 @@ def _canonical_time(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+class database_clock(FunctionElement[datetime]):
+    """The database server's current UTC time when the statement runs (not the transaction's start)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(database_clock)
+def _clock_default(_element: database_clock, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(database_clock, "postgresql")
+def _clock_postgresql(_element: database_clock, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "clock_timestamp()"
+
+
+@compiles(database_clock, "sqlite")
+def _clock_sqlite(_element: database_clock, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "strftime('%Y-%m-%d %H:%M:%f', 'now')"  # UTC, to the millisecond
+
+
 @dataclass(frozen=True)
 class AuditProblem:
-    seq: int
+    """One thing ``verify`` found: about entry ``seq``, or about the chain's head when ``seq`` is None."""
+
+    seq: int | None
     reason: str
 
     def __str__(self) -> str:
-        return f"entry {self.seq}: {self.reason}"
+        return self.reason if self.seq is None else f"entry {self.seq}: {self.reason}"
+
+
+def _missing_tail(chain_end: int, claimed_end: int, witness: str) -> AuditProblem:
+    """The entries after ``chain_end`` that ``witness`` says were written."""
+    reason = "missing (deleted)"
+    if claimed_end > chain_end + 1:
+        reason += f", as are the entries up to {claimed_end}"
+    return AuditProblem(chain_end + 1, f"{reason}: {witness} says the chain ended at entry {claimed_end}")
 
 
 @dataclass(frozen=True)
@@ -117,8 +167,14 @@ def entry_as_dict(entry: AuditEntry) -> dict[str, Any]:
 
 
 class AuditTrail:
-    def __init__(self, key: bytes) -> None:
+    """Appends to the chain and verifies it; ``head_file`` is the head's copy outside the database."""
+
+    def __init__(self, key: bytes, head_file: Path | None = None, log: logging.Logger | None = None) -> None:
         self._key = key
+        self._log = log or logging.getLogger(__name__)
+        self.head_file = HeadFile(head_file, key) if head_file is not None else None
+        #: Disagreements already appended by this process: one entry each, even if the file stays wrong.
+        self._recorded_findings: set[str] = set()
 
     def _digest(self, prev_hash: str, entry: AuditEntry) -> str:
         content = json.dumps(
@@ -150,33 +206,180 @@ class AuditTrail:
         project_key: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditEntry:
-        """Append an entry in the caller's transaction: it lands if and only if the change does."""
-        head = session.get(AuditChainHead, 1, with_for_update=True)
-        assert head is not None, "the initial migration seeds the chain head"
+        """Append an entry in the caller's transaction: it lands if and only if the change does.
+
+        What a scenario run does (its engine, its kernels with the run's token) is recorded as the
+        run-as user, with ``run_context`` naming the run and who requested it.
+        """
+        head = self._checked_head(session)
+        recorded = redact(details or {})
+        run_context = self._run_context(session, caller)
+        if run_context is not None:
+            recorded = {**recorded, "run_context": run_context}
+        return self._append(session, head, caller, action, object_type, object_id, project_key, recorded)
+
+    def _append(
+        self,
+        session: Session,
+        head: AuditChainHead,
+        caller: Caller,
+        action: str,
+        object_type: str,
+        object_id: str,
+        project_key: str | None,
+        details: dict[str, Any],
+    ) -> AuditEntry:
         entry = AuditEntry(
             seq=head.seq + 1,
-            created_at=utcnow(),
+            created_at=session.scalar(select(database_clock())),  # after the lock: in the chain's order
             actor=caller.login,
             action=action,
             object_type=object_type,
             object_id=object_id,
             project_key=project_key,
             client_address=caller.client_address,
-            details=redact(details or {}),
+            details=details,
             prev_hash=head.hash,
         )
         entry.hash = self._digest(head.hash, entry)
         session.add(entry)
         head.seq, head.hash = entry.seq, entry.hash
+        head.seal = head_seal(self._key, ROW_LABEL, entry.seq, entry.hash)
+        session.info[_PENDING_HEAD] = (entry.seq, entry.hash)
         return entry
 
+    @staticmethod
+    def _run_context(session: Session, caller: Caller) -> dict[str, Any] | None:
+        """The run ``caller`` acts for: its engine's caller names it, its kernels hold its token."""
+        query = select(ScenarioRun.id, ScenarioRun.requested_by)
+        if caller.run_id is not None:
+            query = query.where(ScenarioRun.id == caller.run_id)
+        elif caller.token_id is not None and caller.project_scope is not None:  # run tokens are project-scoped
+            query = query.where(ScenarioRun.token_id == caller.token_id)
+        else:
+            return None
+        row = session.execute(query).first()
+        return {"run": row.id, "requested_by": row.requested_by} if row is not None else None
+
+    # -- the head's witnesses ---------------------------------------------------------------------
+
+    def open_head(self, session: Session) -> None:
+        """At start: seal a head written before seals existed, check it, bring the head file up to it.
+
+        Every start seals an unsealed head (a new store, or one written before seals existed)
+        unless there is a head file: with one, the file is what tells whether the head was moved
+        back, and the missing seal is appended to the chain as a disagreement.
+        """
+        head = session.get(AuditChainHead, 1, with_for_update=True)
+        if head is None:
+            return
+        if head.seal is None and (self.head_file is None or not self.head_file.path.exists()):
+            head.seal = head_seal(self._key, ROW_LABEL, head.seq, head.hash)
+        self._checked_head(session)
+        if self._head_row_problem(head) is None:
+            session.info.setdefault(_PENDING_HEAD, (head.seq, head.hash))
+
+    def _checked_head(self, session: Session) -> AuditChainHead:
+        """The locked head row, checked against its seal and the head file once per transaction.
+
+        A disagreement (the tail was deleted and the head moved back) is appended to the chain
+        as a ``HEAD_MISMATCH`` entry before anything else: appending would otherwise re-seal the
+        head and move the file on, and the evidence would be gone. ``verify`` reports these
+        entries for ever; the head file is then rewritten to the new head.
+        """
+        head = session.get(AuditChainHead, 1, with_for_update=True)
+        assert head is not None, "the initial migration seeds the chain head"
+        if session.info.get(_HEAD_CHECKED):
+            return head
+        session.info[_HEAD_CHECKED] = True
+        if not session.info.get(_LISTENING):
+            session.info[_LISTENING] = True
+            event.listen(session, "after_commit", self._after_commit)
+            event.listen(session, "after_soft_rollback", _forget_pending_head)
+        finding = self._head_row_problem(head) or self._head_file_disagreement(session, head)
+        if finding is not None and finding not in self._recorded_findings:
+            self._log.error("The audit chain's head disagrees with its witnesses: %s", finding)
+            self._append(session, head, AUDIT_ACTOR, HEAD_MISMATCH, "audit", "head", None, {"found": finding})
+            session.info[_PENDING_FINDING] = finding
+        return head
+
+    def _head_row_problem(self, head: AuditChainHead) -> str | None:
+        if head.seal is None:
+            return f"the chain head row (at entry {head.seq}) was not sealed"
+        if not SealedHead(head.seq, head.hash, head.seal).is_sealed_by(self._key, ROW_LABEL):
+            return f"the chain head row (at entry {head.seq}) had a seal that did not match it"
+        return None
+
+    def _head_file_disagreement(self, session: Session, head: AuditChainHead) -> str | None:
+        """Why the head file does not name an entry of the chain in the database, if it does not."""
+        if self.head_file is None:
+            return None
+        where = f"the head file {self.head_file.path}"
+        try:
+            external = self.head_file.read()
+        except (HeadFileUnreadable, OSError) as error:
+            return f"{where} was unreadable ({error})"
+        if external is None:
+            return None
+        if not self.head_file.is_valid(external):
+            return f"{where} (at entry {external.seq}) had a seal that did not match it"
+        if external.seq > head.seq:
+            return f"{where} said the chain ended at entry {external.seq}, after the database's head"
+        there = head.hash if external.seq == head.seq else GENESIS
+        if 0 < external.seq < head.seq:
+            there = session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == external.seq)) or ""
+        if there != external.hash:
+            return f"entry {external.seq} was not the one {where} recorded"
+        return None
+
+    def _after_commit(self, session: Session) -> None:
+        if session.get_nested_transaction() is not None:
+            return  # a savepoint was released; the transaction goes on
+        session.info.pop(_HEAD_CHECKED, None)
+        finding = session.info.pop(_PENDING_FINDING, None)
+        pending = session.info.pop(_PENDING_HEAD, None)
+        if finding is not None:
+            self._recorded_findings.add(finding)
+        if pending is None or self.head_file is None:
+            return
+        try:
+            self.head_file.advance(*pending, replace_disagreeing=finding is not None)
+        except OSError as error:
+            # The change is committed: failing now would report a write that happened as failed.
+            # The file stays behind the chain, which verify accepts, until the next commit.
+            self._log.error("Cannot write the audit head file %s: %s", self.head_file.path, error)
+
     def verify(self, session: Session) -> tuple[int, list[AuditProblem]]:
-        """Walk the whole chain; return how many entries were read and every problem found."""
+        """Walk the whole chain; return how many entries were read and every problem found.
+
+        The chain, the head row and the head file must agree; each problem names the witness
+        that disagrees, so that a reader can tell a deleted tail from a rewritten head.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            # One snapshot for the entries and the head row, however many commits land meanwhile.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         problems: list[AuditProblem] = []
+        external, external_problem = self._read_head_file()  # before the snapshot: never ahead of it
+        hash_at_external: str | None = GENESIS if external is not None and external.seq == 0 else None
         expected_seq, prev_hash, count = 1, GENESIS, 0
+        previous_time: datetime | None = None
         entries = session.scalars(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000))
         for entry in entries:
             count += 1
+            if previous_time is not None and entry.created_at < previous_time:
+                problems.append(
+                    AuditProblem(
+                        entry.seq,
+                        f"dated {_canonical_time(entry.created_at)}, before the entry preceding it "
+                        f"({_canonical_time(previous_time)}): time ran backwards (back-dated or inserted)",
+                    )
+                )
+            previous_time = entry.created_at
+            if external is not None and entry.seq == external.seq:
+                hash_at_external = entry.hash
+            if entry.action == HEAD_MISMATCH and entry.actor == AUDIT_ACTOR.login:
+                found = entry.details.get("found", "")
+                problems.append(AuditProblem(entry.seq, f"records that when it was appended {found}"))
             if entry.seq > expected_seq:
                 reason = "missing (deleted)"
                 if entry.seq > expected_seq + 1:
@@ -192,14 +395,73 @@ class AuditTrail:
             if not hmac.compare_digest(self._digest(entry.prev_hash, entry), entry.hash):
                 problems.append(AuditProblem(entry.seq, "content does not match its hash (edited or forged)"))
             expected_seq, prev_hash = entry.seq + 1, entry.hash
-        head = session.get(AuditChainHead, 1)
-        head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
-        if head_seq != expected_seq - 1 or head_hash != prev_hash:
-            if head_seq > expected_seq - 1:
-                problems.append(AuditProblem(expected_seq, f"missing (deleted): the chain ended at entry {head_seq}"))
-            else:
-                problems.append(AuditProblem(expected_seq - 1, "is not in the recorded chain (inserted after its end)"))
+        chain_end = expected_seq - 1
+        now = session.scalar(select(database_clock()))
+        if previous_time is not None and now is not None and previous_time > now:
+            problems.append(
+                AuditProblem(
+                    chain_end,
+                    f"dated {_canonical_time(previous_time)}, after the database's current time "
+                    f"({_canonical_time(now)}): time ran backwards",
+                )
+            )
+        problems += self._check_head_row(session.get(AuditChainHead, 1), chain_end, prev_hash)
+        if self.head_file is not None:
+            problems += self._check_head_file(external, external_problem, chain_end, hash_at_external)
         return count, problems
+
+    def _check_head_row(self, head: AuditChainHead | None, chain_end: int, last_hash: str) -> list[AuditProblem]:
+        if head is None:
+            return [AuditProblem(None, "the chain head row is missing (deleted)")]
+        problems = []
+        if head.seal is None:
+            problems.append(AuditProblem(None, "the chain head row is not sealed (its seal was removed)"))
+        elif not SealedHead(head.seq, head.hash, head.seal).is_sealed_by(self._key, ROW_LABEL):
+            problems.append(
+                AuditProblem(None, "the chain head row's seal does not match it (rewritten without the audit key)")
+            )
+        if head.seq > chain_end:
+            problems.append(_missing_tail(chain_end, head.seq, "the chain head row"))
+        elif head.seq < chain_end:
+            problems.append(AuditProblem(chain_end, "is not in the recorded chain (inserted after its end)"))
+        elif head.hash != last_hash:
+            problems.append(AuditProblem(chain_end, "is not the entry the chain head row recorded (replaced)"))
+        return problems
+
+    def _read_head_file(self) -> tuple[SealedHead | None, str | None]:
+        """The head file's head, or why there is none to compare with."""
+        if self.head_file is None:
+            return None, None
+        where = f"the head file {self.head_file.path}"
+        try:
+            external = self.head_file.read()
+        except HeadFileUnreadable as error:
+            return None, f"{where} is unreadable ({error})"
+        except OSError as error:
+            return None, f"{where} cannot be read ({error.strerror})"
+        if external is None:
+            return None, None
+        if not self.head_file.is_valid(external):
+            return None, f"{where} has a seal that does not match it (rewritten without the audit key)"
+        return external, None
+
+    def _check_head_file(
+        self, external: SealedHead | None, unusable: str | None, chain_end: int, hash_at_external: str | None
+    ) -> list[AuditProblem]:
+        assert self.head_file is not None
+        where = f"the head file {self.head_file.path}"
+        if unusable is not None:
+            return [AuditProblem(None, unusable)]
+        if external is None:
+            # Every start writes the file, and every commit: gone, it was removed since.
+            missing = f"{where} is missing (removed): a deleted tail cannot be ruled out"
+            return [AuditProblem(None, missing)] if chain_end > 0 else []
+        if external.seq > chain_end:
+            return [_missing_tail(chain_end, external.seq, where)]
+        if hash_at_external != external.hash:
+            # Behind the chain is fine (a crash between a commit and the file write), elsewhere not.
+            return [AuditProblem(external.seq, f"is not the entry {where} recorded (the chain was rewritten)")]
+        return []
 
     @staticmethod
     def page(session: Session, audit_filter: AuditFilter, limit: int, offset: int) -> tuple[list[AuditEntry], int]:
@@ -214,6 +476,13 @@ class AuditTrail:
         yield from session.scalars(
             audit_filter.apply(select(AuditEntry)).order_by(AuditEntry.seq).execution_options(yield_per=1000)
         )
+
+
+def _forget_pending_head(session: Session, previous: SessionTransaction) -> None:
+    """A rolled-back transaction's entries never were: its head must not reach the head file."""
+    if previous.parent is None:
+        for name in (_PENDING_HEAD, _PENDING_FINDING, _HEAD_CHECKED):
+            session.info.pop(name, None)
 
 
 def export_lines(entries: Iterable[AuditEntry], fmt: str) -> Iterator[str]:

@@ -26,6 +26,8 @@ class Caller:
     client_address: str = ""
     kind: str = "user"
     token_id: int | None = field(default=None, compare=False)
+    #: The scenario run this caller acts for (its engine); a run's kernels are known by ``token_id``.
+    run_id: int | None = field(default=None, compare=False)
 
     @classmethod
     def operator(cls, name: str = "operator", client_address: str = "cli") -> "Caller":
@@ -37,6 +39,14 @@ class Caller:
             client_address=client_address,
             kind="operator",
         )
+
+    @classmethod
+    def system(cls, component: str) -> "Caller":
+        """The control plane acting on its own (a firing, a recovery), as the audit trail names it.
+
+        ``system:<component>`` cannot be a person's login (logins have no colon) and holds no rights.
+        """
+        return cls(login=f"system:{component}", user_id=None, client_address=component, kind="system")
 
     @property
     def effective_global_permissions(self) -> frozenset[str]:

@@ -59,8 +59,12 @@ class Context:
                 config["home"] = self.home
             if self.db_url:
                 config["db_url"] = self.db_url
-            self._plane = ControlPlane(**config)
-            self._plane.start()
+            plane = ControlPlane(**config)
+            try:
+                plane.start()
+            except HimaliaError as error:  # a home it cannot write, a schema to upgrade: one line
+                fail(error.message)
+            self._plane = plane
         return self._plane
 
     def caller(self) -> Caller:
@@ -182,12 +186,19 @@ def db_upgrade(ctx: Context) -> None:
     """Create or migrate the schema to this version's revision."""
     plane = ControlPlane(**{k: v for k, v in {"home": ctx.home, "db_url": ctx.db_url}.items() if v})
     from .db import Database
+    from .home import home_problems_reported, require_writable_home
 
-    database = Database(plane.db_url)
-    before = database.current_revision()
-    database.upgrade()
-    after = database.current_revision()
-    database.dispose()
+    def upgrade() -> tuple[str | None, str | None]:
+        with home_problems_reported(plane.home, plane.db_url):
+            require_writable_home(Path(plane.home))
+            database = Database(plane.db_url)
+            before = database.current_revision()
+            database.upgrade()
+            after = database.current_revision()
+            database.dispose()
+        return before, after
+
+    before, after = run(upgrade)
     click.echo(f"Store at revision {after}" + (f" (was {before})" if before != after else " (up to date)"))
 
 

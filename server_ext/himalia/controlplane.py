@@ -29,7 +29,9 @@ from .db import Database
 from .errors import InvalidInput
 from .executors import Executor, LocalExecutor
 from .exports import ExportService
+from .home import home_problems_reported, require_writable_home
 from .metrics import MetricService
+from .private_files import create_private_file, ensure_private_folder, restrict_to_owner
 from .projects import ProjectService
 from .reporters import Mailer, WebhookSettings
 from .runner import RunEngine
@@ -113,12 +115,25 @@ class ControlPlane(LoggingConfigurable):
         if os.environ.get("HIMALIA_AUDIT_KEY"):
             return os.environ["HIMALIA_AUDIT_KEY"]
         path = Path(self.home) / "audit.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
+        ensure_private_folder(path.parent)
+        if not create_private_file(path, secrets.token_hex(32) + "\n"):
+            restrict_to_owner(path)
         return path.read_text().strip()
+
+    audit_head_file = Unicode(
+        config=True,
+        help="""File holding the audit chain's head (its last entry, sealed with the audit key)
+        outside the database, rewritten after each audited commit: with it `himalia audit verify`
+        catches the deletion of the newest entries even when the head row in the database was
+        moved back with them. Keep it where the database's administrators cannot write. Defaults
+        to $HIMALIA_AUDIT_HEAD, else `audit.head` in `home` (mode 0600); empty turns it off.
+        After restoring the store from a backup, remove the file: until then verify reports the
+        entries the restore lost.""",
+    )
+
+    @default("audit_head_file")
+    def _default_audit_head_file(self) -> str:
+        return os.environ.get("HIMALIA_AUDIT_HEAD") or str(Path(self.home) / "audit.head")
 
     create_empty_database = Bool(
         True,
@@ -285,14 +300,23 @@ class ControlPlane(LoggingConfigurable):
     api_url: str | None = None
 
     def start(self) -> None:
-        """Open the store, check its revision and build the services."""
-        self.db = Database(self.db_url)
-        if self.create_empty_database and self.db.is_empty():
-            self.log.info("Creating the Himalia schema in %s", self.db.engine.url)
-            self.db.upgrade()
-        self.db.check_revision()
-        trail = AuditTrail(self.audit_key.encode())
-        box = SecretBox(self.secret_keys)
+        """Open the store, check its revision and build the services.
+
+        The home is made private (0700) first; a home this process cannot write is refused in
+        one sentence (``HomeUnusable``) rather than by the error of the first file it touches.
+        """
+        with home_problems_reported(self.home, self.db_url):
+            require_writable_home(Path(self.home))
+            self.db = Database(self.db_url)
+            if self.create_empty_database and self.db.is_empty():
+                self.log.info("Creating the Himalia schema in %s", self.db.engine.url)
+                self.db.upgrade()
+            self.db.check_revision()
+            head_file = Path(self.audit_head_file) if self.audit_head_file else None
+            trail = AuditTrail(self.audit_key.encode(), head_file, self.log)
+            box = SecretBox(self.secret_keys)
+            with self.db.write() as session:
+                trail.open_head(session)
         self.users = UserService(self.db, trail, self.log)
         self.projects = ProjectService(self.db, trail, self.log)
         policy = DataAccessPolicy.for_control_plane(

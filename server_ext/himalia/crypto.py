@@ -8,13 +8,13 @@ has re-encrypted everything.
 """
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .errors import HimaliaError
+from .private_files import create_private_file, ensure_private_folder, restrict_to_owner
 
 
 class SecretKeyError(HimaliaError):
@@ -22,12 +22,13 @@ class SecretKeyError(HimaliaError):
 
 
 def load_or_create_key_file(path: Path) -> list[str]:
-    """Keys from ``path`` (one per line), creating it with a fresh key if absent."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(Fernet.generate_key().decode() + "\n")
+    """Keys from ``path`` (one per line), creating it 0600 with a fresh key if absent.
+
+    An existing file readable by others (an older version, a copy) is restricted to its owner.
+    """
+    ensure_private_folder(path.parent)
+    if not create_private_file(path, Fernet.generate_key().decode() + "\n"):
+        restrict_to_owner(path)
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -19,8 +19,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import SchemaMismatch
+from .private_files import PRIVATE_FOLDER_MODE, create_private_file, restrict_to_owner
 
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
+#: Files SQLite keeps beside the store: the write-ahead log, its shared-memory index, a rollback journal.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -40,11 +43,25 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def prepare_sqlite_files(path: Path) -> None:
+    """Create the store 0600 before SQLite does, and restrict an existing one and its companions.
+
+    SQLite would create the file 0644 minus the umask, and creates ``-wal`` and ``-shm`` with the
+    main file's mode: a private main file makes the whole store private, whatever the umask.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
+    if not create_private_file(path):
+        restrict_to_owner(path)
+    for companion in SQLITE_COMPANIONS:
+        restrict_to_owner(path.with_name(path.name + companion))
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_files(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _configure_sqlite(engine)
         return engine

@@ -52,6 +52,10 @@ class SchemaMismatch(HimaliaError):
     """The database is not at the revision this code expects."""
 
 
+class HomeUnusable(HimaliaError):
+    """The control plane cannot write its home (read-only, not its own, full): said in one line at start."""
+
+
 class StoreUnavailable(HimaliaError):
     """The database cannot be reached (down, restarting, refusing connections); trying later may succeed."""
 

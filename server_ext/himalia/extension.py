@@ -23,7 +23,7 @@ from .api import API_PREFIX, api_prefix, routes
 from .api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
 from .caller import Caller
 from .controlplane import ControlPlane
-from .errors import Unauthenticated
+from .errors import HimaliaError, Unauthenticated
 from .forwarding import SERVICE_URL, ForwardingHandler
 
 LOCAL_USER = "himalia_local_user"
@@ -102,6 +102,9 @@ class HimaliaExtension(ExtensionApp):
     def _default_local_user(self) -> str:
         return getpass.getuser().lower()
 
+    #: Why the control plane could not start here (its API is then not served), if it could not.
+    unavailable: str | None = None
+
     def initialize_settings(self) -> None:
         if self.service_url:
             self.log.info("Himalia: forwarding %s to the hub service at %s", API_PREFIX, self.service_url)
@@ -112,7 +115,13 @@ class HimaliaExtension(ExtensionApp):
             if not plane.trait_has_value("notebook_root"):
                 plane.notebook_root = self.serverapp.root_dir
             plane.api_url = url_path_join(self.serverapp.connection_url, API_PREFIX)
-        plane.start()
+        try:
+            plane.start()
+        except HimaliaError as error:
+            # Jupyter would log a failed extension with its traceback; the sentence says it all.
+            self.log.error("Himalia is off in this server: %s", error.message)
+            self.unavailable = error.message
+            return
         if self.local_user_admin:
             plane.users.ensure_local_admin(self.local_user)
         if plane.run_scenarios:
@@ -129,9 +138,9 @@ class HimaliaExtension(ExtensionApp):
         # ExtensionApp prefixes base_url itself.
         if self.service_url:
             self.handlers.append((API_PREFIX + "/(.*)", ForwardingHandler))
-        else:
+        elif not self.unavailable:
             self.handlers.extend(routes("/", adapt=jupyter_hosted))
 
     async def stop_extension(self) -> None:
-        if not self.service_url:
+        if not self.service_url and not self.unavailable:
             self.control_plane.stop()

@@ -246,6 +246,9 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    #: HMAC of ``seq`` and ``hash`` with the audit key, so that the head cannot be reset to an
+    #: earlier entry without the key; empty on a store last written before revision 0005.
+    seal: Mapped[str | None] = mapped_column(String(64))
 
 
 class Dataset(Base):
@@ -399,7 +402,7 @@ class ScenarioRun(Base):
     worker: Mapped[str | None] = mapped_column(String(300))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The short-lived API token the run's kernels use; deleted when the run ends.
-    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True)
     deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

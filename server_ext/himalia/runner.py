@@ -271,8 +271,10 @@ class RunEngine:
                 )
                 project = session.get_one(Project, run.project_id)
                 user = session.get_one(User, run.run_as_id)
-                unscoped = load_caller(session, user, client_address=f"run #{run_id}")
-                actor = load_caller(session, user, client_address=f"run #{run_id}", project_scope=project.id)
+                unscoped = load_caller(session, user, client_address=f"run #{run_id}", run_id=run_id)
+                actor = load_caller(
+                    session, user, client_address=f"run #{run_id}", project_scope=project.id, run_id=run_id
+                )
                 context = RunContext(self, run, project, actor, unscoped)
                 setting = session.get(InstanceSetting, INSTANCE_VARIABLES)
                 context.base_variables = {**(setting.value if setting else {}), **project.variables}
@@ -577,6 +579,7 @@ class RunEngine:
                 detail={"run": context.run_id, "scenario": context.scenario_slug},
                 requested_by=context.actor.login,
                 state="running" if step.wait else "queued",
+                fired_by=context.actor,
             )
             assert child is not None
             child_id, child_state = child.id, child.state
@@ -698,7 +701,7 @@ class RunEngine:
                 session.scalars(select(RunLogChunk.text).where(RunLogChunk.run_id == run_id).order_by(RunLogChunk.id))
             )
             user = session.get_one(User, run.run_as_id)
-            actor = load_caller(session, user, client_address=f"run #{run_id}", project_scope=project.id)
+            actor = load_caller(session, user, client_address=f"run #{run_id}", project_scope=project.id, run_id=run_id)
             definition = ScenarioDefinition.model_validate(run.definition)
             detail = run.trigger_detail
             trigger = " ".join(str(v) for v in (run.trigger, detail.get("user") or detail.get("fire_time") or "") if v)

@@ -27,6 +27,7 @@ from .notebook_snapshots import check_value
 from .orm import (
     ApiToken,
     NotebookSnapshot,
+    Project,
     RunArtifact,
     RunLogChunk,
     RunStep,
@@ -225,11 +226,13 @@ class RunService(Service):
         frozen: ScenarioRun | None = None,
         start_step: int = 0,
         state: str = "queued",
+        fired_by: Caller | None = None,
     ) -> ScenarioRun | None:
         """Create a run following the scenario's concurrency policy; ``None`` if ``fire_key`` already fired.
 
         A manual request refused by the policy or a full queue is an error; an automatic firing
-        is recorded as a skipped run so that people see it happened.
+        is recorded as a skipped run so that people see it happened, and audited as ``fired_by``
+        (the scheduler's system actor, or the run that started this one).
         """
         definition = definition_of(frozen or scenario)
         skip_reason: str | None = None
@@ -279,6 +282,16 @@ class RunService(Service):
             if fire_key is None:
                 raise
             return None
+        if fired_by is not None:
+            self.audit.record(
+                session,
+                fired_by,
+                "scenario.fire",
+                "scenario",
+                scenario.slug,
+                project_key=session.get_one(Project, scenario.project_id).key,
+                details={"run": run.id, "trigger": trigger, "trigger_detail": detail, "state": run.state},
+            )
         return run
 
     def _checked_parameters(self, session: Session, scenario: Scenario, given: dict[str, Any]) -> dict[str, Any]:
@@ -474,6 +487,15 @@ class RunService(Service):
                 if run.token_id is not None:
                     session.execute(delete(ApiToken).where(ApiToken.id == run.token_id))
                 recovered.append(run.id)
+                self.audit.record(
+                    session,
+                    Caller.system("recovery"),
+                    "scenario.recover",
+                    "scenario",
+                    session.get_one(Scenario, run.scenario_id).slug,
+                    project_key=session.get_one(Project, run.project_id).key,
+                    details={"run": run.id, "worker": run.worker, "last_heartbeat": seen, "state": "failed"},
+                )
             end_run_usage(session, recovered)
             return recovered
 

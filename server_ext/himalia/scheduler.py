@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from croniter import CroniterError
 from sqlalchemy import select, update
 
-from .caller import load_caller
+from .caller import Caller, load_caller
 from .checks import parse_duration
 from .errors import HimaliaError
 from .orm import Project, Scenario, ScenarioRun, User, utcnow
@@ -289,7 +289,13 @@ class Scheduler:
             if scenario is None or not scenario.active:
                 return []
             run = self.plane.runs.enqueue(
-                session, scenario, trigger=trigger, detail=detail, requested_by="scheduler", fire_key=fire_key
+                session,
+                scenario,
+                trigger=trigger,
+                detail=detail,
+                requested_by="scheduler",
+                fire_key=fire_key,
+                fired_by=Caller.system("scheduler"),
             )
             if run is None:
                 return []
