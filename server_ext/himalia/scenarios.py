@@ -1,10 +1,12 @@
 """Scenarios as the control plane stores them: saving (with notebook snapshots), listing, export.
 
 Reading a scenario needs ``read_content`` or ``run_scenarios`` on its project (launchers must see
-what they launch); saving or deleting needs ``write_content``. Steps that run code (notebooks,
-``set_variables`` with ``code``) also need the author's global ``write_unsafe_code``, as they run
-on the platform's machines. A scenario runs as its last author unless an administrator named
-another run-as user, so that editing a scenario never borrows someone else's rights.
+what they launch); saving or deleting needs ``write_content``. Steps that run code also need a
+global permission of the author: notebooks ``write_isolated_code``, as they run as their run-as
+user's own OS account or pod (``os_accounts``); ``set_variables`` with ``code`` needs
+``write_unsafe_code``, as it runs inside the control plane. A scenario runs as its last author
+unless an administrator named another run-as user, so that editing a scenario never borrows
+someone else's rights.
 """
 
 from collections.abc import Callable
@@ -78,11 +80,14 @@ def definition_of(scenario: Scenario | ScenarioRun) -> ScenarioDefinition:
     return stored_definition(scenario.definition)
 
 
-def runs_code(definition: ScenarioDefinition) -> bool:
-    return any(
-        isinstance(step, NotebookStep) or (isinstance(step, SetVariablesStep) and step.code is not None)
-        for step in definition.steps
-    )
+def code_permissions(definition: ScenarioDefinition) -> list[GlobalPermission]:
+    """The global permissions saving ``definition`` needs for the code its steps run."""
+    needed = []
+    if any(isinstance(step, NotebookStep) for step in definition.steps):
+        needed.append(GlobalPermission.WRITE_ISOLATED_CODE)
+    if any(isinstance(step, SetVariablesStep) and step.code is not None for step in definition.steps):
+        needed.append(GlobalPermission.WRITE_UNSAFE_CODE)
+    return needed
 
 
 def _last_runs(session: Session, scenario_ids: list[int]) -> dict[int, ScenarioRun]:
@@ -224,8 +229,10 @@ class ScenarioService(Service):
         definition = self.parse(spec)
         if scenario_id is not None and definition.id != scenario_id:
             raise InvalidInput(f"id: the body describes '{definition.id}', not '{scenario_id}'.", field="id")
-        if runs_code(definition) and not caller.has(GlobalPermission.WRITE_UNSAFE_CODE):
-            raise Forbidden("Scenarios that run notebooks or code need the global permission 'write_unsafe_code'.")
+        for permission in code_permissions(definition):
+            if not caller.has(permission):
+                what = "notebooks" if permission == GlobalPermission.WRITE_ISOLATED_CODE else "Python code"
+                raise Forbidden(f"Scenarios that run {what} need the global permission '{permission}'.")
         sources = {
             step.notebook: self._notebook_source(spec, step.notebook, i) for i, step in _notebook_steps(definition)
         }
