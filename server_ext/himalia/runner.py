@@ -53,10 +53,10 @@ from .scenario_definitions import (
     NotebookStep,
     RunChecksStep,
     RunScenarioStep,
-    ScenarioDefinition,
     SetVariablesStep,
     SqlStep,
     Step,
+    stored_definition,
 )
 from .scenario_models import FINISHED_STATES
 from .tokens import TOKEN_PREFIX, digest
@@ -123,7 +123,7 @@ class RunContext:
         self.project_key = project.key
         self.scenario_slug = run.scenario.slug
         self.scenario_row = run.scenario_id
-        self.definition = ScenarioDefinition.model_validate(run.definition)
+        self.definition = stored_definition(run.definition)
         self.notebooks = dict(run.notebooks)
         self.parameters = dict(run.parameters)
         self.run_variables: dict[str, Any] = dict(run.variables)
@@ -657,7 +657,7 @@ class RunEngine:
         """Send the run's reporters; their failures are recorded, never change the outcome."""
         with self.plane.db.read() as session:
             run = session.get_one(ScenarioRun, run_id, options=[selectinload(ScenarioRun.steps)])
-            reporters = ScenarioDefinition.model_validate(run.definition).reporters
+            reporters = stored_definition(run.definition).reporters
         if not reporters:
             return
         summary = self.summarize(run_id)
@@ -702,7 +702,7 @@ class RunEngine:
             )
             user = session.get_one(User, run.run_as_id)
             actor = load_caller(session, user, client_address=f"run #{run_id}", project_scope=project.id, run_id=run_id)
-            definition = ScenarioDefinition.model_validate(run.definition)
+            definition = stored_definition(run.definition)
             detail = run.trigger_detail
             trigger = " ".join(str(v) for v in (run.trigger, detail.get("user") or detail.get("fire_time") or "") if v)
             return RunSummary(

@@ -10,6 +10,7 @@ once per minimum interval.
 
 import calendar
 import itertools
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -220,3 +221,21 @@ def test_a_stored_fast_poll_waits_the_minimum_between_polls(api: LiveAPI, ledger
     waited = scheduler.next_due()
     assert waited is not None
     assert ledger.tried(ATTACK, f"stored {interval} poll", waited - NOON == timedelta(minutes=1)), waited
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_run_of_a_scenario_saved_before_the_rules_still_runs(api: LiveAPI) -> None:
+    """The run engine reads a run's definition as stored: a legacy schedule does not break its runs."""
+    store_definition_as_is(api.plane, "legacy-run", cron("* * * * * * *"))
+    api.plane.api_url, api.plane.warm_workers = api.base, 0
+    api.plane.start_engine(schedule=False)
+    run = api.request("POST", f"{SCENARIOS}/legacy-run/run", json={})
+    assert run.status_code == 201, run.text
+    deadline = time.monotonic() + 60
+    while (state := api.request("GET", f"{SCENARIOS}/legacy-run/runs/{run.json()['id']}").json()["state"]) in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    assert state == "succeeded"
