@@ -8,6 +8,7 @@ to its project, and its kernels get a token of that user scoped to the project, 
 run ends.
 """
 
+import os
 import re
 import secrets
 import threading
@@ -46,6 +47,7 @@ from .orm import (
     utcnow,
 )
 from .permissions import GlobalPermission
+from .redaction import Redactor, secret_values
 from .reporters import CheckSummary, RunSummary, StepSummary, report_all
 from .runs import artifact_name, latest_artifact, this_worker
 from .scenario_definitions import (
@@ -87,10 +89,18 @@ class StepOutcome:
 
 
 class RunLog:
-    """Buffers a run's output and appends it to the store in chunks, so the log can be followed live."""
+    """Buffers a run's output and appends it to the store in chunks, so the log can be followed live.
+
+    Chunks are stored with the run's credentials masked (``redactor``); a line still being written
+    is held back until it ends, so that a token is never cut in two by a chunk boundary.
+    """
+
+    #: A line being written is held back at most this long before it is stored unfinished.
+    PARTIAL_LINE_CHARS = 8192
 
     def __init__(self, plane: "ControlPlane", run_id: int) -> None:
         self.plane, self.run_id = plane, run_id
+        self.redactor = Redactor()
         self._buffer: list[str] = []
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
@@ -103,15 +113,18 @@ class RunLog:
             self._buffer.append(text)
             due = time.monotonic() - self._last_flush > LOG_FLUSH_SECONDS
         if due:
-            self.flush()
+            self.flush(complete=False)
 
-    def flush(self) -> None:
+    def flush(self, complete: bool = True) -> None:
         with self._lock:
             chunk, self._buffer = "".join(self._buffer), []
+            cut = chunk.rfind("\n") + 1  # after the last complete line
+            if not complete and cut < len(chunk) and len(chunk) - cut <= self.PARTIAL_LINE_CHARS:
+                chunk, self._buffer = chunk[:cut], [chunk[cut:]]
             self._last_flush = time.monotonic()
         if chunk:
             with self.plane.db.write() as session:
-                session.add(RunLogChunk(run_id=self.run_id, text=chunk))
+                session.add(RunLogChunk(run_id=self.run_id, text=self.redactor.text(chunk)))
 
 
 class RunContext:
@@ -281,6 +294,8 @@ class RunEngine:
                 timeout = context.definition.timeout
                 lifetime = parse_duration(timeout) if timeout else timedelta(hours=24)
                 context.token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+                # What the run's kernels are given, or could find in an inherited environment.
+                context.log.redactor = Redactor([context.token, *secret_values(os.environ)])
                 token = ApiToken(
                     user_id=user.id,
                     name=f"run #{run_id} of {run.scenario.slug}",
@@ -443,11 +458,12 @@ class RunEngine:
         finally:
             context.current_handle = None
         with self.plane.db.write() as session:
-            for kind, content_bytes, media_type in (
+            for kind, produced, media_type in (
                 ("ipynb", result.executed, "application/x-ipynb+json"),
                 ("html", result.html, "text/html"),
             ):
-                if content_bytes is not None:
+                if produced is not None:
+                    content_bytes = context.log.redactor.data(produced)  # what readers of the run may open
                     session.merge(
                         RunArtifact(
                             run_id=context.run_id,
@@ -468,7 +484,7 @@ class RunEngine:
         if result.reason == "aborted" or context.aborted.is_set():
             raise RunAborted()
         if not result.ok:
-            message = result.error or result.reason
+            message = context.log.redactor.text(result.error or result.reason)
             if result.reason == "timeout":  # say whose limit it was, as written
                 if limit is not None and timeout == limit:
                     message = f"the step ran longer than its {step.timeout} limit"

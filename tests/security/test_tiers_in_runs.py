@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from himalia.caller import Caller
 from himalia.controlplane import ControlPlane
 from himalia.models import TierSpec
-from himalia.orm import ApiToken, ScenarioRun, Tier, TierUsage, User
+from himalia.orm import ApiToken, ScenarioRun, Tier, TierUsage, User, utcnow
 
 from ..conftest import LiveAPI
 from .conftest import Ledger
@@ -213,8 +213,7 @@ def test_a_recovered_run_closes_its_usage(plane: ControlPlane, api: LiveAPI, tie
         plane.tiers.open_run_usage(session, contributor, "open", run_id)
     assert usage_of(plane, run_id) == [("contributor", "open", False)]
     with plane.db.write() as session:
-        run = session.get_one(ScenarioRun, run_id)
-        run.heartbeat_at = run.heartbeat_at - timedelta(minutes=5)
+        session.get_one(ScenarioRun, run_id).heartbeat_at = utcnow() - timedelta(minutes=5)
 
     assert plane.runs.recover(timedelta(seconds=60)) == [run_id]
     assert usage_of(plane, run_id) == [("contributor", "open", True)]
