@@ -320,7 +320,7 @@ class ControlPlane(LoggingConfigurable):
         self.users = UserService(self.db, trail, self.log)
         self.projects = ProjectService(self.db, trail, self.log)
         policy = DataAccessPolicy.for_control_plane(
-            self.home, self.db_url, self.remote_protocols, self.allowed_data_destinations
+            self.home, self.db_url, self.remote_protocols, self.allowed_data_destinations, [self.audit_head_file]
         )
         self.connections = ConnectionService(self.db, trail, self.log, box, policy)
         self.variables = VariableService(self.db, trail, self.log)

@@ -155,10 +155,16 @@ class DataAccessPolicy:
 
     @classmethod
     def for_control_plane(
-        cls, home: str, store_url: str, remote_protocols: list[str], allowed_destinations: list[str]
+        cls,
+        home: str,
+        store_url: str,
+        remote_protocols: list[str],
+        allowed_destinations: list[str],
+        platform_files: list[str],
     ) -> "DataAccessPolicy":
-        """The home (which holds the key files) and the store's files are protected."""
-        protected = [real_path(home)]
+        """The home (which holds the key files by default), the store's files and ``platform_files``
+        (key or audit-head files configured elsewhere) are protected."""
+        protected = [real_path(home), *(real_path(path) for path in platform_files if path)]
         url = make_url(store_url)
         if url.get_backend_name() in EMBEDDED_BACKENDS and url.database not in (None, "", ":memory:"):
             store = real_path(url.database)

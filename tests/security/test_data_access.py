@@ -451,3 +451,27 @@ def test_allowed_data_destinations_open_a_named_internal_store(db_url: str, tmp_
         assert refused(lambda: create(plane, creator, "files", {"url": "https://169.254.169.254/"}))
     finally:
         plane.stop()
+
+
+def test_an_audit_head_kept_outside_the_home_is_protected_too(db_url: str, tmp_path: Path, ledger: Ledger) -> None:
+    from ..conftest import AUDIT_KEY, SECRET_KEY
+
+    head = tmp_path / "elsewhere" / "audit.head"
+    plane = ControlPlane(
+        home=str(tmp_path / "home"),
+        db_url=db_url,
+        secret_keys=[SECRET_KEY],
+        audit_key=AUDIT_KEY,
+        audit_head_file=str(head),
+    )
+    plane.start()
+    try:
+        admin = plane.users.caller_for("admin")
+        head.parent.mkdir(exist_ok=True)
+        head.touch()
+        for url in (str(head), f"file://{head}", f"{head.parent}/../elsewhere/audit.head"):
+            assert ledger.tried(
+                "2 protected paths", url, refused(lambda u=url: create(plane, admin, "files", {"url": u}))
+            )
+    finally:
+        plane.stop()
