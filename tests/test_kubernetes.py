@@ -49,6 +49,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
 from himalia.api import API_PREFIX
+from himalia.caller import Caller
 from himalia.controlplane import ControlPlane
 from himalia.errors import Conflict, NotFound
 from himalia.executors import PRIVATE_ENVIRONMENT, NotebookJob, NotebookResult
@@ -64,6 +65,7 @@ from himalia.kubernetes_spawner import KubernetesTierSpawner
 from himalia.models import DescribeTier
 from himalia.orm import NotebookSnapshot, ScenarioRun
 from himalia.runner import RunEngine
+from himalia.tiers import load_tiers_file
 
 from .conftest import LiveAPI
 
@@ -563,8 +565,12 @@ def test_a_step_without_a_known_tier_runs_unsized() -> None:
 
 
 def on_kubernetes(plane: ControlPlane, api: LiveAPI, k8s: RecordedKubernetes) -> KubernetesExecutor:
-    """Run scenarios in ``plane`` with the Kubernetes executor, pods reaching the live API."""
+    """Run scenarios in ``plane`` with the Kubernetes executor, pods reaching the live API, on the
+    seed tiers (a scenario's tier must exist in the store)."""
     plane.api_url = api.base
+    plane.tiers.seed(
+        Caller.operator("test-setup", client_address="test"), load_tiers_file(REPO / "hub_config" / "tiers.yaml")
+    )
     executor = KubernetesExecutor(
         namespace=NAMESPACE,
         image=IMAGE,
