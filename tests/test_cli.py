@@ -2,7 +2,9 @@
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,19 +13,33 @@ from click.testing import CliRunner, Result
 from himalia.cli import main
 
 
-@pytest.fixture
-def himalia(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def cli_on(home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.delenv("HIMALIA_SECRET_KEYS", raising=False)
     monkeypatch.delenv("HIMALIA_AUDIT_KEY", raising=False)
     monkeypatch.delenv("HIMALIA_DB_URL", raising=False)
     runner = CliRunner()
 
     def run(*arguments: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
-        result = runner.invoke(main, ["--home", str(tmp_path / "home"), *arguments], env=env)
+        result = runner.invoke(main, ["--home", str(home), *arguments], env=env)
         assert result.exit_code == code, (result.output, result.stderr if hasattr(result, "stderr") else "")
         return result
 
     return run
+
+
+@pytest.fixture
+def himalia(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    return cli_on(tmp_path / "home", monkeypatch)
+
+
+@pytest.fixture
+def demo_himalia(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The CLI on a home in a folder any account may pass through, as `make demo`'s in the clone:
+    the demo's notebooks run as their users' own OS accounts and open the warehouse beside the home."""
+    base = Path(tempfile.mkdtemp(prefix="himalia-cli-demo-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    yield cli_on(base / "home", monkeypatch)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_day_of_operations(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -133,8 +149,9 @@ def test_demo_seed_is_idempotent(himalia) -> None:  # type: ignore[no-untyped-de
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def test_the_demo_scenario_from_the_command_line(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_demo_scenario_from_the_command_line(demo_himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The README's walk-through: seed, apply the demo scenario, run it with --wait, read the email."""
+    himalia = demo_himalia
     from himalia.mailsink import start_mailsink
 
     sink = start_mailsink(tmp_path / "mail", port=0)

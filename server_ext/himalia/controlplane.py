@@ -31,6 +31,7 @@ from .executors import Executor, LocalExecutor
 from .exports import ExportService
 from .home import home_problems_reported, require_writable_home
 from .metrics import MetricService
+from .os_accounts import UserIsolation
 from .private_files import create_private_file, ensure_private_folder, restrict_to_owner
 from .projects import ProjectService
 from .reporters import Mailer, WebhookSettings
@@ -172,7 +173,9 @@ class ControlPlane(LoggingConfigurable):
         1,
         config=True,
         help="""Worker processes of the local executor kept started and idle, so that a notebook
-        step does not wait for Python and papermill to import.""",
+        step does not wait for Python and papermill to import. Only with
+        `UserIsolation.mode = 'shared_account_unsafe'`: isolated steps each start a worker as their
+        own OS account.""",
     )
     run_scenarios = Bool(
         True,
@@ -366,7 +369,8 @@ class ControlPlane(LoggingConfigurable):
                 service_account=self.kubernetes_service_account or None,
             )
         else:
-            executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers)
+            isolation = UserIsolation(parent=self, home=self.home)
+            executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers, isolation=isolation)
         self.engine = RunEngine(self, executor, only=only)
         if schedule:
             self.scheduler = Scheduler(self)

@@ -5,6 +5,7 @@ FRAUD project with grants by preset, a connection to the warehouse and variables
 again keeps what exists.
 """
 
+import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -155,6 +156,16 @@ def data_folder(home: str) -> Path:
     return Path(home).with_name(f"{Path(home).name}-data")
 
 
+def share_with_every_account(folder: Path) -> None:
+    """Let the notebooks of every demo user write the warehouse: they run as their own OS accounts
+    (``UserIsolation``) and open the SQLite file themselves. A real warehouse is a database server
+    with credentials of its own; this one is a file any local account may change."""
+    os.chmod(folder, 0o1777)  # sticky: a journal SQLite leaves is removable by its writer only
+    for path in folder.iterdir():
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666)
+
+
 def seed(plane: ControlPlane) -> Iterator[str]:
     operator = Caller.operator("demo", client_address="demo")
     users, projects, connections = plane.users, plane.projects, plane.connections
@@ -201,6 +212,7 @@ def seed(plane: ControlPlane) -> Iterator[str]:
     if not warehouse.exists():
         build_warehouse(warehouse)
         yield f"built the warehouse at {warehouse}"
+    share_with_every_account(warehouse.parent)
     warehouse_connection = CreateConnection(
         name="warehouse",
         type="sql",

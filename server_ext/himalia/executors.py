@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psutil
+
+from .os_accounts import OsAccount, UserIsolation, read_produced
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class NotebookJob:
     timeout: float | None = None
     hide_code: bool = False
     tier: str | None = None
+    #: The run-as user's login: the local executor runs the step as that person's OS account.
+    run_as: str | None = None
 
 
 @dataclass
@@ -99,6 +102,8 @@ class StepHandle(ABC):
 
 class Executor(ABC):
     name: str
+    #: Whether user code runs apart from the control plane's files (its own OS account, its own pod).
+    isolates_code: bool = False
 
     @abstractmethod
     def start(self, job: NotebookJob, on_output: Callable[[str], None]) -> StepHandle:
@@ -279,8 +284,10 @@ class _LocalStep(StepHandle):
         job: NotebookJob,
         on_output: Callable[[str], None],
         processes: ProcessRegistry,
+        account: OsAccount | None = None,
     ):
         self.process, self.folder, self.job, self.processes = process, folder, job, processes
+        self.account = account  # whose files the results must be (None: the control plane's own)
         self._stopped: Reason | None = None
         self._reader = threading.Thread(target=self._read, args=(on_output,), daemon=True)
         self._reader.start()
@@ -304,21 +311,19 @@ class _LocalStep(StepHandle):
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _result(self) -> NotebookResult:
-        executed = self.folder / "executed.ipynb"
-        report = self.folder / "report.html"
         files = {
-            "executed": executed.read_bytes() if executed.exists() else None,
-            "html": report.read_bytes() if report.exists() else None,
+            "executed": read_produced(self.folder, "executed.ipynb", self.account),
+            "html": read_produced(self.folder, "report.html", self.account),
         }
         if self._stopped == "timeout":
             return NotebookResult("timeout", f"the step ran longer than its {self.job.timeout:g} s limit", **files)
         if self._stopped == "aborted":
             return NotebookResult("aborted", "aborted", **files)
-        answer = self.folder / "result.json"
-        if not answer.exists():
+        answer = read_produced(self.folder, "result.json", self.account)
+        if answer is None:
             code = self.process.returncode
             return NotebookResult("failed", f"the worker process ended with status {code} before finishing", **files)
-        outcome = json.loads(answer.read_text())
+        outcome = json.loads(answer)
         return NotebookResult(outcome["reason"], outcome["error"], **files)
 
     def _stop(self, reason: Reason) -> None:
@@ -333,9 +338,13 @@ class _LocalStep(StepHandle):
 class LocalExecutor(Executor):
     """Worker processes on this machine, started ahead of need so a step does not wait for imports.
 
-    Each worker runs one step in its own process group and exits; ``warm_workers`` idle ones are
-    kept ready. They run as the control plane's operating-system user, without its private
-    environment: isolation from the platform's files needs the Kubernetes executor.
+    Each worker runs one step in its own process group and exits. With ``isolation`` in its
+    ``os_accounts`` mode (``UserIsolation``), each worker is started for its step as the run-as
+    user's own OS account, in a job folder only that account may enter, with a minimal
+    environment; no worker is kept warm then (it would have to be one per account), so every
+    notebook step pays Python's and papermill's imports (a second or two). In the
+    ``shared_account_unsafe`` mode, ``warm_workers`` idle ones are kept ready and run as the
+    control plane's own OS user, without its private environment but with its files.
 
     Workers die with the control plane (see ``step_worker``). Linux sends the parent-death
     signal when the *thread* that started a child ends, so one long-lived thread starts them
@@ -345,9 +354,17 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, work_root: Path, warm_workers: int = 1, registry: Path | None = None) -> None:
+    def __init__(
+        self,
+        work_root: Path,
+        warm_workers: int = 1,
+        registry: Path | None = None,
+        isolation: UserIsolation | None = None,
+    ) -> None:
         self.work_root = work_root
-        self.warm_workers = warm_workers
+        self.isolation = isolation or UserIsolation(mode="shared_account_unsafe", job_root=str(work_root))
+        self.isolates_code = self.isolation.isolated
+        self.warm_workers = 0 if self.isolates_code else warm_workers
         self.processes = ProcessRegistry(registry or work_root.parent / "run-processes")
         #: Pids of the processes a stopped control plane had left running, killed at start.
         self.reaped = self.processes.start()
@@ -361,10 +378,15 @@ class LocalExecutor(Executor):
         """Start a worker from the spawner thread (see the class docstring)."""
         return self._spawner.submit(self._start_worker).result()
 
-    def _start_worker(self) -> subprocess.Popen[str]:
-        env = inherited_environment()
+    def _start_worker(self, account: OsAccount | None = None, folder: Path | None = None) -> subprocess.Popen[str]:
+        """A worker as the control plane's user, or as ``account`` in its job ``folder``: that uid
+        and gid, no supplementary group, files private to it (umask 077)."""
+        env = self.isolation.environment(account, inherited_environment(), folder or self.work_root)
         env["PYTHONUNBUFFERED"] = "1"
         env[PARENT_VARIABLE] = str(os.getpid())
+        identity: dict[str, Any] = {}
+        if account is not None:
+            identity = {"user": account.uid, "group": account.gid, "extra_groups": [], "umask": 0o077}
         worker = subprocess.Popen(
             [sys.executable, "-m", "himalia.step_worker"],
             stdin=subprocess.PIPE,
@@ -372,8 +394,9 @@ class LocalExecutor(Executor):
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            cwd=self.work_root,
+            cwd=folder or self.work_root,
             start_new_session=True,
+            **identity,
         )
         self.processes.add(worker)
         return worker
@@ -394,9 +417,16 @@ class LocalExecutor(Executor):
         return self._spawn()
 
     def start(self, job: NotebookJob, on_output: Callable[[str], None]) -> StepHandle:
-        self.work_root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"run-{job.run_id}-", dir=self.work_root))
-        worker = self._take()
+        account = self.isolation.for_login(job.run_as)  # refuses in a sentence when it cannot isolate
+        folder = self.isolation.job_folder(account, prefix=f"run-{job.run_id}-")
+        try:
+            if account is None:
+                worker = self._take()
+            else:
+                worker = self._spawner.submit(self._start_worker, account, folder).result()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         request = {
             "folder": str(folder),
             "content": job.content,
@@ -411,7 +441,7 @@ class LocalExecutor(Executor):
         worker.stdin.close()
         with contextlib.suppress(RuntimeError):  # closing: no more workers
             self._spawner.submit(self._fill)
-        return _LocalStep(worker, folder, job, on_output, self.processes)
+        return _LocalStep(worker, folder, job, on_output, self.processes, account)
 
     def close(self) -> None:
         with self._lock:

@@ -299,6 +299,7 @@ class KubernetesExecutor(Executor):
     """
 
     name = "kubernetes"
+    isolates_code = True  # each step is a pod of its own, without the control plane's files or keys
 
     def __init__(
         self,

@@ -113,14 +113,14 @@ class UserIsolation(LoggingConfigurable):
 
     mode = Enum(
         ["os_accounts", "shared_account_unsafe"],
-        "os_accounts",
         config=True,
         help="""`os_accounts` (default): each notebook step runs as its run-as user's own OS
         account (see `account_template`); the control plane must run as root to start them, and
         refuses notebook steps otherwise. `shared_account_unsafe`: every step runs as the control
         plane's own OS user, whose files (the store, the keys, the service's environment) the
         notebooks can then read and write. For a development machine only; running notebooks
-        then needs `write_unsafe_code`, as the code runs with the platform's rights.""",
+        then needs `write_unsafe_code`, as the code runs with the platform's rights. Defaults to
+        $HIMALIA_USER_ISOLATION, else `os_accounts`.""",
     )
     account_template = Unicode(
         "himalia-{login}",
@@ -145,6 +145,10 @@ class UserIsolation(LoggingConfigurable):
     )
 
     home = Unicode(help="The control plane's home (set by the control plane).")
+
+    @default("mode")
+    def _default_mode(self) -> str:
+        return os.environ.get("HIMALIA_USER_ISOLATION") or "os_accounts"
 
     @default("job_root")
     def _default_job_root(self) -> str:

@@ -142,6 +142,12 @@ class RunContext:
         self.run_variables: dict[str, Any] = dict(run.variables)
         self.actor = actor
         self.may_run_code = unscoped.has(GlobalPermission.WRITE_UNSAFE_CODE)
+        #: Notebooks run isolated (own OS account, own pod) need write_isolated_code; run as the
+        #: platform's own account (``shared_account_unsafe``), write_unsafe_code as well.
+        self.notebooks_need = [GlobalPermission.WRITE_ISOLATED_CODE]
+        if not engine.executor.isolates_code:
+            self.notebooks_need.append(GlobalPermission.WRITE_UNSAFE_CODE)
+        self.may_run_notebooks = all(unscoped.has(permission) for permission in self.notebooks_need)
         self.log = RunLog(engine.plane, run.id)
         self.aborted = threading.Event()
         self.current_handle: Any = None
@@ -412,8 +418,9 @@ class RunEngine:
     # -- steps --------------------------------------------------------------------------------
 
     def _notebook(self, context: RunContext, position: int, step: NotebookStep) -> StepOutcome:
-        if not context.may_run_code:
-            raise StepFailed(f"{context.actor.login} no longer has 'write_unsafe_code', needed to run notebooks")
+        if not context.may_run_notebooks:
+            needed = " and ".join(f"'{permission}'" for permission in context.notebooks_need)
+            raise StepFailed(f"{context.actor.login} does not have {needed}, needed to run notebooks here")
         with self.plane.db.read() as session:
             snapshot = session.get_one(NotebookSnapshot, context.notebooks[step.notebook])
             content, declared = snapshot.content, {p["name"]: p for p in snapshot.parameters}
@@ -447,6 +454,7 @@ class RunEngine:
             timeout=timeout,
             hide_code=step.hide_code,
             tier=context.definition.tier,
+            run_as=context.actor.login,
         )
         context.log.line(f"[{step.name}] papermill {step.notebook} ({snapshot.digest[:12]}) with {parameters}")
         handle = self.executor.start(job, context.log.write)
