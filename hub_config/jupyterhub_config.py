@@ -18,6 +18,18 @@ here = Path(__file__).resolve().parent
 state = Path(os.environ.get("HIMALIA_HUB_STATE", here.parent / ".himalia-hub")).resolve()
 state.mkdir(parents=True, exist_ok=True)
 
+# Servers and scenario kernels run as their people's own OS accounts (UserIsolation): nothing the
+# hub writes may be theirs to read. The state folder stays passable, not listable: the demo's
+# warehouse lies in it, shared by every account (himalia.demo.share_with_every_account).
+os.umask(0o077)
+os.chmod(state, 0o711)
+for made_earlier in ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "service-token", "auth-state.key"):
+    if (state / made_earlier).is_file():
+        os.chmod(state / made_earlier, 0o600)
+if os.getuid() != 0:
+    # Switching accounts needs root: a development hub of an ordinary user shares its account, unsafely.
+    os.environ.setdefault("HIMALIA_USER_ISOLATION", "shared_account_unsafe")
+
 
 def secret_file(name: str, make: str) -> str:
     """A secret kept in the state folder (mode 0600), made on first start."""
@@ -53,6 +65,6 @@ c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.CryptKeeper.keys = [bytes.fromhex(secret_file("auth-state.key", secrets.token_hex(32)))]
 c.JupyterHub.allow_named_servers = True  # several workspaces per person, within each tier's limits
-c.SimpleLocalProcessSpawner.home_dir_template = str(state / "users" / "{username}")
+c.LocalTierSpawner.shared_home_template = str(state / "users" / "{username}")  # shared_account_unsafe only
 if os.getuid() == 0:
     c.Spawner.args = ["--allow-root"]

@@ -6,7 +6,13 @@ a server starts, the service admits it again (``POST /servers``): a tier missing
 cannot be had by naming it to the hub's REST API, and the per-user and overall limits hold.
 The service records the server's usage from this admission until ``stop``.
 
-``LocalTierSpawner`` runs servers on the hub's machine as the hub's user: the tier's limits become
+``LocalTierSpawner`` runs each person's server on the hub's machine as that person's own OS
+account, as JupyterHub's ``LocalProcessSpawner`` does: the account scenario kernels use too
+(``UserIsolation``: ``himalia-{login}``, created on first spawn when the hub runs as root and
+``create_accounts`` is on, a refusal naming it otherwise), its own groups only, its home as the
+workspace. ``c.UserIsolation.mode = "shared_account_unsafe"`` runs every server as the hub's own
+user in ``shared_home_template`` instead, where each can read the others' files and the hub's:
+for development only. The tier's limits become
 ``MEM_LIMIT`` / ``CPU_LIMIT`` (shown by jupyter-resource-usage), and are enforced as far as one
 machine allows without containers: an address-space limit per process (``RLIMIT_AS``, so a
 process that allocates beyond it gets MemoryError; the server and each kernel get the limit
@@ -14,6 +20,7 @@ separately, it is not a cgroup total) and CPU affinity to as many cores as the l
 to (the first cores of the machine; not a fair share).
 """
 
+import asyncio
 import html
 import json
 import math
@@ -23,11 +30,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner, Spawner
+from jupyterhub.spawner import LocalProcessSpawner, Spawner, set_user_setuid
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
+
+from .os_accounts import IsolationUnavailable, OsAccount, UserIsolation
 
 
 class TierRefused(web.HTTPError):
@@ -173,10 +182,25 @@ def _limit_process(memory: int | None, cores: float | None) -> Callable[[], None
     return limit
 
 
-class LocalTierSpawner(TieredSpawner, SimpleLocalProcessSpawner):
-    """Local processes sized by tiers (see the module docstring for what is enforced)."""
+class LocalTierSpawner(TieredSpawner, LocalProcessSpawner):
+    """Local processes sized by tiers, each as its person's own OS account (see the module docstring)."""
 
     tier: dict[str, Any] | None = None
+    #: The account the server runs as; ``None`` when sharing the hub's (``shared_account_unsafe``).
+    account: OsAccount | None = None
+
+    shared_home_template = Unicode(
+        "/tmp/{username}",
+        config=True,
+        help="""Workspace of a person's server when every server shares the hub's OS account
+        (`UserIsolation.mode = 'shared_account_unsafe'`); `{username}` is the hub's user name.""",
+    )
+
+    def isolation(self) -> UserIsolation:
+        return UserIsolation(parent=self)
+
+    def shared_home(self) -> str:
+        return self.shared_home_template.format(username=self.user.name)
 
     @default("options_form")
     def _tier_form(self) -> Callable[[Spawner], Any]:
@@ -187,7 +211,7 @@ class LocalTierSpawner(TieredSpawner, SimpleLocalProcessSpawner):
         return form
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
-        base = super().make_preexec_fn(name)
+        base = self._become_account() if self.account is not None else self._enter_shared_home()
         limit = _limit_process(
             self.tier["memory_limit"] if self.tier else None, self.tier["cpu_limit"] if self.tier else None
         )
@@ -198,6 +222,38 @@ class LocalTierSpawner(TieredSpawner, SimpleLocalProcessSpawner):
 
         return preexec
 
+    def _become_account(self) -> Callable[[], None]:
+        """JupyterHub's switch to the account (its uid, gid and own groups, its home), files private."""
+        assert self.account is not None
+        switch = set_user_setuid(self.account.name)
+
+        def become() -> None:
+            os.umask(0o077)
+            switch()
+
+        return become
+
+    def _enter_shared_home(self) -> Callable[[], None]:
+        home = self.shared_home()
+
+        def enter() -> None:
+            os.makedirs(home, 0o700, exist_ok=True)
+            os.chdir(home)
+
+        return enter
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        """The server's ``USER`` and ``HOME`` are its account's (JupyterHub's would look up the hub's user name)."""
+        env["USER"] = self.account.name if self.account is not None else self.user.name
+        env["HOME"] = str(self.account.home) if self.account is not None else self.shared_home()
+        env["SHELL"] = "/bin/bash"  # the account has no login shell; the lab's terminals need one
+        return env
+
+    def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
+        if self.account is None:
+            return paths
+        raise web.HTTPError(500, "Internal SSL is not supported by the LocalTierSpawner with OS accounts.")
+
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         if self.tier is not None:
@@ -205,6 +261,10 @@ class LocalTierSpawner(TieredSpawner, SimpleLocalProcessSpawner):
         return env
 
     async def start(self) -> Any:
+        try:  # useradd may take a moment: not on the hub's event loop
+            self.account = await asyncio.to_thread(self.isolation().for_login, self.user.name)
+        except IsolationUnavailable as error:
+            raise web.HTTPError(503, f"Your server cannot start: {error.message}.", reason=error.message) from None
         self.tier = tier = await self.admit()
         self.mem_limit, self.mem_guarantee = tier["memory_limit"], tier["memory_request"]
         self.cpu_limit, self.cpu_guarantee = tier["cpu_limit"], tier["cpu_request"]

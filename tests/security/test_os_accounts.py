@@ -9,16 +9,19 @@ Saving notebook steps needs ``write_isolated_code``; code that runs inside the c
 (``set_variables`` code, custom Python checks) still needs ``write_unsafe_code``.
 """
 
+import asyncio
 import json
 import os
 import pwd
 import re
 import shutil
 import stat
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -276,3 +279,54 @@ def test_a_shared_account_needs_write_unsafe_code_to_run_notebooks(
     run = wait(runner, "probe-ana", start(runner, "probe-ana"), timeout=60)
     refused = run["state"] == "failed" and "'write_unsafe_code'" in run["steps"][0]["message"]
     assert ledger.tried(CLASS, "notebook on the shared account without write_unsafe_code", refused), run
+
+
+def hub_spawner(login: str) -> Any:
+    from himalia.spawners import LocalTierSpawner
+
+    user = SimpleNamespace(name=login, url=f"/user/{login}/", id=1, orm_user=None, settings={}, admin=False)
+    return LocalTierSpawner(user=user, name="", orm_spawner=None, hub=None)
+
+
+@needs_root
+def test_a_hub_server_runs_as_its_persons_account(ledger: Ledger) -> None:
+    """The LocalTierSpawner's process switch, as JupyterHub applies it to a server it starts."""
+    state = Path(tempfile.mkdtemp(prefix="himalia-hub-state-", dir="/var/tmp"))
+    os.chmod(state, 0o755)  # passable: only the files' own modes protect them
+    secret, public = state / "jupyterhub_cookie_secret", state / "readme.txt"
+    secret.write_text("the hub's cookie secret")
+    os.chmod(secret, 0o600)
+    public.write_text("anyone may read this\n")
+    os.chmod(public, 0o644)
+    spawned = {}
+    try:
+        for login in ("ana", "ben"):
+            spawner = hub_spawner(login)
+            spawner.account = UserIsolation().for_login(login)
+            probe = f"id -u; id -G; pwd; umask; echo $HOME; cat {public}; cat {secret} 2>/dev/null || echo refused"
+            done = subprocess.run(
+                ["sh", "-c", probe],
+                preexec_fn=spawner.make_preexec_fn(login),
+                env=spawner.user_env({}),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            spawned[login] = (spawner.account, done.stdout.split("\n"))
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    (ana, seen), (ben, seen_by_ben) = spawned["ana"], spawned["ben"]
+    assert seen[:6] == [str(ana.uid), str(ana.gid), str(ana.home), "0077", str(ana.home), "anyone may read this"]
+    assert seen_by_ben[0] == str(ben.uid) != str(ana.uid)
+    for login, (_, lines) in spawned.items():
+        assert ledger.tried(CLASS, f"{login}'s server reads the hub's cookie secret", lines[6] == "refused"), lines
+
+
+def test_a_hub_that_cannot_switch_accounts_refuses_the_server_in_a_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tornado import web
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("HIMALIA_USER_ISOLATION", raising=False)
+    with pytest.raises(web.HTTPError) as refused:
+        asyncio.run(hub_spawner("ana").start())
+    assert refused.value.status_code == 503 and "shared_account_unsafe" in str(refused.value.log_message)

@@ -5,6 +5,7 @@ driven in headless Chromium.
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import psutil
 import pytest
 import requests
 from playwright import sync_api as playwright_api
+
+from himalia.os_accounts import UserIsolation, account_name
 
 from ..hub.idp import DEMO_PASSWORD, DevIdentityProvider, free_port
 from .conftest import ARTIFACTS
@@ -162,6 +165,10 @@ def test_an_analyst_signs_in_picks_an_allowed_tier_and_works_in_the_lab(
     environment = server.info["environ"] or {}
     assert environment["HIMALIA_TIER"] == "medium" and environment["CPU_LIMIT"] == "1.5"
     assert not {"HIMALIA_DB_URL", "HIMALIA_SECRET_KEYS", "HIMALIA_HOME"} & set(environment)
+    if os.geteuid() == 0:  # the server is bob's own OS account, not the hub's (UserIsolation)
+        account = pwd.getpwnam(account_name(UserIsolation().account_template, "bob"))
+        assert (server.uids().real, server.gids().real) == (account.pw_uid, account.pw_gid)
+        assert environment["HOME"] == account.pw_dir and server.cwd() == account.pw_dir
 
     # The server's token is bob's and only bob's at the service.
     token = environment["JUPYTERHUB_API_TOKEN"]
