@@ -6,9 +6,11 @@ driven in headless Chromium.
 import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,8 +51,13 @@ class Hub:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    state = tmp_path_factory.mktemp("hub")
+def hub() -> Iterator[Hub]:
+    """The hub of `make demo`, its state in a folder other accounts may pass through, as in a clone
+    (pytest's own folders are root's alone, which would hide what the state's modes protect)."""
+    base = Path(tempfile.mkdtemp(prefix="himalia-ui-hub-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    state = base / "hub"
+    state.mkdir()
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("HIMALIA_", "JUPYTER"))},
@@ -97,6 +104,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             log.close()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             (ARTIFACTS / "jupyterhub.log").write_bytes((state / "jupyterhub.log").read_bytes())
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def sign_in(browser: playwright_api.Browser, hub: Hub, login: str) -> playwright_api.Page:
@@ -169,6 +177,7 @@ def test_an_analyst_signs_in_picks_an_allowed_tier_and_works_in_the_lab(
         account = pwd.getpwnam(account_name(UserIsolation().account_template, "bob"))
         assert (server.uids().real, server.gids().real) == (account.pw_uid, account.pw_gid)
         assert environment["HOME"] == account.pw_dir and server.cwd() == account.pw_dir
+        assert_reaches_nothing_of_the_platform(hub, server)
 
     # The server's token is bob's and only bob's at the service.
     token = environment["JUPYTERHUB_API_TOKEN"]
@@ -187,6 +196,24 @@ def test_an_analyst_signs_in_picks_an_allowed_tier_and_works_in_the_lab(
     assert status == 409, refusal
     assert "bob already runs 1 server(s) on the tier 'medium'" in str(refusal.get("message"))
     bob.context.close()
+
+
+def assert_reaches_nothing_of_the_platform(hub: Hub, server: psutil.Process) -> None:
+    """What bob's server, and so its kernels and terminals, can open as its OS identity: none of
+    the hub's or the service's files, nor the service's environment; the demo's shared warehouse, yes."""
+    service = next(p for p in psutil.process_iter(["cmdline"]) if "serve --hub" in " ".join(p.info["cmdline"] or []))
+    platform = [hub.state / name for name in ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "service-token")]
+    platform += [hub.state / "himalia" / name for name in ("himalia.sqlite", "secret.key", "audit.key")]
+    platform += [Path(f"/proc/{service.pid}/environ")]
+    assert all(path.exists() for path in platform), [path for path in platform if not path.exists()]
+    identity = {"user": server.uids().real, "group": server.gids().real, "extra_groups": []}
+
+    def opens(*command: str) -> bool:
+        return subprocess.run(command, capture_output=True, **identity).returncode == 0
+
+    assert [path for path in platform if opens("head", "-c", "1", str(path))] == []
+    assert not opens("ls", str(hub.state / "himalia")) and not opens("ls", str(hub.state))
+    assert opens("head", "-c", "1", str(hub.state / "himalia-data" / "warehouse.sqlite"))
 
 
 def _serves(process: psutil.Process, user: str) -> bool:
