@@ -364,6 +364,7 @@ class LocalExecutor(Executor):
         self.work_root = work_root
         self.isolation = isolation or UserIsolation(mode="shared_account_unsafe", job_root=str(work_root))
         self.isolates_code = self.isolation.isolated
+        self.isolation.reap_job_folders()
         self.warm_workers = 0 if self.isolates_code else warm_workers
         self.processes = ProcessRegistry(registry or work_root.parent / "run-processes")
         #: Pids of the processes a stopped control plane had left running, killed at start.

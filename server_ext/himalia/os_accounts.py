@@ -17,6 +17,7 @@ import hashlib
 import os
 import pwd
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from traitlets import Bool, Enum, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -35,6 +37,8 @@ from .errors import HimaliaError
 MAX_ACCOUNT_NAME = 32
 _POSIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _NOT_IN_NAME = re.compile(r"[^a-z0-9_-]+")
+#: The control plane's pid in a job folder's name (``run-12-p3456-k2j1``).
+_JOB_OWNER = re.compile(r"-p(\d+)-")
 
 
 class IsolationUnavailable(HimaliaError):
@@ -211,9 +215,11 @@ class UserIsolation(LoggingConfigurable):
         return account
 
     def job_folder(self, account: OsAccount | None, prefix: str) -> Path:
-        """A new folder for one step: the account's alone (0700), in a root folder it cannot list."""
+        """A new folder for one step: the account's alone (0700), in a root folder it cannot list.
+        Its name carries this control plane's pid, so that ``reap_job_folders`` knows whose it is."""
         root = Path(self.job_root)
         root.mkdir(parents=True, exist_ok=True)
+        prefix = f"{prefix}p{os.getpid()}-"
         if account is None:
             return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
         st = os.lstat(root)
@@ -225,6 +231,20 @@ class UserIsolation(LoggingConfigurable):
         folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
         os.chown(folder, account.uid, account.gid)
         return folder
+
+    def reap_job_folders(self) -> list[Path]:
+        """Remove the job folders control planes that no longer run left behind (a crash, a kill -9):
+        what their kernels wrote stays nowhere. Folders of running control planes are kept."""
+        root = Path(self.job_root)
+        removed = []
+        for folder in root.glob("*-p*-*") if root.is_dir() else []:
+            owner = _JOB_OWNER.search(folder.name)
+            if owner is not None and not psutil.pid_exists(int(owner.group(1))):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        if removed:
+            self.log.warning("Removed %d job folders of stopped control planes from %s", len(removed), root)
+        return removed
 
     def environment(self, account: OsAccount | None, inherited: dict[str, str], folder: Path) -> dict[str, str]:
         """The worker's environment: the plane's (already cleaned) when shared; a minimal one when isolated,

@@ -236,6 +236,17 @@ def test_results_are_never_read_through_a_link_or_from_a_file_not_the_accounts(t
         assert read_produced(tmp_path, name, account) is None, name
 
 
+def test_job_folders_of_stopped_control_planes_are_removed(tmp_path: Path) -> None:
+    isolation = UserIsolation(mode="shared_account_unsafe", job_root=str(tmp_path))
+    running = isolation.job_folder(None, prefix="run-1-")  # this control plane's, still in use
+    ended = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    left = tmp_path / f"run-2-p{int(ended.stdout)}-k2j1"  # a crashed control plane's
+    left.mkdir()
+    (left / "executed.ipynb").write_text("{}")
+    assert isolation.reap_job_folders() == [left]
+    assert running.is_dir() and not left.exists()
+
+
 def test_notebooks_need_write_isolated_code_and_control_plane_code_write_unsafe_code(
     plane: ControlPlane, ledger: Ledger
 ) -> None:
