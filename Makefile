@@ -10,7 +10,7 @@ SMTP_PORT ?= 8025
 HUB_STATE ?= .himalia-hub
 HUB_PORT ?= 8000
 
-.PHONY: install system-deps demo lab test lint clean
+.PHONY: install system-deps share-python demo lab test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,12 @@ install: $(VENV)/.installed
 system-deps:
 	@scripts/install-system-deps.sh
 
+## Accounts other than root (each person's, for notebooks and servers) must reach the Python environment.
+share-python: install
+	@scripts/share-python.sh
+
 ## The multi-user platform: the dev OpenID Connect provider, JupyterHub, its proxy, the Himalia service.
-demo: install
+demo: install share-python
 	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia demo
 	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
 	@echo "Sign in at http://127.0.0.1:$(HUB_PORT) as alice (admin), bob (analyst) or carol (reader); password: himalia-demo."
@@ -45,7 +49,7 @@ demo: install
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
 
 ## One person, no hub: JupyterLab with the control plane in-process (standalone mode).
-lab: install
+lab: install share-python
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia demo
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
 	@echo "Open the URL printed below: the Himalia sidebar is the moon on the left; the API lives under /himalia/api/v1/."
@@ -62,7 +66,7 @@ lint: install
 	PATH=$(abspath $(BIN)):$$PATH scripts/check-api-types.sh
 
 ## Unit tests of the extension (jest), then every Python test, the UI tests in Chromium among them.
-test: install system-deps lint
+test: install system-deps share-python lint
 	npm test --silent
 	$(BIN)/pytest
 
