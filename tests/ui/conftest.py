@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,13 +68,19 @@ class Lab:
 
 
 @pytest.fixture(scope="session")
-def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A notebook folder with the demo notebooks and a Himalia home seeded with the demo."""
+def demo_root() -> Iterator[tuple[Path, dict[str, str]]]:
+    """A notebook folder with the demo notebooks and a Himalia home seeded with the demo.
+
+    In a folder every account may pass through (pytest's own is its user's alone): the demo's
+    notebook steps run as their people's OS accounts and open the warehouse beside the home."""
     if not LAB_EXTENSION.exists():
         pytest.fail("The lab extension is not built: `make install` builds it (npm run build:prod).")
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: `make system-deps` installs Debian's chromium.")
-    root = tmp_path_factory.mktemp("lab-root")
+    base = Path(tempfile.mkdtemp(prefix="himalia-ui-lab-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    root = base / "lab-root"
+    root.mkdir()
     shutil.copytree(REPOSITORY / "notebooks", root / "notebooks")
     shutil.copytree(REPOSITORY / "scenarios", root / "scenarios")
     home = root.parent / (root.name + "-home")
@@ -104,6 +111,7 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     finally:
         sink.terminate()
         sink.wait(10)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _start_mailsink(folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
