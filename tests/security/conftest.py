@@ -5,10 +5,17 @@ what must hold. At the end of the session the terminal summary prints, per class
 were tried and how many the platform refused, so a reader sees the breadth, not only a green dot.
 """
 
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from sqlalchemy import text
+
+from ..postgres import TemporaryPostgres
 
 
 @dataclass
@@ -30,6 +37,21 @@ LEDGER = Ledger()
 @pytest.fixture
 def ledger() -> Ledger:
     return LEDGER
+
+
+@contextmanager
+def empty_postgres_database(request: pytest.FixtureRequest, prefix: str) -> Iterator[str]:
+    """A new database on the session's PostgreSQL server, as a psycopg URL; dropped afterwards."""
+    server: TemporaryPostgres = request.getfixturevalue("postgres")
+    admin: Any = request.getfixturevalue("postgres_admin")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as sql:
+        sql.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield server.url(name).replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with admin.connect() as sql:
+            sql.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

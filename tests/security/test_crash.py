@@ -13,17 +13,14 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import text
 
 from ..conftest import AUDIT_KEY, SECRET_KEY
-from ..postgres import TemporaryPostgres
-from .conftest import Ledger
+from .conftest import Ledger, empty_postgres_database
 
 WRITES = 40
 
@@ -63,14 +60,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'home' / 'himalia.sqlite'}"
         return
-    pg: TemporaryPostgres = request.getfixturevalue("postgres")
-    admin = request.getfixturevalue("postgres_admin")
-    name = f"crash_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as sql:
-        sql.execute(text(f"CREATE DATABASE {name}"))
-    yield pg.url(name).replace("postgresql://", "postgresql+psycopg://", 1)
-    with admin.connect() as sql:
-        sql.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    with empty_postgres_database(request, "crash") as url:
+        yield url
 
 
 def test_acknowledged_writes_survive_kill_9(store: str, tmp_path: Path, ledger: Ledger) -> None:

@@ -29,8 +29,7 @@ from himalia.errors import HimaliaError
 from himalia.models import CreateConnection, CreateDataset, CreateToken, CustomMetric, UpdateDataset
 
 from ..conftest import SHARED_SECRET
-from ..postgres import TemporaryPostgres
-from .conftest import Ledger
+from .conftest import Ledger, empty_postgres_database
 
 LOCAL = ("file", "local", "memory")
 
@@ -312,20 +311,13 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "duckdb":
         yield f"duckdb:///{duckdb_warehouse(tmp_path)}"
         return
-    pg: TemporaryPostgres = request.getfixturevalue("postgres")
-    admin = request.getfixturevalue("postgres_admin")
-    name = f"w_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as sql:
-        sql.execute(text(f"CREATE DATABASE {name}"))
-    url = pg.url(name).replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = create_engine(url)
-    with engine.begin() as sql:
-        sql.execute(text("CREATE TABLE t (x INTEGER)"))
-        sql.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
-    engine.dispose()
-    yield url
-    with admin.connect() as sql:
-        sql.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    with empty_postgres_database(request, "w") as url:
+        engine = create_engine(url)
+        with engine.begin() as sql:
+            sql.execute(text("CREATE TABLE t (x INTEGER)"))
+            sql.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
+        engine.dispose()
+        yield url
 
 
 def test_read_only_connections_are_read_only_in_the_database(warehouse: str, ledger: Ledger) -> None:
