@@ -214,6 +214,13 @@ def assert_reaches_nothing_of_the_platform(hub: Hub, server: psutil.Process) -> 
     assert [path for path in platform if opens("head", "-c", "1", str(path))] == []
     assert not opens("ls", str(hub.state / "himalia")) and not opens("ls", str(hub.state))
     assert opens("head", "-c", "1", str(hub.state / "himalia-data" / "warehouse.sqlite"))
+    # Another person's files: alice's account (as her server or her scenario kernels would make it).
+    alice = UserIsolation(home=str(hub.state / "himalia")).for_login("alice")
+    assert alice is not None and alice.uid != server.uids().real
+    private = alice.home / "notes.txt"
+    private.write_text("alice's own\n")
+    os.chown(private, alice.uid, alice.gid)
+    assert not opens("head", "-c", "1", str(private)) and not opens("ls", str(alice.home))
 
 
 def _serves(process: psutil.Process, user: str) -> bool:
