@@ -24,7 +24,7 @@ from playwright import sync_api as playwright_api
 from himalia.os_accounts import UserIsolation, account_name
 
 from ..hub.idp import DEMO_PASSWORD, DevIdentityProvider, free_port
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, expand
 
 pytestmark = pytest.mark.ui
 
@@ -161,9 +161,16 @@ def test_an_analyst_signs_in_picks_an_allowed_tier_and_works_in_the_lab(
     bob.wait_for_url(f"{hub.url}/user/bob/lab**", timeout=120_000)
     bob.locator("#jupyterlab-splash").wait_for(state="detached", timeout=120_000)
     tab = bob.locator(".jp-SideBar [data-id='himalia-sidebar']")
-    if tab.get_attribute("aria-selected") != "true":
-        tab.click()
-    projects = bob.locator("#himalia-projects")
+    sidebar = bob.locator("#himalia-sidebar")
+    for _ in range(3):  # the lab may still be restoring its layout (and toggle the sidebar back) when first asked
+        if tab.get_attribute("aria-selected") != "true":
+            tab.click()
+        try:
+            sidebar.wait_for(state="visible", timeout=10_000)
+            break
+        except playwright_api.TimeoutError:
+            continue
+    projects = expand(sidebar, "Projects")
     projects.locator("[data-project='FRAUD']").wait_for()  # through the server's forwarding to the service
     bob.screenshot(path=str(ARTIFACTS / "hub-lab-projects.png"))
 
