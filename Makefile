@@ -43,7 +43,7 @@ demo: install share-python
 	@echo "Sign in at http://127.0.0.1:$(HUB_PORT) as alice (admin), bob (analyst) or carol (reader); password: himalia-demo."
 	@echo "Mail the scenarios send lands in $(HUB_STATE)/mail/ (a local SMTP server on port $(SMTP_PORT))."
 	node hub_config/dev-idp/server.mjs & IDP=$$!; \
-	$(BIN)/python -m himalia.mailsink --port $(SMTP_PORT) --folder $(HUB_STATE)/mail & SINK=$$!; \
+	$(BIN)/python -m himalia.demo.mailsink --port $(SMTP_PORT) --folder $(HUB_STATE)/mail & SINK=$$!; \
 	trap 'kill $$IDP $$SINK' EXIT INT TERM; \
 	HIMALIA_HUB_STATE=$(HUB_STATE) HIMALIA_HUB_PORT=$(HUB_PORT) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(SMTP_PORT) \
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
@@ -53,7 +53,7 @@ lab: install share-python
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia demo
 	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
 	@echo "Open the URL printed below: the Himalia sidebar is the moon on the left; the API lives under /himalia/api/v1/."
-	$(BIN)/python -m himalia.mailsink --port $(SMTP_PORT) --folder $(DEMO_HOME)/mail & SINK=$$!; \
+	$(BIN)/python -m himalia.demo.mailsink --port $(SMTP_PORT) --folder $(DEMO_HOME)/mail & SINK=$$!; \
 	trap 'kill $$SINK' EXIT INT TERM; \
 	HIMALIA_HOME=$(DEMO_HOME) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(SMTP_PORT) \
 	$(BIN)/jupyter lab --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)

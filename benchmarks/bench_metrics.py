@@ -11,7 +11,7 @@ One run:
 3. computes ``record_count`` and min, max, avg, sum, count, null_count, distinct_count and
    stddev of the three columns (25 numbers) three ways, each in a fresh subprocess:
 
-   * ``probes``  ``himalia.probes.compute_files`` / ``compute_sql`` (end to end: fsspec look-up,
+   * ``probes``  ``himalia.data.probes.compute_files`` / ``compute_sql`` (end to end: fsspec look-up,
      type description or reflection, one aggregate statement);
    * ``hand``    ONE hand-written SELECT computing the same 25 numbers: the physical floor, one
      scan;
@@ -127,7 +127,7 @@ def child(approach: str, target: str, runs: int, stats: tuple[str, ...]) -> None
     import pandas as pd
     import sqlalchemy as sa
 
-    from himalia.probes import compute_files, compute_sql, sql_source
+    from himalia.data.probes import compute_files, compute_sql, sql_source
 
     engine = sa.create_engine(location) if target == "postgres" else None
 

@@ -59,13 +59,13 @@ from nbformat.v4 import new_code_cell, new_notebook
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.executors import Executor, NotebookJob, NotebookResult, StepHandle
-from himalia.models import CreateGroup, CreateProject, CreateUser
-from himalia.orm import ScenarioRun, utcnow
-from himalia.permissions import GlobalPermission
-from himalia.scenario_models import RunRequest, SaveScenario
+from himalia.core.permissions import GlobalPermission
+from himalia.execution.base import Executor, NotebookJob, NotebookResult, StepHandle
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.store.orm import ScenarioRun, utcnow
+from himalia.wire.identity import CreateGroup, CreateProject, CreateUser
+from himalia.wire.scenarios import RunRequest, SaveScenario
 
 PROJECT = "BENCH"
 USER = "bench"
@@ -337,7 +337,7 @@ def report(title: str, samples: dict[str, list[float]], baseline: str, cli: str)
 #: A stand-in for a warm worker: the same imports, then one job when told, then a second one.
 FRESH_WORKER = """
 import json, sys, time
-import himalia.step_worker
+import himalia.execution.worker
 import nbformat, papermill
 from nbconvert import HTMLExporter
 print("ready", flush=True)
@@ -357,7 +357,7 @@ print(json.dumps(times), flush=True)
 
 def fresh_process(source: Path, folder: Path, concurrent_import: bool) -> dict[str, float]:
     """What a warm worker pays, outside the platform: a fresh interpreter that has already imported
-    what ``himalia.step_worker`` imports runs papermill then the HTML export, twice (the first pair is
+    what ``himalia.execution.worker`` imports runs papermill then the HTML export, twice (the first pair is
     what each worker, one step per process, pays; the second what a reused process would pay), then
     exits, which the executor waits for. With ``concurrent_import``, another interpreter imports
     the worker's modules meanwhile, as the executor's refill of its warm pool does."""
@@ -372,7 +372,7 @@ def fresh_process(source: Path, folder: Path, concurrent_import: bool) -> dict[s
     assert child.stdin is not None and child.stdout is not None
     child.stdout.readline()
     settle()
-    refill = subprocess.Popen([sys.executable, "-c", "import himalia.step_worker"]) if concurrent_import else None
+    refill = subprocess.Popen([sys.executable, "-c", "import himalia.execution.worker"]) if concurrent_import else None
     child.stdin.write(f"{source} {folder / 'out-fresh.ipynb'}\n")
     child.stdin.close()
     output = child.stdout.read()

@@ -54,15 +54,15 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, MetaData, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.db import Database
-from himalia.models import CreateGroup, CreateProject, CreateUser
-from himalia.orm import Project, Scenario, ScenarioRun, User, utcnow
-from himalia.permissions import GlobalPermission
-from himalia.scenario_definitions import WEEKDAYS, ScenarioDefinition, TimeTrigger
-from himalia.scenario_models import SaveScenario
-from himalia.scheduler import Scheduler
+from himalia.core.permissions import GlobalPermission
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.scenarios.definitions import WEEKDAYS, ScenarioDefinition, TimeTrigger
+from himalia.scenarios.scheduler import Scheduler
+from himalia.store.db import Database
+from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
+from himalia.wire.identity import CreateGroup, CreateProject, CreateUser
+from himalia.wire.scenarios import SaveScenario
 
 USER = "bench"
 ZONES = (

@@ -3,14 +3,14 @@
 Login through the dev OpenID Connect provider (hub_config/dev-idp, started first), the control
 plane as the hub service `himalia`, workspaces as local processes sized by the tiers of
 hub_config/tiers.yaml. All state lives in $HIMALIA_HUB_STATE (default .himalia-hub/ at the
-repository root). Kubernetes uses himalia.hub_setup.configure the same way (see values.yaml).
+repository root). Kubernetes uses himalia.hub.setup.configure the same way (see values.yaml).
 """
 
 import os
 import secrets
 from pathlib import Path
 
-from himalia.hub_setup import configure
+from himalia.hub.setup import configure
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821 - provided by JupyterHub
 
@@ -20,7 +20,7 @@ state.mkdir(parents=True, exist_ok=True)
 
 # Servers and scenario kernels run as their people's own OS accounts (UserIsolation): nothing the
 # hub writes may be theirs to read. The state folder stays passable, not listable: the demo's
-# warehouse lies in it, shared by every account (himalia.demo.share_with_every_account).
+# warehouse lies in it, shared by every account (himalia.demo.seed.share_with_every_account).
 os.umask(0o077)
 os.chmod(state, 0o711)
 for made_earlier in ("jupyterhub.sqlite", "jupyterhub_cookie_secret", "service-token", "auth-state.key"):

@@ -29,24 +29,15 @@ from sqlalchemy import create_engine, event, text
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.demo import build_warehouse
-from himalia.models import (
-    AccessSpec,
-    CheckSpec,
-    CreateConnection,
-    CreateDataset,
-    CreateGroup,
-    CreateProject,
-    CreateToken,
-    CreateUser,
-    SetGrant,
-)
-from himalia.permissions import GlobalPermission as G
-from himalia.scenario_definitions import ScenarioDefinition
-from himalia.scenario_models import RunRequest, SaveScenario
-from himalia.server import make_application
+from himalia.core.permissions import GlobalPermission as G
+from himalia.demo.seed import build_warehouse
+from himalia.hosts.controlplane import ControlPlane
+from himalia.hosts.server import make_application
+from himalia.identity.caller import Caller
+from himalia.scenarios.definitions import ScenarioDefinition
+from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection, CreateDataset
+from himalia.wire.identity import CreateGroup, CreateProject, CreateToken, CreateUser, SetGrant
+from himalia.wire.scenarios import RunRequest, SaveScenario
 
 from .postgres import TemporaryPostgres, find_bindir
 

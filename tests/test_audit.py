@@ -12,17 +12,17 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-import himalia.orm
-from himalia.audit import AuditFilter, database_clock
-from himalia.caller import Caller
-from himalia.cli import main
-from himalia.controlplane import ControlPlane
-from himalia.models import CreateProject, DescribeAuditEntry, SetGrant
-from himalia.orm import ApiToken, ScenarioRun, User
-from himalia.scenario_definitions import ScenarioDefinition
-from himalia.scenario_models import RunRequest, SaveScenario
-from himalia.scheduler import Scheduler
-from himalia.tokens import digest
+import himalia.store.orm
+from himalia.cli.main import main
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.audit import AuditFilter, database_clock
+from himalia.identity.caller import Caller
+from himalia.identity.tokens import digest
+from himalia.scenarios.definitions import ScenarioDefinition
+from himalia.scenarios.scheduler import Scheduler
+from himalia.store.orm import ApiToken, ScenarioRun, User
+from himalia.wire.identity import CreateProject, DescribeAuditEntry, SetGrant
+from himalia.wire.scenarios import RunRequest, SaveScenario
 
 from .conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
 
@@ -168,7 +168,7 @@ def test_entries_take_the_databases_time_not_the_clients(plane: ControlPlane, mo
         return moment
 
     before = database_now()
-    monkeypatch.setattr(himalia.orm, "utcnow", lambda: datetime(2001, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(himalia.store.orm, "utcnow", lambda: datetime(2001, 1, 1, tzinfo=UTC))
     plane.projects.create_project(plane.users.caller_for("admin"), CreateProject(key="DATED", name="dated"))
     monkeypatch.undo()
     after = database_now()

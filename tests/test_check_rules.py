@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from himalia.checks import MetricReading, Outcome, evaluate, metric_label, parse_duration, worst
-from himalia.models import CheckSpec
+from himalia.core.units import parse_duration
+from himalia.data.checks import MetricReading, Outcome, evaluate, metric_label, worst
+from himalia.wire.data import CheckSpec
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 BOUNDS = {"min": 10_000, "soft_min": 12_000, "soft_max": 50_000, "max": 60_000}

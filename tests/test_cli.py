@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from himalia.cli import main
+from himalia.cli.main import main
 
 
 def cli_on(home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
@@ -152,7 +152,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 def test_the_demo_scenario_from_the_command_line(demo_himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The README's walk-through: seed, apply the demo scenario, run it with --wait, read the email."""
     himalia = demo_himalia
-    from himalia.mailsink import start_mailsink
+    from himalia.demo.mailsink import start_mailsink
 
     sink = start_mailsink(tmp_path / "mail", port=0)
     env = {"HIMALIA_SMTP_HOST": "127.0.0.1", "HIMALIA_SMTP_PORT": str(sink.port)}

@@ -10,10 +10,11 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from himalia.cli import main
-from himalia.controlplane import ControlPlane
-from himalia.demo import DEMO_DATASETS, build_warehouse
-from himalia.models import AccessSpec, CreateConnection, SetGrant
+from himalia.cli.main import main
+from himalia.demo.seed import DEMO_DATASETS, build_warehouse
+from himalia.hosts.controlplane import ControlPlane
+from himalia.wire.data import AccessSpec, CreateConnection
+from himalia.wire.identity import SetGrant
 
 from .conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
 from .postgres import TemporaryPostgres
@@ -245,8 +246,8 @@ def test_per_user_credentials_compute_with_the_callers_own_secret(
         ),
     )
     contributor = plane.users.caller_for("contributor")
-    from himalia.errors import InvalidInput
-    from himalia.models import CreateDataset, SetCredentials
+    from himalia.core.errors import InvalidInput
+    from himalia.wire.data import CreateDataset, SetCredentials
 
     with pytest.raises(InvalidInput, match="needs your own credentials"):
         plane.datasets.create_dataset(

@@ -16,12 +16,13 @@ import pandas as pd
 import papermill as pm
 import pytest
 
-from himalia import client as kernel_client
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.demo import data_folder, seed
-from himalia.mailsink import start_mailsink
-from himalia.models import CreateDataset, CreateToken, UpdateConnection
+from himalia.demo.mailsink import start_mailsink
+from himalia.demo.seed import data_folder, seed
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.kernel import client as kernel_client
+from himalia.wire.data import CreateDataset, UpdateConnection
+from himalia.wire.identity import CreateToken
 
 from .conftest import LiveAPI
 
@@ -177,7 +178,7 @@ def test_the_mail_sink_keeps_each_message(tmp_path: Path, capsys: pytest.Capture
 
 def test_the_mail_sink_runs_as_a_module(tmp_path: Path) -> None:
     sink = subprocess.Popen(
-        [sys.executable, "-m", "himalia.mailsink", "--port", "0", "--folder", str(tmp_path)],
+        [sys.executable, "-m", "himalia.demo.mailsink", "--port", "0", "--folder", str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
     )

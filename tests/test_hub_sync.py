@@ -1,11 +1,11 @@
 """Mirroring JupyterHub's people, groups and admin flags into Himalia (the service's sync)."""
 
-from himalia.audit import AuditFilter
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.models import CreateGroup
-from himalia.permissions import GlobalPermission
-from himalia.users import HubPerson
+from himalia.core.permissions import GlobalPermission
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.audit import AuditFilter
+from himalia.identity.caller import Caller
+from himalia.identity.users import HubPerson
+from himalia.wire.identity import CreateGroup
 
 
 def person(login: str, *groups: str, admin: bool = False) -> HubPerson:

@@ -15,11 +15,11 @@ import requests
 from nbclient import NotebookClient
 
 import himalia
-from himalia import client as kernel_client
-from himalia.audit import AuditFilter
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.models import AccessSpec, CreateConnection, CreateDataset
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.audit import AuditFilter
+from himalia.identity.caller import Caller
+from himalia.kernel import client as kernel_client
+from himalia.wire.data import AccessSpec, CreateConnection, CreateDataset
 
 from .conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
 

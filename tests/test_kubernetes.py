@@ -11,7 +11,7 @@ No Kubernetes API server runs here, so:
   sends them, not captured from a cluster, and themselves checked against the schemas) and records
   the requests, so the tests can say which Jobs and Secrets were created and deleted;
 * the pod's side runs for real: the run-step handlers in a live API, and ``python -m
-  himalia.step_pod`` started by a small simulated kubelet with the environment of the Job's spec;
+  himalia.execution.kubernetes.pod`` started by a small simulated kubelet with the environment of the Job's spec;
 * hub_config/values.yaml is checked against the Zero to JupyterHub chart's values schema
   (tests/kubernetes_schemas).
 """
@@ -49,23 +49,23 @@ from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
 from himalia.api import API_PREFIX
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.errors import Conflict, NotFound
-from himalia.executors import PRIVATE_ENVIRONMENT, NotebookJob, NotebookResult
-from himalia.kubernetes_executor import KubernetesExecutor
-from himalia.kubernetes_resources import (
+from himalia.compute.resources import (
     container_resources,
     format_bytes,
     kubespawner_overrides,
     profile_entry,
     scheduling,
 )
-from himalia.kubernetes_spawner import KubernetesTierSpawner
-from himalia.models import DescribeTier
-from himalia.orm import NotebookSnapshot, ScenarioRun
-from himalia.runner import RunEngine
-from himalia.tiers import load_tiers_file
+from himalia.compute.tiers import load_tiers_file
+from himalia.core.errors import Conflict, NotFound
+from himalia.execution.base import PRIVATE_ENVIRONMENT, NotebookJob, NotebookResult
+from himalia.execution.kubernetes.executor import KubernetesExecutor
+from himalia.hosts.controlplane import ControlPlane
+from himalia.hub.kubespawner import KubernetesTierSpawner
+from himalia.identity.caller import Caller
+from himalia.scenarios.engine import RunEngine
+from himalia.store.orm import NotebookSnapshot, ScenarioRun
+from himalia.wire.compute import DescribeTier
 
 from .conftest import LiveAPI
 
@@ -361,7 +361,7 @@ def test_executor_manifests_of_each_tier(name: str | None) -> None:
     assert manifest["metadata"]["labels"] == spec["template"]["metadata"]["labels"] == labels
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
-    assert container["command"] == ["python", "-m", "himalia.step_pod"]
+    assert container["command"] == ["python", "-m", "himalia.execution.kubernetes.pod"]
     assert container.get("resources") == (container_resources(tier) if tier else None)
     assert pod.get("nodeSelector") == (tier.node_selector or None if tier else None)
     assert ("volumes" in pod) == bool(tier and tier.shm_size)
@@ -739,7 +739,7 @@ class Kubelet:
 
 
 def test_a_notebook_step_runs_in_its_pod(plane: ControlPlane, api: LiveAPI, tmp_path: Path) -> None:
-    """End to end: the engine, the executor's Job, ``python -m himalia.step_pod`` with papermill and a
+    """End to end: the engine, the executor's Job, ``python -m himalia.execution.kubernetes.pod`` with papermill and a
     kernel, the handlers, back to the run's artifacts and log."""
     k8s = cluster(["job-active.json"], ["pods-none.json"])
     kubelet = Kubelet(k8s, tmp_path)
@@ -768,7 +768,9 @@ def test_a_notebook_step_runs_in_its_pod(plane: ControlPlane, api: LiveAPI, tmp_
 def test_the_step_pod_says_why_it_cannot_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HIMALIA_", "JUPYTERHUB_"))}
     env.update(HIMALIA_API_URL="http://127.0.0.1:9/himalia/api/v1", HIMALIA_TOKEN=TOKEN, HIMALIA_PROJECT="FRAUD")
-    missing = subprocess.run([sys.executable, "-m", "himalia.step_pod"], env=env, capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "himalia.execution.kubernetes.pod"], env=env, capture_output=True, text=True
+    )
     assert missing.returncode == 1
     assert missing.stdout == (
         "[himalia] the step could not run: the pod's environment lacks HIMALIA_RUN_ID, HIMALIA_STEP; "
@@ -864,7 +866,7 @@ async def test_the_hub_configuration_on_kubernetes(monkeypatch: pytest.MonkeyPat
     assert service["environment"]["HIMALIA_RUN_EXECUTOR"] == "kubernetes"
     assert service["environment"]["HIMALIA_KUBERNETES_API_URL"] == api == c.TieredSpawner.himalia_server_url
     assert service["environment"]["HIMALIA_DB_URL"] == "<HIMALIA_DB_URL from the pod spec>"
-    assert c.JupyterHub.spawner_class == "himalia.kubernetes_spawner.KubernetesTierSpawner"
+    assert c.JupyterHub.spawner_class == "himalia.hub.kubespawner.KubernetesTierSpawner"
     spawner = KubernetesTierSpawner(_mock=True, config=c, hub=Hub(), user=MockUser(name="alice"))
     assert callable(spawner.profile_list), "the spawn form's profiles come from the control plane"
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from himalia.cli import main
-from himalia.controlplane import ControlPlane
-from himalia.manifest import ManifestError, apply_manifest, load_manifest
+from himalia.cli.main import main
+from himalia.data.manifest import ManifestError, apply_manifest, load_manifest
+from himalia.hosts.controlplane import ControlPlane
 
 from .conftest import AUDIT_KEY, SECRET_KEY
 

@@ -55,8 +55,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from himalia.errors import InvalidInput
-from himalia.probes import (
+from himalia.core.errors import InvalidInput
+from himalia.data.probes import (
     COLUMN_STATS,
     TABLE_STATS,
     Probe,

@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from himalia.reporters import (
+from himalia.scenarios.definitions import EmailAttachments, EmailReporter, WebhookReporter
+from himalia.scenarios.reporting import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     CheckSummary,
@@ -53,7 +54,6 @@ from himalia.reporters import (
     template_values,
     verify_signature,
 )
-from himalia.scenario_definitions import EmailAttachments, EmailReporter, WebhookReporter
 
 LOGIN = "reporter"
 PASSWORD = "s3cr3t-P@ssw0rd"

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from himalia.cli import main
-from himalia.documents import DocumentError
-from himalia.scenario_definitions import TimeTrigger, json_schema, load_scenario, schedule_to_cron
+from himalia.cli.main import main
+from himalia.core.documents import DocumentError
+from himalia.scenarios.definitions import TimeTrigger, json_schema, load_scenario, schedule_to_cron
 
 DEMO = Path(__file__).parent.parent / "scenarios" / "daily-fraud-scoring.yaml"
 MINIMAL = """\

@@ -27,23 +27,15 @@ import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 from sqlalchemy import select, update
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.models import (
-    AccessSpec,
-    CheckSpec,
-    CreateConnection,
-    CreateGroup,
-    CreateProject,
-    CreateToken,
-    CreateUser,
-    SetGrant,
-    TierSpec,
-)
-from himalia.orm import ApiToken, RunStep, Scenario, ScenarioRun, utcnow
-from himalia.runner import typed_expand
-from himalia.runs import this_worker
-from himalia.scenario_models import RunRequest, SaveScenario
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.scenarios.engine import typed_expand
+from himalia.scenarios.runs import this_worker
+from himalia.store.orm import ApiToken, RunStep, Scenario, ScenarioRun, utcnow
+from himalia.wire.compute import TierSpec
+from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection
+from himalia.wire.identity import CreateGroup, CreateProject, CreateToken, CreateUser, SetGrant
+from himalia.wire.scenarios import RunRequest, SaveScenario
 
 from .conftest import LiveAPI
 

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.models import UpdateConnection
-from himalia.orm import Project, Scenario, ScenarioRun, User, utcnow
-from himalia.scenario_definitions import ScenarioDefinition, TimeTrigger
-from himalia.scenario_models import RunRequest, SaveScenario
-from himalia.scheduler import MISFIRE_GRACE, RETRY_DELAY, Scheduler, next_fire_time, previous_fire_time
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.scenarios.definitions import ScenarioDefinition, TimeTrigger
+from himalia.scenarios.scheduler import MISFIRE_GRACE, RETRY_DELAY, Scheduler, next_fire_time, previous_fire_time
+from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
+from himalia.wire.data import UpdateConnection
+from himalia.wire.scenarios import RunRequest, SaveScenario
 
 from .conftest import make_plane
 

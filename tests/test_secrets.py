@@ -6,12 +6,12 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from himalia.caller import Caller
-from himalia.connections import scrub
-from himalia.controlplane import ControlPlane
-from himalia.crypto import SecretBox, SecretKeyError
-from himalia.errors import Forbidden, InvalidInput
-from himalia.models import AccessSpec, CreateConnection, SetCredentials
+from himalia.core.crypto import SecretBox, SecretKeyError
+from himalia.core.errors import Forbidden, InvalidInput
+from himalia.data.connections import scrub
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.wire.data import AccessSpec, CreateConnection, SetCredentials
 
 from .conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
 from .postgres import TemporaryPostgres
@@ -160,7 +160,7 @@ def test_key_rotation_keeps_every_secret_readable(plane: ControlPlane, db_url: s
 
 
 def test_audit_redacts_secret_looking_keys() -> None:
-    from himalia.audit import REDACTED, redact
+    from himalia.identity.audit import REDACTED, redact
 
     details = {"password": "p", "nested": [{"db_token": "t", "secret_names": ["a"]}], "api-key": "k", "name": "n"}
     assert redact(details) == {

@@ -9,12 +9,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from himalia.audit import AuditFilter
-from himalia.controlplane import ControlPlane
-from himalia.db import Database
-from himalia.errors import SchemaMismatch
-from himalia.models import CreateProject, CreateToken, SetGrant
-from himalia.orm import Base
+from himalia.core.errors import SchemaMismatch
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.audit import AuditFilter
+from himalia.store.db import Database
+from himalia.store.orm import Base
+from himalia.wire.identity import CreateProject, CreateToken, SetGrant
 
 from .conftest import AUDIT_KEY, SECRET_KEY
 

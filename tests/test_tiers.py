@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.tiers import TiersFileError, load_tiers_file
+from himalia.compute.tiers import TiersFileError, load_tiers_file
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
 
 from .conftest import LiveAPI
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from himalia.errors import InvalidInput
-from himalia.models import Variables
-from himalia.variable_scopes import expand, merge_scopes, resolve
+from himalia.core.errors import InvalidInput
+from himalia.identity.variables import expand, merge_scopes, resolve
+from himalia.wire.common import Variables
 
 from .conftest import LiveAPI
 

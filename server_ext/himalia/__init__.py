@@ -19,20 +19,20 @@ _CLIENT_NAMES = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name in _CLIENT_NAMES:
-        from . import client
+        from himalia.kernel import client
 
         return getattr(client, name)
     raise AttributeError(f"module 'himalia' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .client import load_ipython_extension
+    from himalia.kernel.client import load_ipython_extension
 
     load_ipython_extension(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from .extension import HimaliaExtension
+    from himalia.hosts.extension import HimaliaExtension
 
     return [{"module": "himalia", "app": HimaliaExtension}]
 

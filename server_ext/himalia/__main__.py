@@ -1,5 +1,5 @@
 """`python -m himalia` is the `himalia` command."""
 
-from .cli import main
+from himalia.cli.main import main
 
 main()

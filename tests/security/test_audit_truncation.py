@@ -21,13 +21,13 @@ import pytest
 from sqlalchemy import Connection, delete, insert, literal, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-import himalia.audit
-from himalia.audit import GENESIS
-from himalia.audit_head import ROW_LABEL, head_seal
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.models import CreateProject
-from himalia.orm import AuditChainHead, AuditEntry, UTCDateTime
+import himalia.identity.audit
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.audit import GENESIS
+from himalia.identity.audit_head import ROW_LABEL, head_seal
+from himalia.identity.caller import Caller
+from himalia.store.orm import AuditChainHead, AuditEntry, UTCDateTime
+from himalia.wire.identity import CreateProject
 
 from ..conftest import AUDIT_KEY, SECRET_KEY
 from .conftest import Ledger
@@ -240,7 +240,7 @@ def test_an_entry_dated_in_the_past_is_detected_even_when_correctly_chained(
             last = connection.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
         assert last is not None
         monkeypatch.setattr(
-            himalia.audit, "database_clock", lambda: literal(datetime(2001, 1, 1, tzinfo=UTC), UTCDateTime())
+            himalia.identity.audit, "database_clock", lambda: literal(datetime(2001, 1, 1, tzinfo=UTC), UTCDateTime())
         )
         plane.projects.create_project(owner, CreateProject(key="BACKDATED", name="back-dated"))
         monkeypatch.undo()

@@ -21,12 +21,13 @@ import pytest
 from fsspec.registry import known_implementations
 from sqlalchemy import create_engine, text
 
-from himalia.caller import Caller
-from himalia.connections import UsableConnection, sql_engine
-from himalia.controlplane import ControlPlane
-from himalia.data_access import DEFAULT_REMOTE_PROTOCOLS, DataAccessPolicy, one_statement
-from himalia.errors import HimaliaError
-from himalia.models import CreateConnection, CreateDataset, CreateToken, CustomMetric, UpdateDataset
+from himalia.core.errors import HimaliaError
+from himalia.data.access import DEFAULT_REMOTE_PROTOCOLS, DataAccessPolicy, one_statement
+from himalia.data.connections import UsableConnection, sql_engine
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.wire.data import CreateConnection, CreateDataset, CustomMetric, UpdateDataset
+from himalia.wire.identity import CreateToken
 
 from ..conftest import SHARED_SECRET
 from .conftest import Ledger, empty_postgres_database

@@ -27,11 +27,10 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.errors import Forbidden
-from himalia.models import CheckSpec, CreateGroup, CreateUser
-from himalia.os_accounts import (
+from himalia.core.errors import Forbidden
+from himalia.core.permissions import GlobalPermission as G
+from himalia.core.private_files import create_private_file
+from himalia.execution.accounts import (
     IsolationUnavailable,
     OsAccount,
     UserIsolation,
@@ -39,10 +38,12 @@ from himalia.os_accounts import (
     find_account,
     read_produced,
 )
-from himalia.permissions import GlobalPermission as G
-from himalia.private_files import create_private_file
-from himalia.scenario_definitions import ScenarioDefinition
-from himalia.scenario_models import SaveScenario
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.scenarios.definitions import ScenarioDefinition
+from himalia.wire.data import CheckSpec
+from himalia.wire.identity import CreateGroup, CreateUser
+from himalia.wire.scenarios import SaveScenario
 
 from ..conftest import LiveAPI, make_plane
 from ..test_scenario_runs import log_of, notebook, saved, start, start_engine, wait
@@ -293,7 +294,7 @@ def test_a_shared_account_needs_write_unsafe_code_to_run_notebooks(
 
 
 def hub_spawner(login: str) -> Any:
-    from himalia.spawners import LocalTierSpawner
+    from himalia.hub.spawners import LocalTierSpawner
 
     user = SimpleNamespace(name=login, url=f"/user/{login}/", id=1, orm_user=None, settings={}, admin=False)
     return LocalTierSpawner(user=user, name="", orm_spawner=None, hub=None)

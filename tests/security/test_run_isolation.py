@@ -25,9 +25,9 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from himalia.controlplane import ControlPlane
-from himalia.executors import LocalExecutor, NotebookJob, inherited_environment, is_secret_name
-from himalia.redaction import Redactor
+from himalia.execution.base import LocalExecutor, NotebookJob, inherited_environment, is_secret_name
+from himalia.hosts.controlplane import ControlPlane
+from himalia.scenarios.redaction import Redactor
 
 from ..conftest import LiveAPI
 from .conftest import Ledger
@@ -168,7 +168,7 @@ CONTROL_PLANE = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from himalia.executors import LocalExecutor, NotebookJob
+    from himalia.execution.base import LocalExecutor, NotebookJob
 
     home, content, warm = Path(sys.argv[1]), Path(sys.argv[2]).read_text(), int(sys.argv[3])
     executor = LocalExecutor(home / "work", warm_workers=warm)

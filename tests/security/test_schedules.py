@@ -19,11 +19,11 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from himalia.controlplane import ControlPlane
-from himalia.orm import Scenario, ScenarioRun
-from himalia.scenario_definitions import ScenarioDefinition
-from himalia.scenario_models import SaveScenario
-from himalia.scheduler import Scheduler
+from himalia.hosts.controlplane import ControlPlane
+from himalia.scenarios.definitions import ScenarioDefinition
+from himalia.scenarios.scheduler import Scheduler
+from himalia.store.orm import Scenario, ScenarioRun
+from himalia.wire.scenarios import SaveScenario
 
 from ..conftest import LiveAPI
 from .conftest import Ledger

@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from traitlets import TraitError
 
-from himalia.controlplane import ControlPlane
-from himalia.outbound import DestinationPolicy, DestinationRefused
-from himalia.reporters import Delivery, Mailer, RunSummary, WebhookSettings, deliver
-from himalia.scenario_definitions import WebhookReporter
+from himalia.core.outbound import DestinationPolicy, DestinationRefused
+from himalia.hosts.controlplane import ControlPlane
+from himalia.scenarios.definitions import WebhookReporter
+from himalia.scenarios.reporting import Delivery, Mailer, RunSummary, WebhookSettings, deliver
 
 from ..conftest import LiveAPI
 from .conftest import Ledger

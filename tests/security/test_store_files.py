@@ -51,9 +51,9 @@ SNAPSHOT = """
 import json, os, sys
 os.umask(int(sys.argv[2], 8))
 from pathlib import Path
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.models import CreateUser
+from himalia.identity.caller import Caller
+from himalia.hosts.controlplane import ControlPlane
+from himalia.wire import CreateUser
 
 home = Path(sys.argv[1])
 names = json.loads(sys.argv[3])

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from himalia.caller import Caller
-from himalia.controlplane import ControlPlane
-from himalia.models import TierSpec
-from himalia.orm import ApiToken, ScenarioRun, Tier, TierUsage, User, utcnow
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.store.orm import ApiToken, ScenarioRun, Tier, TierUsage, User, utcnow
+from himalia.wire.compute import TierSpec
 
 from ..conftest import LiveAPI
 from .conftest import Ledger

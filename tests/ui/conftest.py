@@ -118,7 +118,7 @@ def _start_mailsink(folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes
     port = _free_port()
     env["HIMALIA_SMTP_HOST"], env["HIMALIA_SMTP_PORT"] = "127.0.0.1", str(port)
     return subprocess.Popen(
-        [sys.executable, "-m", "himalia.mailsink", "--port", str(port), "--folder", str(folder)],
+        [sys.executable, "-m", "himalia.demo.mailsink", "--port", str(port), "--folder", str(folder)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

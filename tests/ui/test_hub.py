@@ -21,7 +21,7 @@ import pytest
 import requests
 from playwright import sync_api as playwright_api
 
-from himalia.os_accounts import UserIsolation, account_name
+from himalia.execution.accounts import UserIsolation, account_name
 
 from ..hub.idp import DEMO_PASSWORD, DevIdentityProvider, free_port
 from .conftest import ARTIFACTS, expand

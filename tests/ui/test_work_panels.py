@@ -3,7 +3,7 @@
 import shutil
 import sqlite3
 
-from himalia.demo import data_folder
+from himalia.demo.seed import data_folder
 
 from .conftest import Lab, choose_project, expand, open_himalia, shoot
 

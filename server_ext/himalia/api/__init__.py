@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 from jupyter_server.utils import url_path_join
 
-from . import audit, connections, datasets, projects, run_steps, scenarios, tiers, tokens, users, variables
-from .base import APIHandler, route_pattern
+from himalia.api import audit, connections, datasets, projects, run_steps, scenarios, tiers, tokens, users, variables
+from himalia.api.base import APIHandler, route_pattern
 
 API_PREFIX = "/himalia/api/v1"
 
@@ -31,7 +31,7 @@ def routes(
     base_url: str, adapt: Callable[[type[APIHandler]], type[APIHandler]] = lambda handler: handler
 ) -> list[tuple[str, type[APIHandler]]]:
     """Tornado routes of every handler under ``base_url``, each passed through the host's ``adapt``."""
-    from .openapi import OpenAPIHandler
+    from himalia.api.openapi import OpenAPIHandler
 
     prefix = api_prefix(base_url)
     handlers: list[type[APIHandler]] = [*RESOURCE_HANDLERS, OpenAPIHandler]

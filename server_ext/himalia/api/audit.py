@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ..audit import AuditFilter
-from ..models import AuditVerification, DescribeAuditEntry, Page
-from .base import APIHandler, PageQuery, Query, operation
+from himalia.api.base import APIHandler, PageQuery, Query, operation
+from himalia.identity.audit import AuditFilter
+from himalia.wire.common import Page
+from himalia.wire.identity import AuditVerification, DescribeAuditEntry
 
 
 class AuditFilterQuery(Query):

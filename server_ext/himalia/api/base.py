@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc
 from tornado import web
 
-from ..caller import Caller
-from ..controlplane import ControlPlane
-from ..errors import HimaliaError, InvalidInput, StorageFull, StoreUnavailable, Unauthenticated
+from himalia.core.errors import HimaliaError, InvalidInput, StorageFull, StoreUnavailable, Unauthenticated
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
 
 R = TypeVar("R")
 

@@ -1,15 +1,15 @@
 """``connections``: definitions, access, per-user credentials and the ``test`` action."""
 
-from ..models import (
+from himalia.api.base import APIHandler, PageQuery, operation
+from himalia.wire.common import Page
+from himalia.wire.data import (
     ConnectionCredentials,
     ConnectionTestResult,
     CreateConnection,
     DescribeConnection,
-    Page,
     SetCredentials,
     UpdateConnection,
 )
-from .base import APIHandler, PageQuery, operation
 
 
 class ConnectionsHandler(APIHandler):

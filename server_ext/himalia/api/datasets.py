@@ -4,7 +4,9 @@ from datetime import UTC, datetime
 
 from pydantic import Field, field_validator
 
-from ..models import (
+from himalia.api.base import APIHandler, PageQuery, Query, operation
+from himalia.wire.common import Page
+from himalia.wire.data import (
     CheckRun,
     CheckSpec,
     ComputedMetrics,
@@ -16,11 +18,9 @@ from ..models import (
     DescribeDataset,
     DescribeMetricValue,
     ExportHistory,
-    Page,
     RecordMetric,
     UpdateDataset,
 )
-from .base import APIHandler, PageQuery, Query, operation
 
 
 class DatasetsHandler(APIHandler):

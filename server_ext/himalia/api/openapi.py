@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from .. import __version__
-from .base import API_PREFIX_SETTING, APIHandler, ErrorReply, Operation, operation
+from himalia import __version__
+from himalia.api.base import API_PREFIX_SETTING, APIHandler, ErrorReply, Operation, operation
 
 ERROR_STATUSES = {
     "400": "Invalid input; `field` names the offending field.",
@@ -124,7 +124,7 @@ def build_document(handlers: list[type[APIHandler]], prefix: str) -> dict[str, A
 
 @cache
 def document_for(prefix: str) -> dict[str, Any]:
-    from . import RESOURCE_HANDLERS
+    from himalia.api import RESOURCE_HANDLERS
 
     return build_document([*RESOURCE_HANDLERS, OpenAPIHandler], prefix)
 

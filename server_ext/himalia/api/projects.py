@@ -2,18 +2,18 @@
 
 from pydantic import Field
 
-from ..errors import NotFound
-from ..models import (
+from himalia.api.base import APIHandler, PageQuery, Query, operation
+from himalia.core.errors import NotFound
+from himalia.wire.common import Page
+from himalia.wire.identity import (
     CreateProject,
     DescribeAuthMatrix,
     DescribeGrant,
     DescribePreset,
     DescribeProject,
-    Page,
     SetGrant,
     UpdateProject,
 )
-from .base import APIHandler, PageQuery, Query, operation
 
 
 class ListProjectsQuery(PageQuery):

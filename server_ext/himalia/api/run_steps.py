@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from pydantic import Base64Bytes, BaseModel, Field
 from sqlalchemy import select
 
-from ..caller import Caller
-from ..controlplane import ControlPlane
-from ..errors import Forbidden, NotFound
-from ..executors import NotebookResult
-from ..models import Request
-from ..orm import Project, ScenarioRun
-from .base import APIHandler, operation
-from .scenarios import run_number
+from himalia.api.base import APIHandler, operation
+from himalia.api.scenarios import run_number
+from himalia.core.errors import Forbidden, NotFound
+from himalia.execution.base import NotebookResult
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.store.orm import Project, ScenarioRun
+from himalia.wire.common import Request
 
 if TYPE_CHECKING:
-    from ..kubernetes_executor import KubernetesExecutor
+    from himalia.execution.kubernetes.executor import KubernetesExecutor
 
 
 class StepJob(BaseModel):

@@ -2,9 +2,10 @@
 
 from pydantic import Field
 
-from ..errors import NotFound
-from ..models import Page
-from ..scenario_models import (
+from himalia.api.base import APIHandler, PageQuery, Query, operation
+from himalia.core.errors import NotFound
+from himalia.wire.common import Page
+from himalia.wire.scenarios import (
     DescribeRun,
     DescribeScenario,
     RerunRequest,
@@ -13,7 +14,6 @@ from ..scenario_models import (
     ScenarioParameters,
     SetActive,
 )
-from .base import APIHandler, PageQuery, Query, operation
 
 #: Run ids and log cursors are 32-bit integers in the store.
 MAX_ID = 2**31 - 1

@@ -2,9 +2,10 @@
 
 from pydantic import Field
 
-from ..errors import NotFound
-from ..models import DescribeTier, DescribeUsage, Page, StartServer, TierSpec
-from .base import APIHandler, PageQuery, Query, operation
+from himalia.api.base import APIHandler, PageQuery, Query, operation
+from himalia.core.errors import NotFound
+from himalia.wire.common import Page
+from himalia.wire.compute import DescribeTier, DescribeUsage, StartServer, TierSpec
 
 
 class ListTiersQuery(Query):

@@ -2,9 +2,10 @@
 
 from pydantic import Field
 
-from ..errors import NotFound
-from ..models import CreatedToken, CreateToken, DescribeToken, Page
-from .base import APIHandler, PageQuery, operation
+from himalia.api.base import APIHandler, PageQuery, operation
+from himalia.core.errors import NotFound
+from himalia.wire.common import Page
+from himalia.wire.identity import CreatedToken, CreateToken, DescribeToken
 
 
 class ListTokensQuery(PageQuery):

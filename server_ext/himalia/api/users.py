@@ -1,17 +1,17 @@
 """``me``, ``users`` and ``groups``."""
 
-from ..models import (
+from himalia.api.base import APIHandler, PageQuery, operation
+from himalia.wire.common import Page
+from himalia.wire.identity import (
     CreateGroup,
     CreateUser,
     DescribeGroup,
     DescribeMe,
     DescribeUser,
     GroupMembership,
-    Page,
     UpdateGroup,
     UpdateUser,
 )
-from .base import APIHandler, PageQuery, operation
 
 
 class MeHandler(APIHandler):

@@ -1,7 +1,7 @@
 """Instance ``variables`` and ``projects/{key}/variables``."""
 
-from ..models import Variables
-from .base import APIHandler, Query, operation
+from himalia.api.base import APIHandler, Query, operation
+from himalia.wire.common import Variables
 
 
 class InstanceVariablesHandler(APIHandler):

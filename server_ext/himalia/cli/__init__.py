@@ -1,0 +1,1 @@
+"""The ``himalia`` command."""

@@ -1,0 +1,1 @@
+"""Hardware tiers and their Kubernetes quantities, shared by the hub and execution."""

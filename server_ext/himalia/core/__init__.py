@@ -1,0 +1,1 @@
+"""Pure helpers every layer may use: errors, permissions, documents, crypto, units, files."""

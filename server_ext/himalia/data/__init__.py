@@ -1,0 +1,1 @@
+"""Connections, datasets, metrics and checks: the data a project reads and judges."""

@@ -1,0 +1,271 @@
+"""Metrics: values computed on datasets (probes pushed down to the data, custom SQL and Python)
+or recorded from notebooks, kept with their time and origin as a history.
+
+Computing needs ``write_content`` or ``run_scenarios`` on the project and a connection the
+caller may use; reading the history needs only ``read_dashboards``, as dashboards show it.
+"""
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from himalia.core.errors import HimaliaError, InvalidInput
+from himalia.core.permissions import ProjectPermission
+from himalia.core.unsafe import run_function
+from himalia.data.access import DataAccessPolicy, one_statement
+from himalia.data.connections import (
+    UsableConnection,
+    driver_message,
+    files_location,
+    scrub,
+    sql_engine,
+    storage_options,
+)
+from himalia.data.datasets import DatasetService, duckdb_for, files_relation_sql
+from himalia.data.probes import Probe, compute_files, compute_sql, parse_probes, sql_source
+from himalia.identity.audit import AuditTrail
+from himalia.identity.caller import Caller
+from himalia.identity.projects import require_project, require_run_or_write
+from himalia.identity.service import Service
+from himalia.store.db import Database
+from himalia.store.orm import Dataset, MetricValue, utcnow
+from himalia.wire.data import ComputedMetrics, DescribeMetricValue, RecordMetric
+
+
+def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> pd.DataFrame:
+    """The whole dataset as a DataFrame: only for custom Python metrics, in their child process."""
+    protected = usable.pop("protected")
+    connection = UsableConnection(**usable, policy=DataAccessPolicy(protected=tuple(protected)))
+    if connection.type == "files":
+        with duckdb_for(connection) as duck:
+            url = files_location(connection, location["path"])
+            return duck.execute(f"SELECT * FROM {files_relation_sql(location['format'])}", [url]).df()
+    engine = sql_engine(connection)
+    try:
+        source = sql_source(
+            engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
+        )
+        with engine.connect() as sql:
+            return pd.read_sql(select(source), sql)
+    finally:
+        engine.dispose()
+
+
+def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: list[Probe]) -> dict[str, Any]:
+    """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400."""
+    try:
+        if usable.type == "files":
+            url = files_location(usable, location["path"])
+            return compute_files(url, location["format"], probes, storage_options(usable.params, usable.secrets))
+        engine = sql_engine(usable)
+        try:
+            source = sql_source(
+                engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
+            )
+            return compute_sql(engine, source, probes)
+        finally:
+            engine.dispose()
+    except HimaliaError:
+        raise
+    except Exception as error:  # a driver, a missing driver package or a bad option: the source's fault
+        raise InvalidInput(
+            f"Cannot compute on '{usable.name}': {driver_message(error, usable.secrets)}", field="connection"
+        ) from None
+
+
+def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: dict[str, str]) -> Any:
+    """A custom metric's value. SQL runs as a subquery, so only a SELECT can run, never DDL or DML."""
+    if "sql" in metric:
+        if usable.type != "sql":
+            raise InvalidInput(f"'{metric['name']}' is SQL but the dataset is files.", field="custom_metrics")
+        backend = make_url(usable.params["url"]).get_backend_name()
+        body = one_statement(metric["sql"], backend, field="custom_metrics", query=True).replace(":", "\\:")
+        try:
+            engine = sql_engine(usable)
+            try:
+                with engine.connect() as connection:
+                    value = connection.execute(text(f"SELECT * FROM ({body}) AS himalia_metric")).scalar()
+                    connection.rollback()
+                    return _plain(value)
+            finally:
+                engine.dispose()
+        except Exception as error:
+            message = f"The metric '{metric['name']}' failed: {driver_message(error, usable.secrets)}"
+            raise InvalidInput(message, field="custom_metrics") from None
+    portable = {**asdict(usable, dict_factory=_without_policy), "protected": list(usable.policy.protected)}
+    ran = run_function(metric["python"], "metric", [portable, location], setup="himalia.data.metrics.load_frame")
+    if ran.error is not None:
+        raise InvalidInput(
+            f"The metric '{metric['name']}' failed: {scrub(ran.error, usable.secrets)}", field="custom_metrics"
+        )
+    return ran.result
+
+
+def _without_policy(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``asdict``'s factory: the connection as JSON for a child process (the policy travels apart)."""
+    return {key: value for key, value in items if key != "policy"}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able value from whatever a driver returns."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def describe_value(value: MetricValue, dataset: str | None) -> DescribeMetricValue:
+    return DescribeMetricValue(
+        metric=value.metric,
+        dataset=dataset,
+        value=value.value,
+        computed_at=value.computed_at,
+        origin=value.origin,
+        run_id=value.run_id,
+        actor=value.actor,
+    )
+
+
+class MetricService(Service):
+    def __init__(self, db: Database, audit: AuditTrail, log: Any, datasets: DatasetService) -> None:
+        super().__init__(db, audit, log)
+        self.datasets = datasets
+
+    def compute(
+        self,
+        caller: Caller,
+        key: str,
+        name: str,
+        probes: list[str] | None = None,
+        *,
+        origin: str = "manual",
+        run_id: str | None = None,
+    ) -> ComputedMetrics:
+        """Compute the requested metrics (by default the dataset's own) in one pass, and keep them."""
+        with self.db.read() as session:
+            dataset, permissions = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
+            require_run_or_write(permissions, key)
+            usable = self.datasets.usable(session, caller, dataset)
+            location, custom = dict(dataset.location), {m["name"]: m for m in dataset.custom_metrics}
+            requested = probes if probes is not None else [*dataset.probes, *custom]
+        builtin = parse_probes([p for p in requested if p not in custom])
+        values = compute_probes(usable, location, builtin) if builtin else {}
+        for metric in requested:
+            if metric in custom:
+                values[metric] = compute_custom(usable, location, custom[metric])
+        computed_at = utcnow()
+        with self.db.write() as session:
+            dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
+            session.add_all(
+                MetricValue(
+                    project_id=dataset.project_id,
+                    dataset_id=dataset.id,
+                    metric=metric,
+                    value=value,
+                    computed_at=computed_at,
+                    origin=origin,
+                    run_id=run_id,
+                    actor=caller.login,
+                )
+                for metric, value in values.items()
+            )
+            self.audit.record(
+                session,
+                caller,
+                "metrics.compute",
+                "dataset",
+                name,
+                project_key=key,
+                details={"metrics": sorted(values), "origin": origin, "run_id": run_id},
+            )
+        return ComputedMetrics(dataset=name, computed_at=computed_at, values=values)
+
+    def record(self, caller: Caller, key: str, spec: RecordMetric, origin: str = "notebook") -> DescribeMetricValue:
+        """Keep a value a notebook computed (``himalia.record_metric``)."""
+        with self.db.write() as session:
+            project, permissions = require_project(session, caller, key)
+            require_run_or_write(permissions, key)
+            dataset_id = None
+            if spec.dataset is not None:
+                dataset, _ = self.datasets.find(session, caller, key, spec.dataset, ProjectPermission.READ_DASHBOARDS)
+                dataset_id = dataset.id
+            value = MetricValue(
+                project_id=project.id,
+                dataset_id=dataset_id,
+                metric=spec.name,
+                value=spec.value,
+                computed_at=utcnow(),
+                origin="run" if spec.run_id else origin,
+                run_id=spec.run_id,
+                actor=caller.login,
+            )
+            session.add(value)
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "metrics.record",
+                "metric",
+                spec.name,
+                project_key=key,
+                details={"dataset": spec.dataset, "run_id": spec.run_id},
+            )
+            return describe_value(value, spec.dataset)
+
+    def history(
+        self,
+        caller: Caller,
+        key: str,
+        dataset: str | None = None,
+        metric: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[DescribeMetricValue]:
+        """The newest ``limit`` values, oldest first (a time series)."""
+        with self.db.read() as session:
+            project, _ = require_project(session, caller, key, ProjectPermission.READ_DASHBOARDS)
+            query = (
+                select(MetricValue, Dataset.name)
+                .outerjoin(Dataset, Dataset.id == MetricValue.dataset_id)
+                .where(MetricValue.project_id == project.id)
+            )
+            if dataset is not None:
+                found, _ = self.datasets.find(session, caller, key, dataset, ProjectPermission.READ_DASHBOARDS)
+                query = query.where(MetricValue.dataset_id == found.id)
+            if metric is not None:
+                query = query.where(MetricValue.metric == metric)
+            if since is not None:
+                query = query.where(MetricValue.computed_at >= since)
+            rows = session.execute(query.order_by(MetricValue.computed_at.desc(), MetricValue.id.desc()).limit(limit))
+            return [describe_value(value, name) for value, name in reversed(rows.all())]
+
+    @staticmethod
+    def latest(session: Session, dataset: Dataset, metrics: set[str]) -> dict[str, MetricValue]:
+        """The last value of each of ``metrics`` on ``dataset``, in one statement."""
+        newest = (
+            select(func.max(MetricValue.id).label("id"))
+            .where(MetricValue.dataset_id == dataset.id, MetricValue.metric.in_(metrics))
+            .group_by(MetricValue.metric)
+            .subquery()
+        )
+        rows = session.scalars(select(MetricValue).join(newest, MetricValue.id == newest.c.id))
+        return {row.metric: row for row in rows}
+
+    @staticmethod
+    def recent(session: Session, dataset: Dataset, metric: str, count: int = 30) -> list[Any]:
+        rows = session.scalars(
+            select(MetricValue.value)
+            .where(MetricValue.dataset_id == dataset.id, MetricValue.metric == metric)
+            .order_by(MetricValue.computed_at.desc(), MetricValue.id.desc())
+            .limit(count)
+        )
+        return list(reversed(rows.all()))

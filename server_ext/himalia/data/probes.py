@@ -1,0 +1,728 @@
+"""Probes: the built-in metrics of a dataset, computed where the data lives.
+
+A probe is a named statistic such as ``record_count`` or ``stddev:price``. Probes are never
+computed by loading rows into this process: a SQL dataset's probes run as SQL in its own
+database, a file dataset's probes run in DuckDB, which scans the CSV or Parquet file(s) in
+place. Only the few numbers that answer the probes travel back.
+
+Why it matters:
+
+* **Pushdown.** The database or DuckDB reads the data at its own speed, next to it, in its own
+  memory budget; nothing has to fit in the notebook server's memory, and nothing crosses the
+  network but one row of results.
+* **One scan.** Every aggregate probe of a request (counts, nulls, min, max, sum, avg,
+  distinct counts, standard deviations of any number of columns) is folded into ONE ``SELECT``
+  statement, so the engine reads the data once however many probes are asked for. The only
+  exception is ``top_values``: a frequency table needs a ``GROUP BY`` of its own, so each
+  ``top_values`` column costs one more statement (``SELECT v, count(*) ... GROUP BY v ORDER BY
+  count(*) DESC, v LIMIT 10``).
+
+Statements are built with SQLAlchemy Core: identifiers are quoted by the dialect and values are
+bound, never formatted into SQL text. Semantics are those of pandas where pandas is exact:
+
+* ``min``/``max``/``distinct_count``/``top_values`` of text follow Python's code-point order and
+  equality whatever the column's or database's collation: ``COLLATE "C"`` on PostgreSQL and
+  DuckDB, ``COLLATE BINARY`` on SQLite (UTF-8 byte order is code-point order);
+* ``sum`` of an integer column is the exact integer (PostgreSQL and DuckDB widen natively; on
+  SQLite, whose ``sum()`` raises on 64-bit overflow, the high and low 32-bit halves are summed
+  separately and recombined); ``avg`` is that sum divided by the count, in Python;
+* ``stddev`` is the sample standard deviation (ddof=1, like ``Series.std()``), ``None`` below two
+  values. PostgreSQL and DuckDB compute it natively in the same pass. SQLite has no
+  ``stddev_samp``: there it is a two-pass form in the same statement (a one-row derived table
+  of each column's mean and largest magnitude, joined to the scan), summing the deviations
+  scaled by the largest magnitude so that even values near ±1e300 cannot overflow, and
+  correcting for the rounding of the mean. If a native ``stddev_samp`` overflows (PostgreSQL
+  raises, DuckDB answers infinity; both happen beyond about ±1e154), the statement is run once
+  more in that two-pass form;
+* ``sum``/``avg``/``min``/``max`` of no value are ``None`` (SQL semantics; pandas would say 0
+  for the sum), ``count`` is the non-null count.
+
+Results are plain JSON values: ``int``, ``float``, ``str``, ``bool``, ``None`` and lists
+(decimals become floats, or ints for integer sums; dates and times ISO strings).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import math
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import fsspec
+import sqlalchemy as sa
+from fsspec.core import split_protocol, url_to_fs
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, NoSuchTableError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql.expression import TableClause
+from sqlalchemy.types import NullType, TypeEngine
+
+from himalia.core.errors import InvalidInput
+from himalia.data.access import one_statement
+
+__all__ = [
+    "COLUMN_STATS",
+    "TABLE_STATS",
+    "TOP_VALUES_LIMIT",
+    "Probe",
+    "compute_files",
+    "compute_sql",
+    "parse_probe",
+    "parse_probes",
+    "sql_source",
+]
+
+#: Statistics of the whole dataset: ``record_count``, ``column_count``, ``size_bytes``.
+TABLE_STATS = ("record_count", "column_count", "size_bytes")
+#: Statistics of one column, written ``stat:column``.
+COLUMN_STATS = ("min", "max", "avg", "sum", "count", "null_count", "distinct_count", "stddev", "top_values")
+#: How many values ``top_values`` returns.
+TOP_VALUES_LIMIT = 10
+#: Statistics that only make sense on numbers.
+NUMERIC_STATS = frozenset({"avg", "sum", "stddev"})
+
+FIELD = "probes"
+
+
+class Kind(enum.Enum):
+    """What a column holds, as far as the probes care."""
+
+    INTEGER = "integer"
+    FLOAT = "float"
+    DECIMAL = "decimal"
+    BOOLEAN = "boolean"
+    TEXT = "text"
+    TEMPORAL = "temporal"
+    OTHER = "other"
+
+
+NUMERIC_KINDS = frozenset({Kind.INTEGER, Kind.FLOAT, Kind.DECIMAL})
+
+
+# -- the probe vocabulary -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One statistic; ``column`` is set exactly for the column statistics."""
+
+    stat: str
+    column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stat in TABLE_STATS:
+            if self.column is not None:
+                raise InvalidInput(f"probe {self.id!r}: {self.stat} takes no column", field=FIELD)
+        elif self.stat in COLUMN_STATS:
+            if not self.column:
+                raise InvalidInput(
+                    f"probe {self.id!r}: {self.stat} needs a column, as '{self.stat}:<column>'", field=FIELD
+                )
+        else:
+            known = ", ".join([*TABLE_STATS, *(f"{stat}:<column>" for stat in COLUMN_STATS)])
+            raise InvalidInput(f"unknown probe {self.id!r}; known probes: {known}", field=FIELD)
+
+    @property
+    def id(self) -> str:
+        return self.stat if self.column is None else f"{self.stat}:{self.column}"
+
+
+def parse_probe(text: str) -> Probe:
+    """``"record_count"`` or ``"stat:column"``; the column is everything after the first colon."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"a probe is a string, not {text!r}", field=FIELD)
+    stat, colon, column = text.partition(":")
+    if stat in TABLE_STATS and colon:
+        raise InvalidInput(f"probe {text!r}: {stat} takes no column", field=FIELD)
+    if stat in COLUMN_STATS and not column:
+        raise InvalidInput(f"probe {text!r}: {stat} needs a column, as '{stat}:<column>'", field=FIELD)
+    if stat not in TABLE_STATS and stat not in COLUMN_STATS:
+        Probe(text)  # raises, naming the probe and listing the known ones
+    return Probe(stat, column if colon else None)
+
+
+def parse_probes(texts: Sequence[str]) -> list[Probe]:
+    """Parse a list of probe ids, dropping repeats and keeping the order."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise InvalidInput("probes must be a list of probe ids", field=FIELD)
+    return _dedupe(parse_probe(text) for text in texts)
+
+
+def _dedupe(probes: Iterable[Probe]) -> list[Probe]:
+    return list(dict.fromkeys(probes))
+
+
+def _as_probes(probes: Sequence[Probe | str]) -> list[Probe]:
+    if isinstance(probes, str) or not isinstance(probes, Sequence):
+        raise InvalidInput("probes must be a list of probe ids", field=FIELD)
+    return _dedupe(probe if isinstance(probe, Probe) else parse_probe(probe) for probe in probes)
+
+
+# -- column types ---------------------------------------------------------------------------------
+
+
+def kind_of(type_: TypeEngine[Any]) -> Kind:
+    """Classify a SQLAlchemy type (reflected or declared)."""
+    if isinstance(type_, NullType):
+        return Kind.OTHER
+    if isinstance(type_, sa.Boolean):
+        return Kind.BOOLEAN
+    if isinstance(type_, sa.Integer):
+        return Kind.INTEGER
+    if isinstance(type_, sa.Float):
+        return Kind.FLOAT
+    if isinstance(type_, sa.Numeric):
+        return Kind.DECIMAL
+    if isinstance(type_, sa.Enum):  # ordered by declaration, not text: no collation either
+        return Kind.OTHER
+    if isinstance(type_, sa.String):
+        return Kind.TEXT
+    if isinstance(type_, (sa.Date, sa.DateTime, sa.Time, sa.Interval)):
+        return Kind.TEMPORAL
+    return Kind.OTHER
+
+
+_DUCKDB_TYPES: list[tuple[re.Pattern[str], Callable[[], TypeEngine[Any]]]] = [
+    (re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)\b"), sa.BigInteger),
+    (re.compile(r"(FLOAT|DOUBLE|REAL)\b"), sa.Double),
+    (re.compile(r"(DECIMAL|NUMERIC)\b"), sa.Numeric),
+    (re.compile(r"BOOLEAN\b"), sa.Boolean),
+    (re.compile(r"VARCHAR\b(?!\[)"), sa.Text),
+    (re.compile(r"DATE\b(?!\[)"), sa.Date),
+    (re.compile(r"TIMESTAMP[\w ]*$"), sa.DateTime),
+    (re.compile(r"TIME( WITH TIME ZONE)?$"), sa.Time),
+    (re.compile(r"INTERVAL$"), sa.Interval),
+]
+
+
+def _duckdb_type(name: str) -> TypeEngine[Any]:
+    name = name.upper()
+    for pattern, make in _DUCKDB_TYPES:
+        if pattern.match(name) and not name.endswith("]") and not name.startswith(("STRUCT", "MAP", "UNION")):
+            return make()
+    return NullType()
+
+
+#: PostgreSQL type OIDs, for the columns of a query (``cursor.description``).
+_POSTGRES_OIDS: dict[int, Callable[[], TypeEngine[Any]]] = {
+    16: sa.Boolean,
+    20: sa.BigInteger,
+    21: sa.BigInteger,
+    23: sa.BigInteger,
+    700: sa.Double,
+    701: sa.Double,
+    1700: sa.Numeric,
+    18: sa.Text,
+    19: sa.Text,
+    25: sa.Text,
+    1042: sa.Text,
+    1043: sa.Text,
+    1082: sa.Date,
+    1083: sa.Time,
+    1266: sa.Time,
+    1114: sa.DateTime,
+    1184: sa.DateTime,
+    1186: sa.Interval,
+}
+
+
+# -- sources --------------------------------------------------------------------------------------
+
+
+def sql_source(
+    engine: Engine, *, table: str | None = None, db_schema: str | None = None, query: str | None = None
+) -> FromClause:
+    """A typed ``FromClause`` for ``compute_sql``: a reflected table, or a SELECT as a subquery.
+
+    The column types come from the database: reflection for a table, the driver's description
+    of the result for a query (PostgreSQL, DuckDB) or a temporary view's declared types
+    (SQLite). A query column whose type cannot be told (a computed column on SQLite) is of
+    unknown type, which ``avg``/``sum``/``stddev`` refuse; declare it instead by passing
+    ``sqlalchemy.text(query).columns(name=sqlalchemy.Double).subquery()`` to ``compute_sql``.
+    """
+    if (table is None) == (query is None):
+        raise InvalidInput("give either a table or a query", field="table" if table is None else "query")
+    with engine.connect() as connection:
+        if table is not None:
+            return sa.table(table, *_table_columns(connection, table, db_schema), schema=db_schema)
+        assert query is not None
+        if not query.strip():
+            raise InvalidInput("the query is empty", field="query")
+        body = one_statement(query, connection.dialect.name, field="query", query=True)
+        columns = _query_columns(connection, body)
+    escaped = body.replace(":", "\\:")  # no bind parameters in the query: its colons are literal
+    return sa.text(escaped).columns(*columns).subquery("src")
+
+
+def _table_columns(connection: Connection, table: str, db_schema: str | None) -> list[sa.ColumnClause[Any]]:
+    if connection.dialect.name == "duckdb":  # duckdb-engine's reflection lags DuckDB's catalog
+        scan = sa.select(sa.text("*")).select_from(sa.table(table, schema=db_schema))
+        return _describe(connection, scan, field="table", what=f"cannot read table {table!r}")
+    try:
+        reflected = sa.inspect(connection).get_columns(table, schema=db_schema)
+    except NoSuchTableError as error:
+        raise InvalidInput(f"no table {table!r}", field="table") from error
+    return [sa.column(column["name"], column["type"]) for column in reflected]
+
+
+def _query_columns(connection: Connection, query: str) -> list[sa.ColumnClause[Any]]:
+    escaped = query.replace(":", "\\:")
+    if connection.dialect.name == "sqlite":
+        # SQLite reports no types for a result; a temporary view exposes the declared ones.
+        name = f"himalia_probe_{uuid.uuid4().hex}"
+        view = connection.dialect.identifier_preparer.quote(name)
+        try:
+            connection.execute(sa.text(f"CREATE TEMP VIEW {view} AS {escaped}"))
+            reflected = sa.inspect(connection).get_columns(name, schema="temp")
+        except DBAPIError as error:
+            raise InvalidInput(f"the query fails: {error.orig}", field="query") from error
+        finally:
+            connection.rollback()
+            connection.execute(sa.text(f"DROP VIEW IF EXISTS temp.{view}"))
+            connection.commit()
+        columns = [sa.column(column["name"], column["type"]) for column in reflected]
+    else:
+        columns = _describe(connection, sa.text(escaped), field="query", what="the query fails")
+    names = [column.name for column in columns]
+    if len(set(names)) != len(names):
+        raise InvalidInput("the query returns two columns of the same name", field="query")
+    return columns
+
+
+def _describe(
+    connection: Connection,
+    select: sa.Select[Any] | sa.TextClause,
+    *,
+    field: str,
+    what: str,
+) -> list[sa.ColumnClause[Any]]:
+    """Names and types of a SELECT's columns, from the driver's description of an empty result."""
+    inner = select.subquery("q") if isinstance(select, sa.Select) else select.columns().subquery("q")
+    statement = sa.select(sa.text("*")).select_from(inner).limit(0)
+    try:
+        result = connection.execute(statement)
+    except DBAPIError as error:
+        connection.rollback()
+        raise InvalidInput(f"{what}: {str(error.orig).strip()}", field=field) from error
+    description = result.cursor.description if result.cursor is not None else None
+    result.close()
+    dialect = connection.dialect.name
+    columns = []
+    for entry in description or ():
+        name, type_code = str(entry[0]), entry[1]
+        type_: TypeEngine[Any]
+        if dialect == "duckdb":
+            type_ = _duckdb_type(str(type_code))
+        elif dialect == "postgresql" and isinstance(type_code, int):
+            type_ = _POSTGRES_OIDS.get(type_code, NullType)()
+        else:
+            type_ = NullType()
+        columns.append(sa.column(name, type_))
+    return columns
+
+
+# -- one aggregate statement ----------------------------------------------------------------------
+
+
+class _Stddev(enum.Enum):
+    """How the statement computes standard deviations."""
+
+    NATIVE = "stddev_samp"  # one pass, in the engine (PostgreSQL, DuckDB, others)
+    NUMERIC = "stddev_samp over numeric"  # PostgreSQL after a float8 overflow: exact, slower
+    TWO_PASS = "two-pass, scaled"  # SQLite always; other engines after an overflow
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    expr: ColumnElement[Any]
+    kind: Kind
+
+
+class _Aggregate:
+    """The single aggregate ``SELECT`` of a request, and how to read the probes off its row."""
+
+    def __init__(self, source: FromClause, columns: Mapping[str, _Column], dialect: str, stddev: _Stddev) -> None:
+        self.source, self.columns, self.dialect, self.stddev = source, columns, dialect, stddev
+        self.labels: dict[tuple[str, ...], str] = {}
+        self.exprs: dict[str, ColumnElement[Any]] = {}
+        self.pre: FromClause | None = None
+
+    def need(self, key: tuple[str, ...], make: Callable[[], ColumnElement[Any]]) -> str:
+        if key not in self.labels:
+            label = f"p{len(self.labels)}"
+            self.labels[key] = label
+            self.exprs[label] = make()
+        return self.labels[key]
+
+    # Expressions -------------------------------------------------------------------------------
+
+    def ordered(self, column: _Column) -> ColumnElement[Any]:
+        """The column under the collation that orders and compares text by code point."""
+        if column.kind is Kind.TEXT and self.dialect in ("postgresql", "duckdb"):
+            return sa.collate(column.expr, "C")
+        if column.kind is Kind.TEXT and self.dialect == "sqlite":
+            return sa.collate(column.expr, "BINARY")
+        return column.expr
+
+    def as_double(self, column: _Column) -> ColumnElement[Any]:
+        return sa.cast(column.expr, sa.Double())
+
+    def build_pre(self, stddev_columns: Sequence[_Column]) -> None:
+        """The one-row derived table of the two-pass standard deviation: mean and scale per column."""
+        if not stddev_columns:
+            return
+        parts: list[ColumnElement[Any]] = []
+        for index, column in enumerate(stddev_columns):
+            value = self.as_double(column)
+            count: ColumnElement[Any] = sa.cast(sa.func.count(column.expr), sa.Double())
+            parts.append((sa.func.sum(value) / _nonzero(count)).label(f"m{index}"))
+            parts.append(sa.func.max(sa.func.abs(value)).label(f"s{index}"))
+        self.pre = sa.select(*parts).select_from(self.source).subquery("pre")
+        self.pre_index = {column.name: index for index, column in enumerate(stddev_columns)}
+
+    def rows(self) -> str:
+        return self.need(("rows",), lambda: sa.func.count())
+
+    def count(self, column: _Column) -> str:
+        return self.need(("count", column.name), lambda: sa.func.count(column.expr))
+
+    def sum_parts(self, column: _Column) -> tuple[str, ...]:
+        if column.kind is Kind.INTEGER and self.dialect == "sqlite":
+            # sum() raises on int64 overflow: add the high and low halves apart, recombine exactly
+            high = self.need(("sum_high", column.name), lambda: sa.func.sum(column.expr.bitwise_rshift(32)))
+            low = self.need(("sum_low", column.name), lambda: sa.func.sum(column.expr.bitwise_and(0xFFFFFFFF)))
+            return (high, low, self.count(column))
+        if column.kind is Kind.DECIMAL and self.dialect == "sqlite":
+            return (self.need(("sum", column.name), lambda: sa.func.total(column.expr, type_=sa.Double())),)
+        return (self.need(("sum", column.name), lambda: sa.func.sum(column.expr)),)
+
+    def stddev_parts(self, column: _Column) -> tuple[str, ...]:
+        count = self.count(column)
+        if self.dialect == "postgresql" and (column.kind is not Kind.FLOAT or self.stddev is _Stddev.NUMERIC):
+            # Exact numeric variance; the square root in Python: PostgreSQL's numeric sqrt keeps as
+            # few as 11 significant digits. A float8 goes through text: its cast to numeric keeps
+            # 15 digits, its text output the shortest exact ones (extra_float_digits >= 1, the default).
+            value = column.expr
+            if column.kind is Kind.FLOAT:
+                value = sa.cast(sa.cast(value, sa.Text()), sa.Numeric())
+            variance = self.need(("variance", column.name), lambda: sa.func.var_samp(value, type_=sa.Numeric()))
+            return (variance, count, "variance")
+        if self.stddev is not _Stddev.TWO_PASS:
+            native = self.need(("stddev", column.name), lambda: sa.func.stddev_samp(column.expr, type_=sa.Double()))
+            return (native, count, "stddev")
+        assert self.pre is not None
+        index = self.pre_index[column.name]
+        mean, scale = self.pre.c[f"m{index}"], self.pre.c[f"s{index}"]
+        scaled = (self.as_double(column) - mean) / _nonzero(scale)
+        return (
+            count,
+            self.need(("std_scale", column.name), lambda: sa.func.max(scale)),
+            self.need(("std_sum", column.name), lambda: sa.func.sum(scaled)),
+            self.need(("std_sumsq", column.name), lambda: sa.func.sum(scaled * scaled)),
+        )
+
+    def plan(self, probe: Probe) -> Callable[[Mapping[str, Any]], Any]:
+        """Add what ``probe`` needs to the statement; return how to read its value off the row."""
+        if probe.stat == "record_count":
+            rows = self.rows()
+            return lambda row: int(row[rows])
+        assert probe.column is not None
+        column = self.columns[probe.column]
+        kind = column.kind
+        if probe.stat in ("min", "max"):
+            if kind is Kind.BOOLEAN and self.dialect == "postgresql":  # no min(boolean) there
+                function = "bool_and" if probe.stat == "min" else "bool_or"
+            else:
+                function = probe.stat
+            label = self.need((probe.stat, column.name), lambda: getattr(sa.func, function)(self.ordered(column)))
+            return lambda row: _jsonable(row[label], kind)
+        if probe.stat == "count":
+            count = self.count(column)
+            return lambda row: int(row[count])
+        if probe.stat == "null_count":
+            rows, count = self.rows(), self.count(column)
+            return lambda row: int(row[rows]) - int(row[count])
+        if probe.stat == "distinct_count":
+            label = self.need(("distinct", column.name), lambda: sa.func.count(sa.distinct(self.ordered(column))))
+            return lambda row: int(row[label])
+        if probe.stat == "sum":
+            parts = self.sum_parts(column)
+            count = self.count(column)
+            return lambda row: _sum_value(row, parts, row[count], kind)
+        if probe.stat == "avg":
+            parts = self.sum_parts(column)
+            count = self.count(column)
+            return lambda row: _avg_value(_sum_value(row, parts, row[count], kind), row[count])
+        if probe.stat == "stddev":
+            parts = self.stddev_parts(column)
+            return lambda row: _stddev_value(row, parts, self.stddev)
+        raise AssertionError(probe.stat)  # pragma: no cover - top_values and table stats are elsewhere
+
+    def statement(self) -> sa.Select[Any]:
+        from_: FromClause = self.source if self.pre is None else self.source.join(self.pre, sa.true())
+        return sa.select(*(expr.label(label) for label, expr in self.exprs.items())).select_from(from_)
+
+
+def _nonzero(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``NULLIF(value, 0.0)`` as a double, so that dividing by it stays in floating point.
+
+    (With an integer literal SQLAlchemy would make the division ``NUMERIC`` on PostgreSQL.)
+    """
+    return sa.func.nullif(value, sa.literal(0.0, sa.Double()), type_=sa.Double())
+
+
+class _NativeStddevOverflow(Exception):
+    """A native ``stddev_samp`` answered infinity or NaN: run the statement in the two-pass form."""
+
+
+def _sum_value(row: Mapping[str, Any], parts: tuple[str, ...], count: Any, kind: Kind) -> Any:
+    if not count:
+        return None
+    if len(parts) == 3:  # SQLite integers: high and low 32-bit halves
+        return int(row[parts[0]]) * 2**32 + int(row[parts[1]])
+    return _jsonable(row[parts[0]], kind)
+
+
+def _avg_value(total: Any, count: Any) -> float | None:
+    if not count or total is None:
+        return None
+    return float(total / int(count))  # int / int and Decimal / int round once, correctly
+
+
+def _stddev_value(row: Mapping[str, Any], parts: tuple[str, ...], mode: _Stddev) -> float | None:
+    if len(parts) == 3:  # one native aggregate: a standard deviation, or an exact variance
+        native, count = row[parts[0]], row[parts[1]]
+        if count is None or int(count) < 2 or native is None:
+            return None
+        if parts[2] == "variance":
+            return float(decimal.Decimal(native).sqrt(decimal.Context(prec=40)))
+        value = float(native)
+        if mode is _Stddev.NATIVE and not math.isfinite(value):
+            raise _NativeStddevOverflow
+        return value
+    count, scale, total, squares = (row[part] for part in parts)
+    n = int(count or 0)
+    if n < 2:
+        return None
+    if not scale:  # every value is zero
+        return 0.0
+    scale, total, squares = float(scale), float(total or 0.0), float(squares or 0.0)
+    # Deviations from the (rounded) mean, scaled into [-2, 2]: the corrected two-pass formula.
+    variance = max(squares - total * total / n, 0.0) / (n - 1)
+    return scale * math.sqrt(variance)
+
+
+def _is_overflow(error: DBAPIError) -> bool:
+    original = error.orig
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return state == "22003" or "OutOfRange" in type(original).__name__ or "out of range" in str(original).lower()
+
+
+# -- conversion to JSON ---------------------------------------------------------------------------
+
+
+def _jsonable(value: Any, kind: Kind = Kind.OTHER) -> Any:
+    """A plain JSON value: numbers, strings, booleans, None, lists."""
+    if value is None:
+        return None
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()
+    if kind is Kind.BOOLEAN and isinstance(value, int):
+        return bool(value)
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return float(value) if kind is Kind.FLOAT else int(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, decimal.Decimal):
+        if kind is Kind.INTEGER and value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return str(value)
+
+
+# -- running the probes ---------------------------------------------------------------------------
+
+
+def _columns_of(source: FromClause) -> dict[str, _Column]:
+    return {column.name: _Column(column.name, column, kind_of(column.type)) for column in source.c}
+
+
+def _validate(probes: Sequence[Probe], columns: Mapping[str, _Column], *, files: bool) -> None:
+    for probe in probes:
+        if probe.stat == "size_bytes" and not files:
+            raise InvalidInput(f"probe {probe.id!r}: only file datasets have a size", field=FIELD)
+        if probe.column is None:
+            continue
+        column = columns.get(probe.column)
+        if column is None:
+            raise InvalidInput(f"probe {probe.id!r}: the dataset has no column {probe.column!r}", field=FIELD)
+        if probe.stat in NUMERIC_STATS and column.kind not in NUMERIC_KINDS:
+            what = "of unknown type" if column.kind is Kind.OTHER else column.kind.value
+            raise InvalidInput(f"probe {probe.id!r}: column {probe.column!r} is {what}, not numeric", field=FIELD)
+
+
+def _run(
+    connection: Connection, source: FromClause, probes: Sequence[Probe], *, size_bytes: int | None = None
+) -> dict[str, Any]:
+    columns = _columns_of(source)
+    _validate(probes, columns, files=size_bytes is not None)
+    dialect = connection.dialect.name
+    results: dict[str, Any] = {}
+    aggregate_probes = [p for p in probes if p.stat not in ("column_count", "size_bytes", "top_values")]
+    if aggregate_probes:
+        mode = _Stddev.TWO_PASS if dialect == "sqlite" else _Stddev.NATIVE  # SQLite has no stddev_samp
+        try:
+            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, mode))
+        except (DBAPIError, _NativeStddevOverflow) as error:
+            has_stddev = any(p.stat == "stddev" for p in aggregate_probes)
+            if mode is not _Stddev.NATIVE or not has_stddev:
+                raise
+            if isinstance(error, DBAPIError) and not _is_overflow(error):
+                raise
+            connection.rollback()
+            fallback = _Stddev.NUMERIC if dialect == "postgresql" else _Stddev.TWO_PASS
+            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, fallback))
+    for probe in probes:
+        if probe.stat == "column_count":
+            results[probe.id] = len(columns)
+        elif probe.stat == "size_bytes":
+            results[probe.id] = size_bytes
+        elif probe.stat == "top_values":
+            assert probe.column is not None
+            results[probe.id] = _top_values(connection, source, columns[probe.column], dialect)
+    return {probe.id: results[probe.id] for probe in probes}
+
+
+def _aggregate(
+    connection: Connection,
+    source: FromClause,
+    columns: Mapping[str, _Column],
+    probes: Sequence[Probe],
+    dialect: str,
+    stddev: _Stddev,
+) -> dict[str, Any]:
+    aggregate = _Aggregate(source, columns, dialect, stddev)
+    if stddev is _Stddev.TWO_PASS:
+        stddev_names = dict.fromkeys(p.column for p in probes if p.stat == "stddev" and p.column is not None)
+        aggregate.build_pre([columns[name] for name in stddev_names])
+    readers = {probe.id: aggregate.plan(probe) for probe in probes}
+    row = dict(connection.execute(aggregate.statement()).mappings().one())
+    return {probe_id: read(row) for probe_id, read in readers.items()}
+
+
+def _top_values(connection: Connection, source: FromClause, column: _Column, dialect: str) -> list[list[Any]]:
+    """The most frequent non-null values: one ``GROUP BY`` statement of its own."""
+    value = _Aggregate(source, {}, dialect, _Stddev.NATIVE).ordered(column)
+    frequency = sa.func.count()
+    statement = (
+        sa.select(value.label("value"), frequency.label("frequency"))
+        .select_from(source)
+        .where(column.expr.is_not(None))
+        .group_by(value)
+        .order_by(frequency.desc(), value.asc())
+        .limit(TOP_VALUES_LIMIT)
+    )
+    return [[_jsonable(row.value, column.kind), int(row.frequency)] for row in connection.execute(statement)]
+
+
+def _resolve(connection: Connection, source: FromClause) -> FromClause:
+    """A bare ``sqlalchemy.table(name)`` (or one with untyped columns) gets its columns reflected."""
+    if isinstance(source, TableClause) and (
+        not source.c or any(isinstance(column.type, NullType) for column in source.c)
+    ):
+        return sa.table(source.name, *_table_columns(connection, source.name, source.schema), schema=source.schema)
+    return source
+
+
+def compute_sql(engine: Engine, source: FromClause, probes: Sequence[Probe | str]) -> dict[str, Any]:
+    """Compute ``probes`` of ``source`` (a table or a subquery, see ``sql_source``) in its database.
+
+    One aggregate ``SELECT`` answers every probe but ``column_count`` (from the source's
+    columns) and ``top_values`` (one ``GROUP BY`` statement per column). ``size_bytes`` is
+    refused: a table has no file size.
+    """
+    parsed = _as_probes(probes)
+    with engine.connect() as connection:
+        return _run(connection, _resolve(connection, source), parsed)
+
+
+def compute_files(
+    url: str | Sequence[str],
+    fmt: Literal["csv", "parquet"],
+    probes: Sequence[Probe | str],
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compute ``probes`` of CSV or Parquet file(s) with DuckDB scanning them in place.
+
+    ``url`` is a path, a ``file://`` URL or any fsspec URL, globs allowed, or a list of local
+    files (the real paths a connection's policy checked, read exactly as given). Non-local
+    filesystems are handed to DuckDB through fsspec (built with ``storage_options``), so DuckDB
+    reads them directly. CSV files are read with ``read_csv_auto`` (header row, sniffed types:
+    a column with no value at all reads as text). ``size_bytes`` is the total size of the
+    matched files.
+    """
+    if fmt not in ("csv", "parquet"):
+        raise InvalidInput(f"unknown file format {fmt!r}: csv or parquet", field="fmt")
+    parsed = _as_probes(probes)
+    location: str | list[str]
+    if isinstance(url, str):
+        filesystem, path = url_to_fs(url, **dict(storage_options or {}))
+        sizes = _file_sizes(filesystem, path)
+        local = split_protocol(url)[0] in (None, "file", "local")
+        location = path if local else url
+    else:
+        location, local = list(url), True
+        sizes = [os.path.getsize(path) for path in location]
+    if not sizes:
+        raise InvalidInput(f"no file matches {url!r}", field="url")
+    reader = "read_parquet(:path)" if fmt == "parquet" else "read_csv_auto(:path, header = true)"
+    scan = sa.text(f"SELECT * FROM {reader}").bindparams(path=location)
+    engine = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool)
+    try:
+        with engine.connect() as connection:
+            duckdb_connection: Any = connection.connection.driver_connection
+            if not local:
+                duckdb_connection.register_filesystem(filesystem)
+            try:
+                columns = _describe(connection, scan, field="url", what=f"cannot read {url!r} as {fmt}")
+                source = scan.columns(*columns).subquery("src")
+                return _run(connection, source, parsed, size_bytes=sum(sizes))
+            finally:
+                if not local:  # DuckDB holds the (cached, shared) fsspec instance until told otherwise
+                    duckdb_connection.unregister_filesystem(
+                        filesystem.protocol[0] if isinstance(filesystem.protocol, tuple) else filesystem.protocol
+                    )
+    finally:
+        engine.dispose()
+
+
+def _file_sizes(filesystem: fsspec.AbstractFileSystem, path: str) -> list[int]:
+    if fsspec.core.has_magic(path):
+        found = filesystem.glob(path, detail=True)
+        return [int(info["size"]) for info in found.values() if info.get("type") == "file"]
+    if not filesystem.exists(path):
+        return []
+    info = filesystem.info(path)
+    if info.get("type") == "directory":
+        return [int(entry["size"]) for entry in filesystem.find(path, detail=True).values()]
+    return [int(info["size"])]

@@ -1,0 +1,1 @@
+"""The demo project and its local mail sink."""

@@ -1,0 +1,1 @@
+"""The Kubernetes executor and the entry point of its step pods."""

@@ -1,0 +1,127 @@
+"""The entry point of a Kubernetes step's pod: ``python -m himalia.execution.kubernetes.pod``.
+
+The Kubernetes executor's Job gives the pod the control plane's URL, the project, the run, the
+step's name and, from a Secret, the run's token. With these the pod fetches its step (the notebook
+snapshot, its parameters, kernel and limits), executes it exactly as the local executor's worker
+does (:func:`himalia.execution.worker.execute`), and posts the outcome with the executed notebook and
+its HTML report back. Everything it prints is the pod's log, which the executor follows into the
+run's log. It exits 0 once the control plane has the result, whatever the notebook did.
+"""
+
+import base64
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from himalia.execution.worker import execute
+
+#: The control plane may be restarting while the pod starts; retry for about a minute.
+ATTEMPTS = 6
+REQUEST_TIMEOUT = 60
+
+
+class StepPodError(Exception):
+    """Why the pod cannot run its step, in one sentence for the pod's log."""
+
+
+def _say(message: str) -> None:
+    print(f"[himalia] {message}", flush=True)
+
+
+def _environment() -> dict[str, str]:
+    names = ("HIMALIA_API_URL", "HIMALIA_TOKEN", "HIMALIA_PROJECT", "HIMALIA_RUN_ID", "HIMALIA_STEP")
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise StepPodError(
+            f"the pod's environment lacks {', '.join(missing)}; it is started by the Kubernetes executor"
+        )
+    return {name: os.environ[name] for name in names}
+
+
+def _call(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
+    """One API call, retried while the control plane cannot be reached or answers 5xx."""
+    problem = ""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            response = session.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
+        except requests.ConnectionError as error:
+            problem = f"cannot reach the control plane: {error}"
+        else:
+            if response.status_code < 500:
+                return response
+            problem = f"the control plane answered {response.status_code}"
+        if attempt < ATTEMPTS:
+            _say(f"{problem}; retrying")
+            time.sleep(2**attempt / 2)
+    raise StepPodError(problem)
+
+
+def _refused(response: requests.Response) -> str:
+    try:
+        message = response.json()["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:500]
+    return f"the control plane refused ({response.status_code}): {message}"
+
+
+def _encoded(path: Path) -> str | None:
+    return base64.b64encode(path.read_bytes()).decode("ascii") if path.exists() else None
+
+
+def run_step(environment: dict[str, str]) -> None:
+    base = (
+        f"{environment['HIMALIA_API_URL'].rstrip('/')}/projects/{quote(environment['HIMALIA_PROJECT'], safe='')}"
+        f"/runs/{environment['HIMALIA_RUN_ID']}/steps/{quote(environment['HIMALIA_STEP'], safe='')}"
+    )
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"token {environment['HIMALIA_TOKEN']}"
+        _say(f"fetching step '{environment['HIMALIA_STEP']}' of run #{environment['HIMALIA_RUN_ID']}")
+        answer = _call(session, "GET", f"{base}/job")
+        if answer.status_code != 200:
+            raise StepPodError(_refused(answer))
+        job = answer.json()
+        _say(f"running {job['notebook']}")
+        folder = Path(tempfile.mkdtemp(prefix="himalia-step-"))
+        outcome = execute(
+            {
+                "folder": str(folder),
+                "content": job["content"],
+                "parameters": job["parameters"],
+                "kernel": job["kernel"],
+                "env": {},  # the pod's own environment is the step's: the Job set it
+                "hide_code": job["hide_code"],
+                "cell_timeout": job["cell_timeout"],
+            }
+        )
+        sys.stdout.flush()
+        result = {
+            **outcome,
+            "executed": _encoded(folder / "executed.ipynb"),
+            "html": _encoded(folder / "report.html"),
+        }
+        _say(f"sending the result: {outcome['reason']}")
+        answer = _call(session, "POST", f"{base}/result", json=result)
+        if answer.status_code >= 300:
+            raise StepPodError(_refused(answer))
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[papermill] %(message)s")
+    try:
+        run_step(_environment())
+    except StepPodError as error:
+        _say(f"the step could not run: {error}")
+        return 1
+    _say("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The processes that serve the control plane: the server extension and ``himalia serve``."""

@@ -1,0 +1,388 @@
+"""The control plane: configuration, the store and the services, wired once per process.
+
+Both hosts (the Jupyter server extension and ``himalia serve``) and the CLI build one
+``ControlPlane`` and call its services; nothing else opens the database.
+"""
+
+import asyncio
+import ipaddress
+import os
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import Bool, Bunch, Enum, Float, Int, List, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from himalia.compute.tiers import TierService
+from himalia.core.crypto import SecretBox, load_or_create_key_file
+from himalia.core.errors import InvalidInput
+from himalia.core.home import home_problems_reported, require_writable_home
+from himalia.core.private_files import create_private_file, ensure_private_folder, restrict_to_owner
+from himalia.data.access import DEFAULT_REMOTE_PROTOCOLS, DataAccessPolicy
+from himalia.data.checks import CheckService
+from himalia.data.connections import ConnectionService
+from himalia.data.datasets import DatasetService
+from himalia.data.exports import ExportService
+from himalia.data.metrics import MetricService
+from himalia.execution.accounts import UserIsolation
+from himalia.execution.base import Executor, LocalExecutor
+from himalia.identity.audit import AuditService, AuditTrail
+from himalia.identity.projects import ProjectService
+from himalia.identity.tokens import TokenService
+from himalia.identity.users import UserService
+from himalia.identity.variables import VariableService
+from himalia.scenarios.definitions import input_context
+from himalia.scenarios.engine import RunEngine
+from himalia.scenarios.reporting import Mailer, WebhookSettings
+from himalia.scenarios.runs import RunLimits, RunService
+from himalia.scenarios.scheduler import Scheduler
+from himalia.scenarios.service import ScenarioService
+from himalia.store.db import Database
+
+R = TypeVar("R")
+
+
+def _proxy_networks(addresses: list[str]) -> list[str]:
+    """``addresses`` if each is an IP address or network, else ``InvalidInput`` naming the first that is not."""
+    for address in addresses:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise InvalidInput(
+                f"trusted_proxies: '{address}' is not an address or a network such as 10.0.0.0/8",
+                field="trusted_proxies",
+            ) from None
+    return addresses
+
+
+class ControlPlane(LoggingConfigurable):
+    home = Unicode(
+        config=True,
+        help="""Data folder of the embedded defaults: the SQLite database and, unless keys are
+        configured otherwise, the files holding the secret and audit keys.
+        Defaults to $HIMALIA_HOME, else `himalia` in Jupyter's data directory.""",
+    )
+
+    @default("home")
+    def _default_home(self) -> str:
+        return os.environ.get("HIMALIA_HOME") or os.path.join(jupyter_data_dir(), "himalia")
+
+    @validate("home")
+    def _absolute_home(self, proposal: Bunch) -> str:
+        """Paths derived from home (the SQLite file, demo connections) must not depend on the cwd."""
+        return os.path.abspath(os.path.expanduser(proposal["value"]))
+
+    db_url = Unicode(
+        config=True,
+        help="""SQLAlchemy URL of the store, e.g. `postgresql+psycopg://himalia@db/himalia`.
+        Defaults to $HIMALIA_DB_URL, else a SQLite file in `home`.""",
+    )
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return os.environ.get("HIMALIA_DB_URL") or f"sqlite:///{Path(self.home) / 'himalia.sqlite'}"
+
+    secret_keys = List(
+        Unicode(),
+        config=True,
+        help="""Fernet keys encrypting connection secrets; the first encrypts, all decrypt.
+        To rotate: put a new key first, restart, run `himalia secrets rotate`, then drop the old key.
+        Defaults to $HIMALIA_SECRET_KEYS (comma-separated), else `secret.key` in `home`
+        (created with a fresh key, mode 0600). Never stored in the database.""",
+    )
+
+    @default("secret_keys")
+    def _default_secret_keys(self) -> list[str]:
+        from_env = os.environ.get("HIMALIA_SECRET_KEYS", "")
+        if from_env.strip():
+            return [key.strip() for key in from_env.split(",") if key.strip()]
+        return load_or_create_key_file(Path(self.home) / "secret.key")
+
+    audit_key = Unicode(
+        config=True,
+        help="""Key of the audit trail's HMAC chain. Without it nobody can forge a consistent
+        chain, so keep it out of the database. Defaults to $HIMALIA_AUDIT_KEY, else `audit.key`
+        in `home` (created on first start, mode 0600).""",
+    )
+
+    @default("audit_key")
+    def _default_audit_key(self) -> str:
+        if os.environ.get("HIMALIA_AUDIT_KEY"):
+            return os.environ["HIMALIA_AUDIT_KEY"]
+        path = Path(self.home) / "audit.key"
+        ensure_private_folder(path.parent)
+        if not create_private_file(path, secrets.token_hex(32) + "\n"):
+            restrict_to_owner(path)
+        return path.read_text().strip()
+
+    audit_head_file = Unicode(
+        config=True,
+        help="""File holding the audit chain's head (its last entry, sealed with the audit key)
+        outside the database, rewritten after each audited commit: with it `himalia audit verify`
+        catches the deletion of the newest entries even when the head row in the database was
+        moved back with them. Keep it where the database's administrators cannot write. Defaults
+        to $HIMALIA_AUDIT_HEAD, else `audit.head` in `home` (mode 0600); empty turns it off.
+        After restoring the store from a backup, remove the file: until then verify reports the
+        entries the restore lost.""",
+    )
+
+    @default("audit_head_file")
+    def _default_audit_head_file(self) -> str:
+        return os.environ.get("HIMALIA_AUDIT_HEAD") or str(Path(self.home) / "audit.head")
+
+    create_empty_database = Bool(
+        True,
+        config=True,
+        help="""Create the schema when the database has no tables. An existing database at an
+        older revision is never upgraded implicitly: run `himalia db upgrade`.""",
+    )
+
+    worker_threads = Int(
+        8,
+        config=True,
+        help="""Threads running service calls for the web hosts, so that database work never
+        blocks the event loop. Also bounds the concurrent connections to the store.""",
+    )
+
+    notebook_root = Unicode(
+        config=True,
+        help="""Folder in which a scenario's notebook paths are read when a save does not carry the
+        notebooks' content. The server extension sets it to the Jupyter server's root directory;
+        defaults to the current directory.""",
+    )
+
+    @default("notebook_root")
+    def _default_notebook_root(self) -> str:
+        return os.getcwd()
+
+    max_concurrent_runs = Int(4, config=True, help="Scenario runs this process executes at once.")
+    max_concurrent_runs_per_user = Int(2, config=True, help="Runs of one run-as user executing at once.")
+    max_queued_runs = Int(
+        100,
+        config=True,
+        help="""Runs waiting for a slot. Beyond it a manual run is refused (429) and an automatic one
+        is recorded as skipped.""",
+    )
+    warm_workers = Int(
+        1,
+        config=True,
+        help="""Worker processes of the local executor kept started and idle, so that a notebook
+        step does not wait for Python and papermill to import. Only with
+        `UserIsolation.mode = 'shared_account_unsafe'`: isolated steps each start a worker as their
+        own OS account.""",
+    )
+    run_scenarios = Bool(
+        True,
+        config=True,
+        help="""Run the scheduler and the run engine in this process. Turn off in processes that
+        should only serve the API.""",
+    )
+    run_executor = Enum(
+        ["local", "kubernetes"],
+        config=True,
+        help="""Where notebook steps run: `local` worker processes, or `kubernetes`, one Job per step
+        sized by the scenario's tier (needs the `kubernetes` extra and the kubernetes_* settings).
+        Defaults to $HIMALIA_RUN_EXECUTOR, else `local`.""",
+    )
+    kubernetes_namespace = Unicode(
+        config=True, help="Namespace of the Kubernetes executor's Jobs ($HIMALIA_KUBERNETES_NAMESPACE, else default)."
+    )
+    kubernetes_image = Unicode(
+        config=True,
+        help="Image of the Jobs' pods: Python with himalia and the users' libraries ($HIMALIA_KUBERNETES_IMAGE).",
+    )
+    kubernetes_api_url = Unicode(
+        config=True,
+        help="""The control plane's API as pods reach it ($HIMALIA_KUBERNETES_API_URL); pods fetch their
+        notebook and send results there with the run's token.""",
+    )
+    kubernetes_service_account = Unicode(
+        config=True, help="Service account of the Jobs' pods ($HIMALIA_KUBERNETES_SERVICE_ACCOUNT); empty: the default."
+    )
+
+    @default("run_executor")
+    def _default_run_executor(self) -> str:
+        return os.environ.get("HIMALIA_RUN_EXECUTOR", "local")
+
+    @default("kubernetes_namespace")
+    def _default_kubernetes_namespace(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_NAMESPACE", "default")
+
+    @default("kubernetes_image")
+    def _default_kubernetes_image(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_IMAGE", "")
+
+    @default("kubernetes_api_url")
+    def _default_kubernetes_api_url(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_API_URL", "")
+
+    @default("kubernetes_service_account")
+    def _default_kubernetes_service_account(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "")
+
+    remote_protocols = List(
+        Unicode(),
+        list(DEFAULT_REMOTE_PROTOCOLS),
+        config=True,
+        help="""fsspec protocols that `files` connections may use with `create_connections` alone:
+        remote stores, never this machine. Every other protocol reads local disk or memory (and
+        needs `write_unsafe_code`: `file`, `local`, `memory`) or wraps another filesystem (refused).""",
+    )
+    allowed_data_destinations = List(
+        Unicode(),
+        config=True,
+        help="""Networks and host names that `files` connections may reach although they are not
+        public (an internal object store, `10.20.0.0/16`, `minio.corp.example`, `*.corp.example`).
+        Without an entry, a files URL's host and any `endpoint_url` that resolve to loopback,
+        private, link-local or cloud metadata addresses are refused, at creation and at every use.""",
+    )
+
+    webhook_signing_key = Unicode(
+        config=True,
+        help="""Key signing generic JSON webhooks (HMAC-SHA256 of timestamp.body). Defaults to
+        $HIMALIA_WEBHOOK_KEY; empty means unsigned.""",
+    )
+
+    @default("webhook_signing_key")
+    def _default_webhook_signing_key(self) -> str:
+        return os.environ.get("HIMALIA_WEBHOOK_KEY", "")
+
+    min_schedule_interval = Float(
+        60.0,
+        min=0.0,
+        config=True,
+        help="""Seconds that must at least separate two fires of a time trigger, or two polls of a
+        dataset-change or SQL-condition trigger. Saving a scenario whose schedule is closer is
+        refused (400, naming the trigger); the scheduler also holds back any trigger that would
+        fire sooner. Cron expressions have five fields, so nothing fires closer than a minute.""",
+    )
+
+    trusted_proxies = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="""Addresses or networks (`10.0.0.0/8`) of the reverse proxies in front of `himalia serve`.
+        Only a request arriving from one of them has its client address taken from
+        `X-Forwarded-For` (the nearest address that is not itself a trusted proxy) or `X-Real-IP`;
+        from anyone else those headers are ignored, so nobody can write another address into
+        the audit trail. Defaults to $HIMALIA_TRUSTED_PROXIES (comma-separated), else none; in
+        hub mode, else loopback (the hub's proxy). Under Jupyter, `ServerApp.trust_xheaders` decides.""",
+    )
+
+    @default("trusted_proxies")
+    def _default_trusted_proxies(self) -> list[str] | None:
+        from_env = os.environ.get("HIMALIA_TRUSTED_PROXIES")
+        if from_env is None:
+            return None
+        return _proxy_networks([part.strip() for part in from_env.split(",") if part.strip()])
+
+    @validate("trusted_proxies")
+    def _valid_trusted_proxies(self, proposal: Bunch) -> list[str] | None:
+        return None if proposal["value"] is None else _proxy_networks(proposal["value"])
+
+    max_request_body_bytes = Int(
+        64 * 1024 * 1024,
+        min=1,
+        config=True,
+        help="""The largest JSON request body the API parses (400 beyond it). Executed notebooks
+        that Kubernetes step pods report come in these bodies, base64-encoded.""",
+    )
+
+    def validation_context(self) -> dict[str, Any]:
+        """The pydantic context of what people send, under this configuration's rules."""
+        return input_context(timedelta(seconds=self.min_schedule_interval))
+
+    #: Where run kernels reach the API (``…/himalia/api/v1``); set by the host that serves it.
+    api_url: str | None = None
+
+    def start(self) -> None:
+        """Open the store, check its revision and build the services.
+
+        The home is made private (0700) first; a home this process cannot write is refused in
+        one sentence (``HomeUnusable``) rather than by the error of the first file it touches.
+        """
+        with home_problems_reported(self.home, self.db_url):
+            require_writable_home(Path(self.home))
+            self.db = Database(self.db_url)
+            if self.create_empty_database and self.db.is_empty():
+                self.log.info("Creating the Himalia schema in %s", self.db.engine.url)
+                self.db.upgrade()
+            self.db.check_revision()
+            head_file = Path(self.audit_head_file) if self.audit_head_file else None
+            trail = AuditTrail(self.audit_key.encode(), head_file, self.log)
+            box = SecretBox(self.secret_keys)
+            with self.db.write() as session:
+                trail.open_head(session)
+        self.users = UserService(self.db, trail, self.log)
+        self.projects = ProjectService(self.db, trail, self.log)
+        policy = DataAccessPolicy.for_control_plane(
+            self.home, self.db_url, self.remote_protocols, self.allowed_data_destinations, [self.audit_head_file]
+        )
+        self.connections = ConnectionService(self.db, trail, self.log, box, policy)
+        self.variables = VariableService(self.db, trail, self.log)
+        self.tokens = TokenService(self.db, trail, self.log)
+        self.tiers = TierService(self.db, trail, self.log)
+        self.audit = AuditService(self.db, trail, self.log)
+        self.datasets = DatasetService(self.db, trail, self.log, self.connections)
+        self.metrics = MetricService(self.db, trail, self.log, self.datasets)
+        self.checks = CheckService(self.db, trail, self.log, self.datasets, self.metrics)
+        self.exports = ExportService(
+            self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
+        )
+        self.scenarios = ScenarioService(
+            self.db, trail, self.log, lambda: self.notebook_root, validation_context=self.validation_context
+        )
+        self.runs = RunService(self.db, trail, self.log, self._run_limits)
+        self.mailer = Mailer(parent=self)
+        self.webhooks = WebhookSettings(parent=self)
+        self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
+        self.engine: RunEngine | None = None
+        self.scheduler: Scheduler | None = None
+
+    async def call(self, verb: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run a service verb in the worker pool: the store is synchronous and must not block the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(verb, *args, **kwargs))
+
+    def _run_limits(self) -> RunLimits:
+        return RunLimits(self.max_concurrent_runs, self.max_concurrent_runs_per_user, self.max_queued_runs)
+
+    def start_engine(self, *, schedule: bool = True, only: set[int] | None = None) -> RunEngine:
+        """Start executing runs here (and firing triggers, if ``schedule``)."""
+        executor: Executor
+        if self.run_executor == "kubernetes":
+            from himalia.execution.kubernetes.executor import KubernetesExecutor
+
+            if not self.kubernetes_image:
+                raise InvalidInput("The Kubernetes executor needs an image: set ControlPlane.kubernetes_image.")
+            executor = KubernetesExecutor(
+                namespace=self.kubernetes_namespace,
+                image=self.kubernetes_image,
+                api_url=self.kubernetes_api_url or self.api_url or "",
+                tier_for=self.tiers.tier_named,
+                service_account=self.kubernetes_service_account or None,
+            )
+        else:
+            isolation = UserIsolation(parent=self, home=self.home)
+            executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers, isolation=isolation)
+        self.engine = RunEngine(self, executor, only=only)
+        if schedule:
+            self.scheduler = Scheduler(self)
+            self.engine.on_finished.append(self.scheduler.run_finished)
+            self.scheduler.start()
+        self.engine.start()
+        return self.engine
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.engine is not None:
+            self.engine.stop()
+        self.executor.shutdown(wait=True)
+        self.db.dispose()

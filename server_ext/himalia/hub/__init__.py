@@ -1,0 +1,1 @@
+"""The JupyterHub side: configuration, tiered spawners and the hub service."""

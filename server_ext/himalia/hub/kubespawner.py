@@ -1,0 +1,39 @@
+"""In the hub on Kubernetes: KubeSpawner whose ``profile_list`` is the user's tiers, from the control plane.
+
+KubeSpawner renders the profiles as its spawn form and applies a profile's overrides (requests,
+limits, GPUs, node selector, tolerations, /dev/shm) to the pod; the control plane admits the
+chosen tier before the overrides are applied, as ``TieredSpawner`` does for every spawner.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from kubespawner import KubeSpawner
+from traitlets import default
+
+from himalia.compute.resources import profile_entry
+from himalia.hub.spawners import TieredSpawner
+from himalia.wire.compute import DescribeTier
+
+
+class KubernetesTierSpawner(TieredSpawner, KubeSpawner):
+    @default("profile_list")
+    def _profiles_from_the_control_plane(self) -> Callable[[Any], Any]:
+        async def profiles(spawner: "KubernetesTierSpawner") -> list[dict[str, Any]]:
+            return [profile_entry(DescribeTier.model_validate(t)) for t in await spawner.allowed_tiers()]
+
+        return profiles
+
+    async def load_user_options(self) -> None:
+        tier = await self.admit()
+        # The hub's REST API and our form say 'tier'; KubeSpawner's profiles say 'profile'.
+        options: dict[str, Any] = dict(self.user_options or {})
+        options.pop("tier", None)
+        self.user_options = {**options, "profile": tier["name"]}
+        try:
+            await super().load_user_options()
+        except BaseException:
+            await self.release()
+            raise
+        environment: dict[str, Any] = self.environment  # type: ignore[has-type]
+        self.environment = {**environment, **self.himalia_env(tier["name"])}

@@ -1,0 +1,214 @@
+"""Hub mode: ``himalia serve`` as a JupyterHub managed service at ``/services/himalia/``.
+
+JupyterHub vouches for identities: people reach the service with HubOAuth (the hub's login
+cookie, after an OAuth round trip) and programs with a hub token (a single-user server's
+``$JUPYTERHUB_API_TOKEN`` forwarded by the lab extension, a kernel's). The hub's users, groups and
+admin flags are mirrored into Himalia when someone is first seen, when their hub model is older
+than ``user_refresh_seconds``, and completely every ``sync_interval`` seconds. The hub itself
+calls the service with the service's own API token (which only the hub and the service know)
+and acts as the service account ``jupyterhub``, holding ``manage_tiers``: it reads the tiers a
+user may choose and admits servers on them.
+"""
+
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated, check_scopes
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.ioloop import PeriodicCallback
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from himalia.api import api_prefix, routes
+from himalia.api.base import (
+    API_PREFIX_SETTING,
+    CONTROL_PLANE,
+    LOOPBACK,
+    TRUSTED_PROXIES_SETTING,
+    APIHandler,
+    trusted_networks,
+)
+from himalia.compute.tiers import load_tiers_file
+from himalia.core.errors import Forbidden, Unauthenticated
+from himalia.core.permissions import GlobalPermission
+from himalia.hosts.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.identity.users import HubPerson
+
+HUB_SERVICE = "himalia_hub_service"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class HubService(LoggingConfigurable):
+    """The link between the control plane and the JupyterHub that manages it."""
+
+    admin_group = Unicode(
+        "administrators",
+        config=True,
+        help="The Himalia group (holding 'admin') whose members are the hub's admins, kept in step.",
+    )
+    service_account = Unicode(
+        "jupyterhub", config=True, help="The service account the hub acts as (it holds 'manage_tiers')."
+    )
+    sync_interval = Float(300, config=True, help="Seconds between complete syncs of the hub's users and groups.")
+    user_refresh_seconds = Float(
+        60, config=True, help="A person's groups and admin flag are re-read from the hub when older than this."
+    )
+    tiers_file = Unicode(
+        config=True,
+        help="""Tiers created when the store has none (hub_config/tiers.yaml); later changes live in
+        the store. Defaults to $HIMALIA_TIERS_FILE.""",
+    )
+
+    @default("tiers_file")
+    def _default_tiers_file(self) -> str:
+        return os.environ.get("HIMALIA_TIERS_FILE", "")
+
+    def __init__(self, control_plane: ControlPlane, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.control_plane = control_plane
+        # The instance HubOAuthenticated handlers (the OAuth callback, the landing page) use too.
+        self.auth = HubOAuth.instance(parent=self, cache_max_age=60)
+        self._seen: dict[str, float] = {}
+        self._http = AsyncHTTPClient()
+
+    def start(self) -> None:
+        plane = self.control_plane
+        plane.users.ensure_service_account(self.service_account, "hub-services", [GlobalPermission.MANAGE_TIERS])
+        if self.tiers_file:
+            operator = Caller.operator("himalia-service", client_address="local")
+            seeded = plane.tiers.seed(operator, load_tiers_file(Path(self.tiers_file)))
+            if seeded:
+                self.log.info("Seeded the tiers %s from %s", ", ".join(seeded), self.tiers_file)
+        self._periodic = PeriodicCallback(self.sync_all, self.sync_interval * 1000, jitter=0.1)
+        self._periodic.start()
+
+    def stop(self) -> None:
+        self._periodic.stop()
+
+    async def hub_api(self, path: str) -> Any:
+        """GET the hub's REST API with the service's own token."""
+        headers = {"Authorization": f"token {self.auth.api_token}", "Accept": "application/jupyterhub-pagination+json"}
+        request = HTTPRequest(self.auth.api_url.rstrip("/") + path, headers=headers, request_timeout=30)
+        response = await self._http.fetch(request)
+        return json.loads(response.body)
+
+    @staticmethod
+    def _person(model: dict[str, Any]) -> HubPerson:
+        return HubPerson(model["name"], bool(model.get("admin")), frozenset(model.get("groups") or []))
+
+    async def sync_all(self) -> None:
+        """Mirror every hub user (a failure is logged and retried at the next interval)."""
+        try:
+            people, offset = [], 0
+            while True:
+                page = await self.hub_api(f"/users?offset={offset}&limit=200")
+                people += [self._person(model) for model in page["items"]]
+                if not page["_pagination"].get("next"):
+                    break
+                offset += len(page["items"])
+            users = self.control_plane.users
+            changes = await self.control_plane.call(users.sync_from_hub, people, self.admin_group, True)
+            now = time.monotonic()
+            self._seen = {person.login: now for person in people}
+            for change in changes:
+                self.log.info("Hub sync: %s", change)
+        except Exception:
+            self.log.exception("Syncing users and groups from the hub failed")
+
+    def is_hub(self, token: str | None) -> bool:
+        """Whether a request carries the service's own token: only the hub and this service hold it."""
+        return token is not None and hmac.compare_digest(token.encode(), self.auth.api_token.encode())
+
+    async def caller_for(self, model: dict[str, Any], client_address: str) -> Caller:
+        """The Himalia caller of a hub user model, synced first when unseen or stale."""
+        login, plane = model["name"], self.control_plane
+        if time.monotonic() - self._seen.get(login, float("-inf")) > self.user_refresh_seconds:
+            full = await self.hub_api(f"/users/{quote(login)}")
+            await self.control_plane.call(
+                self.control_plane.users.sync_from_hub, [self._person(full)], self.admin_group
+            )
+            self._seen[login] = time.monotonic()
+        return await plane.call(plane.users.caller_for, login, client_address)
+
+
+class _HubHosted(APIHandler):
+    """Identity from JupyterHub: the hub's own token, a hub token or the HubOAuth cookie."""
+
+    @property
+    def hub(self) -> HubService:
+        return self.settings[HUB_SERVICE]
+
+    async def host_caller(self) -> Caller | None:
+        hub = self.hub
+        token = self.bearer_token()
+        if hub.is_hub(token):
+            return await self.call(self.control_plane.users.caller_for, hub.service_account, "hub")
+        model = await hub.auth.get_user(self, sync=False)
+        if token is not None and not (
+            getattr(self, "_token_authenticated", False) and hub.auth.get_token(self, in_cookie=False) == token
+        ):
+            # HubAuth falls back to the login cookie when the token is wrong; a wrong token is 401 here.
+            self.log_denied("invalid hub token")
+            raise Unauthenticated("The token in the Authorization header is not valid.")
+        if not model:
+            return None
+        if model.get("kind") != "user":
+            raise Forbidden(f"The hub service '{model.get('name')}' has no Himalia identity; use a Himalia token.")
+        if not check_scopes(hub.auth.access_scopes, set(model.get("scopes", []))):
+            raise Forbidden(
+                f"{model['name']}'s token lacks access to this service ({', '.join(hub.auth.access_scopes)})."
+            )
+        if token is None and self.request.method not in SAFE_METHODS:
+            # Cookies ride along with cross-site requests; changes need a token (the lab forwards one).
+            raise Forbidden("Changes need a token in the Authorization header, not the login cookie.")
+        return await hub.caller_for(model, self.client_address)
+
+
+def hub_hosted(handler: type[APIHandler]) -> type[APIHandler]:
+    return type(handler.__name__, (_HubHosted, handler), {})
+
+
+class LandingHandler(HubOAuthenticated, web.RequestHandler):
+    """``/services/himalia/``: who you are to the platform and where its API is (the hub's Services menu)."""
+
+    async def get(self) -> None:
+        model = await self.hub_auth.get_user(self, sync=False)
+        if not model:
+            self.redirect(self.get_login_url())  # the OAuth round trip, with its state cookie
+            return
+        prefix = self.settings[API_PREFIX_SETTING]
+        name = web.escape.xhtml_escape(model["name"])
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            "<!doctype html><title>Himalia</title><h1>Himalia control plane</h1>"
+            f"<p>Signed in through JupyterHub as <b>{name}</b>.</p>"
+            f'<p>REST API: <a href="{prefix}/me">{prefix}</a> '
+            f'(<a href="{prefix}/openapi.json">OpenAPI</a>). In JupyterLab, open the Himalia sidebar.</p>'
+        )
+
+
+def make_hub_application(control_plane: ControlPlane, hub: HubService) -> web.Application:
+    prefix = hub.auth.base_url  # $JUPYTERHUB_SERVICE_PREFIX, e.g. /services/himalia/
+    handlers: list[Any] = routes(prefix, adapt=hub_hosted)
+    handlers += [
+        (prefix.rstrip("/") + "/oauth_callback", HubOAuthCallbackHandler),
+        (prefix.rstrip("/") + "/?", LandingHandler),
+    ]
+    settings = {
+        CONTROL_PLANE: control_plane,
+        HUB_SERVICE: hub,
+        API_PREFIX_SETTING: api_prefix(prefix),
+        # The hub's proxy forwards every request; unless configured, it runs on this machine.
+        TRUSTED_PROXIES_SETTING: trusted_networks(
+            LOOPBACK if control_plane.trusted_proxies is None else control_plane.trusted_proxies
+        ),
+        "cookie_secret": os.urandom(32),
+    }
+    return web.Application(handlers, **settings)  # type: ignore[arg-type]

@@ -1,0 +1,361 @@
+"""Projects, their per-project grants, and the authorization matrix.
+
+A user's permissions on a project are the union of the grants to the user and to the user's
+groups, closed under implication; global admins hold every permission everywhere. A caller
+with no permission on a project gets exactly what they would get if it did not exist.
+"""
+
+import json
+from collections import defaultdict
+
+from sqlalchemy import ColumnElement, String, cast, false, or_, select
+from sqlalchemy.orm import Session, defer, joinedload
+
+from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from himalia.core.permissions import (
+    PRESET_DESCRIPTIONS,
+    PROJECT_PRESETS,
+    GlobalPermission,
+    ProjectPermission,
+    as_flags,
+    expand_project_permissions,
+    preset_of,
+)
+from himalia.identity.caller import Caller, load_caller
+from himalia.identity.service import Service
+from himalia.identity.users import find_group, find_user
+from himalia.store.db import paginate
+from himalia.store.orm import Group, Project, ProjectGrant, User
+from himalia.wire.common import Page
+from himalia.wire.identity import (
+    CreateProject,
+    DescribeAuthMatrix,
+    DescribeGrant,
+    DescribePreset,
+    DescribeProject,
+    MatrixRow,
+    SetGrant,
+    UpdateProject,
+)
+
+ALL_PROJECT_PERMISSIONS = frozenset(ProjectPermission)
+
+
+def _grant_filter(caller: Caller) -> ColumnElement[bool]:
+    conditions: list[ColumnElement[bool]] = []
+    if caller.user_id is not None:
+        conditions.append(ProjectGrant.user_id == caller.user_id)
+    if caller.group_ids:
+        conditions.append(ProjectGrant.group_id.in_(sorted(caller.group_ids)))
+    return or_(false(), *conditions)
+
+
+def _sorted(permissions: frozenset[ProjectPermission]) -> list[ProjectPermission]:
+    return [p for p in ProjectPermission if p in permissions]
+
+
+def project_permissions(session: Session, caller: Caller, project: Project) -> frozenset[ProjectPermission]:
+    if caller.project_scope is not None and caller.project_scope != project.id:
+        return frozenset()
+    if caller.sees_every_project:
+        return ALL_PROJECT_PERMISSIONS
+    granted = session.scalars(
+        select(ProjectGrant.permission).where(ProjectGrant.project_id == project.id, _grant_filter(caller))
+    ).all()
+    return expand_project_permissions(granted)
+
+
+def require_project(
+    session: Session, caller: Caller, key: str, permission: ProjectPermission | None = None
+) -> tuple[Project, frozenset[ProjectPermission]]:
+    """The project and the caller's permissions on it; 404 if invisible, 403 if ``permission`` lacks."""
+    project = session.scalar(select(Project).options(joinedload(Project.owner)).where(Project.key == key))
+    permissions = project_permissions(session, caller, project) if project else frozenset()
+    if project is None or not permissions:
+        raise NotFound(f"There is no project '{key}'.")
+    if permission is not None and permission not in permissions:
+        raise Forbidden(f"This needs the '{permission}' permission on project {key}.")
+    return project, permissions
+
+
+def require_run_or_write(permissions: frozenset[ProjectPermission], key: str) -> None:
+    """Computing metrics and running checks or scenarios: contributors and launchers, not readers."""
+    if ProjectPermission.WRITE_CONTENT not in permissions and ProjectPermission.RUN_SCENARIOS not in permissions:
+        raise Forbidden(f"This needs 'write_content' or 'run_scenarios' on project {key}.")
+
+
+def describe_project(project: Project, permissions: frozenset[ProjectPermission]) -> DescribeProject:
+    return DescribeProject(
+        key=project.key,
+        name=project.name,
+        description=project.description,
+        owner=project.owner.login,
+        tags=list(project.tags),
+        status=project.status,
+        created_at=project.created_at,
+        updated_at=project.updated_at,
+        my_permissions=_sorted(permissions),
+    )
+
+
+class ProjectService(Service):
+    def list_projects(
+        self,
+        caller: Caller,
+        limit: int,
+        offset: int,
+        search: str | None = None,
+        tag: str | None = None,
+    ) -> Page[DescribeProject]:
+        """The projects the caller may see: four statements whatever the number of projects."""
+        with self.db.read() as session:
+            query = select(Project).options(joinedload(Project.owner), defer(Project.variables)).order_by(Project.key)
+            if caller.project_scope is not None:
+                query = query.where(Project.id == caller.project_scope)
+            if not caller.sees_every_project:
+                query = query.where(Project.id.in_(select(ProjectGrant.project_id).where(_grant_filter(caller))))
+            if search:
+                query = query.where(
+                    Project.key.icontains(search, autoescape=True)
+                    | Project.name.icontains(search, autoescape=True)
+                    | Project.description.icontains(search, autoescape=True)
+                )
+            if tag:
+                # Tags are a JSON list of strings; its text form holds the tag quoted on every backend.
+                query = query.where(cast(Project.tags, String).contains(json.dumps(tag), autoescape=True))
+            projects, total = paginate(session, query, limit, offset)
+            granted: dict[int, set[str]] = defaultdict(set)
+            if not caller.sees_every_project and projects:
+                for project_id, permission in session.execute(
+                    select(ProjectGrant.project_id, ProjectGrant.permission).where(
+                        ProjectGrant.project_id.in_([p.id for p in projects]), _grant_filter(caller)
+                    )
+                ).all():
+                    granted[project_id].add(permission)
+            items = [
+                describe_project(
+                    p,
+                    ALL_PROJECT_PERMISSIONS if caller.sees_every_project else expand_project_permissions(granted[p.id]),
+                )
+                for p in projects
+            ]
+            return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def get_project(self, caller: Caller, key: str) -> DescribeProject:
+        with self.db.read() as session:
+            return describe_project(*require_project(session, caller, key))
+
+    def create_project(self, caller: Caller, spec: CreateProject) -> DescribeProject:
+        caller.require(GlobalPermission.CREATE_PROJECTS)
+        with self.db.write() as session:
+            if session.scalar(select(Project.id).where(Project.key == spec.key)) is not None:
+                raise Conflict(f"The project key '{spec.key}' is taken.", field="key")
+            if spec.owner is not None and spec.owner != caller.login:
+                if not caller.is_admin:
+                    raise Forbidden("Only administrators create projects on behalf of someone else.")
+                owner = find_user(session, spec.owner, field="owner")
+            elif caller.user_id is not None:
+                owner = session.get_one(User, caller.user_id)
+            else:
+                raise InvalidInput("Say who owns the project.", field="owner")
+            project = Project(
+                key=spec.key,
+                name=spec.name,
+                description=spec.description,
+                tags=list(dict.fromkeys(spec.tags)),
+                owner=owner,
+                variables={},
+            )
+            session.add(project)
+            session.flush()
+            session.add_all(
+                ProjectGrant(project_id=project.id, user_id=owner.id, permission=p) for p in ProjectPermission
+            )
+            self.audit.record(
+                session,
+                caller,
+                "project.create",
+                "project",
+                project.key,
+                project_key=project.key,
+                details=spec.model_dump(mode="json"),
+            )
+            return describe_project(project, project_permissions(session, caller, project))
+
+    def update_project(self, caller: Caller, key: str, spec: UpdateProject) -> DescribeProject:
+        changes = spec.model_dump(mode="json", exclude_none=True)
+        with self.db.write() as session:
+            project, permissions = require_project(session, caller, key, ProjectPermission.ADMIN)
+            for name, value in changes.items():
+                if name == "owner":
+                    project.owner = find_user(session, value, field="owner")
+                else:
+                    setattr(project, name, value)
+            session.flush()
+            self.audit.record(session, caller, "project.update", "project", key, project_key=key, details=changes)
+            return describe_project(project, permissions)
+
+    def delete_project(self, caller: Caller, key: str) -> None:
+        with self.db.write() as session:
+            project, _ = require_project(session, caller, key, ProjectPermission.ADMIN)
+            session.delete(project)
+            self.audit.record(session, caller, "project.delete", "project", key, project_key=key)
+
+    # -- grants --------------------------------------------------------------------------------
+
+    @staticmethod
+    def presets() -> list[DescribePreset]:
+        return [
+            DescribePreset(name=name, description=PRESET_DESCRIPTIONS[name], permissions=_sorted(perms))
+            for name, perms in PROJECT_PRESETS.items()
+        ]
+
+    def _grants(self, session: Session, project: Project) -> list[DescribeGrant]:
+        rows = session.execute(
+            select(ProjectGrant.permission, Group.name, User.login)
+            .outerjoin(Group, Group.id == ProjectGrant.group_id)
+            .outerjoin(User, User.id == ProjectGrant.user_id)
+            .where(ProjectGrant.project_id == project.id)
+        ).all()
+        by_principal: dict[tuple[str, str], set[ProjectPermission]] = defaultdict(set)
+        for permission, group_name, login in rows:
+            principal = ("group", group_name) if group_name is not None else ("user", login)
+            by_principal[principal].add(ProjectPermission(permission))
+        return [
+            DescribeGrant(
+                principal_type=kind,
+                principal=name,
+                permissions=_sorted(frozenset(perms)),
+                preset=preset_of(frozenset(perms)),
+            )
+            for (kind, name), perms in sorted(by_principal.items())
+        ]
+
+    def list_grants(self, caller: Caller, key: str) -> list[DescribeGrant]:
+        with self.db.read() as session:
+            project, _ = require_project(session, caller, key)
+            return self._grants(session, project)
+
+    def set_grant(self, caller: Caller, key: str, spec: SetGrant) -> list[DescribeGrant]:
+        """Replace what one principal holds on the project."""
+        permissions = expand_project_permissions(
+            PROJECT_PRESETS[spec.preset] if spec.preset else spec.permissions or []
+        )
+        with self.db.write() as session:
+            project, _ = require_project(session, caller, key, ProjectPermission.ADMIN)
+            if spec.group is not None:
+                principal = {"group_id": find_group(session, spec.group, field="group").id}
+            else:
+                principal = {"user_id": find_user(session, spec.user or "", field="user").id}
+            before = self._remove(session, project, principal)
+            session.add_all(ProjectGrant(project_id=project.id, permission=p, **principal) for p in permissions)
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "project.grant",
+                "project",
+                key,
+                project_key=key,
+                details={
+                    "group": spec.group,
+                    "user": spec.user,
+                    "before": sorted(before),
+                    "after": [p.value for p in _sorted(permissions)],
+                },
+            )
+            return self._grants(session, project)
+
+    def remove_grant(self, caller: Caller, key: str, principal_type: str, name: str) -> list[DescribeGrant]:
+        with self.db.write() as session:
+            project, _ = require_project(session, caller, key, ProjectPermission.ADMIN)
+            if principal_type == "group":
+                principal = {"group_id": find_group(session, name).id}
+            else:
+                principal = {"user_id": find_user(session, name).id}
+            before = self._remove(session, project, principal)
+            if not before:
+                raise NotFound(f"The {principal_type} '{name}' has no grant on {key}.")
+            self.audit.record(
+                session,
+                caller,
+                "project.revoke",
+                "project",
+                key,
+                project_key=key,
+                details={principal_type: name, "before": sorted(before)},
+            )
+            return self._grants(session, project)
+
+    @staticmethod
+    def _remove(session: Session, project: Project, principal: dict[str, int]) -> set[str]:
+        column_name, principal_id = next(iter(principal.items()))
+        column = getattr(ProjectGrant, column_name)
+        existing = session.scalars(
+            select(ProjectGrant).where(ProjectGrant.project_id == project.id, column == principal_id)
+        ).all()
+        for grant in existing:
+            session.delete(grant)
+        session.flush()
+        return {g.permission for g in existing}
+
+    # -- authorization matrix ------------------------------------------------------------------
+
+    def auth_matrix(self, caller: Caller, user: str | None = None, group: str | None = None) -> DescribeAuthMatrix:
+        """Effective permissions of a user or group on every project, in one grants query.
+
+        Asked about oneself, the answer is what the caller's own credentials allow: a
+        project-scoped token sees its one project and no global permission.
+        """
+        if group is not None and user is not None:
+            raise InvalidInput("Ask for a user or a group, not both.", field="group")
+        if group is not None or (user is not None and user != caller.login):
+            caller.require(GlobalPermission.ADMIN)
+        with self.db.read() as session:
+            scope = caller.project_scope
+            if group is not None:
+                subject_group = find_group(session, group, field="group")
+                held = frozenset(p.permission for p in subject_group.permissions)
+                sees_everything = GlobalPermission.ADMIN in held
+                global_permissions = frozenset(GlobalPermission) if sees_everything else held
+                grant_filter: ColumnElement[bool] = ProjectGrant.group_id == subject_group.id
+                subject_type, subject_name = "group", group
+            else:
+                if user is None or user == caller.login:
+                    if caller.user_id is None:
+                        raise InvalidInput("The operator has no permissions of its own: name a user.", field="user")
+                    subject = caller
+                else:
+                    subject = load_caller(session, find_user(session, user, field="user"))
+                sees_everything = subject.sees_every_project
+                global_permissions = subject.effective_global_permissions
+                grant_filter = _grant_filter(subject)
+                subject_type, subject_name = "user", subject.login
+            rows: list[MatrixRow] = []
+            if sees_everything:
+                everything = as_flags(ProjectPermission, ProjectPermission)
+                projects = select(Project.key, Project.name).order_by(Project.key)
+                if scope is not None:
+                    projects = projects.where(Project.id == scope)
+                for key, name in session.execute(projects).all():
+                    rows.append(MatrixRow(project=key, name=name, permissions=everything))
+            else:
+                grants = (
+                    select(Project.key, Project.name, ProjectGrant.permission)
+                    .join(ProjectGrant, ProjectGrant.project_id == Project.id)
+                    .where(grant_filter)
+                )
+                if scope is not None:
+                    grants = grants.where(Project.id == scope)
+                granted: dict[tuple[str, str], set[str]] = defaultdict(set)
+                for key, name, permission in session.execute(grants).all():
+                    granted[(key, name)].add(permission)
+                for (key, name), perms in sorted(granted.items()):
+                    closed = expand_project_permissions(perms)
+                    rows.append(MatrixRow(project=key, name=name, permissions=as_flags(closed, ProjectPermission)))
+            return DescribeAuthMatrix(
+                subject_type=subject_type,
+                subject=subject_name,
+                global_permissions=as_flags(global_permissions, GlobalPermission),
+                projects=rows,
+            )

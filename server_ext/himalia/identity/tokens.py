@@ -1,0 +1,149 @@
+"""API tokens for people, service accounts, CI systems and (later) scheduled runs.
+
+A token is shown once; the store keeps its SHA-256 digest (tokens are 256 random bits, so an
+unsalted digest is as good as a password hash and allows an indexed lookup) and an 8-character
+prefix to recognise it in lists. A token may expire and may be scoped to one project.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from himalia.core.errors import Forbidden, NotFound, Unauthenticated
+from himalia.core.permissions import GlobalPermission
+from himalia.identity.caller import Caller, load_caller
+from himalia.identity.projects import require_project
+from himalia.identity.service import Service
+from himalia.identity.users import find_user
+from himalia.store.db import paginate
+from himalia.store.orm import ApiToken, User, utcnow
+from himalia.wire.common import Page
+from himalia.wire.identity import CreatedToken, CreateToken, DescribeToken
+
+TOKEN_PREFIX = "hml_"
+#: ``last_used_at`` is refreshed at most this often, so that reads do not each cost a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def describe_token(token: ApiToken) -> DescribeToken:
+    return DescribeToken(
+        id=token.id,
+        user=token.user.login,
+        name=token.name,
+        prefix=token.prefix,
+        project=token.project.key if token.project else None,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+    )
+
+
+class TokenService(Service):
+    def create_token(self, caller: Caller, spec: CreateToken) -> CreatedToken:
+        if caller.project_scope is not None:
+            # Else a run's short-lived token could mint a lasting one.
+            raise Forbidden("A project-scoped token cannot create tokens.")
+        with self.db.write() as session:
+            if spec.user is None or spec.user == caller.login:
+                if caller.user_id is None:
+                    raise Forbidden("The operator has no account: name the user the token is for.")
+                user = session.get_one(User, caller.user_id)
+            else:
+                caller.require(GlobalPermission.ADMIN)
+                user = find_user(session, spec.user)
+            if not user.active:
+                raise Forbidden(f"'{user.login}' is deactivated.")
+            project = None
+            if spec.project is not None:
+                # The token's owner must see the project; so must whoever asks for the token.
+                require_project(session, caller, spec.project)
+                project, _ = require_project(session, load_caller(session, user), spec.project)
+            value = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            token = ApiToken(
+                user=user,
+                name=spec.name,
+                prefix=value[: len(TOKEN_PREFIX) + 4],
+                digest=digest(value),
+                project=project,
+                expires_at=utcnow() + timedelta(days=spec.expires_in_days) if spec.expires_in_days else None,
+            )
+            session.add(token)
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "token.create",
+                "token",
+                str(token.id),
+                project_key=spec.project,
+                details={
+                    "user": user.login,
+                    "name": spec.name,
+                    "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+                },
+            )
+            return CreatedToken(**describe_token(token).model_dump(), token=value)
+
+    def list_tokens(self, caller: Caller, limit: int, offset: int, user: str | None = None) -> Page[DescribeToken]:
+        with self.db.read() as session:
+            query = (
+                select(ApiToken).options(joinedload(ApiToken.user), joinedload(ApiToken.project)).order_by(ApiToken.id)
+            )
+            if user is not None and user != caller.login:
+                caller.require(GlobalPermission.ADMIN)
+                query = query.where(ApiToken.user_id == find_user(session, user).id)
+            elif user is not None or not caller.is_admin:
+                query = query.where(ApiToken.user_id == caller.user_id)
+            tokens, total = paginate(session, query, limit, offset)
+            return Page(items=[describe_token(t) for t in tokens], total=total, limit=limit, offset=offset)
+
+    def revoke_token(self, caller: Caller, token_id: int) -> None:
+        with self.db.write() as session:
+            token = session.get(ApiToken, token_id, options=[joinedload(ApiToken.user)])
+            mine = token is not None and token.user_id == caller.user_id
+            # A project-scoped token reaches only the tokens of its own project.
+            in_scope = token is not None and caller.project_scope in (None, token.project_id)
+            if token is None or not in_scope or not (mine or caller.is_admin):
+                raise NotFound(f"There is no token {token_id}.")
+            session.delete(token)
+            self.audit.record(
+                session,
+                caller,
+                "token.revoke",
+                "token",
+                str(token_id),
+                details={"user": token.user.login},
+            )
+
+    def authenticate(self, value: str, client_address: str) -> Caller:
+        """The caller a token stands for, or ``Unauthenticated`` with a reason that leaks nothing."""
+        with self.db.read() as session:
+            token = self._lookup(session, value)
+            caller = load_caller(
+                session, token.user, client_address=client_address, token_id=token.id, project_scope=token.project_id
+            )
+            stale = token.last_used_at is None or utcnow() - token.last_used_at > LAST_USED_RESOLUTION
+        if stale:
+            with self.db.write() as session:
+                row = session.get(ApiToken, token.id)
+                if row is not None:
+                    row.last_used_at = utcnow()
+        return caller
+
+    @staticmethod
+    def _lookup(session: Session, value: str) -> ApiToken:
+        token = session.scalar(
+            select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.digest == digest(value))
+        )
+        if token is None:
+            raise Unauthenticated("Invalid token.")
+        if token.expires_at is not None and token.expires_at <= utcnow():
+            raise Unauthenticated("This token has expired.")
+        return token

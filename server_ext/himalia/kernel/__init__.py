@@ -1,0 +1,1 @@
+"""What a notebook's kernel imports: the HTTP client and the ``%%sql`` magic. Never the store."""

@@ -1,0 +1,278 @@
+"""The kernel client: what ``import himalia`` gives a notebook.
+
+It reaches the control plane with its user's token, never with database credentials: in a
+kernel the platform starts, from ``HIMALIA_API_URL``, ``HIMALIA_TOKEN``, ``HIMALIA_PROJECT`` and
+``HIMALIA_RUN_ID``; in standalone mode, from the running Jupyter server that hosts the Himalia
+extension. Connection secrets are fetched per use (the control plane audits every fetch) and
+never appear in a repr or an error message.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+from urllib.parse import quote
+
+import pandas as pd
+import requests
+from sqlalchemy import Engine, select, text
+
+from himalia.data.connections import UsableConnection, driver_message, files_url, sql_engine, storage_options
+from himalia.data.datasets import duckdb_for, files_relation_sql
+from himalia.data.probes import sql_source
+
+API_PATH = "himalia/api/v1"
+NOT_FOUND = (
+    "No Himalia control plane found: run this in a kernel started by Himalia or by a Jupyter server with "
+    "the Himalia extension, or set HIMALIA_API_URL and HIMALIA_TOKEN."
+)
+
+
+class HimaliaClientError(RuntimeError):
+    """One sentence saying what went wrong; never a secret, never a stack of connection errors."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    api_url: str
+    token: str
+    project: str | None
+    run_id: str | None
+
+    def __repr__(self) -> str:
+        return f"Platform(api_url={self.api_url!r}, project={self.project!r}, run_id={self.run_id!r})"
+
+
+def _standalone_servers() -> list[tuple[str, str]]:
+    from jupyter_server.serverapp import list_running_servers
+
+    return [(server["url"], server.get("token", "")) for server in list_running_servers()]
+
+
+def discover() -> Platform:
+    """Where the control plane is and who we are to it."""
+    project, run_id = os.environ.get("HIMALIA_PROJECT"), os.environ.get("HIMALIA_RUN_ID")
+    # Under JupyterHub a workspace's kernels hold its owner's hub token, which the service accepts.
+    token = os.environ.get("HIMALIA_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
+    if os.environ.get("HIMALIA_API_URL") and token:
+        return Platform(os.environ["HIMALIA_API_URL"].rstrip("/"), token, project, run_id)
+    for url, token in _standalone_servers():
+        api_url = url.rstrip("/") + "/" + API_PATH
+        try:
+            answer = requests.get(f"{api_url}/me", headers={"Authorization": f"token {token}"}, timeout=5)
+        except requests.RequestException:
+            continue
+        if answer.status_code == 200:
+            return Platform(api_url, token, project, run_id)
+    raise HimaliaClientError(NOT_FOUND)
+
+
+class Client:
+    """The HTTP client of the control plane's API, for one user."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self._http = requests.Session()
+        self._http.headers["Authorization"] = f"token {platform.token}"
+
+    def __repr__(self) -> str:
+        return f"<himalia.Client {self.platform!r}>"
+
+    def project(self, project: str | None = None) -> str:
+        chosen = project or self.platform.project
+        if not chosen:
+            raise HimaliaClientError("No project: set HIMALIA_PROJECT or pass project=.")
+        return chosen
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, f"{self.platform.api_url}{path}", timeout=60, **kwargs)
+        except requests.RequestException:
+            raise HimaliaClientError(f"The Himalia control plane at {self.platform.api_url} does not answer.") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json()["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.reason
+            raise HimaliaClientError(f"{message} ({response.status_code} on {method} {path})")
+        return response.json() if response.content else None
+
+
+@cache
+def client() -> Client:
+    return Client(discover())
+
+
+def _path(*parts: str) -> str:
+    return "/" + "/".join(quote(part, safe="") for part in parts)
+
+
+class Connection:
+    """A data connection, reached with the caller's own permissions and credentials."""
+
+    def __init__(self, name: str, api: Client | None = None) -> None:
+        self.name = name
+        self._api = api or client()
+
+    def __repr__(self) -> str:
+        return f"<himalia.Connection {self.name!r}>"
+
+    def _usable(self) -> UsableConnection:
+        credentials = self._api.request("GET", _path("connections", self.name, "credentials"))
+        return UsableConnection(**credentials)
+
+    def engine(self) -> Engine:
+        """A SQLAlchemy engine (``sql`` connections)."""
+        usable = self._usable()
+        if usable.type != "sql":
+            raise HimaliaClientError(f"'{self.name}' holds files: use .fs().")
+        return sql_engine(usable, writable=True)
+
+    def read_sql(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run a query (``:name`` bound parameters) and return a DataFrame."""
+        usable = self._usable()
+        engine = sql_engine(usable)
+        try:
+            with engine.connect() as sql:
+                return pd.read_sql(text(query), sql, params=dict(params or {}))
+        except Exception as error:
+            message = driver_message(error, usable.secrets)
+            raise HimaliaClientError(f"The query on '{self.name}' failed: {message}") from None
+        finally:
+            engine.dispose()
+
+    def fs(self) -> Any:
+        """An fsspec filesystem rooted at the connection's URL (``files`` connections)."""
+        import fsspec
+        from fsspec.implementations.dirfs import DirFileSystem
+
+        usable = self._usable()
+        if usable.type != "files":
+            raise HimaliaClientError(f"'{self.name}' is a SQL connection: use .engine() or .read_sql().")
+        filesystem, root = fsspec.core.url_to_fs(usable.params["url"], **storage_options(usable.params, usable.secrets))
+        return DirFileSystem(root, filesystem)
+
+
+class Dataset:
+    """A dataset of the current project, read and written where it lives."""
+
+    def __init__(self, name: str, project: str | None = None, api: Client | None = None) -> None:
+        self._api = api or client()
+        self.name, self.project = name, self._api.project(project)
+
+    def __repr__(self) -> str:
+        return f"<himalia.Dataset {self.project}/{self.name}>"
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = self._api.request("GET", _path("projects", self.project, "datasets", self.name))
+        return described
+
+    @property
+    def schema(self) -> list[dict[str, str]]:
+        columns: list[dict[str, str]] = self.describe()["columns"] or []
+        return columns
+
+    def to_pandas(self, limit: int | None = None) -> pd.DataFrame:
+        described = self.describe()
+        usable = Connection(described["connection"], self._api)._usable()
+        if usable.type == "files":
+            with duckdb_for(usable) as duck:
+                scan = f"SELECT * FROM {files_relation_sql(described['format'])}"
+                arguments: list[Any] = [files_url(usable.params, described["path"])]
+                if limit is not None:
+                    scan, arguments = scan + " LIMIT ?", [*arguments, int(limit)]
+                return duck.execute(scan, arguments).df()
+        engine = sql_engine(usable)
+        try:
+            source = sql_source(
+                engine, table=described["table"], db_schema=described["db_schema"], query=described["query"]
+            )
+            statement = select(source).limit(limit) if limit is not None else select(source)
+            with engine.connect() as sql:
+                return pd.read_sql(statement, sql)
+        finally:
+            engine.dispose()
+
+    def write_pandas(self, frame: pd.DataFrame, mode: Literal["overwrite", "append"] = "overwrite") -> None:
+        """Write ``frame`` to the dataset's table or file; needs write_content and a writable connection."""
+        if mode not in ("overwrite", "append"):
+            raise HimaliaClientError("mode is 'overwrite' or 'append'.")
+        described = self.describe()
+        if not described["can_write"]:
+            raise HimaliaClientError(
+                f"You may not write {self.project}/{self.name}: it needs write_content on the project "
+                f"and a connection that allows writes."
+            )
+        usable = Connection(described["connection"], self._api)._usable()
+        if described["kind"] == "query":
+            raise HimaliaClientError(f"{self.name} is a query: write to a table or files dataset.")
+        if usable.type == "files":
+            if mode == "append" or any(c in described["path"] for c in "*?["):
+                raise HimaliaClientError("File datasets are written whole, to one path without wildcards.")
+            with Connection(described["connection"], self._api).fs().open(described["path"], "wb") as handle:
+                if described["format"] == "parquet":
+                    frame.to_parquet(handle, index=False)
+                else:
+                    handle.write(frame.to_csv(index=False).encode())
+        else:
+            engine = sql_engine(usable, writable=True)
+            try:
+                frame.to_sql(
+                    described["table"],
+                    engine,
+                    schema=described["db_schema"],
+                    if_exists="replace" if mode == "overwrite" else "append",
+                    index=False,
+                )
+            finally:
+                engine.dispose()
+        self._api.request("POST", _path("projects", self.project, "datasets", self.name, "schema"))
+
+
+def connection(name: str) -> Connection:
+    return Connection(name)
+
+
+def dataset(name: str, project: str | None = None) -> Dataset:
+    return Dataset(name, project)
+
+
+def variables(project: str | None = None) -> dict[str, Any]:
+    """The resolved variables: instance < project (< scenario < run, in scenario runs)."""
+    api = client()
+    answer = api.request("GET", _path("projects", api.project(project), "variables"), params={"resolved": "true"})
+    resolved: dict[str, Any] = answer["variables"]
+    return resolved
+
+
+def set_project_variables(
+    values: Mapping[str, Any] | None = None, /, project: str | None = None, **more: Any
+) -> dict[str, Any]:
+    """Update some project variables, keeping the others."""
+    api = client()
+    path = _path("projects", api.project(project), "variables")
+    current = api.request("GET", path)["variables"]
+    updated = {**current, **(values or {}), **more}
+    stored: dict[str, Any] = api.request("PUT", path, json={"variables": updated})["variables"]
+    return stored
+
+
+def record_metric(name: str, value: Any, dataset: str | None = None, project: str | None = None) -> dict[str, Any]:
+    """Keep a value in the project's metric history (and the run's, in a scenario run)."""
+    api = client()
+    body = {"name": name, "value": value, "dataset": dataset, "run_id": api.platform.run_id}
+    recorded: dict[str, Any] = api.request("POST", _path("projects", api.project(project), "metrics"), json=body)
+    return recorded
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext himalia``: the ``%%sql <connection>`` cell magic, returning a DataFrame."""
+
+    def sql(line: str, cell: str) -> pd.DataFrame:
+        name = line.strip()
+        if not name:
+            raise HimaliaClientError("Name the connection: %%sql <connection>")
+        return Connection(name).read_sql(cell)
+
+    ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")

@@ -1,0 +1,1 @@
+"""Scenarios and their runs: definitions, snapshots, the run engine, the scheduler, reporting."""

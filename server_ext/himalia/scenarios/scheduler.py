@@ -1,0 +1,390 @@
+"""The scheduler: fires scenarios' triggers, whether or not anyone is logged in.
+
+Due times live in one heap (the next fire of each time trigger, the next poll of each polling
+trigger), so an idle scheduler sleeps until the earliest one instead of scanning scenarios. A
+firing creates a run carrying a ``fire_key`` unique in the database: one fire time, one seen
+change, one upstream run yield at most one run across restarts and across control planes
+sharing a PostgreSQL. Fire times missed while no scheduler ran (or while it was asleep or failing)
+follow the scenario's catch-up policy (``skip`` or ``run_once``); fires late by less than
+``MISFIRE_GRACE`` are simply on time, also when they fall just before a restart.
+
+Fire times are computed on the wall clock of the trigger's time zone and kept in UTC. Around
+daylight-saving changes they follow cron (Vixie) practice: a time skipped when clocks go forward
+fires once, when the skipped hour ends (02:30 on a spring-forward night fires at 03:00); in the
+hour repeated when clocks go back, a fixed-time expression (``30 1 * * *``) fires once, at the
+first occurrence, while one whose minute or hour field starts with ``*`` fires in both.
+
+No trigger fires or polls more often than the control plane's ``min_schedule_interval``: saving
+refuses schedules that would, and the scheduler holds back any that still do (a definition saved
+before the rule, or a daylight-saving change bringing two fires together).
+"""
+
+import hashlib
+import heapq
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterError
+from sqlalchemy import select, update
+
+from himalia.core.errors import HimaliaError
+from himalia.core.units import parse_duration
+from himalia.identity.caller import Caller, load_caller
+from himalia.scenarios.definitions import (
+    AfterScenarioTrigger,
+    DatasetChangeTrigger,
+    ScenarioDefinition,
+    SqlConditionTrigger,
+    TimeTrigger,
+    Trigger,
+    next_fire_time,
+    previous_fire_time,
+    stored_definition,
+)
+from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
+
+if TYPE_CHECKING:
+    from himalia.hosts.controlplane import ControlPlane
+
+MISFIRE_GRACE = timedelta(seconds=60)
+#: How soon a fire that failed (the store unreachable, say) is tried again, for the same fire time.
+RETRY_DELAY = timedelta(seconds=10)
+
+
+@dataclass
+class _Entry:
+    """What the scheduler knows of one scenario between saves."""
+
+    version: int
+    project_id: int
+    slug: str
+    definition: ScenarioDefinition
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
+
+
+class Scheduler:
+    def __init__(self, plane: "ControlPlane", now: Callable[[], datetime] = utcnow) -> None:
+        self.plane = plane
+        self.now = now
+        #: The least time between two fires or polls of one trigger.
+        self.min_interval = timedelta(seconds=plane.min_schedule_interval)
+        #: (wake at, scenario row, trigger index, version, fire time), all in UTC. The fire time is the
+        #: cron time a time trigger fires for; it differs from the wake time only on a retry.
+        self._heap: list[tuple[datetime, int, int, int, datetime]] = []
+        self._entries: dict[int, _Entry] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._version = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.load()
+        self.plane.scenarios.listeners.append(self.scenario_changed)
+        self._thread = threading.Thread(target=self._loop, name="himalia-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self.scenario_changed in self.plane.scenarios.listeners:
+            self.plane.scenarios.listeners.remove(self.scenario_changed)
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.fire_due(self.now())
+            except Exception:
+                self.plane.log.exception("The scheduler failed; retrying")
+            with self._changed:
+                due = self._heap[0][0] if self._heap else None
+                wait = 60.0 if due is None else (due - self.now()).total_seconds()
+                if wait > 0:
+                    self._changed.wait(timeout=min(wait, 60.0))
+
+    # -- the heap -----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read every active scenario with triggers, apply catch-up, and schedule the next fires."""
+        with self.plane.db.read() as session:
+            rows = session.execute(
+                select(Scenario.id, Scenario.project_id, Scenario.slug, Scenario.definition, Scenario.updated_at).where(
+                    Scenario.active
+                )
+            ).all()
+        now = self.now()
+        for row_id, project_id, slug, definition, saved_at in rows:
+            if definition.get("triggers"):
+                try:
+                    parsed = stored_definition(definition)
+                    self._schedule(row_id, project_id, slug, parsed, now, catch_up=True, saved_at=saved_at)
+                except Exception:  # one unreadable scenario must not keep the others from firing
+                    self.plane.log.exception("Scenario %s cannot be scheduled", slug)
+
+    def scenario_changed(self, row_id: int) -> None:
+        with self.plane.db.read() as session:
+            scenario = session.get(Scenario, row_id)
+            found = (
+                (scenario.project_id, scenario.slug, stored_definition(scenario.definition))
+                if scenario is not None and scenario.active
+                else None
+            )
+        with self._lock:
+            self._entries.pop(row_id, None)  # entries of the old version become stale in the heap
+        if found is not None:
+            self._schedule(row_id, *found, self.now(), False)
+        with self._changed:
+            self._changed.notify_all()
+
+    def _schedule(
+        self,
+        row_id: int,
+        project_id: int,
+        slug: str,
+        definition: ScenarioDefinition,
+        now: datetime,
+        catch_up: bool,
+        saved_at: datetime | None = None,
+    ) -> None:
+        # On start, fires late by less than the grace are still ahead: a restart right after a fire
+        # time must not lose it (its fire key keeps it from firing twice if it already did).
+        start = now - MISFIRE_GRACE if catch_up else now
+        upcoming = []
+        with self._lock:
+            self._version += 1
+            entry = _Entry(self._version, project_id, slug, definition)
+            self._entries[row_id] = entry
+            for index, trigger in enumerate(definition.triggers):
+                if isinstance(trigger, TimeTrigger):
+                    try:
+                        due = next_fire_time(trigger, start)
+                    except CroniterError as error:  # valid syntax that never matches, such as Feb 30
+                        self.plane.log.warning("Trigger %d of scenario %s never fires: %s", index, slug, error)
+                        continue
+                    heapq.heappush(self._heap, (due, row_id, index, entry.version, due))
+                    upcoming.append(due)
+                elif isinstance(trigger, DatasetChangeTrigger | SqlConditionTrigger):
+                    heapq.heappush(self._heap, (now, row_id, index, entry.version, now))
+        if catch_up:
+            self._catch_up(row_id, entry, now, saved_at, upcoming)
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            while self._heap and not self._valid(self._heap[0]):
+                heapq.heappop(self._heap)
+            return self._heap[0][0] if self._heap else None
+
+    def _valid(self, item: tuple[datetime, int, int, int, datetime]) -> bool:
+        entry = self._entries.get(item[1])
+        return entry is not None and entry.version == item[3]
+
+    def fire_due(self, now: datetime) -> list[int]:
+        """Fire every trigger due at ``now``; return the runs created."""
+        created: list[int] = []
+        while True:
+            with self._lock:
+                if not self._heap or self._heap[0][0] > now:
+                    break
+                item = heapq.heappop(self._heap)
+                if not self._valid(item):
+                    continue
+                _, row_id, index, version, due = item
+                entry = self._entries[row_id]
+            trigger = entry.definition.triggers[index]
+            try:
+                if isinstance(trigger, TimeTrigger):
+                    created += self._fire_time(row_id, entry, index, trigger, due, now)
+                    # The next fire at least min_interval after this one (strictly after ``earliest``).
+                    earliest = due + self.min_interval - timedelta(microseconds=1)
+                    wake = following = next_fire_time(trigger, max(earliest, now - MISFIRE_GRACE))
+                else:
+                    created += self._poll(row_id, index, trigger, now)
+                    every = parse_duration(trigger.interval)  # type: ignore[union-attr]
+                    wake = following = now + max(every, self.min_interval)
+            except Exception:
+                self.plane.log.exception("Trigger %d of scenario %s failed", index, entry.slug)
+                if isinstance(trigger, TimeTrigger):
+                    # Try the same fire time again (same fire key: another process may have fired it);
+                    # once it is later than the grace, the catch-up policy decides.
+                    wake, following = now + RETRY_DELAY, due
+                else:
+                    wake = following = now + timedelta(minutes=1)
+            with self._lock:
+                if self._valid(item):
+                    heapq.heappush(self._heap, (wake, row_id, index, version, following))
+        return created
+
+    # -- firing -------------------------------------------------------------------------------
+
+    def _fire_time(
+        self, row_id: int, entry: _Entry, index: int, trigger: TimeTrigger, due: datetime, now: datetime
+    ) -> list[int]:
+        if now - due > MISFIRE_GRACE:
+            # Missed while the process was busy, asleep or failing: the catch-up policy decides.
+            return self._catch_up(row_id, entry, now)
+        return self._enqueue(
+            row_id, "cron", {"fire_time": _iso(due, trigger), "trigger": index}, _time_key(row_id, due)
+        )
+
+    def _catch_up(
+        self,
+        row_id: int,
+        entry: _Entry,
+        now: datetime,
+        saved_at: datetime | None = None,
+        upcoming: list[datetime] | None = None,
+    ) -> list[int]:
+        """Fire once for the latest time missed (later than the grace), if the scenario asks for it.
+
+        Missed means after both the scenario's last save (or activation) and its last time-triggered
+        run: a time at which the scenario was inactive, or did not have this schedule, was not missed.
+        A fire late by less than the grace, about to fire anyway, is the one run that catches up.
+        ``saved_at`` and ``upcoming`` (the next fires from the grace on) spare work when known.
+        """
+        horizon = now - MISFIRE_GRACE
+        times = [(i, t) for i, t in enumerate(entry.definition.triggers) if isinstance(t, TimeTrigger)]
+        if upcoming is None:
+            upcoming = [next_fire_time(t, horizon) for _, t in times]
+        if not times or any(due <= now for due in upcoming):
+            return []
+        latest, index, trigger = max(((previous_fire_time(t, horizon), i, t) for i, t in times), key=lambda m: m[0])
+        if saved_at is not None and latest <= saved_at:
+            return []
+        with self.plane.db.read() as session:
+            if saved_at is None:
+                saved_at = session.scalar(select(Scenario.updated_at).where(Scenario.id == row_id))
+                if saved_at is None:
+                    return []
+            last = session.scalar(
+                select(ScenarioRun.trigger_detail)
+                .where(ScenarioRun.scenario_id == row_id, ScenarioRun.trigger == "cron")
+                .order_by(ScenarioRun.id.desc())
+                .limit(1)
+            )
+        cursor = max(saved_at, datetime.fromisoformat(last["fire_time"])) if last else saved_at
+        if latest <= cursor:
+            return []
+        if entry.definition.catch_up == "skip":
+            self.plane.log.info("Scenario %s missed its run of %s; catch-up policy is 'skip'", entry.slug, latest)
+            return []
+        detail = {"fire_time": _iso(latest, trigger), "trigger": index, "catch_up": True}
+        return self._enqueue(row_id, "cron", detail, _time_key(row_id, latest))
+
+    def _enqueue(self, row_id: int, trigger: str, detail: dict[str, Any], fire_key: str) -> list[int]:
+        with self.plane.db.write() as session:
+            scenario = session.get(Scenario, row_id)
+            if scenario is None or not scenario.active:
+                return []
+            run = self.plane.runs.enqueue(
+                session,
+                scenario,
+                trigger=trigger,
+                detail=detail,
+                requested_by="scheduler",
+                fire_key=fire_key,
+                fired_by=Caller.system("scheduler"),
+            )
+            if run is None:
+                return []
+            run_id, state = run.id, run.state
+        self.plane.log.info("Scenario %s fired by %s: run #%d (%s)", row_id, trigger, run_id, state)
+        if state == "queued":
+            for listener in self.plane.runs.on_queued:
+                listener(run_id)
+        return [run_id]
+
+    def _poll(self, row_id: int, index: int, trigger: Trigger, now: datetime) -> list[int]:
+        """Observe a dataset's fingerprint or a query's value; fire on a change that has settled."""
+        with self.plane.db.read() as session:
+            scenario = session.get(Scenario, row_id)
+            if scenario is None:
+                return []
+            project_key = session.get_one(Project, scenario.project_id).key
+            actor = load_caller(
+                session,
+                session.get_one(User, scenario.run_as_id),
+                client_address="scheduler",
+                project_scope=scenario.project_id,
+            )
+            state = dict(scenario.trigger_state.get(str(index), {}))
+        try:
+            if isinstance(trigger, DatasetChangeTrigger):
+                value = self.plane.datasets.fingerprint(
+                    actor, project_key, trigger.dataset, trigger.column, trigger.query
+                )
+                grace = parse_duration(trigger.grace)
+            else:
+                assert isinstance(trigger, SqlConditionTrigger)
+                value = self.plane.connections.query_value(actor, trigger.connection, trigger.query)
+                grace = timedelta(0)
+        except HimaliaError as error:
+            self.plane.log.warning("Trigger %d of scenario %s cannot poll: %s", index, row_id, error.message)
+            return []
+        created: list[int] = []
+        if "seen" not in state:
+            state = {"seen": value}
+        elif value == state["seen"]:
+            state.pop("pending", None)
+        elif state.get("pending") != value:
+            state.update(pending=value, since=now.isoformat())
+        if state.get("pending") == value and now - datetime.fromisoformat(state["since"]) >= grace:
+            kind = "dataset_change" if isinstance(trigger, DatasetChangeTrigger) else "sql_condition"
+            key = f"{kind}:{row_id}:{index}:{_digest(state['seen'], value, state['since'])}"
+            created = self._enqueue(row_id, kind, {"trigger": index, "changed_since": state["since"]}, key)
+            state = {"seen": value}
+        with self.plane.db.write() as session:
+            current = session.scalar(select(Scenario.trigger_state).where(Scenario.id == row_id))
+            if current is not None:
+                # Not a save: keep updated_at (people read it, and catch-up counts from it).
+                session.execute(
+                    update(Scenario)
+                    .where(Scenario.id == row_id)
+                    .values(trigger_state={**current, str(index): state}, updated_at=Scenario.updated_at)
+                )
+        return created
+
+    def run_finished(self, run_id: int) -> list[int]:
+        """Fire the scenarios of the project that wait for this one to end."""
+        with self.plane.db.read() as session:
+            run = session.get(ScenarioRun, run_id)
+            if run is None or run.state == "skipped":
+                return []
+            slug = session.get_one(Scenario, run.scenario_id).slug
+            state, project_id = run.state, run.project_id
+        with self._lock:
+            waiting = [
+                (row_id, index)
+                for row_id, entry in self._entries.items()
+                if entry.project_id == project_id
+                for index, trigger in enumerate(entry.definition.triggers)
+                if isinstance(trigger, AfterScenarioTrigger)
+                and trigger.scenario == slug
+                and (trigger.on == "any" or state in ("succeeded", "warning"))
+            ]
+        created: list[int] = []
+        for row_id, index in waiting:
+            detail = {"run": run_id, "scenario": slug, "outcome": state, "trigger": index}
+            created += self._enqueue(row_id, "after_scenario", detail, f"after:{row_id}:{run_id}")
+        return created
+
+
+def _iso(moment: datetime, trigger: TimeTrigger) -> str:
+    return moment.astimezone(ZoneInfo(trigger.timezone)).isoformat()
+
+
+def _time_key(row_id: int, fire_time: datetime) -> str:
+    """The fire key of a fire time: in UTC, so that a fire and a catch-up of one instant collide."""
+    return f"time:{row_id}:{fire_time.astimezone(UTC).isoformat()}"

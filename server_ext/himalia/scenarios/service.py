@@ -1,0 +1,399 @@
+"""Scenarios as the control plane stores them: saving (with notebook snapshots), listing, export.
+
+Reading a scenario needs ``read_content`` or ``run_scenarios`` on its project (launchers must see
+what they launch); saving or deleting needs ``write_content``. Steps that run code also need a
+global permission of the author: notebooks ``write_isolated_code``, as they run as their run-as
+user's own OS account or pod (``os_accounts``); ``set_variables`` with ``code`` needs
+``write_unsafe_code``, as it runs inside the control plane. A scenario runs as its last author
+unless an administrator named another run-as user, so that editing a scenario never borrows
+someone else's rights.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
+
+from himalia.compute.tiers import admit_tier
+from himalia.core.documents import DocumentError
+from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from himalia.core.permissions import GlobalPermission, ProjectPermission
+from himalia.identity.caller import Caller
+from himalia.identity.projects import require_project
+from himalia.identity.service import Service
+from himalia.identity.users import find_user
+from himalia.identity.variables import REFERENCE
+from himalia.scenarios.definitions import (
+    AfterScenarioTrigger,
+    ComputeMetricsStep,
+    DatasetChangeTrigger,
+    NotebookStep,
+    RunChecksStep,
+    RunScenarioStep,
+    ScenarioDefinition,
+    SetVariablesStep,
+    SqlConditionTrigger,
+    SqlStep,
+    input_context,
+    load_scenario,
+    stored_definition,
+)
+from himalia.scenarios.snapshots import canonical, check_value, store_snapshot
+from himalia.store.db import paginate
+from himalia.store.orm import Connection, Dataset, NotebookSnapshot, Project, Scenario, ScenarioRun, User, utcnow
+from himalia.wire.common import Page
+from himalia.wire.scenarios import (
+    ACTIVE_STATES,
+    DescribeScenario,
+    LastRun,
+    NotebookParameter,
+    SaveScenario,
+    ScenarioParameters,
+    StepParameters,
+)
+
+P = ProjectPermission
+
+
+def may_read_scenarios(permissions: frozenset[ProjectPermission], key: str) -> None:
+    if P.READ_CONTENT not in permissions and P.RUN_SCENARIOS not in permissions:
+        raise Forbidden(f"This needs 'read_content' or 'run_scenarios' on project {key}.")
+
+
+def find_scenario(session: Session, project: Project, scenario_id: str) -> Scenario:
+    scenario = session.scalar(
+        select(Scenario)
+        .options(joinedload(Scenario.owner), joinedload(Scenario.run_as), joinedload(Scenario.updated_by))
+        .where(Scenario.project_id == project.id, Scenario.slug == scenario_id)
+    )
+    if scenario is None:
+        raise NotFound(f"There is no scenario '{scenario_id}' in {project.key}.")
+    return scenario
+
+
+def definition_of(scenario: Scenario | ScenarioRun) -> ScenarioDefinition:
+    return stored_definition(scenario.definition)
+
+
+def code_permissions(definition: ScenarioDefinition) -> list[GlobalPermission]:
+    """The global permissions saving ``definition`` needs for the code its steps run."""
+    needed = []
+    if any(isinstance(step, NotebookStep) for step in definition.steps):
+        needed.append(GlobalPermission.WRITE_ISOLATED_CODE)
+    if any(isinstance(step, SetVariablesStep) and step.code is not None for step in definition.steps):
+        needed.append(GlobalPermission.WRITE_UNSAFE_CODE)
+    return needed
+
+
+def _last_runs(session: Session, scenario_ids: list[int]) -> dict[int, ScenarioRun]:
+    if not scenario_ids:
+        return {}
+    newest = (
+        select(func.max(ScenarioRun.id))
+        .where(ScenarioRun.scenario_id.in_(scenario_ids))
+        .group_by(ScenarioRun.scenario_id)
+        .scalar_subquery()
+    )
+    runs = session.scalars(select(ScenarioRun).where(ScenarioRun.id.in_(newest))).all()
+    return {run.scenario_id: run for run in runs}
+
+
+def describe_scenario(
+    scenario: Scenario, project_key: str, last: ScenarioRun | None, now: datetime | None = None
+) -> DescribeScenario:
+    definition = definition_of(scenario)
+    return DescribeScenario(
+        project=project_key,
+        id=scenario.slug,
+        name=scenario.name,
+        description=definition.description,
+        active=scenario.active,
+        owner=scenario.owner.login,
+        run_as=scenario.run_as.login,
+        updated_by=scenario.updated_by.login,
+        revision=scenario.revision,
+        notebooks=dict(scenario.notebooks),
+        next_fire_at=definition.next_fire(now or utcnow()) if scenario.active else None,
+        last_run=LastRun(id=last.id, state=last.state, created_at=last.created_at, ended_at=last.ended_at)
+        if last
+        else None,
+        created_at=scenario.created_at,
+        updated_at=scenario.updated_at,
+        definition=definition,
+    )
+
+
+def _field(definition: ScenarioDefinition, index: int, name: str, kind: str = "steps") -> str:
+    return f"{kind}[{index}].{name}"
+
+
+class ScenarioService(Service):
+    def __init__(
+        self,
+        db: Any,
+        audit: Any,
+        log: Any,
+        notebook_root: Callable[[], str],
+        validation_context: Callable[[], dict[str, Any]] = input_context,
+    ) -> None:
+        super().__init__(db, audit, log)
+        self.notebook_root = notebook_root
+        #: The pydantic context saved definitions are validated with (the minimum schedule interval).
+        self.validation_context = validation_context
+        #: Called with the scenario's row id after every save or delete (the scheduler listens).
+        self.listeners: list[Callable[[int], None]] = []
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list_scenarios(self, caller: Caller, key: str, limit: int, offset: int) -> Page[DescribeScenario]:
+        with self.db.read() as session:
+            project, permissions = require_project(session, caller, key)
+            may_read_scenarios(permissions, key)
+            query = (
+                select(Scenario)
+                .options(joinedload(Scenario.owner), joinedload(Scenario.run_as), joinedload(Scenario.updated_by))
+                .where(Scenario.project_id == project.id)
+                .order_by(Scenario.slug)
+            )
+            scenarios, total = paginate(session, query, limit, offset)
+            last = _last_runs(session, [s.id for s in scenarios])
+            now = utcnow()
+            items = [describe_scenario(s, key, last.get(s.id), now) for s in scenarios]
+            return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def get_scenario(self, caller: Caller, key: str, scenario_id: str) -> DescribeScenario:
+        with self.db.read() as session:
+            project, permissions = require_project(session, caller, key)
+            may_read_scenarios(permissions, key)
+            scenario = find_scenario(session, project, scenario_id)
+            return describe_scenario(scenario, key, _last_runs(session, [scenario.id]).get(scenario.id))
+
+    def export_yaml(self, caller: Caller, key: str, scenario_id: str) -> str:
+        described = self.get_scenario(caller, key, scenario_id)
+        plain = described.definition.model_dump(mode="json", exclude_defaults=True)
+        plain = {"id": plain.pop("id"), "name": plain.pop("name"), **plain}
+        header = f"# Scenario {key}/{scenario_id}, revision {described.revision} (himalia scenario schema)\n"
+        return header + yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
+
+    def parameters(self, caller: Caller, key: str, scenario_id: str) -> ScenarioParameters:
+        with self.db.read() as session:
+            project, permissions = require_project(session, caller, key)
+            may_read_scenarios(permissions, key)
+            scenario = find_scenario(session, project, scenario_id)
+            definition = definition_of(scenario)
+            steps = []
+            for step in definition.steps:
+                if isinstance(step, NotebookStep):
+                    snapshot = session.get_one(NotebookSnapshot, scenario.notebooks[step.notebook])
+                    steps.append(
+                        StepParameters(
+                            step=step.name,
+                            notebook=step.notebook,
+                            parameters=[
+                                NotebookParameter(**p, value=step.parameters.get(p["name"]))
+                                for p in snapshot.parameters
+                            ],
+                        )
+                    )
+            return ScenarioParameters(steps=steps, variables=dict(definition.variables))
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def parse(self, spec: SaveScenario) -> ScenarioDefinition:
+        """The definition to save, validated under this control plane's rules (whoever built
+        ``spec``: the API validates with them too, a Python caller perhaps did not)."""
+        context = self.validation_context()
+        if spec.definition is not None:
+            try:
+                return ScenarioDefinition.model_validate(spec.definition.model_dump(mode="json"), context=context)
+            except ValidationError as error:
+                first = error.errors()[0]
+                field = ".".join(str(part) for part in first["loc"])
+                raise InvalidInput(f"definition.{field}: {first['msg']}", field=f"definition.{field}") from None
+        try:
+            return load_scenario(spec.yaml or "", "yaml", context)
+        except DocumentError as error:
+            raise InvalidInput(str(error), field=error.field or "yaml") from None
+
+    def save_scenario(
+        self, caller: Caller, key: str, spec: SaveScenario, *, scenario_id: str | None = None, create_only: bool = False
+    ) -> DescribeScenario:
+        """Create or replace a scenario; its notebooks are snapshotted now."""
+        with self.db.read() as session:  # refuse before parsing the YAML or reading any notebook
+            require_project(session, caller, key, P.WRITE_CONTENT)
+        definition = self.parse(spec)
+        if scenario_id is not None and definition.id != scenario_id:
+            raise InvalidInput(f"id: the body describes '{definition.id}', not '{scenario_id}'.", field="id")
+        for permission in code_permissions(definition):
+            if not caller.has(permission):
+                what = "notebooks" if permission == GlobalPermission.WRITE_ISOLATED_CODE else "Python code"
+                raise Forbidden(f"Scenarios that run {what} need the global permission '{permission}'.")
+        sources = {
+            step.notebook: self._notebook_source(spec, step.notebook, i) for i, step in _notebook_steps(definition)
+        }
+        with self.db.write() as session:
+            project, _ = require_project(session, caller, key, P.WRITE_CONTENT)
+            scenario = session.scalar(
+                select(Scenario).where(Scenario.project_id == project.id, Scenario.slug == definition.id)
+            )
+            if scenario is not None and create_only:
+                raise Conflict(f"Scenario '{definition.id}' already exists in {key}.", field="id")
+            if caller.user_id is None:
+                raise Forbidden("The operator has no account to own a scenario: use --as LOGIN.")
+            author = session.get_one(User, caller.user_id)
+            owner = scenario.owner if scenario is not None else author
+            run_as = self._run_as(session, caller, definition, owner, author)
+            admit_tier(session, run_as, definition.tier)  # for the user it runs as, not the author
+            self._check_references(session, project, definition)
+            digests = {}
+            for index, step in _notebook_steps(definition):
+                snapshot = store_snapshot(session, sources[step.notebook])
+                digests[step.notebook] = snapshot.digest
+                self._check_parameters(snapshot.parameters, step, index)
+            created = scenario is None
+            if scenario is None:
+                scenario = Scenario(project_id=project.id, slug=definition.id, owner=owner, revision=0)
+                session.add(scenario)
+            scenario.name = definition.name
+            scenario.active = definition.active
+            scenario.definition = definition.model_dump(mode="json")
+            scenario.notebooks = digests
+            scenario.run_as = run_as
+            scenario.updated_by = author
+            scenario.revision += 1
+            scenario.trigger_state = {}
+            session.flush()
+            self.audit.record(
+                session,
+                caller,
+                "scenario.create" if created else "scenario.update",
+                "scenario",
+                definition.id,
+                project_key=key,
+                details={"revision": scenario.revision, "notebooks": digests, "run_as": run_as.login},
+            )
+            described = describe_scenario(scenario, key, _last_runs(session, [scenario.id]).get(scenario.id))
+            row_id = scenario.id
+        self._changed(row_id)
+        return described
+
+    def set_active(self, caller: Caller, key: str, scenario_id: str, active: bool) -> DescribeScenario:
+        with self.db.write() as session:
+            project, _ = require_project(session, caller, key, P.WRITE_CONTENT)
+            scenario = find_scenario(session, project, scenario_id)
+            scenario.active = active
+            scenario.definition = {**scenario.definition, "active": active}
+            self.audit.record(
+                session,
+                caller,
+                "scenario.activate" if active else "scenario.deactivate",
+                "scenario",
+                scenario_id,
+                project_key=key,
+            )
+            session.flush()
+            described = describe_scenario(scenario, key, _last_runs(session, [scenario.id]).get(scenario.id))
+            row_id = scenario.id
+        self._changed(row_id)
+        return described
+
+    def delete_scenario(self, caller: Caller, key: str, scenario_id: str) -> None:
+        with self.db.write() as session:
+            project, _ = require_project(session, caller, key, P.WRITE_CONTENT)
+            scenario = find_scenario(session, project, scenario_id)
+            active = session.scalar(
+                select(ScenarioRun.id).where(
+                    ScenarioRun.scenario_id == scenario.id, ScenarioRun.state.in_(ACTIVE_STATES)
+                )
+            )
+            if active is not None:
+                raise Conflict(f"Run #{active} of '{scenario_id}' is not finished: abort it first.")
+            row_id = scenario.id
+            session.delete(scenario)
+            self.audit.record(session, caller, "scenario.delete", "scenario", scenario_id, project_key=key)
+        self._changed(row_id)
+
+    def _changed(self, row_id: int) -> None:
+        for listener in self.listeners:
+            listener(row_id)
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _notebook_source(self, spec: SaveScenario, path: str, index: int) -> str:
+        field = f"steps[{index}].notebook"
+        if path in spec.notebooks:
+            return canonical(spec.notebooks[path], f"notebooks.{path}")[0]
+        root = Path(self.notebook_root()).resolve()
+        file = (root / path).resolve()
+        if not file.is_relative_to(root) or not file.is_file():
+            raise InvalidInput(
+                f"{field}: there is no notebook '{path}' (send its content, or save it first).", field=field
+            )
+        return canonical(file.read_text(encoding="utf-8"), field)[0]
+
+    @staticmethod
+    def _run_as(session: Session, caller: Caller, definition: ScenarioDefinition, owner: User, author: User) -> User:
+        """Whoever saves the steps answers for them: a scenario runs as its last author unless an
+        administrator names someone else, so editing never borrows another person's rights."""
+        if definition.run_as is None or definition.run_as == author.login:
+            return author
+        if not caller.is_admin:
+            raise Forbidden("run_as: only an administrator may make a scenario run as someone else.")
+        user = find_user(session, definition.run_as, field="run_as")
+        if not user.active:
+            raise InvalidInput(f"run_as: '{user.login}' is deactivated.", field="run_as")
+        return user
+
+    @staticmethod
+    def _check_parameters(declared: list[dict[str, Any]], step: NotebookStep, index: int) -> None:
+        by_name = {p["name"]: p for p in declared}
+        for name, value in step.parameters.items():
+            field = f"steps[{index}].parameters.{name}"
+            if name not in by_name:
+                known = ", ".join(sorted(by_name)) or "none"
+                raise InvalidInput(
+                    f"{field}: {step.notebook} declares no parameter '{name}' (declared: {known})", field=field
+                )
+            if not (isinstance(value, str) and REFERENCE.search(value)):
+                check_value(by_name[name], value, field)
+
+    @staticmethod
+    def _check_references(session: Session, project: Project, definition: ScenarioDefinition) -> None:
+        datasets = set(session.scalars(select(Dataset.name).where(Dataset.project_id == project.id)))
+        scenarios = set(session.scalars(select(Scenario.slug).where(Scenario.project_id == project.id)))
+        connections = set(session.scalars(select(Connection.name)))
+        items: list[tuple[str, Any]] = [("steps", s) for s in definition.steps]
+        items += [("triggers", t) for t in definition.triggers]
+        for kind in ("steps", "triggers"):
+            for index, item in enumerate(i for k, i in items if k == kind):
+                where = f"{kind}[{index}]"
+                dataset_based = isinstance(item, ComputeMetricsStep | RunChecksStep | DatasetChangeTrigger)
+                if dataset_based and item.dataset not in datasets:
+                    raise InvalidInput(
+                        f"{where}.dataset: there is no dataset '{item.dataset}' in {project.key}.",
+                        field=f"{where}.dataset",
+                    )
+                if isinstance(item, SqlStep | SqlConditionTrigger) and item.connection not in connections:
+                    raise InvalidInput(
+                        f"{where}.connection: there is no connection '{item.connection}'.",
+                        field=f"{where}.connection",
+                    )
+                if isinstance(item, RunScenarioStep | AfterScenarioTrigger):
+                    if item.scenario == definition.id:
+                        raise InvalidInput(
+                            f"{where}.scenario: a scenario cannot run itself.", field=f"{where}.scenario"
+                        )
+                    if item.scenario not in scenarios:
+                        raise InvalidInput(
+                            f"{where}.scenario: there is no scenario '{item.scenario}' in {project.key}.",
+                            field=f"{where}.scenario",
+                        )
+
+
+def _notebook_steps(definition: ScenarioDefinition) -> list[tuple[int, NotebookStep]]:
+    return [(i, step) for i, step in enumerate(definition.steps) if isinstance(step, NotebookStep)]

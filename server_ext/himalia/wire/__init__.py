@@ -1,0 +1,1 @@
+"""The API's vocabulary: request and response models, by concept."""

@@ -1,0 +1,303 @@
+"""The API's vocabulary for connections, datasets, metrics, checks and their histories."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from himalia.wire.common import (
+    CheckName,
+    ConnectionName,
+    DatasetName,
+    FiniteFloat,
+    GroupName,
+    LongText,
+    MetricName,
+    MetricValueType,
+    Request,
+)
+
+# -- connections ------------------------------------------------------------------------------
+
+
+class AccessSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["nobody", "everyone", "groups"]
+    groups: list[GroupName] = Field(default_factory=list, max_length=1000)
+
+
+class CreateConnection(Request):
+    name: ConnectionName
+    type: Literal["sql", "files"]
+    description: LongText = ""
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Non-secret settings. 'url' is required: a SQLAlchemy URL without password "
+        "for 'sql', an fsspec URL for 'files'.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Encrypted at rest, never returned. For 'sql', 'password' goes into the URL "
+        "and the rest into the driver's connect arguments; for 'files', fsspec storage options.",
+    )
+    credentials_mode: Literal["shared", "per_user"] = "shared"
+    allow_write: bool = False
+    usable_by: AccessSpec = Field(default_factory=lambda: AccessSpec(mode="nobody"))
+    details_readable_by: AccessSpec = Field(default_factory=lambda: AccessSpec(mode="nobody"))
+
+
+class UpdateConnection(Request):
+    description: LongText | None = None
+    params: dict[str, Any] | None = None
+    secrets: dict[str, str] | None = None
+    credentials_mode: Literal["shared", "per_user"] | None = None
+    allow_write: bool | None = None
+    usable_by: AccessSpec | None = None
+    details_readable_by: AccessSpec | None = None
+
+
+class SetCredentials(Request):
+    secrets: dict[str, str]
+
+
+class DescribeConnection(BaseModel):
+    name: str
+    type: str
+    description: str
+    owner: str
+    credentials_mode: str
+    allow_write: bool
+    usable_by: AccessSpec
+    details_readable_by: AccessSpec
+    can_use: bool
+    can_read_details: bool
+    can_manage: bool
+    params: dict[str, Any] | None = Field(None, description="Only when details are readable.")
+    secret_names: list[str] | None = Field(None, description="Only when details are readable.")
+    has_my_credentials: bool | None = Field(None, description="For per_user connections.")
+
+
+class ConnectionCredentials(BaseModel):
+    """Everything a kernel needs to reach a connection's data as its caller."""
+
+    name: str
+    type: str
+    params: dict[str, Any]
+    secrets: dict[str, str]
+    allow_write: bool
+
+
+class ConnectionTestResult(BaseModel):
+    ok: bool
+    message: str
+    elapsed_ms: int
+
+
+class DatasetColumn(BaseModel):
+    name: str
+    type: str
+
+
+class CustomMetric(BaseModel):
+    """A metric beyond the probes: a SQL query returning one value, or ``def metric(df)``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: MetricName
+    sql: Annotated[str, StringConstraints(min_length=1, max_length=20_000)] | None = None
+    python: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> "CustomMetric":
+        if (self.sql is None) == (self.python is None):
+            raise ValueError("give exactly one of 'sql' or 'python'")
+        return self
+
+
+class CreateDataset(Request):
+    """A table (``table``, optional ``db_schema``) or a query (``query``) of a ``sql`` connection,
+    or files (``path`` below the connection's URL, globs allowed, and ``format``) of a ``files`` one."""
+
+    name: DatasetName
+    connection: ConnectionName
+    description: LongText = ""
+    table: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    db_schema: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    query: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
+    path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    format: Literal["csv", "parquet"] | None = None
+    probes: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=lambda: ["record_count", "column_count"], max_length=500
+    )
+    custom_metrics: list[CustomMetric] = Field(default_factory=list, max_length=100)
+    auto_compute_after_build: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _below_the_root(cls, path: str | None) -> str | None:
+        if path is not None and ".." in path.replace("\\", "/").split("/"):
+            raise ValueError("a path stays below its connection's root: no '..'")
+        return path
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "CreateDataset":
+        given = [name for name in ("table", "query", "path") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'table', 'query' or 'path'")
+        if self.path is None and self.format is not None:
+            raise ValueError("'format' goes with 'path'")
+        if self.table is None and self.db_schema is not None:
+            raise ValueError("'db_schema' goes with 'table'")
+        if self.path is not None and self.format is None:
+            suffix = self.path.rsplit(".", 1)[-1].lower()
+            if suffix not in {"csv", "parquet"}:
+                raise ValueError("say the 'format' (csv or parquet) of the files")
+            self.format = suffix  # type: ignore[assignment]
+        return self
+
+
+class UpdateDataset(Request):
+    description: LongText | None = None
+    probes: list[Annotated[str, StringConstraints(max_length=300)]] | None = Field(None, max_length=500)
+    custom_metrics: list[CustomMetric] | None = Field(None, max_length=100)
+    auto_compute_after_build: bool | None = None
+
+
+class DescribeDataset(BaseModel):
+    name: str
+    description: str
+    connection: str
+    kind: Literal["table", "query", "files"]
+    table: str | None = None
+    db_schema: str | None = None
+    query: str | None = None
+    path: str | None = None
+    format: str | None = None
+    columns: list[DatasetColumn] | None
+    schema_refreshed_at: datetime | None
+    probes: list[str]
+    custom_metrics: list[CustomMetric]
+    auto_compute_after_build: bool
+    can_write: bool = Field(description="I may write it: write_content, and a usable connection that allows writes.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class DatasetSchema(BaseModel):
+    columns: list[DatasetColumn] | None
+    refreshed_at: datetime | None
+    changes: list[str] = Field(default_factory=list, description="What the last refresh changed, in words.")
+
+
+class ComputeMetrics(Request):
+    probes: list[Annotated[str, StringConstraints(max_length=300)]] | None = Field(
+        None, max_length=500, description="Defaults to the dataset's probes and custom metrics."
+    )
+
+
+class ComputedMetrics(BaseModel):
+    dataset: str
+    computed_at: datetime
+    values: dict[str, Any]
+
+
+class RecordMetric(Request):
+    name: MetricName
+    value: MetricValueType
+    dataset: DatasetName | None = None
+    run_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class DescribeMetricValue(BaseModel):
+    metric: str
+    dataset: str | None
+    value: Any
+    computed_at: datetime
+    origin: str
+    run_id: str | None
+    actor: str
+
+
+CheckType = Literal["range", "in_set", "freshness", "schema_unchanged", "custom_python"]
+
+
+class CheckSpec(Request):
+    """One check. ``range``: min, max (ERROR) and soft_min, soft_max (WARNING), inclusive, each
+    optional; ``in_set``: values; ``freshness``: max_age such as 36h or 2d; ``schema_unchanged``:
+    the columns when the check is created; ``custom_python``: ``def check(value, history)``."""
+
+    name: CheckName
+    type: CheckType
+    metric: MetricName | None = None
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
+    soft_min: FiniteFloat | None = None
+    soft_max: FiniteFloat | None = None
+    values: list[str | int | float | bool] | None = Field(None, max_length=10_000)
+    max_age: Annotated[str, StringConstraints(pattern=r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$")] | None = None
+    code: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    @model_validator(mode="after")
+    def _fits_its_type(self) -> "CheckSpec":
+        needs = {
+            "range": ("metric",),
+            "in_set": ("metric", "values"),
+            "freshness": ("metric", "max_age"),
+            "schema_unchanged": (),
+            "custom_python": ("code",),
+        }[self.type]
+        for name in needs:
+            if getattr(self, name) is None:
+                raise ValueError(f"a {self.type} check needs '{name}'")
+        if self.max_age is not None:
+            from himalia.wire.checks import parse_duration
+
+            parse_duration(self.max_age)
+        if self.type == "range" and all(getattr(self, b) is None for b in ("min", "max", "soft_min", "soft_max")):
+            raise ValueError("a range check needs at least one of min, max, soft_min, soft_max")
+        if self.type == "range":
+            for low, high in (("min", "max"), ("soft_min", "soft_max"), ("min", "soft_min"), ("soft_max", "max")):
+                lower, upper = getattr(self, low), getattr(self, high)
+                if lower is not None and upper is not None and lower > upper:
+                    raise ValueError(f"'{low}' is above '{high}'")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name", "type", "metric"}, exclude_none=True)
+
+
+class DescribeCheckResult(BaseModel):
+    check: str
+    dataset: str
+    outcome: Literal["OK", "WARNING", "ERROR", "EMPTY"]
+    value: Any
+    message: str
+    evaluated_at: datetime
+    origin: str
+    run_id: str | None
+
+
+class DescribeCheck(CheckSpec):
+    model_config = ConfigDict(extra="ignore")
+
+    dataset: str
+    expected_columns: list[DatasetColumn] | None = None
+    last_result: DescribeCheckResult | None = None
+
+
+class CheckRun(BaseModel):
+    dataset: str
+    outcome: Literal["OK", "WARNING", "ERROR", "EMPTY"]
+    results: list[DescribeCheckResult]
+
+
+class ExportHistory(Request):
+    """Export a history into a table of a writable SQL connection, defined as a dataset."""
+
+    history: Literal["metrics", "checks"]
+    connection: ConnectionName
+    table: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+    dataset: DatasetName
+    source: DatasetName | None = Field(None, description="Only this dataset's history.")

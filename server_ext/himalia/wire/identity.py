@@ -1,0 +1,192 @@
+"""The API's vocabulary for people, groups, projects, tokens and the audit trail."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from himalia.core.permissions import GlobalPermission, Profile, ProjectPermission
+from himalia.wire.common import GroupName, Login, LongText, Preset, ProjectKey, Request, ShortText, Tag
+
+# -- users and groups -------------------------------------------------------------------------
+
+
+class CreateUser(Request):
+    login: Login
+    display_name: ShortText = ""
+    email: Annotated[str, StringConstraints(max_length=320)] = ""
+    profile: Profile = Profile.ANALYST
+    kind: Literal["user", "service"] = "user"
+    groups: list[GroupName] = Field(default_factory=list, max_length=1000)
+
+
+class UpdateUser(Request):
+    display_name: ShortText | None = None
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    profile: Profile | None = None
+    active: bool | None = None
+
+
+class DescribeUser(BaseModel):
+    login: str
+    display_name: str
+    email: str
+    profile: Profile
+    kind: str
+    active: bool
+    groups: list[str]
+    created_at: datetime
+
+
+class DescribeMe(DescribeUser):
+    global_permissions: dict[str, bool]
+    project_scope: str | None = None
+
+
+class CreateGroup(Request):
+    name: GroupName
+    description: LongText = ""
+    permissions: list[GlobalPermission] = Field(default_factory=list)
+
+
+class UpdateGroup(Request):
+    description: LongText | None = None
+    permissions: list[GlobalPermission] | None = None
+
+
+class DescribeGroup(BaseModel):
+    name: str
+    description: str
+    permissions: list[GlobalPermission]
+    member_count: int
+    members: list[str] | None = Field(None, description="Only shown to administrators.")
+
+
+class GroupMembership(Request):
+    user: Login
+
+
+# -- projects ---------------------------------------------------------------------------------
+
+
+class CreateProject(Request):
+    key: ProjectKey
+    name: ShortText = Field(min_length=1)
+    description: LongText = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    owner: Login | None = Field(None, description="Defaults to the caller.")
+
+
+class UpdateProject(Request):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    description: LongText | None = None
+    tags: list[Tag] | None = Field(None, max_length=50)
+    status: Literal["active", "archived"] | None = None
+    owner: Login | None = None
+
+
+class DescribeProject(BaseModel):
+    key: str
+    name: str
+    description: str
+    owner: str
+    tags: list[str]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    my_permissions: list[ProjectPermission]
+
+
+class SetGrant(Request):
+    """Grant a preset or explicit permissions to exactly one group or one user."""
+
+    group: GroupName | None = None
+    user: Login | None = None
+    preset: Preset | None = None
+    permissions: list[ProjectPermission] | None = None
+
+    @model_validator(mode="after")
+    def _one_principal_one_spec(self) -> "SetGrant":
+        if (self.group is None) == (self.user is None):
+            raise ValueError("give exactly one of 'group' or 'user'")
+        if (self.preset is None) == (self.permissions is None):
+            raise ValueError("give exactly one of 'preset' or 'permissions'")
+        if self.permissions is not None and not self.permissions:
+            raise ValueError("'permissions' is empty: remove the grant instead")
+        return self
+
+
+class DescribeGrant(BaseModel):
+    principal_type: Literal["group", "user"]
+    principal: str
+    permissions: list[ProjectPermission]
+    preset: Preset | None
+
+
+class DescribePreset(BaseModel):
+    name: Preset
+    description: str
+    permissions: list[ProjectPermission]
+
+
+# -- authorization matrix ---------------------------------------------------------------------
+
+
+class MatrixRow(BaseModel):
+    project: str
+    name: str
+    permissions: dict[str, bool]
+
+
+class DescribeAuthMatrix(BaseModel):
+    subject_type: Literal["user", "group"]
+    subject: str
+    global_permissions: dict[str, bool]
+    projects: list[MatrixRow]
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+class CreateToken(Request):
+    user: Login | None = Field(None, description="Defaults to the caller; admins may name another.")
+    name: ShortText = ""
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+    project: ProjectKey | None = Field(None, description="Restrict the token to one project.")
+
+
+class DescribeToken(BaseModel):
+    id: int
+    user: str
+    name: str
+    prefix: str
+    project: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class CreatedToken(DescribeToken):
+    token: str = Field(description="Shown once; only its hash is stored.")
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+class DescribeAuditEntry(BaseModel):
+    seq: int
+    created_at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    project_key: str | None
+    client_address: str
+    details: dict[str, Any]
+    hash: str
+
+
+class AuditVerification(BaseModel):
+    entries: int
+    ok: bool
+    problems: list[str]

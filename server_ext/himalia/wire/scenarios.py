@@ -1,0 +1,129 @@
+"""The API's vocabulary for scenarios and their runs (see ``models`` for the conventions)."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from himalia.scenarios.definitions import ScenarioDefinition
+from himalia.wire.common import Request
+
+RunState = Literal["queued", "running", "succeeded", "warning", "failed", "aborted", "skipped"]
+StepState = Literal["pending", "running", "succeeded", "warning", "failed", "skipped", "aborted"]
+FINISHED_STATES = ("succeeded", "warning", "failed", "aborted", "skipped")
+ACTIVE_STATES = ("queued", "running")
+
+
+class SaveScenario(Request):
+    """A scenario as JSON or YAML, with the notebooks it runs (path -> nbformat JSON).
+
+    Notebooks not given are read from the control plane's notebook folder; either way they are
+    snapshotted now.
+    """
+
+    definition: ScenarioDefinition | None = None
+    yaml: str | None = Field(None, max_length=1_000_000)
+    notebooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "SaveScenario":
+        if (self.definition is None) == (self.yaml is None):
+            raise ValueError("give exactly one of 'definition' or 'yaml'")
+        return self
+
+
+class SetActive(Request):
+    active: bool
+
+
+class LastRun(BaseModel):
+    id: int
+    state: RunState
+    created_at: datetime
+    ended_at: datetime | None
+
+
+class DescribeScenario(BaseModel):
+    project: str
+    id: str
+    name: str
+    description: str
+    active: bool
+    owner: str
+    run_as: str
+    updated_by: str
+    revision: int
+    notebooks: dict[str, str] = Field(description="Notebook path -> snapshot digest.")
+    next_fire_at: datetime | None
+    last_run: LastRun | None
+    created_at: datetime
+    updated_at: datetime
+    definition: ScenarioDefinition
+
+
+class NotebookParameter(BaseModel):
+    name: str
+    type: str
+    default: str = Field(description="The default as written in the parameters cell.")
+    help: str = ""
+    value: Any = Field(None, description="The value the scenario's step gives, if any.")
+
+
+class StepParameters(BaseModel):
+    step: str
+    notebook: str
+    parameters: list[NotebookParameter]
+
+
+class ScenarioParameters(BaseModel):
+    """What a "Run now" form offers: the notebook steps' typed parameters and the variables."""
+
+    steps: list[StepParameters]
+    variables: dict[str, Any]
+
+
+class RunRequest(Request):
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Notebook parameters by name, for every notebook step declaring them."
+    )
+    variables: dict[str, Any] = Field(default_factory=dict, description="Override scenario variables.")
+
+
+class RerunRequest(Request):
+    from_failed_step: bool = Field(False, description="Start at the first failed step, keeping earlier results.")
+
+
+class DescribeStep(BaseModel):
+    position: int
+    name: str
+    type: str
+    state: StepState
+    message: str
+    attempts: int
+    outputs: dict[str, Any]
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class DescribeRun(BaseModel):
+    id: int
+    project: str
+    scenario: str
+    state: RunState
+    trigger: str
+    trigger_detail: dict[str, Any]
+    requested_by: str
+    run_as: str
+    parameters: dict[str, Any]
+    variables: dict[str, Any]
+    notebooks: dict[str, str]
+    message: str
+    rerun_of: int | None
+    start_step: int
+    abort_requested: bool
+    deliveries: list[dict[str, Any]]
+    artifacts: list[str]
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    steps: list[DescribeStep]
