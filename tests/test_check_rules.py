@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from himalia.core.units import parse_duration
-from himalia.data.checks import MetricReading, Outcome, evaluate, metric_label, worst
+from himalia.data.rules import MetricReading, Outcome, evaluate, metric_label, worst
 from himalia.wire.data import CheckSpec
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@
 import pytest
 
 from himalia.core.errors import InvalidInput
-from himalia.identity.variables import expand, merge_scopes, resolve
+from himalia.core.variables import expand, merge_scopes, resolve
 from himalia.wire.common import Variables
 
 from .conftest import LiveAPI

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload
 from himalia.core.errors import Conflict, HimaliaError, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
 from himalia.data.access import one_statement
-from himalia.data.checks import schema_difference
+from himalia.data.rules import schema_difference
 from himalia.data.connections import (
     ConnectionService,
     UsableConnection,

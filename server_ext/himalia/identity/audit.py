@@ -34,7 +34,7 @@ from himalia.core.errors import InvalidInput
 from himalia.core.permissions import GlobalPermission
 from himalia.identity.audit_head import ROW_LABEL, HeadFile, HeadFileUnreadable, SealedHead, head_seal
 from himalia.identity.caller import Caller
-from himalia.identity.service import Service
+from himalia.store.db import Database
 from himalia.store.orm import AuditChainHead, AuditEntry, ScenarioRun, UTCDateTime
 from himalia.wire.common import Page
 from himalia.wire.identity import AuditVerification, DescribeAuditEntry
@@ -506,8 +506,16 @@ def export_lines(entries: Iterable[AuditEntry], fmt: str) -> Iterator[str]:
         yield buffer.getvalue()
 
 
-class AuditService(Service):
-    """The audit trail as people read it: filtered pages, exports and verification."""
+class AuditService:
+    """The audit trail as people read it: filtered pages, exports and verification.
+
+    Not a ``Service``: it reads the whole trail, where services only append to it.
+    """
+
+    def __init__(self, db: Database, trail: AuditTrail, log: logging.Logger) -> None:
+        self.db = db
+        self.trail = trail
+        self.log = log
 
     def _check(self, caller: Caller) -> None:
         caller.require(GlobalPermission.VIEW_AUDIT)
@@ -517,7 +525,7 @@ class AuditService(Service):
     ) -> Page[DescribeAuditEntry]:
         self._check(caller)
         with self.db.read() as session:
-            entries, total = self.audit.page(session, audit_filter, limit, offset)
+            entries, total = self.trail.page(session, audit_filter, limit, offset)
             items = [DescribeAuditEntry.model_validate(entry_as_dict(e)) for e in entries]
             return Page(items=items, total=total, limit=limit, offset=offset)
 
@@ -527,10 +535,10 @@ class AuditService(Service):
         if fmt not in EXPORT_FORMATS:
             raise InvalidInput(f"Export as one of {', '.join(EXPORT_FORMATS)}.", field="format")
         with self.db.read() as session:
-            yield from export_lines(self.audit.iterate(session, audit_filter), fmt)
+            yield from export_lines(self.trail.iterate(session, audit_filter), fmt)
 
     def verify(self, caller: Caller) -> AuditVerification:
         self._check(caller)
         with self.db.read() as session:
-            count, problems = self.audit.verify(session)
+            count, problems = self.trail.verify(session)
         return AuditVerification(entries=count, ok=not problems, problems=[str(p) for p in problems])

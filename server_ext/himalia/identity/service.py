@@ -1,16 +1,33 @@
-"""What every service shares: the store, the audit trail and a logger."""
+"""What every service shares: the store, the audit trail it records its changes in, and a logger."""
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
+from himalia.identity.caller import Caller
 from himalia.store.db import Database
+from himalia.store.orm import AuditEntry
 
-if TYPE_CHECKING:
-    from himalia.identity.audit import AuditTrail
+
+class AuditRecorder(Protocol):
+    """The one thing services need of the audit trail (``himalia.identity.audit.AuditTrail``): appending."""
+
+    def record(
+        self,
+        session: Session,
+        caller: Caller,
+        action: str,
+        object_type: str,
+        object_id: str,
+        *,
+        project_key: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry: ...
 
 
 class Service:
-    def __init__(self, db: Database, audit: "AuditTrail", log: logging.Logger) -> None:
+    def __init__(self, db: Database, audit: AuditRecorder, log: logging.Logger) -> None:
         self.db = db
         self.audit = audit
         self.log = log

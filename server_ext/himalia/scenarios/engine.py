@@ -32,7 +32,7 @@ from himalia.data.connections import driver_message, scrub, sql_engine
 from himalia.execution.base import Executor, NotebookJob
 from himalia.identity.caller import Caller, load_caller
 from himalia.identity.tokens import TOKEN_PREFIX, digest
-from himalia.identity.variables import INSTANCE_VARIABLES, REFERENCE, expand, resolve
+from himalia.core.variables import INSTANCE_VARIABLES, REFERENCE, expand, resolve
 from himalia.scenarios.definitions import (
     ComputeMetricsStep,
     NotebookStep,

@@ -27,7 +27,7 @@ from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.users import find_user
-from himalia.identity.variables import REFERENCE
+from himalia.core.variables import REFERENCE
 from himalia.scenarios.definitions import (
     AfterScenarioTrigger,
     ComputeMetricsStep,

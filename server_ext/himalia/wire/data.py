@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from himalia.core.units import parse_duration
 from himalia.wire.common import (
     CheckName,
     ConnectionName,
@@ -252,8 +253,6 @@ class CheckSpec(Request):
             if getattr(self, name) is None:
                 raise ValueError(f"a {self.type} check needs '{name}'")
         if self.max_age is not None:
-            from himalia.wire.checks import parse_duration
-
             parse_duration(self.max_age)
         if self.type == "range" and all(getattr(self, b) is None for b in ("min", "max", "soft_min", "soft_max")):
             raise ValueError("a range check needs at least one of min, max, soft_min, soft_max")

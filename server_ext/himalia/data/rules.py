@@ -1,0 +1,203 @@
+"""Check rules: pure judgements of metric values as OK, WARNING, ERROR or EMPTY (no store, no service).
+
+Semantics (Dataiku's hard and soft bounds):
+
+* ``range``: a value below ``min`` or above ``max`` is an ERROR; otherwise a value below
+  ``soft_min`` or above ``soft_max`` is a WARNING; otherwise OK. Every bound is optional and
+  inclusive: a value equal to a bound is within it.
+* ``in_set``: OK when the value is one of ``values``, else ``severity`` (ERROR by default).
+* ``freshness``: OK when the metric's last value is at most ``max_age`` old, else ``severity``.
+* ``schema_unchanged``: OK when the dataset's columns (names and types, in order) equal the
+  ones recorded when the check was created, else ``severity``, naming what changed.
+* ``custom_python``: ``def check(value, history)`` returns an outcome or ``(outcome, message)``;
+  it runs in a child process, and an exception is an ERROR carrying the exception's text.
+
+A check whose metric has no value is EMPTY, never OK.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from himalia.core.units import parse_duration
+from himalia.core.unsafe import run_function
+
+
+class Outcome(StrEnum):
+    OK = "OK"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    EMPTY = "EMPTY"
+
+
+#: How bad each outcome is, to combine several into one (a scenario's, a dataset's).
+SEVERITY = {Outcome.OK: 0, Outcome.EMPTY: 1, Outcome.WARNING: 2, Outcome.ERROR: 3}
+
+
+def worst(outcomes: list[Outcome]) -> Outcome:
+    return max(outcomes, key=SEVERITY.__getitem__, default=Outcome.EMPTY)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    outcome: Outcome
+    message: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class MetricReading:
+    """The last value of a metric and when it was computed (both None when never computed)."""
+
+    value: Any
+    computed_at: datetime | None
+    history: list[Any]
+
+
+_STAT_LABELS = {
+    "min": "minimum of",
+    "max": "maximum of",
+    "avg": "average of",
+    "sum": "sum of",
+    "count": "non-null count of",
+    "null_count": "null count of",
+    "distinct_count": "distinct count of",
+    "stddev": "standard deviation of",
+    "top_values": "top values of",
+}
+
+
+def metric_label(metric: str) -> str:
+    """``record_count`` -> "record count", ``avg:amount`` -> "average of amount"."""
+    stat, _, column = metric.partition(":")
+    if column and stat in _STAT_LABELS:
+        return f"{_STAT_LABELS[stat]} {column}"
+    return metric.replace("_", " ")
+
+
+def format_value(value: Any) -> str:
+    """Numbers as people read them: 9 812, 0.0421, 1.5e+12."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}".replace(",", " ")
+    return f"{value:.6g}"
+
+
+def _format_age(age: timedelta) -> str:
+    seconds = age.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds / size
+            return f"{count:.1f} {unit}s".replace(".0 ", " ")
+    return f"{seconds:.0f} seconds"
+
+
+def evaluate_range(label: str, value: Any, params: dict[str, Any]) -> Evaluation:
+    if value is None:
+        return Evaluation(Outcome.EMPTY, f"{label} has no value", value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return Evaluation(Outcome.ERROR, f"{label} is {format_value(value)}, not a number", value)
+    shown = format_value(value)
+    for bound, outcome, word, below in (
+        ("min", Outcome.ERROR, "minimum", True),
+        ("max", Outcome.ERROR, "maximum", False),
+        ("soft_min", Outcome.WARNING, "soft minimum", True),
+        ("soft_max", Outcome.WARNING, "soft maximum", False),
+    ):
+        limit = params.get(bound)
+        if limit is not None and (value < limit if below else value > limit):
+            side = "below" if below else "above"
+            return Evaluation(outcome, f"{label} {shown} is {side} the {word} {format_value(limit)}", value)
+    return Evaluation(Outcome.OK, f"{label} {shown} is within bounds", value)
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """``True`` is not ``1``; ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return True
+    return type(a) is type(b)
+
+
+def evaluate_in_set(label: str, value: Any, params: dict[str, Any]) -> Evaluation:
+    if value is None:
+        return Evaluation(Outcome.EMPTY, f"{label} has no value", value)
+    allowed = params.get("values", [])
+    if any(_same_kind(value, candidate) and value == candidate for candidate in allowed):
+        return Evaluation(Outcome.OK, f"{label} {format_value(value)} is an allowed value", value)
+    listed = ", ".join(format_value(v) for v in allowed[:10]) + (", ..." if len(allowed) > 10 else "")
+    return Evaluation(_severity(params), f"{label} {format_value(value)} is not one of {listed}", value)
+
+
+def evaluate_freshness(label: str, reading: MetricReading, params: dict[str, Any], now: datetime) -> Evaluation:
+    if reading.computed_at is None:
+        return Evaluation(Outcome.EMPTY, f"{label} has never been computed")
+    age, limit = now - reading.computed_at, parse_duration(params["max_age"])
+    if age > limit:
+        message = f"last {label} is {_format_age(age)} old (maximum {params['max_age']})"
+        return Evaluation(_severity(params), message, reading.value)
+    return Evaluation(Outcome.OK, f"last {label} is {_format_age(age)} old", reading.value)
+
+
+def schema_difference(expected: list[dict[str, str]], actual: list[dict[str, str]]) -> list[str]:
+    """What changed, in words: added and removed columns, changed types, changed order."""
+    before = {c["name"]: c["type"] for c in expected}
+    after = {c["name"]: c["type"] for c in actual}
+    changes = [f"added {name} ({after[name]})" for name in after if name not in before]
+    changes += [f"removed {name}" for name in before if name not in after]
+    changes += [f"{n}: {before[n]} -> {after[n]}" for n in before if n in after and before[n] != after[n]]
+    if not changes and [c["name"] for c in expected] != [c["name"] for c in actual]:
+        changes.append("columns reordered")
+    return changes
+
+
+def evaluate_schema(columns: list[dict[str, str]] | None, params: dict[str, Any]) -> Evaluation:
+    if columns is None:
+        return Evaluation(Outcome.EMPTY, "the schema has never been read")
+    changes = schema_difference(params["expected"], columns)
+    if changes:
+        return Evaluation(_severity(params), "schema changed: " + "; ".join(changes), len(columns))
+    return Evaluation(Outcome.OK, f"schema unchanged ({len(columns)} columns)", len(columns))
+
+
+def evaluate_custom(reading: MetricReading, params: dict[str, Any]) -> Evaluation:
+    ran = run_function(params["code"], "check", [reading.value, reading.history], timeout=params.get("timeout", 60))
+    if ran.error is not None:
+        return Evaluation(Outcome.ERROR, f"the check failed: {ran.error}", reading.value)
+    result = ran.result
+    outcome, message = (result[0], str(result[1])) if isinstance(result, list) and len(result) == 2 else (result, "")
+    if not isinstance(outcome, str) or outcome not in Outcome.__members__:
+        return Evaluation(
+            Outcome.ERROR, f"the check returned {outcome!r}, not one of OK, WARNING, ERROR, EMPTY", reading.value
+        )
+    return Evaluation(Outcome(outcome), message or f"custom check: {outcome}", reading.value)
+
+
+def _severity(params: dict[str, Any]) -> Outcome:
+    return Outcome.WARNING if params.get("severity") == "warning" else Outcome.ERROR
+
+
+def evaluate(
+    kind: str,
+    metric: str | None,
+    params: dict[str, Any],
+    reading: MetricReading,
+    *,
+    columns: list[dict[str, str]] | None,
+    now: datetime,
+) -> Evaluation:
+    """Judge one check; never raises for a bad value or bad user code."""
+    label = metric_label(metric or "value")
+    if kind == "range":
+        return evaluate_range(label, reading.value, params)
+    if kind == "in_set":
+        return evaluate_in_set(label, reading.value, params)
+    if kind == "freshness":
+        return evaluate_freshness(label, reading, params, now)
+    if kind == "schema_unchanged":
+        return evaluate_schema(columns, params)
+    return evaluate_custom(reading, params)
