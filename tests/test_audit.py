@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 import himalia.store.orm
-from himalia.cli.main import main
+from himalia.cli import main
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter, database_clock
 from himalia.identity.caller import Caller

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from himalia.cli.main import main
+from himalia.cli import main
 
 
 def cli_on(home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from himalia.cli.main import main
+from himalia.cli import main
 from himalia.demo.seed import DEMO_DATASETS, build_warehouse
 from himalia.hosts.controlplane import ControlPlane
 from himalia.wire.data import AccessSpec, CreateConnection

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from himalia.cli.main import main
+from himalia.cli import main
 from himalia.data.manifest import ManifestError, apply_manifest, load_manifest
 from himalia.hosts.controlplane import ControlPlane
 

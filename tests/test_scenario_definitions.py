@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from himalia.cli.main import main
+from himalia.cli import main
 from himalia.core.documents import DocumentError
 from himalia.scenarios.definitions import TimeTrigger, json_schema, load_scenario, schedule_to_cron
 

@@ -1,5 +1,5 @@
 """`python -m himalia` is the `himalia` command."""
 
-from himalia.cli.main import main
+from himalia.cli import main
 
 main()

@@ -20,6 +20,7 @@ from traitlets import Bool, Bunch, Enum, Float, Int, List, Unicode, default, val
 from traitlets.config import LoggingConfigurable
 
 from himalia.compute.tiers import TierService
+from himalia.core.config import comma_separated, environment_default
 from himalia.core.crypto import SecretBox, load_or_create_key_file
 from himalia.core.errors import InvalidInput
 from himalia.core.home import home_problems_reported, require_writable_home
@@ -69,9 +70,7 @@ class ControlPlane(LoggingConfigurable):
         Defaults to $HIMALIA_HOME, else `himalia` in Jupyter's data directory.""",
     )
 
-    @default("home")
-    def _default_home(self) -> str:
-        return os.environ.get("HIMALIA_HOME") or os.path.join(jupyter_data_dir(), "himalia")
+    _default_home = environment_default("home", "HIMALIA_HOME", lambda _: os.path.join(jupyter_data_dir(), "himalia"))
 
     @validate("home")
     def _absolute_home(self, proposal: Bunch) -> str:
@@ -84,9 +83,9 @@ class ControlPlane(LoggingConfigurable):
         Defaults to $HIMALIA_DB_URL, else a SQLite file in `home`.""",
     )
 
-    @default("db_url")
-    def _default_db_url(self) -> str:
-        return os.environ.get("HIMALIA_DB_URL") or f"sqlite:///{Path(self.home) / 'himalia.sqlite'}"
+    _default_db_url = environment_default(
+        "db_url", "HIMALIA_DB_URL", lambda plane: f"sqlite:///{Path(plane.home) / 'himalia.sqlite'}"
+    )
 
     secret_keys = List(
         Unicode(),
@@ -97,12 +96,12 @@ class ControlPlane(LoggingConfigurable):
         (created with a fresh key, mode 0600). Never stored in the database.""",
     )
 
-    @default("secret_keys")
-    def _default_secret_keys(self) -> list[str]:
-        from_env = os.environ.get("HIMALIA_SECRET_KEYS", "")
-        if from_env.strip():
-            return [key.strip() for key in from_env.split(",") if key.strip()]
-        return load_or_create_key_file(Path(self.home) / "secret.key")
+    _default_secret_keys = environment_default(
+        "secret_keys",
+        "HIMALIA_SECRET_KEYS",
+        lambda plane: load_or_create_key_file(Path(plane.home) / "secret.key"),
+        comma_separated,
+    )
 
     audit_key = Unicode(
         config=True,
@@ -111,15 +110,15 @@ class ControlPlane(LoggingConfigurable):
         in `home` (created on first start, mode 0600).""",
     )
 
-    @default("audit_key")
-    def _default_audit_key(self) -> str:
-        if os.environ.get("HIMALIA_AUDIT_KEY"):
-            return os.environ["HIMALIA_AUDIT_KEY"]
+    def _audit_key_file(self) -> str:
+        """The key in ``audit.key`` in the home, created on first start (mode 0600)."""
         path = Path(self.home) / "audit.key"
         ensure_private_folder(path.parent)
         if not create_private_file(path, secrets.token_hex(32) + "\n"):
             restrict_to_owner(path)
         return path.read_text().strip()
+
+    _default_audit_key = environment_default("audit_key", "HIMALIA_AUDIT_KEY", _audit_key_file)
 
     audit_head_file = Unicode(
         config=True,
@@ -132,9 +131,9 @@ class ControlPlane(LoggingConfigurable):
         entries the restore lost.""",
     )
 
-    @default("audit_head_file")
-    def _default_audit_head_file(self) -> str:
-        return os.environ.get("HIMALIA_AUDIT_HEAD") or str(Path(self.home) / "audit.head")
+    _default_audit_head_file = environment_default(
+        "audit_head_file", "HIMALIA_AUDIT_HEAD", lambda plane: str(Path(plane.home) / "audit.head")
+    )
 
     create_empty_database = Bool(
         True,
@@ -249,9 +248,7 @@ class ControlPlane(LoggingConfigurable):
         $HIMALIA_WEBHOOK_KEY; empty means unsigned.""",
     )
 
-    @default("webhook_signing_key")
-    def _default_webhook_signing_key(self) -> str:
-        return os.environ.get("HIMALIA_WEBHOOK_KEY", "")
+    _default_webhook_signing_key = environment_default("webhook_signing_key", "HIMALIA_WEBHOOK_KEY", "")
 
     min_schedule_interval = Float(
         60.0,
@@ -276,12 +273,9 @@ class ControlPlane(LoggingConfigurable):
         hub mode, else loopback (the hub's proxy). Under Jupyter, `ServerApp.trust_xheaders` decides.""",
     )
 
-    @default("trusted_proxies")
-    def _default_trusted_proxies(self) -> list[str] | None:
-        from_env = os.environ.get("HIMALIA_TRUSTED_PROXIES")
-        if from_env is None:
-            return None
-        return _proxy_networks([part.strip() for part in from_env.split(",") if part.strip()])
+    _default_trusted_proxies = environment_default(
+        "trusted_proxies", "HIMALIA_TRUSTED_PROXIES", None, lambda value: _proxy_networks(comma_separated(value))
+    )
 
     @validate("trusted_proxies")
     def _valid_trusted_proxies(self, proposal: Bunch) -> list[str] | None:

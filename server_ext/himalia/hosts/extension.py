@@ -3,24 +3,26 @@
 Standalone: the control plane in-process in a plain ``jupyter server`` / ``jupyter lab``.
 Whoever the Jupyter server authenticates (its token or its login cookie) is the server's owner
 and acts as ``local_user``, by default the platform's administrator; requests carrying a Himalia
-token act as that token's user. Configure the store with ``c.ControlPlane.*``.
+token act as that token's user. Configure the store with ``c.ControlPlane.*``, in the server's
+configuration or in ``himalia_config.py`` (read as every Himalia host reads it, see
+``himalia.core.config``; the server's own configuration wins).
 
 Under JupyterHub (``service_url`` set, as the hub's spawner does): no control plane here, the
 API is forwarded to the Himalia hub service as the server's owner (see ``forwarding``).
 """
 
 import getpass
-import os
 from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler as JupyterAPIHandler
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, TraitError, Unicode, default
 
 from himalia.api import API_PREFIX, api_prefix, routes
 from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
+from himalia.core.config import ConfigFileError, environment_default, load_config_files
 from himalia.core.errors import HimaliaError, Unauthenticated
 from himalia.hosts.controlplane import ControlPlane
 from himalia.hosts.forwarding import SERVICE_URL, ForwardingHandler
@@ -94,9 +96,7 @@ class HimaliaExtension(ExtensionApp):
         which the hub's spawner sets.""",
     )
 
-    @default("service_url")
-    def _default_service_url(self) -> str:
-        return os.environ.get("HIMALIA_SERVICE_URL", "")
+    _default_service_url = environment_default("service_url", "HIMALIA_SERVICE_URL", "")
 
     @default("local_user")
     def _default_local_user(self) -> str:
@@ -105,12 +105,30 @@ class HimaliaExtension(ExtensionApp):
     #: Why the control plane could not start here (its API is then not served), if it could not.
     unavailable: str | None = None
 
+    def load_config_file(self, *args: Any, **kwargs: Any) -> None:
+        """Jupyter's files for this extension, then ``himalia_config.*``; the server's config is merged after."""
+        super().load_config_file(*args, **kwargs)
+        try:
+            loaded = load_config_files()
+        except ConfigFileError as error:
+            self.log.error("Himalia is off in this server: %s", error.message)
+            self.unavailable = error.message
+            return
+        self.update_config(loaded.config)
+
     def initialize_settings(self) -> None:
         if self.service_url:
             self.log.info("Himalia: forwarding %s to the hub service at %s", API_PREFIX, self.service_url)
             self.settings[SERVICE_URL] = self.service_url
             return
-        self.control_plane = plane = ControlPlane(parent=self, log=self.log)
+        if self.unavailable:
+            return
+        try:
+            self.control_plane = plane = ControlPlane(parent=self, log=self.log)
+        except TraitError as error:
+            self.log.error("Himalia is off in this server: configuration: %s", error)
+            self.unavailable = f"configuration: {error}"
+            return
         if self.serverapp is not None:
             if not plane.trait_has_value("notebook_root"):
                 plane.notebook_root = self.serverapp.root_dir

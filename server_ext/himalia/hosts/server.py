@@ -56,8 +56,25 @@ class BackgroundAPI:
         self._thread.join(10)
 
 
+def log_settings(control_plane: ControlPlane) -> None:
+    """The settings an operator checks first, as the configured objects hold them (files, environment, options)."""
+    plane, mailer = control_plane, control_plane.mailer
+    plane.log.info(
+        "Scenario runs: %s; at most %d at once, %d per run-as user, %d queued",
+        "executed here" if plane.run_scenarios else "not executed here",
+        plane.max_concurrent_runs,
+        plane.max_concurrent_runs_per_user,
+        plane.max_queued_runs,
+    )
+    plane.log.info("Email reports through %s:%d, TLS: %s", mailer.host, mailer.port, mailer.security)
+
+
 async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str = "/", hub: bool = False) -> None:
-    """Serve until SIGINT or SIGTERM; ``hub``: as a JupyterHub service, configured by its environment."""
+    """Serve until SIGINT or SIGTERM; ``hub``: as a JupyterHub service, configured by its environment.
+
+    Every configurable here is created with ``parent=control_plane`` and so reads its section of
+    the configuration the plane was given (``c.HubService.*``, ``c.HubOAuth.*``, ``c.Mailer.*``, …).
+    """
     hub_service = None
     if hub:
         from himalia.hub.service import HubService, make_hub_application
@@ -75,6 +92,7 @@ async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str =
     control_plane.api_url = f"http://{reachable}:{port}{api_prefix(base_url)}"
     if control_plane.run_scenarios:
         control_plane.start_engine()
+    log_settings(control_plane)
     control_plane.log.info("Himalia control plane listening on http://%s:%d%s", ip, port, api_prefix(base_url))
     if hub_service is not None:
         await hub_service.sync_all()

@@ -22,7 +22,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuth
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.ioloop import PeriodicCallback
-from traitlets import Float, Unicode, default
+from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from himalia.api import api_prefix, routes
@@ -35,6 +35,7 @@ from himalia.api.base import (
     trusted_networks,
 )
 from himalia.compute.tiers import load_tiers_file
+from himalia.core.config import environment_default
 from himalia.core.errors import Forbidden, Unauthenticated
 from himalia.core.permissions import GlobalPermission
 from himalia.hosts.controlplane import ControlPlane
@@ -56,7 +57,9 @@ class HubService(LoggingConfigurable):
     service_account = Unicode(
         "jupyterhub", config=True, help="The service account the hub acts as (it holds 'manage_tiers')."
     )
-    sync_interval = Float(300, config=True, help="Seconds between complete syncs of the hub's users and groups.")
+    sync_interval = Float(
+        300, min=0.1, config=True, help="Seconds between complete syncs of the hub's users and groups."
+    )
     user_refresh_seconds = Float(
         60, config=True, help="A person's groups and admin flag are re-read from the hub when older than this."
     )
@@ -66,9 +69,7 @@ class HubService(LoggingConfigurable):
         the store. Defaults to $HIMALIA_TIERS_FILE.""",
     )
 
-    @default("tiers_file")
-    def _default_tiers_file(self) -> str:
-        return os.environ.get("HIMALIA_TIERS_FILE", "")
+    _default_tiers_file = environment_default("tiers_file", "HIMALIA_TIERS_FILE", "")
 
     def __init__(self, control_plane: ControlPlane, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -86,6 +87,7 @@ class HubService(LoggingConfigurable):
             seeded = plane.tiers.seed(operator, load_tiers_file(Path(self.tiers_file)))
             if seeded:
                 self.log.info("Seeded the tiers %s from %s", ", ".join(seeded), self.tiers_file)
+        self.log.info("Mirroring the hub's users and groups every %g s", self.sync_interval)
         self._periodic = PeriodicCallback(self.sync_all, self.sync_interval * 1000, jitter=0.1)
         self._periodic.start()
 

@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import smtplib
 import ssl
@@ -42,9 +41,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from traitlets import Enum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from himalia.core.config import environment_default
 from himalia.core.outbound import DestinationPolicy, DestinationRefused, DestinationUnresolved, post
 from himalia.scenarios.definitions import EmailReporter, SendWhen, WebhookReporter
 
@@ -283,25 +283,11 @@ class Mailer(LoggingConfigurable):
     )
     sender = Unicode(config=True, help="From address of the emails ($HIMALIA_SMTP_SENDER, else himalia@localhost).")
 
-    @default("host")
-    def _default_host(self) -> str:
-        return os.environ.get("HIMALIA_SMTP_HOST", "localhost")
-
-    @default("port")
-    def _default_port(self) -> int:
-        return int(os.environ.get("HIMALIA_SMTP_PORT", "25"))
-
-    @default("username")
-    def _default_username(self) -> str:
-        return os.environ.get("HIMALIA_SMTP_USER", "")
-
-    @default("password")
-    def _default_password(self) -> str:
-        return os.environ.get("HIMALIA_SMTP_PASSWORD", "")
-
-    @default("sender")
-    def _default_sender(self) -> str:
-        return os.environ.get("HIMALIA_SMTP_SENDER", "himalia@localhost")
+    _default_host = environment_default("host", "HIMALIA_SMTP_HOST", "localhost")
+    _default_port = environment_default("port", "HIMALIA_SMTP_PORT", 25, int)
+    _default_username = environment_default("username", "HIMALIA_SMTP_USER", "")
+    _default_password = environment_default("password", "HIMALIA_SMTP_PASSWORD", "")
+    _default_sender = environment_default("sender", "HIMALIA_SMTP_SENDER", "himalia@localhost")
 
     timeout = Float(30.0, config=True, help="Seconds to wait for the server at each step.")
 
@@ -396,14 +382,11 @@ def build_email(reporter: EmailReporter, summary: RunSummary, sender: str) -> Em
 
 
 class WebhookSettings(LoggingConfigurable):
-    """How webhooks are posted (``c.WebhookSettings.signing_key`` and so on)."""
+    """Where and how webhooks are posted (``c.WebhookSettings.allowed_destinations`` and so on).
 
-    signing_key = Unicode(
-        "",
-        config=True,
-        help="Key of the HMAC-SHA256 signature of generic JSON webhooks "
-        "(X-Himalia-Signature over timestamp + '.' + body); empty sends them unsigned.",
-    )
+    Their signing key is ``c.ControlPlane.webhook_signing_key`` (``$HIMALIA_WEBHOOK_KEY``).
+    """
+
     timeout = Float(10.0, config=True, help="Seconds to wait for a webhook's answer.")
     allowed_destinations = List(
         Unicode(),

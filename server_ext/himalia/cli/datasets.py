@@ -1,0 +1,148 @@
+"""``himalia dataset``, ``metrics``, ``checks`` and ``apply``: datasets, their metrics and checks."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from himalia.cli.context import PAGE, Context, json_option, pass_ctx
+from himalia.cli.output import cell, emit, print_table, run, stderr
+
+OUTCOME_STYLES = {"OK": "green", "WARNING": "yellow", "ERROR": "red", "EMPTY": "bright_black"}
+
+
+@click.group()
+def dataset() -> None:
+    """Datasets of a project."""
+
+
+@dataset.command("create")
+@click.argument("project_key")
+@click.argument("name")
+@click.option("--connection", required=True)
+@click.option("--table")
+@click.option("--db-schema")
+@click.option("--query")
+@click.option("--path", help="Files below the connection's URL (globs allowed).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]))
+@click.option(
+    "--probe", "probes", multiple=True, help="Metrics to compute (repeatable), e.g. record_count, avg:amount."
+)
+@click.option("--description", default="")
+@json_option
+@pass_ctx
+def dataset_create(
+    ctx: Context,
+    project_key: str,
+    name: str,
+    connection: str,
+    table: str | None,
+    db_schema: str | None,
+    query: str | None,
+    path: str | None,
+    fmt: str | None,
+    probes: tuple[str, ...],
+    description: str,
+) -> None:
+    """Define a dataset; its schema is read at once."""
+    from himalia.wire.data import CreateDataset
+
+    fields: dict[str, Any] = {"table": table, "db_schema": db_schema, "query": query, "path": path, "format": fmt}
+    if probes:
+        fields["probes"] = list(probes)
+    spec = run(
+        lambda: CreateDataset(
+            name=name,
+            connection=connection,
+            description=description,
+            **{k: v for k, v in fields.items() if v is not None},
+        )
+    )
+    created = run(lambda: ctx.plane().datasets.create_dataset(ctx.caller(), project_key, spec))
+    emit(ctx, created, ["name", "connection", "kind", "probes"])
+
+
+@dataset.command("list")
+@click.argument("project_key")
+@json_option
+@pass_ctx
+def dataset_list(ctx: Context, project_key: str) -> None:
+    page = run(lambda: ctx.plane().datasets.list_datasets(ctx.caller(), project_key, PAGE, 0))
+    emit(ctx, page, ["name", "connection", "kind", "table", "path", "probes", "schema_refreshed_at"])
+
+
+@dataset.command("schema")
+@click.argument("project_key")
+@click.argument("name")
+@click.option("--refresh", is_flag=True, help="Read the columns from the source again.")
+@json_option
+@pass_ctx
+def dataset_schema(ctx: Context, project_key: str, name: str, refresh: bool) -> None:
+    service = ctx.plane().datasets
+    schema = run(lambda: (service.refresh_schema if refresh else service.get_schema)(ctx.caller(), project_key, name))
+    if ctx.json:
+        emit(ctx, schema)
+        return
+    emit(ctx, [c.model_dump() for c in schema.columns or []], ["name", "type"])
+    for change in schema.changes:
+        click.echo(f"changed: {change}")
+
+
+@click.group()
+def metrics() -> None:
+    """Metrics of datasets."""
+
+
+@metrics.command("compute")
+@click.argument("project_key")
+@click.argument("name")
+@click.option("--probe", "probes", multiple=True, help="Only these metrics (default: the dataset's).")
+@json_option
+@pass_ctx
+def metrics_compute(ctx: Context, project_key: str, name: str, probes: tuple[str, ...]) -> None:
+    """Compute metrics where the data lives and keep them in the history."""
+    with stderr().status(f"Computing metrics of {project_key}/{name}..."):
+        computed = run(lambda: ctx.plane().metrics.compute(ctx.caller(), project_key, name, list(probes) or None))
+    if ctx.json:
+        emit(ctx, computed)
+        return
+    emit(ctx, [{"metric": k, "value": v} for k, v in computed.values.items()], ["metric", "value"])
+
+
+@click.group()
+def checks() -> None:
+    """Checks of datasets."""
+
+
+@checks.command("run")
+@click.argument("project_key")
+@click.argument("name")
+@json_option
+@pass_ctx
+def checks_run(ctx: Context, project_key: str, name: str) -> None:
+    """Run every check of a dataset; exit 0 when all are OK or WARNING, 1 when any is ERROR."""
+    with stderr().status(f"Running the checks of {project_key}/{name}..."):
+        outcome = run(lambda: ctx.plane().checks.run_checks(ctx.caller(), project_key, name))
+    if ctx.json:
+        emit(ctx, outcome)
+    else:
+        rows = []
+        for result in outcome.results:
+            style = OUTCOME_STYLES[result.outcome]
+            rows.append([result.check, f"[{style}]{result.outcome}[/{style}]", cell(result.value), result.message])
+        print_table(["check", "outcome", "value", "message"], rows)
+    if outcome.outcome == "ERROR":
+        sys.exit(1)
+
+
+@click.command("apply")
+@click.option("-f", "--file", "path", required=True, type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def apply_command(ctx: Context, path: str) -> None:
+    """Create or update datasets and checks from a YAML file (idempotent)."""
+    from himalia.data.manifest import apply_manifest, load_manifest
+
+    manifest = run(lambda: load_manifest(Path(path).read_text(), path))
+    for line in run(lambda: apply_manifest(ctx.plane(), ctx.caller(), manifest, path)):
+        click.echo(line)

@@ -1,0 +1,255 @@
+"""``himalia scenario``: validate, save, run and follow scenarios."""
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from himalia.cli.context import Context, pairs, pass_ctx
+from himalia.cli.output import emit, print_table, run, stderr
+
+if TYPE_CHECKING:
+    from himalia.hosts.controlplane import ControlPlane
+    from himalia.identity.caller import Caller
+
+
+@click.group()
+def scenario() -> None:
+    """Scenarios: steps, triggers and reporters."""
+
+
+@scenario.command("validate")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def scenario_validate(path: str) -> None:
+    """Check a scenario file; exit 1 naming the line and field of the first mistake."""
+    from himalia.scenarios.definitions import load_scenario
+
+    definition = run(lambda: load_scenario(Path(path).read_text(), path))
+    summary = f"{path}: scenario '{definition.id}' is valid: {len(definition.steps)} steps"
+    summary += f", {len(definition.triggers)} triggers, {len(definition.reporters)} reporters"
+    click.echo(summary)
+    for trigger in definition.triggers:
+        if trigger.type == "time":
+            fire = trigger.next_fire(datetime.now(UTC))
+            click.echo(f"  next time trigger: {fire.isoformat()} ({trigger.expression()} in {trigger.timezone})")
+
+
+@scenario.command("schema")
+def scenario_schema() -> None:
+    """Print the JSON schema of scenario files."""
+    from himalia.scenarios.definitions import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+def _read_notebooks(definition: Any, folder: Path) -> dict[str, Any]:
+    """The notebooks a scenario runs, read where the CLI stands, so the server snapshots these."""
+    found = {}
+    for step in definition.steps:
+        if step.type == "notebook" and (folder / step.notebook).is_file():
+            found[step.notebook] = json.loads((folder / step.notebook).read_text(encoding="utf-8"))
+    return found
+
+
+@scenario.command("apply")
+@click.argument("project_key")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--notebooks",
+    "folder",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder the notebook paths of the steps are relative to.",
+)
+@pass_ctx
+def scenario_apply(ctx: Context, project_key: str, path: str, folder: str) -> None:
+    """Create or update a scenario from its YAML file, snapshotting its notebooks."""
+    from himalia.scenarios.definitions import load_scenario
+    from himalia.wire.scenarios import SaveScenario
+
+    text = Path(path).read_text()
+    definition = run(lambda: load_scenario(text, path))
+    spec = SaveScenario(yaml=text, notebooks=_read_notebooks(definition, Path(folder)))
+    plane = ctx.plane()
+    saved = run(lambda: plane.scenarios.save_scenario(ctx.caller(), project_key, spec, scenario_id=definition.id))
+    click.echo(f"saved scenario {project_key}/{saved.id} revision {saved.revision} (runs as {saved.run_as})")
+    for notebook, snapshot in saved.notebooks.items():
+        click.echo(f"  {notebook}: snapshot {snapshot[:12]}")
+    if saved.next_fire_at:
+        click.echo(f"  next fire: {saved.next_fire_at.isoformat()}")
+
+
+@scenario.command("list")
+@click.argument("project_key")
+@pass_ctx
+def scenario_list(ctx: Context, project_key: str) -> None:
+    """A project's scenarios, their last outcome and next fire time."""
+    page = run(lambda: ctx.plane().scenarios.list_scenarios(ctx.caller(), project_key, 500, 0))
+    rows = [
+        {
+            "id": s.id,
+            "name": s.name,
+            "active": s.active,
+            "run_as": s.run_as,
+            "last_run": f"#{s.last_run.id} {s.last_run.state}" if s.last_run else "",
+            "next_fire_at": s.next_fire_at.isoformat(timespec="minutes") if s.next_fire_at else "",
+        }
+        for s in page.items
+    ]
+    emit(ctx, page if ctx.json else rows, ["id", "name", "active", "run_as", "last_run", "next_fire_at"])
+
+
+@scenario.command("export")
+@click.argument("project_key")
+@click.argument("scenario_id")
+@pass_ctx
+def scenario_export(ctx: Context, project_key: str, scenario_id: str) -> None:
+    """Print a scenario as YAML."""
+    click.echo(run(lambda: ctx.plane().scenarios.export_yaml(ctx.caller(), project_key, scenario_id)), nl=False)
+
+
+def _typed(
+    plane: "ControlPlane", caller: "Caller", key: str, scenario_id: str, given: dict[str, str]
+) -> dict[str, Any]:
+    """``-p name=value`` pairs read as the types the notebooks declare."""
+    from himalia.scenarios.snapshots import coerce_text
+
+    declared = {
+        p.name: p for step in plane.scenarios.parameters(caller, key, scenario_id).steps for p in step.parameters
+    }
+    return {
+        name: coerce_text(declared[name].model_dump() if name in declared else None, text, f"parameters.{name}")
+        for name, text in given.items()
+    }
+
+
+@scenario.command("run")
+@click.argument("project_key")
+@click.argument("scenario_id")
+@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="A notebook parameter.")
+@click.option("-v", "--variable", "variables", multiple=True, metavar="NAME=VALUE", help="Override a variable.")
+@click.option("--wait", is_flag=True, help="Run it here and follow it; exit 1 unless it succeeds or warns.")
+@pass_ctx
+def scenario_run(
+    ctx: Context,
+    project_key: str,
+    scenario_id: str,
+    parameters: tuple[str, ...],
+    variables: tuple[str, ...],
+    wait: bool,
+) -> None:
+    """Start a run. Without --wait a serving control plane picks it up."""
+    import yaml
+
+    from himalia.wire.scenarios import RunRequest
+
+    plane, caller = ctx.plane(), ctx.caller()
+    typed = run(lambda: _typed(plane, caller, project_key, scenario_id, pairs(parameters, "--parameter")))
+    values = {k: yaml.safe_load(v) for k, v in pairs(variables, "--variable").items()}
+    if not wait:
+        started = run(
+            lambda: plane.runs.request_run(
+                caller, project_key, scenario_id, RunRequest(parameters=typed, variables=values)
+            )
+        )
+        click.echo(f"queued run #{started.id} of {project_key}/{scenario_id} ({started.state})")
+        return
+    from himalia.hosts.server import BackgroundAPI
+
+    api = BackgroundAPI(plane)
+    plane.api_url = api.start()
+    engine = plane.start_engine(schedule=False, only=set())
+    try:
+        started = run(
+            lambda: plane.runs.request_run(
+                caller, project_key, scenario_id, RunRequest(parameters=typed, variables=values)
+            )
+        )
+        assert engine.only is not None
+        engine.only.add(started.id)
+        engine.wake()
+        final = _follow(plane, caller, project_key, scenario_id, started.id)
+    finally:
+        api.stop()
+    if ctx.json:
+        emit(ctx, final)
+    else:
+        _print_steps(final)
+    sys.exit(0 if final.state in ("succeeded", "warning") else 1)
+
+
+def _follow(plane: "ControlPlane", caller: "Caller", key: str, scenario_id: str, run_id: int) -> Any:
+    """Show the run's steps as a progress bar until it ends."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr(), transient=False) as progress:
+        current = plane.runs.get_run(caller, key, scenario_id, run_id)
+        task = progress.add_task(f"run #{run_id}: {current.state}", total=len(current.steps))
+        while True:
+            current = plane.runs.get_run(caller, key, scenario_id, run_id)
+            done = sum(s.state not in ("pending", "running") for s in current.steps)
+            running = [s.name for s in current.steps if s.state == "running"]
+            label = f"run #{run_id}: " + (f"{running[0]}" if running else current.state)
+            progress.update(task, completed=done, description=label)
+            if current.state not in ("queued", "running"):
+                return current
+            time.sleep(0.3)
+
+
+def _print_steps(final: Any) -> None:
+    print_table(["step", "type", "state", "message"], [[s.name, s.type, s.state, s.message[:200]] for s in final.steps])
+    click.echo(f"run #{final.id}: {final.state}" + (f" — {final.message}" if final.message else ""))
+
+
+@scenario.command("runs")
+@click.argument("project_key")
+@click.argument("scenario_id")
+@click.option("--limit", default=20, show_default=True)
+@pass_ctx
+def scenario_runs(ctx: Context, project_key: str, scenario_id: str, limit: int) -> None:
+    """A scenario's latest runs."""
+    page = run(lambda: ctx.plane().runs.list_runs(ctx.caller(), project_key, scenario_id, limit, 0))
+    rows = [
+        {
+            "id": r.id,
+            "state": r.state,
+            "trigger": r.trigger,
+            "requested_by": r.requested_by,
+            "started_at": r.started_at.isoformat(timespec="seconds") if r.started_at else "",
+            "ended_at": r.ended_at.isoformat(timespec="seconds") if r.ended_at else "",
+            "message": r.message,
+        }
+        for r in page.items
+    ]
+    emit(
+        ctx, page if ctx.json else rows, ["id", "state", "trigger", "requested_by", "started_at", "ended_at", "message"]
+    )
+
+
+@scenario.command("log")
+@click.argument("project_key")
+@click.argument("scenario_id")
+@click.argument("run_id", type=int)
+@pass_ctx
+def scenario_log(ctx: Context, project_key: str, scenario_id: str, run_id: int) -> None:
+    """Print a run's log."""
+    text, _ = run(lambda: ctx.plane().runs.read_log(ctx.caller(), project_key, scenario_id, run_id))
+    click.echo(text, nl=False)
+
+
+@scenario.command("abort")
+@click.argument("project_key")
+@click.argument("scenario_id")
+@click.argument("run_id", type=int)
+@pass_ctx
+def scenario_abort(ctx: Context, project_key: str, scenario_id: str, run_id: int) -> None:
+    """Abort a queued or running run (the process running it kills its kernels)."""
+    aborted = run(lambda: ctx.plane().runs.abort(ctx.caller(), project_key, scenario_id, run_id))
+    click.echo(f"run #{run_id}: {'aborted' if aborted.state == 'aborted' else 'abort requested'}")
