@@ -10,6 +10,7 @@ import {
 import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStateDB } from '@jupyterlab/statedb';
 import { SidePanel } from '@jupyterlab/ui-components';
@@ -42,7 +43,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     INotebookTracker,
     IDocumentManager,
     ICommandPalette,
-    ILayoutRestorer
+    ILayoutRestorer,
+    IRenderMimeRegistry
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -51,13 +53,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null,
     documents: IDocumentManager | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     const model = new HimaliaModel(
       new HimaliaClient(app.serviceManager.serverSettings),
       state
     );
-    const services: IHimaliaServices = { model, app, notebooks, documents };
+    const services: IHimaliaServices = {
+      model,
+      app,
+      notebooks,
+      documents,
+      rendermime
+    };
 
     const sidebar = new SidePanel();
     sidebar.id = 'himalia-sidebar';

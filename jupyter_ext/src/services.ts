@@ -1,11 +1,12 @@
 /**
  * What the sections and commands are given: the shared model and the pieces of JupyterLab they
- * act on (commands, the shell, notebooks, documents). Optional pieces are null when the lab runs
+ * act on (commands, the shell, notebooks, documents, mime renderers). Optional pieces are null when the lab runs
  * without them.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { HimaliaModel } from './model';
 
@@ -14,6 +15,8 @@ export interface IHimaliaServices {
   app: JupyterFrontEnd;
   notebooks: INotebookTracker | null;
   documents: IDocumentManager | null;
+  /** Renders the charts (Vega-Lite) with the lab's own mime renderers. */
+  rendermime: IRenderMimeRegistry | null;
 }
 
 /** Command ids, one place. */

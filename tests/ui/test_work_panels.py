@@ -70,8 +70,18 @@ def test_a_check_turns_red_when_the_data_breaks(page, admin_lab: Lab, demo_root)
         check.locator(".hml-badge", has_text="ERROR").wait_for()
         summary = merchants.locator(".hml-dq-summary")
         assert "ERROR" in summary.inner_text()
-        chart = merchants.locator("svg[data-metric]")
-        chart.wait_for()
+        # The history of the metric the range check watches, drawn by the lab's Vega renderer:
+        # the check's bound as a rule with its label, the value after the break in the error colour.
+        chart = merchants.locator(".hml-chart-box[data-metric='record_count']")
+        assert chart.get_attribute("data-bounds") == "min 10\u202f000"
+        chart.locator(".hml-chart svg.marks").wait_for()
+        assert chart.locator("g.mark-rule.hml_hard_min_rule_marks line").count() == 1
+        assert chart.locator("g.hml_hard_min_label_marks text").text_content() == "min 10\u202f000"
+        error_colour = page.evaluate("getComputedStyle(document.body).getPropertyValue('--jp-error-color1').trim()")
+        chart.locator("g.hml_points_marks path").last.wait_for()
+        fills = chart.locator("g.hml_points_marks path").evaluate_all("nodes => nodes.map(n => n.getAttribute('fill'))")
+        assert fills[-1] == error_colour and len(fills) >= 2, (fills, error_colour)
+        chart.scroll_into_view_if_needed()
         shoot(page, "data-quality-error")
     finally:
         shutil.move(backup, warehouse)

@@ -7,6 +7,7 @@
  * Outcomes refresh every `listPollSeconds` while a dataset is open and the section is in view;
  * nothing polls while the section is collapsed.
  */
+import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Button, HTMLSelect } from '@jupyterlab/ui-components';
 import React, { useEffect, useMemo, useRef, useState } from 'react';
 
@@ -18,8 +19,8 @@ import {
   formatValue,
   toSeries,
   worstOutcome
-} from '../chart';
-import { LineChart } from '../components/chart';
+} from '../charts/values';
+import { HistoryChart } from '../charts/history';
 import {
   ActionButton,
   Badge,
@@ -128,6 +129,7 @@ function DataQualityView(
               onToggle={() => toggle(dataset.name)}
               visible={visible}
               refresh={refresh}
+              rendermime={props.services.rendermime}
             />
           ))}
         </ul>
@@ -198,6 +200,7 @@ function DatasetRow(props: {
   onToggle: () => void;
   visible: boolean;
   refresh: number;
+  rendermime: IRenderMimeRegistry | null;
 }): JSX.Element {
   const { model, projectKey, dataset, expanded } = props;
   const checks = useAsync(
@@ -239,6 +242,7 @@ function DatasetRow(props: {
           checks={checks}
           visible={props.visible}
           refresh={props.refresh}
+          rendermime={props.rendermime}
         />
       )}
     </li>
@@ -303,6 +307,7 @@ function DatasetDetails(props: {
   checks: IAsync<DescribeCheck[]>;
   visible: boolean;
   refresh: number;
+  rendermime: IRenderMimeRegistry | null;
 }): JSX.Element {
   const { model, projectKey: key, dataset, checks } = props;
   const name = dataset.name;
@@ -482,7 +487,12 @@ function DatasetDetails(props: {
             </Empty>
           )}
           {history.value && series.points.length > 0 && (
-            <LineChart metric={metric} points={series.points} bounds={bounds} />
+            <HistoryChart
+              rendermime={props.rendermime}
+              metric={metric}
+              points={series.points}
+              bounds={bounds}
+            />
           )}
           {history.value && (
             <div className="hml-dq-note">

@@ -1,0 +1,220 @@
+/**
+ * What the metric charts show, as plain values: a history's numeric points, values formatted as
+ * the server's check messages format them, the bounds of range checks and how they judge a value.
+ *
+ * Pure functions only (no JupyterLab, no React), so that the unit tests run them in plain Node;
+ * how the chart looks is a Vega-Lite specification built from these (`specs.ts`).
+ */
+
+// -- values ------------------------------------------------------------------------------------
+
+/** One value of a metric's history, placed in time (milliseconds since the epoch). */
+export interface IPoint {
+  t: number;
+  v: number;
+}
+
+export interface ISeries {
+  /** The numeric values, oldest first. */
+  points: IPoint[];
+  /** How many values were left out: null, not a number, or without a valid time. */
+  skipped: number;
+}
+
+/** A metric value as a number, or null when it cannot be charted (null, text, a list, NaN…). */
+export function numericValue(value: unknown): number | null {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    return null;
+  }
+  return value;
+}
+
+/** The chartable points of a history (`computed_at` ISO timestamps), sorted by time. */
+export function toSeries(
+  values: ReadonlyArray<{ computed_at: string; value: unknown }>
+): ISeries {
+  const points: IPoint[] = [];
+  let skipped = 0;
+  for (const item of values) {
+    const v = numericValue(item.value);
+    const t = Date.parse(item.computed_at);
+    if (v === null || Number.isNaN(t)) {
+      skipped++;
+      continue;
+    }
+    points.push({ t, v });
+  }
+  // Stable: values computed at the same moment keep the server's order.
+  points.sort((a, b) => a.t - b.t);
+  return { points, skipped };
+}
+
+/**
+ * A value as people read it, like the server's check messages: integers with grouped thousands
+ * (`9 812`), other numbers with six significant digits (`0.0421`, `1.5e+12`).
+ */
+export function formatValue(value: unknown): string {
+  if (value === null || value === undefined) {
+    return '—';
+  }
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) {
+      return 'NaN';
+    }
+    if (!Number.isFinite(value)) {
+      return value > 0 ? '∞' : '-∞';
+    }
+    if (Number.isInteger(value) && Math.abs(value) < 1e15) {
+      return groupThousands(value);
+    }
+    const precise = value.toPrecision(6);
+    if (precise.includes('e')) {
+      const [mantissa, exponent] = precise.split('e');
+      return `${trimZeros(mantissa)}e${exponent}`;
+    }
+    return trimZeros(precise);
+  }
+  if (typeof value === 'string') {
+    return value;
+  }
+  if (typeof value === 'boolean') {
+    return String(value);
+  }
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+function groupThousands(integer: number): string {
+  const digits = Math.abs(integer).toFixed(0);
+  const grouped = digits.replace(/\B(?=(\d{3})+(?!\d))/g, '\u202f');
+  return integer < 0 ? `-${grouped}` : grouped;
+}
+
+function trimZeros(decimal: string): string {
+  return decimal.includes('.')
+    ? decimal.replace(/0+$/, '').replace(/\.$/, '')
+    : decimal;
+}
+
+// -- check bounds and outcomes -------------------------------------------------------------------
+
+export type Outcome = 'OK' | 'WARNING' | 'ERROR' | 'EMPTY';
+
+/** A check as the API describes it; only `range` checks have bounds to draw. */
+export interface ICheckLike {
+  name: string;
+  type: string;
+  metric?: string | null;
+  min?: number | null;
+  max?: number | null;
+  soft_min?: number | null;
+  soft_max?: number | null;
+}
+
+export interface IBound {
+  /** The check that sets it. */
+  check: string;
+  /** Hard bounds make an ERROR, soft ones a WARNING. */
+  kind: 'hard' | 'soft';
+  side: 'min' | 'max';
+  value: number;
+  /** `min 525`, `soft max 650`. */
+  label: string;
+}
+
+const BOUND_FIELDS: Array<
+  ['min' | 'max' | 'soft_min' | 'soft_max', IBound['kind'], IBound['side']]
+> = [
+  ['min', 'hard', 'min'],
+  ['max', 'hard', 'max'],
+  ['soft_min', 'soft', 'min'],
+  ['soft_max', 'soft', 'max']
+];
+
+/** The bounds that the `range` checks on `metric` set. */
+export function boundsFor(
+  metric: string,
+  checks: ReadonlyArray<ICheckLike>
+): IBound[] {
+  const bounds: IBound[] = [];
+  for (const check of checks) {
+    if (check.type !== 'range' || check.metric !== metric) {
+      continue;
+    }
+    for (const [field, kind, side] of BOUND_FIELDS) {
+      const value = check[field];
+      if (typeof value === 'number' && Number.isFinite(value)) {
+        bounds.push({
+          check: check.name,
+          kind,
+          side,
+          value,
+          label: `${kind === 'soft' ? 'soft ' : ''}${side} ${formatValue(value)}`
+        });
+      }
+    }
+  }
+  return bounds;
+}
+
+/**
+ * How the bounds judge a value, as the server's range checks do: outside a hard bound is an
+ * ERROR, else outside a soft bound a WARNING, else OK. Bounds are inclusive.
+ */
+export function judge(value: number, bounds: ReadonlyArray<IBound>): Outcome {
+  const outside = (bound: IBound) =>
+    bound.side === 'min' ? value < bound.value : value > bound.value;
+  if (bounds.some(bound => bound.kind === 'hard' && outside(bound))) {
+    return 'ERROR';
+  }
+  if (bounds.some(bound => bound.kind === 'soft' && outside(bound))) {
+    return 'WARNING';
+  }
+  return 'OK';
+}
+
+/** How bad each outcome is, to combine several into one (the server's order). */
+export const SEVERITY: Record<Outcome, number> = {
+  OK: 0,
+  EMPTY: 1,
+  WARNING: 2,
+  ERROR: 3
+};
+
+/** The worst of some outcomes; EMPTY when there is none (as the server says of no checks). */
+export function worstOutcome(outcomes: ReadonlyArray<Outcome>): Outcome {
+  let worst: Outcome | null = null;
+  for (const outcome of outcomes) {
+    if (worst === null || SEVERITY[outcome] > SEVERITY[worst]) {
+      worst = outcome;
+    }
+  }
+  return worst ?? 'EMPTY';
+}
+
+/** `1 error, 2 ok`: how many of each outcome, worst first, none of the absent ones. */
+export function describeOutcomes(outcomes: ReadonlyArray<Outcome>): string {
+  const order: Outcome[] = ['ERROR', 'WARNING', 'EMPTY', 'OK'];
+  const parts = order
+    .map(outcome => {
+      const count = outcomes.filter(item => item === outcome).length;
+      if (count === 0) {
+        return '';
+      }
+      const word =
+        outcome === 'OK'
+          ? 'ok'
+          : outcome === 'EMPTY'
+            ? 'empty'
+            : outcome === 'ERROR'
+              ? count === 1
+                ? 'error'
+                : 'errors'
+              : count === 1
+                ? 'warning'
+                : 'warnings';
+      return `${count} ${word}`;
+    })
+    .filter(Boolean);
+  return parts.length > 0 ? parts.join(', ') : 'no checks';
+}
