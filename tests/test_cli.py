@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -207,3 +209,30 @@ def test_tiers_change_without_a_redeploy(himalia, tmp_path: Path) -> None:  # ty
     assert "manage_tiers" in himalia("--as", "bob", "tier", "set", "medium", "--gpus", "1", code=1).output
     himalia("tier", "set", "medium", "--archive")
     assert [t["name"] for t in json.loads(himalia("--as", "bob", "--json", "tier", "list").output)] == ["small"]
+
+
+#: What a command imports when it runs, never to print help: each of these takes a noticeable time.
+HEAVY_MODULES = ("pandas", "papermill", "nbformat", "jsonschema", "sqlalchemy", "alembic", "cryptography")
+
+
+def imported_modules(*arguments: str) -> set[str]:
+    """The modules ``python -m himalia ARGUMENTS`` imports, read from ``-X importtime``."""
+    finished = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "himalia", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "Usage:" in finished.stdout
+    return {line.rpartition("|")[2].strip() for line in finished.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("arguments", [("--help",), ("scenario", "--help"), ("dataset", "create", "--help")])
+def test_help_imports_no_store_no_services_and_no_data_library(arguments: tuple[str, ...]) -> None:
+    modules = imported_modules(*arguments)
+    assert "himalia.cli" in modules and "click" in modules  # the measurement sees the imports
+    assert not {m for m in modules if m.split(".")[0] in HEAVY_MODULES}
+    himalia = {m for m in modules if m.startswith("himalia.")}
+    assert {m for m in himalia if not m.startswith(("himalia.cli", "himalia.core"))} == set()
+    assert {m for m in himalia if m.startswith("himalia.core.")} <= {"himalia.core.errors", "himalia.core.permissions"}

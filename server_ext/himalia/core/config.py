@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from jupyter_core.paths import jupyter_config_path
 from traitlets import default
@@ -27,8 +27,6 @@ from himalia.core.errors import HimaliaError
 
 CONFIG_FILE_NAME = "himalia_config"
 CONFIG_FILE_VARIABLE = "HIMALIA_CONFIG"
-
-T = TypeVar("T")
 
 
 class ConfigFileError(HimaliaError):
@@ -91,12 +89,7 @@ def load_config_files(explicit: str | None = None) -> LoadedConfig:
     return loaded
 
 
-def environment_default(
-    trait: str,
-    variable: str,
-    otherwise: T | Callable[[Any], T],
-    parse: Callable[[str], T] = str,  # type: ignore[assignment]
-) -> DefaultHandler:
+def environment_default(trait: str, variable: str, otherwise: Any, parse: Callable[[str], Any] = str) -> DefaultHandler:
     """A traitlets ``@default`` for ``trait``: ``$variable`` parsed by ``parse`` when set and not blank,
     else ``otherwise`` (a value, or a function of the configurable for defaults derived from other traits).
 
@@ -105,7 +98,7 @@ def environment_default(
     option still wins, and the variable is read nowhere else.
     """
 
-    def from_environment(configurable: Any) -> T:
+    def from_environment(configurable: Any) -> Any:
         value = os.environ.get(variable, "")
         if value.strip():
             return parse(value)
