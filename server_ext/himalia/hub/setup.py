@@ -25,6 +25,8 @@ Settings (environment, or the ``oidc:`` / ``hub:`` mappings of the YAML file nam
 ``HIMALIA_OIDC_CALLBACK_URL``    default ``http://127.0.0.1:8000/hub/oauth_callback``
 ``HIMALIA_SERVICE_TOKEN``        the service's hub API token (also lets the hub act in Himalia)
 ``HIMALIA_SERVICE_PORT``         where the service listens, default 10101
+``HIMALIA_CONFIG``               the service's configuration file (``c.ControlPlane.*``, ``c.Mailer.*``,
+                                 ``c.HubService.*``...); else ``himalia_config.py`` on the Jupyter config path
 ===============================  ==========================================================
 """
 
@@ -44,6 +46,7 @@ SERVICE_ENVIRONMENT = (
     *("HIMALIA_WEBHOOK_KEY", "HIMALIA_SMTP_HOST", "HIMALIA_SMTP_PORT", "HIMALIA_SMTP_USER", "HIMALIA_SMTP_PASSWORD"),
     *("HIMALIA_SMTP_SENDER", "HIMALIA_RUN_EXECUTOR", "HIMALIA_KUBERNETES_NAMESPACE", "HIMALIA_KUBERNETES_IMAGE"),
     *("HIMALIA_KUBERNETES_API_URL", "HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "HIMALIA_USER_ISOLATION"),
+    "HIMALIA_CONFIG",  # the service's himalia_config.py: every c.ControlPlane/Mailer/HubService/... setting
 )
 
 
