@@ -27,6 +27,7 @@ from himalia.core.errors import HimaliaError, Unauthenticated
 from himalia.hosts.controlplane import ControlPlane
 from himalia.hosts.forwarding import SERVICE_URL, ForwardingHandler
 from himalia.identity.caller import Caller
+from himalia.scenarios.reporting import Mailer, WebhookSettings
 
 LOCAL_USER = "himalia_local_user"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -73,7 +74,7 @@ def jupyter_hosted(handler: type[APIHandler]) -> type[APIHandler]:
 class HimaliaExtension(ExtensionApp):
     name = "himalia"
     description = "Himalia control plane, in-process (standalone mode)."
-    classes = [ControlPlane]
+    classes = [ControlPlane, Mailer, WebhookSettings]
 
     local_user = Unicode(
         config=True,
