@@ -63,7 +63,8 @@ from himalia.execution.kubernetes.executor import KubernetesExecutor
 from himalia.hosts.controlplane import ControlPlane
 from himalia.hub.kubespawner import KubernetesTierSpawner
 from himalia.identity.caller import Caller
-from himalia.scenarios.engine import RunEngine
+from himalia.scenarios.engine import RunEngine, StepServices
+from himalia.scenarios.reporting import report_all
 from himalia.store.orm import NotebookSnapshot, ScenarioRun
 from himalia.wire.compute import DescribeTier
 
@@ -579,7 +580,15 @@ def on_kubernetes(plane: ControlPlane, api: LiveAPI, k8s: RecordedKubernetes) ->
         poll_interval=0.05,
         api_client=k8s.client(),
     )
-    plane.engine = RunEngine(plane, executor)
+    plane.engine = RunEngine(
+        plane.runs,
+        executor,
+        StepServices(plane.metrics, plane.checks, plane.variables, plane.connections, plane.datasets),
+        plane.events,
+        report=lambda reporters, summary: report_all(reporters, summary, plane.mailer, plane.webhook_signing_key),
+        api_url=lambda: plane.api_url,
+        log=plane.log,
+    )
     plane.engine.start()
     return executor
 

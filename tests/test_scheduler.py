@@ -23,6 +23,7 @@ from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.scenarios.definitions import ScenarioDefinition, TimeTrigger
 from himalia.scenarios.scheduler import MISFIRE_GRACE, RETRY_DELAY, Scheduler, next_fire_time, previous_fire_time
+from himalia.store.events import ScenarioChanged
 from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
 from himalia.wire.data import UpdateConnection
 from himalia.wire.scenarios import RunRequest, SaveScenario
@@ -98,10 +99,18 @@ class Clock:
         return self.now
 
 
+def scheduler_of(plane: ControlPlane, now: Callable[[], datetime]) -> Scheduler:
+    """A scheduler wired as ``start_engine`` wires it, with its own clock."""
+    interval = timedelta(seconds=plane.min_schedule_interval)
+    return Scheduler(
+        plane.runs, plane.events, plane.datasets, plane.connections, min_interval=interval, log=plane.log, now=now
+    )
+
+
 def scheduler_at(plane: ControlPlane, now: datetime) -> tuple[Scheduler, Clock]:
     """A scheduler whose clock reads ``now``, loaded (as on start)."""
     clock = Clock(now)
-    scheduler = Scheduler(plane, now=clock)
+    scheduler = scheduler_of(plane, clock)
     scheduler.load()
     return scheduler, clock
 
@@ -360,7 +369,7 @@ def test_inactive_changed_and_deleted_scenarios(plane: ControlPlane) -> None:
     inactive = save(plane, "inactive", [daily("02:00")], active=False)
     row = save(plane, "moving", [daily("02:00")])
     scheduler, _ = scheduler_at(plane, at(2024, 1, 15, 1))
-    plane.scenarios.listeners.append(scheduler.scenario_changed)
+    unsubscribe = plane.events.subscribe(ScenarioChanged, lambda event: scheduler.scenario_changed(event.row_id))
     try:
         save(plane, "moving", [daily("05:00")])
         assert scheduler.next_due() == at(2024, 1, 15, 5)  # the 02:00 entry is stale
@@ -380,7 +389,7 @@ def test_inactive_changed_and_deleted_scenarios(plane: ControlPlane) -> None:
         assert scheduler.fire_due(at(2024, 1, 20)) == []
         assert runs(plane, inactive) == []
     finally:
-        plane.scenarios.listeners.remove(scheduler.scenario_changed)
+        unsubscribe()
 
 
 # -- concurrency policy ---------------------------------------------------------------------------
@@ -605,7 +614,7 @@ def test_the_thread_fires_on_time_and_wakes_up_on_saves(plane: ControlPlane) -> 
     fire = FUTURE.replace(hour=2)
     shift = [fire - timedelta(seconds=1.5) - utcnow()]
     loaded = save(plane, "threaded", [daily("02:00")])
-    scheduler = Scheduler(plane, now=lambda: utcnow() + shift[0])
+    scheduler = scheduler_of(plane, lambda: utcnow() + shift[0])
     scheduler.start()
     try:
         assert wait_for(lambda: len(runs(plane, loaded)) == 1, 6)
@@ -617,4 +626,5 @@ def test_the_thread_fires_on_time_and_wakes_up_on_saves(plane: ControlPlane) -> 
     finally:
         scheduler.stop()
     assert scheduler._thread is not None and not scheduler._thread.is_alive()
-    assert scheduler.scenario_changed not in plane.scenarios.listeners
+    unheard = save(plane, "saved-after-stop", [daily("04:00")])
+    assert unheard not in scheduler._entries  # it no longer listens

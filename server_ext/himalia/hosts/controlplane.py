@@ -39,12 +39,13 @@ from himalia.identity.tokens import TokenService
 from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
 from himalia.scenarios.definitions import input_context
-from himalia.scenarios.engine import RunEngine
-from himalia.scenarios.reporting import Mailer, WebhookSettings
+from himalia.scenarios.engine import RunEngine, StepServices
+from himalia.scenarios.reporting import Mailer, WebhookSettings, report_all
 from himalia.scenarios.runs import RunLimits, RunService
 from himalia.scenarios.scheduler import Scheduler
 from himalia.scenarios.service import ScenarioService
 from himalia.store.db import Database
+from himalia.store.events import Events
 
 R = TypeVar("R")
 
@@ -330,10 +331,11 @@ class ControlPlane(LoggingConfigurable):
         self.exports = ExportService(
             self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
         )
+        self.events = Events(self.log)
         self.scenarios = ScenarioService(
-            self.db, trail, self.log, lambda: self.notebook_root, validation_context=self.validation_context
+            self.db, trail, self.log, lambda: self.notebook_root, self.events, self.validation_context
         )
-        self.runs = RunService(self.db, trail, self.log, self._run_limits)
+        self.runs = RunService(self.db, trail, self.log, self._run_limits, self.tiers, self.events)
         self.mailer = Mailer(parent=self)
         self.webhooks = WebhookSettings(parent=self)
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
@@ -365,10 +367,27 @@ class ControlPlane(LoggingConfigurable):
         else:
             isolation = UserIsolation(parent=self, home=self.home)
             executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers, isolation=isolation)
-        self.engine = RunEngine(self, executor, only=only)
+        self.engine = RunEngine(
+            self.runs,
+            executor,
+            StepServices(self.metrics, self.checks, self.variables, self.connections, self.datasets),
+            self.events,
+            report=lambda reporters, summary: report_all(
+                reporters, summary, self.mailer, self.webhook_signing_key, webhooks=self.webhooks
+            ),
+            api_url=lambda: self.api_url,
+            log=self.log,
+            only=only,
+        )
         if schedule:
-            self.scheduler = Scheduler(self)
-            self.engine.on_finished.append(self.scheduler.run_finished)
+            self.scheduler = Scheduler(
+                self.runs,
+                self.events,
+                self.datasets,
+                self.connections,
+                min_interval=timedelta(seconds=self.min_schedule_interval),
+                log=self.log,
+            )
             self.scheduler.start()
         self.engine.start()
         return self.engine

@@ -7,9 +7,9 @@ prefix to recognise it in lists. A token may expire and may be scoped to one pro
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 
 from himalia.core.errors import Forbidden, NotFound, Unauthenticated
@@ -30,6 +30,30 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mint_token(
+    session: Session, user_id: int, name: str, project_id: int | None, expires_at: datetime | None
+) -> tuple[ApiToken, str]:
+    """A new token row and its value, the only time the value exists: the store keeps its digest."""
+    value = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user_id,
+        name=name,
+        prefix=value[: len(TOKEN_PREFIX) + 4],
+        digest=digest(value),
+        project_id=project_id,
+        expires_at=expires_at,
+    )
+    session.add(token)
+    session.flush()
+    return token, value
+
+
+def delete_token(session: Session, token_id: int | None) -> None:
+    """Remove a token (a run's, when the run ends); ``None`` is no token."""
+    if token_id is not None:
+        session.execute(delete(ApiToken).where(ApiToken.id == token_id))
 
 
 def describe_token(token: ApiToken) -> DescribeToken:
@@ -65,17 +89,8 @@ class TokenService(Service):
                 # The token's owner must see the project; so must whoever asks for the token.
                 require_project(session, caller, spec.project)
                 project, _ = require_project(session, load_caller(session, user), spec.project)
-            value = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            token = ApiToken(
-                user=user,
-                name=spec.name,
-                prefix=value[: len(TOKEN_PREFIX) + 4],
-                digest=digest(value),
-                project=project,
-                expires_at=utcnow() + timedelta(days=spec.expires_in_days) if spec.expires_in_days else None,
-            )
-            session.add(token)
-            session.flush()
+            expires_at = utcnow() + timedelta(days=spec.expires_in_days) if spec.expires_in_days else None
+            token, value = mint_token(session, user.id, spec.name, project.id if project else None, expires_at)
             self.audit.record(
                 session,
                 caller,

@@ -12,25 +12,31 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from himalia.compute.tiers import admit_tier, end_run_usage
+from himalia.compute.tiers import TierService, admit_tier, end_run_usage
 from himalia.core.errors import Conflict, HimaliaError, InvalidInput, NotFound, TooBusy
 from himalia.core.permissions import ProjectPermission
-from himalia.identity.caller import Caller
+from himalia.core.units import parse_duration
+from himalia.core.variables import INSTANCE_VARIABLES
+from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
-from himalia.scenarios.definitions import NotebookStep
+from himalia.identity.tokens import delete_token, mint_token
+from himalia.scenarios.definitions import NotebookStep, ScenarioDefinition, stored_definition
+from himalia.scenarios.reporting import CheckSummary, Delivery, RunSummary, StepSummary
 from himalia.scenarios.service import definition_of, find_scenario, may_read_scenarios
 from himalia.scenarios.snapshots import check_value
 from himalia.store.db import paginate
+from himalia.store.events import AbortRequested, Events, RunFinished, RunQueued
 from himalia.store.orm import (
-    ApiToken,
+    InstanceSetting,
+    MetricValue,
     NotebookSnapshot,
     Project,
     RunArtifact,
@@ -38,10 +44,20 @@ from himalia.store.orm import (
     RunStep,
     Scenario,
     ScenarioRun,
+    User,
     utcnow,
 )
 from himalia.wire.common import Page
-from himalia.wire.scenarios import ACTIVE_STATES, DescribeRun, DescribeStep, RerunRequest, RunRequest
+from himalia.wire.scenarios import (
+    ACTIVE_STATES,
+    RAN_STATES,
+    DescribeRun,
+    DescribeStep,
+    RerunRequest,
+    RunRequest,
+    RunState,
+    StepState,
+)
 
 P = ProjectPermission
 
@@ -73,6 +89,71 @@ class RunLimits:
     max_running: int
     max_running_per_user: int
     max_queued: int
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A claimed run as its engine carries it out, read in the one transaction that starts it."""
+
+    run_id: int
+    project_key: str
+    scenario_slug: str
+    definition: ScenarioDefinition
+    notebooks: dict[str, str]
+    parameters: dict[str, Any]
+    variables: dict[str, Any]
+    #: Instance and project variables, below the run's own.
+    base_variables: dict[str, Any]
+    start_step: int
+    rerun_of: int | None
+    #: The run-as user, limited to the run's project.
+    actor: Caller
+    #: The project-scoped API token of the run's kernels, valid until the run ends.
+    token: str
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file a step produced (an executed notebook, an HTML report), kept with the run."""
+
+    kind: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A notebook as a run uses it: its content and the parameters its parameters cell declares."""
+
+    digest: str
+    content: str
+    parameters: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A run that a ``run_scenario`` step requested."""
+
+    run_id: int
+    state: RunState
+
+
+@dataclass(frozen=True)
+class PollTarget:
+    """What a polling trigger observes with: its project, the run-as user, its last observation."""
+
+    project_key: str
+    actor: Caller
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """What ``after_scenario`` triggers ask of a run that finished."""
+
+    project_id: int
+    scenario_slug: str
+    state: RunState
 
 
 def describe_run(run: ScenarioRun, project_key: str, artifacts: list[str]) -> DescribeRun:
@@ -121,12 +202,25 @@ def _artifact_names(session: Session, run_id: int) -> list[str]:
 
 
 class RunService(Service):
-    def __init__(self, db: Any, audit: Any, log: Any, limits: Callable[[], RunLimits]) -> None:
+    """The one owner of runs, their steps, artifacts and log, and of the scenarios' trigger state.
+
+    People request, read and abort runs here; the engine claims and carries them out through the
+    verbs of "the engine's side", the scheduler fires triggers through "the scheduler's side".
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        audit: Any,
+        log: Any,
+        limits: Callable[[], RunLimits],
+        tiers: TierService,
+        events: Events,
+    ) -> None:
         super().__init__(db, audit, log)
         self.limits = limits
-        #: Called after a run is queued (the engine wakes up) and when an abort is requested.
-        self.on_queued: list[Callable[[int], None]] = []
-        self.on_abort: list[Callable[[int], None]] = []
+        self.tiers = tiers
+        self.events = events
 
     # -- requesting ---------------------------------------------------------------------------
 
@@ -170,7 +264,7 @@ class RunService(Service):
                 raise Conflict(f"Run #{run_id} is not finished yet.")
             start = 0
             if spec.from_failed_step:
-                failed = [s.position for s in earlier.steps if s.state in ("failed", "aborted")]
+                failed = [s.position for s in earlier.steps if s.state in (StepState.FAILED, StepState.ABORTED)]
                 if not failed:
                     raise InvalidInput(f"Run #{run_id} has no failed step to start from.", field="from_failed_step")
                 start = failed[0]
@@ -201,9 +295,8 @@ class RunService(Service):
         return described
 
     def _queued(self, run: DescribeRun) -> None:
-        if run.state == "queued":
-            for listener in self.on_queued:
-                listener(run.id)
+        if run.state == RunState.QUEUED:
+            self.events.publish(RunQueued(run.id))
 
     def enqueue(
         self,
@@ -219,7 +312,7 @@ class RunService(Service):
         manual: bool = False,
         frozen: ScenarioRun | None = None,
         start_step: int = 0,
-        state: str = "queued",
+        state: RunState = RunState.QUEUED,
         fired_by: Caller | None = None,
     ) -> ScenarioRun | None:
         """Create a run following the scenario's concurrency policy; ``None`` if ``fire_key`` already fired.
@@ -238,9 +331,9 @@ class RunService(Service):
         )
         if in_progress is not None and definition.concurrency == "skip":
             skip_reason = f"run #{in_progress} was still in progress (concurrency policy 'skip')"
-        queued = session.scalar(select(func.count()).where(ScenarioRun.state == "queued")) or 0
+        queued = session.scalar(select(func.count()).where(ScenarioRun.state == RunState.QUEUED)) or 0
         limit = self.limits().max_queued
-        if skip_reason is None and state == "queued" and queued >= limit:
+        if skip_reason is None and state == RunState.QUEUED and queued >= limit:
             skip_reason, refusal = f"the run queue is full ({queued} runs waiting, the limit is {limit})", TooBusy
         if skip_reason is not None and manual:
             raise refusal(f"'{scenario.slug}' was not started: {skip_reason}.")
@@ -248,7 +341,7 @@ class RunService(Service):
         run = ScenarioRun(
             scenario=scenario,
             project_id=scenario.project_id,
-            state="skipped" if skip_reason else state,
+            state=RunState.SKIPPED if skip_reason else state,
             trigger=trigger,
             trigger_detail=detail,
             fire_key=fire_key,
@@ -265,7 +358,12 @@ class RunService(Service):
             ended_at=now if skip_reason else None,
         )
         run.steps = [
-            RunStep(position=i, name=step.name, type=step.type, state="skipped" if skip_reason else "pending")
+            RunStep(
+                position=i,
+                name=step.name,
+                type=step.type,
+                state=StepState.SKIPPED if skip_reason else StepState.PENDING,
+            )
             for i, step in enumerate(definition.steps)
         ]
         try:
@@ -384,17 +482,15 @@ class RunService(Service):
             if run.state not in ACTIVE_STATES:
                 raise Conflict(f"Run #{run_id} already ended ({run.state}).")
             run.abort_requested = True
-            if run.state == "queued":
-                run.state, run.ended_at = "aborted", utcnow()
+            if run.state == RunState.QUEUED:
+                run.state, run.ended_at = RunState.ABORTED, utcnow()
                 run.message = f"Aborted by {caller.login} before it started."
-                for step in run.steps:
-                    step.state = "skipped"
+                _close_steps(run, "")
             self.audit.record(
                 session, caller, "scenario.abort", "scenario", scenario_id, project_key=key, details={"run": run_id}
             )
             described = describe_run(run, key, _artifact_names(session, run.id))
-        for listener in self.on_abort:
-            listener(run_id)
+        self.events.publish(AbortRequested(run_id))
         return described
 
     # -- the engine's side --------------------------------------------------------------------
@@ -405,14 +501,14 @@ class RunService(Service):
         if running_here >= limits.max_running:
             return None
         with self.db.write() as session:
-            query = select(ScenarioRun).where(ScenarioRun.state == "queued").order_by(ScenarioRun.id).limit(200)
+            query = select(ScenarioRun).where(ScenarioRun.state == RunState.QUEUED).order_by(ScenarioRun.id).limit(200)
             if only is not None:
                 query = query.where(ScenarioRun.id.in_(only))
             candidates = session.scalars(query).all()
             if not candidates:
                 return None
             running = session.execute(
-                select(ScenarioRun.run_as_id, ScenarioRun.scenario_id).where(ScenarioRun.state == "running")
+                select(ScenarioRun.run_as_id, ScenarioRun.scenario_id).where(ScenarioRun.state == RunState.RUNNING)
             ).all()
             per_user: dict[int, int] = {}
             for user_id, _ in running:
@@ -426,8 +522,8 @@ class RunService(Service):
                     continue
                 claimed = session.execute(
                     update(ScenarioRun)
-                    .where(ScenarioRun.id == run.id, ScenarioRun.state == "queued")
-                    .values(state="running", worker=worker, started_at=utcnow(), heartbeat_at=utcnow())
+                    .where(ScenarioRun.id == run.id, ScenarioRun.state == RunState.QUEUED)
+                    .values(state=RunState.RUNNING, worker=worker, started_at=utcnow(), heartbeat_at=utcnow())
                 )
                 if claimed.rowcount == 1:  # type: ignore[attr-defined]
                     return run.id
@@ -438,13 +534,15 @@ class RunService(Service):
         with self.db.write() as session:
             session.execute(
                 update(ScenarioRun)
-                .where(ScenarioRun.worker == worker, ScenarioRun.state == "running")
+                .where(ScenarioRun.worker == worker, ScenarioRun.state == RunState.RUNNING)
                 .values(heartbeat_at=utcnow())
             )
             return list(
                 session.scalars(
                     select(ScenarioRun.id).where(
-                        ScenarioRun.worker == worker, ScenarioRun.state == "running", ScenarioRun.abort_requested
+                        ScenarioRun.worker == worker,
+                        ScenarioRun.state == RunState.RUNNING,
+                        ScenarioRun.abort_requested,
                     )
                 )
             )
@@ -455,7 +553,9 @@ class RunService(Service):
         now = utcnow()
         with self.db.write() as session:
             running = session.scalars(
-                select(ScenarioRun).options(selectinload(ScenarioRun.steps)).where(ScenarioRun.state == "running")
+                select(ScenarioRun)
+                .options(selectinload(ScenarioRun.steps))
+                .where(ScenarioRun.state == RunState.RUNNING)
             ).all()
             recovered = []
             for run in running:
@@ -464,22 +564,13 @@ class RunService(Service):
                 if not (gone or stale):
                     continue
                 seen = run.heartbeat_at.isoformat(timespec="seconds") if run.heartbeat_at else "never"
-                run.state, run.ended_at = "failed", now
+                run.state, run.ended_at = RunState.FAILED, now
                 run.message = (
                     f"The control plane running this run ({run.worker}) stopped; last heard of at {seen}. "
                     "Marked failed when that was noticed."
                 )
-                for step in run.steps:
-                    if step.state == "running":
-                        step.state, step.ended_at, step.message = (
-                            "failed",
-                            now,
-                            "interrupted: the control plane stopped",
-                        )
-                    elif step.state == "pending":
-                        step.state = "skipped"
-                if run.token_id is not None:
-                    session.execute(delete(ApiToken).where(ApiToken.id == run.token_id))
+                _close_steps(run, "interrupted: the control plane stopped")
+                delete_token(session, run.token_id)
                 recovered.append(run.id)
                 self.audit.record(
                     session,
@@ -488,10 +579,340 @@ class RunService(Service):
                     "scenario",
                     session.get_one(Scenario, run.scenario_id).slug,
                     project_key=session.get_one(Project, run.project_id).key,
-                    details={"run": run.id, "worker": run.worker, "last_heartbeat": seen, "state": "failed"},
+                    details={"run": run.id, "worker": run.worker, "last_heartbeat": seen, "state": RunState.FAILED},
                 )
             end_run_usage(session, recovered)
             return recovered
+
+    def start_run(self, run_id: int) -> StartedRun:
+        """Everything a claimed run needs to execute, its token minted and its tier usage opened.
+
+        Raises ``HimaliaError`` when the run cannot start (its user deactivated, its tier closed to
+        them); the engine then finishes it failed with that reason.
+        """
+        with self.db.write() as session:
+            run = session.get_one(ScenarioRun, run_id, options=[selectinload(ScenarioRun.scenario)])
+            project = session.get_one(Project, run.project_id)
+            user = session.get_one(User, run.run_as_id)
+            actor = load_caller(session, user, client_address=f"run #{run_id}", project_scope=project.id, run_id=run_id)
+            definition = stored_definition(run.definition)
+            lifetime = parse_duration(definition.timeout) if definition.timeout else timedelta(hours=24)
+            token, value = mint_token(
+                session,
+                user.id,
+                f"run #{run_id} of {run.scenario.slug}",
+                project.id,
+                utcnow() + lifetime + timedelta(minutes=10),
+            )
+            run.token_id = token.id
+            self.tiers.open_run_usage(session, user, definition.tier, run_id)
+            setting = session.get(InstanceSetting, INSTANCE_VARIABLES)
+            return StartedRun(
+                run_id=run_id,
+                project_key=project.key,
+                scenario_slug=run.scenario.slug,
+                definition=definition,
+                notebooks=dict(run.notebooks),
+                parameters=dict(run.parameters),
+                variables=dict(run.variables),
+                base_variables={**(setting.value if setting else {}), **project.variables},
+                start_step=run.start_step,
+                rerun_of=run.rerun_of,
+                actor=actor,
+                token=value,
+            )
+
+    def snapshot(self, digest: str) -> Snapshot:
+        with self.db.read() as session:
+            row = session.get_one(NotebookSnapshot, digest)
+            return Snapshot(row.digest, row.content, {p["name"]: p for p in row.parameters})
+
+    def start_step(self, run_id: int, position: int, attempt: int) -> None:
+        with self.db.write() as session:
+            step = session.get_one(RunStep, (run_id, position))
+            step.state, step.message, step.attempts = StepState.RUNNING, "", attempt
+            step.started_at, step.ended_at = utcnow(), None
+
+    def skip_step(self, run_id: int, position: int, reason: str) -> None:
+        with self.db.write() as session:
+            step = session.get_one(RunStep, (run_id, position))
+            step.state, step.message = StepState.SKIPPED, reason
+
+    def finish_step(
+        self,
+        run_id: int,
+        position: int,
+        state: StepState,
+        message: str,
+        outputs: dict[str, Any],
+        variables: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a step's outcome, and the run's variables when the step changed them."""
+        with self.db.write() as session:
+            step = session.get_one(RunStep, (run_id, position))
+            step.state, step.message, step.outputs, step.ended_at = state, message[:10_000], outputs, utcnow()
+            if variables is not None:
+                session.get_one(ScenarioRun, run_id).variables = dict(variables)
+
+    def add_artifacts(self, run_id: int, position: int, artifacts: list[Artifact]) -> dict[str, float]:
+        """Keep what a notebook step produced (replacing an earlier attempt's); return the metrics
+        the run has recorded so far, which the step's outputs show."""
+        with self.db.write() as session:
+            for artifact in artifacts:
+                session.merge(
+                    RunArtifact(
+                        run_id=run_id,
+                        name=artifact_name(position, artifact.kind),
+                        media_type=artifact.media_type,
+                        content=artifact.content,
+                    )
+                )
+            recorded = session.execute(
+                select(MetricValue.metric, MetricValue.value).where(MetricValue.run_id == str(run_id))
+            ).all()
+            return {metric: value for metric, value in recorded}
+
+    def append_log(self, run_id: int, text: str) -> None:
+        with self.db.write() as session:
+            session.add(RunLogChunk(run_id=run_id, text=text))
+
+    def request_child_run(self, parent: StartedRun, scenario_slug: str, worker: str, wait: bool) -> ChildRun:
+        """Request a run of another scenario of the parent's project (``run_scenario``); a run
+        waited for is claimed at once by ``worker``, which carries it out inside the parent's slot."""
+        with self.db.write() as session:
+            target = session.scalar(
+                select(Scenario)
+                .join(Project, Project.id == Scenario.project_id)
+                .where(Project.key == parent.project_key, Scenario.slug == scenario_slug)
+            )
+            if target is None:
+                raise NotFound(f"there is no scenario '{scenario_slug}' any more")
+            child = self.enqueue(
+                session,
+                target,
+                trigger="scenario",
+                detail={"run": parent.run_id, "scenario": parent.scenario_slug},
+                requested_by=parent.actor.login,
+                state=RunState.RUNNING if wait else RunState.QUEUED,
+                fired_by=parent.actor,
+            )
+            assert child is not None
+            if child.state == RunState.RUNNING:
+                child.worker, child.started_at, child.heartbeat_at = worker, utcnow(), utcnow()
+            started = ChildRun(child.id, RunState(child.state))
+        if started.state == RunState.QUEUED:
+            self.events.publish(RunQueued(started.run_id))
+        return started
+
+    def run_state(self, run_id: int) -> RunState:
+        with self.db.read() as session:
+            return RunState(session.get_one(ScenarioRun, run_id).state)
+
+    def finish_run(
+        self, run_id: int, state: RunState, message: str = "", variables: dict[str, Any] | None = None
+    ) -> None:
+        """End a run: its state, the steps it did not reach, its token and its tier usage.
+
+        Subscribers learn of it (``RunFinished``) once the transaction committed.
+        """
+        with self.db.write() as session:
+            run = session.get_one(ScenarioRun, run_id, options=[selectinload(ScenarioRun.steps)])
+            run.state, run.ended_at = state, utcnow()
+            if message:
+                run.message = message
+            if variables is not None:
+                run.variables = variables
+            _close_steps(run, None)
+            delete_token(session, run.token_id)
+            end_run_usage(session, [run_id])
+        self.events.publish(RunFinished(run_id))
+
+    def record_deliveries(self, run_id: int, deliveries: list[Delivery]) -> None:
+        with self.db.write() as session:
+            session.get_one(ScenarioRun, run_id).deliveries = [
+                {
+                    "reporter": d.reporter,
+                    "sent": d.sent,
+                    "attempts": d.attempts,
+                    "error": d.error,
+                    "skipped_reason": d.skipped_reason,
+                }
+                for d in deliveries
+            ]
+
+    def summarize(
+        self,
+        run: StartedRun,
+        url: str | None,
+        dataset_csv: Callable[[str, int], bytes] | None = None,
+    ) -> RunSummary:
+        """What reporters say about a finished run."""
+        with self.db.read() as session:
+            row = session.get_one(ScenarioRun, run.run_id, options=[selectinload(ScenarioRun.steps)])
+            previous = session.scalar(
+                select(ScenarioRun.state)
+                .where(
+                    ScenarioRun.scenario_id == row.scenario_id,
+                    ScenarioRun.id < row.id,
+                    ScenarioRun.state.in_(RAN_STATES),
+                )
+                .order_by(ScenarioRun.id.desc())
+                .limit(1)
+            )
+            report = latest_artifact(session, run.run_id, "html")
+            log = "".join(
+                session.scalars(
+                    select(RunLogChunk.text).where(RunLogChunk.run_id == run.run_id).order_by(RunLogChunk.id)
+                )
+            )
+            detail = row.trigger_detail
+            trigger = " ".join(str(v) for v in (row.trigger, detail.get("user") or detail.get("fire_time") or "") if v)
+            return RunSummary(
+                project=run.project_key,
+                scenario_id=run.scenario_slug,
+                scenario_name=run.definition.name,
+                run_id=row.id,
+                outcome=row.state,
+                previous_outcome=previous,
+                trigger=trigger,
+                started_at=row.started_at,
+                ended_at=row.ended_at,
+                steps=summary_steps(row),
+                checks=summary_checks(row),
+                variables=dict(row.variables),
+                message=row.message,
+                url=url,
+                report_html=report.content if report else None,
+                log=log,
+                dataset_csv=dataset_csv,
+            )
+
+    # -- the scheduler's side -----------------------------------------------------------------
+
+    def scheduled_scenarios(self) -> list[tuple[int, int, str, dict[str, Any], datetime]]:
+        """Every active scenario with triggers: row, project row, slug, stored definition, last save."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(Scenario.id, Scenario.project_id, Scenario.slug, Scenario.definition, Scenario.updated_at).where(
+                    Scenario.active
+                )
+            ).all()
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows if r[3].get("triggers")]
+
+    def scheduled_scenario(self, row_id: int) -> tuple[int, str, ScenarioDefinition] | None:
+        """The project row, slug and definition of an active scenario; ``None`` if inactive or gone."""
+        with self.db.read() as session:
+            scenario = session.get(Scenario, row_id)
+            if scenario is None or not scenario.active:
+                return None
+            return scenario.project_id, scenario.slug, stored_definition(scenario.definition)
+
+    def last_time_fire(self, row_id: int) -> tuple[datetime | None, str | None]:
+        """When the scenario was last saved, and the fire time of its last time-triggered run."""
+        with self.db.read() as session:
+            saved_at = session.scalar(select(Scenario.updated_at).where(Scenario.id == row_id))
+            last = session.scalar(
+                select(ScenarioRun.trigger_detail)
+                .where(ScenarioRun.scenario_id == row_id, ScenarioRun.trigger == "cron")
+                .order_by(ScenarioRun.id.desc())
+                .limit(1)
+            )
+        return saved_at, (last["fire_time"] if last else None)
+
+    def fire(self, row_id: int, trigger: str, detail: dict[str, Any], fire_key: str) -> ChildRun | None:
+        """A run fired by the scheduler; ``None`` if the scenario is gone or inactive, or ``fire_key``
+        already fired (here or in another process)."""
+        with self.db.write() as session:
+            scenario = session.get(Scenario, row_id)
+            if scenario is None or not scenario.active:
+                return None
+            run = self.enqueue(
+                session,
+                scenario,
+                trigger=trigger,
+                detail=detail,
+                requested_by="scheduler",
+                fire_key=fire_key,
+                fired_by=Caller.system("scheduler"),
+            )
+            if run is None:
+                return None
+            fired = ChildRun(run.id, RunState(run.state))
+        if fired.state == RunState.QUEUED:
+            self.events.publish(RunQueued(fired.run_id))
+        return fired
+
+    def poll_target(self, row_id: int, index: int) -> PollTarget | None:
+        with self.db.read() as session:
+            scenario = session.get(Scenario, row_id)
+            if scenario is None:
+                return None
+            actor = load_caller(
+                session,
+                session.get_one(User, scenario.run_as_id),
+                client_address="scheduler",
+                project_scope=scenario.project_id,
+            )
+            project_key = session.get_one(Project, scenario.project_id).key
+            return PollTarget(project_key, actor, dict(scenario.trigger_state.get(str(index), {})))
+
+    def record_trigger_state(self, row_id: int, index: int, state: dict[str, Any]) -> None:
+        """Keep what a polling trigger last observed, without it counting as a save."""
+        with self.db.write() as session:
+            current = session.scalar(select(Scenario.trigger_state).where(Scenario.id == row_id))
+            if current is not None:
+                # Not a save: keep updated_at (people read it, and catch-up counts from it).
+                session.execute(
+                    update(Scenario)
+                    .where(Scenario.id == row_id)
+                    .values(trigger_state={**current, str(index): state}, updated_at=Scenario.updated_at)
+                )
+
+    def ended_run(self, run_id: int) -> EndedRun | None:
+        """A finished run as ``after_scenario`` triggers see it; ``None`` if it never ran."""
+        with self.db.read() as session:
+            run = session.get(ScenarioRun, run_id)
+            if run is None or run.state == RunState.SKIPPED:
+                return None
+            slug = session.get_one(Scenario, run.scenario_id).slug
+            return EndedRun(run.project_id, slug, RunState(run.state))
+
+    def run_token_id(self, key: str, run_id: int) -> int | None:
+        """The id of the token run ``run_id`` of project ``key`` holds while it runs (its steps'
+        pods call with it); ``None`` when there is no such run or it holds none."""
+        with self.db.read() as session:
+            return session.scalar(
+                select(ScenarioRun.token_id)
+                .join(Project, Project.id == ScenarioRun.project_id)
+                .where(ScenarioRun.id == run_id, Project.key == key)
+            )
+
+
+def _close_steps(run: ScenarioRun, interrupted: str | None) -> None:
+    """Settle the steps an ending run left: those not reached are skipped, one still running failed
+    (with ``interrupted`` as its message, when given)."""
+    for step in run.steps:
+        if step.state == StepState.PENDING:
+            step.state = StepState.SKIPPED
+        elif step.state == StepState.RUNNING:
+            step.state, step.ended_at = StepState.FAILED, run.ended_at
+            if interrupted is not None:
+                step.message = interrupted
+
+
+def summary_steps(run: ScenarioRun) -> list[StepSummary]:
+    def seconds(start: datetime | None, end: datetime | None) -> float | None:
+        return (end - start).total_seconds() if start and end else None
+
+    return [StepSummary(s.name, s.type, s.state, s.message, seconds(s.started_at, s.ended_at)) for s in run.steps]
+
+
+def summary_checks(run: ScenarioRun) -> list[CheckSummary]:
+    return [
+        CheckSummary(s.outputs.get("dataset", ""), r["check"], r["outcome"], r["message"])
+        for s in run.steps
+        for r in s.outputs.get("results", [])
+    ]
 
 
 def artifact_name(position: int, kind: str) -> str:

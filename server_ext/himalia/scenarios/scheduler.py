@@ -26,15 +26,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from logging import Logger, LoggerAdapter
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterError
-from sqlalchemy import select, update
 
 from himalia.core.errors import HimaliaError
 from himalia.core.units import parse_duration
-from himalia.identity.caller import Caller, load_caller
+from himalia.data.connections import ConnectionService
+from himalia.data.datasets import DatasetService
 from himalia.scenarios.definitions import (
     AfterScenarioTrigger,
     DatasetChangeTrigger,
@@ -46,10 +47,10 @@ from himalia.scenarios.definitions import (
     previous_fire_time,
     stored_definition,
 )
-from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
-
-if TYPE_CHECKING:
-    from himalia.hosts.controlplane import ControlPlane
+from himalia.scenarios.runs import RunService
+from himalia.store.events import Events, RunFinished, ScenarioChanged
+from himalia.store.orm import utcnow
+from himalia.wire.scenarios import RunState
 
 MISFIRE_GRACE = timedelta(seconds=60)
 #: How soon a fire that failed (the store unreachable, say) is tried again, for the same fire time.
@@ -71,11 +72,27 @@ def _digest(*parts: Any) -> str:
 
 
 class Scheduler:
-    def __init__(self, plane: "ControlPlane", now: Callable[[], datetime] = utcnow) -> None:
-        self.plane = plane
+    """Fires triggers through ``runs``; polls datasets and connections for the polling triggers."""
+
+    def __init__(
+        self,
+        runs: RunService,
+        events: Events,
+        datasets: DatasetService,
+        connections: ConnectionService,
+        *,
+        min_interval: timedelta,
+        log: Logger | LoggerAdapter[Any],
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.runs = runs
+        self.events = events
+        self.datasets = datasets
+        self.connections = connections
+        self.log = log
         self.now = now
         #: The least time between two fires or polls of one trigger.
-        self.min_interval = timedelta(seconds=plane.min_schedule_interval)
+        self.min_interval = min_interval
         #: (wake at, scenario row, trigger index, version, fire time), all in UTC. The fire time is the
         #: cron time a time trigger fires for; it differs from the wake time only on a retry.
         self._heap: list[tuple[datetime, int, int, int, datetime]] = []
@@ -85,18 +102,22 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._version = 0
+        self._unsubscribe: list[Callable[[], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         self.load()
-        self.plane.scenarios.listeners.append(self.scenario_changed)
+        self._unsubscribe = [
+            self.events.subscribe(ScenarioChanged, lambda event: self.scenario_changed(event.row_id)),
+            self.events.subscribe(RunFinished, lambda event: self.run_finished(event.run_id)),
+        ]
         self._thread = threading.Thread(target=self._loop, name="himalia-scheduler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        if self.scenario_changed in self.plane.scenarios.listeners:
-            self.plane.scenarios.listeners.remove(self.scenario_changed)
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
@@ -108,7 +129,7 @@ class Scheduler:
             try:
                 self.fire_due(self.now())
             except Exception:
-                self.plane.log.exception("The scheduler failed; retrying")
+                self.log.exception("The scheduler failed; retrying")
             with self._changed:
                 due = self._heap[0][0] if self._heap else None
                 wait = 60.0 if due is None else (due - self.now()).total_seconds()
@@ -119,29 +140,16 @@ class Scheduler:
 
     def load(self) -> None:
         """Read every active scenario with triggers, apply catch-up, and schedule the next fires."""
-        with self.plane.db.read() as session:
-            rows = session.execute(
-                select(Scenario.id, Scenario.project_id, Scenario.slug, Scenario.definition, Scenario.updated_at).where(
-                    Scenario.active
-                )
-            ).all()
         now = self.now()
-        for row_id, project_id, slug, definition, saved_at in rows:
-            if definition.get("triggers"):
-                try:
-                    parsed = stored_definition(definition)
-                    self._schedule(row_id, project_id, slug, parsed, now, catch_up=True, saved_at=saved_at)
-                except Exception:  # one unreadable scenario must not keep the others from firing
-                    self.plane.log.exception("Scenario %s cannot be scheduled", slug)
+        for row_id, project_id, slug, definition, saved_at in self.runs.scheduled_scenarios():
+            try:
+                parsed = stored_definition(definition)
+                self._schedule(row_id, project_id, slug, parsed, now, catch_up=True, saved_at=saved_at)
+            except Exception:  # one unreadable scenario must not keep the others from firing
+                self.log.exception("Scenario %s cannot be scheduled", slug)
 
     def scenario_changed(self, row_id: int) -> None:
-        with self.plane.db.read() as session:
-            scenario = session.get(Scenario, row_id)
-            found = (
-                (scenario.project_id, scenario.slug, stored_definition(scenario.definition))
-                if scenario is not None and scenario.active
-                else None
-            )
+        found = self.runs.scheduled_scenario(row_id)
         with self._lock:
             self._entries.pop(row_id, None)  # entries of the old version become stale in the heap
         if found is not None:
@@ -172,7 +180,7 @@ class Scheduler:
                     try:
                         due = next_fire_time(trigger, start)
                     except CroniterError as error:  # valid syntax that never matches, such as Feb 30
-                        self.plane.log.warning("Trigger %d of scenario %s never fires: %s", index, slug, error)
+                        self.log.warning("Trigger %d of scenario %s never fires: %s", index, slug, error)
                         continue
                     heapq.heappush(self._heap, (due, row_id, index, entry.version, due))
                     upcoming.append(due)
@@ -215,7 +223,7 @@ class Scheduler:
                     every = parse_duration(trigger.interval)  # type: ignore[union-attr]
                     wake = following = now + max(every, self.min_interval)
             except Exception:
-                self.plane.log.exception("Trigger %d of scenario %s failed", index, entry.slug)
+                self.log.exception("Trigger %d of scenario %s failed", index, entry.slug)
                 if isinstance(trigger, TimeTrigger):
                     # Try the same fire time again (same fire key: another process may have fired it);
                     # once it is later than the grace, the catch-up policy decides.
@@ -263,75 +271,44 @@ class Scheduler:
         latest, index, trigger = max(((previous_fire_time(t, horizon), i, t) for i, t in times), key=lambda m: m[0])
         if saved_at is not None and latest <= saved_at:
             return []
-        with self.plane.db.read() as session:
-            if saved_at is None:
-                saved_at = session.scalar(select(Scenario.updated_at).where(Scenario.id == row_id))
-                if saved_at is None:
-                    return []
-            last = session.scalar(
-                select(ScenarioRun.trigger_detail)
-                .where(ScenarioRun.scenario_id == row_id, ScenarioRun.trigger == "cron")
-                .order_by(ScenarioRun.id.desc())
-                .limit(1)
-            )
-        cursor = max(saved_at, datetime.fromisoformat(last["fire_time"])) if last else saved_at
+        last_saved, last_fire = self.runs.last_time_fire(row_id)
+        saved_at = saved_at or last_saved
+        if saved_at is None:
+            return []
+        cursor = max(saved_at, datetime.fromisoformat(last_fire)) if last_fire else saved_at
         if latest <= cursor:
             return []
         if entry.definition.catch_up == "skip":
-            self.plane.log.info("Scenario %s missed its run of %s; catch-up policy is 'skip'", entry.slug, latest)
+            self.log.info("Scenario %s missed its run of %s; catch-up policy is 'skip'", entry.slug, latest)
             return []
         detail = {"fire_time": _iso(latest, trigger), "trigger": index, "catch_up": True}
         return self._enqueue(row_id, "cron", detail, _time_key(row_id, latest))
 
     def _enqueue(self, row_id: int, trigger: str, detail: dict[str, Any], fire_key: str) -> list[int]:
-        with self.plane.db.write() as session:
-            scenario = session.get(Scenario, row_id)
-            if scenario is None or not scenario.active:
-                return []
-            run = self.plane.runs.enqueue(
-                session,
-                scenario,
-                trigger=trigger,
-                detail=detail,
-                requested_by="scheduler",
-                fire_key=fire_key,
-                fired_by=Caller.system("scheduler"),
-            )
-            if run is None:
-                return []
-            run_id, state = run.id, run.state
-        self.plane.log.info("Scenario %s fired by %s: run #%d (%s)", row_id, trigger, run_id, state)
-        if state == "queued":
-            for listener in self.plane.runs.on_queued:
-                listener(run_id)
-        return [run_id]
+        fired = self.runs.fire(row_id, trigger, detail, fire_key)
+        if fired is None:
+            return []
+        self.log.info("Scenario %s fired by %s: run #%d (%s)", row_id, trigger, fired.run_id, fired.state)
+        return [fired.run_id]
 
     def _poll(self, row_id: int, index: int, trigger: Trigger, now: datetime) -> list[int]:
         """Observe a dataset's fingerprint or a query's value; fire on a change that has settled."""
-        with self.plane.db.read() as session:
-            scenario = session.get(Scenario, row_id)
-            if scenario is None:
-                return []
-            project_key = session.get_one(Project, scenario.project_id).key
-            actor = load_caller(
-                session,
-                session.get_one(User, scenario.run_as_id),
-                client_address="scheduler",
-                project_scope=scenario.project_id,
-            )
-            state = dict(scenario.trigger_state.get(str(index), {}))
+        target = self.runs.poll_target(row_id, index)
+        if target is None:
+            return []
+        state = target.state
         try:
             if isinstance(trigger, DatasetChangeTrigger):
-                value = self.plane.datasets.fingerprint(
-                    actor, project_key, trigger.dataset, trigger.column, trigger.query
+                value = self.datasets.fingerprint(
+                    target.actor, target.project_key, trigger.dataset, trigger.column, trigger.query
                 )
                 grace = parse_duration(trigger.grace)
             else:
                 assert isinstance(trigger, SqlConditionTrigger)
-                value = self.plane.connections.query_value(actor, trigger.connection, trigger.query)
+                value = self.connections.query_value(target.actor, trigger.connection, trigger.query)
                 grace = timedelta(0)
         except HimaliaError as error:
-            self.plane.log.warning("Trigger %d of scenario %s cannot poll: %s", index, row_id, error.message)
+            self.log.warning("Trigger %d of scenario %s cannot poll: %s", index, row_id, error.message)
             return []
         created: list[int] = []
         if "seen" not in state:
@@ -345,38 +322,27 @@ class Scheduler:
             key = f"{kind}:{row_id}:{index}:{_digest(state['seen'], value, state['since'])}"
             created = self._enqueue(row_id, kind, {"trigger": index, "changed_since": state["since"]}, key)
             state = {"seen": value}
-        with self.plane.db.write() as session:
-            current = session.scalar(select(Scenario.trigger_state).where(Scenario.id == row_id))
-            if current is not None:
-                # Not a save: keep updated_at (people read it, and catch-up counts from it).
-                session.execute(
-                    update(Scenario)
-                    .where(Scenario.id == row_id)
-                    .values(trigger_state={**current, str(index): state}, updated_at=Scenario.updated_at)
-                )
+        self.runs.record_trigger_state(row_id, index, state)
         return created
 
     def run_finished(self, run_id: int) -> list[int]:
         """Fire the scenarios of the project that wait for this one to end."""
-        with self.plane.db.read() as session:
-            run = session.get(ScenarioRun, run_id)
-            if run is None or run.state == "skipped":
-                return []
-            slug = session.get_one(Scenario, run.scenario_id).slug
-            state, project_id = run.state, run.project_id
+        ended = self.runs.ended_run(run_id)
+        if ended is None:
+            return []
         with self._lock:
             waiting = [
                 (row_id, index)
                 for row_id, entry in self._entries.items()
-                if entry.project_id == project_id
+                if entry.project_id == ended.project_id
                 for index, trigger in enumerate(entry.definition.triggers)
                 if isinstance(trigger, AfterScenarioTrigger)
-                and trigger.scenario == slug
-                and (trigger.on == "any" or state in ("succeeded", "warning"))
+                and trigger.scenario == ended.scenario_slug
+                and (trigger.on == "any" or ended.state in (RunState.SUCCEEDED, RunState.WARNING))
             ]
         created: list[int] = []
         for row_id, index in waiting:
-            detail = {"run": run_id, "scenario": slug, "outcome": state, "trigger": index}
+            detail = {"run": run_id, "scenario": ended.scenario_slug, "outcome": ended.state, "trigger": index}
             created += self._enqueue(row_id, "after_scenario", detail, f"after:{row_id}:{run_id}")
         return created
 

@@ -23,11 +23,11 @@ from himalia.compute.tiers import admit_tier
 from himalia.core.documents import DocumentError
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
+from himalia.core.variables import REFERENCE
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.users import find_user
-from himalia.core.variables import REFERENCE
 from himalia.scenarios.definitions import (
     AfterScenarioTrigger,
     ComputeMetricsStep,
@@ -45,6 +45,7 @@ from himalia.scenarios.definitions import (
 )
 from himalia.scenarios.snapshots import canonical, check_value, store_snapshot
 from himalia.store.db import paginate
+from himalia.store.events import Events, ScenarioChanged
 from himalia.store.orm import Connection, Dataset, NotebookSnapshot, Project, Scenario, ScenarioRun, User, utcnow
 from himalia.wire.common import Page
 from himalia.wire.scenarios import (
@@ -139,14 +140,15 @@ class ScenarioService(Service):
         audit: Any,
         log: Any,
         notebook_root: Callable[[], str],
+        events: Events,
         validation_context: Callable[[], dict[str, Any]] = input_context,
     ) -> None:
         super().__init__(db, audit, log)
         self.notebook_root = notebook_root
+        #: Told of every save, (de)activation and delete (the scheduler reschedules).
+        self.events = events
         #: The pydantic context saved definitions are validated with (the minimum schedule interval).
         self.validation_context = validation_context
-        #: Called with the scenario's row id after every save or delete (the scheduler listens).
-        self.listeners: list[Callable[[int], None]] = []
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -319,8 +321,7 @@ class ScenarioService(Service):
         self._changed(row_id)
 
     def _changed(self, row_id: int) -> None:
-        for listener in self.listeners:
-            listener(row_id)
+        self.events.publish(ScenarioChanged(row_id))
 
     # -- validation ---------------------------------------------------------------------------
 

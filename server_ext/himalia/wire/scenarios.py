@@ -1,17 +1,44 @@
 """The API's vocabulary for scenarios and their runs (see ``models`` for the conventions)."""
 
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from himalia.scenarios.definitions import ScenarioDefinition
 from himalia.wire.common import Request
 
-RunState = Literal["queued", "running", "succeeded", "warning", "failed", "aborted", "skipped"]
-StepState = Literal["pending", "running", "succeeded", "warning", "failed", "skipped", "aborted"]
-FINISHED_STATES = ("succeeded", "warning", "failed", "aborted", "skipped")
-ACTIVE_STATES = ("queued", "running")
+
+class RunState(StrEnum):
+    """Where a run is: waiting for a slot, running, or ended one of five ways."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    WARNING = "warning"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    SKIPPED = "skipped"  # never started: the concurrency policy or a full queue held it back
+
+
+class StepState(StrEnum):
+    """Where one step of a run is."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    WARNING = "warning"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ABORTED = "aborted"
+
+
+#: Runs that hold (or wait for) a slot; the others have ended.
+ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.RUNNING})
+FINISHED_STATES = frozenset(RunState) - ACTIVE_STATES
+#: Runs that ended after they ran (a skipped run never did), as "the previous outcome" counts them.
+RAN_STATES = FINISHED_STATES - {RunState.SKIPPED}
 
 
 class SaveScenario(Request):
