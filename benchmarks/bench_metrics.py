@@ -127,7 +127,8 @@ def child(approach: str, target: str, runs: int, stats: tuple[str, ...]) -> None
     import pandas as pd
     import sqlalchemy as sa
 
-    from himalia.data.probes import compute_files, compute_sql, sql_source
+    from himalia.data.drivers import sql_source
+    from himalia.data.probes import compute_files, compute_sql
 
     engine = sa.create_engine(location) if target == "postgres" else None
 

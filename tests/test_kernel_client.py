@@ -1,5 +1,6 @@
 """The kernel client (``import himalia``) against a live control plane, in-process and in a real kernel."""
 
+import json
 import os
 import socket
 import sqlite3
@@ -23,6 +24,25 @@ from himalia.wire.data import AccessSpec, CreateConnection, CreateDataset
 
 from .conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
 
+#: What a kernel never loads: the control plane's store, services and hosts, and what only they need.
+CONTROL_PLANE = (
+    "himalia.store",
+    "himalia.identity",
+    "himalia.scenarios",
+    "himalia.hosts",
+    "himalia.api",
+    "alembic",
+    "cryptography",
+    "sqlalchemy.orm",
+)
+#: A fresh interpreter's prologue: ``checkpoint(label)`` keeps the names in ``sys.modules`` at that point.
+CHECKPOINTS = """
+import json, sys
+_seen = {}
+def checkpoint(label):
+    _seen[label] = sorted(sys.modules)
+"""
+
 
 @pytest.fixture
 def as_role(api: LiveAPI, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
@@ -37,6 +57,76 @@ def as_role(api: LiveAPI, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
 
     yield become
     kernel_client.client.cache_clear()
+
+
+def modules_at_checkpoints(program: str, environment: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Run ``program`` in a fresh interpreter; what ``sys.modules`` held at each of its checkpoints."""
+    code = f"{CHECKPOINTS}\n{program}\nprint(json.dumps(_seen))"
+    command = [sys.executable, "-c", code]
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    seen: dict[str, list[str]] = json.loads(finished.stdout.splitlines()[-1])
+    return seen
+
+
+def control_plane_modules(modules: list[str]) -> list[str]:
+    return [name for name in modules if any(name == m or name.startswith(m + ".") for m in CONTROL_PLANE)]
+
+
+def test_importing_the_client_loads_no_control_plane() -> None:
+    seen = modules_at_checkpoints(
+        """
+import himalia
+checkpoint("import himalia")
+himalia.connection
+checkpoint("himalia.connection")
+class Shell:
+    def register_magic_function(self, function, magic_kind, magic_name):
+        self.magic = (magic_name, magic_kind)
+shell = Shell()
+himalia.load_ipython_extension(shell)
+assert shell.magic == ("sql", "cell")
+checkpoint("%load_ext himalia")
+"""
+    )
+    assert [name for name in seen["import himalia"] if name.startswith("himalia")] == ["himalia"]  # no extension
+    for label, modules in seen.items():
+        assert control_plane_modules(modules) == [], label
+        # The drivers come with the first read, not with the names.
+        assert not {"pandas", "sqlalchemy", "duckdb", "himalia.data.drivers"} & set(modules), label
+
+
+def test_the_client_in_use_loads_no_control_plane(api: LiveAPI, plane: ControlPlane, tmp_path: Path) -> None:
+    """Reading SQL and files datasets, a query, the ``%%sql`` magic and variables, as a kernel does."""
+    admin = plane.users.caller_for("admin")
+    (tmp_path / "drop").mkdir()
+    pd.DataFrame({"card_id": ["C1"], "score": [610]}).to_csv(tmp_path / "drop" / "scores.csv", index=False)
+    contributors = AccessSpec(mode="groups", groups=["contributors"])
+    drop = CreateConnection(name="drop", type="files", params={"url": str(tmp_path / "drop")}, usable_by=contributors)
+    plane.connections.create_connection(admin, drop)
+    plane.datasets.create_dataset(
+        admin, "ALPHA", CreateDataset(name="scores", connection="drop", path="scores.csv", format="csv")
+    )
+    environment = {
+        **{name: value for name, value in os.environ.items() if name != "HIMALIA_RUN_ID"},
+        "HIMALIA_API_URL": api.base,
+        "HIMALIA_TOKEN": api.world.tokens["contributor"],
+        "HIMALIA_PROJECT": "ALPHA",
+    }
+    seen = modules_at_checkpoints(
+        """
+import himalia
+from himalia.kernel.magic import sql
+assert len(himalia.dataset("transactions").to_pandas(limit=3)) == 3
+assert himalia.dataset("scores").to_pandas()["score"].tolist() == [610]
+assert int(sql("wh", "SELECT COUNT(*) AS n FROM merchants")["n"][0]) == 40
+himalia.variables()
+checkpoint("used")
+""",
+        environment,
+    )
+    assert {"pandas", "sqlalchemy", "duckdb"} <= set(seen["used"])  # what was used was loaded...
+    assert control_plane_modules(seen["used"]) == []  # ...and nothing of the control plane
 
 
 def test_outside_any_platform_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from himalia.core.errors import InvalidInput
+from himalia.data.drivers import sql_source
 from himalia.data.probes import (
     COLUMN_STATS,
     TABLE_STATS,
@@ -64,7 +65,6 @@ from himalia.data.probes import (
     compute_sql,
     parse_probe,
     parse_probes,
-    sql_source,
 )
 
 from .postgres import TemporaryPostgres

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from himalia.core.crypto import SecretBox, SecretKeyError
 from himalia.core.errors import Forbidden, InvalidInput
-from himalia.data.connections import scrub
+from himalia.data.drivers import scrub
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.data import AccessSpec, CreateConnection, SetCredentials

@@ -5,13 +5,17 @@ server extension that serves its API inside a plain ``jupyter server``, and, for
 the kernel client: ``himalia.connection``, ``himalia.dataset``, ``himalia.variables``,
 ``himalia.set_project_variables``, ``himalia.record_metric`` and ``%load_ext himalia`` for
 the ``%%sql`` magic. The JupyterLab panels are built from ``jupyter_ext/`` into ``labextension/``.
+
+Every kernel may import this package, so it imports nothing of its own until a name is used: the
+client (``himalia.kernel``, HTTP only) on first use of one of its names, the server extension when
+Jupyter asks for it.
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
 
-#: The kernel client's API, imported on first use so that the server extension stays light.
+#: The kernel client's API, imported on first use.
 _CLIENT_NAMES = frozenset(
     {"connection", "dataset", "variables", "set_project_variables", "record_metric", "HimaliaClientError"}
 )
@@ -26,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from himalia.kernel.client import load_ipython_extension
+    from himalia.kernel.magic import load_ipython_extension
 
     load_ipython_extension(ipython)
 

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 
 from himalia.core.errors import HimaliaError
 from himalia.data.access import DEFAULT_REMOTE_PROTOCOLS, DataAccessPolicy, one_statement
-from himalia.data.connections import UsableConnection, sql_engine
+from himalia.data.drivers import UsableConnection, sql_engine
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.data import CreateConnection, CreateDataset, CustomMetric, UpdateDataset

@@ -7,31 +7,19 @@ an error text scrubbed of every secret value. ``shared`` connections hold one se
 """
 
 import json
-import sqlite3
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, joinedload, selectinload
-from sqlalchemy.pool import NullPool
 
 from himalia.core.crypto import SecretBox
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission
-from himalia.data.access import (
-    EMBEDDED_BACKENDS,
-    READ_ONLY_BACKENDS,
-    DataAccessPolicy,
-    embedded_database,
-    is_local_files,
-    one_statement,
-    sqlite_authorizer,
-    sqlite_uri,
-)
+from himalia.data.access import DataAccessPolicy, is_local_files, one_statement
+from himalia.data.drivers import UsableConnection, driver_message, scrub, sql_engine, storage_options
 from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.service import Service
@@ -50,7 +38,6 @@ from himalia.wire.data import (
 )
 
 USE, READ_DETAILS = "use", "read_details"
-TEST_TIMEOUT_SECONDS = 10
 
 
 def _groups_with(connection: Connection, access: str) -> list[Group]:
@@ -87,101 +74,7 @@ def can_see(caller: Caller, connection: Connection) -> bool:
     return can_use(caller, connection) or can_read_details(caller, connection)
 
 
-def scrub(message: str, secrets: dict[str, str]) -> str:
-    for value in sorted(secrets.values(), key=len, reverse=True):
-        if value:
-            message = message.replace(value, "***")
-    return message[:2000]
-
-
-def driver_message(error: BaseException, secrets: dict[str, str]) -> str:
-    """The first line of what a driver said (SQLAlchemy's wrapped error unwrapped), secrets scrubbed."""
-    return scrub(str(getattr(error, "orig", None) or error).splitlines()[0], secrets)
-
-
-def sql_engine(usable: "UsableConnection", *, writable: bool = False) -> Engine:
-    """An engine for a ``sql`` connection, read-only in the database unless ``writable`` and allowed.
-
-    The password goes into the URL, other secrets to the driver. Embedded databases are opened
-    at the real path that was checked, SQLite under an authorizer, DuckDB without external access.
-    """
-    url = make_url(usable.params["url"])
-    if "password" in usable.secrets:
-        url = url.set(password=usable.secrets["password"])
-    backend = url.get_backend_name()
-    read_only = not (writable and usable.allow_write)
-    connect_args = {
-        **usable.params.get("connect_args", {}),
-        **{k: v for k, v in usable.secrets.items() if k != "password"},
-    }
-    if backend in EMBEDDED_BACKENDS:
-        database = embedded_database(url)
-        path = None if database is None else usable.policy.ensure_unprotected(database, field="params.url")
-        if backend == "sqlite":
-            return _sqlite_engine(path, writable=not read_only)
-        # Its own database file only: no read_text('/any/file'), no ATTACH elsewhere, no SET to undo it.
-        config = {"enable_external_access": False, "lock_configuration": True}
-        read_only_file = read_only and path is not None
-        return create_engine(
-            url.set(database=path or ":memory:"),
-            poolclass=NullPool,
-            connect_args={"read_only": read_only_file, "config": config},
-        )
-    if backend in {"postgresql", "mysql", "mariadb"}:
-        connect_args.setdefault("connect_timeout", TEST_TIMEOUT_SECONDS)
-    if read_only and backend == "postgresql":
-        # Every transaction of the session starts read-only; the server refuses writes, not a rollback.
-        connect_args["options"] = f"{connect_args.get('options', '')} -c default_transaction_read_only=on".strip()
-    elif read_only and backend not in READ_ONLY_BACKENDS:
-        raise Forbidden(
-            f"'{usable.name}' cannot be opened read-only ('{backend}'); only connections that allow writes."
-        )
-    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
-    if read_only and backend in {"mysql", "mariadb"}:
-        event.listen(engine, "connect", _mysql_read_only)
-    return engine
-
-
-def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET SESSION TRANSACTION READ ONLY")
-
-
-def _sqlite_engine(path: str | None, *, writable: bool) -> Engine:
-    """SQLite at a checked real path (or in memory), read-only unless ``writable``, under an authorizer."""
-
-    def connect() -> sqlite3.Connection:
-        if path is None:
-            connection = sqlite3.connect(":memory:", check_same_thread=False)
-        else:
-            connection = sqlite3.connect(sqlite_uri(path, writable=writable), uri=True, check_same_thread=False)
-        connection.set_authorizer(sqlite_authorizer(writable))
-        return connection
-
-    return create_engine("sqlite://", creator=connect, poolclass=NullPool)
-
-
-def storage_options(params: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
-    """fsspec options of a ``files`` connection: its params' options and its secrets."""
-    return {**params.get("storage_options", {}), **secrets}
-
-
-def files_url(params: Mapping[str, Any], path: str = "") -> str:
-    """``path`` below the connection's root URL (``path`` may be a glob, never climb out of it)."""
-    if ".." in path.replace("\\", "/").split("/"):
-        raise InvalidInput("A path stays below its connection's root: no '..'.", field="path")
-    root = params["url"].rstrip("/")
-    return f"{root}/{path.lstrip('/')}" if path else root
-
-
-def files_location(usable: "UsableConnection", path: str = "", *, field: str = "path") -> str | list[str]:
-    """What a reader opens for ``path`` below a files connection: its URL, or for local files the
-    checked real paths of every file it matches (so nothing but what was checked is opened)."""
-    url = files_url(usable.params, path)
-    return usable.policy.local_files(url, field=field) if is_local_files(url) else url
-
-
-def _probe(usable: "UsableConnection") -> None:
+def _probe(usable: UsableConnection) -> None:
     """Really reach the data; raise whatever the driver raises."""
     params, secrets = usable.params, usable.secrets
     if usable.type == "sql":
@@ -211,19 +104,6 @@ def _used_by_project(session: Session, connection: Connection, project_id: int) 
         for definition in definitions
         for part in [*definition.get("steps", []), *definition.get("triggers", [])]
     )
-
-
-@dataclass(frozen=True)
-class UsableConnection:
-    """What it takes to reach a connection's data as one caller; secrets included, so never log it."""
-
-    name: str
-    type: str
-    params: dict[str, Any]
-    secrets: dict[str, str] = field(repr=False)
-    allow_write: bool
-    #: What this connection may reach; the kernel client, which runs as its user, checks nothing.
-    policy: DataAccessPolicy = field(default_factory=DataAccessPolicy, repr=False)
 
 
 class ConnectionService(Service):

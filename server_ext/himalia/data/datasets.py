@@ -8,10 +8,8 @@ from the source on creation and on demand; each refresh says what changed.
 import io
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import duckdb
 import fsspec
 import pandas as pd
 from sqlalchemy import func, select, text
@@ -22,17 +20,18 @@ from himalia.core.errors import Conflict, HimaliaError, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
 from himalia.data.access import one_statement
 from himalia.data.rules import schema_difference
-from himalia.data.connections import (
-    ConnectionService,
+from himalia.data.connections import ConnectionService, can_see, can_use
+from himalia.data.drivers import (
     UsableConnection,
-    can_see,
-    can_use,
     driver_message,
+    duckdb_for,
     files_location,
+    files_relation_sql,
     sql_engine,
+    sql_source,
     storage_options,
 )
-from himalia.data.probes import parse_probes, sql_source
+from himalia.data.probes import parse_probes
 from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
@@ -45,25 +44,6 @@ from himalia.wire.data import CreateDataset, DatasetColumn, DatasetSchema, Descr
 
 def location_of(dataset: Dataset) -> dict[str, Any]:
     return dict(dataset.location)
-
-
-@contextmanager
-def duckdb_for(usable: UsableConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that reads the connection's files where they are (fsspec for remote ones)."""
-    connection = duckdb.connect()
-    try:
-        protocol = fsspec.core.split_protocol(usable.params["url"])[0]
-        if protocol not in {None, "file", "local"}:
-            connection.register_filesystem(
-                fsspec.filesystem(protocol, **storage_options(usable.params, usable.secrets))
-            )
-        yield connection
-    finally:
-        connection.close()
-
-
-def files_relation_sql(fmt: str) -> str:
-    return "read_parquet(?)" if fmt == "parquet" else "read_csv_auto(?)"
 
 
 def read_columns(usable: UsableConnection, location: dict[str, Any]) -> list[DatasetColumn]:

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from himalia.core.permissions import ProjectPermission
 from himalia.data.checks import CheckService
-from himalia.data.connections import ConnectionService, can_see, driver_message, sql_engine
+from himalia.data.connections import ConnectionService, can_see
 from himalia.data.datasets import DatasetService
+from himalia.data.drivers import driver_message, sql_engine
 from himalia.data.metrics import MetricService
 from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller

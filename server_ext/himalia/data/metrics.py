@@ -18,16 +18,19 @@ from himalia.core.errors import HimaliaError, InvalidInput
 from himalia.core.permissions import ProjectPermission
 from himalia.core.unsafe import run_function
 from himalia.data.access import DataAccessPolicy, one_statement
-from himalia.data.connections import (
+from himalia.data.datasets import DatasetService
+from himalia.data.drivers import (
     UsableConnection,
     driver_message,
+    duckdb_for,
     files_location,
+    files_relation_sql,
     scrub,
     sql_engine,
+    sql_source,
     storage_options,
 )
-from himalia.data.datasets import DatasetService, duckdb_for, files_relation_sql
-from himalia.data.probes import Probe, compute_files, compute_sql, parse_probes, sql_source
+from himalia.data.probes import Probe, compute_files, compute_sql, parse_probes
 from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project, require_run_or_write

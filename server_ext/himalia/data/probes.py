@@ -48,8 +48,6 @@ import decimal
 import enum
 import math
 import os
-import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -58,14 +56,14 @@ import fsspec
 import sqlalchemy as sa
 from fsspec.core import split_protocol, url_to_fs
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, NoSuchTableError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import NullType, TypeEngine
 
 from himalia.core.errors import InvalidInput
-from himalia.data.access import one_statement
+from himalia.data.drivers import result_columns, table_columns
 
 __all__ = [
     "COLUMN_STATS",
@@ -76,7 +74,6 @@ __all__ = [
     "compute_sql",
     "parse_probe",
     "parse_probes",
-    "sql_source",
 ]
 
 #: Statistics of the whole dataset: ``record_count``, ``column_count``, ``size_bytes``.
@@ -187,145 +184,6 @@ def kind_of(type_: TypeEngine[Any]) -> Kind:
     if isinstance(type_, (sa.Date, sa.DateTime, sa.Time, sa.Interval)):
         return Kind.TEMPORAL
     return Kind.OTHER
-
-
-_DUCKDB_TYPES: list[tuple[re.Pattern[str], Callable[[], TypeEngine[Any]]]] = [
-    (re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)\b"), sa.BigInteger),
-    (re.compile(r"(FLOAT|DOUBLE|REAL)\b"), sa.Double),
-    (re.compile(r"(DECIMAL|NUMERIC)\b"), sa.Numeric),
-    (re.compile(r"BOOLEAN\b"), sa.Boolean),
-    (re.compile(r"VARCHAR\b(?!\[)"), sa.Text),
-    (re.compile(r"DATE\b(?!\[)"), sa.Date),
-    (re.compile(r"TIMESTAMP[\w ]*$"), sa.DateTime),
-    (re.compile(r"TIME( WITH TIME ZONE)?$"), sa.Time),
-    (re.compile(r"INTERVAL$"), sa.Interval),
-]
-
-
-def _duckdb_type(name: str) -> TypeEngine[Any]:
-    name = name.upper()
-    for pattern, make in _DUCKDB_TYPES:
-        if pattern.match(name) and not name.endswith("]") and not name.startswith(("STRUCT", "MAP", "UNION")):
-            return make()
-    return NullType()
-
-
-#: PostgreSQL type OIDs, for the columns of a query (``cursor.description``).
-_POSTGRES_OIDS: dict[int, Callable[[], TypeEngine[Any]]] = {
-    16: sa.Boolean,
-    20: sa.BigInteger,
-    21: sa.BigInteger,
-    23: sa.BigInteger,
-    700: sa.Double,
-    701: sa.Double,
-    1700: sa.Numeric,
-    18: sa.Text,
-    19: sa.Text,
-    25: sa.Text,
-    1042: sa.Text,
-    1043: sa.Text,
-    1082: sa.Date,
-    1083: sa.Time,
-    1266: sa.Time,
-    1114: sa.DateTime,
-    1184: sa.DateTime,
-    1186: sa.Interval,
-}
-
-
-# -- sources --------------------------------------------------------------------------------------
-
-
-def sql_source(
-    engine: Engine, *, table: str | None = None, db_schema: str | None = None, query: str | None = None
-) -> FromClause:
-    """A typed ``FromClause`` for ``compute_sql``: a reflected table, or a SELECT as a subquery.
-
-    The column types come from the database: reflection for a table, the driver's description
-    of the result for a query (PostgreSQL, DuckDB) or a temporary view's declared types
-    (SQLite). A query column whose type cannot be told (a computed column on SQLite) is of
-    unknown type, which ``avg``/``sum``/``stddev`` refuse; declare it instead by passing
-    ``sqlalchemy.text(query).columns(name=sqlalchemy.Double).subquery()`` to ``compute_sql``.
-    """
-    if (table is None) == (query is None):
-        raise InvalidInput("give either a table or a query", field="table" if table is None else "query")
-    with engine.connect() as connection:
-        if table is not None:
-            return sa.table(table, *_table_columns(connection, table, db_schema), schema=db_schema)
-        assert query is not None
-        if not query.strip():
-            raise InvalidInput("the query is empty", field="query")
-        body = one_statement(query, connection.dialect.name, field="query", query=True)
-        columns = _query_columns(connection, body)
-    escaped = body.replace(":", "\\:")  # no bind parameters in the query: its colons are literal
-    return sa.text(escaped).columns(*columns).subquery("src")
-
-
-def _table_columns(connection: Connection, table: str, db_schema: str | None) -> list[sa.ColumnClause[Any]]:
-    if connection.dialect.name == "duckdb":  # duckdb-engine's reflection lags DuckDB's catalog
-        scan = sa.select(sa.text("*")).select_from(sa.table(table, schema=db_schema))
-        return _describe(connection, scan, field="table", what=f"cannot read table {table!r}")
-    try:
-        reflected = sa.inspect(connection).get_columns(table, schema=db_schema)
-    except NoSuchTableError as error:
-        raise InvalidInput(f"no table {table!r}", field="table") from error
-    return [sa.column(column["name"], column["type"]) for column in reflected]
-
-
-def _query_columns(connection: Connection, query: str) -> list[sa.ColumnClause[Any]]:
-    escaped = query.replace(":", "\\:")
-    if connection.dialect.name == "sqlite":
-        # SQLite reports no types for a result; a temporary view exposes the declared ones.
-        name = f"himalia_probe_{uuid.uuid4().hex}"
-        view = connection.dialect.identifier_preparer.quote(name)
-        try:
-            connection.execute(sa.text(f"CREATE TEMP VIEW {view} AS {escaped}"))
-            reflected = sa.inspect(connection).get_columns(name, schema="temp")
-        except DBAPIError as error:
-            raise InvalidInput(f"the query fails: {error.orig}", field="query") from error
-        finally:
-            connection.rollback()
-            connection.execute(sa.text(f"DROP VIEW IF EXISTS temp.{view}"))
-            connection.commit()
-        columns = [sa.column(column["name"], column["type"]) for column in reflected]
-    else:
-        columns = _describe(connection, sa.text(escaped), field="query", what="the query fails")
-    names = [column.name for column in columns]
-    if len(set(names)) != len(names):
-        raise InvalidInput("the query returns two columns of the same name", field="query")
-    return columns
-
-
-def _describe(
-    connection: Connection,
-    select: sa.Select[Any] | sa.TextClause,
-    *,
-    field: str,
-    what: str,
-) -> list[sa.ColumnClause[Any]]:
-    """Names and types of a SELECT's columns, from the driver's description of an empty result."""
-    inner = select.subquery("q") if isinstance(select, sa.Select) else select.columns().subquery("q")
-    statement = sa.select(sa.text("*")).select_from(inner).limit(0)
-    try:
-        result = connection.execute(statement)
-    except DBAPIError as error:
-        connection.rollback()
-        raise InvalidInput(f"{what}: {str(error.orig).strip()}", field=field) from error
-    description = result.cursor.description if result.cursor is not None else None
-    result.close()
-    dialect = connection.dialect.name
-    columns = []
-    for entry in description or ():
-        name, type_code = str(entry[0]), entry[1]
-        type_: TypeEngine[Any]
-        if dialect == "duckdb":
-            type_ = _duckdb_type(str(type_code))
-        elif dialect == "postgresql" and isinstance(type_code, int):
-            type_ = _POSTGRES_OIDS.get(type_code, NullType)()
-        else:
-            type_ = NullType()
-        columns.append(sa.column(name, type_))
-    return columns
 
 
 # -- one aggregate statement ----------------------------------------------------------------------
@@ -650,12 +508,12 @@ def _resolve(connection: Connection, source: FromClause) -> FromClause:
     if isinstance(source, TableClause) and (
         not source.c or any(isinstance(column.type, NullType) for column in source.c)
     ):
-        return sa.table(source.name, *_table_columns(connection, source.name, source.schema), schema=source.schema)
+        return sa.table(source.name, *table_columns(connection, source.name, source.schema), schema=source.schema)
     return source
 
 
 def compute_sql(engine: Engine, source: FromClause, probes: Sequence[Probe | str]) -> dict[str, Any]:
-    """Compute ``probes`` of ``source`` (a table or a subquery, see ``sql_source``) in its database.
+    """Compute ``probes`` of ``source`` (a table or a subquery, see ``drivers.sql_source``) in its database.
 
     One aggregate ``SELECT`` answers every probe but ``column_count`` (from the source's
     columns) and ``top_values`` (one ``GROUP BY`` statement per column). ``size_bytes`` is
@@ -704,7 +562,7 @@ def compute_files(
             if not local:
                 duckdb_connection.register_filesystem(filesystem)
             try:
-                columns = _describe(connection, scan, field="url", what=f"cannot read {url!r} as {fmt}")
+                columns = result_columns(connection, scan, field="url", what=f"cannot read {url!r} as {fmt}")
                 source = scan.columns(*columns).subquery("src")
                 return _run(connection, source, parsed, size_bytes=sum(sizes))
             finally:

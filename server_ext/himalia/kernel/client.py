@@ -5,22 +5,28 @@ kernel the platform starts, from ``HIMALIA_API_URL``, ``HIMALIA_TOKEN``, ``HIMAL
 ``HIMALIA_RUN_ID``; in standalone mode, from the running Jupyter server that hosts the Himalia
 extension. Connection secrets are fetched per use (the control plane audits every fetch) and
 never appear in a repr or an error message.
+
+It talks HTTP only: the store and the services stay in the control plane. The drivers (SQLAlchemy,
+fsspec, DuckDB) and pandas are imported when data is first read or written, so that touching
+``himalia`` in every kernel costs little more than ``requests``.
 """
+
+from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-import pandas as pd
 import requests
-from sqlalchemy import Engine, select, text
 
-from himalia.data.connections import UsableConnection, driver_message, files_url, sql_engine, storage_options
-from himalia.data.datasets import duckdb_for, files_relation_sql
-from himalia.data.probes import sql_source
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy import Engine
+
+    from himalia.data.drivers import UsableConnection
 
 API_PATH = "himalia/api/v1"
 NOT_FOUND = (
@@ -119,11 +125,15 @@ class Connection:
         return f"<himalia.Connection {self.name!r}>"
 
     def _usable(self) -> UsableConnection:
+        from himalia.data.drivers import UsableConnection
+
         credentials = self._api.request("GET", _path("connections", self.name, "credentials"))
         return UsableConnection(**credentials)
 
     def engine(self) -> Engine:
         """A SQLAlchemy engine (``sql`` connections)."""
+        from himalia.data.drivers import sql_engine
+
         usable = self._usable()
         if usable.type != "sql":
             raise HimaliaClientError(f"'{self.name}' holds files: use .fs().")
@@ -131,6 +141,11 @@ class Connection:
 
     def read_sql(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run a query (``:name`` bound parameters) and return a DataFrame."""
+        import pandas as pd
+        from sqlalchemy import text
+
+        from himalia.data.drivers import driver_message, sql_engine
+
         usable = self._usable()
         engine = sql_engine(usable)
         try:
@@ -146,6 +161,8 @@ class Connection:
         """An fsspec filesystem rooted at the connection's URL (``files`` connections)."""
         import fsspec
         from fsspec.implementations.dirfs import DirFileSystem
+
+        from himalia.data.drivers import storage_options
 
         usable = self._usable()
         if usable.type != "files":
@@ -174,6 +191,11 @@ class Dataset:
         return columns
 
     def to_pandas(self, limit: int | None = None) -> pd.DataFrame:
+        import pandas as pd
+        from sqlalchemy import select
+
+        from himalia.data.drivers import duckdb_for, files_relation_sql, files_url, sql_engine, sql_source
+
         described = self.describe()
         usable = Connection(described["connection"], self._api)._usable()
         if usable.type == "files":
@@ -196,6 +218,8 @@ class Dataset:
 
     def write_pandas(self, frame: pd.DataFrame, mode: Literal["overwrite", "append"] = "overwrite") -> None:
         """Write ``frame`` to the dataset's table or file; needs write_content and a writable connection."""
+        from himalia.data.drivers import sql_engine
+
         if mode not in ("overwrite", "append"):
             raise HimaliaClientError("mode is 'overwrite' or 'append'.")
         described = self.describe()
@@ -264,15 +288,3 @@ def record_metric(name: str, value: Any, dataset: str | None = None, project: st
     body = {"name": name, "value": value, "dataset": dataset, "run_id": api.platform.run_id}
     recorded: dict[str, Any] = api.request("POST", _path("projects", api.project(project), "metrics"), json=body)
     return recorded
-
-
-def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext himalia``: the ``%%sql <connection>`` cell magic, returning a DataFrame."""
-
-    def sql(line: str, cell: str) -> pd.DataFrame:
-        name = line.strip()
-        if not name:
-            raise HimaliaClientError("Name the connection: %%sql <connection>")
-        return Connection(name).read_sql(cell)
-
-    ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")
