@@ -1824,18 +1824,7 @@ export interface components {
       start_step: number;
       /** Started At */
       started_at: string | null;
-      /**
-       * State
-       * @enum {string}
-       */
-      state:
-        | 'queued'
-        | 'running'
-        | 'succeeded'
-        | 'warning'
-        | 'failed'
-        | 'aborted'
-        | 'skipped';
+      state: components['schemas']['RunState'];
       /** Steps */
       steps: components['schemas']['DescribeStep'][];
       /** Trigger */
@@ -1909,18 +1898,7 @@ export interface components {
       position: number;
       /** Started At */
       started_at: string | null;
-      /**
-       * State
-       * @enum {string}
-       */
-      state:
-        | 'pending'
-        | 'running'
-        | 'succeeded'
-        | 'warning'
-        | 'failed'
-        | 'skipped'
-        | 'aborted';
+      state: components['schemas']['StepState'];
       /** Type */
       type: string;
     };
@@ -2226,18 +2204,7 @@ export interface components {
       ended_at: string | null;
       /** Id */
       id: number;
-      /**
-       * State
-       * @enum {string}
-       */
-      state:
-        | 'queued'
-        | 'running'
-        | 'succeeded'
-        | 'warning'
-        | 'failed'
-        | 'aborted'
-        | 'skipped';
+      state: components['schemas']['RunState'];
     };
     /** MatrixRow */
     MatrixRow: {
@@ -2558,6 +2525,19 @@ export interface components {
        */
       wait?: boolean;
     };
+    /**
+     * RunState
+     * @description Where a run is: waiting for a slot, running, or ended one of five ways.
+     * @enum {string}
+     */
+    RunState:
+      | 'queued'
+      | 'running'
+      | 'succeeded'
+      | 'warning'
+      | 'failed'
+      | 'aborted'
+      | 'skipped';
     /**
      * SaveScenario
      * @description A scenario as JSON or YAML, with the notebooks it runs (path -> nbformat JSON).
@@ -2894,6 +2874,19 @@ export interface components {
        */
       reason: 'ok' | 'cell_error' | 'kernel_died' | 'timeout' | 'failed';
     };
+    /**
+     * StepState
+     * @description Where one step of a run is.
+     * @enum {string}
+     */
+    StepState:
+      | 'pending'
+      | 'running'
+      | 'succeeded'
+      | 'warning'
+      | 'failed'
+      | 'skipped'
+      | 'aborted';
     /**
      * TierSpec
      * @description A hardware tier: what a workspace or a scenario run gets, who may choose it, how many at once.

@@ -145,7 +145,7 @@ def scenario_run(
     """Start a run. Without --wait a serving control plane picks it up."""
     import yaml
 
-    from himalia.wire.scenarios import RunRequest
+    from himalia.wire.scenarios import RunRequest, RunState
 
     plane, caller = ctx.plane(), ctx.caller()
     typed = run(lambda: _typed(plane, caller, project_key, scenario_id, pairs(parameters, "--parameter")))
@@ -179,7 +179,7 @@ def scenario_run(
         emit(ctx, final)
     else:
         _print_steps(final)
-    sys.exit(0 if final.state in ("succeeded", "warning") else 1)
+    sys.exit(0 if final.state in (RunState.SUCCEEDED, RunState.WARNING) else 1)
 
 
 def _follow(plane: "ControlPlane", caller: "Caller", key: str, scenario_id: str, run_id: int) -> Any:
@@ -188,17 +188,19 @@ def _follow(plane: "ControlPlane", caller: "Caller", key: str, scenario_id: str,
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from himalia.wire.scenarios import ACTIVE_STATES, StepState
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=False) as progress:
         current = plane.runs.get_run(caller, key, scenario_id, run_id)
         task = progress.add_task(f"run #{run_id}: {current.state}", total=len(current.steps))
         while True:
             current = plane.runs.get_run(caller, key, scenario_id, run_id)
-            done = sum(s.state not in ("pending", "running") for s in current.steps)
-            running = [s.name for s in current.steps if s.state == "running"]
+            done = sum(s.state not in (StepState.PENDING, StepState.RUNNING) for s in current.steps)
+            running = [s.name for s in current.steps if s.state == StepState.RUNNING]
             label = f"run #{run_id}: " + (f"{running[0]}" if running else current.state)
             progress.update(task, completed=done, description=label)
-            if current.state not in ("queued", "running"):
+            if current.state not in ACTIVE_STATES:
                 return current
             time.sleep(0.3)
 

@@ -47,6 +47,7 @@ from traitlets.config import LoggingConfigurable
 from himalia.core.config import environment_default
 from himalia.core.outbound import DestinationPolicy, DestinationRefused, DestinationUnresolved, post
 from himalia.scenarios.definitions import EmailReporter, SendWhen, WebhookReporter
+from himalia.wire.scenarios import RunState
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ SIGNATURE_HEADER = "X-Himalia-Signature"
 TIMESTAMP_HEADER = "X-Himalia-Timestamp"
 #: How much of the run's log a JSON webhook carries (its end, where failures are).
 LOG_TAIL_CHARS = 4000
-FAILURES = frozenset({"failed", "aborted"})
+FAILURES = frozenset({RunState.FAILED, RunState.ABORTED})
 _REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 #: Why a reporter did not send, by its ``when``.
 _ONLY = {
@@ -64,7 +65,12 @@ _ONLY = {
     "outcome_change": "only when the outcome changes",
 }
 #: Slack and Teams colours by outcome (Teams wants hex without '#').
-_COLOURS = {"succeeded": "2EB67D", "warning": "ECB22E", "failed": "E01E5A", "aborted": "E01E5A"}
+_COLOURS = {
+    RunState.SUCCEEDED: "2EB67D",
+    RunState.WARNING: "ECB22E",
+    RunState.FAILED: "E01E5A",
+    RunState.ABORTED: "E01E5A",
+}
 
 
 # -- what the run engine hands over ----------------------------------------------------------------
@@ -93,8 +99,8 @@ class RunSummary:
     scenario_id: str
     scenario_name: str
     run_id: int
-    outcome: str
-    previous_outcome: str | None  # outcome of the scenario's previous finished run, for "outcome_change"
+    outcome: RunState
+    previous_outcome: RunState | None  # outcome of the scenario's previous finished run, for "outcome_change"
     trigger: str  # e.g. "manual by alice", "cron 2026-11-22 02:00 Europe/Paris"
     started_at: datetime | None
     ended_at: datetime | None
@@ -129,7 +135,7 @@ class Delivery:
     skipped_reason: str | None = None
 
 
-def should_send(when: SendWhen, outcome: str, previous_outcome: str | None) -> bool:
+def should_send(when: SendWhen, outcome: RunState, previous_outcome: RunState | None) -> bool:
     """Whether a reporter with this ``when`` sends for a run ending in ``outcome``.
 
     "failure" covers failed and aborted runs; "success" only runs that succeeded without warning;
@@ -141,9 +147,9 @@ def should_send(when: SendWhen, outcome: str, previous_outcome: str | None) -> b
     if when == "failure":
         return outcome in FAILURES
     if when == "warning_or_failure":
-        return outcome in FAILURES or outcome == "warning"
+        return outcome in FAILURES or outcome == RunState.WARNING
     if when == "success":
-        return outcome == "succeeded"
+        return outcome == RunState.SUCCEEDED
     if when == "outcome_change":
         return previous_outcome is None or previous_outcome != outcome
     raise ValueError(f"'{when}' is not a reporter condition")
