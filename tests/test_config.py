@@ -303,6 +303,7 @@ def test_himalia_serve_in_hub_mode_takes_every_setting_from_its_configuration_fi
     process, log = start_serve(tmp_path, hub, "--config", str(config))
     try:
         content = wait_for(log, "listening on http://127.0.0.1", process)
+        assert f"Configuration: {config}" in content
         assert "at most 7 at once, 3 per run-as user, 11 queued" in content
         assert "Email reports through smtp.corp.example:587, TLS: starttls" in content
         assert "every 0.5 s" in content

@@ -30,23 +30,26 @@ class Context:
     json: bool
     config_file: str | None = None
     _plane: "ControlPlane | None" = None
+    _loaded: "LoadedConfig | None" = None
 
     def configuration(self) -> "LoadedConfig":
         """The configuration files' settings (``--config``, ``$HIMALIA_CONFIG`` or ``himalia_config.*``)."""
         from himalia.core.config import load_config_files
 
-        try:
-            return load_config_files(self.config_file)
-        except HimaliaError as error:
-            fail(error.message)
+        if self._loaded is None:
+            try:
+                self._loaded = load_config_files(self.config_file)
+            except HimaliaError as error:
+                fail(error.message)
+        return self._loaded
 
     def new_plane(self) -> "ControlPlane":
         """A control plane configured by the files, ``--home`` and ``--db-url`` winning over them; not started."""
+        loaded = self.configuration()  # first: a broken file is refused before the services are imported
         from traitlets import TraitError
 
         from himalia.hosts.controlplane import ControlPlane
 
-        loaded = self.configuration()
         options = {name: value for name, value in {"home": self.home, "db_url": self.db_url}.items() if value}
         try:
             return ControlPlane(config=loaded.config, **options)

@@ -39,6 +39,7 @@ def serve_command(ctx: Context, ip: str | None, port: int | None, base_url: str,
     ip = ip or (service_url.hostname if service_url and service_url.hostname else "127.0.0.1")
     port = port or (service_url.port if service_url and service_url.port else 8765)
     plane = run(ctx.plane)
+    plane.log.info("Configuration: %s", ctx.configuration().describe())
     run(lambda: asyncio.run(serve(plane, ip, port, base_url, hub=hub)))
 
 
