@@ -62,6 +62,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	npm run --silent lint
 	PATH=$(abspath $(BIN)):$$PATH scripts/check-api-types.sh
 

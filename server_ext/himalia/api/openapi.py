@@ -2,12 +2,13 @@
 
 import re
 from functools import cache
+from importlib.metadata import version
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from himalia import __version__
 from himalia.api.base import API_PREFIX_SETTING, APIHandler, ErrorReply, Operation, operation
+from himalia.api.resources import RESOURCE_HANDLERS
 
 ERROR_STATUSES = {
     "400": "Invalid input; `field` names the offending field.",
@@ -102,7 +103,8 @@ def build_document(handlers: list[type[APIHandler]], prefix: str) -> dict[str, A
         "openapi": "3.1.0",
         "info": {
             "title": "Himalia control plane",
-            "version": __version__,
+            # the distribution's: the package root's __version__ would tie the API to every host the root names
+            "version": version("himalia"),
             "description": "Projects, permissions, connections, variables, tokens and the audit trail.",
         },
         "servers": [{"url": "/"}],
@@ -124,8 +126,6 @@ def build_document(handlers: list[type[APIHandler]], prefix: str) -> dict[str, A
 
 @cache
 def document_for(prefix: str) -> dict[str, Any]:
-    from himalia.api import RESOURCE_HANDLERS
-
     return build_document([*RESOURCE_HANDLERS, OpenAPIHandler], prefix)
 
 

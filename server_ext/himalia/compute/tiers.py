@@ -29,7 +29,7 @@ from himalia.identity.service import Service
 from himalia.identity.users import find_groups, find_user
 from himalia.store.db import paginate
 from himalia.store.orm import Group, GroupMember, Tier, TierUsage, User
-from himalia.wire.common import Page, TierName
+from himalia.wire.common import Page, TierName, from_row
 from himalia.wire.compute import DescribeTier, DescribeUsage, StartServer, TierSpec
 
 _TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -72,17 +72,7 @@ def _describe(tier: Tier, running: int = 0) -> DescribeTier:
 
 
 def _describe_usage(usage: TierUsage) -> DescribeUsage:
-    return DescribeUsage(
-        id=usage.id,
-        user=usage.user.login,
-        tier=usage.tier.name,
-        kind=usage.kind,
-        server_name=usage.server_name,
-        run_id=usage.run_id,
-        cost_per_hour=usage.cost_per_hour,
-        started_at=usage.started_at,
-        ended_at=usage.ended_at,
-    )
+    return from_row(DescribeUsage, usage, user=usage.user.login, tier=usage.tier.name)
 
 
 def _find_tier(session: Session, name: str, field: str = "tier") -> Tier:

@@ -18,7 +18,8 @@ from himalia.identity.projects import require_project, require_run_or_write
 from himalia.identity.service import Service
 from himalia.store.db import Database
 from himalia.store.orm import Check, CheckResult, Dataset, utcnow
-from himalia.wire.data import CheckRun, CheckSpec, DatasetColumn, DescribeCheck, DescribeCheckResult
+from himalia.wire.common import from_row
+from himalia.wire.data import CheckRun, CheckSpec, DescribeCheck, DescribeCheckResult
 
 if TYPE_CHECKING:
     from himalia.data.datasets import DatasetService
@@ -26,29 +27,19 @@ if TYPE_CHECKING:
 
 
 def describe_result(result: CheckResult, check: str, dataset: str) -> DescribeCheckResult:
-    return DescribeCheckResult(
-        check=check,
-        dataset=dataset,
-        outcome=result.outcome,
-        value=result.value,
-        message=result.message,
-        evaluated_at=result.evaluated_at,
-        origin=result.origin,
-        run_id=result.run_id,
-    )
+    return from_row(DescribeCheckResult, result, check=check, dataset=dataset)
 
 
 def describe_check(check: Check, last: CheckResult | None) -> DescribeCheck:
     params = dict(check.params)
     expected = params.pop("expected", None)
-    return DescribeCheck(
-        name=check.name,
-        type=check.type,
-        metric=check.metric,
+    return from_row(
+        DescribeCheck,
+        check,
         dataset=check.dataset.name,
-        expected_columns=[DatasetColumn(**c) for c in expected] if expected is not None else None,
+        expected_columns=expected,
         last_result=describe_result(last, check.name, check.dataset.name) if last else None,
-        **params,
+        **params,  # the type's own settings (bounds, values, code...) are stored as one JSON object
     )
 
 

@@ -26,7 +26,7 @@ from himalia.identity.service import Service
 from himalia.identity.users import find_groups
 from himalia.store.db import Database
 from himalia.store.orm import Connection, ConnectionCredential, ConnectionGroupAccess, Dataset, Group, Scenario
-from himalia.wire.common import Page
+from himalia.wire.common import Page, from_row
 from himalia.wire.data import (
     AccessSpec,
     ConnectionCredentials,
@@ -137,13 +137,10 @@ class ConnectionService(Service):
             secret_names = sorted(self.box.decrypt(connection.secrets_ciphertext))
         readable_by = connection.details_readable_by
         usable_groups = [g.name for g in _groups_with(connection, USE)]
-        return DescribeConnection(
-            name=connection.name,
-            type=connection.type,
-            description=connection.description,
+        return from_row(
+            DescribeConnection,
+            connection,
             owner=connection.owner.login,
-            credentials_mode=connection.credentials_mode,
-            allow_write=connection.allow_write,
             usable_by=AccessSpec(
                 mode="everyone" if connection.usable_by_everyone else "groups" if usable_groups else "nobody",
                 groups=usable_groups,

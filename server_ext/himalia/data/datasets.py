@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, joinedload
 from himalia.core.errors import Conflict, HimaliaError, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
 from himalia.data.access import one_statement
-from himalia.data.rules import schema_difference
 from himalia.data.connections import ConnectionService, can_see, can_use
 from himalia.data.drivers import (
     UsableConnection,
@@ -32,13 +31,14 @@ from himalia.data.drivers import (
     storage_options,
 )
 from himalia.data.probes import parse_probes
+from himalia.data.rules import schema_difference
 from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.store.db import Database, paginate
 from himalia.store.orm import Connection, Dataset, Project, utcnow
-from himalia.wire.common import Page
+from himalia.wire.common import Page, from_row
 from himalia.wire.data import CreateDataset, DatasetColumn, DatasetSchema, DescribeDataset, UpdateDataset
 
 
@@ -83,20 +83,12 @@ def check_probe_columns(probes: list[str], columns: list[dict[str, str]] | list[
 
 
 def describe_dataset(dataset: Dataset, can_write: bool) -> DescribeDataset:
-    return DescribeDataset(
-        name=dataset.name,
-        description=dataset.description,
+    return from_row(
+        DescribeDataset,
+        dataset,
         connection=dataset.connection.name,
-        kind=dataset.kind,
-        **location_of(dataset),
-        columns=[DatasetColumn(**c) for c in dataset.columns] if dataset.columns is not None else None,
-        schema_refreshed_at=dataset.schema_refreshed_at,
-        probes=list(dataset.probes),
-        custom_metrics=list(dataset.custom_metrics),
-        auto_compute_after_build=dataset.auto_compute_after_build,
         can_write=can_write,
-        created_at=dataset.created_at,
-        updated_at=dataset.updated_at,
+        **location_of(dataset),  # table, query or path (and their settings), stored as one JSON object
     )
 
 

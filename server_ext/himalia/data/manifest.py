@@ -18,14 +18,28 @@ checks are updated in place, and nothing absent from the file is deleted. A data
 Every error names the file, the line and the field.
 """
 
+from typing import Protocol
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from himalia.core.documents import DocumentError, load_document
 from himalia.core.errors import HimaliaError, NotFound
-from himalia.hosts.controlplane import ControlPlane
+from himalia.data.checks import CheckService
+from himalia.data.datasets import DatasetService
 from himalia.identity.caller import Caller
 from himalia.wire.common import ProjectKey
 from himalia.wire.data import CheckSpec, CreateDataset, DescribeCheck, UpdateDataset
+
+
+class DataServices(Protocol):
+    """What applying a manifest uses of the control plane (a layer above ``data``, so not imported here)."""
+
+    @property
+    def datasets(self) -> DatasetService: ...
+
+    @property
+    def checks(self) -> CheckService: ...
+
 
 LOCATION_FIELDS = ("connection", "table", "db_schema", "query", "path", "format")
 
@@ -52,7 +66,7 @@ def load_manifest(text: str, filename: str = "<manifest>") -> Manifest:
         raise ManifestError(error.message, field=error.field) from None
 
 
-def apply_manifest(plane: ControlPlane, caller: Caller, manifest: Manifest, filename: str = "<manifest>") -> list[str]:
+def apply_manifest(plane: DataServices, caller: Caller, manifest: Manifest, filename: str = "<manifest>") -> list[str]:
     """Make the project's datasets and checks as described; return what was done, one line each."""
     key, done = manifest.project, []
     for index, wanted in enumerate(manifest.datasets):
@@ -65,7 +79,7 @@ def apply_manifest(plane: ControlPlane, caller: Caller, manifest: Manifest, file
     return done
 
 
-def _apply_dataset(plane: ControlPlane, caller: Caller, key: str, wanted: DatasetManifest) -> list[str]:
+def _apply_dataset(plane: DataServices, caller: Caller, key: str, wanted: DatasetManifest) -> list[str]:
     spec = CreateDataset.model_validate(wanted.model_dump(exclude={"checks"}))
     try:
         current = plane.datasets.get_dataset(caller, key, wanted.name)
@@ -96,7 +110,7 @@ def _apply_dataset(plane: ControlPlane, caller: Caller, key: str, wanted: Datase
 
 
 def _apply_checks(
-    plane: ControlPlane, caller: Caller, key: str, wanted: DatasetManifest, existing: dict[str, DescribeCheck]
+    plane: DataServices, caller: Caller, key: str, wanted: DatasetManifest, existing: dict[str, DescribeCheck]
 ) -> list[str]:
     done = []
     for check in wanted.checks:

@@ -37,6 +37,7 @@ from himalia.identity.projects import require_project, require_run_or_write
 from himalia.identity.service import Service
 from himalia.store.db import Database
 from himalia.store.orm import Dataset, MetricValue, utcnow
+from himalia.wire.common import from_row
 from himalia.wire.data import ComputedMetrics, DescribeMetricValue, RecordMetric
 
 
@@ -127,15 +128,7 @@ def _plain(value: Any) -> Any:
 
 
 def describe_value(value: MetricValue, dataset: str | None) -> DescribeMetricValue:
-    return DescribeMetricValue(
-        metric=value.metric,
-        dataset=dataset,
-        value=value.value,
-        computed_at=value.computed_at,
-        origin=value.origin,
-        run_id=value.run_id,
-        actor=value.actor,
-    )
+    return from_row(DescribeMetricValue, value, dataset=dataset)
 
 
 class MetricService(Service):

@@ -526,7 +526,7 @@ class AuditService:
         self._check(caller)
         with self.db.read() as session:
             entries, total = self.trail.page(session, audit_filter, limit, offset)
-            items = [DescribeAuditEntry.model_validate(entry_as_dict(e)) for e in entries]
+            items = [DescribeAuditEntry.model_validate(e, from_attributes=True) for e in entries]
             return Page(items=items, total=total, limit=limit, offset=offset)
 
     def export(self, caller: Caller, audit_filter: AuditFilter, fmt: str) -> Iterator[str]:

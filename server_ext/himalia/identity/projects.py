@@ -26,7 +26,7 @@ from himalia.identity.service import Service
 from himalia.identity.users import find_group, find_user
 from himalia.store.db import paginate
 from himalia.store.orm import Group, Project, ProjectGrant, User
-from himalia.wire.common import Page
+from himalia.wire.common import Page, from_row
 from himalia.wire.identity import (
     CreateProject,
     DescribeAuthMatrix,
@@ -85,17 +85,7 @@ def require_run_or_write(permissions: frozenset[ProjectPermission], key: str) ->
 
 
 def describe_project(project: Project, permissions: frozenset[ProjectPermission]) -> DescribeProject:
-    return DescribeProject(
-        key=project.key,
-        name=project.name,
-        description=project.description,
-        owner=project.owner.login,
-        tags=list(project.tags),
-        status=project.status,
-        created_at=project.created_at,
-        updated_at=project.updated_at,
-        my_permissions=_sorted(permissions),
-    )
+    return from_row(DescribeProject, project, owner=project.owner.login, my_permissions=_sorted(permissions))
 
 
 class ProjectService(Service):

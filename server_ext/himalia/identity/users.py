@@ -18,7 +18,7 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.service import Service
 from himalia.store.db import paginate
 from himalia.store.orm import Group, GroupMember, GroupPermission, Project, User
-from himalia.wire.common import Page
+from himalia.wire.common import Page, from_row
 from himalia.wire.identity import (
     CreateGroup,
     CreateUser,
@@ -81,16 +81,7 @@ HUB_SYNC = Caller.operator("jupyterhub-sync", client_address="hub")
 
 
 def describe_user(user: User) -> DescribeUser:
-    return DescribeUser(
-        login=user.login,
-        display_name=user.display_name,
-        email=user.email,
-        profile=Profile(user.profile),
-        kind=user.kind,
-        active=user.active,
-        groups=[g.name for g in user.groups],
-        created_at=user.created_at,
-    )
+    return from_row(DescribeUser, user, groups=[g.name for g in user.groups])
 
 
 class UserService(Service):
@@ -231,10 +222,10 @@ class UserService(Service):
                 ).all():
                     members.setdefault(group_id, []).append(login)
             items = [
-                DescribeGroup(
-                    name=g.name,
-                    description=g.description,
-                    permissions=[GlobalPermission(p.permission) for p in g.permissions],
+                from_row(
+                    DescribeGroup,
+                    g,
+                    permissions=[p.permission for p in g.permissions],
                     member_count=counts.get(g.id, 0),
                     members=members.get(g.id, []) if caller.is_admin else None,
                 )
@@ -243,10 +234,10 @@ class UserService(Service):
             return Page(items=items, total=total, limit=limit, offset=offset)
 
     def _describe_group(self, session: Session, caller: Caller, group: Group) -> DescribeGroup:
-        return DescribeGroup(
-            name=group.name,
-            description=group.description,
-            permissions=[GlobalPermission(p.permission) for p in group.permissions],
+        return from_row(
+            DescribeGroup,
+            group,
+            permissions=[p.permission for p in group.permissions],
             member_count=len(group.members),
             members=[u.login for u in group.members] if caller.is_admin else None,
         )

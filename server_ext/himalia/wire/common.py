@@ -9,6 +9,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 Login = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._@-]{0,99}$")]
 GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
@@ -22,6 +23,23 @@ Preset = Literal["reader", "launcher", "contributor", "admin"]
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _WithComputed:
+    """A row as pydantic's ``from_attributes`` reads it, some of its attributes replaced or added."""
+
+    def __init__(self, row: object, computed: dict[str, Any]) -> None:
+        self._row = row
+        self._computed = computed
+
+    def __getattr__(self, name: str) -> Any:
+        return self._computed[name] if name in self._computed else getattr(self._row, name)
+
+
+def from_row(model: type[M], row: object, /, **computed: Any) -> M:
+    """``model`` from ``row``'s attributes of the same names; ``computed`` holds the fields the row
+    does not hold as shown (a related row's name, the caller's rights), each said once at the call."""
+    return model.model_validate(_WithComputed(row, computed) if computed else row, from_attributes=True)
 
 
 class Page(BaseModel, Generic[T]):

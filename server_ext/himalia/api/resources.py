@@ -1,0 +1,17 @@
+"""Every resource's handlers, one table for the routes and for the OpenAPI document."""
+
+from himalia.api import audit, connections, datasets, projects, run_steps, scenarios, tiers, tokens, users, variables
+from himalia.api.base import APIHandler
+
+RESOURCE_HANDLERS: list[type[APIHandler]] = [
+    *users.handlers,
+    *projects.handlers,
+    *connections.handlers,
+    *variables.handlers,
+    *datasets.handlers,
+    *scenarios.handlers,
+    *run_steps.handlers,
+    *tiers.handlers,
+    *tokens.handlers,
+    *audit.handlers,
+]
