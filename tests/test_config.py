@@ -342,11 +342,14 @@ def test_himalia_serve_refuses_a_bad_configuration_file_in_one_line(
 
 
 @pytest.fixture
-def jp_server_config(db_url: str, tmp_path: Path, jp_config_dir: Path) -> dict[str, Any]:
+def himalia_config_text() -> str:
+    return "c.ControlPlane.max_concurrent_runs = 5\nc.ControlPlane.max_queued_runs = 9\nc.Mailer.security = 'ssl'\n"
+
+
+@pytest.fixture
+def jp_server_config(db_url: str, tmp_path: Path, jp_config_dir: Path, himalia_config_text: str) -> dict[str, Any]:
     """The server's own configuration, and ``himalia_config.py`` in Jupyter's config directory."""
-    (jp_config_dir / "himalia_config.py").write_text(
-        "c.ControlPlane.max_concurrent_runs = 5\nc.ControlPlane.max_queued_runs = 9\nc.Mailer.security = 'ssl'\n"
-    )
+    (jp_config_dir / "himalia_config.py").write_text(himalia_config_text)
     return {
         "ServerApp": {"jpserver_extensions": {"himalia": True}},
         "ControlPlane": {
@@ -370,3 +373,15 @@ def test_the_extension_reads_the_server_config_and_himalia_config_the_server_win
     assert plane.max_queued_runs == 9  # himalia_config alone
     assert plane.mailer.security == "ssl"
     assert plane.run_scenarios is False
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("himalia_config_text", ["c.ControlPlane.max_concurrent_runs = (\n"])
+def test_a_broken_himalia_config_turns_himalia_off_in_the_server_naming_the_file(
+    jp_serverapp: Any, jp_config_dir: Path
+) -> None:
+    from himalia.api.base import CONTROL_PLANE
+
+    (extension,) = jp_serverapp.extension_manager.extension_apps["himalia"]
+    assert extension.unavailable.startswith(f"configuration file {jp_config_dir / 'himalia_config.py'}: SyntaxError")
+    assert CONTROL_PLANE not in jp_serverapp.web_app.settings
