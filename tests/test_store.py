@@ -7,14 +7,17 @@ import alembic.command
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from himalia.core.errors import SchemaMismatch
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter
+from himalia.scenarios.definitions import ScenarioDefinition
+from himalia.scenarios.runs import Artifact
 from himalia.store.db import Database
 from himalia.store.orm import Base
 from himalia.wire.identity import CreateProject, CreateToken, SetGrant
+from himalia.wire.scenarios import ArtifactKind, RunRequest, SaveScenario
 
 from .conftest import AUDIT_KEY, SECRET_KEY
 
@@ -34,6 +37,35 @@ def test_downgrade_and_upgrade_round_trip(plane: ControlPlane) -> None:
         assert database.current_revision() == database.head_revision()
     finally:
         database.dispose()
+
+
+def test_migration_0006_parses_artifact_names_into_step_and_kind_and_back(plane: ControlPlane) -> None:
+    """Artifacts stored as ``step-<position>.<kind>`` keep their step and kind across a downgrade and upgrade."""
+    admin = plane.users.caller_for("admin")
+    step = {"name": "checks", "type": "run_checks", "dataset": "transactions"}
+    definition = ScenarioDefinition.model_validate({"id": "reports", "name": "Reports", "steps": [step]})
+    plane.scenarios.save_scenario(admin, "ALPHA", SaveScenario(definition=definition))
+    run = plane.runs.request_run(admin, "ALPHA", "reports", RunRequest())
+    notebook = Artifact(ArtifactKind.IPYNB, "application/x-ipynb+json", b"{}")
+    plane.runs.add_artifacts(run.id, 0, [notebook, Artifact(ArtifactKind.HTML, "text/html", b"0")])
+    plane.runs.add_artifacts(run.id, 12, [Artifact(ArtifactKind.HTML, "text/html", b"12")])
+    database = Database(plane.db.url)
+    try:
+        alembic.command.downgrade(database.alembic_config(), "0005")
+        with database.engine.connect() as connection:
+            names = connection.execute(text("SELECT name FROM run_artifacts ORDER BY name")).scalars().all()
+        assert names == ["step-0.html", "step-0.ipynb", "step-12.html"]
+        database.upgrade()
+        with database.engine.connect() as connection:
+            rows = connection.execute(text("SELECT position, kind FROM run_artifacts ORDER BY position, kind")).all()
+        assert [tuple(row) for row in rows] == [(0, "html"), (0, "ipynb"), (12, "html")]
+    finally:
+        database.dispose()
+    described = plane.runs.get_run(admin, "ALPHA", "reports", run.id)
+    assert described.artifacts == ["step-0.html", "step-0.ipynb", "step-12.html"]
+    assert described.steps[0].artifacts == [ArtifactKind.HTML, ArtifactKind.IPYNB]
+    latest = plane.runs.read_artifact(admin, "ALPHA", "reports", run.id, ArtifactKind.HTML, None)
+    assert latest == ("step-12.html", "text/html", b"12")
 
 
 def test_out_of_date_schema_is_refused_with_the_command_to_run(tmp_path: Path) -> None:

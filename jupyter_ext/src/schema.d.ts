@@ -982,6 +982,12 @@ export interface components {
        */
       type: 'after_scenario';
     };
+    /**
+     * ArtifactKind
+     * @description What a notebook step keeps of its execution.
+     * @enum {string}
+     */
+    ArtifactKind: 'ipynb' | 'html';
     /** AuditVerification */
     AuditVerification: {
       /** Entries */
@@ -1785,7 +1791,10 @@ export interface components {
     DescribeRun: {
       /** Abort Requested */
       abort_requested: boolean;
-      /** Artifacts */
+      /**
+       * Artifacts
+       * @description The files the run's steps produced, as step-<position>.<kind> (empty in listings).
+       */
       artifacts: string[];
       /**
        * Created At
@@ -1882,6 +1891,11 @@ export interface components {
     };
     /** DescribeStep */
     DescribeStep: {
+      /**
+       * Artifacts
+       * @description The files the step produced (a run's own page; empty in listings).
+       */
+      artifacts?: components['schemas']['ArtifactKind'][];
       /** Attempts */
       attempts: number;
       /** Ended At */

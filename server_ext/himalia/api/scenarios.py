@@ -6,6 +6,7 @@ from himalia.api.base import APIHandler, PageQuery, Query, operation
 from himalia.core.errors import NotFound
 from himalia.wire.common import Page
 from himalia.wire.scenarios import (
+    ArtifactKind,
     DescribeRun,
     DescribeScenario,
     RerunRequest,
@@ -167,24 +168,24 @@ class ArtifactQuery(Query):
 
 
 class _ArtifactHandler(APIHandler):
-    kind: str
+    kind: ArtifactKind
 
     async def send(self, key: str, scenario: str, run: str, step: str | None) -> None:
         name, media_type, content = await self.call(
             self.control_plane.runs.read_artifact, self.caller, key, scenario, run_number(run), self.kind, step
         )
-        self.set_header("Content-Type", media_type + ("; charset=utf-8" if self.kind == "html" else ""))
+        self.set_header("Content-Type", media_type + ("; charset=utf-8" if self.kind == ArtifactKind.HTML else ""))
         # Notebook outputs are anyone's HTML and scripts: never let them act as this origin.
         self.set_header("Content-Security-Policy", "sandbox allow-scripts allow-popups")
         self.set_header("X-Content-Type-Options", "nosniff")
-        disposition = "inline" if self.kind == "html" else "attachment"
+        disposition = "inline" if self.kind == ArtifactKind.HTML else "attachment"
         self.set_header("Content-Disposition", f'{disposition}; filename="run-{run}-{name}"')
         self.finish(content)
 
 
 class RunReportHandler(_ArtifactHandler):
     route = "/projects/{key}/scenarios/{scenario}/runs/{run}/report"
-    kind = "html"
+    kind = ArtifactKind.HTML
 
     @operation("A notebook step's HTML report (nbconvert).", query=ArtifactQuery, media_types=("text/html",))
     async def get(self, key: str, scenario: str, run: str, query: ArtifactQuery) -> None:
@@ -193,7 +194,7 @@ class RunReportHandler(_ArtifactHandler):
 
 class RunNotebookHandler(_ArtifactHandler):
     route = "/projects/{key}/scenarios/{scenario}/runs/{run}/notebook"
-    kind = "ipynb"
+    kind = ArtifactKind.IPYNB
 
     @operation("A notebook step's executed notebook.", query=ArtifactQuery, media_types=("application/x-ipynb+json",))
     async def get(self, key: str, scenario: str, run: str, query: ArtifactQuery) -> None:

@@ -54,7 +54,7 @@ from himalia.scenarios.snapshots import check_value
 from himalia.store.events import AbortRequested, Events, RunQueued
 from himalia.store.orm import Connection, utcnow
 from himalia.wire.common import Variables
-from himalia.wire.scenarios import FINISHED_STATES, RunState, StepState
+from himalia.wire.scenarios import FINISHED_STATES, ArtifactKind, RunState, StepState
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER = timedelta(seconds=60)
@@ -476,8 +476,8 @@ class RunEngine:
         artifacts = [
             Artifact(kind, media_type, context.log.redactor.data(produced))  # what readers of the run may open
             for kind, produced, media_type in (
-                ("ipynb", result.executed, "application/x-ipynb+json"),
-                ("html", result.html, "text/html"),
+                (ArtifactKind.IPYNB, result.executed, "application/x-ipynb+json"),
+                (ArtifactKind.HTML, result.html, "text/html"),
             )
             if produced is not None
         ]

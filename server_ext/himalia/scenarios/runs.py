@@ -51,6 +51,7 @@ from himalia.wire.common import Page
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     RAN_STATES,
+    ArtifactKind,
     DescribeRun,
     DescribeStep,
     RerunRequest,
@@ -116,7 +117,7 @@ class StartedRun:
 class Artifact:
     """A file a step produced (an executed notebook, an HTML report), kept with the run."""
 
-    kind: str
+    kind: ArtifactKind
     media_type: str
     content: bytes
 
@@ -156,7 +157,8 @@ class EndedRun:
     state: RunState
 
 
-def describe_run(run: ScenarioRun, project_key: str, artifacts: list[str]) -> DescribeRun:
+def describe_run(run: ScenarioRun, project_key: str, artifacts: list[tuple[int, str]]) -> DescribeRun:
+    """The run for the API; ``artifacts`` are the (position, kind) of the files its steps produced."""
     return DescribeRun(
         id=run.id,
         project=project_key,
@@ -174,7 +176,7 @@ def describe_run(run: ScenarioRun, project_key: str, artifacts: list[str]) -> De
         start_step=run.start_step,
         abort_requested=run.abort_requested,
         deliveries=list(run.deliveries),
-        artifacts=artifacts,
+        artifacts=[artifact_name(position, kind) for position, kind in artifacts],
         created_at=run.created_at,
         started_at=run.started_at,
         ended_at=run.ended_at,
@@ -187,6 +189,7 @@ def describe_run(run: ScenarioRun, project_key: str, artifacts: list[str]) -> De
                 message=s.message,
                 attempts=s.attempts,
                 outputs=dict(s.outputs),
+                artifacts=[ArtifactKind(kind) for position, kind in artifacts if position == s.position],
                 started_at=s.started_at,
                 ended_at=s.ended_at,
             )
@@ -195,10 +198,13 @@ def describe_run(run: ScenarioRun, project_key: str, artifacts: list[str]) -> De
     )
 
 
-def _artifact_names(session: Session, run_id: int) -> list[str]:
-    return list(
-        session.scalars(select(RunArtifact.name).where(RunArtifact.run_id == run_id).order_by(RunArtifact.name))
+def _artifacts(session: Session, run_id: int) -> list[tuple[int, str]]:
+    rows = session.execute(
+        select(RunArtifact.position, RunArtifact.kind)
+        .where(RunArtifact.run_id == run_id)
+        .order_by(RunArtifact.position, RunArtifact.kind)
     )
+    return [(position, kind) for position, kind in rows]
 
 
 class RunService(Service):
@@ -443,7 +449,7 @@ class RunService(Service):
         with self.db.read() as session:
             scenario = self._scenario_for_read(session, caller, key, scenario_id)
             run = self._find_run(session, scenario, run_id)
-            return describe_run(run, key, _artifact_names(session, run.id))
+            return describe_run(run, key, _artifacts(session, run.id))
 
     def read_log(self, caller: Caller, key: str, scenario_id: str, run_id: int, after: int = 0) -> tuple[str, int]:
         """The log from chunk ``after`` on, and the cursor to ask for next."""
@@ -458,7 +464,7 @@ class RunService(Service):
             return "".join(text for _, text in chunks), (chunks[-1][0] if chunks else after)
 
     def read_artifact(
-        self, caller: Caller, key: str, scenario_id: str, run_id: int, kind: str, step: str | None
+        self, caller: Caller, key: str, scenario_id: str, run_id: int, kind: ArtifactKind, step: str | None
     ) -> tuple[str, str, bytes]:
         """A notebook step's executed notebook (``ipynb``) or HTML report (``html``): the named step's,
         else the last one produced."""
@@ -468,9 +474,9 @@ class RunService(Service):
             positions = [s.position for s in run.steps if s.name == step] if step is not None else None
             artifact = latest_artifact(session, run.id, kind, positions)
             if artifact is None:
-                what = "HTML report" if kind == "html" else "executed notebook"
+                what = "HTML report" if kind == ArtifactKind.HTML else "executed notebook"
                 raise NotFound(f"Run #{run_id} has no {what}" + (f" for step '{step}'." if step else "."))
-            return artifact.name, artifact.media_type, artifact.content
+            return artifact_name(artifact.position, artifact.kind), artifact.media_type, artifact.content
 
     # -- aborting -----------------------------------------------------------------------------
 
@@ -489,7 +495,7 @@ class RunService(Service):
             self.audit.record(
                 session, caller, "scenario.abort", "scenario", scenario_id, project_key=key, details={"run": run_id}
             )
-            described = describe_run(run, key, _artifact_names(session, run.id))
+            described = describe_run(run, key, _artifacts(session, run.id))
         self.events.publish(AbortRequested(run_id))
         return described
 
@@ -662,7 +668,8 @@ class RunService(Service):
                 session.merge(
                     RunArtifact(
                         run_id=run_id,
-                        name=artifact_name(position, artifact.kind),
+                        position=position,
+                        kind=artifact.kind,
                         media_type=artifact.media_type,
                         content=artifact.content,
                     )
@@ -759,7 +766,7 @@ class RunService(Service):
                 .order_by(ScenarioRun.id.desc())
                 .limit(1)
             )
-            report = latest_artifact(session, run.run_id, "html")
+            report = latest_artifact(session, run.run_id, ArtifactKind.HTML)
             log = "".join(
                 session.scalars(
                     select(RunLogChunk.text).where(RunLogChunk.run_id == run.run_id).order_by(RunLogChunk.id)
@@ -916,15 +923,18 @@ def summary_checks(run: ScenarioRun) -> list[CheckSummary]:
 
 
 def artifact_name(position: int, kind: str) -> str:
+    """How the API names a step's artifact (and the file people download)."""
     return f"step-{position}.{kind}"
 
 
-def latest_artifact(session: Session, run_id: int, kind: str, positions: list[int] | None = None) -> RunArtifact | None:
+def latest_artifact(
+    session: Session, run_id: int, kind: ArtifactKind, positions: list[int] | None = None
+) -> RunArtifact | None:
     """The ``kind`` artifact of the last notebook step that produced one (among ``positions`` if given)."""
-    names = [n for n in _artifact_names(session, run_id) if n.endswith("." + kind)]
-    produced = {int(n.removeprefix("step-").removesuffix("." + kind)): n for n in names}
-    wanted = [p for p in produced if positions is None or p in positions]
-    return session.get(RunArtifact, (run_id, produced[max(wanted)])) if wanted else None
+    query = select(RunArtifact).where(RunArtifact.run_id == run_id, RunArtifact.kind == kind)
+    if positions is not None:
+        query = query.where(RunArtifact.position.in_(positions))
+    return session.scalar(query.order_by(RunArtifact.position.desc()).limit(1))
 
 
 def _alive(pid: int) -> bool:

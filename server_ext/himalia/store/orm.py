@@ -430,12 +430,13 @@ class RunStep(Base):
 
 
 class RunArtifact(Base):
-    """A file a run produced: an executed notebook, its HTML report."""
+    """A file a step of a run produced: its executed notebook (``ipynb``), its HTML report (``html``)."""
 
     __tablename__ = "run_artifacts"
 
     run_id: Mapped[int] = mapped_column(ForeignKey("scenario_runs.id", ondelete="CASCADE"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
     media_type: Mapped[str] = mapped_column(String(100))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -34,6 +34,13 @@ class StepState(StrEnum):
     ABORTED = "aborted"
 
 
+class ArtifactKind(StrEnum):
+    """What a notebook step keeps of its execution."""
+
+    IPYNB = "ipynb"  # the executed notebook
+    HTML = "html"  # its HTML report
+
+
 #: Runs that hold (or wait for) a slot; the others have ended.
 ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.RUNNING})
 FINISHED_STATES = frozenset(RunState) - ACTIVE_STATES
@@ -128,6 +135,9 @@ class DescribeStep(BaseModel):
     message: str
     attempts: int
     outputs: dict[str, Any]
+    artifacts: list[ArtifactKind] = Field(
+        default_factory=list, description="The files the step produced (a run's own page; empty in listings)."
+    )
     started_at: datetime | None
     ended_at: datetime | None
 
@@ -149,7 +159,9 @@ class DescribeRun(BaseModel):
     start_step: int
     abort_requested: bool
     deliveries: list[dict[str, Any]]
-    artifacts: list[str]
+    artifacts: list[str] = Field(
+        description="The files the run's steps produced, as step-<position>.<kind> (empty in listings)."
+    )
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
