@@ -256,7 +256,7 @@ def test_a_kernels_credential_fetch_names_its_run_and_requester(plane: ControlPl
 
 def test_what_a_run_does_is_audited_as_its_run_as_user_naming_the_run(plane: ControlPlane) -> None:
     run_id = _run_as_contributor(plane)
-    plane.warm_workers = 0
+    plane.config.LocalExecutor.warm_workers = 0
     engine = plane.start_engine(schedule=False, only={run_id})
     assert engine.wait_for(run_id) in ("succeeded", "warning", "failed")
     checked = [e for e in _entries(plane, "checks.run") if e.details.get("run_context", {}).get("run") == run_id]

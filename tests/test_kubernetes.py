@@ -57,9 +57,9 @@ from himalia.compute.resources import (
     scheduling,
 )
 from himalia.compute.tiers import load_tiers_file
-from himalia.core.errors import Conflict, NotFound
-from himalia.execution.base import PRIVATE_ENVIRONMENT, NotebookJob, NotebookResult
-from himalia.execution.kubernetes.executor import KubernetesExecutor
+from himalia.core.errors import Conflict, InvalidInput, NotFound
+from himalia.execution.base import PRIVATE_ENVIRONMENT
+from himalia.execution.kubernetes.executor import DEADLINE_MARGIN, KubernetesExecutor
 from himalia.hosts.controlplane import ControlPlane
 from himalia.hub.kubespawner import KubernetesTierSpawner
 from himalia.identity.caller import Caller
@@ -67,6 +67,7 @@ from himalia.scenarios.engine import RunEngine, StepServices
 from himalia.scenarios.reporting import report_all
 from himalia.store.orm import NotebookSnapshot, ScenarioRun
 from himalia.wire.compute import DescribeTier
+from himalia.wire.steps import Reason, StepJob, StepResult, deadline_after
 
 from .conftest import LiveAPI
 
@@ -96,8 +97,8 @@ def valid(manifest: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def notebook_job(tier: str | None = "small", timeout: float | None = 1800, step: str = "Score") -> NotebookJob:
-    return NotebookJob(
+def notebook_job(tier: str | None = "small", timeout: float | None = 1800, step: str = "Score") -> StepJob:
+    return StepJob(
         run_id=7,
         step=step,
         notebook="notebooks/score.ipynb",
@@ -112,7 +113,7 @@ def notebook_job(tier: str | None = "small", timeout: float | None = 1800, step:
             "HIMALIA_TIER": tier or "",
         },
         tier=tier,
-        timeout=timeout,
+        deadline=deadline_after(timeout),
     )
 
 
@@ -357,7 +358,8 @@ def test_executor_manifests_of_each_tier(name: str | None) -> None:
     manifest = valid(executor.job_manifest(job, "himalia-7-score-a1b2c3", tier))
 
     spec = manifest["spec"]
-    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (0, 1860, 3600)
+    deadline = 1800 + executor.deadline_grace + DEADLINE_MARGIN  # Kubernetes acts only when the control plane is gone
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (0, deadline, 3600)
     labels = {"app.kubernetes.io/name": "himalia-run", "himalia.io/run-id": "7", "himalia.io/step": "score"}
     assert manifest["metadata"]["labels"] == spec["template"]["metadata"]["labels"] == labels
     pod = spec["template"]["spec"]
@@ -413,7 +415,7 @@ def test_success_returns_the_delivered_result() -> None:
     executor, output = executor_on(k8s), Output()
     handle = executor.start(notebook_job(), output)
     assert executor.running_job(7, "Score").notebook == "notebooks/score.ipynb"
-    delivered = NotebookResult("ok", None, b'{"cells": []}', b"<html></html>")
+    delivered = StepResult(reason=Reason.OK, executed=b'{"cells": []}', html=b"<html></html>")
     executor.deliver(7, "Score", delivered)
 
     assert handle.wait() is delivered
@@ -431,12 +433,14 @@ def test_a_result_is_accepted_once_and_for_a_running_step_only() -> None:
     executor = executor_on(cluster(["job-active.json"], ["pods-running.json"]))
     handle = executor.start(notebook_job(), Output())
     with pytest.raises(NotFound):
-        executor.deliver(7, "Other step", NotebookResult("ok"))
+        executor.deliver(7, "Other step", StepResult(reason=Reason.OK))
     with pytest.raises(NotFound):
         executor.running_job(8, "Score")
-    executor.deliver(7, "Score", NotebookResult("cell_error", "cell 2: ZeroDivisionError: division by zero"))
+    executor.deliver(
+        7, "Score", StepResult(reason=Reason.CELL_ERROR, error="cell 2: ZeroDivisionError: division by zero")
+    )
     with pytest.raises(Conflict, match="already received the result"):
-        executor.deliver(7, "Score", NotebookResult("ok"))
+        executor.deliver(7, "Score", StepResult(reason=Reason.OK))
     handle.abort()
     assert handle.wait().reason == "aborted"
 
@@ -473,7 +477,7 @@ def test_a_pull_back_off_within_the_grace_is_waited_out() -> None:
     )
     executor = executor_on(k8s, pull_grace=60)
     handle = executor.start(notebook_job(), Output())
-    executor.deliver(7, "Score", NotebookResult("ok"))
+    executor.deliver(7, "Score", StepResult(reason=Reason.OK))
     assert handle.wait().reason == "ok"
     assert not k8s.made("DELETE", JOBS + "/.+")
 
@@ -497,10 +501,25 @@ def test_kubernetes_deadline_exceeded() -> None:
     )
 
 
+def test_the_activity_deadline_is_the_whole_steps() -> None:
+    """A step started late in its scenario gets what is left of it, and Kubernetes' own deadline follows."""
+    executor = executor_on(RecordedKubernetes(), deadline_grace=10)
+    job = notebook_job().model_copy(update={"deadline": deadline_after(100.4)})
+    manifest = valid(executor.job_manifest(job, "himalia-7-score-a1b2c3", None))
+    assert manifest["spec"]["activeDeadlineSeconds"] == 101 + 10 + DEADLINE_MARGIN
+    late = job.model_copy(update={"deadline": deadline_after(-5)})
+    assert executor.job_manifest(late, "himalia-7-score-a1b2c3", None)["spec"]["activeDeadlineSeconds"] == (
+        10 + DEADLINE_MARGIN
+    )
+
+
 def test_timeout_deletes_the_job() -> None:
+    """The pod stops its step at the deadline itself; a pod that has not ended ``deadline_grace`` later is deleted."""
     k8s = cluster(["job-active.json"], ["pods-running.json"])
-    result = executor_on(k8s).start(notebook_job(timeout=0.2), Output()).wait()
-    assert (result.reason, result.error) == ("timeout", "the step ran longer than its 0.2 s limit")
+    started = time.monotonic()
+    result = executor_on(k8s, deadline_grace=0.3).start(notebook_job(timeout=0.2), Output()).wait()
+    assert 0.5 <= time.monotonic() - started < 5
+    assert (result.reason, result.error) == ("timeout", "the step ran past its deadline; its Job was deleted 0.3 s later")
     assert [query for query, _ in k8s.made("DELETE", f"{JOBS}/{k8s.job}")] == [{"propagationPolicy": ["Background"]}]
     assert k8s.made("DELETE", f"{SECRETS}/{k8s.job}-token")
 
@@ -644,13 +663,27 @@ def until(condition: Callable[[], Any], timeout: float = 30) -> Any:
 
 
 def test_the_control_plane_selects_the_kubernetes_executor(plane: ControlPlane, kubeconfig: None) -> None:
-    plane.run_executor, plane.kubernetes_namespace, plane.kubernetes_image = "kubernetes", NAMESPACE, IMAGE
-    plane.kubernetes_api_url = POD_API_URL
+    plane.executor_class = "himalia.execution.kubernetes.executor.KubernetesExecutor"
+    plane.config.KubernetesExecutor.update(namespace=NAMESPACE, image=IMAGE, api_url=POD_API_URL)
     engine = plane.start_engine(schedule=False)
     executor = engine.executor
     assert isinstance(executor, KubernetesExecutor)
-    assert (executor.namespace, executor.image, executor.api_url) == (NAMESPACE, IMAGE, POD_API_URL)
+    assert (executor.namespace, executor.image, executor.step_api_url) == (NAMESPACE, IMAGE, POD_API_URL)
     assert executor.api_client.configuration.host == "https://kubernetes.test"
+    engine.stop()
+
+
+def test_the_kubernetes_executor_reads_its_environment(monkeypatch: pytest.MonkeyPatch, kubeconfig: None) -> None:
+    """The ``HIMALIA_KUBERNETES_*`` variables are its defaults; without an API URL, pods use the served one."""
+    monkeypatch.setenv("HIMALIA_KUBERNETES_NAMESPACE", NAMESPACE)
+    monkeypatch.setenv("HIMALIA_KUBERNETES_IMAGE", IMAGE)
+    monkeypatch.setenv("HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "runner")
+    executor = KubernetesExecutor(served_api_url="http://plane:8080/himalia/api/v1")
+    assert (executor.namespace, executor.image, executor.service_account) == (NAMESPACE, IMAGE, "runner")
+    assert executor.step_api_url == "http://plane:8080/himalia/api/v1"
+    monkeypatch.delenv("HIMALIA_KUBERNETES_IMAGE")
+    with pytest.raises(InvalidInput, match="needs an image: set KubernetesExecutor.image"):
+        KubernetesExecutor()
 
 
 def test_the_pod_fetches_its_step_and_reports_with_the_run_token(plane: ControlPlane, api: LiveAPI) -> None:
@@ -675,6 +708,8 @@ def test_the_pod_fetches_its_step_and_reports_with_the_run_token(plane: ControlP
     assert job["content"] == snapshot_of(plane, run_id, "score.ipynb")
     assert job["parameters"] == {"threshold": 0.7}
     assert (job["notebook"], job["kernel"], job["hide_code"]) == ("score.ipynb", None, False)
+    assert job["env"] == {}, "the pod's Job sets its environment, the token from a Secret"
+    assert job["deadline"] is None, "the scenario sets no time limit"
 
     assert call("GET", f"{step}/job", role="reader").status_code == 404, "another user learns nothing"
     refused = call("GET", f"{step}/job", role="admin")
@@ -872,7 +907,7 @@ async def test_the_hub_configuration_on_kubernetes(monkeypatch: pytest.MonkeyPat
     api = VALUES["hub"]["extraEnv"]["HIMALIA_KUBERNETES_API_URL"]
     [service] = [s for s in c.JupyterHub.services if s["name"] == "himalia"]
     assert service["url"] == "http://hub:10101" and service["command"][-4:] == ["--ip", "0.0.0.0", "--port", "10101"]
-    assert service["environment"]["HIMALIA_RUN_EXECUTOR"] == "kubernetes"
+    assert service["environment"]["HIMALIA_EXECUTOR_CLASS"] == "himalia.execution.kubernetes.executor.KubernetesExecutor"
     assert service["environment"]["HIMALIA_KUBERNETES_API_URL"] == api == c.TieredSpawner.himalia_server_url
     assert service["environment"]["HIMALIA_DB_URL"] == "<HIMALIA_DB_URL from the pod spec>"
     assert c.JupyterHub.spawner_class == "himalia.hub.kubespawner.KubernetesTierSpawner"
@@ -900,7 +935,7 @@ def test_the_guide_manifests_allow_what_the_executor_does() -> None:
         ["job-active.json", "job-complete.json"],
         ["pods-image-pull-backoff.json", "pods-running.json", "pods-succeeded.json"],
     )
-    executor = executor_on(k8s)
+    executor = executor_on(k8s, deadline_grace=0)
     executor.start(notebook_job(), Output()).wait()
     executor.start(notebook_job(step="Again", timeout=0), Output()).wait()
     used = set()

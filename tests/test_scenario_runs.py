@@ -62,7 +62,7 @@ def start_engine(plane: ControlPlane, api: LiveAPI, tmp_path: Path, warm: int) -
     plane.notebook_root = str(tmp_path / "notebooks")
     plane.max_concurrent_runs = 8
     plane.max_concurrent_runs_per_user = 8
-    plane.warm_workers = warm
+    plane.config.LocalExecutor.warm_workers = warm
     plane.start_engine(schedule=False)
     return api
 
@@ -329,6 +329,40 @@ def test_failures_timeouts_and_retries(runner: LiveAPI, exchange: Path) -> None:
     assert run["steps"][0]["attempts"] == 2
     log = log_of(runner, "flaky", run["id"])
     assert "retrying" in log and "attempt 2" in log and "second attempt" in log
+
+
+@pytest.fixture
+def warm_runner(plane: ControlPlane, api: LiveAPI, tmp_path: Path) -> Iterator[LiveAPI]:
+    """Two warm workers even as root: steps run as the platform's own account (isolated ones each
+    start a worker, whose imports take seconds on a busy machine and count against a step's limit)."""
+    plane.config.UserIsolation.mode = "shared_account_unsafe"
+    yield start_engine(plane, api, tmp_path, warm=2)
+
+
+def test_a_step_of_many_short_cells_ends_at_its_timeout(warm_runner: LiveAPI) -> None:
+    """The step's limit holds for the whole step, not for each cell: forty cells of 0.3 s (12 s in
+    all) under a 3 s limit end at 3 s, stopped by the worker itself, which still writes the
+    executed notebook and its report (a worker killed by its executor writes no report)."""
+    api = warm_runner
+    cells = ["import time"] + [f"time.sleep(0.3)\nprint('cell {n} done')" for n in range(40)]
+    many = [{"name": "Cells", "type": "notebook", "notebook": "cells.ipynb", "timeout": "3s"}]
+    saved(api, {"id": "manycells", "name": "Many short cells", "steps": many}, {"cells.ipynb": notebook(*cells)})
+    warm_up = [{"name": "Print", "type": "notebook", "notebook": "print.ipynb"}]
+    saved(api, {"id": "warmup", "name": "Warm-up", "steps": warm_up}, {"print.ipynb": notebook("print(x)")})
+    # A step's limit counts from its start, its worker's start-up included: once the warm-up ran,
+    # the other warm worker has imported papermill.
+    assert wait(api, "warmup", start(api, "warmup"))["state"] == "succeeded"
+
+    run = wait(api, "manycells", start(api, "manycells"))
+    assert run["state"] == "failed", run
+    assert steps(run) == [("failed", "the step ran longer than its 3s limit")]
+    [step] = run["steps"]
+    took = (datetime.fromisoformat(step["ended_at"]) - datetime.fromisoformat(step["started_at"])).total_seconds()
+    assert 3 <= took < 7, f"a 3 s step ended after {took:.1f} s:\n{log_of(api, 'manycells', run['id'])}"
+    assert run["artifacts"] == ["step-0.html", "step-0.ipynb"]
+    executed = api.request("GET", f"{BASE}/manycells/runs/{run['id']}/notebook").json()
+    printed = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    assert len(printed) < 10, "the cells after the deadline did not run"
 
 
 def test_abort_kills_the_kernel_and_its_children(runner: LiveAPI, exchange: Path) -> None:
@@ -1218,7 +1252,7 @@ def test_claims_and_crash_recovery(plane: ControlPlane, backend: str) -> None:
             .where(ScenarioRun.id == three_b)
             .values(worker=f"{host}:{dead.pid}:cafe0003", abort_requested=False)
         )
-    plane.warm_workers = 0
+    plane.config.LocalExecutor.warm_workers = 0
     plane.start_engine(schedule=False)
     with plane.db.read() as session:
         assert session.get_one(ScenarioRun, three_b).state == "failed"

@@ -524,7 +524,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The notebook step a Kubernetes pod is to run: snapshot, parameters, kernel (the run's own token). */
+    /** The notebook step a Kubernetes pod is to run: snapshot, parameters, kernel, deadline (the run's own token). */
     get: operations['get_StepJob'];
     put?: never;
     post?: never;
@@ -2435,6 +2435,13 @@ export interface components {
       | 'run_scenarios'
       | 'export_datasets'
       | 'admin';
+    /**
+     * Reason
+     * @description How a notebook step ended.
+     * @enum {string}
+     */
+    Reason:
+      'ok' | 'cell_error' | 'kernel_died' | 'timeout' | 'aborted' | 'failed';
     /** RecordMetric */
     RecordMetric: {
       /**
@@ -2814,29 +2821,39 @@ export interface components {
     };
     /**
      * StepJob
-     * @description A notebook step as its pod runs it.
+     * @description A notebook step as an executor runs it.
      */
     StepJob: {
-      /**
-       * Cell Timeout
-       * @description Seconds one cell may run; none means no limit.
-       */
-      cell_timeout: number | null;
       /**
        * Content
        * @description The notebook snapshot the run uses, as JSON text.
        */
       content: string;
       /**
+       * Deadline
+       * @description When the whole step must have ended, however many cells are left; none means no limit.
+       * @default null
+       */
+      deadline?: string | null;
+      /**
+       * Env
+       * @description Environment variables of the step (the run's token among them); empty as a pod fetches it: its Job sets them.
+       */
+      env: {
+        [key: string]: string;
+      };
+      /**
        * Hide Code
        * @description Leave the code out of the HTML report.
+       * @default false
        */
-      hide_code: boolean;
+      hide_code?: boolean;
       /**
        * Kernel
        * @description The kernel to start; none means the notebook's own.
+       * @default null
        */
-      kernel: string | null;
+      kernel?: string | null;
       /**
        * Notebook
        * @description The notebook's path in the project, for the log.
@@ -2849,6 +2866,28 @@ export interface components {
       parameters: {
         [key: string]: unknown;
       };
+      /**
+       * Run As
+       * @description The run-as user's login; the local executor runs the step as them.
+       * @default null
+       */
+      run_as?: string | null;
+      /**
+       * Run Id
+       * @description The run the step belongs to.
+       */
+      run_id: number;
+      /**
+       * Step
+       * @description The step's name in the scenario.
+       */
+      step: string;
+      /**
+       * Tier
+       * @description The scenario's hardware tier (sizes a Kubernetes pod).
+       * @default null
+       */
+      tier?: string | null;
     };
     /** StepParameters */
     StepParameters: {
@@ -2882,11 +2921,7 @@ export interface components {
        * @default null
        */
       html?: string | null;
-      /**
-       * Reason
-       * @enum {string}
-       */
-      reason: 'ok' | 'cell_error' | 'kernel_died' | 'timeout' | 'failed';
+      reason: components['schemas']['Reason'];
     };
     /**
      * StepState

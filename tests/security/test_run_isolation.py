@@ -25,9 +25,11 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from himalia.execution.base import LocalExecutor, NotebookJob, inherited_environment, is_secret_name
+from himalia.execution.base import inherited_environment, is_secret_name
+from himalia.execution.local import LocalExecutor
 from himalia.hosts.controlplane import ControlPlane
 from himalia.scenarios.redaction import Redactor
+from himalia.wire.steps import StepJob
 
 from ..conftest import LiveAPI
 from .conftest import Ledger
@@ -87,7 +89,7 @@ def leaky_run(plane: ControlPlane, api: LiveAPI, tmp_path: Path, monkeypatch: py
         monkeypatch.setenv(name, value)
     plane.api_url = api.base
     plane.notebook_root = str(tmp_path)
-    plane.warm_workers = 1
+    plane.config.LocalExecutor.warm_workers = 1
     plane.start_engine(schedule=False)
     yield api
 
@@ -168,11 +170,12 @@ CONTROL_PLANE = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from himalia.execution.base import LocalExecutor, NotebookJob
+    from himalia.execution.local import LocalExecutor
+    from himalia.wire.steps import StepJob
 
     home, content, warm = Path(sys.argv[1]), Path(sys.argv[2]).read_text(), int(sys.argv[3])
-    executor = LocalExecutor(home / "work", warm_workers=warm)
-    job = NotebookJob(run_id=1, step="Sleep", notebook="s.ipynb", content=content, parameters={}, env={})
+    executor = LocalExecutor(work_root=home / "work", warm_workers=warm)
+    job = StepJob(run_id=1, step="Sleep", notebook="s.ipynb", content=content, parameters={}, env={})
     handle = executor.start(job, lambda line: None)
     print(json.dumps({"worker": handle.process.pid}), flush=True)
     time.sleep(600)
@@ -261,7 +264,7 @@ def test_what_a_crash_left_is_killed_when_the_next_control_plane_starts(
     kernel's child is left running, and the next executor on the home kills it, but not the
     processes of a control plane that still runs beside it."""
     home = tmp_path / "home"
-    alive = LocalExecutor(home / "work", warm_workers=1)  # a control plane that keeps running
+    alive = LocalExecutor(work_root=home / "work", warm_workers=1)  # a control plane that keeps running
     try:
         (alive_worker,) = alive._idle
         process, worker, kernel, child = control_plane()
@@ -271,7 +274,7 @@ def test_what_a_crash_left_is_killed_when_the_next_control_plane_starts(
         time.sleep(1.5)  # the kernel's own parent poller may end the kernel; its child stays
         assert not gone(child), "nothing was left to clean up: the test proves nothing"
 
-        restarted = LocalExecutor(home / "work", warm_workers=0)
+        restarted = LocalExecutor(work_root=home / "work", warm_workers=0)
         restarted.close()
         assert child in restarted.reaped
         for name, pid in {"kernel": kernel, "kernel's child": child, "worker": worker}.items():
@@ -290,9 +293,9 @@ def test_a_child_the_kernel_leaves_behind_dies_with_the_step(tmp_path: Path, led
         f"open({str(pidfile)!r}, 'w').write(json.dumps([os.getpid(), child.pid]))\n"
         "time.sleep(1)"
     )
-    executor = LocalExecutor(tmp_path / "home" / "work", warm_workers=0)
+    executor = LocalExecutor(work_root=tmp_path / "home" / "work", warm_workers=0)
     try:
-        job = NotebookJob(run_id=1, step="Daemon", notebook="d.ipynb", content=leaves_a_daemon, parameters={}, env={})
+        job = StepJob(run_id=1, step="Daemon", notebook="d.ipynb", content=leaves_a_daemon, parameters={}, env={})
         result = executor.start(job, lambda line: None).wait()
         assert result.ok, result
         kernel, child = json.loads(pidfile.read_text())

@@ -235,7 +235,7 @@ def test_a_stored_fast_poll_waits_the_minimum_between_polls(api: LiveAPI, ledger
 def test_a_run_of_a_scenario_saved_before_the_rules_still_runs(api: LiveAPI) -> None:
     """The run engine reads a run's definition as stored: a legacy schedule does not break its runs."""
     store_definition_as_is(api.plane, "legacy-run", cron("* * * * * * *"))
-    api.plane.api_url, api.plane.warm_workers = api.base, 0
+    api.plane.api_url, api.plane.config.LocalExecutor.warm_workers = api.base, 0
     api.plane.start_engine(schedule=False)
     run = api.request("POST", f"{SCENARIOS}/legacy-run/run", json={})
     assert run.status_code == 201, run.text

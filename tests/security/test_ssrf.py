@@ -551,7 +551,7 @@ def test_a_run_reports_the_refusal_and_only_statuses(
     the run sees holds the refusal, then the status only."""
     plane.api_url = api.base
     plane.notebook_root = str(tmp_path)
-    plane.warm_workers = 0
+    plane.config.LocalExecutor.warm_workers = 0
     plane.start_engine(schedule=False)
     hooks["allowed"].status, hooks["allowed"].body = 404, b"internal-page-marker"
     definition = {

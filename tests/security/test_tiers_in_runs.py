@@ -68,7 +68,7 @@ def wait(api: LiveAPI, scenario: str, run_id: int, timeout: float = 30) -> dict[
 
 def start_engine(plane: ControlPlane, api: LiveAPI) -> None:
     plane.api_url = api.base
-    plane.warm_workers = 0
+    plane.config.LocalExecutor.warm_workers = 0
     plane.start_engine(schedule=False)
 
 

@@ -1,11 +1,13 @@
 """A worker process of the local executor: runs one notebook step with papermill, then exits.
 
 The executor starts workers ahead of need, so papermill's imports are paid before a step is
-handed over: the worker blocks on one JSON job line on stdin, executes it, converts the executed
-notebook to HTML and writes ``result.json`` in the job's folder. Everything the notebook prints,
+handed over: the worker blocks on its job on stdin (the job folder's path, then the
+:class:`~himalia.wire.steps.StepJob`), executes it until it ends or reaches its deadline, converts
+the executed notebook to HTML and writes the :class:`~himalia.wire.steps.StepResult` as
+``result.json`` in the job's folder. Everything the notebook prints,
 and papermill's own progress lines, go to stdout, which the executor streams into the run log.
 Each worker is the leader of its own process group; the executor kills the whole tree, kernel
-included, on abort or timeout.
+included, on abort or when it outlives its deadline.
 
 A worker dies with the control plane that started it (``die_with_parent``): Linux signals it
 when its parent goes (``PR_SET_PDEATHSIG``) and a watchdog thread notices a new parent anyway.
@@ -18,26 +20,29 @@ whose control plane dies during its imports does not live on either.
 import contextlib
 import ctypes
 import importlib
-import json
 import logging
-import math
 import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 
-from himalia.execution.base import PARENT_VARIABLE
+from himalia.wire.steps import ERROR_LIMIT, Reason, StepJob, StepResult
 
 if TYPE_CHECKING:
     from papermill.exceptions import PapermillExecutionError
 
+#: Tells a worker which process it must die with (``die_with_parent``).
+PARENT_VARIABLE = "HIMALIA_WORKER_PARENT"
 #: What a step needs, imported by ``main`` ahead of the job (``execute`` imports them for itself).
 STEP_MODULES = ("nbformat", "papermill", "papermill.exceptions", "nbclient.exceptions", "nbconvert")
+#: The limit of a cell started at or after the deadline (nbclient reads 0 as "no limit").
+PAST_DEADLINE = 0.001
 
 
 def _describe_cell_error(error: "PapermillExecutionError") -> str:
@@ -45,43 +50,57 @@ def _describe_cell_error(error: "PapermillExecutionError") -> str:
     return f"cell {error.cell_index}{count}: {error.ename}: {error.evalue}"
 
 
-def execute(job: dict[str, Any]) -> dict[str, Any]:
+class StepClock:
+    """The step's deadline as nbclient can apply it: its limits are per cell, so each cell gets
+    the time left until the deadline (``timeout_func``), and the step ends there whatever the
+    number of cells. Kernel start-up counts as well: a late first cell gets what is left."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.ends = None if seconds is None else time.monotonic() + seconds
+
+    def cell_limit(self, _cell: Any) -> float | None:
+        return None if self.ends is None else max(self.ends - time.monotonic(), PAST_DEADLINE)
+
+
+def execute(job: StepJob, folder: Path) -> StepResult:
+    """Run ``job`` with papermill in ``folder``, until it ends or its deadline; write the executed
+    notebook and its HTML report there. The result carries no files: they stay in ``folder``."""
     import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
 
-    folder = Path(job["folder"])
     source, executed = folder / "input.ipynb", folder / "executed.ipynb"
-    source.write_text(job["content"], encoding="utf-8")
-    os.environ.update(job["env"])
-    outcome: dict[str, Any] = {"reason": "ok", "error": None}
+    source.write_text(job.content, encoding="utf-8")
+    os.environ.update(job.env)
+    clock = StepClock(job.seconds_left())
+    outcome = StepResult(reason=Reason.OK)
     try:
         papermill.execute_notebook(
             str(source),
             str(executed),
-            parameters=job["parameters"],
-            kernel_name=job.get("kernel"),
+            parameters=job.parameters,
+            kernel_name=job.kernel,
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stdout,
-            execution_timeout=math.ceil(job["cell_timeout"]) if job.get("cell_timeout") else None,
+            timeout_func=clock.cell_limit,
+            shutdown_kernel="immediate",  # a graceful one waits seconds for a kernel still busy at the deadline
             cwd=str(folder),
         )
     except PapermillExecutionError as error:
-        outcome = {"reason": "cell_error", "error": _describe_cell_error(error)}
+        outcome = StepResult(reason=Reason.CELL_ERROR, error=_describe_cell_error(error)[:ERROR_LIMIT])
     except DeadKernelError:
-        outcome = {"reason": "kernel_died", "error": "the kernel died (it exited or was killed while running a cell)"}
-    except CellTimeoutError as error:
-        outcome = {"reason": "timeout", "error": f"a cell ran too long: {str(error).splitlines()[0]}"}
+        died = "the kernel died (it exited or was killed while running a cell)"
+        outcome = StepResult(reason=Reason.KERNEL_DIED, error=died)
+    except CellTimeoutError:
+        outcome = StepResult(reason=Reason.TIMEOUT, error="the step reached its deadline while a cell was running")
     except Exception as error:  # papermill's own failures: bad kernel name, unreadable notebook
-        outcome = {"reason": "failed", "error": f"{type(error).__name__}: {error}"}
+        outcome = StepResult(reason=Reason.FAILED, error=f"{type(error).__name__}: {error}"[:ERROR_LIMIT])
         traceback.print_exc(file=sys.stdout)
     if executed.exists():
-        exporter = HTMLExporter(
-            exclude_input=bool(job.get("hide_code")), exclude_input_prompt=bool(job.get("hide_code"))
-        )
+        exporter = HTMLExporter(exclude_input=job.hide_code, exclude_input_prompt=job.hide_code)
         body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
         (folder / "report.html").write_text(body, encoding="utf-8")
     return outcome
@@ -136,18 +155,32 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), name="himalia-parent-watch", daemon=True).start()
 
 
+def _load_report_templates() -> None:
+    """Export an empty notebook once: the first export loads nbconvert's templates (a second on a
+    busy machine), which a step would otherwise pay after its deadline."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    HTMLExporter().from_notebook_node(nbformat.v4.new_notebook())
+
+
 def main() -> None:
+    """Take one job from stdin: its folder's path on the first line, the ``StepJob`` as JSON on the second."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[papermill] %(message)s")
     die_with_parent(int(os.environ.get(PARENT_VARIABLE) or os.getppid()))
     for module in STEP_MODULES:
         importlib.import_module(module)
-    line = sys.stdin.readline()
-    if not line.strip():
+    _load_report_templates()
+    folder = sys.stdin.readline().strip()
+    if not folder:
         return  # the executor closed the pool before handing over a job
-    job = json.loads(line)
-    outcome = execute(job)
+    job = StepJob.model_validate_json(sys.stdin.readline())
+    outcome = execute(job, Path(folder))
     sys.stdout.flush()
-    (Path(job["folder"]) / "result.json").write_text(json.dumps(outcome), encoding="utf-8")
+    (Path(folder) / "result.json").write_text(outcome.model_dump_json(), encoding="utf-8")
+    # Skip the interpreter's teardown (the kernel client's ZeroMQ context and threads): it takes
+    # seconds on a busy machine, during which the step would seem to run on.
+    os._exit(0)
 
 
 if __name__ == "__main__":

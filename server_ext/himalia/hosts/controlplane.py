@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Bunch, Enum, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Bunch, Float, Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from himalia.compute.tiers import TierService
@@ -32,7 +32,6 @@ from himalia.data.datasets import DatasetService
 from himalia.data.exports import ExportService
 from himalia.data.metrics import MetricService
 from himalia.execution.accounts import UserIsolation
-from himalia.execution.base import Executor, LocalExecutor
 from himalia.identity.audit import AuditService, AuditTrail
 from himalia.identity.projects import ProjectService
 from himalia.identity.tokens import TokenService
@@ -169,62 +168,26 @@ class ControlPlane(LoggingConfigurable):
         help="""Runs waiting for a slot. Beyond it a manual run is refused (429) and an automatic one
         is recorded as skipped.""",
     )
-    warm_workers = Int(
-        1,
-        config=True,
-        help="""Worker processes of the local executor kept started and idle, so that a notebook
-        step does not wait for Python and papermill to import. Only with
-        `UserIsolation.mode = 'shared_account_unsafe'`: isolated steps each start a worker as their
-        own OS account.""",
-    )
     run_scenarios = Bool(
         True,
         config=True,
         help="""Run the scheduler and the run engine in this process. Turn off in processes that
         should only serve the API.""",
     )
-    run_executor = Enum(
-        ["local", "kubernetes"],
+    executor_class = Type(
+        default_value="himalia.execution.local.LocalExecutor",
+        klass="himalia.execution.base.Executor",
         config=True,
-        help="""Where notebook steps run: `local` worker processes, or `kubernetes`, one Job per step
-        sized by the scenario's tier (needs the `kubernetes` extra and the kubernetes_* settings).
-        Defaults to $HIMALIA_RUN_EXECUTOR, else `local`.""",
-    )
-    kubernetes_namespace = Unicode(
-        config=True, help="Namespace of the Kubernetes executor's Jobs ($HIMALIA_KUBERNETES_NAMESPACE, else default)."
-    )
-    kubernetes_image = Unicode(
-        config=True,
-        help="Image of the Jobs' pods: Python with himalia and the users' libraries ($HIMALIA_KUBERNETES_IMAGE).",
-    )
-    kubernetes_api_url = Unicode(
-        config=True,
-        help="""The control plane's API as pods reach it ($HIMALIA_KUBERNETES_API_URL); pods fetch their
-        notebook and send results there with the run's token.""",
-    )
-    kubernetes_service_account = Unicode(
-        config=True, help="Service account of the Jobs' pods ($HIMALIA_KUBERNETES_SERVICE_ACCOUNT); empty: the default."
+        help="""Where notebook steps run: `himalia.execution.local.LocalExecutor`, worker processes
+        on this machine (`c.LocalExecutor.*`, as whose OS account: `c.UserIsolation.*`), or
+        `himalia.execution.kubernetes.executor.KubernetesExecutor`, one Job per step sized by the
+        scenario's tier (needs the `kubernetes` extra; `c.KubernetesExecutor.*`). Defaults to
+        $HIMALIA_EXECUTOR_CLASS, else the local executor.""",
     )
 
-    @default("run_executor")
-    def _default_run_executor(self) -> str:
-        return os.environ.get("HIMALIA_RUN_EXECUTOR", "local")
-
-    @default("kubernetes_namespace")
-    def _default_kubernetes_namespace(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_NAMESPACE", "default")
-
-    @default("kubernetes_image")
-    def _default_kubernetes_image(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_IMAGE", "")
-
-    @default("kubernetes_api_url")
-    def _default_kubernetes_api_url(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_API_URL", "")
-
-    @default("kubernetes_service_account")
-    def _default_kubernetes_service_account(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "")
+    @default("executor_class")
+    def _default_executor_class(self) -> str:
+        return os.environ.get("HIMALIA_EXECUTOR_CLASS") or "himalia.execution.local.LocalExecutor"
 
     remote_protocols = List(
         Unicode(),
@@ -350,23 +313,14 @@ class ControlPlane(LoggingConfigurable):
         return RunLimits(self.max_concurrent_runs, self.max_concurrent_runs_per_user, self.max_queued_runs)
 
     def start_engine(self, *, schedule: bool = True, only: set[int] | None = None) -> RunEngine:
-        """Start executing runs here (and firing triggers, if ``schedule``)."""
-        executor: Executor
-        if self.run_executor == "kubernetes":
-            from himalia.execution.kubernetes.executor import KubernetesExecutor
-
-            if not self.kubernetes_image:
-                raise InvalidInput("The Kubernetes executor needs an image: set ControlPlane.kubernetes_image.")
-            executor = KubernetesExecutor(
-                namespace=self.kubernetes_namespace,
-                image=self.kubernetes_image,
-                api_url=self.kubernetes_api_url or self.api_url or "",
-                tier_for=self.tiers.tier_named,
-                service_account=self.kubernetes_service_account or None,
-            )
-        else:
-            isolation = UserIsolation(parent=self, home=self.home)
-            executor = LocalExecutor(Path(self.home) / "work", warm_workers=self.warm_workers, isolation=isolation)
+        """Start executing runs here (and firing triggers, if ``schedule``), steps on ``executor_class``."""
+        executor = self.executor_class(
+            parent=self,
+            work_root=Path(self.home) / "work",
+            isolation=UserIsolation(parent=self, home=self.home),
+            tier_for=self.tiers.tier_named,
+            served_api_url=self.api_url or "",
+        )
         self.engine = RunEngine(
             self.runs,
             executor,

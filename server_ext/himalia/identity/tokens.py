@@ -20,7 +20,7 @@ from himalia.identity.service import Service
 from himalia.identity.users import find_user
 from himalia.store.db import paginate
 from himalia.store.orm import ApiToken, User, utcnow
-from himalia.wire.common import Page
+from himalia.wire.common import Page, from_row
 from himalia.wire.identity import CreatedToken, CreateToken, DescribeToken
 
 TOKEN_PREFIX = "hml_"
@@ -57,16 +57,7 @@ def delete_token(session: Session, token_id: int | None) -> None:
 
 
 def describe_token(token: ApiToken) -> DescribeToken:
-    return DescribeToken(
-        id=token.id,
-        user=token.user.login,
-        name=token.name,
-        prefix=token.prefix,
-        project=token.project.key if token.project else None,
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        last_used_at=token.last_used_at,
-    )
+    return from_row(DescribeToken, token, user=token.user.login, project=token.project.key if token.project else None)
 
 
 class TokenService(Service):

@@ -34,7 +34,7 @@ from himalia.data.connections import ConnectionService
 from himalia.data.datasets import DatasetService
 from himalia.data.drivers import driver_message, scrub, sql_engine
 from himalia.data.metrics import MetricService
-from himalia.execution.base import Executor, NotebookJob
+from himalia.execution.base import Executor
 from himalia.identity.variables import VariableService
 from himalia.scenarios.definitions import (
     ComputeMetricsStep,
@@ -55,6 +55,7 @@ from himalia.store.events import AbortRequested, Events, RunQueued
 from himalia.store.orm import Connection, utcnow
 from himalia.wire.common import Variables
 from himalia.wire.scenarios import FINISHED_STATES, ArtifactKind, RunState, StepState
+from himalia.wire.steps import StepJob, deadline_after
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER = timedelta(seconds=60)
@@ -451,7 +452,7 @@ class RunEngine:
         }
         limit = parse_duration(step.timeout).total_seconds() if step.timeout else None
         timeout = context.remaining(limit)
-        job = NotebookJob(
+        job = StepJob(
             run_id=context.run_id,
             step=step.name,
             notebook=step.notebook,
@@ -459,7 +460,7 @@ class RunEngine:
             parameters=parameters,
             env=env,
             kernel=step.kernel,
-            timeout=timeout,
+            deadline=deadline_after(timeout),
             hide_code=step.hide_code,
             tier=context.definition.tier,
             run_as=context.actor.login,

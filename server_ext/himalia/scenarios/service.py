@@ -47,7 +47,7 @@ from himalia.scenarios.snapshots import canonical, check_value, store_snapshot
 from himalia.store.db import paginate
 from himalia.store.events import Events, ScenarioChanged
 from himalia.store.orm import Connection, Dataset, NotebookSnapshot, Project, Scenario, ScenarioRun, User, utcnow
-from himalia.wire.common import Page
+from himalia.wire.common import Page, from_row
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     DescribeScenario,
@@ -108,23 +108,17 @@ def describe_scenario(
     scenario: Scenario, project_key: str, last: ScenarioRun | None, now: datetime | None = None
 ) -> DescribeScenario:
     definition = definition_of(scenario)
-    return DescribeScenario(
+    return from_row(
+        DescribeScenario,
+        scenario,
         project=project_key,
         id=scenario.slug,
-        name=scenario.name,
         description=definition.description,
-        active=scenario.active,
         owner=scenario.owner.login,
         run_as=scenario.run_as.login,
         updated_by=scenario.updated_by.login,
-        revision=scenario.revision,
-        notebooks=dict(scenario.notebooks),
         next_fire_at=definition.next_fire(now or utcnow()) if scenario.active else None,
-        last_run=LastRun(id=last.id, state=last.state, created_at=last.created_at, ended_at=last.ended_at)
-        if last
-        else None,
-        created_at=scenario.created_at,
-        updated_at=scenario.updated_at,
+        last_run=LastRun.model_validate(last, from_attributes=True) if last else None,
         definition=definition,
     )
 

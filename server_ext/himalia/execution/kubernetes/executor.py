@@ -12,11 +12,12 @@ Secret owned by the Job (so Kubernetes collects it with the Job), never in the J
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +25,13 @@ import urllib3
 from kubernetes import config
 from kubernetes.client import ApiClient, BatchV1Api, Configuration, CoreV1Api, V1Job, V1Secret
 from kubernetes.client.exceptions import ApiException
+from traitlets import Float, Int, List, Unicode, default
 
 from himalia.compute.resources import container_resources, format_bytes, scheduling, shm_volume, shm_volume_mount
-from himalia.core.errors import Conflict, NotFound
-from himalia.execution.base import Executor, NotebookJob, NotebookResult, Reason, StepHandle
+from himalia.core.errors import Conflict, InvalidInput, NotFound
+from himalia.execution.base import Executor, StepHandle
 from himalia.wire.compute import DescribeTier
+from himalia.wire.steps import Reason, StepJob, StepResult
 
 APP_LABEL = "app.kubernetes.io/name"
 APP = "himalia-run"
@@ -40,12 +43,11 @@ CONTAINER = "notebook"
 TOKEN_KEY = "token"
 #: Waiting reasons of a container whose image cannot be pulled; the kubelet keeps retrying them.
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
-#: Kubernetes' own deadline trails ours, so that it only acts when the control plane is gone.
+#: Kubernetes' own deadline trails ours (and our grace), so that it only acts when the control plane is gone.
 DEADLINE_MARGIN = 60
 
 log = logging.getLogger("himalia.kubernetes")
 
-TierLookup = Callable[[str | None], DescribeTier | None]
 _TRANSIENT = (ApiException, urllib3.exceptions.HTTPError)
 
 
@@ -87,7 +89,7 @@ class _KubernetesStep(StepHandle):
     def __init__(
         self,
         executor: "KubernetesExecutor",
-        job: NotebookJob,
+        job: StepJob,
         name: str,
         tier: DescribeTier | None,
         on_output: Callable[[str], None],
@@ -95,10 +97,9 @@ class _KubernetesStep(StepHandle):
         self.executor, self.job, self.name, self.tier = executor, job, name, tier
         self.on_output = on_output
         self.secret_name = f"{name}-token"
-        self.started = time.monotonic()
         self.failed_to_start: str | None = None
         self.created = False
-        self.delivered: NotebookResult | None = None
+        self.delivered: StepResult | None = None
         self._wake = threading.Event()
         self._aborted = False
         self._deleted = False
@@ -117,7 +118,7 @@ class _KubernetesStep(StepHandle):
 
     # -- the hand-off from the API handler ------------------------------------------------------
 
-    def accept(self, result: NotebookResult) -> None:
+    def accept(self, result: StepResult) -> None:
         """Called under the executor's lock."""
         if self.delivered is not None:
             raise Conflict(f"Run #{self.job.run_id} already received the result of step '{self.job.step}'.")
@@ -126,7 +127,7 @@ class _KubernetesStep(StepHandle):
 
     # -- StepHandle ---------------------------------------------------------------------------------
 
-    def wait(self) -> NotebookResult:
+    def wait(self) -> StepResult:
         try:
             return self._watch()
         finally:
@@ -137,22 +138,23 @@ class _KubernetesStep(StepHandle):
         self._delete_job("aborted")
         self._wake.set()
 
-    def _watch(self) -> NotebookResult:
+    def _watch(self) -> StepResult:
         if self.failed_to_start is not None:
-            return NotebookResult("failed", self.failed_to_start)
-        timeout = self.job.timeout
+            return StepResult(reason=Reason.FAILED, error=self.failed_to_start)
+        grace = self.executor.deadline_grace
         pulling_since = math.inf
         while True:
             if self._aborted:
-                return self._with_files("aborted", "aborted")
-            if timeout is not None and time.monotonic() - self.started >= timeout:
-                self._delete_job("timed out")
-                return self._with_files("timeout", f"the step ran longer than its {timeout:g} s limit")
+                return self._with_files(Reason.ABORTED, "aborted")
+            if (left := self.job.seconds_left()) is not None and left <= -grace:
+                self._delete_job("past its deadline")
+                error = f"the step ran past its deadline; its Job was deleted {grace:g} s later"
+                return self._with_files(Reason.TIMEOUT, error)
             try:
                 job, pod = self._read()
             except ApiException as error:
                 if error.status == 404:
-                    return self._with_files("failed", f"the Job {self.name} was deleted outside Himalia")
+                    return self._with_files(Reason.FAILED, f"the Job {self.name} was deleted outside Himalia")
                 self.say(f"cannot read the Job's state, retrying: {api_message(error)}")
                 job = pod = None
             except urllib3.exceptions.HTTPError as error:
@@ -162,22 +164,23 @@ class _KubernetesStep(StepHandle):
                 self._report(pod)
             if _condition(job, "Complete") is not None:
                 if self.delivered is None:
-                    return NotebookResult("failed", "the step's pod ended without sending its result")
+                    return StepResult(reason=Reason.FAILED, error="the step's pod ended without sending its result")
                 return self.delivered
             if (failed := _condition(job, "Failed")) is not None:
-                return self._with_files("failed", self._failure(failed, pod))
+                return self._with_files(Reason.FAILED, self._failure(failed, pod))
             problem = self._pull_failure(pod)
             pulling_since = math.inf if problem is None else min(pulling_since, time.monotonic())
             if problem is not None and time.monotonic() - pulling_since >= self.executor.pull_grace:
                 self._delete_job("the image cannot be pulled")
-                return NotebookResult("failed", problem)
+                return StepResult(reason=Reason.FAILED, error=problem)
             self._wake.wait(self.executor.poll_interval)
             self._wake.clear()
 
-    def _with_files(self, reason: Reason, error: str) -> NotebookResult:
+    def _with_files(self, reason: Reason, error: str) -> StepResult:
         """A failure, with the executed notebook and report if the pod had sent them."""
         files = self.delivered
-        return NotebookResult(reason, error, files.executed if files else None, files.html if files else None)
+        executed, html = (files.executed, files.html) if files else (None, None)
+        return StepResult(reason=reason, error=error, executed=executed, html=html)
 
     # -- reading the pod ----------------------------------------------------------------------------
 
@@ -285,34 +288,68 @@ def _container_state(pod: Any) -> Any:
 
 
 class KubernetesExecutor(Executor):
-    """Runs each notebook step in its own Kubernetes Job (see the module docstring).
+    """Runs each notebook step in its own Kubernetes Job (see the module docstring), configured as
+    ``c.KubernetesExecutor.*``; the ``HIMALIA_KUBERNETES_*`` variables give the defaults.
 
     ``tier_for`` names the tier of a job's ``tier`` (``None`` when unset or unknown: the pod then
-    gets no resource requests or limits). ``api_url`` is the control plane's API as pods reach
-    it, e.g. ``http://himalia.jhub.svc:8080/himalia/api/v1``.
+    gets no resource requests or limits). ``api_client`` is the Kubernetes API's client (default:
+    in-cluster, else from kubeconfig).
     """
 
-    name = "kubernetes"
     isolates_code = True  # each step is a pod of its own, without the control plane's files or keys
 
-    def __init__(
-        self,
-        *,
-        namespace: str,
-        image: str,
-        api_url: str,
-        tier_for: TierLookup,
-        service_account: str | None = None,
-        image_pull_secrets: Sequence[str] = (),
-        poll_interval: float = 2.0,
-        pull_grace: float = 300.0,
-        ttl_after_finished: int = 3600,
-        api_client: ApiClient | None = None,
-    ) -> None:
-        self.namespace, self.image, self.api_url, self.tier_for = namespace, image, api_url, tier_for
-        self.service_account = service_account
-        self.image_pull_secrets = list(image_pull_secrets)
-        self.poll_interval, self.pull_grace, self.ttl_after_finished = poll_interval, pull_grace, ttl_after_finished
+    namespace = Unicode(config=True, help="Namespace of the Jobs ($HIMALIA_KUBERNETES_NAMESPACE, else default).")
+    image = Unicode(
+        config=True,
+        help="Image of the Jobs' pods: Python with himalia and the users' libraries ($HIMALIA_KUBERNETES_IMAGE).",
+    )
+    api_url = Unicode(
+        config=True,
+        help="""The control plane's API as pods reach it, e.g. `http://himalia.jhub.svc:8080/himalia/api/v1`
+        ($HIMALIA_KUBERNETES_API_URL, else the API as the control plane serves it); pods fetch their
+        notebook and send results there with the run's token.""",
+    )
+    service_account = Unicode(
+        config=True, help="Service account of the Jobs' pods ($HIMALIA_KUBERNETES_SERVICE_ACCOUNT); empty: the default."
+    )
+    image_pull_secrets = List(Unicode(), config=True, help="Secrets the pods' image is pulled with.")
+    poll_interval = Float(2.0, min=0.0, config=True, help="Seconds between two looks at a running step's Job.")
+    pull_grace = Float(
+        300.0, min=0.0, config=True, help="Seconds an image that cannot be pulled is retried before the step fails."
+    )
+    ttl_after_finished = Int(
+        3600, min=0, config=True, help="Seconds Kubernetes keeps a finished Job and its pod (for `kubectl logs`)."
+    )
+    deadline_grace = Float(
+        15.0,
+        min=0.0,
+        config=True,
+        help="""Seconds a pod may run past its step's deadline (it stops the step there itself and
+        sends the executed notebook) before the executor deletes its Job.""",
+    )
+
+    @default("namespace")
+    def _default_namespace(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_NAMESPACE", "default")
+
+    @default("image")
+    def _default_image(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_IMAGE", "")
+
+    @default("api_url")
+    def _default_api_url(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_API_URL", "")
+
+    @default("service_account")
+    def _default_service_account(self) -> str:
+        return os.environ.get("HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "")
+
+    def __init__(self, *, api_client: ApiClient | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.image:
+            raise InvalidInput("The Kubernetes executor needs an image: set KubernetesExecutor.image.")
+        #: Where pods reach the API.
+        self.step_api_url = self.api_url or self.served_api_url
         self.api_client = api_client if api_client is not None else load_api_client()
         self.batch = BatchV1Api(self.api_client)
         self.core = CoreV1Api(self.api_client)
@@ -321,10 +358,10 @@ class KubernetesExecutor(Executor):
 
     # -- manifests ----------------------------------------------------------------------------------
 
-    def labels(self, job: NotebookJob) -> dict[str, str]:
+    def labels(self, job: StepJob) -> dict[str, str]:
         return {APP_LABEL: APP, RUN_LABEL: str(job.run_id), STEP_LABEL: _slug(job.step, 63)}
 
-    def secret_manifest(self, job: NotebookJob, name: str) -> dict[str, Any]:
+    def secret_manifest(self, job: StepJob, name: str) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -333,9 +370,9 @@ class KubernetesExecutor(Executor):
             "stringData": {TOKEN_KEY: job.env.get("HIMALIA_TOKEN", "")},
         }
 
-    def job_manifest(self, job: NotebookJob, name: str, tier: DescribeTier | None) -> dict[str, Any]:
+    def job_manifest(self, job: StepJob, name: str, tier: DescribeTier | None) -> dict[str, Any]:
         """The Job of one step; the run's token is only referenced, from the Secret."""
-        env = {**job.env, "HIMALIA_API_URL": self.api_url, "HIMALIA_STEP": job.step, "PYTHONUNBUFFERED": "1"}
+        env = {**job.env, "HIMALIA_API_URL": self.step_api_url, "HIMALIA_STEP": job.step, "PYTHONUNBUFFERED": "1"}
         variables: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items() if k != "HIMALIA_TOKEN"]
         variables.append(
             {"name": "HIMALIA_TOKEN", "valueFrom": {"secretKeyRef": {"name": f"{name}-token", "key": TOKEN_KEY}}}
@@ -368,8 +405,8 @@ class KubernetesExecutor(Executor):
             "ttlSecondsAfterFinished": self.ttl_after_finished,
             "template": {"metadata": {"labels": self.labels(job)}, "spec": pod},
         }
-        if job.timeout is not None:
-            spec["activeDeadlineSeconds"] = math.ceil(job.timeout) + DEADLINE_MARGIN
+        if (left := job.seconds_left()) is not None:  # the whole step's, from now
+            spec["activeDeadlineSeconds"] = math.ceil(max(left, 0) + self.deadline_grace) + DEADLINE_MARGIN
         metadata = {
             "name": name,
             "namespace": self.namespace,
@@ -380,7 +417,7 @@ class KubernetesExecutor(Executor):
 
     # -- Executor -----------------------------------------------------------------------------------
 
-    def start(self, job: NotebookJob, on_output: Callable[[str], None]) -> StepHandle:
+    def start(self, job: StepJob, on_output: Callable[[str], None]) -> StepHandle:
         tier = self.tier_for(job.tier)
         name = f"himalia-{job.run_id}-{_slug(job.step, 36)}-{secrets.token_hex(3)}"
         step = _KubernetesStep(self, job, name, tier, on_output)
@@ -415,7 +452,7 @@ class KubernetesExecutor(Executor):
 
     # -- the pod's calls, through the API handlers --------------------------------------------------
 
-    def running_job(self, run_id: int, step: str) -> NotebookJob:
+    def running_job(self, run_id: int, step: str) -> StepJob:
         """The job of a step now running here, for its pod to fetch."""
         with self._lock:
             handle = self._steps.get((run_id, step))
@@ -423,7 +460,7 @@ class KubernetesExecutor(Executor):
             raise NotFound(f"Run #{run_id} has no step '{step}' running on Kubernetes.")
         return handle.job
 
-    def deliver(self, run_id: int, step: str, result: NotebookResult) -> None:
+    def deliver(self, run_id: int, step: str, result: StepResult) -> None:
         """Hand a step's result, posted by its pod, to the waiting run; once per step."""
         with self._lock:
             handle = self._steps.get((run_id, step))

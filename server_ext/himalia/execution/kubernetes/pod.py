@@ -1,14 +1,14 @@
 """The entry point of a Kubernetes step's pod: ``python -m himalia.execution.kubernetes.pod``.
 
 The Kubernetes executor's Job gives the pod the control plane's URL, the project, the run, the
-step's name and, from a Secret, the run's token. With these the pod fetches its step (the notebook
-snapshot, its parameters, kernel and limits), executes it exactly as the local executor's worker
-does (:func:`himalia.execution.worker.execute`), and posts the outcome with the executed notebook and
-its HTML report back. Everything it prints is the pod's log, which the executor follows into the
+step's name and, from a Secret, the run's token. With these the pod fetches its step (a
+:class:`~himalia.wire.steps.StepJob`: the notebook snapshot, its parameters, kernel and deadline),
+executes it exactly as the local executor's worker does (:func:`himalia.execution.worker.execute`,
+which stops it at its deadline), and posts the :class:`~himalia.wire.steps.StepResult` with the
+executed notebook and its HTML report back. Everything it prints is the pod's log, which the executor follows into the
 run's log. It exits 0 once the control plane has the result, whatever the notebook did.
 """
 
-import base64
 import logging
 import os
 import sys
@@ -21,6 +21,7 @@ from urllib.parse import quote
 import requests
 
 from himalia.execution.worker import execute
+from himalia.wire.steps import StepJob
 
 #: The control plane may be restarting while the pod starts; retry for about a minute.
 ATTEMPTS = 6
@@ -71,8 +72,8 @@ def _refused(response: requests.Response) -> str:
     return f"the control plane refused ({response.status_code}): {message}"
 
 
-def _encoded(path: Path) -> str | None:
-    return base64.b64encode(path.read_bytes()).decode("ascii") if path.exists() else None
+def _produced(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
 
 
 def run_step(environment: dict[str, str]) -> None:
@@ -86,28 +87,16 @@ def run_step(environment: dict[str, str]) -> None:
         answer = _call(session, "GET", f"{base}/job")
         if answer.status_code != 200:
             raise StepPodError(_refused(answer))
-        job = answer.json()
-        _say(f"running {job['notebook']}")
+        job = StepJob.model_validate(answer.json())
+        _say(f"running {job.notebook}")
         folder = Path(tempfile.mkdtemp(prefix="himalia-step-"))
-        outcome = execute(
-            {
-                "folder": str(folder),
-                "content": job["content"],
-                "parameters": job["parameters"],
-                "kernel": job["kernel"],
-                "env": {},  # the pod's own environment is the step's: the Job set it
-                "hide_code": job["hide_code"],
-                "cell_timeout": job["cell_timeout"],
-            }
-        )
+        outcome = execute(job, folder)  # the job's env is empty: the Job set the pod's environment
         sys.stdout.flush()
-        result = {
-            **outcome,
-            "executed": _encoded(folder / "executed.ipynb"),
-            "html": _encoded(folder / "report.html"),
-        }
-        _say(f"sending the result: {outcome['reason']}")
-        answer = _call(session, "POST", f"{base}/result", json=result)
+        result = outcome.model_copy(
+            update={"executed": _produced(folder / "executed.ipynb"), "html": _produced(folder / "report.html")}
+        )
+        _say(f"sending the result: {outcome.reason}")
+        answer = _call(session, "POST", f"{base}/result", json=result.model_dump(mode="json"))
         if answer.status_code >= 300:
             raise StepPodError(_refused(answer))
 

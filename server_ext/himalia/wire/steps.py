@@ -1,0 +1,100 @@
+"""The notebook step job and its result: one contract for every executor.
+
+The run engine builds a ``StepJob``; the local executor writes it to its worker's stdin, the
+Kubernetes executor's pod fetches it from the API (``GET …/steps/{step}/job``); both run it with
+:func:`himalia.execution.worker.execute` and answer with a ``StepResult`` (the local worker in a
+file of its job folder, the pod with ``POST …/steps/{step}/result``).
+
+A step's time limit is a ``deadline`` for the whole step, not a limit per cell: whatever runs it
+stops at that instant, however many cells are left.
+"""
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+
+#: The longest error a result carries (a cell's traceback message can be long).
+ERROR_LIMIT = 10_000
+
+
+class Reason(StrEnum):
+    """How a notebook step ended."""
+
+    OK = "ok"
+    CELL_ERROR = "cell_error"
+    KERNEL_DIED = "kernel_died"
+    TIMEOUT = "timeout"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+def _bytes_or_base64(value: Any) -> bytes:
+    """Bytes as they are (from Python), a string as base64 (from JSON)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("not valid base64") from None
+    raise ValueError("bytes or a base64 string expected")
+
+
+#: File content: bytes in Python, base64 text on the wire.
+Base64File = Annotated[
+    bytes,
+    PlainValidator(_bytes_or_base64),
+    PlainSerializer(lambda value: base64.b64encode(value).decode("ascii"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "base64"}),
+]
+
+
+def deadline_after(seconds: float | None) -> datetime | None:
+    """The deadline of a step that may run ``seconds`` from now (``None``: no limit)."""
+    return None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+class StepJob(BaseModel):
+    """A notebook step as an executor runs it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: int = Field(description="The run the step belongs to.")
+    step: str = Field(description="The step's name in the scenario.")
+    notebook: str = Field(description="The notebook's path in the project, for the log.")
+    content: str = Field(description="The notebook snapshot the run uses, as JSON text.")
+    parameters: dict[str, Any] = Field(description="Values for the parameters cell, typed.")
+    env: dict[str, str] = Field(
+        description="Environment variables of the step (the run's token among them); "
+        "empty as a pod fetches it: its Job sets them."
+    )
+    kernel: str | None = Field(None, description="The kernel to start; none means the notebook's own.")
+    deadline: AwareDatetime | None = Field(
+        None, description="When the whole step must have ended, however many cells are left; none means no limit."
+    )
+    hide_code: bool = Field(False, description="Leave the code out of the HTML report.")
+    tier: str | None = Field(None, description="The scenario's hardware tier (sizes a Kubernetes pod).")
+    run_as: str | None = Field(None, description="The run-as user's login; the local executor runs the step as them.")
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the deadline (negative once passed); ``None`` without one."""
+        return None if self.deadline is None else (self.deadline - datetime.now(UTC)).total_seconds()
+
+
+class StepResult(BaseModel):
+    """The outcome of a notebook step, with what papermill and nbconvert produced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    error: str | None = Field(None, max_length=ERROR_LIMIT, description="What went wrong, for the run's page.")
+    executed: Base64File | None = Field(None, description="The executed notebook, base64.")
+    html: Base64File | None = Field(None, description="Its HTML report, base64.")
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == Reason.OK
