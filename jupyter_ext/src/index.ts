@@ -17,18 +17,18 @@ import { SidePanel } from '@jupyterlab/ui-components';
 import { AccordionPanel } from '@lumino/widgets';
 
 import { HimaliaClient } from './api';
-import { registerArtifactCommands } from './artifacts';
+import { registerArtifactCommands } from './runs/commands';
 import { errorText } from './errors';
 import { himaliaIcon } from './icons';
 import { DEFAULT_SETTINGS, HimaliaModel, ISettingsValues } from './model';
 import { registerNotebookCommands } from './notebook';
-import { ConnectionsSection } from './panels/connections';
-import { DataQualitySection } from './panels/dataquality';
-import { ProjectsSection } from './panels/projects';
-import { ScenariosSection } from './panels/scenarios';
-import { VariablesSection } from './panels/variables';
+import { ConnectionsSection } from './connections/section';
+import { DataQualitySection } from './datasets/section';
+import { ProjectsSection } from './projects/section';
+import { ScenariosSection } from './scenarios/section';
+import { VariablesSection } from './variables/section';
 import { CommandIDs, IHimaliaServices } from './services';
-import { registerSnippetCommand } from './snippetcommand';
+import { registerSnippetCommand } from './connections/snippetcommand';
 
 const PLUGIN_ID = 'himalia:plugin';
 

@@ -16,15 +16,15 @@ import { ApiError } from './api';
 import { errorText } from './errors';
 import { himaliaIcon } from './icons';
 import { IParameter, parseParametersCell } from './parameters';
-import { IScheduleFormProps, ScheduleForm } from './panels/scheduleform';
-import { scenarioEvents } from './panels/scenarios';
+import { IScheduleFormProps, ScheduleForm } from './scenarios/scheduleform';
+import { scenarioEvents } from './scenarios/events';
 import {
   IScheduleAnswers,
   buildDefinition,
   checkAnswers,
   defaultScenarioId,
   defaultScenarioName
-} from './schedule';
+} from './scenarios/schedule';
 import { CommandIDs, IHimaliaServices } from './services';
 import type { DescribeScenario } from './types';
 

@@ -1,5 +1,5 @@
 import { describeFailure } from '../errors';
-import { grantSummary } from '../grants';
+import { grantSummary } from '../projects/grants';
 
 describe('describeFailure', () => {
   it("keeps the server's message and field", () => {

@@ -9,7 +9,7 @@ import {
   looksLikeCron,
   scheduleToCron,
   timeTrigger
-} from '../schedule';
+} from '../scenarios/schedule';
 
 const declared: IParameter[] = [
   { name: 'day', type: 'str', default: '"2018-06-01"', help: 'ISO date' },

@@ -1,4 +1,4 @@
-import { connectionSnippet, pythonString } from '../snippets';
+import { connectionSnippet, pythonString } from '../connections/snippets';
 
 describe('pythonString', () => {
   it('quotes a plain name as is', () => {

@@ -1,81 +1,12 @@
 /**
- * Small pieces every panel uses: loading and errors, paging, outcome badges, polling.
+ * Small pieces every panel uses: loading and errors, a list's page state and pager, outcome
+ * badges, action buttons, times.
  */
 import { Button } from '@jupyterlab/ui-components';
-import { Poll } from '@lumino/polling';
-import React, { useCallback, useEffect, useRef, useState } from 'react';
+import React, { useState } from 'react';
 
 import { errorText } from '../errors';
-
-export interface IAsync<T> {
-  value: T | null;
-  error: string | null;
-  loading: boolean;
-  reload: () => Promise<void>;
-}
-
-/** Load `load()` now and whenever `deps` change; `reload` loads again without blanking the view. */
-export function useAsync<T>(
-  load: () => Promise<T>,
-  deps: React.DependencyList
-): IAsync<T> {
-  const [value, setValue] = useState<T | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const generation = useRef(0);
-  const run = useCallback(async () => {
-    const mine = ++generation.current;
-    setLoading(true);
-    try {
-      const result = await load();
-      if (mine === generation.current) {
-        setValue(result);
-        setError(null);
-      }
-    } catch (failure) {
-      if (mine === generation.current) {
-        setError(errorText(failure));
-      }
-    } finally {
-      if (mine === generation.current) {
-        setLoading(false);
-      }
-    }
-  }, deps);
-  useEffect(() => {
-    setValue(null);
-    void run();
-  }, [run]);
-  return { value, error, loading, reload: run };
-}
-
-/**
- * Call `tick` every `seconds` while `active`, never while the browser tab is hidden, backing
- * off after failures (Lumino's `Poll`).
- */
-export function usePoll(
-  tick: () => Promise<unknown>,
-  seconds: number,
-  active: boolean
-): void {
-  const latest = useRef(tick);
-  latest.current = tick;
-  useEffect(() => {
-    if (!active || seconds <= 0) {
-      return;
-    }
-    const poll = new Poll({
-      factory: () => latest.current(),
-      frequency: {
-        interval: seconds * 1000,
-        backoff: true,
-        max: Math.max(seconds * 1000 * 8, 60_000)
-      },
-      standby: 'when-hidden'
-    });
-    return () => poll.dispose();
-  }, [seconds, active]);
-}
+import { IPagedList, pageWindow } from '../hooks/usePagedList';
 
 export function ErrorNotice(props: {
   error: string | null;
@@ -103,37 +34,46 @@ export function Empty(props: { children: React.ReactNode }): JSX.Element {
   return <div className="hml-empty">{props.children}</div>;
 }
 
-/** Previous / next over an API page. */
-export function Pager(props: {
-  offset: number;
-  limit: number;
-  total: number;
-  onChange: (offset: number) => void;
-}): JSX.Element | null {
-  const { offset, limit, total, onChange } = props;
-  if (total <= limit) {
+/**
+ * What a list shows besides its items: why it failed, that it is loading (the first time only:
+ * a reload keeps the page on screen), or `empty` when the page has no item.
+ */
+export function PageState<T>(props: {
+  list: IPagedList<T>;
+  empty: React.ReactNode;
+}): JSX.Element {
+  const { list } = props;
+  return (
+    <>
+      <ErrorNotice error={list.error} />
+      {list.loading && !list.page && !list.error && <Loading />}
+      {list.page && list.items.length === 0 && <Empty>{props.empty}</Empty>}
+    </>
+  );
+}
+
+/** Previous / next over a paged list; nothing when it fits on one page. */
+export function Pager<T>(props: { list: IPagedList<T> }): JSX.Element | null {
+  const { list } = props;
+  const total = list.page?.total ?? 0;
+  if (total <= list.limit) {
     return null;
   }
-  const last = Math.min(offset + limit, total);
+  const shown = pageWindow(list.offset, list.limit, total);
   return (
     <div className="hml-pager">
       <Button
         small
         minimal
-        disabled={offset === 0}
-        onClick={() => onChange(Math.max(0, offset - limit))}
+        disabled={!shown.hasPrevious}
+        onClick={list.previous}
       >
         ‹ Previous
       </Button>
       <span>
-        {offset + 1}–{last} of {total}
+        {shown.first}–{shown.last} of {total}
       </span>
-      <Button
-        small
-        minimal
-        disabled={last >= total}
-        onClick={() => onChange(offset + limit)}
-      >
+      <Button small minimal disabled={!shown.hasNext} onClick={list.next}>
         Next ›
       </Button>
     </div>

@@ -9,17 +9,16 @@ import React, { useEffect, useState } from 'react';
 import { errorText } from '../errors';
 import { HimaliaModel } from '../model';
 import { IHimaliaServices } from '../services';
-import { insertConnectionSnippet, IInsertOutcome } from '../snippetcommand';
 import type { DescribeConnection } from '../types';
 import {
   ActionButton,
-  Empty,
   ErrorNotice,
-  Loading,
-  Pager,
-  useAsync
+  PageState,
+  Pager
 } from '../components/common';
-import { ISectionProps, Section } from './section';
+import { ISectionProps, Section } from '../components/section';
+import { usePagedList } from '../hooks/usePagedList';
+import { insertConnectionSnippet, IInsertOutcome } from './snippetcommand';
 
 export class ConnectionsSection extends Section {
   constructor(services: ConstructorParameters<typeof Section>[0]) {
@@ -32,35 +31,30 @@ export class ConnectionsSection extends Section {
 }
 
 function ConnectionsView({ model, services }: ISectionProps): JSX.Element {
-  const [offset, setOffset] = useState(0);
-  const limit = model.settings.pageSize;
-  const page = useAsync(
-    () => model.client.connections({ limit, offset }),
-    [limit, offset]
+  const connections = usePagedList(
+    query => model.client.connections(query),
+    [],
+    model.settings.pageSize
   );
-  const items = page.value?.items ?? [];
+  const total = connections.page?.total;
 
   return (
     <div className="hml-view hml-connections">
       <div className="hml-toolbar">
         <span className="hml-summary">
-          {page.value
-            ? `${page.value.total} connection${page.value.total === 1 ? '' : 's'}`
+          {total !== undefined
+            ? `${total} connection${total === 1 ? '' : 's'}`
             : ''}
         </span>
-        <ActionButton label="Refresh" onClick={() => page.reload()} />
+        <ActionButton label="Refresh" onClick={() => connections.reload()} />
       </div>
-      <ErrorNotice error={page.error} />
-      {page.loading && !page.value && <Loading />}
-      {page.value && items.length === 0 && (
-        <Empty>
-          No connection is shared with you yet: its owner or an administrator
-          decides who may use it.
-        </Empty>
-      )}
-      {items.length > 0 && (
+      <PageState
+        list={connections}
+        empty="No connection is shared with you yet: its owner or an administrator decides who may use it."
+      />
+      {connections.items.length > 0 && (
         <ul className="hml-list" aria-label="Connections">
-          {items.map(connection => (
+          {connections.items.map(connection => (
             <ConnectionRow
               key={connection.name}
               connection={connection}
@@ -70,14 +64,7 @@ function ConnectionsView({ model, services }: ISectionProps): JSX.Element {
           ))}
         </ul>
       )}
-      {page.value && (
-        <Pager
-          offset={offset}
-          limit={limit}
-          total={page.value.total}
-          onChange={setOffset}
-        />
-      )}
+      <Pager list={connections} />
     </div>
   );
 }

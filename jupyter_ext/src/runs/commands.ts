@@ -7,9 +7,9 @@ import { Contents } from '@jupyterlab/services';
 import { IFrame } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { errorText } from './errors';
-import { himaliaIcon } from './icons';
-import { CommandIDs, IHimaliaServices } from './services';
+import { errorText } from '../errors';
+import { himaliaIcon } from '../icons';
+import { CommandIDs, IHimaliaServices } from '../services';
 
 /** Where executed notebooks are copied, relative to the server's root. */
 export const RUNS_FOLDER = 'himalia-runs';

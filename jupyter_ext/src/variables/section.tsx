@@ -11,13 +11,9 @@ import { errorText } from '../errors';
 import { findKey, formatVariables, parseVariables } from '../jsonedit';
 import { HimaliaModel } from '../model';
 import type { DescribeProject, Variables } from '../types';
-import {
-  ActionButton,
-  ErrorNotice,
-  Loading,
-  useAsync
-} from '../components/common';
-import { ISectionProps, NoProject, Section } from './section';
+import { ActionButton, ErrorNotice, Loading } from '../components/common';
+import { ISectionProps, NoProject, Section } from '../components/section';
+import { useAsync } from '../hooks/useAsync';
 
 export class VariablesSection extends Section {
   constructor(services: ConstructorParameters<typeof Section>[0]) {

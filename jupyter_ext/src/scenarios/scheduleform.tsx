@@ -12,9 +12,9 @@ import {
   answerField,
   checkAnswers,
   scheduleToCron
-} from '../schedule';
+} from './schedule';
 
-import { ParameterField } from './run';
+import { ParameterField } from '../runs/parameterfield';
 
 export interface IScheduleFormProps {
   initial: IScheduleAnswers;

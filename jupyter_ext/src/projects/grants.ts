@@ -1,5 +1,5 @@
 /** Project permissions as people read them, and grants summarized by their preset. */
-import type { DescribeGrant, ProjectPermission } from './types';
+import type { DescribeGrant, ProjectPermission } from '../types';
 
 export const PERMISSIONS: ProjectPermission[] = [
   'read_dashboards',

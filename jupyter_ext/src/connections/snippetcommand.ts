@@ -5,7 +5,7 @@
  */
 import { NotebookActions } from '@jupyterlab/notebook';
 
-import { CommandIDs, IHimaliaServices } from './services';
+import { CommandIDs, IHimaliaServices } from '../services';
 import { connectionSnippet, ISnippetTarget } from './snippets';
 
 export const NO_NOTEBOOK =

@@ -6,8 +6,8 @@
  * ids, the simple schedule forms, time zones) so that most mistakes are named in the dialog
  * before the server is asked; the server stays the judge (cron expressions, notebooks).
  */
-import { IParameter, Parsed, parseParameter } from './parameters';
-import type { components } from './schema';
+import { IParameter, Parsed, parseParameter } from '../parameters';
+import type { components } from '../schema';
 
 export type ScenarioDefinition = components['schemas']['ScenarioDefinition'];
 type TimeTrigger = components['schemas']['TimeTrigger'];

@@ -1,0 +1,295 @@
+/**
+ * An opened dataset: its checks and their last results, its last metric values, the history of
+ * one metric drawn with the bounds of its range checks (charts/), and, for contributors and
+ * launchers, buttons to compute the metrics and run the checks now.
+ */
+import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { HTMLSelect } from '@jupyterlab/ui-components';
+import React, { useMemo, useState } from 'react';
+
+import { HimaliaClient } from '../api';
+import { HistoryChart } from '../charts/history';
+import { boundsFor, toSeries } from '../charts/values';
+import {
+  ActionButton,
+  Empty,
+  ErrorNotice,
+  Loading
+} from '../components/common';
+import { IAsync, useAsync } from '../hooks/useAsync';
+import { usePoll } from '../hooks/usePoll';
+import { HimaliaModel } from '../model';
+import type {
+  CheckRun,
+  ComputedMetrics,
+  DescribeCheck,
+  DescribeDataset,
+  DescribeMetricValue
+} from '../types';
+import { useRefresh } from '../hooks/useRefresh';
+import { ChecksTable, MetricsTable, ReportSummary } from './tables';
+
+/** How many values of one metric the chart draws, newest. */
+const CHART_LIMIT = 200;
+/** How many recent values of all metrics are read to find each one's last value. */
+const LATEST_WINDOW = 500;
+
+export interface ILatest {
+  metric: string;
+  value: DescribeMetricValue | null;
+}
+
+/**
+ * The last value of each metric of a dataset: its own probes and custom metrics (computed or
+ * not) and whatever else was recorded on it. One read of the recent history; a metric of the
+ * dataset missing from a full window is asked for alone.
+ */
+async function latestMetrics(
+  client: HimaliaClient,
+  key: string,
+  dataset: DescribeDataset
+): Promise<ILatest[]> {
+  const recent = await client.metricHistory(key, dataset.name, {
+    limit: LATEST_WINDOW
+  });
+  const latest = new Map<string, DescribeMetricValue>();
+  for (const value of recent) {
+    latest.set(value.metric, value); // oldest first: the last one wins
+  }
+  const own = [
+    ...dataset.probes,
+    ...dataset.custom_metrics.map(metric => metric.name)
+  ];
+  if (recent.length >= LATEST_WINDOW) {
+    const missing = own.filter(metric => !latest.has(metric));
+    const found = await Promise.all(
+      missing.map(metric =>
+        client.metricHistory(key, dataset.name, { metric, limit: 1 })
+      )
+    );
+    for (const values of found) {
+      if (values.length > 0) {
+        latest.set(values[0].metric, values[0]);
+      }
+    }
+  }
+  const others = [...latest.keys()].filter(metric => !own.includes(metric));
+  return [...new Set(own), ...others.sort()].map(metric => ({
+    metric,
+    value: latest.get(metric) ?? null
+  }));
+}
+
+export type Report =
+  | { kind: 'metrics'; computed: ComputedMetrics }
+  | { kind: 'checks'; run: CheckRun };
+
+export function DatasetDetails(props: {
+  model: HimaliaModel;
+  projectKey: string;
+  dataset: DescribeDataset;
+  where: string;
+  checks: IAsync<DescribeCheck[]>;
+  visible: boolean;
+  refresh: number;
+  rendermime: IRenderMimeRegistry | null;
+}): JSX.Element {
+  const { model, projectKey: key, dataset, checks } = props;
+  const name = dataset.name;
+  const client = model.client;
+  // The dataset's own metrics, as a dependency: new probes are read when the list is refreshed.
+  const own = [
+    ...dataset.probes,
+    ...dataset.custom_metrics.map(metric => metric.name)
+  ].join('\n');
+  const metrics = useAsync(
+    () => latestMetrics(client, key, dataset),
+    [key, name, own]
+  );
+  const [chosen, setChosen] = useState<string | null>(null);
+  const [busy, setBusy] = useState<'compute' | 'checks' | null>(null);
+  const [report, setReport] = useState<Report | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const checkList = checks.value ?? [];
+  const rangeMetrics = checkList
+    .filter(check => check.type === 'range' && check.metric)
+    .map(check => check.metric as string);
+  const metricNames = useMemo(() => {
+    const names = (metrics.value ?? []).map(item => item.metric);
+    for (const check of checkList) {
+      if (check.metric && !names.includes(check.metric)) {
+        names.push(check.metric);
+      }
+    }
+    return names;
+  }, [metrics.value, checks.value]);
+  // By default the first metric a range check watches, else the first with a numeric value.
+  const metric =
+    chosen ??
+    rangeMetrics.find(item => metricNames.includes(item)) ??
+    metrics.value?.find(item => typeof item.value?.value === 'number')
+      ?.metric ??
+    metricNames[0] ??
+    null;
+
+  const history = useAsync(
+    () =>
+      metric
+        ? client.metricHistory(key, name, { metric, limit: CHART_LIMIT })
+        : Promise.resolve([]),
+    [key, name, metric]
+  );
+  const series = useMemo(() => toSeries(history.value ?? []), [history.value]);
+  const bounds = useMemo(
+    () => (metric ? boundsFor(metric, checkList) : []),
+    [metric, checks.value]
+  );
+
+  const reloadAll = () =>
+    Promise.all([checks.reload(), metrics.reload(), history.reload()]);
+  usePoll(reloadAll, model.settings.listPollSeconds, props.visible);
+  useRefresh(props.refresh, () =>
+    Promise.all([metrics.reload(), history.reload()])
+  );
+
+  const canRun =
+    model.can('read_content') &&
+    (model.can('run_scenarios') || model.can('write_content'));
+  const act = async (
+    which: 'compute' | 'checks',
+    action: () => Promise<Report>
+  ) => {
+    setBusy(which);
+    setError(null);
+    setReport(null);
+    try {
+      setReport(await action());
+    } finally {
+      setBusy(null);
+      await reloadAll();
+    }
+  };
+  const fail = (message: string) => {
+    setError(message);
+  };
+  const hasMetrics = dataset.probes.length + dataset.custom_metrics.length > 0;
+
+  return (
+    <div className="hml-dq-details" aria-label={`Data quality of ${name}`}>
+      <div className="hml-key hml-dq-where">{props.where}</div>
+      {dataset.description && (
+        <p className="hml-description">{dataset.description}</p>
+      )}
+      {canRun && (
+        <div className="hml-buttons">
+          <ActionButton
+            label="Compute"
+            busyLabel="Computing…"
+            title={
+              hasMetrics
+                ? `Compute the metrics of ${name} now, where the data lives`
+                : `${name} has no metric to compute`
+            }
+            disabled={!hasMetrics || busy === 'checks'}
+            onError={fail}
+            onClick={() =>
+              act('compute', async () => ({
+                kind: 'metrics',
+                computed: await client.computeMetrics(key, name)
+              }))
+            }
+          />
+          <ActionButton
+            label="Run checks"
+            busyLabel="Running checks…"
+            title={`Compute the metrics the checks of ${name} need, then evaluate every check`}
+            disabled={busy === 'compute'}
+            onError={fail}
+            onClick={() =>
+              act('checks', async () => ({
+                kind: 'checks',
+                run: await client.runChecks(key, name)
+              }))
+            }
+          />
+        </div>
+      )}
+      {busy && (
+        <div className="hml-dq-progress" role="status">
+          <span className="hml-spinner" aria-hidden="true" />
+          {busy === 'compute'
+            ? `Computing the metrics of ${name}…`
+            : `Running the checks of ${name}…`}
+        </div>
+      )}
+      <ErrorNotice error={error} />
+      {report && <ReportSummary report={report} />}
+
+      <h4>Checks</h4>
+      <ErrorNotice error={checks.error} />
+      {checks.loading && !checks.value && !checks.error && <Loading />}
+      {checks.value && checks.value.length === 0 && (
+        <Empty>No check on this dataset.</Empty>
+      )}
+      {checks.value && checks.value.length > 0 && (
+        <ChecksTable checks={checks.value} />
+      )}
+
+      <h4>Last metric values</h4>
+      <ErrorNotice error={metrics.error} />
+      {metrics.loading && !metrics.value && !metrics.error && <Loading />}
+      {metrics.value && metrics.value.length === 0 && (
+        <Empty>No metric on this dataset.</Empty>
+      )}
+      {metrics.value && metrics.value.length > 0 && (
+        <MetricsTable latest={metrics.value} />
+      )}
+
+      <h4>History</h4>
+      {metricNames.length === 0 && !metrics.loading && (
+        <Empty>No metric to chart.</Empty>
+      )}
+      {metric && (
+        <div className="hml-dq-history">
+          <div className="hml-dq-chooser">
+            <span>Metric</span>
+            <HTMLSelect
+              aria-label="Metric"
+              title="The metric whose history is drawn"
+              value={metric}
+              onChange={event => setChosen(event.target.value)}
+              options={metricNames}
+            />
+          </div>
+          <ErrorNotice error={history.error} />
+          {history.loading && !history.value && !history.error && <Loading />}
+          {history.value && series.points.length === 0 && (
+            <Empty>
+              {history.value.length === 0
+                ? `${metric} has not been computed yet.`
+                : `${metric} has no numeric value to chart.`}
+            </Empty>
+          )}
+          {history.value && series.points.length > 0 && (
+            <HistoryChart
+              rendermime={props.rendermime}
+              metric={metric}
+              points={series.points}
+              bounds={bounds}
+            />
+          )}
+          {history.value && (
+            <div className="hml-dq-note">
+              {history.value.length >= CHART_LIMIT &&
+                `The last ${CHART_LIMIT} values. `}
+              {series.skipped > 0 &&
+                series.points.length > 0 &&
+                `${series.skipped} value${series.skipped === 1 ? ' is' : 's are'} not a number and not drawn.`}
+            </div>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}

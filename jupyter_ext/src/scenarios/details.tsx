@@ -1,0 +1,205 @@
+/**
+ * A scenario's details: description, triggers, steps, "Run now" with its typed parameters
+ * (runs/form.tsx), and its runs, one of which is followed live (runs/details.tsx).
+ */
+import { Button } from '@jupyterlab/ui-components';
+import React, { useState } from 'react';
+
+import {
+  Badge,
+  ErrorNotice,
+  Loading,
+  PageState,
+  Pager,
+  When
+} from '../components/common';
+import { ISectionProps } from '../components/section';
+import { useAsync } from '../hooks/useAsync';
+import { usePagedList } from '../hooks/usePagedList';
+import { usePoll } from '../hooks/usePoll';
+import { RunDetails } from '../runs/details';
+import { RunForm } from '../runs/form';
+import { describeTrigger, isActive } from '../runs/states';
+import type { DescribeRun, DescribeScenario } from '../types';
+
+type Definition = DescribeScenario['definition'];
+
+/** The triggers of a definition, in words. */
+export function describeTriggers(definition: Definition): string[] {
+  return (definition.triggers ?? []).map(trigger => {
+    switch (trigger.type) {
+      case 'time':
+        return `${trigger.schedule ?? `cron ${trigger.cron}`} (${trigger.timezone ?? 'UTC'})`;
+      case 'dataset_change':
+        return `when ${trigger.dataset} changes`;
+      case 'after_scenario':
+        return `after ${trigger.scenario} ${trigger.on === 'any' ? 'ends' : 'succeeds'}`;
+      case 'sql_condition':
+        return `when a query on ${trigger.connection} changes`;
+      default:
+        return 'trigger';
+    }
+  });
+}
+
+export function ScenarioDetails(
+  props: ISectionProps & {
+    projectKey: string;
+    scenarioId: string;
+    onChanged: () => Promise<void>;
+  }
+): JSX.Element {
+  const { model, services, visible, projectKey, scenarioId } = props;
+  const client = model.client;
+  const scenario = useAsync(
+    () => client.scenario(projectKey, scenarioId),
+    [projectKey, scenarioId]
+  );
+  const [formOpen, setFormOpen] = useState(false);
+  const [selectedRun, setSelectedRun] = useState<number | null>(null);
+  const runs = usePagedList(
+    query => client.runs(projectKey, scenarioId, query),
+    [projectKey, scenarioId],
+    model.settings.pageSize
+  );
+  // Runs under way are followed at the run pace, else the list pace.
+  const anyActive = runs.items.some(run => isActive(run.state));
+  usePoll(
+    runs.reload,
+    anyActive ? model.settings.runPollSeconds : model.settings.listPollSeconds,
+    visible
+  );
+
+  const runsChanged = async () => {
+    await Promise.all([runs.reload(), scenario.reload(), props.onChanged()]);
+  };
+  const started = (run: DescribeRun) => {
+    setFormOpen(false);
+    setSelectedRun(run.id);
+    runs.setOffset(0);
+    void runsChanged();
+  };
+
+  const value = scenario.value;
+  const mayRun = model.can('run_scenarios');
+  const triggers = value ? describeTriggers(value.definition) : [];
+  return (
+    <section
+      className="hml-details hml-scenario"
+      aria-label={`Scenario ${scenarioId}`}
+      data-scenario-details={scenarioId}
+    >
+      <ErrorNotice error={scenario.error} />
+      {scenario.loading && !value && <Loading />}
+      {value && (
+        <>
+          <h3>
+            {value.name} <span className="hml-key">{value.id}</span>
+          </h3>
+          {value.description && (
+            <p className="hml-description">{value.description}</p>
+          )}
+          <dl className="hml-facts">
+            <dt>Triggers</dt>
+            <dd>
+              {triggers.length === 0
+                ? 'none: run by hand'
+                : triggers.join('; ')}
+              {!value.active && triggers.length > 0 && ' — inactive'}
+            </dd>
+            <dt>Next run</dt>
+            <dd>
+              <When iso={value.next_fire_at} />
+            </dd>
+            <dt>Steps</dt>
+            <dd>
+              <ol className="hml-step-names">
+                {value.definition.steps.map(step => (
+                  <li key={step.name}>
+                    {step.name} <span className="hml-key">{step.type}</span>
+                  </li>
+                ))}
+              </ol>
+            </dd>
+            <dt>Runs as</dt>
+            <dd>{value.run_as}</dd>
+            <dt>Revision</dt>
+            <dd>
+              {value.revision}, by {value.updated_by},{' '}
+              <When iso={value.updated_at} />
+            </dd>
+            {value.definition.tier && (
+              <>
+                <dt>Tier</dt>
+                <dd>{value.definition.tier}</dd>
+              </>
+            )}
+          </dl>
+          {mayRun && !formOpen && (
+            <div className="hml-buttons">
+              <Button
+                small
+                className="jp-mod-styled jp-mod-accept"
+                onClick={() => setFormOpen(true)}
+                aria-expanded={false}
+              >
+                Run now
+              </Button>
+            </div>
+          )}
+          {mayRun && formOpen && (
+            <RunForm
+              model={model}
+              project={projectKey}
+              scenario={scenarioId}
+              onStarted={started}
+              onCancel={() => setFormOpen(false)}
+            />
+          )}
+        </>
+      )}
+      <h4>Runs</h4>
+      <PageState list={runs} empty="No run yet." />
+      {runs.items.length > 0 && (
+        <ul className="hml-list hml-runs" aria-label="Runs">
+          {runs.items.map(run => (
+            <li
+              key={run.id}
+              className={`hml-row${run.id === selectedRun ? ' hml-current' : ''}`}
+              data-run-id={run.id}
+            >
+              <button
+                type="button"
+                className="hml-row-main"
+                aria-pressed={run.id === selectedRun}
+                title={`Show run #${run.id}`}
+                onClick={() =>
+                  setSelectedRun(run.id === selectedRun ? null : run.id)
+                }
+              >
+                <span className="hml-name">#{run.id}</span>
+                <Badge value={run.state} />
+                <span className="hml-help">{describeTrigger(run)}</span>
+                <span className="hml-help">
+                  <When iso={run.created_at} />
+                </span>
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <Pager list={runs} />
+      {selectedRun !== null && (
+        <RunDetails
+          services={services}
+          project={projectKey}
+          scenario={scenarioId}
+          runId={selectedRun}
+          visible={visible}
+          onStarted={started}
+          onChanged={() => void runsChanged()}
+        />
+      )}
+    </section>
+  );
+}
