@@ -5,7 +5,7 @@ One run, on a fresh temporary data folder (SQLite):
 1. creates a user ``bench`` (administrator), a project ``BENCH`` and two scenarios of ONE
    notebook step each, saved through ``ScenarioService``: a short notebook (a parameters cell and
    two trivial cells, kernel ``python3``) and a long one (the same plus a cell sleeping 2 s);
-2. starts the run engine with the local executor (``ControlPlane.warm_workers``, default 1) and
+2. starts the run engine with the local executor (``LocalExecutor.warm_workers``, default 1) and
    times, round by round, the three ways of running the same notebook with the same parameter:
 
    * ``platform``        ``RunService.request_run`` until the run is finished (the engine's
@@ -60,12 +60,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from himalia.core.permissions import GlobalPermission
-from himalia.execution.base import Executor, NotebookJob, NotebookResult, StepHandle
+from himalia.execution.base import Executor, StepHandle
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.store.orm import ScenarioRun, utcnow
 from himalia.wire.identity import CreateGroup, CreateProject, CreateUser
 from himalia.wire.scenarios import RunRequest, SaveScenario
+from himalia.wire.steps import StepJob, StepResult
 
 PROJECT = "BENCH"
 USER = "bench"
@@ -100,7 +101,7 @@ class TimedHandle(StepHandle):
     def __init__(self, inner: StepHandle, record: dict[str, datetime]) -> None:
         self.inner, self.record = inner, record
 
-    def wait(self) -> NotebookResult:
+    def wait(self) -> StepResult:
         try:
             return self.inner.wait()
         finally:
@@ -114,10 +115,11 @@ class TimedExecutor(Executor):
     """Delegates to the engine's own executor, noting when a step is handed over and when it ends."""
 
     def __init__(self, inner: Executor, records: dict[int, dict[str, datetime]]) -> None:
+        super().__init__()
         self.inner, self.records = inner, records
-        self.name = inner.name
+        self.isolates_code = inner.isolates_code
 
-    def start(self, job: NotebookJob, on_output: Callable[[str], None]) -> StepHandle:
+    def start(self, job: StepJob, on_output: Callable[[str], None]) -> StepHandle:
         record = self.records.setdefault(job.run_id, {})
         record["executor_start"] = utcnow()
 
@@ -168,7 +170,7 @@ class Platform:
     def start_engine(self, warm_workers: int) -> None:
         if self.plane.engine is not None:
             self.plane.engine.stop()
-        self.plane.warm_workers = warm_workers
+        self.plane.config.LocalExecutor.warm_workers = warm_workers
         engine = self.plane.start_engine(schedule=False)
         engine.executor = TimedExecutor(engine.executor, self.executor_times)
         engine.on_finished.append(self._on_finished)

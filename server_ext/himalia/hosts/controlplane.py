@@ -185,9 +185,9 @@ class ControlPlane(LoggingConfigurable):
         $HIMALIA_EXECUTOR_CLASS, else the local executor.""",
     )
 
-    @default("executor_class")
-    def _default_executor_class(self) -> str:
-        return os.environ.get("HIMALIA_EXECUTOR_CLASS") or "himalia.execution.local.LocalExecutor"
+    _default_executor_class = environment_default(
+        "executor_class", "HIMALIA_EXECUTOR_CLASS", "himalia.execution.local.LocalExecutor"
+    )
 
     remote_protocols = List(
         Unicode(),

@@ -12,7 +12,6 @@ Secret owned by the Job (so Kubernetes collects it with the Job), never in the J
 import json
 import logging
 import math
-import os
 import re
 import secrets
 import threading
@@ -25,9 +24,10 @@ import urllib3
 from kubernetes import config
 from kubernetes.client import ApiClient, BatchV1Api, Configuration, CoreV1Api, V1Job, V1Secret
 from kubernetes.client.exceptions import ApiException
-from traitlets import Float, Int, List, Unicode, default
+from traitlets import Float, Int, List, Unicode
 
 from himalia.compute.resources import container_resources, format_bytes, scheduling, shm_volume, shm_volume_mount
+from himalia.core.config import environment_default
 from himalia.core.errors import Conflict, InvalidInput, NotFound
 from himalia.execution.base import Executor, StepHandle
 from himalia.wire.compute import DescribeTier
@@ -328,21 +328,10 @@ class KubernetesExecutor(Executor):
         sends the executed notebook) before the executor deletes its Job.""",
     )
 
-    @default("namespace")
-    def _default_namespace(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_NAMESPACE", "default")
-
-    @default("image")
-    def _default_image(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_IMAGE", "")
-
-    @default("api_url")
-    def _default_api_url(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_API_URL", "")
-
-    @default("service_account")
-    def _default_service_account(self) -> str:
-        return os.environ.get("HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "")
+    _default_namespace = environment_default("namespace", "HIMALIA_KUBERNETES_NAMESPACE", "default")
+    _default_image = environment_default("image", "HIMALIA_KUBERNETES_IMAGE", "")
+    _default_api_url = environment_default("api_url", "HIMALIA_KUBERNETES_API_URL", "")
+    _default_service_account = environment_default("service_account", "HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "")
 
     def __init__(self, *, api_client: ApiClient | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
