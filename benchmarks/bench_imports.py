@@ -18,6 +18,7 @@ ones among them, and the ratios to ``import pandas``. It never asserts timings.
 """
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -64,8 +65,12 @@ class Shell:
 
 
 def entry_point_snippet() -> str:
-    """The ``himalia`` console script, called the way its generated wrapper calls it."""
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    """The ``himalia`` console script, called the way its generated wrapper calls it (the entry point
+    of the checkout whose ``himalia`` this interpreter imports, which ``PYTHONPATH`` may choose)."""
+    spec = importlib.util.find_spec("himalia")
+    assert spec is not None and spec.origin is not None, "himalia is not importable"
+    checkout = Path(spec.origin).parents[2]
+    scripts = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, function = scripts["himalia"].partition(":")
     return f"import sys\nfrom {module} import {function}\nsys.argv = ['himalia', '--help']\nsys.exit({function}())"
 
