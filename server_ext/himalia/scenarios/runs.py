@@ -47,7 +47,7 @@ from himalia.store.orm import (
     User,
     utcnow,
 )
-from himalia.wire.common import Page
+from himalia.wire.common import Page, from_row
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     RAN_STATES,
@@ -159,40 +159,15 @@ class EndedRun:
 
 def describe_run(run: ScenarioRun, project_key: str, artifacts: list[tuple[int, str]]) -> DescribeRun:
     """The run for the API; ``artifacts`` are the (position, kind) of the files its steps produced."""
-    return DescribeRun(
-        id=run.id,
+    return from_row(
+        DescribeRun,
+        run,
         project=project_key,
         scenario=run.scenario.slug,
-        state=run.state,
-        trigger=run.trigger,
-        trigger_detail=dict(run.trigger_detail),
-        requested_by=run.requested_by,
         run_as=run.run_as.login,
-        parameters=dict(run.parameters),
-        variables=dict(run.variables),
-        notebooks=dict(run.notebooks),
-        message=run.message,
-        rerun_of=run.rerun_of,
-        start_step=run.start_step,
-        abort_requested=run.abort_requested,
-        deliveries=list(run.deliveries),
         artifacts=[artifact_name(position, kind) for position, kind in artifacts],
-        created_at=run.created_at,
-        started_at=run.started_at,
-        ended_at=run.ended_at,
         steps=[
-            DescribeStep(
-                position=s.position,
-                name=s.name,
-                type=s.type,
-                state=s.state,
-                message=s.message,
-                attempts=s.attempts,
-                outputs=dict(s.outputs),
-                artifacts=[ArtifactKind(kind) for position, kind in artifacts if position == s.position],
-                started_at=s.started_at,
-                ended_at=s.ended_at,
-            )
+            from_row(DescribeStep, s, artifacts=[kind for position, kind in artifacts if position == s.position])
             for s in run.steps
         ],
     )
