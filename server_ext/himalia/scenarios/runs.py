@@ -209,11 +209,13 @@ class RunService(Service):
         with self.db.write() as session:
             project, _ = require_project(session, caller, key, P.RUN_SCENARIOS)
             scenario = find_scenario(session, project, scenario_id)
-            admit_tier(session, scenario.run_as, definition_of(scenario).tier)
-            parameters = self._checked_parameters(session, scenario, spec.parameters)
+            definition = definition_of(scenario)
+            admit_tier(session, scenario.run_as, definition.tier)
+            parameters = self._checked_parameters(session, scenario, definition, spec.parameters)
             run = self.enqueue(
                 session,
                 scenario,
+                definition=definition,
                 trigger="manual",
                 detail={"user": caller.login},
                 requested_by=caller.login,
@@ -240,7 +242,8 @@ class RunService(Service):
             project, _ = require_project(session, caller, key, P.RUN_SCENARIOS)
             scenario = find_scenario(session, project, scenario_id)
             earlier = self._find_run(session, scenario, run_id)
-            admit_tier(session, earlier.run_as, definition_of(earlier).tier)
+            definition = definition_of(earlier)
+            admit_tier(session, earlier.run_as, definition.tier)
             if earlier.state in ACTIVE_STATES:
                 raise Conflict(f"Run #{run_id} is not finished yet.")
             start = 0
@@ -258,6 +261,7 @@ class RunService(Service):
                 parameters=dict(earlier.parameters),
                 variables=dict(earlier.variables) if start else {},
                 manual=True,
+                definition=definition,
                 frozen=earlier,
                 start_step=start,
             )
@@ -291,6 +295,7 @@ class RunService(Service):
         variables: dict[str, Any] | None = None,
         fire_key: str | None = None,
         manual: bool = False,
+        definition: ScenarioDefinition | None = None,
         frozen: ScenarioRun | None = None,
         start_step: int = 0,
         state: RunState = RunState.QUEUED,
@@ -300,9 +305,10 @@ class RunService(Service):
 
         A manual request refused by the policy or a full queue is an error; an automatic firing
         is recorded as a skipped run so that people see it happened, and audited as ``fired_by``
-        (the scheduler's system actor, or the run that started this one).
+        (the scheduler's system actor, or the run that started this one). ``definition`` is the
+        run's (``frozen``'s, else the scenario's), when the caller parsed it already.
         """
-        definition = definition_of(frozen or scenario)
+        definition = definition or definition_of(frozen or scenario)
         skip_reason: str | None = None
         refusal: type[HimaliaError] = Conflict
         in_progress = session.scalar(
@@ -367,10 +373,12 @@ class RunService(Service):
             )
         return run
 
-    def _checked_parameters(self, session: Session, scenario: Scenario, given: dict[str, Any]) -> dict[str, Any]:
+    def _checked_parameters(
+        self, session: Session, scenario: Scenario, definition: ScenarioDefinition, given: dict[str, Any]
+    ) -> dict[str, Any]:
         """Refuse names no notebook step declares and values of the wrong type, before anything runs."""
         declared: dict[str, list[dict[str, Any]]] = {}
-        for step in definition_of(scenario).steps:
+        for step in definition.steps:
             if isinstance(step, NotebookStep):
                 snapshot = session.get_one(NotebookSnapshot, scenario.notebooks[step.notebook])
                 for parameter in snapshot.parameters:
