@@ -61,7 +61,8 @@ def deadline_after(seconds: float | None) -> datetime | None:
 class StepJob(BaseModel):
     """A notebook step as an executor runs it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown fields are ignored, not refused: a pod's image may hold an older Himalia than its control plane.
+    model_config = ConfigDict(frozen=True)
 
     run_id: int = Field(description="The run the step belongs to.")
     step: str = Field(description="The step's name in the scenario.")
