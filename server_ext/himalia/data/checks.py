@@ -3,27 +3,24 @@
 What each kind of check judges, and how, lives in ``himalia.data.rules``.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from himalia.core.errors import Conflict, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
+from himalia.data.datasets import DatasetService
+from himalia.data.metrics import MetricService
 from himalia.data.probes import parse_probes
 from himalia.data.rules import MetricReading, Outcome, evaluate, worst
-from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project, require_run_or_write
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.store.db import Database
 from himalia.store.orm import Check, CheckResult, Dataset, utcnow
 from himalia.wire.common import from_row
 from himalia.wire.data import CheckRun, CheckSpec, DescribeCheck, DescribeCheckResult
-
-if TYPE_CHECKING:
-    from himalia.data.datasets import DatasetService
-    from himalia.data.metrics import MetricService
 
 
 def describe_result(result: CheckResult, check: str, dataset: str) -> DescribeCheckResult:
@@ -45,7 +42,7 @@ def describe_check(check: Check, last: CheckResult | None) -> DescribeCheck:
 
 class CheckService(Service):
     def __init__(
-        self, db: Database, audit: AuditTrail, log: Any, datasets: "DatasetService", metrics: "MetricService"
+        self, db: Database, audit: AuditRecorder, log: Any, datasets: DatasetService, metrics: MetricService
     ) -> None:
         super().__init__(db, audit, log)
         self.datasets = datasets

@@ -20,9 +20,8 @@ from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission
 from himalia.data.access import DataAccessPolicy, is_local_files, one_statement
 from himalia.data.drivers import UsableConnection, driver_message, scrub, sql_engine, storage_options
-from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import find_groups
 from himalia.store.db import Database
 from himalia.store.orm import Connection, ConnectionCredential, ConnectionGroupAccess, Dataset, Group, Scenario
@@ -107,7 +106,7 @@ def _used_by_project(session: Session, connection: Connection, project_id: int) 
 
 
 class ConnectionService(Service):
-    def __init__(self, db: Database, audit: AuditTrail, log: Any, box: SecretBox, policy: DataAccessPolicy) -> None:
+    def __init__(self, db: Database, audit: AuditRecorder, log: Any, box: SecretBox, policy: DataAccessPolicy) -> None:
         super().__init__(db, audit, log)
         self.box = box
         self.policy = policy

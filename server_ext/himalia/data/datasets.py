@@ -32,10 +32,9 @@ from himalia.data.drivers import (
 )
 from himalia.data.probes import parse_probes
 from himalia.data.rules import schema_difference
-from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.store.db import Database, paginate
 from himalia.store.orm import Connection, Dataset, Project, utcnow
 from himalia.wire.common import Page, from_row
@@ -93,7 +92,7 @@ def describe_dataset(dataset: Dataset, can_write: bool) -> DescribeDataset:
 
 
 class DatasetService(Service):
-    def __init__(self, db: Database, audit: AuditTrail, log: Any, connections: ConnectionService) -> None:
+    def __init__(self, db: Database, audit: AuditRecorder, log: Any, connections: ConnectionService) -> None:
         super().__init__(db, audit, log)
         self.connections = connections
 

@@ -13,10 +13,9 @@ from himalia.data.connections import ConnectionService, can_see
 from himalia.data.datasets import DatasetService
 from himalia.data.drivers import driver_message, sql_engine
 from himalia.data.metrics import MetricService
-from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.store.db import Database
 from himalia.store.orm import Connection
 from himalia.wire.data import CreateDataset, DescribeDataset, ExportHistory
@@ -29,7 +28,7 @@ class ExportService(Service):
     def __init__(
         self,
         db: Database,
-        audit: AuditTrail,
+        audit: AuditRecorder,
         log: Any,
         connections: ConnectionService,
         datasets: DatasetService,

@@ -31,10 +31,9 @@ from himalia.data.drivers import (
     storage_options,
 )
 from himalia.data.probes import Probe, compute_files, compute_sql, parse_probes
-from himalia.identity.audit import AuditTrail
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project, require_run_or_write
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.store.db import Database
 from himalia.store.orm import Dataset, MetricValue, utcnow
 from himalia.wire.common import from_row
@@ -132,7 +131,7 @@ def describe_value(value: MetricValue, dataset: str | None) -> DescribeMetricVal
 
 
 class MetricService(Service):
-    def __init__(self, db: Database, audit: AuditTrail, log: Any, datasets: DatasetService) -> None:
+    def __init__(self, db: Database, audit: AuditRecorder, log: Any, datasets: DatasetService) -> None:
         super().__init__(db, audit, log)
         self.datasets = datasets
 
