@@ -519,7 +519,10 @@ def test_timeout_deletes_the_job() -> None:
     started = time.monotonic()
     result = executor_on(k8s, deadline_grace=0.3).start(notebook_job(timeout=0.2), Output()).wait()
     assert 0.5 <= time.monotonic() - started < 5
-    assert (result.reason, result.error) == ("timeout", "the step ran past its deadline; its Job was deleted 0.3 s later")
+    assert (result.reason, result.error) == (
+        "timeout",
+        "the step ran past its deadline; its Job was deleted 0.3 s later",
+    )
     assert [query for query, _ in k8s.made("DELETE", f"{JOBS}/{k8s.job}")] == [{"propagationPolicy": ["Background"]}]
     assert k8s.made("DELETE", f"{SECRETS}/{k8s.job}-token")
 
@@ -682,7 +685,7 @@ def test_the_kubernetes_executor_reads_its_environment(monkeypatch: pytest.Monke
     assert (executor.namespace, executor.image, executor.service_account) == (NAMESPACE, IMAGE, "runner")
     assert executor.step_api_url == "http://plane:8080/himalia/api/v1"
     monkeypatch.delenv("HIMALIA_KUBERNETES_IMAGE")
-    with pytest.raises(InvalidInput, match="needs an image: set KubernetesExecutor.image"):
+    with pytest.raises(InvalidInput, match=r"needs an image: set KubernetesExecutor\.image"):
         KubernetesExecutor()
 
 
@@ -907,7 +910,8 @@ async def test_the_hub_configuration_on_kubernetes(monkeypatch: pytest.MonkeyPat
     api = VALUES["hub"]["extraEnv"]["HIMALIA_KUBERNETES_API_URL"]
     [service] = [s for s in c.JupyterHub.services if s["name"] == "himalia"]
     assert service["url"] == "http://hub:10101" and service["command"][-4:] == ["--ip", "0.0.0.0", "--port", "10101"]
-    assert service["environment"]["HIMALIA_EXECUTOR_CLASS"] == "himalia.execution.kubernetes.executor.KubernetesExecutor"
+    executor_class = service["environment"]["HIMALIA_EXECUTOR_CLASS"]
+    assert executor_class == "himalia.execution.kubernetes.executor.KubernetesExecutor"
     assert service["environment"]["HIMALIA_KUBERNETES_API_URL"] == api == c.TieredSpawner.himalia_server_url
     assert service["environment"]["HIMALIA_DB_URL"] == "<HIMALIA_DB_URL from the pod spec>"
     assert c.JupyterHub.spawner_class == "himalia.hub.kubespawner.KubernetesTierSpawner"
