@@ -767,6 +767,42 @@ def test_sql_steps_bind_variables_on_a_read_only_connection(light: LiveAPI, tmp_
         assert db.execute("SELECT count(*) FROM transactions_2018").fetchone()[0] == 300
 
 
+def test_reports_are_sent_after_the_slot_is_released_and_waiting_scenarios_fired(
+    plane: ControlPlane, api: LiveAPI, tmp_path: Path
+) -> None:
+    """With one slot, a report that waits for the scenario fired after its run still sees that
+    scenario's run finish: reporters (which may retry SMTP for minutes) hold up nothing."""
+    plane.api_url, plane.max_concurrent_runs, plane.max_concurrent_runs_per_user = api.base, 1, 1
+    plane.config.LocalExecutor.warm_workers = 0
+    checks = [{"name": "checks", "type": "run_checks", "dataset": "transactions"}]
+    email = {"type": "email", "to": ["ops@example.com"]}
+    saved(api, {"id": "upstream", "name": "Upstream", "steps": checks, "reporters": [email]})
+    after = {"type": "after_scenario", "scenario": "upstream", "on": "any"}
+    saved(api, {"id": "downstream", "name": "Downstream", "steps": checks, "triggers": [after]})
+    engine = plane.start_engine()
+    admin = plane.users.caller_for("admin")
+    seen: dict[str, Any] = {}
+
+    def report(reporters: Any, summary: Any) -> list[Any]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "downstream" not in seen:
+            fired = plane.runs.list_runs(admin, "ALPHA", "downstream", 10, 0).items
+            if fired and fired[0].state not in ("queued", "running"):
+                seen["downstream"] = fired[0].state
+            time.sleep(0.1)
+        seen["reported"] = summary.run_id
+        return []
+
+    engine.report = report
+    run = start(api, "upstream")
+    wait(api, "upstream", run)
+    deadline = time.monotonic() + 40
+    while "reported" not in seen and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert seen.get("reported") == run
+    assert seen.get("downstream") in ("succeeded", "warning", "failed"), seen
+
+
 def test_run_scenario_steps(light: LiveAPI, tmp_path: Path) -> None:
     add_row_checks(light.plane)
     saved(light, {"id": "child-ok", "name": "Child OK", "steps": [values_step("Child")]})
