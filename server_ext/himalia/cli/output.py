@@ -4,7 +4,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from functools import cache
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import click
 
@@ -13,7 +13,11 @@ from himalia.core.errors import HimaliaError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from himalia.cli.context import Context
+
+class OutputChoice(Protocol):
+    """What ``emit`` needs of the command's context (the context itself needs ``fail`` from here)."""
+
+    json: bool
 
 
 @cache
@@ -50,7 +54,7 @@ def run(verb: Callable[[], Any]) -> Any:
         fail(f"{where}: {first['msg']}" if where else first["msg"])
 
 
-def emit(ctx: "Context", value: Any, columns: Iterable[str] = ()) -> None:
+def emit(ctx: OutputChoice, value: Any, columns: Iterable[str] = ()) -> None:
     """Print a model, a page or a list: JSON for scripts, a table for people."""
     from pydantic import BaseModel
 
