@@ -1,11 +1,19 @@
 """The panels use only the theme's variables: the dark theme needs no rule of its own."""
 
-from .conftest import Lab, choose_project, expand, open_himalia, shoot
+import contextlib
+
+from .conftest import Lab, choose_project, expand, open_himalia, playwright_api, shoot
 
 
 def _theme(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    page.keyboard.press("Control+Shift+C")  # the command palette
     search = page.locator(".jp-ModalCommandPalette input")
+    # The palette's shortcut answers once the lab has restored its layout, seconds after the
+    # sidebar shows on a loaded machine: press it until the palette opens.
+    for _ in range(30):
+        if search.is_visible():
+            break
+        page.keyboard.press("Control+Shift+C")
+        _wait_visible(search)
     search.fill(f"Use Theme: {name}")
     page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item", has_text=f"Use Theme: {name}").first.click()
 
@@ -28,6 +36,12 @@ def test_the_panels_in_the_dark_theme(page, admin_lab: Lab) -> None:  # type: ig
     finally:
         _theme(page, "JupyterLab Light")
         page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
+
+
+def _wait_visible(search) -> None:  # type: ignore[no-untyped-def]
+    """Wait a little for the palette; a press the lab was not ready for opens nothing."""
+    with contextlib.suppress(playwright_api.TimeoutError):
+        search.wait_for(state="visible", timeout=1_500)
 
 
 def _luminance(css_rgb: str) -> float:
