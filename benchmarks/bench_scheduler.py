@@ -57,10 +57,10 @@ from sqlalchemy.engine import make_url
 from himalia.core.permissions import GlobalPermission
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
-from himalia.scenarios.definitions import WEEKDAYS, ScenarioDefinition, TimeTrigger
 from himalia.scenarios.scheduler import Scheduler
 from himalia.store.db import Database
 from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
+from himalia.wire.definitions import WEEKDAYS, ScenarioDefinition, TimeTrigger
 from himalia.wire.identity import CreateGroup, CreateProject, CreateUser
 from himalia.wire.scenarios import SaveScenario
 

@@ -34,8 +34,8 @@ from himalia.demo.seed import build_warehouse
 from himalia.hosts.controlplane import ControlPlane
 from himalia.hosts.server import make_application
 from himalia.identity.caller import Caller
-from himalia.scenarios.definitions import ScenarioDefinition
 from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection, CreateDataset
+from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import CreateGroup, CreateProject, CreateToken, CreateUser, SetGrant
 from himalia.wire.scenarios import RunRequest, SaveScenario
 

@@ -18,9 +18,9 @@ from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter, database_clock
 from himalia.identity.caller import Caller
 from himalia.identity.tokens import digest
-from himalia.scenarios.definitions import ScenarioDefinition
 from himalia.scenarios.scheduler import Scheduler
 from himalia.store.orm import ApiToken, ScenarioRun, User
+from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import CreateProject, DescribeAuditEntry, SetGrant
 from himalia.wire.scenarios import RunRequest, SaveScenario
 

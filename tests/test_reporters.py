@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from himalia.scenarios.definitions import EmailAttachments, EmailReporter, WebhookReporter
 from himalia.scenarios.reporting import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -54,6 +53,7 @@ from himalia.scenarios.reporting import (
     template_values,
     verify_signature,
 )
+from himalia.wire.definitions import EmailAttachments, EmailReporter, WebhookReporter
 
 LOGIN = "reporter"
 PASSWORD = "s3cr3t-P@ssw0rd"

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from himalia.cli import main
 from himalia.core.documents import DocumentError
-from himalia.scenarios.definitions import TimeTrigger, json_schema, load_scenario, schedule_to_cron
+from himalia.wire.definitions import TimeTrigger, json_schema, load_scenario, schedule_to_cron
 
 DEMO = Path(__file__).parent.parent / "scenarios" / "daily-fraud-scoring.yaml"
 MINIMAL = """\

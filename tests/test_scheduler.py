@@ -21,11 +21,11 @@ from sqlalchemy import select, update
 
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
-from himalia.scenarios.definitions import ScenarioDefinition, TimeTrigger
 from himalia.scenarios.scheduler import MISFIRE_GRACE, RETRY_DELAY, Scheduler, next_fire_time, previous_fire_time
 from himalia.store.events import ScenarioChanged
 from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
 from himalia.wire.data import UpdateConnection
+from himalia.wire.definitions import ScenarioDefinition, TimeTrigger
 from himalia.wire.scenarios import RunRequest, SaveScenario
 
 from .conftest import make_plane

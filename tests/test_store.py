@@ -12,10 +12,10 @@ from sqlalchemy import inspect, text
 from himalia.core.errors import SchemaMismatch
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter
-from himalia.scenarios.definitions import ScenarioDefinition
 from himalia.scenarios.runs import Artifact
 from himalia.store.db import Database
 from himalia.store.orm import Base
+from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import CreateProject, CreateToken, SetGrant
 from himalia.wire.scenarios import ArtifactKind, RunRequest, SaveScenario
 

@@ -40,8 +40,8 @@ from himalia.execution.accounts import (
 )
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
-from himalia.scenarios.definitions import ScenarioDefinition
 from himalia.wire.data import CheckSpec
+from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import CreateGroup, CreateUser
 from himalia.wire.scenarios import SaveScenario
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from himalia.api.base import MAX_BODY_DEPTH, MAX_BODY_VALUES
 from himalia.cli import main
 from himalia.core.documents import MAX_DEPTH, MAX_DOCUMENT_CHARS, DocumentError
-from himalia.scenarios.definitions import MAX_STEPS, load_scenario
+from himalia.wire.definitions import MAX_STEPS, load_scenario
 
 from ..conftest import LiveAPI
 from .conftest import Ledger

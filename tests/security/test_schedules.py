@@ -20,9 +20,9 @@ import requests
 from sqlalchemy import select
 
 from himalia.hosts.controlplane import ControlPlane
-from himalia.scenarios.definitions import ScenarioDefinition
 from himalia.scenarios.scheduler import Scheduler
 from himalia.store.orm import Scenario, ScenarioRun
+from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.scenarios import SaveScenario
 
 from ..conftest import LiveAPI

@@ -29,8 +29,8 @@ from traitlets import TraitError
 
 from himalia.core.outbound import DestinationPolicy, DestinationRefused
 from himalia.hosts.controlplane import ControlPlane
-from himalia.scenarios.definitions import WebhookReporter
 from himalia.scenarios.reporting import Delivery, Mailer, RunSummary, WebhookSettings, deliver
+from himalia.wire.definitions import WebhookReporter
 
 from ..conftest import LiveAPI
 from .conftest import Ledger

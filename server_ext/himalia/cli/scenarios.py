@@ -25,7 +25,7 @@ def scenario() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def scenario_validate(path: str) -> None:
     """Check a scenario file; exit 1 naming the line and field of the first mistake."""
-    from himalia.scenarios.definitions import load_scenario
+    from himalia.wire.definitions import load_scenario
 
     definition = run(lambda: load_scenario(Path(path).read_text(), path))
     summary = f"{path}: scenario '{definition.id}' is valid: {len(definition.steps)} steps"
@@ -40,7 +40,7 @@ def scenario_validate(path: str) -> None:
 @scenario.command("schema")
 def scenario_schema() -> None:
     """Print the JSON schema of scenario files."""
-    from himalia.scenarios.definitions import json_schema
+    from himalia.wire.definitions import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 
@@ -68,7 +68,7 @@ def _read_notebooks(definition: Any, folder: Path) -> dict[str, Any]:
 @pass_ctx
 def scenario_apply(ctx: Context, project_key: str, path: str, folder: str) -> None:
     """Create or update a scenario from its YAML file, snapshotting its notebooks."""
-    from himalia.scenarios.definitions import load_scenario
+    from himalia.wire.definitions import load_scenario
     from himalia.wire.scenarios import SaveScenario
 
     text = Path(path).read_text()

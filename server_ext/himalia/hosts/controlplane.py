@@ -37,7 +37,6 @@ from himalia.identity.projects import ProjectService
 from himalia.identity.tokens import TokenService
 from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
-from himalia.scenarios.definitions import input_context
 from himalia.scenarios.engine import RunEngine, StepServices
 from himalia.scenarios.reporting import Mailer, WebhookSettings, report_all
 from himalia.scenarios.runs import RunLimits, RunService
@@ -45,6 +44,7 @@ from himalia.scenarios.scheduler import Scheduler
 from himalia.scenarios.service import ScenarioService
 from himalia.store.db import Database
 from himalia.store.events import Events
+from himalia.wire.definitions import input_context
 
 R = TypeVar("R")
 

@@ -46,7 +46,7 @@ from traitlets.config import LoggingConfigurable
 
 from himalia.core.config import environment_default
 from himalia.core.outbound import DestinationPolicy, DestinationRefused, DestinationUnresolved, post
-from himalia.scenarios.definitions import EmailReporter, SendWhen, WebhookReporter
+from himalia.wire.definitions import EmailReporter, SendWhen, WebhookReporter
 from himalia.wire.scenarios import RunState
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,6 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.tokens import delete_token, mint_token
-from himalia.scenarios.definitions import NotebookStep, ScenarioDefinition, stored_definition
 from himalia.scenarios.reporting import CheckSummary, Delivery, RunSummary, StepSummary
 from himalia.scenarios.service import definition_of, find_scenario, may_read_scenarios
 from himalia.scenarios.snapshots import check_value
@@ -48,6 +47,7 @@ from himalia.store.orm import (
     utcnow,
 )
 from himalia.wire.common import Page, from_row
+from himalia.wire.definitions import NotebookStep, ScenarioDefinition, stored_definition
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     RAN_STATES,

@@ -36,7 +36,10 @@ from himalia.core.errors import HimaliaError
 from himalia.core.units import parse_duration
 from himalia.data.connections import ConnectionService
 from himalia.data.datasets import DatasetService
-from himalia.scenarios.definitions import (
+from himalia.scenarios.runs import RunService
+from himalia.store.events import Events, RunFinished, ScenarioChanged
+from himalia.store.orm import utcnow
+from himalia.wire.definitions import (
     AfterScenarioTrigger,
     DatasetChangeTrigger,
     ScenarioDefinition,
@@ -47,9 +50,6 @@ from himalia.scenarios.definitions import (
     previous_fire_time,
     stored_definition,
 )
-from himalia.scenarios.runs import RunService
-from himalia.store.events import Events, RunFinished, ScenarioChanged
-from himalia.store.orm import utcnow
 from himalia.wire.scenarios import RunState
 
 MISFIRE_GRACE = timedelta(seconds=60)

@@ -28,7 +28,12 @@ from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.users import find_user
-from himalia.scenarios.definitions import (
+from himalia.scenarios.snapshots import canonical, check_value, store_snapshot
+from himalia.store.db import paginate
+from himalia.store.events import Events, ScenarioChanged
+from himalia.store.orm import Connection, Dataset, NotebookSnapshot, Project, Scenario, ScenarioRun, User, utcnow
+from himalia.wire.common import Page, from_row
+from himalia.wire.definitions import (
     AfterScenarioTrigger,
     ComputeMetricsStep,
     DatasetChangeTrigger,
@@ -43,11 +48,6 @@ from himalia.scenarios.definitions import (
     load_scenario,
     stored_definition,
 )
-from himalia.scenarios.snapshots import canonical, check_value, store_snapshot
-from himalia.store.db import paginate
-from himalia.store.events import Events, ScenarioChanged
-from himalia.store.orm import Connection, Dataset, NotebookSnapshot, Project, Scenario, ScenarioRun, User, utcnow
-from himalia.wire.common import Page, from_row
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     DescribeScenario,

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from himalia.scenarios.definitions import ScenarioDefinition
 from himalia.wire.common import Request
+from himalia.wire.definitions import ScenarioDefinition
 
 
 class RunState(StrEnum):

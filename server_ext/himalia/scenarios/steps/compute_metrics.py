@@ -1,7 +1,7 @@
 """``compute_metrics``: compute a dataset's probes and record their values for the run."""
 
-from himalia.scenarios.definitions import ComputeMetricsStep
 from himalia.scenarios.steps.base import RunContext, StepKind, StepOutcome
+from himalia.wire.definitions import ComputeMetricsStep
 from himalia.wire.scenarios import StepState
 
 

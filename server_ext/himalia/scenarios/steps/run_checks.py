@@ -1,8 +1,8 @@
 """``run_checks``: run a dataset's checks (all, or those named); an error fails the step, a warning warns."""
 
 from himalia.data.rules import Outcome
-from himalia.scenarios.definitions import RunChecksStep
 from himalia.scenarios.steps.base import RunContext, StepFailed, StepKind, StepOutcome
+from himalia.wire.definitions import RunChecksStep
 from himalia.wire.scenarios import StepState
 
 

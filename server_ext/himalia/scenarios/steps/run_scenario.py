@@ -1,7 +1,7 @@
 """``run_scenario``: request a run of another scenario of the project, and wait for it if asked."""
 
-from himalia.scenarios.definitions import RunScenarioStep
 from himalia.scenarios.steps.base import RunContext, StepKind, StepOutcome
+from himalia.wire.definitions import RunScenarioStep
 from himalia.wire.scenarios import RunState, StepState
 
 #: How a finished child run counts for the step that waited for it; anything else fails the step.

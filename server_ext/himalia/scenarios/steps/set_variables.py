@@ -2,9 +2,9 @@
 
 from himalia.core.unsafe import run_function
 from himalia.core.variables import expand
-from himalia.scenarios.definitions import SetVariablesStep
 from himalia.scenarios.steps.base import RunContext, StepFailed, StepKind, StepOutcome
 from himalia.wire.common import Variables
+from himalia.wire.definitions import SetVariablesStep
 from himalia.wire.scenarios import StepState
 
 

@@ -10,9 +10,9 @@ from sqlalchemy.orm import selectinload
 from himalia.core.variables import REFERENCE, expand
 from himalia.data.access import one_statement
 from himalia.data.drivers import driver_message, scrub, sql_engine
-from himalia.scenarios.definitions import SqlStep
 from himalia.scenarios.steps.base import RunContext, StepFailed, StepKind, StepOutcome
 from himalia.store.orm import Connection
+from himalia.wire.definitions import SqlStep
 from himalia.wire.scenarios import StepState
 
 
