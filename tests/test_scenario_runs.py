@@ -29,8 +29,8 @@ from sqlalchemy import select, update
 
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
-from himalia.scenarios.runs import this_worker
 from himalia.scenarios.steps.notebook import typed_expand
+from himalia.scenarios.workers import this_worker
 from himalia.store.orm import ApiToken, RunStep, Scenario, ScenarioRun, utcnow
 from himalia.wire.compute import TierSpec
 from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection

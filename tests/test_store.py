@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from himalia.core.errors import SchemaMismatch
 from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter
-from himalia.scenarios.runs import Artifact
+from himalia.scenarios.records import Artifact
 from himalia.store.db import Database
 from himalia.store.orm import Base
 from himalia.wire.definitions import ScenarioDefinition

@@ -38,8 +38,9 @@ from himalia.identity.tokens import TokenService
 from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
 from himalia.scenarios.engine import RunEngine, StepServices
+from himalia.scenarios.records import RunLimits
 from himalia.scenarios.reporting import Mailer, WebhookSettings, report_all
-from himalia.scenarios.runs import RunLimits, RunService
+from himalia.scenarios.runs import RunService
 from himalia.scenarios.scheduler import Scheduler
 from himalia.scenarios.service import ScenarioService
 from himalia.store.db import Database

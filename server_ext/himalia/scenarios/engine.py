@@ -19,9 +19,10 @@ from typing import Any
 from himalia.core.errors import HimaliaError
 from himalia.execution.base import Executor
 from himalia.scenarios.reporting import Delivery, RunSummary
-from himalia.scenarios.runs import RunService, this_worker
+from himalia.scenarios.runs import RunService
 from himalia.scenarios.steps import step_kind
 from himalia.scenarios.steps.base import RunAborted, RunContext, StepFailed, StepOutcome, StepServices
+from himalia.scenarios.workers import this_worker
 from himalia.store.events import AbortRequested, Events, RunQueued
 from himalia.wire.definitions import EmailReporter, Step, WebhookReporter
 from himalia.wire.scenarios import FINISHED_STATES, RunState, StepState

@@ -5,13 +5,13 @@ runs exactly the same thing. Who may do what: reading runs follows reading scena
 aborting and re-running need ``run_scenarios``. Automatic firings carry a ``fire_key`` that is
 unique in the database, which is what makes a fire time produce at most one run even with two
 control planes on one PostgreSQL.
+
+This module is the only writer of runs, their steps, artifacts and log, and of the scenarios'
+trigger state: the engine and the scheduler ask it (``records`` are what it hands them) and learn
+of changes through ``store.events``.
 """
 
-import os
-import secrets
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,9 +28,19 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.tokens import delete_token, mint_token
+from himalia.scenarios.records import (
+    Artifact,
+    ChildRun,
+    EndedRun,
+    PollTarget,
+    RunLimits,
+    Snapshot,
+    StartedRun,
+)
 from himalia.scenarios.reporting import CheckSummary, Delivery, RunSummary, StepSummary
 from himalia.scenarios.service import definition_of, find_scenario, may_read_scenarios
 from himalia.scenarios.snapshots import check_value
+from himalia.scenarios.workers import worker_gone
 from himalia.store.db import paginate
 from himalia.store.events import AbortRequested, Events, RunFinished, RunQueued
 from himalia.store.orm import (
@@ -61,100 +71,6 @@ from himalia.wire.scenarios import (
 )
 
 P = ProjectPermission
-
-
-_INCARNATION = secrets.token_hex(4)
-
-
-def this_worker() -> str:
-    """How this process names itself on the runs it holds: ``host:pid:incarnation``.
-
-    The incarnation tells a restarted process from its predecessor when both got the same pid
-    (pid 1 in a container).
-    """
-    return f"{socket.gethostname()}:{os.getpid()}:{_INCARNATION}"
-
-
-def _worker_gone(worker: str | None) -> bool:
-    """Whether the process that held a run is certainly gone: same host, and dead or reborn."""
-    host, pid, incarnation = [*(worker or "").split(":"), "", "", ""][:3]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return incarnation != _INCARNATION
-    return not _alive(int(pid))
-
-
-@dataclass(frozen=True)
-class RunLimits:
-    max_running: int
-    max_running_per_user: int
-    max_queued: int
-
-
-@dataclass(frozen=True)
-class StartedRun:
-    """A claimed run as its engine carries it out, read in the one transaction that starts it."""
-
-    run_id: int
-    project_key: str
-    scenario_slug: str
-    definition: ScenarioDefinition
-    notebooks: dict[str, str]
-    parameters: dict[str, Any]
-    variables: dict[str, Any]
-    #: Instance and project variables, below the run's own.
-    base_variables: dict[str, Any]
-    start_step: int
-    rerun_of: int | None
-    #: The run-as user, limited to the run's project.
-    actor: Caller
-    #: The project-scoped API token of the run's kernels, valid until the run ends.
-    token: str
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A file a step produced (an executed notebook, an HTML report), kept with the run."""
-
-    kind: ArtifactKind
-    media_type: str
-    content: bytes
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A notebook as a run uses it: its content and the parameters its parameters cell declares."""
-
-    digest: str
-    content: str
-    parameters: dict[str, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class ChildRun:
-    """A run that a ``run_scenario`` step requested."""
-
-    run_id: int
-    state: RunState
-
-
-@dataclass(frozen=True)
-class PollTarget:
-    """What a polling trigger observes with: its project, the run-as user, its last observation."""
-
-    project_key: str
-    actor: Caller
-    state: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EndedRun:
-    """What ``after_scenario`` triggers ask of a run that finished."""
-
-    project_id: int
-    scenario_slug: str
-    state: RunState
 
 
 def describe_run(run: ScenarioRun, project_key: str, artifacts: list[tuple[int, str]]) -> DescribeRun:
@@ -548,7 +464,7 @@ class RunService(Service):
             ).all()
             recovered = []
             for run in running:
-                gone = _worker_gone(run.worker)
+                gone = worker_gone(run.worker)
                 stale = run.heartbeat_at is None or now - run.heartbeat_at > stale_after
                 if not (gone or stale):
                     continue
@@ -918,13 +834,3 @@ def latest_artifact(
     if positions is not None:
         query = query.where(RunArtifact.position.in_(positions))
     return session.scalar(query.order_by(RunArtifact.position.desc()).limit(1))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

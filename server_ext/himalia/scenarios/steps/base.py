@@ -22,8 +22,9 @@ from himalia.data.datasets import DatasetService
 from himalia.data.metrics import MetricService
 from himalia.execution.base import Executor
 from himalia.identity.variables import VariableService
+from himalia.scenarios.records import Snapshot, StartedRun
 from himalia.scenarios.redaction import Redactor, secret_values
-from himalia.scenarios.runs import RunService, Snapshot, StartedRun
+from himalia.scenarios.runs import RunService
 from himalia.store.orm import utcnow
 from himalia.wire.definitions import StepBase
 from himalia.wire.scenarios import StepState

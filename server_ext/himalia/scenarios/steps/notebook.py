@@ -10,7 +10,7 @@ from typing import Any
 from himalia.core.errors import HimaliaError
 from himalia.core.units import parse_duration
 from himalia.core.variables import REFERENCE, expand
-from himalia.scenarios.runs import Artifact
+from himalia.scenarios.records import Artifact
 from himalia.scenarios.snapshots import check_value
 from himalia.scenarios.steps.base import RunAborted, RunContext, StepFailed, StepKind, StepOutcome
 from himalia.wire.definitions import NotebookStep
