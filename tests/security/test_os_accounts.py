@@ -46,7 +46,7 @@ from himalia.wire.identity import CreateGroup, CreateUser
 from himalia.wire.scenarios import SaveScenario
 
 from ..conftest import LiveAPI, make_plane
-from ..test_scenario_runs import log_of, notebook, saved, start, start_engine, wait
+from ..scenarios.conftest import log_of, notebook, saved, start, start_engine, wait
 from .conftest import Ledger
 
 CLASS = "5 one OS account"
