@@ -1,5 +1,6 @@
 """Scenarios, data quality, connections and variables, clicked through on the demo project."""
 
+import json
 import shutil
 import sqlite3
 
@@ -85,6 +86,30 @@ def test_a_check_turns_red_when_the_data_breaks(page, admin_lab: Lab, demo_root)
         shoot(page, "data-quality-error")
     finally:
         shutil.move(backup, warehouse)
+
+
+def test_without_the_vega_renderer_the_chart_says_so(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    # The lab's page as a lab with @jupyterlab/vega5-extension disabled serves it.
+    def without_vega(route) -> None:  # type: ignore[no-untyped-def]
+        html = route.fetch().text()
+        start = html.index(">", html.index('id="jupyter-config-data"')) + 1
+        end = html.index("</script>", start)
+        config = json.loads(html[start:end])
+        config["disabledExtensions"] = [*config.get("disabledExtensions", []), "@jupyterlab/vega5-extension"]
+        route.fulfill(body=html[:start] + json.dumps(config) + html[end:], content_type="text/html")
+
+    page.route("**/lab?*", without_vega)
+    sidebar = open_himalia(page, admin_lab)
+    choose_project(sidebar, "FRAUD")
+    merchants = expand(sidebar, "Data quality").locator("[data-dataset='merchants']")
+    merchants.locator(".hml-row-main").click()
+    merchants.get_by_role("button", name="Run checks").click()
+    missing = merchants.locator(".hml-chart-box[data-metric] .hml-chart-missing")
+    missing.wait_for()
+    assert "@jupyterlab/vega5-extension" in missing.inner_text()
+    assert merchants.locator(".hml-chart-box svg").count() == 0
+    missing.scroll_into_view_if_needed()
+    shoot(page, "data-quality-no-vega")
 
 
 def test_connections_test_and_snippet(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
