@@ -8,8 +8,8 @@ One run, on a fresh temporary data folder (SQLite):
 2. starts the run engine with the local executor (``LocalExecutor.warm_workers``, default 1) and
    times, round by round, the three ways of running the same notebook with the same parameter:
 
-   * ``platform``        ``RunService.request_run`` until the run is finished (the engine's
-     ``on_finished`` callback, fired after the run's state is stored as finished);
+   * ``platform``        ``RunService.request_run`` until the run is finished (the ``RunFinished``
+     event, published once the run's finished state is committed);
    * ``papermill``       ``papermill.execute_notebook`` in this process;
    * ``papermill CLI``   the ``papermill`` command in a subprocess (what a cron user runs).
 
@@ -61,8 +61,9 @@ from sqlalchemy.orm import selectinload
 
 from himalia.core.permissions import GlobalPermission
 from himalia.execution.base import Executor, StepHandle
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
+from himalia.store.events import RunFinished
 from himalia.store.orm import ScenarioRun, utcnow
 from himalia.wire.identity import CreateGroup, CreateProject, CreateUser
 from himalia.wire.scenarios import RunRequest, SaveScenario
@@ -156,6 +157,7 @@ class Platform:
         self._done = threading.Condition()
         self.executor_times: dict[int, dict[str, datetime]] = {}
         self.request_times: dict[int, dict[str, datetime]] = {}
+        self.plane.events.subscribe(RunFinished, self._on_finished)
 
     def save(self, slug: str, notebook: dict[str, Any]) -> None:
         definition = {
@@ -173,11 +175,10 @@ class Platform:
         self.plane.config.LocalExecutor.warm_workers = warm_workers
         engine = self.plane.start_engine(schedule=False)
         engine.executor = TimedExecutor(engine.executor, self.executor_times)
-        engine.on_finished.append(self._on_finished)
 
-    def _on_finished(self, run_id: int) -> None:
+    def _on_finished(self, event: RunFinished) -> None:
         with self._done:
-            self._finished[run_id] = utcnow()
+            self._finished[event.run_id] = utcnow()
             self._done.notify_all()
 
     def run(self, slug: str) -> float:
@@ -217,7 +218,7 @@ class Platform:
                     ("worker exited (HTML, exit)", self.executor_times[run.id]["executor_done"]),
                     ("step stored (artifacts)", step.ended_at),
                     ("run stored finished", run.ended_at),
-                    ("on_finished called", self._finished[run.id]),
+                    ("RunFinished published", self._finished[run.id]),
                 ]
                 for (_, before), (label, after) in itertools.pairwise(moments):
                     assert before is not None and after is not None

@@ -20,7 +20,7 @@ One run, on a fresh temporary data folder (SQLite, or the empty database given b
    (c) measures the CPU time this process uses over ``--idle-seconds`` while nothing is due
    (``time.process_time()``: the scheduler thread is the only one awake), and
    (b) measures, for every run of the burst, the delay from its fire time to the moment the run
-   is committed (``RunService.on_queued`` listeners are called right after the commit);
+   is committed (``RunQueued`` events are published right after the commit);
 4. measures a naive scheduler's cost: scanning every scenario each second, computing the next
    fire of its cron expression in its time zone with croniter, and prints the CPU ratio.
 
@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,10 +55,11 @@ from sqlalchemy import Engine, MetaData, create_engine, event, func, insert, sel
 from sqlalchemy.engine import make_url
 
 from himalia.core.permissions import GlobalPermission
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.scenarios.scheduler import Scheduler
 from himalia.store.db import Database
+from himalia.store.events import RunQueued
 from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
 from himalia.wire.definitions import WEEKDAYS, ScenarioDefinition, TimeTrigger
 from himalia.wire.identity import CreateGroup, CreateProject, CreateUser
@@ -214,6 +215,19 @@ class ShiftedClock:
         return utcnow() + self.offset
 
 
+def scheduler_of(plane: ControlPlane, now: Callable[[], datetime] = utcnow) -> Scheduler:
+    """A scheduler over ``plane``'s services, built as ``ControlPlane.start_engine`` builds it."""
+    return Scheduler(
+        plane.runs,
+        plane.events,
+        plane.datasets,
+        plane.connections,
+        min_interval=timedelta(seconds=plane.min_schedule_interval),
+        log=plane.log,
+        now=now,
+    )
+
+
 def percentile(samples: list[float], share: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(samples)
@@ -325,7 +339,7 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         # (a) load()
         loads, statements, begins = [], 0, 0
         for _ in range(max(args.load_runs, 1)):
-            probe = Scheduler(plane)
+            probe = scheduler_of(plane)
             with recording(plane.db.engine) as executed:
                 started = time.perf_counter()
                 probe.load()
@@ -341,7 +355,7 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         # The scheduler under test: loaded here (timed as well, shown at the end), then its thread is
         # started with the clock shifted so that the burst is idle + 2 s away.
         clock = ShiftedClock()
-        scheduler = Scheduler(plane, now=clock)
+        scheduler = scheduler_of(plane, now=clock)
         started = time.perf_counter()
         scheduler.load()
         live_load = time.perf_counter() - started
@@ -350,12 +364,12 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         created: dict[int, datetime] = {}
         lock = threading.Lock()
 
-        def on_queued(run_id: int) -> None:
+        def on_queued(event: RunQueued) -> None:
             moment = utcnow()
             with lock:
-                created[run_id] = moment
+                created[event.run_id] = moment
 
-        plane.runs.on_queued.append(on_queued)
+        plane.events.subscribe(RunQueued, on_queued)
         lead = args.idle_seconds + 2.0
         clock.offset = due - timedelta(seconds=lead) - utcnow()
         scheduler.load = lambda: None  # type: ignore[method-assign]  # loaded (and timed) just above
