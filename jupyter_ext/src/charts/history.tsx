@@ -66,6 +66,20 @@ function themeColours(element: Element): IChartColours {
   };
 }
 
+/** A number that changes whenever the lab switches theme, so that the chart takes its colours. */
+function useThemeChanges(): number {
+  const [changes, setChanges] = useState(0);
+  useEffect(() => {
+    const observer = new MutationObserver(() => setChanges(count => count + 1));
+    observer.observe(document.body, {
+      attributes: true,
+      attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light']
+    });
+    return () => observer.disconnect();
+  }, []);
+  return changes;
+}
+
 /** The browser's time zone, in which the history's times are shown. */
 function localTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
@@ -82,6 +96,7 @@ export function HistoryChart(props: IHistoryChartProps): JSX.Element {
   const available =
     rendermime !== null && rendermime.mimeTypes.includes(VEGALITE_MIME);
 
+  const theme = useThemeChanges();
   const spec = useMemo(
     () =>
       historySpec(metric, points, bounds, {
@@ -90,7 +105,7 @@ export function HistoryChart(props: IHistoryChartProps): JSX.Element {
         timeZone: localTimeZone(),
         colours: themeColours(box.current ?? document.body)
       }),
-    [metric, points, bounds, width, height]
+    [metric, points, bounds, width, height, theme]
   );
 
   useEffect(() => {
