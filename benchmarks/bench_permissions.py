@@ -39,8 +39,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, MetaData, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 
+from himalia.controlplane import ControlPlane
 from himalia.core.permissions import PROJECT_PRESETS, GlobalPermission, ProjectPermission, expand_project_permissions
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.store.db import Database
 from himalia.store.orm import Group, Project, ProjectGrant, User, utcnow

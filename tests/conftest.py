@@ -29,9 +29,9 @@ from sqlalchemy import create_engine, event, text
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from himalia.controlplane import ControlPlane
 from himalia.core.permissions import GlobalPermission as G
 from himalia.demo.seed import build_warehouse
-from himalia.hosts.controlplane import ControlPlane
 from himalia.hosts.server import make_application
 from himalia.identity.caller import Caller
 from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection, CreateDataset

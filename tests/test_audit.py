@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 import himalia.store.orm
 from himalia.cli import main
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter, database_clock
 from himalia.identity.caller import Caller
 from himalia.identity.tokens import digest

@@ -24,8 +24,8 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets.config import Config
 
 from himalia.cli import main
+from himalia.controlplane import ControlPlane
 from himalia.core.config import ConfigFileError, load_config_files
-from himalia.hosts.controlplane import ControlPlane
 from himalia.hub.service import HubService
 from himalia.scenarios.reporting import Mailer
 

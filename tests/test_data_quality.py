@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from himalia.cli import main
+from himalia.controlplane import ControlPlane
 from himalia.demo.seed import DEMO_DATASETS, build_warehouse
-from himalia.hosts.controlplane import ControlPlane
 from himalia.wire.data import AccessSpec, CreateConnection
 from himalia.wire.identity import SetGrant
 

@@ -16,9 +16,9 @@ import pandas as pd
 import papermill as pm
 import pytest
 
+from himalia.controlplane import ControlPlane
 from himalia.demo.mailsink import start_mailsink
 from himalia.demo.seed import data_folder, seed
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.kernel import client as kernel_client
 from himalia.wire.data import CreateDataset, UpdateConnection

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from traitlets import TraitError
 from traitlets.config import Config
 
+from himalia.controlplane import ControlPlane
 from himalia.execution.kubernetes.executor import KubernetesExecutor
 from himalia.execution.local import LocalExecutor
 from himalia.execution.worker import PAST_DEADLINE, StepClock, execute
-from himalia.hosts.controlplane import ControlPlane
 from himalia.wire.steps import Reason, StepJob, StepResult, deadline_after
 
 
@@ -49,7 +49,7 @@ def test_the_executor_class_is_a_type_trait(monkeypatch: pytest.MonkeyPatch) -> 
     from_file = Config({"ControlPlane": {"executor_class": "himalia.execution.local.LocalExecutor"}})
     assert ControlPlane(config=from_file).executor_class is LocalExecutor, "a configuration file wins"
     with pytest.raises(TraitError):
-        ControlPlane(executor_class="himalia.hosts.controlplane.ControlPlane")
+        ControlPlane(executor_class="himalia.controlplane.ControlPlane")
 
 
 def test_the_local_executor_reads_its_own_section(plane: ControlPlane) -> None:

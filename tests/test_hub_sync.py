@@ -1,7 +1,7 @@
 """Mirroring JupyterHub's people, groups and admin flags into Himalia (the service's sync)."""
 
+from himalia.controlplane import ControlPlane
 from himalia.core.permissions import GlobalPermission
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter
 from himalia.identity.caller import Caller
 from himalia.identity.users import HubPerson

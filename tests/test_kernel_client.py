@@ -16,7 +16,7 @@ import requests
 from nbclient import NotebookClient
 
 import himalia
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter
 from himalia.identity.caller import Caller
 from himalia.kernel import client as kernel_client

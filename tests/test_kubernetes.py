@@ -57,10 +57,10 @@ from himalia.compute.resources import (
     scheduling,
 )
 from himalia.compute.tiers import load_tiers_file
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import Conflict, InvalidInput, NotFound
 from himalia.execution.base import PRIVATE_ENVIRONMENT
 from himalia.execution.kubernetes.executor import DEADLINE_MARGIN, KubernetesExecutor
-from himalia.hosts.controlplane import ControlPlane
 from himalia.hub.kubespawner import KubernetesTierSpawner
 from himalia.identity.caller import Caller
 from himalia.scenarios.engine import RunEngine, StepServices

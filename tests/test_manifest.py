@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from himalia.cli import main
+from himalia.controlplane import ControlPlane
 from himalia.data.manifest import ManifestError, apply_manifest, load_manifest
-from himalia.hosts.controlplane import ControlPlane
 
 from .conftest import AUDIT_KEY, SECRET_KEY
 

@@ -6,10 +6,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
+from himalia.controlplane import ControlPlane
 from himalia.core.crypto import SecretBox, SecretKeyError
 from himalia.core.errors import Forbidden, InvalidInput
 from himalia.data.drivers import scrub
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.data import AccessSpec, CreateConnection, SetCredentials
 

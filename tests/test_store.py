@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import SchemaMismatch
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter
 from himalia.scenarios.records import Artifact
 from himalia.store.db import Database

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from himalia.compute.tiers import TiersFileError, load_tiers_file
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 
 from .conftest import LiveAPI

@@ -21,7 +21,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.wire.data import CheckSpec
 
 from ..conftest import LiveAPI

@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 import pytest
 
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.store.orm import ApiToken, ScenarioRun
 from himalia.wire.compute import TierSpec

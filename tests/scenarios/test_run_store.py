@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.scenarios.steps.notebook import typed_expand
 from himalia.scenarios.workers import this_worker
 from himalia.store.orm import ApiToken, RunStep, ScenarioRun, utcnow

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.store.orm import Scenario
 from himalia.wire.data import CreateConnection
 

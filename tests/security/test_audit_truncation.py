@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, insert, literal, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 import himalia.identity.audit
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.audit import GENESIS
 from himalia.identity.audit_head import ROW_LABEL, head_seal
 from himalia.identity.caller import Caller

@@ -21,10 +21,10 @@ import pytest
 from fsspec.registry import known_implementations
 from sqlalchemy import create_engine, text
 
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import HimaliaError
 from himalia.data.access import DEFAULT_REMOTE_PROTOCOLS, DataAccessPolicy, one_statement
 from himalia.data.drivers import UsableConnection, sql_engine
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.data import CreateConnection, CreateDataset, CustomMetric, UpdateDataset
 from himalia.wire.identity import CreateToken

@@ -38,8 +38,8 @@ from tornado.netutil import bind_sockets
 from tornado.web import create_signed_value
 
 from himalia.api.base import LOOPBACK, RETRY_AFTER_SECONDS, TRUSTED_PROXIES_SETTING, store_failure, trusted_networks
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import StorageFull, StoreUnavailable
-from himalia.hosts.controlplane import ControlPlane
 from himalia.hub.service import HubService, make_hub_application
 from himalia.store.orm import ApiToken
 

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import Forbidden
 from himalia.core.permissions import GlobalPermission as G
 from himalia.core.private_files import create_private_file
@@ -38,7 +39,6 @@ from himalia.execution.accounts import (
     find_account,
     read_produced,
 )
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.data import CheckSpec
 from himalia.wire.definitions import ScenarioDefinition

@@ -25,9 +25,9 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from himalia.controlplane import ControlPlane
 from himalia.execution.base import inherited_environment, is_secret_name
 from himalia.execution.local import LocalExecutor
-from himalia.hosts.controlplane import ControlPlane
 from himalia.scenarios.redaction import Redactor
 from himalia.wire.steps import StepJob
 

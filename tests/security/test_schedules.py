@@ -19,7 +19,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.scenarios.scheduler import Scheduler
 from himalia.store.orm import Scenario, ScenarioRun
 from himalia.wire.definitions import ScenarioDefinition

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from traitlets import TraitError
 
+from himalia.controlplane import ControlPlane
 from himalia.core.outbound import DestinationPolicy, DestinationRefused
-from himalia.hosts.controlplane import ControlPlane
 from himalia.scenarios.reporting import Delivery, Mailer, RunSummary, WebhookSettings, deliver
 from himalia.wire.definitions import WebhookReporter
 

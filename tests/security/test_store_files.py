@@ -52,7 +52,7 @@ import json, os, sys
 os.umask(int(sys.argv[2], 8))
 from pathlib import Path
 from himalia.identity.caller import Caller
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.wire import CreateUser
 
 home = Path(sys.argv[1])

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.store.orm import ApiToken, ScenarioRun, Tier, TierUsage, User, utcnow
 from himalia.wire.compute import TierSpec

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc
 from tornado import web
 
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import HimaliaError, InvalidInput, StorageFull, StoreUnavailable, Unauthenticated
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 
 R = TypeVar("R")

@@ -8,9 +8,9 @@ if the run did not exist, except administrators, who may know it does and are to
 
 from himalia.api.base import APIHandler, operation
 from himalia.api.scenarios import run_number
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import Forbidden, NotFound
 from himalia.execution.base import RemoteSteps
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.steps import StepJob, StepResult
 

@@ -11,8 +11,8 @@ from himalia.cli.output import fail
 from himalia.core.errors import HimaliaError
 
 if TYPE_CHECKING:
+    from himalia.controlplane import ControlPlane
     from himalia.core.config import LoadedConfig
-    from himalia.hosts.controlplane import ControlPlane
     from himalia.identity.caller import Caller
 
 #: The page size of the list commands: everything a person reads in a terminal.
@@ -48,7 +48,7 @@ class Context:
         loaded = self.configuration()  # first: a broken file is refused before the services are imported
         from traitlets import TraitError
 
-        from himalia.hosts.controlplane import ControlPlane
+        from himalia.controlplane import ControlPlane
 
         options = {name: value for name, value in {"home": self.home, "db_url": self.db_url}.items() if value}
         try:

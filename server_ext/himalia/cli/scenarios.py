@@ -12,7 +12,7 @@ from himalia.cli.context import Context, pairs, pass_ctx
 from himalia.cli.output import emit, print_table, run, stderr
 
 if TYPE_CHECKING:
-    from himalia.hosts.controlplane import ControlPlane
+    from himalia.controlplane import ControlPlane
     from himalia.identity.caller import Caller
 
 

@@ -13,10 +13,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from himalia.controlplane import ControlPlane
 from himalia.core.errors import Conflict
 from himalia.core.permissions import GlobalPermission as G
 from himalia.core.permissions import Profile
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.common import Variables
 from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection, CreateDataset

@@ -31,6 +31,7 @@ import psutil
 from traitlets import Bool, Enum, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from himalia.core.config import environment_default
 from himalia.core.errors import HimaliaError
 
 #: Longest user name ``useradd`` accepts on Linux.
@@ -150,9 +151,7 @@ class UserIsolation(LoggingConfigurable):
 
     home = Unicode(help="The control plane's home (set by the control plane).")
 
-    @default("mode")
-    def _default_mode(self) -> str:
-        return os.environ.get("HIMALIA_USER_ISOLATION") or "os_accounts"
+    _default_mode = environment_default("mode", "HIMALIA_USER_ISOLATION", "os_accounts")
 
     @default("job_root")
     def _default_job_root(self) -> str:

@@ -22,9 +22,9 @@ from traitlets import Bool, TraitError, Unicode, default
 
 from himalia.api import API_PREFIX, api_prefix, routes
 from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
+from himalia.controlplane import ControlPlane
 from himalia.core.config import ConfigFileError, environment_default, load_config_files
 from himalia.core.errors import HimaliaError, Unauthenticated
-from himalia.hosts.controlplane import ControlPlane
 from himalia.hosts.forwarding import SERVICE_URL, ForwardingHandler
 from himalia.identity.caller import Caller
 from himalia.scenarios.reporting import Mailer, WebhookSettings

@@ -14,7 +14,7 @@ from tornado.netutil import bind_sockets
 
 from himalia.api import api_prefix, routes
 from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE, TRUSTED_PROXIES_SETTING, trusted_networks
-from himalia.hosts.controlplane import ControlPlane
+from himalia.controlplane import ControlPlane
 
 
 def make_application(control_plane: ControlPlane, base_url: str = "/") -> web.Application:

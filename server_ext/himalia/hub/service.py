@@ -35,10 +35,10 @@ from himalia.api.base import (
     trusted_networks,
 )
 from himalia.compute.tiers import load_tiers_file
+from himalia.controlplane import ControlPlane
 from himalia.core.config import environment_default
 from himalia.core.errors import Forbidden, Unauthenticated
 from himalia.core.permissions import GlobalPermission
-from himalia.hosts.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.identity.users import HubPerson
 
