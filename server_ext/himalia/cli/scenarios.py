@@ -253,5 +253,7 @@ def scenario_log(ctx: Context, project_key: str, scenario_id: str, run_id: int) 
 @pass_ctx
 def scenario_abort(ctx: Context, project_key: str, scenario_id: str, run_id: int) -> None:
     """Abort a queued or running run (the process running it kills its kernels)."""
+    from himalia.wire.scenarios import RunState
+
     aborted = run(lambda: ctx.plane().runs.abort(ctx.caller(), project_key, scenario_id, run_id))
-    click.echo(f"run #{run_id}: {'aborted' if aborted.state == 'aborted' else 'abort requested'}")
+    click.echo(f"run #{run_id}: {'aborted' if aborted.state == RunState.ABORTED else 'abort requested'}")

@@ -70,8 +70,6 @@ from himalia.wire.scenarios import (
     StepState,
 )
 
-P = ProjectPermission
-
 
 def describe_run(run: ScenarioRun, project_key: str, artifacts: list[tuple[int, str]]) -> DescribeRun:
     """The run for the API; ``artifacts`` are the (position, kind) of the files its steps produced."""
@@ -123,7 +121,7 @@ class RunService(Service):
 
     def request_run(self, caller: Caller, key: str, scenario_id: str, spec: RunRequest) -> DescribeRun:
         with self.db.write() as session:
-            project, _ = require_project(session, caller, key, P.RUN_SCENARIOS)
+            project, _ = require_project(session, caller, key, ProjectPermission.RUN_SCENARIOS)
             scenario = find_scenario(session, project, scenario_id)
             definition = definition_of(scenario)
             admit_tier(session, scenario.run_as, definition.tier)
@@ -155,7 +153,7 @@ class RunService(Service):
 
     def rerun(self, caller: Caller, key: str, scenario_id: str, run_id: int, spec: RerunRequest) -> DescribeRun:
         with self.db.write() as session:
-            project, _ = require_project(session, caller, key, P.RUN_SCENARIOS)
+            project, _ = require_project(session, caller, key, ProjectPermission.RUN_SCENARIOS)
             scenario = find_scenario(session, project, scenario_id)
             earlier = self._find_run(session, scenario, run_id)
             definition = definition_of(earlier)
@@ -381,7 +379,7 @@ class RunService(Service):
 
     def abort(self, caller: Caller, key: str, scenario_id: str, run_id: int) -> DescribeRun:
         with self.db.write() as session:
-            project, _ = require_project(session, caller, key, P.RUN_SCENARIOS)
+            project, _ = require_project(session, caller, key, ProjectPermission.RUN_SCENARIOS)
             scenario = find_scenario(session, project, scenario_id)
             run = self._find_run(session, scenario, run_id)
             if run.state not in ACTIVE_STATES:

@@ -58,11 +58,9 @@ from himalia.wire.scenarios import (
     StepParameters,
 )
 
-P = ProjectPermission
-
 
 def may_read_scenarios(permissions: frozenset[ProjectPermission], key: str) -> None:
-    if P.READ_CONTENT not in permissions and P.RUN_SCENARIOS not in permissions:
+    if ProjectPermission.READ_CONTENT not in permissions and ProjectPermission.RUN_SCENARIOS not in permissions:
         raise Forbidden(f"This needs 'read_content' or 'run_scenarios' on project {key}.")
 
 
@@ -121,10 +119,6 @@ def describe_scenario(
         last_run=LastRun.model_validate(last, from_attributes=True) if last else None,
         definition=definition,
     )
-
-
-def _field(definition: ScenarioDefinition, index: int, name: str, kind: str = "steps") -> str:
-    return f"{kind}[{index}].{name}"
 
 
 class ScenarioService(Service):
@@ -221,7 +215,7 @@ class ScenarioService(Service):
     ) -> DescribeScenario:
         """Create or replace a scenario; its notebooks are snapshotted now."""
         with self.db.read() as session:  # refuse before parsing the YAML or reading any notebook
-            require_project(session, caller, key, P.WRITE_CONTENT)
+            require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
         definition = self.parse(spec)
         if scenario_id is not None and definition.id != scenario_id:
             raise InvalidInput(f"id: the body describes '{definition.id}', not '{scenario_id}'.", field="id")
@@ -233,7 +227,7 @@ class ScenarioService(Service):
             step.notebook: self._notebook_source(spec, step.notebook, i) for i, step in _notebook_steps(definition)
         }
         with self.db.write() as session:
-            project, _ = require_project(session, caller, key, P.WRITE_CONTENT)
+            project, _ = require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
             scenario = session.scalar(
                 select(Scenario).where(Scenario.project_id == project.id, Scenario.slug == definition.id)
             )
@@ -280,7 +274,7 @@ class ScenarioService(Service):
 
     def set_active(self, caller: Caller, key: str, scenario_id: str, active: bool) -> DescribeScenario:
         with self.db.write() as session:
-            project, _ = require_project(session, caller, key, P.WRITE_CONTENT)
+            project, _ = require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
             scenario = find_scenario(session, project, scenario_id)
             scenario.active = active
             scenario.definition = {**scenario.definition, "active": active}
@@ -300,7 +294,7 @@ class ScenarioService(Service):
 
     def delete_scenario(self, caller: Caller, key: str, scenario_id: str) -> None:
         with self.db.write() as session:
-            project, _ = require_project(session, caller, key, P.WRITE_CONTENT)
+            project, _ = require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
             scenario = find_scenario(session, project, scenario_id)
             active = session.scalar(
                 select(ScenarioRun.id).where(

@@ -15,7 +15,7 @@ from himalia.scenarios.snapshots import check_value
 from himalia.scenarios.steps.base import RunAborted, RunContext, StepFailed, StepKind, StepOutcome
 from himalia.wire.definitions import NotebookStep
 from himalia.wire.scenarios import ArtifactKind, StepState
-from himalia.wire.steps import StepJob, deadline_after
+from himalia.wire.steps import Reason, StepJob, deadline_after
 
 
 def typed_expand(values: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
@@ -100,11 +100,11 @@ class Notebook(StepKind[NotebookStep]):
             "parameters": parameters,
             "metrics": recorded,
         }
-        if result.reason == "aborted" or context.aborted.is_set():
+        if result.reason == Reason.ABORTED or context.aborted.is_set():
             raise RunAborted()
         if not result.ok:
             message = context.log.redactor.text(result.error or result.reason)
-            if result.reason == "timeout":  # say whose limit it was, as written
+            if result.reason == Reason.TIMEOUT:  # say whose limit it was, as written
                 if limit is not None and timeout == limit:
                     message = f"the step ran longer than its {step.timeout} limit"
                 else:
