@@ -25,6 +25,8 @@ from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
 from himalia.controlplane import ControlPlane
 from himalia.core.config import ConfigFileError, environment_default, load_config_files
 from himalia.core.errors import HimaliaError, Unauthenticated
+from himalia.execution.accounts import UserIsolation
+from himalia.execution.local import LocalExecutor
 from himalia.hosts.forwarding import SERVICE_URL, ForwardingHandler
 from himalia.identity.caller import Caller
 from himalia.scenarios.reporting import Mailer, WebhookSettings
@@ -74,7 +76,8 @@ def jupyter_hosted(handler: type[APIHandler]) -> type[APIHandler]:
 class HimaliaExtension(ExtensionApp):
     name = "himalia"
     description = "Himalia control plane, in-process (standalone mode)."
-    classes = [ControlPlane, Mailer, WebhookSettings]
+    # KubernetesExecutor is not listed: its module imports the kubernetes client, an optional extra.
+    classes = [ControlPlane, LocalExecutor, UserIsolation, Mailer, WebhookSettings]
 
     local_user = Unicode(
         config=True,
