@@ -240,6 +240,23 @@ def plane(db_url: str, tmp_path: Path) -> Iterator[ControlPlane]:
 
 
 @pytest.fixture
+def extension_config(db_url: str, tmp_path: Path) -> dict[str, Any]:
+    """A Jupyter server configuration enabling Himalia over ``db_url``, its home in ``tmp_path``.
+
+    Each Jupyter-hosted test file's ``jp_server_config`` starts from it and adds its own sections.
+    """
+    return {
+        "ServerApp": {"jpserver_extensions": {"himalia": True}},
+        "ControlPlane": {
+            "db_url": db_url,
+            "home": str(tmp_path / "himalia-home"),
+            "secret_keys": [SECRET_KEY],
+            "audit_key": AUDIT_KEY,
+        },
+    }
+
+
+@pytest.fixture
 def count_statements(plane: ControlPlane) -> Any:
     @contextmanager
     def counting() -> Iterator[list[str]]:

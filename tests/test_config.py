@@ -347,21 +347,11 @@ def himalia_config_text() -> str:
 
 
 @pytest.fixture
-def jp_server_config(db_url: str, tmp_path: Path, jp_config_dir: Path, himalia_config_text: str) -> dict[str, Any]:
+def jp_server_config(extension_config: dict[str, Any], jp_config_dir: Path, himalia_config_text: str) -> dict[str, Any]:
     """The server's own configuration, and ``himalia_config.py`` in Jupyter's config directory."""
     (jp_config_dir / "himalia_config.py").write_text(himalia_config_text)
-    return {
-        "ServerApp": {"jpserver_extensions": {"himalia": True}},
-        "ControlPlane": {
-            "db_url": db_url,
-            "home": str(tmp_path / "himalia-home"),
-            "secret_keys": [SECRET_KEY],
-            "audit_key": AUDIT_KEY,
-            "max_concurrent_runs": 6,
-            "run_scenarios": False,
-        },
-        "HubService": {"sync_interval": 5.0},
-    }
+    extension_config["ControlPlane"] |= {"max_concurrent_runs": 6, "run_scenarios": False}
+    return extension_config | {"HubService": {"sync_interval": 5.0}}
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

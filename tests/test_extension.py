@@ -9,30 +9,20 @@ as that token's user with that user's permissions, and needs no XSRF cookie. Run
 import asyncio
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
-from .conftest import AUDIT_KEY, SECRET_KEY, World
+from .conftest import World
 
 API = "himalia/api/v1"
 Fetch = Callable[..., HTTPResponse]
 
 
 @pytest.fixture
-def jp_server_config(db_url: str, tmp_path: Path) -> dict[str, Any]:
-    return {
-        "ServerApp": {"jpserver_extensions": {"himalia": True}},
-        "ControlPlane": {
-            "db_url": db_url,
-            "home": str(tmp_path / "himalia-home"),
-            "secret_keys": [SECRET_KEY],
-            "audit_key": AUDIT_KEY,
-        },
-        "HimaliaExtension": {"local_user": "owner"},
-    }
+def jp_server_config(extension_config: dict[str, Any]) -> dict[str, Any]:
+    return extension_config | {"HimaliaExtension": {"local_user": "owner"}}
 
 
 @pytest.fixture

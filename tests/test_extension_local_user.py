@@ -7,30 +7,20 @@ browser sends.
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPResponse
 
-from .conftest import AUDIT_KEY, SECRET_KEY, World
+from .conftest import World
 
 API = "himalia/api/v1"
 
 
 @pytest.fixture
-def jp_server_config(db_url: str, tmp_path: Path, world: World) -> dict[str, Any]:
-    return {
-        "ServerApp": {"jpserver_extensions": {"himalia": True}},
-        "ControlPlane": {
-            "db_url": db_url,
-            "home": str(tmp_path / "himalia-home"),
-            "secret_keys": [SECRET_KEY],
-            "audit_key": AUDIT_KEY,
-            "run_scenarios": False,
-        },
-        "HimaliaExtension": {"local_user": "reader", "local_user_admin": False},
-    }
+def jp_server_config(extension_config: dict[str, Any], world: World) -> dict[str, Any]:
+    extension_config["ControlPlane"]["run_scenarios"] = False
+    return extension_config | {"HimaliaExtension": {"local_user": "reader", "local_user_admin": False}}
 
 
 def fetch(jp_fetch: Any, loop: asyncio.AbstractEventLoop, *parts: str, **kwargs: Any) -> HTTPResponse:
