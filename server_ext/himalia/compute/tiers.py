@@ -324,9 +324,6 @@ class TierService(Service):
             cost = tier.spec.get("cost_per_hour", 0.0)
             session.add(TierUsage(user_id=user.id, tier=tier, kind="run", run_id=run_id, cost_per_hour=cost))
 
-    def close_run_usage(self, session: Session, run_id: int) -> None:
-        end_run_usage(session, [run_id])
-
     def list_usage(
         self, caller: Caller, limit: int, offset: int, user: str | None = None, running: bool = False
     ) -> Page[DescribeUsage]:
