@@ -17,21 +17,18 @@ export interface IRunArtifacts {
   producingSteps: number;
 }
 
-/** The artifacts of a run, as the server lists them (`step-<position>.<kind>`). */
+/** The artifacts of a run: each step says which kinds it produced. */
 export function runArtifacts(run: DescribeRun | null): IRunArtifacts {
-  const names = run?.artifacts ?? [];
   const ofStep = (step: DescribeStep) => ({
-    report: names.includes(`step-${step.position}.html`),
-    notebook: names.includes(`step-${step.position}.ipynb`)
+    report: (step.artifacts ?? []).includes('html'),
+    notebook: (step.artifacts ?? []).includes('ipynb')
   });
+  const produced = (run?.steps ?? []).map(ofStep);
   return {
-    hasReport: names.some(name => name.endsWith('.html')),
-    hasNotebook: names.some(name => name.endsWith('.ipynb')),
+    hasReport: produced.some(step => step.report),
+    hasNotebook: produced.some(step => step.notebook),
     ofStep,
-    producingSteps: (run?.steps ?? []).filter(step => {
-      const produced = ofStep(step);
-      return produced.report || produced.notebook;
-    }).length
+    producingSteps: produced.filter(step => step.report || step.notebook).length
   };
 }
 
