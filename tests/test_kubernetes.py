@@ -584,7 +584,7 @@ def test_a_step_without_a_known_tier_runs_unsized() -> None:
     assert "resources" not in job["spec"]["template"]["spec"]["containers"][0]
 
 
-# -- the pod's side: the run-step handlers and step_pod, with the run engine ------------------------
+# -- the pod's side: the run-step handlers and execution.kubernetes.pod, with the run engine ----------
 
 
 def on_kubernetes(plane: ControlPlane, api: LiveAPI, k8s: RecordedKubernetes) -> KubernetesExecutor:
@@ -901,7 +901,7 @@ async def test_the_hub_configuration_on_kubernetes(monkeypatch: pytest.MonkeyPat
     """``hub.extraConfig`` run as the chart runs it, after its own configuration."""
     for name, spec in VALUES["hub"]["extraEnv"].items():
         monkeypatch.setenv(name, spec if isinstance(spec, str) else f"<{name} from the pod spec>")
-    for endpoint in ("AUTHORIZE", "TOKEN", "USERINFO"):  # else hub_setup asks the provider for them
+    for endpoint in ("AUTHORIZE", "TOKEN", "USERINFO"):  # else hub.setup asks the provider for them
         monkeypatch.setenv(f"HIMALIA_OIDC_{endpoint}_URL", f"https://login.example.org/{endpoint.lower()}")
     c = Config()
     c.KubeSpawner.profile_list = []  # what the chart sets from singleuser.profileList

@@ -1,7 +1,7 @@
 """The store's tables. Only the service modules touch these rows; they never leave them.
 
 Constraint names follow one naming convention so that migrations are identical on SQLite and
-PostgreSQL. The schema itself is owned by Alembic (``himalia/alembic``); this module must agree
+PostgreSQL. The schema itself is owned by Alembic (``himalia/store/alembic``); this module must agree
 with the latest revision, which ``tests/test_store.py`` checks.
 """
 

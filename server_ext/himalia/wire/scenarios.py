@@ -1,4 +1,4 @@
-"""The API's vocabulary for scenarios and their runs (see ``models`` for the conventions)."""
+"""The API's vocabulary for scenarios and their runs (see ``wire.common`` for the conventions)."""
 
 from datetime import datetime
 from enum import StrEnum
