@@ -59,9 +59,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from himalia.controlplane import ControlPlane
 from himalia.core.permissions import GlobalPermission
 from himalia.execution.base import Executor, StepHandle
-from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.store.events import RunFinished
 from himalia.store.orm import ScenarioRun, utcnow

@@ -54,8 +54,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, MetaData, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 
-from himalia.core.permissions import GlobalPermission
 from himalia.controlplane import ControlPlane
+from himalia.core.permissions import GlobalPermission
 from himalia.identity.caller import Caller
 from himalia.scenarios.scheduler import Scheduler
 from himalia.store.db import Database
