@@ -43,9 +43,9 @@ from himalia.core.errors import StorageFull, StoreUnavailable
 from himalia.hub.service import HubService, make_hub_application
 from himalia.store.orm import ApiToken
 
-from .. import test_extension as jupyter_host
 from ..conftest import AUDIT_KEY, SECRET_KEY, LiveAPI, World
-from ..test_extension import API, Fetch, as_user, assert_error, body, login_cookie
+from ..hosts import test_extension as jupyter_host
+from ..hosts.test_extension import API, Fetch, as_user, assert_error, body, login_cookie
 from .conftest import Ledger
 
 FORWARDED = "10 forwarded-for headers"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
-from .conftest import World
+from ..conftest import World
 
 API = "himalia/api/v1"
 Fetch = Callable[..., HTTPResponse]

@@ -148,7 +148,7 @@ def test_demo_seed_is_idempotent(himalia) -> None:  # type: ignore[no-untyped-de
     assert "chain intact" in himalia("audit", "verify").output
 
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def test_the_demo_scenario_from_the_command_line(demo_himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -192,7 +192,7 @@ def test_the_demo_scenario_from_the_command_line(demo_himalia, tmp_path: Path) -
 
 
 def test_tiers_change_without_a_redeploy(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    tiers_file = Path(__file__).resolve().parents[1] / "hub_config" / "tiers.yaml"
+    tiers_file = Path(__file__).resolve().parents[2] / "hub_config" / "tiers.yaml"
     for group in ("admins", "data_team", "analysts"):
         himalia("group", "add", group)
     himalia("user", "add", "bob", "--group", "analysts")

@@ -10,7 +10,7 @@ from himalia.cli import main
 from himalia.core.documents import DocumentError
 from himalia.wire.definitions import TimeTrigger, json_schema, load_scenario, schedule_to_cron
 
-DEMO = Path(__file__).parent.parent / "scenarios" / "daily-fraud-scoring.yaml"
+DEMO = Path(__file__).parents[2] / "scenarios" / "daily-fraud-scoring.yaml"
 MINIMAL = """\
 id: nightly
 name: Nightly

@@ -19,7 +19,7 @@ from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import CreateProject, CreateToken, SetGrant
 from himalia.wire.scenarios import ArtifactKind, RunRequest, SaveScenario
 
-from .conftest import AUDIT_KEY, SECRET_KEY
+from ..conftest import AUDIT_KEY, SECRET_KEY
 
 
 def test_migrations_match_the_models(plane: ControlPlane) -> None:

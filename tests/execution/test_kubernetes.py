@@ -69,9 +69,9 @@ from himalia.store.orm import NotebookSnapshot, ScenarioRun
 from himalia.wire.compute import DescribeTier
 from himalia.wire.steps import Reason, StepJob, StepResult, deadline_after
 
-from .conftest import LiveAPI
+from ..conftest import LiveAPI
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECORDINGS = Path(__file__).parent / "kubernetes_recordings"
 Z2JH_SCHEMA = Path(__file__).parent / "kubernetes_schemas" / "z2jh-values.schema.yaml"
 #: The newest Kubernetes whose schemas kubernetes-validate ships.

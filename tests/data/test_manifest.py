@@ -9,7 +9,7 @@ from himalia.cli import main
 from himalia.controlplane import ControlPlane
 from himalia.data.manifest import ManifestError, apply_manifest, load_manifest
 
-from .conftest import AUDIT_KEY, SECRET_KEY
+from ..conftest import AUDIT_KEY, SECRET_KEY
 
 GOOD = """\
 project: ALPHA

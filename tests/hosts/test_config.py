@@ -29,7 +29,7 @@ from himalia.core.config import ConfigFileError, load_config_files
 from himalia.hub.service import HubService
 from himalia.scenarios.reporting import Mailer
 
-from .conftest import AUDIT_KEY, SECRET_KEY
+from ..conftest import AUDIT_KEY, SECRET_KEY
 
 HUB_TOKEN = "service-token-of-the-test-hub"
 

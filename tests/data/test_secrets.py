@@ -13,8 +13,8 @@ from himalia.data.drivers import scrub
 from himalia.identity.caller import Caller
 from himalia.wire.data import AccessSpec, CreateConnection, SetCredentials
 
-from .conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
-from .postgres import TemporaryPostgres
+from ..conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
+from ..postgres import TemporaryPostgres
 
 PER_USER_SECRET = "per-user-s3cr3t-Zk9"
 NEW_SECRET = "created-over-api-Pw4"

@@ -16,8 +16,8 @@ from himalia.demo.seed import DEMO_DATASETS, build_warehouse
 from himalia.wire.data import AccessSpec, CreateConnection
 from himalia.wire.identity import SetGrant
 
-from .conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
-from .postgres import TemporaryPostgres
+from ..conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
+from ..postgres import TemporaryPostgres
 
 ALPHA = "/projects/ALPHA"
 

@@ -1,6 +1,6 @@
 """Projects, presets, grants and the authorization matrix, as the API's users meet them."""
 
-from .conftest import PROJECT_NAME, LiveAPI
+from ..conftest import PROJECT_NAME, LiveAPI
 
 
 def test_creator_becomes_owner_with_admin(api: LiveAPI) -> None:

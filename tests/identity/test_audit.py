@@ -24,7 +24,7 @@ from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import CreateProject, DescribeAuditEntry, SetGrant
 from himalia.wire.scenarios import RunRequest, SaveScenario
 
-from .conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
+from ..conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
 
 OPERATOR = Caller.operator("auditor-test", client_address="10.9.8.7")
 

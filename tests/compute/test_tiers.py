@@ -9,9 +9,9 @@ from himalia.compute.tiers import TiersFileError, load_tiers_file
 from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 
-from .conftest import LiveAPI
+from ..conftest import LiveAPI
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

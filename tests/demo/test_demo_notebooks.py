@@ -24,9 +24,9 @@ from himalia.kernel import client as kernel_client
 from himalia.wire.data import CreateDataset, UpdateConnection
 from himalia.wire.identity import CreateToken
 
-from .conftest import LiveAPI
+from ..conftest import LiveAPI
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PREPARE, SCORE = NOTEBOOKS / "prepare.ipynb", NOTEBOOKS / "score.ipynb"
 PREPARED_COLUMNS = [  # the training's prepared dataset, which the demo's checks read
     "transaction_id",

@@ -22,7 +22,7 @@ from himalia.identity.caller import Caller
 from himalia.kernel import client as kernel_client
 from himalia.wire.data import AccessSpec, CreateConnection, CreateDataset
 
-from .conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
+from ..conftest import AUDIT_KEY, SECRET_KEY, SHARED_SECRET, LiveAPI
 
 #: What a kernel never loads: the control plane's store, services and hosts, and what only they need.
 CONTROL_PLANE = (

@@ -6,7 +6,7 @@ from himalia.core.errors import InvalidInput
 from himalia.core.variables import expand, merge_scopes, resolve
 from himalia.wire.common import Variables
 
-from .conftest import LiveAPI
+from ..conftest import LiveAPI
 
 
 def test_narrower_scopes_win_key_by_key() -> None:

@@ -16,7 +16,7 @@ string or body key replaced by a string known to break servers (NUL, unpaired su
 non-ASCII digits, ...), which random generation rarely produces.
 
 Generation is derandomized (the same cases on every run) and never shrinks. A deeper, slower
-run: ``HIMALIA_FUZZ_EXAMPLES=150 pytest tests/test_fuzz.py``.
+run: ``HIMALIA_FUZZ_EXAMPLES=150 pytest tests/api/test_fuzz.py``.
 
 Not built on ``schemathesis.pytest.from_fixture``: schemathesis 4.32's lazy loader sets
 ``Function._nodeid``, which pytest 9.2 no longer has. The cases come from the public
@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from .conftest import LiveAPI, World
+from ..conftest import LiveAPI, World
 
 MAX_EXAMPLES = int(os.environ.get("HIMALIA_FUZZ_EXAMPLES", "15"))
 CHECKS = [

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPResponse
 
-from .conftest import World
+from ..conftest import World
 
 API = "himalia/api/v1"
 

@@ -67,7 +67,7 @@ from himalia.data.probes import (
     parse_probes,
 )
 
-from .postgres import TemporaryPostgres
+from ..postgres import TemporaryPostgres
 
 #: pandas' own std() of values near ±1e300 overflows (the reason for the exact reference there).
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in square:RuntimeWarning")

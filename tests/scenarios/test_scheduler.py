@@ -28,7 +28,7 @@ from himalia.wire.data import UpdateConnection
 from himalia.wire.definitions import ScenarioDefinition, TimeTrigger
 from himalia.wire.scenarios import RunRequest, SaveScenario
 
-from .conftest import make_plane
+from ..conftest import make_plane
 
 #: Tests where the backend makes no difference run on SQLite only.
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
