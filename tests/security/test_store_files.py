@@ -53,7 +53,7 @@ os.umask(int(sys.argv[2], 8))
 from pathlib import Path
 from himalia.identity.caller import Caller
 from himalia.controlplane import ControlPlane
-from himalia.wire import CreateUser
+from himalia.wire.identity import CreateUser
 
 home = Path(sys.argv[1])
 names = json.loads(sys.argv[3])
