@@ -150,6 +150,16 @@ def make_plane(home: Path, db_url: str) -> ControlPlane:
 # -- backends -------------------------------------------------------------------------------------
 
 
+UI_TESTS = Path(__file__).parent / "ui"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps its event loop as the main thread's
+    current loop until the session ends, and jupyter's loop fixtures in any later test would find
+    it running (``tests/wire`` sorts after ``tests/ui``)."""
+    items.sort(key=lambda item: item.path.is_relative_to(UI_TESTS))
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[TemporaryPostgres]:
     bindir = find_bindir()

@@ -27,8 +27,9 @@ from ..conftest import LiveAPI
 from .conftest import Ledger
 
 ATTACK = "6 parsing bombs"
-#: What one refusal may cost at most, in wall-clock seconds (the bombs cost 16 s and more before).
-BOUND = 1.0
+#: What one refusal may cost at most, in wall-clock seconds: the bombs cost 16 s and more before, a
+#: refusal costs about 0.1 s, and a loaded CI machine once took 1.4 s for the largest one.
+BOUND = 3.0
 SCENARIOS = "/projects/ALPHA/scenarios"
 
 STEP = "  - name: step {index}\n    type: run_checks\n    dataset: transactions\n"
