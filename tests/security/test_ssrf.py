@@ -7,7 +7,6 @@ only the names of these tests, so not even a DNS query leaves. Loopback spelling
 receivers, so that a target let through would show up there as well as in the guard.
 """
 
-import datetime as dt
 import ipaddress
 import socket
 import ssl
@@ -22,9 +21,6 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from traitlets import TraitError
 
 from himalia.controlplane import ControlPlane
@@ -33,6 +29,7 @@ from himalia.scenarios.reporting import Delivery, Mailer, RunSummary, WebhookSet
 from himalia.wire.definitions import WebhookReporter
 
 from ..conftest import LiveAPI
+from ..tls import self_signed
 from .conftest import Ledger
 
 ATTACK = "10 SSRF targets"
@@ -497,31 +494,12 @@ def test_no_reply_body_nor_reason_phrase_is_kept(hooks: dict[str, Receiver]) -> 
 @pytest.fixture(scope="module")
 def tls_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver, Path]]:
     """HTTPS on 127.0.0.1 with a certificate for the name ``hooks.corp.example`` only."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.corp.example")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.corp.example")]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    cert, context = self_signed(
+        tmp_path_factory.mktemp("webhook-tls"), "hooks.corp.example", x509.DNSName("hooks.corp.example")
     )
-    folder = tmp_path_factory.mktemp("webhook-tls")
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     receiver = Receiver("127.0.0.1")
     stop = serve(receiver, context)
-    yield receiver, folder / "cert.pem"
+    yield receiver, cert
     stop()
 
 
