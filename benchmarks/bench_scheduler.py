@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -215,19 +215,6 @@ class ShiftedClock:
         return utcnow() + self.offset
 
 
-def scheduler_of(plane: ControlPlane, now: Callable[[], datetime] = utcnow) -> Scheduler:
-    """A scheduler over ``plane``'s services, built as ``ControlPlane.start_engine`` builds it."""
-    return Scheduler(
-        plane.runs,
-        plane.events,
-        plane.datasets,
-        plane.connections,
-        min_interval=timedelta(seconds=plane.min_schedule_interval),
-        log=plane.log,
-        now=now,
-    )
-
-
 def percentile(samples: list[float], share: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(samples)
@@ -339,7 +326,7 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         # (a) load()
         loads, statements, begins = [], 0, 0
         for _ in range(max(args.load_runs, 1)):
-            probe = scheduler_of(plane)
+            probe = plane.new_scheduler()
             with recording(plane.db.engine) as executed:
                 started = time.perf_counter()
                 probe.load()
@@ -355,7 +342,7 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         # The scheduler under test: loaded here (timed as well, shown at the end), then its thread is
         # started with the clock shifted so that the burst is idle + 2 s away.
         clock = ShiftedClock()
-        scheduler = scheduler_of(plane, now=clock)
+        scheduler = plane.new_scheduler(clock)
         started = time.perf_counter()
         scheduler.load()
         live_load = time.perf_counter() - started

@@ -10,7 +10,7 @@ import os
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +45,7 @@ from himalia.scenarios.scheduler import Scheduler
 from himalia.scenarios.service import ScenarioService
 from himalia.store.db import Database
 from himalia.store.events import Events
+from himalia.store.orm import utcnow
 from himalia.wire.definitions import input_context
 
 R = TypeVar("R")
@@ -335,17 +336,22 @@ class ControlPlane(LoggingConfigurable):
             only=only,
         )
         if schedule:
-            self.scheduler = Scheduler(
-                self.runs,
-                self.events,
-                self.datasets,
-                self.connections,
-                min_interval=timedelta(seconds=self.min_schedule_interval),
-                log=self.log,
-            )
+            self.scheduler = self.new_scheduler()
             self.scheduler.start()
         self.engine.start()
         return self.engine
+
+    def new_scheduler(self, now: Callable[[], datetime] = utcnow) -> Scheduler:
+        """A scheduler over this plane's services (``now`` is the clock tests and benchmarks move)."""
+        return Scheduler(
+            self.runs,
+            self.events,
+            self.datasets,
+            self.connections,
+            min_interval=timedelta(seconds=self.min_schedule_interval),
+            log=self.log,
+            now=now,
+        )
 
     def stop(self) -> None:
         if self.scheduler is not None:

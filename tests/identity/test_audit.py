@@ -18,7 +18,6 @@ from himalia.controlplane import ControlPlane
 from himalia.identity.audit import AuditFilter, database_clock
 from himalia.identity.caller import Caller
 from himalia.identity.tokens import digest
-from himalia.scenarios.scheduler import Scheduler
 from himalia.store.orm import ApiToken, ScenarioRun, User
 from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import CreateProject, DescribeAuditEntry, SetGrant
@@ -181,15 +180,7 @@ def test_entries_take_the_databases_time_not_the_clients(plane: ControlPlane, mo
 def test_scheduled_firings_are_audited_as_the_system(plane: ControlPlane) -> None:
     """``nightly`` fires daily at 02:00 UTC; every run the scheduler creates has its entry."""
     moment = datetime(2030, 1, 1, 1, 59, tzinfo=UTC)
-    scheduler = Scheduler(
-        plane.runs,
-        plane.events,
-        plane.datasets,
-        plane.connections,
-        min_interval=timedelta(seconds=plane.min_schedule_interval),
-        log=plane.log,
-        now=lambda: moment,
-    )
+    scheduler = plane.new_scheduler(lambda: moment)
     scheduler.load()
     fired = scheduler.fire_due(datetime(2030, 1, 1, 2, 0, tzinfo=UTC))
     assert fired

@@ -99,18 +99,10 @@ class Clock:
         return self.now
 
 
-def scheduler_of(plane: ControlPlane, now: Callable[[], datetime]) -> Scheduler:
-    """A scheduler wired as ``start_engine`` wires it, with its own clock."""
-    interval = timedelta(seconds=plane.min_schedule_interval)
-    return Scheduler(
-        plane.runs, plane.events, plane.datasets, plane.connections, min_interval=interval, log=plane.log, now=now
-    )
-
-
 def scheduler_at(plane: ControlPlane, now: datetime) -> tuple[Scheduler, Clock]:
     """A scheduler whose clock reads ``now``, loaded (as on start)."""
     clock = Clock(now)
-    scheduler = scheduler_of(plane, clock)
+    scheduler = plane.new_scheduler(clock)
     scheduler.load()
     return scheduler, clock
 
@@ -614,7 +606,7 @@ def test_the_thread_fires_on_time_and_wakes_up_on_saves(plane: ControlPlane) -> 
     fire = FUTURE.replace(hour=2)
     shift = [fire - timedelta(seconds=1.5) - utcnow()]
     loaded = save(plane, "threaded", [daily("02:00")])
-    scheduler = scheduler_of(plane, lambda: utcnow() + shift[0])
+    scheduler = plane.new_scheduler(lambda: utcnow() + shift[0])
     scheduler.start()
     try:
         assert wait_for(lambda: len(runs(plane, loaded)) == 1, 6)

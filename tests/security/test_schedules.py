@@ -11,7 +11,7 @@ once per minimum interval.
 import calendar
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,6 @@ import requests
 from sqlalchemy import select
 
 from himalia.controlplane import ControlPlane
-from himalia.scenarios.scheduler import Scheduler
 from himalia.store.orm import Scenario, ScenarioRun
 from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.scenarios import SaveScenario
@@ -32,14 +31,6 @@ ATTACK = "7 runaway schedules"
 SCENARIOS = "/projects/ALPHA/scenarios"
 STEPS = [{"name": "checks", "type": "run_checks", "dataset": "transactions"}]
 _ids = itertools.count()
-
-
-def scheduler_of(plane: ControlPlane, now: Callable[[], datetime]) -> Scheduler:
-    """A scheduler wired as ``start_engine`` wires it, with its own clock."""
-    interval = timedelta(seconds=plane.min_schedule_interval)
-    return Scheduler(
-        plane.runs, plane.events, plane.datasets, plane.connections, min_interval=interval, log=plane.log, now=now
-    )
 
 
 def post_trigger(api: LiveAPI, trigger: dict[str, Any]) -> requests.Response:
@@ -205,7 +196,7 @@ def test_a_stored_seven_field_cron_stays_readable_and_fires_once_a_minute(api: L
     assert api.request("GET", f"{SCENARIOS}/legacy").status_code == 200
     assert "legacy" in {s["id"] for s in api.request("GET", SCENARIOS).json()["items"]}
     clock = [NOON]
-    scheduler = scheduler_of(api.plane, lambda: clock[0])
+    scheduler = api.plane.new_scheduler(lambda: clock[0])
     scheduler.load()
     while clock[0] <= NOON + timedelta(minutes=5):
         scheduler.fire_due(clock[0])
@@ -222,7 +213,7 @@ def test_a_stored_seven_field_cron_stays_readable_and_fires_once_a_minute(api: L
 @pytest.mark.parametrize("interval", ["0s", "1s", "30s"])
 def test_a_stored_fast_poll_waits_the_minimum_between_polls(api: LiveAPI, ledger: Ledger, interval: str) -> None:
     store_definition_as_is(api.plane, "legacy-poll", poll("sql_condition", interval))
-    scheduler = scheduler_of(api.plane, lambda: NOON)
+    scheduler = api.plane.new_scheduler(lambda: NOON)
     scheduler.load()
     assert scheduler.next_due() == NOON  # a polling trigger polls on start
     scheduler.fire_due(NOON)
