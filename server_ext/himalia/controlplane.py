@@ -20,7 +20,7 @@ from traitlets import Bool, Bunch, Float, Int, List, Type, Unicode, default, val
 from traitlets.config import LoggingConfigurable
 
 from himalia.compute.tiers import TierService
-from himalia.core.config import comma_separated, environment_default
+from himalia.core.config import absolute_path, comma_separated, environment_default
 from himalia.core.crypto import SecretBox, load_or_create_key_file
 from himalia.core.errors import InvalidInput
 from himalia.core.home import home_problems_reported, require_writable_home
@@ -72,12 +72,14 @@ class ControlPlane(LoggingConfigurable):
         Defaults to $HIMALIA_HOME, else `himalia` in Jupyter's data directory.""",
     )
 
-    _default_home = environment_default("home", "HIMALIA_HOME", lambda _: os.path.join(jupyter_data_dir(), "himalia"))
+    _default_home = environment_default(
+        "home", "HIMALIA_HOME", lambda _: os.path.join(jupyter_data_dir(), "himalia"), absolute_path
+    )
 
     @validate("home")
     def _absolute_home(self, proposal: Bunch) -> str:
         """Paths derived from home (the SQLite file, demo connections) must not depend on the cwd."""
-        return os.path.abspath(os.path.expanduser(proposal["value"]))
+        return absolute_path(proposal["value"])
 
     db_url = Unicode(
         config=True,
@@ -134,7 +136,10 @@ class ControlPlane(LoggingConfigurable):
     )
 
     _default_audit_head_file = environment_default(
-        "audit_head_file", "HIMALIA_AUDIT_HEAD", lambda plane: str(Path(plane.home) / "audit.head")
+        "audit_head_file",
+        "HIMALIA_AUDIT_HEAD",
+        lambda plane: str(Path(plane.home) / "audit.head"),
+        lambda value: absolute_path(value) if value.strip() else "",
     )
 
     create_empty_database = Bool(

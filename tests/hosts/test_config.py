@@ -124,6 +124,19 @@ def test_environment_variables_are_defaults_the_file_and_then_the_constructor_ov
     assert ControlPlane().home == os.path.join(jupyter_data_dir(), "himalia")
 
 
+def test_relative_paths_from_the_environment_are_made_absolute_where_they_are_read(
+    no_config_environment: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`make lab` passes HIMALIA_HOME=.himalia-demo; workers run in other folders."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HIMALIA_HOME", ".himalia-demo")
+    monkeypatch.setenv("HIMALIA_AUDIT_HEAD", "heads/audit.head")
+    plane = ControlPlane()
+    assert plane.home == str(tmp_path / ".himalia-demo")
+    assert plane.db_url == f"sqlite:///{tmp_path / '.himalia-demo' / 'himalia.sqlite'}"
+    assert plane.audit_head_file == str(tmp_path / "heads" / "audit.head")
+
+
 def test_every_configurable_of_the_hub_mode_process_reads_the_configuration(
     no_config_environment: Path, tmp_path: Path
 ) -> None:

@@ -109,6 +109,12 @@ def environment_default(trait: str, variable: str, otherwise: Any, parse: Callab
     return default(trait)(from_environment)
 
 
+def absolute_path(value: str) -> str:
+    """A path from the environment made absolute at once: workers and kernels run in other
+    folders, so a relative ``HIMALIA_HOME=.himalia-demo`` would name another place there."""
+    return os.path.abspath(os.path.expanduser(value))
+
+
 def comma_separated(value: str) -> list[str]:
     """``a, b,,c`` as ``["a", "b", "c"]``: how list-valued environment variables are written."""
     return [part.strip() for part in value.split(",") if part.strip()]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 
+from himalia.execution.report import load_report_templates, render_report
 from himalia.wire.steps import ERROR_LIMIT, Reason, StepJob, StepResult
 
 if TYPE_CHECKING:
@@ -65,10 +66,8 @@ class StepClock:
 def execute(job: StepJob, folder: Path) -> StepResult:
     """Run ``job`` with papermill in ``folder``, until it ends or its deadline; write the executed
     notebook and its HTML report there. The result carries no files: they stay in ``folder``."""
-    import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
 
     source, executed = folder / "input.ipynb", folder / "executed.ipynb"
@@ -100,9 +99,7 @@ def execute(job: StepJob, folder: Path) -> StepResult:
         outcome = StepResult(reason=Reason.FAILED, error=f"{type(error).__name__}: {error}"[:ERROR_LIMIT])
         traceback.print_exc(file=sys.stdout)
     if executed.exists():
-        exporter = HTMLExporter(exclude_input=job.hide_code, exclude_input_prompt=job.hide_code)
-        body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-        (folder / "report.html").write_text(body, encoding="utf-8")
+        (folder / "report.html").write_text(render_report(executed, job.hide_code), encoding="utf-8")
     return outcome
 
 
@@ -155,22 +152,13 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), name="himalia-parent-watch", daemon=True).start()
 
 
-def _load_report_templates() -> None:
-    """Export an empty notebook once: the first export loads nbconvert's templates (a second on a
-    busy machine), which a step would otherwise pay after its deadline."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    HTMLExporter().from_notebook_node(nbformat.v4.new_notebook())
-
-
 def main() -> None:
     """Take one job from stdin: its folder's path on the first line, the ``StepJob`` as JSON on the second."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[papermill] %(message)s")
     die_with_parent(int(os.environ.get(PARENT_VARIABLE) or os.getppid()))
     for module in STEP_MODULES:
         importlib.import_module(module)
-    _load_report_templates()
+    load_report_templates()
     folder = sys.stdin.readline().strip()
     if not folder:
         return  # the executor closed the pool before handing over a job

@@ -400,6 +400,15 @@ class ScenarioDefinition(Strict):
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     triggers: list[Trigger] = Field(default_factory=list, max_length=MAX_TRIGGERS)
     reporters: list[Reporter] = Field(default_factory=list, max_length=MAX_REPORTERS)
+    files: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] | None = Field(
+        None,
+        max_length=100,
+        description="Globs of the project files its runs need, relative to the folder of its first "
+        "notebook; by default that folder's whole tree.",
+    )
+    notify_on_failure: bool = Field(
+        True, description="With no reporter, mail a failed run to the run-as user (when mail is configured)."
+    )
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> "ScenarioDefinition":
