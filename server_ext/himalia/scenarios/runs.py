@@ -44,6 +44,7 @@ from himalia.scenarios.workers import worker_gone
 from himalia.store.db import paginate
 from himalia.store.events import AbortRequested, Events, RunFinished, RunQueued
 from himalia.store.orm import (
+    Dataset,
     InstanceSetting,
     MetricValue,
     NotebookSnapshot,
@@ -557,9 +558,9 @@ class RunService(Service):
             if variables is not None:
                 session.get_one(ScenarioRun, run_id).variables = dict(variables)
 
-    def add_artifacts(self, run_id: int, position: int, artifacts: list[Artifact]) -> dict[str, float]:
+    def add_artifacts(self, run_id: int, position: int, artifacts: list[Artifact]) -> dict[str, Any]:
         """Keep what a notebook step produced (replacing an earlier attempt's); return the metrics
-        the run has recorded so far, which the step's outputs show."""
+        its kernel recorded, which the step's outputs show (see ``step_metrics``)."""
         with self.db.write() as session:
             for artifact in artifacts:
                 session.merge(
@@ -571,10 +572,7 @@ class RunService(Service):
                         content=artifact.content,
                     )
                 )
-            recorded = session.execute(
-                select(MetricValue.metric, MetricValue.value).where(MetricValue.run_id == str(run_id))
-            ).all()
-            return {metric: value for metric, value in recorded}
+            return step_metrics(session, run_id, position)
 
     def append_log(self, run_id: int, text: str) -> None:
         with self.db.write() as session:
@@ -802,6 +800,32 @@ def _close_steps(run: ScenarioRun, interrupted: str | None) -> None:
             step.state, step.ended_at = StepState.FAILED, run.ended_at
             if interrupted is not None:
                 step.message = interrupted
+
+
+def step_metrics(session: Session, run_id: int, position: int) -> dict[str, Any]:
+    """The metrics the kernel of step ``position`` recorded during its last attempt, named
+    ``dataset/metric`` when they belong to a dataset (neither name may hold a slash).
+
+    Steps of a run execute one after another and a step's kernel is gone when the next starts,
+    so what the run-as user recorded for the run through the API (origin ``run``) between the
+    attempt's start and now is that kernel's; ``compute_metrics`` steps record theirs with
+    origin ``scenario`` and show them in their own outputs.
+    """
+    step = session.get_one(RunStep, (run_id, position))
+    run = session.get_one(ScenarioRun, run_id, options=[joinedload(ScenarioRun.run_as)])
+    query = (
+        select(Dataset.name, MetricValue.metric, MetricValue.value)
+        .outerjoin(Dataset, Dataset.id == MetricValue.dataset_id)
+        .where(
+            MetricValue.run_id == str(run_id),
+            MetricValue.origin == "run",
+            MetricValue.actor == run.run_as.login,
+        )
+        .order_by(MetricValue.id)
+    )
+    if step.started_at is not None:
+        query = query.where(MetricValue.computed_at >= step.started_at)
+    return {(f"{dataset}/{metric}" if dataset else metric): value for dataset, metric, value in session.execute(query)}
 
 
 def summary_steps(run: ScenarioRun) -> list[StepSummary]:
