@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -343,6 +344,30 @@ class NotebookSnapshot(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ProjectFileBlob(Base):
+    """One file's bytes as a scenario saved them, addressed by their SHA-256, stored once for all trees."""
+
+    __tablename__ = "project_file_blobs"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FileTree(Base):
+    """The project files a scenario's notebooks run beside, addressed by the SHA-256 of its entries."""
+
+    __tablename__ = "file_trees"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: ``[[path, blob digest, size], ...]`` sorted by path; paths are relative, ``/``-separated.
+    entries: Mapped[list[list[Any]]] = mapped_column(JSON)
+    file_count: Mapped[int] = mapped_column(Integer)
+    total_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Scenario(Base):
     __tablename__ = "scenarios"
     __table_args__ = (Index("uq_scenarios_project_slug", "project_id", "slug", unique=True),)
@@ -357,6 +382,8 @@ class Scenario(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: Notebook path -> snapshot digest, taken when the scenario was saved.
     notebooks: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: The ``FileTree`` digest of the project files its notebooks run beside, taken when it was saved.
+    file_tree: Mapped[str | None] = mapped_column(String(64))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     run_as_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     updated_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -393,6 +420,8 @@ class ScenarioRun(Base):
     run_as_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     notebooks: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: The ``FileTree`` digest its notebook steps ran beside; a re-run uses the same one.
+    file_tree: Mapped[str | None] = mapped_column(String(64))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Re-runs from a failed step start there, with the variables the earlier run had set.
