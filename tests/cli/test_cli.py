@@ -236,3 +236,60 @@ def test_help_imports_no_store_no_services_and_no_data_library(arguments: tuple[
     himalia = {m for m in modules if m.startswith("himalia.")}
     assert {m for m in himalia if not m.startswith(("himalia.cli", "himalia.core"))} == set()
     assert {m for m in himalia if m.startswith("himalia.core.")} <= {"himalia.core.errors", "himalia.core.permissions"}
+
+
+STEPS_ONLY = """id: {id}
+name: Tidy {id}
+steps:
+  - name: Mark
+    type: set_variables
+    values: {{done: true}}
+"""
+
+
+def test_scenario_delete_asks_refuses_and_keeps_nothing(himalia, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``scenario delete``: asked unless --yes; refused in one line for a reader, an unknown id, a
+    run not finished and a scenario another one fires after; the runs go with it, audited."""
+    himalia("group", "add", "makers", "--permission", "create_projects")
+    himalia("user", "add", "alice", "--group", "makers")
+    himalia("user", "add", "bob")
+    himalia("--as", "alice", "project", "create", "OPS", "--name", "Ops")
+    himalia("--as", "alice", "project", "grant", "OPS", "--user", "bob", "--preset", "reader")
+    for name, text in {
+        "tidy": STEPS_ONLY.format(id="tidy"),
+        "after": STEPS_ONLY.format(id="after") + "triggers:\n  - type: after_scenario\n    scenario: tidy\n",
+    }.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+        himalia("--as", "alice", "scenario", "apply", "OPS", str(tmp_path / f"{name}.yaml"))
+
+    refused = himalia("--as", "bob", "scenario", "delete", "OPS", "tidy", "--yes", code=1)
+    assert refused.output.startswith("error: This needs") and "'write_content'" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    unknown = himalia("--as", "alice", "scenario", "delete", "OPS", "ghost", "--yes", code=1)
+    assert unknown.output.strip() == "error: There is no scenario 'ghost' in OPS."
+    depended = himalia("--as", "alice", "scenario", "delete", "OPS", "tidy", "--yes", code=1)
+    assert depended.output.strip() == "error: Scenario 'after' fires after 'tidy': change it first."
+    himalia("--as", "alice", "scenario", "delete", "OPS", "after", "--yes")
+
+    assert "queued run #1" in himalia("--as", "alice", "scenario", "run", "OPS", "tidy").output
+    running = himalia("--as", "alice", "scenario", "delete", "OPS", "tidy", "--yes", code=1)
+    assert running.output.strip() == "error: Run #1 of 'tidy' is not finished: abort it first."
+    himalia("--as", "alice", "scenario", "abort", "OPS", "tidy", "1")
+
+    declined = CliRunner().invoke(
+        main, ["--home", str(tmp_path / "home"), "--as", "alice", "scenario", "delete", "OPS", "tidy"], input="n\n"
+    )
+    assert declined.exit_code == 1
+    assert "Delete scenario OPS/tidy (Tidy tidy) and the history of its 1 run(s)? [y/N]" in declined.output
+    assert [s["id"] for s in json.loads(himalia("--json", "scenario", "list", "OPS").output)["items"]] == ["tidy"]
+
+    confirmed = CliRunner().invoke(
+        main, ["--home", str(tmp_path / "home"), "--as", "alice", "scenario", "delete", "OPS", "tidy"], input="y\n"
+    )
+    assert confirmed.exit_code == 0, confirmed.output
+    assert confirmed.output.endswith("deleted scenario OPS/tidy and 1 run(s)\n")
+    assert json.loads(himalia("--json", "scenario", "list", "OPS").output)["items"] == []
+    himalia("--as", "alice", "scenario", "runs", "OPS", "tidy", code=1)
+    audit = himalia("audit", "export", "--format", "csv", "--action", "scenario.delete").output
+    assert audit.count("scenario.delete") == 2 and '""runs_deleted"": 1' in audit
+    assert "chain intact" in himalia("audit", "verify").output

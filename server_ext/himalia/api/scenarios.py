@@ -69,7 +69,10 @@ class ScenarioHandler(APIHandler):
     async def patch(self, key: str, scenario: str, spec: SetActive) -> DescribeScenario:
         return await self.call(self.control_plane.scenarios.set_active, self.caller, key, scenario, spec.active)
 
-    @operation("Delete a scenario and its run history (write_content).")
+    @operation(
+        "Delete a scenario and its run history (write_content); 409 while one of its runs is queued or running, "
+        "or while another scenario runs it or fires after it."
+    )
     async def delete(self, key: str, scenario: str) -> None:
         await self.call(self.control_plane.scenarios.delete_scenario, self.caller, key, scenario)
 

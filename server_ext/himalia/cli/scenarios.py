@@ -112,6 +112,25 @@ def scenario_export(ctx: Context, project_key: str, scenario_id: str) -> None:
     click.echo(run(lambda: ctx.plane().scenarios.export_yaml(ctx.caller(), project_key, scenario_id)), nl=False)
 
 
+@scenario.command("delete")
+@click.argument("project_key")
+@click.argument("scenario_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def scenario_delete(ctx: Context, project_key: str, scenario_id: str, yes: bool) -> None:
+    """Delete a scenario and its run history; refused while one of its runs is queued or running."""
+    plane, caller = ctx.plane(), ctx.caller()
+    described = run(lambda: plane.scenarios.get_scenario(caller, project_key, scenario_id))
+    if not yes:
+        runs = run(lambda: plane.runs.list_runs(caller, project_key, scenario_id, 1, 0)).total
+        click.confirm(
+            f"Delete scenario {project_key}/{scenario_id} ({described.name}) and the history of its {runs} run(s)?",
+            abort=True,
+        )
+    deleted = run(lambda: plane.scenarios.delete_scenario(caller, project_key, scenario_id))
+    click.echo(f"deleted scenario {project_key}/{scenario_id} and {deleted} run(s)")
+
+
 def _typed(
     plane: "ControlPlane", caller: "Caller", key: str, scenario_id: str, given: dict[str, str]
 ) -> dict[str, Any]:

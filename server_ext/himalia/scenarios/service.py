@@ -292,7 +292,11 @@ class ScenarioService(Service):
         self._changed(row_id)
         return described
 
-    def delete_scenario(self, caller: Caller, key: str, scenario_id: str) -> None:
+    def delete_scenario(self, caller: Caller, key: str, scenario_id: str) -> int:
+        """Delete a scenario with its run history (steps, logs, reports); return how many runs went.
+
+        Refused while a run is queued or running (abort it first: a queued run would start a
+        scenario that no longer exists), and while another scenario runs it or fires after it."""
         with self.db.write() as session:
             project, _ = require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
             scenario = find_scenario(session, project, scenario_id)
@@ -303,10 +307,18 @@ class ScenarioService(Service):
             )
             if active is not None:
                 raise Conflict(f"Run #{active} of '{scenario_id}' is not finished: abort it first.")
+            dependant = _first_dependant(session, project, scenario_id)
+            if dependant is not None:
+                raise Conflict(f"Scenario '{dependant[0]}' {dependant[1]} '{scenario_id}': change it first.")
+            runs = session.scalar(select(func.count()).where(ScenarioRun.scenario_id == scenario.id)) or 0
             row_id = scenario.id
+            details = {"revision": scenario.revision, "runs_deleted": runs}
             session.delete(scenario)
-            self.audit.record(session, caller, "scenario.delete", "scenario", scenario_id, project_key=key)
+            self.audit.record(
+                session, caller, "scenario.delete", "scenario", scenario_id, project_key=key, details=details
+            )
         self._changed(row_id)
+        return runs
 
     def _changed(self, row_id: int) -> None:
         self.events.publish(ScenarioChanged(row_id))
@@ -382,6 +394,20 @@ class ScenarioService(Service):
                             f"{where}.scenario: there is no scenario '{item.scenario}' in {project.key}.",
                             field=f"{where}.scenario",
                         )
+
+
+def _first_dependant(session: Session, project: Project, scenario_id: str) -> tuple[str, str] | None:
+    """Another scenario of the project that runs ``scenario_id`` or fires after it, and how."""
+    others = session.scalars(
+        select(Scenario).where(Scenario.project_id == project.id, Scenario.slug != scenario_id).order_by(Scenario.slug)
+    )
+    for other in others:
+        definition = definition_of(other)
+        if any(isinstance(s, RunScenarioStep) and s.scenario == scenario_id for s in definition.steps):
+            return other.slug, "runs"
+        if any(isinstance(t, AfterScenarioTrigger) and t.scenario == scenario_id for t in definition.triggers):
+            return other.slug, "fires after"
+    return None
 
 
 def _notebook_steps(definition: ScenarioDefinition) -> list[tuple[int, NotebookStep]]:
