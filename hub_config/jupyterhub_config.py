@@ -45,6 +45,7 @@ port = int(os.environ.get("HIMALIA_HUB_PORT", "8000"))
 os.environ.setdefault("HIMALIA_OIDC_ISSUER", "http://127.0.0.1:9000")
 os.environ.setdefault("HIMALIA_OIDC_CLIENT_ID", "himalia-hub")
 os.environ.setdefault("HIMALIA_OIDC_CLIENT_SECRET", "himalia-dev-secret")
+os.environ.setdefault("HIMALIA_PUBLIC_URL", f"http://127.0.0.1:{port}/")  # the links of reports
 os.environ.setdefault("HIMALIA_OIDC_CALLBACK_URL", f"http://127.0.0.1:{port}/hub/oauth_callback")
 os.environ.setdefault("HIMALIA_OIDC_ALLOWED_GROUPS", "admins,data_team,analysts,readers")
 os.environ.setdefault("HIMALIA_OIDC_ADMIN_GROUPS", "admins")

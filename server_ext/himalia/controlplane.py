@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Bunch, Float, Int, List, Type, Unicode, default, validate
@@ -39,7 +40,7 @@ from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
 from himalia.scenarios.engine import RunEngine, StepServices
 from himalia.scenarios.records import RunLimits
-from himalia.scenarios.reporting import Mailer, WebhookSettings, report_all
+from himalia.scenarios.reporting import Mailer, WebhookSettings, failure_notice, report_all
 from himalia.scenarios.runs import RunService
 from himalia.scenarios.scheduler import Scheduler
 from himalia.scenarios.service import ScenarioService
@@ -49,6 +50,8 @@ from himalia.store.orm import utcnow
 from himalia.wire.definitions import input_context
 
 R = TypeVar("R")
+#: The lab URL's query parameter naming the run to open (``KEY/scenario/run``), read by the lab extension.
+RUN_LINK_PARAMETER = "himalia-run"
 
 
 def _proxy_networks(addresses: list[str]) -> list[str]:
@@ -260,6 +263,28 @@ class ControlPlane(LoggingConfigurable):
         that Kubernetes step pods report come in these bodies, base64-encoded.""",
     )
 
+    public_url = Unicode(
+        config=True,
+        help="""Where people open the UI, which the links of emails and webhooks start from: the
+        hub's public URL in hub mode (`https://hub.example.com/`, the run opens in the person's
+        own lab after the hub's login), the Jupyter server's URL standalone. Defaults to
+        $HIMALIA_PUBLIC_URL, else what the host knows (the hub's $JUPYTERHUB_PUBLIC_HUB_URL, the
+        lab server's own URL); without one, reports carry no link.""",
+    )
+
+    _default_public_url = environment_default("public_url", "HIMALIA_PUBLIC_URL", "")
+
+    #: The path below ``public_url`` of the lab that opens a run; the hub host routes it through
+    #: the hub (``hub/user-redirect/lab``), which logs people in and sends them to their server.
+    lab_path = "lab"
+
+    def run_link(self, project_key: str, scenario_slug: str, run_id: int) -> str | None:
+        """The address of a run's page in the UI (``…/lab?himalia-run=KEY/scenario/7``), if people have one."""
+        if not self.public_url:
+            return None
+        run = urlencode({RUN_LINK_PARAMETER: f"{project_key}/{scenario_slug}/{run_id}"}, safe="/")
+        return f"{self.public_url.rstrip('/')}/{self.lab_path}?{run}"
+
     def validation_context(self) -> dict[str, Any]:
         """The pydantic context of what people send, under this configuration's rules."""
         return input_context(timedelta(seconds=self.min_schedule_interval))
@@ -337,6 +362,8 @@ class ControlPlane(LoggingConfigurable):
                 reporters, summary, self.mailer, self.webhook_signing_key, webhooks=self.webhooks
             ),
             api_url=lambda: self.api_url,
+            run_link=self.run_link,
+            failure_notice=lambda summary: failure_notice(summary, self.mailer),
             log=self.log,
             only=only,
         )

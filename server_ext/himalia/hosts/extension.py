@@ -137,6 +137,8 @@ class HimaliaExtension(ExtensionApp):
             if not plane.trait_has_value("notebook_root"):
                 plane.notebook_root = self.serverapp.root_dir
             plane.api_url = url_path_join(self.serverapp.connection_url, API_PREFIX)
+            if not plane.public_url:  # links in reports open this lab (after its login)
+                plane.public_url = self.serverapp.connection_url
         try:
             plane.start()
         except HimaliaError as error:

@@ -81,6 +81,7 @@ class HubService(LoggingConfigurable):
 
     def start(self) -> None:
         plane = self.control_plane
+        self.route_run_links()
         plane.users.ensure_service_account(self.service_account, "hub-services", [GlobalPermission.MANAGE_TIERS])
         if self.tiers_file:
             operator = Caller.operator("himalia-service", client_address="local")
@@ -90,6 +91,20 @@ class HubService(LoggingConfigurable):
         self.log.info("Mirroring the hub's users and groups every %g s", self.sync_interval)
         self._periodic = PeriodicCallback(self.sync_all, self.sync_interval * 1000, jitter=0.1)
         self._periodic.start()
+
+    def route_run_links(self) -> None:
+        """Links in reports go through the hub, which logs people in and sends them on to their own
+        lab (``user-redirect``); the hub's public URL comes from its environment unless configured."""
+        plane = self.control_plane
+        plane.lab_path = "hub/user-redirect/lab"
+        if not plane.public_url:
+            public_hub_url = os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "")  # https://hub.example.com/hub/
+            plane.public_url = public_hub_url.rstrip("/").removesuffix("/hub") + "/" if public_hub_url else ""
+        if not plane.public_url:
+            self.log.warning(
+                "Reports carry no link to their run: set c.ControlPlane.public_url (or $HIMALIA_PUBLIC_URL, "
+                "or the hub's c.JupyterHub.public_url) to the address people open the hub at"
+            )
 
     def stop(self) -> None:
         self._periodic.stop()

@@ -18,7 +18,7 @@ from typing import Any
 
 from himalia.core.errors import HimaliaError
 from himalia.execution.base import Executor
-from himalia.scenarios.reporting import Delivery, RunSummary
+from himalia.scenarios.reporting import FAILURES, Delivery, RunSummary
 from himalia.scenarios.runs import RunService
 from himalia.scenarios.steps import step_kind
 from himalia.scenarios.steps.base import RunAborted, RunContext, StepFailed, StepOutcome, StepServices
@@ -46,6 +46,8 @@ class RunEngine:
         *,
         report: Callable[[Reporters, RunSummary], list[Delivery]],
         api_url: Callable[[], str | None],
+        run_link: Callable[[str, str, int], str | None] = lambda *_: None,
+        failure_notice: Callable[[RunSummary], Reporters] = lambda _: [],
         log: Logger | LoggerAdapter[Any],
         only: set[int] | None = None,
     ) -> None:
@@ -55,6 +57,8 @@ class RunEngine:
         self.events = events
         self.report = report
         self.api_url = api_url
+        self.run_link = run_link
+        self.failure_notice = failure_notice
         self.log = log
         self.worker = this_worker()
         #: Restrict the engine to these runs (``himalia scenario run`` runs its own run only).
@@ -278,20 +282,25 @@ class RunEngine:
     # -- reports ------------------------------------------------------------------------------
 
     def _report(self, context: RunContext) -> None:
-        """Send the run's reporters; their failures are recorded, never change the outcome."""
-        reporters = context.definition.reporters
-        if not reporters:
+        """Send the run's reporters (without any, the failure notice to its run-as user, unless
+        ``notify_on_failure`` is off); their failures are recorded, never change the outcome."""
+        definition, run = context.definition, context.run
+        if not definition.reporters and not (
+            definition.notify_on_failure and self.runs.run_state(run.run_id) in FAILURES
+        ):
             return
-        run, api_url = context.run, self.api_url()
-        path = f"/projects/{run.project_key}/scenarios/{run.scenario_slug}/runs/{run.run_id}"
-        url = api_url + path if api_url else None
+        url = self.run_link(run.project_key, run.scenario_slug, run.run_id)
         datasets = self.services.datasets
 
         def dataset_csv(name: str, max_bytes: int) -> bytes:
             return datasets.read_csv(run.actor, run.project_key, name, max_bytes)
 
         try:
-            deliveries = self.report(reporters, self.runs.summarize(run, url, dataset_csv))
+            summary = self.runs.summarize(run, url, dataset_csv)
+            reporters = definition.reporters or self.failure_notice(summary)
+            if not reporters:
+                return
+            deliveries = self.report(reporters, summary)
             self.runs.record_deliveries(run.run_id, deliveries)
         except Exception:
             self.log.exception("The reporters of run #%d failed", run.run_id)

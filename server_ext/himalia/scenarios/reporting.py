@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import smtplib
 import ssl
@@ -41,12 +42,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import ValidationError
 from traitlets import Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from himalia.core.config import environment_default
 from himalia.core.outbound import DestinationPolicy, DestinationRefused, DestinationUnresolved, post
-from himalia.wire.definitions import EmailReporter, SendWhen, WebhookReporter
+from himalia.wire.definitions import EmailAttachments, EmailReporter, SendWhen, WebhookReporter
 from himalia.wire.scenarios import RunState
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,7 @@ class RunSummary:
     log: str = ""
     #: (dataset name, max_bytes) -> CSV bytes; raises ValueError("... larger than N bytes") when too big.
     dataset_csv: Callable[[str, int], bytes] | None = None
+    run_as_email: str = ""  # the run-as user's profile email, whom a failure notice goes to
 
     @property
     def seconds(self) -> float | None:
@@ -296,6 +299,13 @@ class Mailer(LoggingConfigurable):
     _default_sender = environment_default("sender", "HIMALIA_SMTP_SENDER", "himalia@localhost")
 
     timeout = Float(30.0, config=True, help="Seconds to wait for the server at each step.")
+
+    def configured(self) -> bool:
+        """Whether an operator named an SMTP server (configuration or environment): the default
+        localhost:25 is a guess, which notices nobody asked for must not retry against."""
+        section = self.config.get("Mailer", {})
+        named = any(name in section for name in ("host", "port"))
+        return named or any(os.environ.get(name) for name in ("HIMALIA_SMTP_HOST", "HIMALIA_SMTP_PORT"))
 
     def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file or None)
@@ -731,6 +741,29 @@ def deliver(
             error_text = f"unexpected {type(error).__name__} (details in the server log)"
             return Delivery(label, sent=False, attempts=attempt, error=error_text)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+FAILURE_NOTICE_SUBJECT = "${scenarioName} failed (project ${project}, run #${runId})"
+
+
+def failure_notice(summary: RunSummary, mailer: Mailer) -> list[EmailReporter]:
+    """What a scenario without reporters sends when its run failed: one email to the run-as user,
+    with the log's end, so that a failure never goes unnoticed. Nothing when the run did not
+    fail, the user has no email or no SMTP server is configured."""
+    if summary.outcome not in FAILURES or not summary.run_as_email or not mailer.configured():
+        return []
+    try:
+        notice = EmailReporter(
+            type="email",
+            to=[summary.run_as_email],
+            subject=FAILURE_NOTICE_SUBJECT,
+            attach=EmailAttachments(log=True),
+            when="failure",
+        )
+    except ValidationError:
+        log.warning("Run %s failed; its run-as user's email %r is not an address", summary.run_id, summary.run_as_email)
+        return []
+    return [notice]
 
 
 def report_all(

@@ -630,8 +630,10 @@ class RunService(Service):
         self.events.publish(RunFinished(run_id))
 
     def record_deliveries(self, run_id: int, deliveries: list[Delivery]) -> None:
+        """Keep on the run what became of its reports, and audit them (who was told what)."""
         with self.db.write() as session:
-            session.get_one(ScenarioRun, run_id).deliveries = [
+            run = session.get_one(ScenarioRun, run_id, options=[joinedload(ScenarioRun.scenario)])
+            run.deliveries = [
                 {
                     "reporter": d.reporter,
                     "sent": d.sent,
@@ -641,6 +643,15 @@ class RunService(Service):
                 }
                 for d in deliveries
             ]
+            self.audit.record(
+                session,
+                Caller.system("reporter"),
+                "scenario.report",
+                "scenario",
+                run.scenario.slug,
+                project_key=session.get_one(Project, run.project_id).key,
+                details={"run": run_id, "deliveries": [{"reporter": d.reporter, "sent": d.sent} for d in deliveries]},
+            )
 
     def summarize(
         self,
@@ -687,6 +698,7 @@ class RunService(Service):
                 report_html=report.content if report else None,
                 log=log,
                 dataset_csv=dataset_csv,
+                run_as_email=row.run_as.email,
             )
 
     # -- the scheduler's side -----------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""A failed run of a scenario without reporters mails its run-as user, with a link to the run's
+page in the UI; ``notify_on_failure: false`` turns it off. Real runs, a real SMTP server (aiosmtpd)."""
+
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from himalia.controlplane import ControlPlane
+from himalia.identity.audit import AuditFilter
+from himalia.identity.caller import Caller
+
+from ..conftest import LiveAPI
+from .conftest import add_row_checks, saved, start, wait
+from .test_reporting import Mailbox, body_of, free_port
+
+PUBLIC_URL = "https://hub.example.com/"
+GATE = {"name": "Gate", "type": "run_checks", "dataset": "transactions", "checks": ["Enough rows"]}
+
+
+@pytest.fixture
+def mailbox(plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mailbox]:
+    """A real SMTP server on loopback, which the plane's mailer is configured to use."""
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("HIMALIA_SMTP_HOST", "127.0.0.1")
+    plane.mailer.host, plane.mailer.port, plane.mailer.timeout = "127.0.0.1", port, 5.0
+    plane.public_url = PUBLIC_URL
+    yield box
+    controller.stop()
+
+
+def delivered(box: Mailbox, count: int, timeout: float = 30) -> list[EmailMessage]:
+    """The messages once ``count`` arrived (reports are sent after the run ended)."""
+    deadline = time.monotonic() + timeout
+    while len(box.messages) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return list(box.messages)
+
+
+def test_a_failed_run_without_reporters_mails_its_run_as_user_a_link_to_the_run(
+    light: LiveAPI, mailbox: Mailbox
+) -> None:
+    add_row_checks(light.plane)
+    saved(light, {"id": "silent", "name": "Silent", "steps": [GATE]})
+    run = wait(light, "silent", start(light, "silent"))
+    assert run["state"] == "failed"
+    (message,) = delivered(mailbox, 1)
+    assert mailbox.envelopes[0].rcpt_tos == ["admin@example.org"]  # the run-as user's profile email
+    assert message["Subject"] == f"Silent failed (project ALPHA, run #{run['id']})"
+    link = f"{PUBLIC_URL}lab?himalia-run=ALPHA/silent/{run['id']}"
+    assert f"Open the run: {link}\n" in body_of(message)
+    attached = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    assert "Enough rows" in attached["run.log"]
+    deliveries = wait(light, "silent", run["id"])["deliveries"]
+    assert [(d["reporter"], d["sent"]) for d in deliveries] == [("email to admin@example.org", True)]
+    audit = light.plane.audit.list_entries(Caller.operator(), AuditFilter(action="scenario.report"), 10, 0).items
+    assert [(e.object_id, e.actor, e.details["deliveries"]) for e in audit] == [
+        ("silent", "system:reporter", [{"reporter": "email to admin@example.org", "sent": True}])
+    ]
+
+
+def test_no_notice_when_opted_out_when_the_run_succeeded_or_without_mail_configured(
+    light: LiveAPI, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_row_checks(light.plane)
+    saved(light, {"id": "quiet", "name": "Quiet", "steps": [GATE], "notify_on_failure": False})
+    saved(light, {"id": "fine", "name": "Fine", "steps": [{"name": "Set", "type": "set_variables", "values": {"a": 1}}]})
+    saved(light, {"id": "loud", "name": "Loud", "steps": [GATE]})
+    quiet, fine = wait(light, "quiet", start(light, "quiet")), wait(light, "fine", start(light, "fine"))
+    assert (quiet["state"], fine["state"]) == ("failed", "succeeded")
+    loud = wait(light, "loud", start(light, "loud"))
+    (message,) = delivered(mailbox, 1)
+    assert message["Subject"] == f"Loud failed (project ALPHA, run #{loud['id']})"
+    assert wait(light, "quiet", quiet["id"])["deliveries"] == []
+    assert wait(light, "fine", fine["id"])["deliveries"] == []
+    monkeypatch.delenv("HIMALIA_SMTP_HOST")  # the mailer's default localhost:25 is nobody's choice
+    unconfigured = wait(light, "loud", start(light, "loud"))
+    time.sleep(1)
+    assert len(mailbox.messages) == 1
+    assert wait(light, "loud", unconfigured["id"])["deliveries"] == []
