@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Bunch, Float, Int, List, Type, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from himalia.bundles.format import load_or_create_signing_key, signing_key_from_pem
+from himalia.bundles.service import BundleService
 from himalia.compute.tiers import TierService
 from himalia.core.config import absolute_path, comma_separated, environment_default
 from himalia.core.crypto import SecretBox, load_or_create_key_file
@@ -144,6 +147,47 @@ class ControlPlane(LoggingConfigurable):
         lambda plane: str(Path(plane.home) / "audit.head"),
         lambda value: absolute_path(value) if value.strip() else "",
     )
+
+    bundle_signing_key = Unicode(
+        config=True,
+        help="""Ed25519 private key (PEM) signing the bundles this instance creates; importing
+        instances trust its public key (`himalia bundle key` prints it). Defaults to
+        $HIMALIA_BUNDLE_SIGNING_KEY, else `bundle-signing.key` in `home` (created on first use,
+        mode 0600). Never stored in the database.""",
+    )
+
+    _default_bundle_signing_key = environment_default("bundle_signing_key", "HIMALIA_BUNDLE_SIGNING_KEY", "")
+
+    trusted_bundle_keys = List(
+        Unicode(),
+        config=True,
+        help="""Public keys whose bundles this instance imports, as `NAME=ed25519:<base64>`,
+        beside those trusted in the store (`himalia bundle trust NAME KEY`). The instance's own
+        key is always trusted.""",
+    )
+
+    _bundle_key: Ed25519PrivateKey | None = None
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        """The configured bundle signing key, else the home's key file, created on first use."""
+        if self._bundle_key is None:
+            if self.bundle_signing_key.strip():
+                self._bundle_key = signing_key_from_pem(self.bundle_signing_key, "ControlPlane.bundle_signing_key")
+            else:
+                self._bundle_key = load_or_create_signing_key(Path(self.home) / "bundle-signing.key")
+        return self._bundle_key
+
+    def _trusted_bundle_keys(self) -> dict[str, str]:
+        """``trusted_bundle_keys`` by name, or ``InvalidInput`` naming an entry without one."""
+        keys = {}
+        for entry in self.trusted_bundle_keys:
+            name, separator, key = entry.partition("=")
+            if not separator or not name.strip():
+                raise InvalidInput(
+                    f"trusted_bundle_keys: '{entry[:40]}' is not NAME=ed25519:<base64>", field="trusted_bundle_keys"
+                )
+            keys[name.strip()] = key.strip()
+        return keys
 
     create_empty_database = Bool(
         True,
@@ -334,6 +378,15 @@ class ControlPlane(LoggingConfigurable):
         self.mailer = Mailer(parent=self)
         self.webhooks = WebhookSettings(parent=self)
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")
+        self.bundles = BundleService(
+            self.db,
+            trail,
+            self.log,
+            self._signing_key,
+            self._trusted_bundle_keys,
+            self.events,
+            self.validation_context,
+        )
         self.engine: RunEngine | None = None
         self.scheduler: Scheduler | None = None
 

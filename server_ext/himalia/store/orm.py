@@ -527,3 +527,60 @@ class TierUsage(Base):
 
     user: Mapped[User] = relationship()
     tier: Mapped[Tier] = relationship()
+
+
+class Bundle(Base):
+    """One immutable version of a project's definitions: the signed file itself and its manifest.
+
+    Keyed by the project's key, not its row: a bundle imported for a project this instance does
+    not have yet is stored before its first activation creates the project.
+    """
+
+    __tablename__ = "bundles"
+    __table_args__ = (Index("uq_bundles_project_version", "project_key", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_key: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of ``content``, the file as downloaded.
+    digest: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: ``created`` here or ``imported`` from another instance.
+    origin: Mapped[str] = mapped_column(String(20))
+    #: The name this instance trusts the signer's key under (``this instance`` for its own).
+    signer: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The connection names the import mapped (bundle's name -> this instance's).
+    connection_map: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BundleActivation(Base):
+    """A bundle version made live on its project, by whom and with which changes; the newest is active."""
+
+    __tablename__ = "bundle_activations"
+    __table_args__ = (Index("ix_bundle_activations_project", "project_key", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_key: Mapped[str] = mapped_column(String(40))
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("bundles.id", ondelete="CASCADE"))
+    activated_by: Mapped[str] = mapped_column(String(100))
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: [{"kind", "name", "change"}]: what the activation changed.
+    changes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+
+    bundle: Mapped[Bundle] = relationship()
+
+
+class TrustedSigningKey(Base):
+    """An Ed25519 public key whose bundles this instance imports (``himalia bundle trust``)."""
+
+    __tablename__ = "trusted_signing_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    public_key: Mapped[str] = mapped_column(String(100), unique=True)
+    added_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

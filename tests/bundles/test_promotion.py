@@ -1,0 +1,160 @@
+"""A project promoted from a design instance (SQLite) to a production instance (PostgreSQL).
+
+Created on design, imported on production with its connection remapped, its scenario run there
+through the engine (a real notebook), changed on design and imported again (the difference names
+the change), rolled back; an activation refused half-way changes nothing.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from himalia.bundles.format import BundleRefused
+from himalia.controlplane import ControlPlane
+from himalia.identity.audit import AuditFilter
+from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from himalia.wire.bundles import BundlePreview, TrustKey
+from himalia.wire.common import Variables
+from himalia.wire.data import CheckSpec
+from himalia.wire.scenarios import RunRequest
+
+from ..conftest import LiveAPI
+from ..scenarios.conftest import start_engine
+from .conftest import PROJECT, trust
+
+pytestmark = pytest.mark.postgres
+
+MAPPING = {"wh_secret": "prod_wh"}
+
+
+def changes(preview: BundlePreview) -> set[tuple[str, str, str]]:
+    return {(c.kind, c.name, c.change) for c in preview.changes}
+
+
+def bundle_file(plane: ControlPlane, version: int) -> bytes:
+    return plane.bundles.download(plane.users.caller_for("admin"), PROJECT, version)[1]
+
+
+def run_on(plane: ControlPlane, tmp_path: Path, templates: dict) -> str:
+    """Run FRAUD's scenario on ``plane`` through its engine; the run's final state."""
+    api = LiveAPI(plane, templates["postgresql"][1]).start()
+    try:
+        start_engine(plane, api, tmp_path, warm=0)
+        admin = plane.users.caller_for("admin")
+        run = plane.runs.request_run(admin, PROJECT, "score", RunRequest())
+        deadline = time.monotonic() + 120
+        while (state := plane.runs.get_run(admin, PROJECT, "score", run.id)).state in ("queued", "running"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        assert state.state == "succeeded", state.model_dump()
+        return str(state.state)
+    finally:
+        api.stop()
+
+
+def test_a_project_is_promoted_run_changed_and_rolled_back(
+    design: ControlPlane, production: ControlPlane, tmp_path: Path, templates: dict
+) -> None:
+    a_admin, b_admin = design.users.caller_for("admin"), production.users.caller_for("admin")
+    first = design.bundles.create_bundle(a_admin, PROJECT, note="first cut")
+    assert (first.version, first.datasets, first.scenarios, first.origin) == (1, 1, 1, "created")
+    content = bundle_file(design, 1)
+
+    with pytest.raises(BundleRefused) as untrusted:
+        production.bundles.preview(b_admin, PROJECT, content, MAPPING)
+    assert untrusted.value.field == "manifest.sig" and "does not trust" in untrusted.value.message
+    trust(production, design)
+
+    with pytest.raises(InvalidInput) as unmapped:
+        production.bundles.preview(b_admin, PROJECT, content, {})
+    assert unmapped.value.field == "datasets[0].connection"
+    assert "wh_secret" in unmapped.value.message and "--map-connection" in unmapped.value.message
+
+    preview = production.bundles.preview(b_admin, PROJECT, content, MAPPING)
+    assert not preview.project_exists and not preview.stored
+    assert changes(preview) == {
+        ("project", PROJECT, "added"),
+        ("dataset", "tx", "added"),
+        ("check", "tx/Some rows", "added"),
+        ("scenario", "score", "added"),
+        ("variable", "threshold", "added"),
+    }
+    with pytest.raises(NotFound):  # a preview stores nothing
+        production.projects.get_project(b_admin, PROJECT)
+
+    imported = production.bundles.import_bundle(b_admin, PROJECT, content, MAPPING, activate=True)
+    assert imported.activated and imported.bundle.signer == "design"
+    dataset = production.datasets.get_dataset(b_admin, PROJECT, "tx")
+    assert (dataset.connection, dataset.table) == ("prod_wh", "transactions_2018")
+    assert production.projects.get_project(b_admin, PROJECT).owner == "admin"
+    assert production.variables.get_project(b_admin, PROJECT, False).variables == {"threshold": 0.7}
+    assert run_on(production, tmp_path, templates) == "succeeded"
+
+    design.checks.save_check(
+        a_admin,
+        PROJECT,
+        "tx",
+        CheckSpec(name="Some rows", type="range", metric="record_count", min=50),
+        replace="Some rows",
+    )
+    design.variables.set_project(a_admin, PROJECT, Variables(variables={"threshold": 0.9, "region": "eu"}))
+    assert design.bundles.create_bundle(a_admin, PROJECT, note="stricter").version == 2
+    second = production.bundles.import_bundle(b_admin, PROJECT, bundle_file(design, 2), MAPPING, activate=True)
+    assert changes(second) == {
+        ("check", "tx/Some rows", "changed"),
+        ("variable", "region", "added"),
+        ("variable", "threshold", "changed"),
+    }
+    assert production.checks.get_check(b_admin, PROJECT, "tx", "Some rows").min == 50
+
+    rolled = production.bundles.activate(b_admin, PROJECT, 1)
+    assert changes(rolled) == {
+        ("check", "tx/Some rows", "changed"),
+        ("variable", "region", "removed"),
+        ("variable", "threshold", "changed"),
+    }
+    assert production.variables.get_project(b_admin, PROJECT, False).variables == {"threshold": 0.7}
+    assert production.checks.get_check(b_admin, PROJECT, "tx", "Some rows").min == 10
+    listed = production.bundles.list_bundles(b_admin, PROJECT)
+    assert [(b.version, b.origin, b.active) for b in listed] == [(1, "imported", True), (2, "imported", False)]
+    assert listed[0].connection_map == MAPPING
+
+    actions = [e.action for e in production.audit.list_entries(b_admin, AuditFilter(project=PROJECT), 100, 0).items]
+    assert {"bundle.preview", "bundle.import", "bundle.activate", "project.create"} <= set(actions)
+
+
+def test_an_activation_refused_half_way_changes_nothing(design: ControlPlane, production: ControlPlane) -> None:
+    a_admin, b_admin = design.users.caller_for("admin"), production.users.caller_for("admin")
+    trust(production, design)
+    design.bundles.create_bundle(a_admin, PROJECT)
+    production.bundles.import_bundle(b_admin, PROJECT, bundle_file(design, 1), MAPPING, activate=True)
+    production.runs.request_run(b_admin, PROJECT, "score", RunRequest())  # queued: no engine runs it
+    design.scenarios.delete_scenario(a_admin, PROJECT, "score")
+    design.variables.set_project(a_admin, PROJECT, Variables(variables={"threshold": 0.1}))
+    design.bundles.create_bundle(a_admin, PROJECT)
+    with pytest.raises(Conflict, match="abort it first"):
+        production.bundles.import_bundle(b_admin, PROJECT, bundle_file(design, 2), MAPPING, activate=True)
+    assert production.variables.get_project(b_admin, PROJECT, False).variables == {"threshold": 0.7}
+    assert [s.id for s in production.scenarios.list_scenarios(b_admin, PROJECT, 50, 0).items] == ["score"]
+    assert [b.version for b in production.bundles.list_bundles(b_admin, PROJECT)] == [1]
+
+
+def test_importing_needs_admin_on_the_target_and_what_saving_needs(
+    design: ControlPlane, production: ControlPlane
+) -> None:
+    a_admin, b_admin = design.users.caller_for("admin"), production.users.caller_for("admin")
+    trust(production, design)
+    design.bundles.create_bundle(a_admin, PROJECT)
+    content = bundle_file(design, 1)
+    contributor = production.users.caller_for("contributor")
+    with pytest.raises(NotFound):  # no project here and no create_projects: as if absent
+        production.bundles.preview(contributor, PROJECT, content, MAPPING)
+    creator = production.users.caller_for("projadmin")  # create_projects, but may not use prod_wh
+    with pytest.raises(InvalidInput, match="you may not use the connection 'prod_wh'"):
+        production.bundles.preview(creator, PROJECT, content, MAPPING)
+    production.bundles.import_bundle(b_admin, PROJECT, content, MAPPING, activate=True)
+    with pytest.raises(NotFound):
+        production.bundles.activate(contributor, PROJECT, 1)
+    with pytest.raises(Forbidden):
+        production.bundles.trust_key(contributor, TrustKey(name="x", public_key=design.bundles.public_key().public_key))
