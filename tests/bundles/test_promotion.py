@@ -12,8 +12,8 @@ import pytest
 
 from himalia.bundles.format import BundleRefused
 from himalia.controlplane import ControlPlane
-from himalia.identity.audit import AuditFilter
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from himalia.identity.audit import AuditFilter
 from himalia.wire.bundles import BundlePreview, TrustKey
 from himalia.wire.common import Variables
 from himalia.wire.data import CheckSpec
