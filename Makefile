@@ -4,11 +4,18 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_HOME ?= .himalia-demo
-PORT ?= 8888
-SMTP_PORT ?= 8025
+# Every port and folder of the two demos; they share none, so both can run at once.
+# `make lab LAB_PORT=8890` moves one; a port already taken stops the start with its variable named.
+LAB_HOME ?= .himalia-demo
+LAB_PORT ?= 8888
+LAB_SMTP_PORT ?= 8025
 HUB_STATE ?= .himalia-hub
 HUB_PORT ?= 8000
+HUB_API_PORT ?= 8081
+HUB_PROXY_API_PORT ?= 8001
+HUB_SERVICE_PORT ?= 10101
+HUB_SMTP_PORT ?= 8026
+IDP_PORT ?= 9000
 
 .PHONY: install system-deps share-python demo lab test lint clean
 
@@ -38,25 +45,32 @@ share-python: install
 
 ## The multi-user platform: the dev OpenID Connect provider, JupyterHub, its proxy, the Himalia service.
 demo: install share-python
+	@$(BIN)/python -m himalia.demo.ports --for "make demo" HUB_PORT=$(HUB_PORT) HUB_API_PORT=$(HUB_API_PORT) \
+	  HUB_PROXY_API_PORT=$(HUB_PROXY_API_PORT) HUB_SERVICE_PORT=$(HUB_SERVICE_PORT) HUB_SMTP_PORT=$(HUB_SMTP_PORT) \
+	  IDP_PORT=$(IDP_PORT)
 	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia demo
 	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
 	@echo "Sign in at http://127.0.0.1:$(HUB_PORT) as alice (admin), bob (analyst) or carol (reader); password: himalia-demo."
-	@echo "Mail the scenarios send lands in $(HUB_STATE)/mail/ (a local SMTP server on port $(SMTP_PORT))."
-	node hub_config/dev-idp/server.mjs & IDP=$$!; \
-	$(BIN)/python -m himalia.demo.mailsink --port $(SMTP_PORT) --folder $(HUB_STATE)/mail & SINK=$$!; \
+	@echo "Mail the scenarios send lands in $(HUB_STATE)/mail/ (a local SMTP server on port $(HUB_SMTP_PORT))."
+	IDP_PORT=$(IDP_PORT) IDP_HUB_PORT=$(HUB_PORT) node hub_config/dev-idp/server.mjs & IDP=$$!; \
+	$(BIN)/python -m himalia.demo.mailsink --port $(HUB_SMTP_PORT) --folder $(HUB_STATE)/mail & SINK=$$!; \
 	trap 'kill $$IDP $$SINK' EXIT INT TERM; \
-	HIMALIA_HUB_STATE=$(HUB_STATE) HIMALIA_HUB_PORT=$(HUB_PORT) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(SMTP_PORT) \
+	HIMALIA_HUB_STATE=$(HUB_STATE) HIMALIA_HUB_PORT=$(HUB_PORT) HIMALIA_HUB_API_PORT=$(HUB_API_PORT) \
+	HIMALIA_PROXY_API_PORT=$(HUB_PROXY_API_PORT) HIMALIA_SERVICE_PORT=$(HUB_SERVICE_PORT) \
+	HIMALIA_OIDC_ISSUER=http://127.0.0.1:$(IDP_PORT) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(HUB_SMTP_PORT) \
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
 
 ## One person, no hub: JupyterLab with the control plane in-process (standalone mode).
 lab: install share-python
-	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia demo
-	HIMALIA_HOME=$(DEMO_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
+	@$(BIN)/python -m himalia.demo.ports --for "make lab" LAB_PORT=$(LAB_PORT) LAB_SMTP_PORT=$(LAB_SMTP_PORT)
+	HIMALIA_HOME=$(LAB_HOME) $(BIN)/himalia demo
+	HIMALIA_HOME=$(LAB_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
 	@echo "Open the URL printed below: the Himalia sidebar is the moon on the left; the API lives under /himalia/api/v1/."
-	$(BIN)/python -m himalia.demo.mailsink --port $(SMTP_PORT) --folder $(DEMO_HOME)/mail & SINK=$$!; \
+	@echo "Mail the scenarios send lands in $(LAB_HOME)/mail/ (a local SMTP server on port $(LAB_SMTP_PORT))."
+	$(BIN)/python -m himalia.demo.mailsink --port $(LAB_SMTP_PORT) --folder $(LAB_HOME)/mail & SINK=$$!; \
 	trap 'kill $$SINK' EXIT INT TERM; \
-	HIMALIA_HOME=$(DEMO_HOME) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(SMTP_PORT) \
-	$(BIN)/jupyter lab --no-browser --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
+	HIMALIA_HOME=$(LAB_HOME) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(LAB_SMTP_PORT) \
+	$(BIN)/jupyter lab --no-browser --port $(LAB_PORT) --ServerApp.port_retries=0 $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint: install
 	$(BIN)/ruff check .
@@ -72,4 +86,4 @@ test: install system-deps share-python lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) $(DEMO_HOME)-data $(HUB_STATE) hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts
+	rm -rf $(VENV) $(LAB_HOME) $(LAB_HOME)-data $(HUB_STATE) hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts

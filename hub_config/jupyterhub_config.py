@@ -46,7 +46,9 @@ os.environ.setdefault("HIMALIA_OIDC_ISSUER", "http://127.0.0.1:9000")
 os.environ.setdefault("HIMALIA_OIDC_CLIENT_ID", "himalia-hub")
 os.environ.setdefault("HIMALIA_OIDC_CLIENT_SECRET", "himalia-dev-secret")
 os.environ.setdefault("HIMALIA_PUBLIC_URL", f"http://127.0.0.1:{port}/")  # the links of reports
-os.environ.setdefault("HIMALIA_OIDC_CALLBACK_URL", f"http://127.0.0.1:{port}/hub/oauth_callback")
+# No fixed callback: the hub calls back on the host the browser used (127.0.0.1 or localhost, both
+# registered at the dev provider), where its OAuth state cookie lives.
+os.environ.setdefault("HIMALIA_OIDC_CALLBACK_URL", "")
 os.environ.setdefault("HIMALIA_OIDC_ALLOWED_GROUPS", "admins,data_team,analysts,readers")
 os.environ.setdefault("HIMALIA_OIDC_ADMIN_GROUPS", "admins")
 os.environ.setdefault("HIMALIA_HOME", str(state / "himalia"))

@@ -43,11 +43,24 @@ function positiveInteger(name, value, fallback) {
   return number;
 }
 
-function readConfig(env) {
-  const port = positiveInteger('IDP_PORT', env.IDP_PORT, 9000);
+function portNumber(name, value, fallback) {
+  const port = positiveInteger(name, value, fallback);
   if (port > 65535) {
-    fail(`IDP_PORT must be at most 65535, not ${port}`);
+    fail(`${name} must be at most 65535, not ${port}`);
   }
+  return port;
+}
+
+/** The hub's pages at both loopback names: people open either, and the hub calls back on the same one. */
+function hubUrls(hubPort, path) {
+  return ['127.0.0.1', 'localhost'].map(
+    host => `http://${host}:${hubPort}${path}`
+  );
+}
+
+function readConfig(env) {
+  const port = portNumber('IDP_PORT', env.IDP_PORT, 9000);
+  const hubPort = portNumber('IDP_HUB_PORT', env.IDP_HUB_PORT, 8000);
   const host = env.IDP_HOST || '127.0.0.1';
   return {
     port,
@@ -55,14 +68,14 @@ function readConfig(env) {
     issuer: (env.IDP_ISSUER || `http://127.0.0.1:${port}`).replace(/\/+$/, ''),
     clientId: env.IDP_CLIENT_ID || 'himalia-hub',
     clientSecret: env.IDP_CLIENT_SECRET || DEV_CLIENT_SECRET,
-    redirectUris: list(env.IDP_REDIRECT_URIS, [
-      'http://127.0.0.1:8000/hub/oauth_callback',
-      'http://localhost:8000/hub/oauth_callback'
-    ]),
-    postLogoutRedirectUris: list(env.IDP_POST_LOGOUT_REDIRECT_URIS, [
-      'http://127.0.0.1:8000/hub/login',
-      'http://localhost:8000/hub/login'
-    ]),
+    redirectUris: list(
+      env.IDP_REDIRECT_URIS,
+      hubUrls(hubPort, '/hub/oauth_callback')
+    ),
+    postLogoutRedirectUris: list(
+      env.IDP_POST_LOGOUT_REDIRECT_URIS,
+      hubUrls(hubPort, '/hub/login')
+    ),
     accountsPath: resolve(env.IDP_ACCOUNTS || join(HERE, 'accounts.json')),
     // Keys that sign the provider's cookies; random ones mean sign-ins don't survive a restart.
     cookieKeys: list(env.IDP_COOKIE_KEYS, [

@@ -8,19 +8,26 @@ hub's redirect_uri (nothing listens there). The last test hands the code to oaut
 import base64
 import hashlib
 import html
+import json
 import logging
+import os
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import jwt
 import pytest
 import requests
+from oauthenticator.oauth2 import OAuthLoginHandler
 
-from .idp import DEMO_PASSWORD, DevIdentityProvider, DevIdentityProviderError, free_port
+from .idp import DEMO_PASSWORD, REPO, DevIdentityProvider, DevIdentityProviderError, free_port
 
 CLIENT_ID = "himalia-hub"
 CLIENT_SECRET = "test-" + secrets.token_urlsafe(16)
@@ -421,3 +428,156 @@ async def test_generic_oauthenticator_signs_in_and_refreshes(
     assert refreshed["name"] == "alice"
     assert refreshed["auth_state"]["access_token"] not in ("expired", first_token)
     assert set(refreshed["groups"]) == {"admins", "data_team"}
+
+
+# -- as `make demo` starts it: the redirect URIs follow the hub's port, at both loopback names -----
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+
+class DemoIdentityProvider(DevIdentityProvider):
+    """The provider as the Makefile starts it: no redirect URIs given, only the hub's port (IDP_HUB_PORT)."""
+
+    def __init__(self, port: int, hub_port: int) -> None:
+        super().__init__(port, CLIENT_ID, CLIENT_SECRET, [])
+        self.hub_port = hub_port
+
+    def _environment(self) -> dict[str, str]:
+        env = super()._environment()
+        del env["IDP_REDIRECT_URIS"]
+        env["IDP_HUB_PORT"] = str(self.hub_port)
+        return env
+
+
+@pytest.fixture(scope="module")
+def demo_idp() -> Iterator[DemoIdentityProvider]:
+    hub_port = free_port()
+    assert hub_port != 8000
+    with DemoIdentityProvider(free_port(), hub_port) as provider:
+        yield provider
+
+
+def sign_in_at(session: requests.Session, authorize_url: str, callback: str) -> str:
+    """Sign in as alice from an authorization URL; the provider's redirect to ``callback``."""
+    page = follow(session, session.get(authorize_url, allow_redirects=False, timeout=TIMEOUT), callback)
+    assert isinstance(page, requests.Response), f"redirected without signing in: {page}"
+    assert page.status_code == 200, page.text
+    response = session.post(
+        login_form(page), data={"login": "alice", "password": DEMO_PASSWORD}, allow_redirects=False, timeout=TIMEOUT
+    )
+    location = follow(session, response, callback)
+    assert isinstance(location, str), f"no redirect to the hub: {location.status_code} {location.text}"
+    assert location.startswith(callback + "?"), location
+    return location
+
+
+def test_redirect_uris_follow_the_hub_port_at_both_hosts(demo_idp: DemoIdentityProvider) -> None:
+    issuer = demo_idp.issuer
+    for host in LOOPBACK_NAMES:
+        callback = f"http://{host}:{demo_idp.hub_port}/hub/oauth_callback"
+        params = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": callback, "scope": "openid"}
+        location = sign_in_at(requests.Session(), f"{issuer}/auth?{urlencode(params | {'state': host})}", callback)
+        assert parse_qs(urlsplit(location).query)["state"] == [host]
+
+    # The default hub port is no longer registered once the hub moved.
+    moved_away = {"response_type": "code", "client_id": CLIENT_ID, "scope": "openid", "state": "s"}
+    moved_away["redirect_uri"] = "http://127.0.0.1:8000/hub/oauth_callback"
+    response = requests.get(f"{issuer}/auth", params=moved_away, allow_redirects=False, timeout=TIMEOUT)
+    assert response.status_code == 400
+    assert "redirect_uri" in response.text
+
+
+#: Loads hub_config/jupyterhub_config.py as JupyterHub does, in a process of its own (it sets the
+#: umask and the environment), and prints the authenticator's settings.
+LOAD_HUB_CONFIG = """
+import json, sys
+from traitlets.config.loader import PyFileConfigLoader
+config = PyFileConfigLoader("jupyterhub_config.py", path=sys.argv[1]).load_config()
+print(json.dumps({"GenericOAuthenticator": config.GenericOAuthenticator}, default=sorted))
+"""
+
+
+def demo_hub_authenticator(idp: DemoIdentityProvider, state: Path) -> Any:
+    """The ``GenericOAuthenticator`` that ``make demo``'s hub configuration builds against ``idp``."""
+    from oauthenticator.generic import GenericOAuthenticator
+    from traitlets.config import Config
+
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith(("HIMALIA_", "JUPYTERHUB_"))},
+        "HIMALIA_HUB_STATE": str(state),
+        "HIMALIA_HUB_PORT": str(idp.hub_port),
+        "HIMALIA_OIDC_ISSUER": idp.issuer,
+        "HIMALIA_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+        "HIMALIA_SERVICE_TOKEN": secrets.token_hex(16),
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_HUB_CONFIG, str(REPO / "hub_config")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    return GenericOAuthenticator(config=Config(json.loads(loaded.stdout)))
+
+
+#: What the authenticator reads of the hub's own server: where its pages live.
+HUB = SimpleNamespace(server=SimpleNamespace(base_url="/hub/"))
+
+
+class HostLoginHandler(OAuthLoginHandler):
+    """Just enough of the hub's /hub/oauth_login reached at ``host:port``, capturing the redirect."""
+
+    log = logging.getLogger("test.oauth_login")
+    authenticator = None  # shadows the hub's settings-backed properties
+    hub = HUB
+
+    def __init__(self, authenticator: Any, host: str, port: int) -> None:
+        self.authenticator = authenticator
+        self.request = SimpleNamespace(protocol="http", host=f"{host}:{port}")
+
+    def get_argument(self, name: str, default: Any = None, strip: bool = True) -> Any:
+        return default
+
+    def set_state_cookie(self, value: str) -> None:
+        self.state_cookie = value
+
+    def redirect(self, url: str, permanent: bool = False, status: int | None = None) -> None:
+        self.location = url
+
+
+@dataclass
+class HostCallbackHandler:
+    """What authenticate() reads from the hub's /hub/oauth_callback, reached where the login was."""
+
+    login: HostLoginHandler
+    code: str
+    hub = HUB
+
+    @property
+    def request(self) -> SimpleNamespace:
+        return self.login.request
+
+    def get_argument(self, name: str, default: Any = None) -> Any:
+        return self.code if name == "code" else default
+
+    def get_state_cookie(self) -> str:
+        return self.login.state_cookie
+
+
+async def test_the_demo_hub_signs_in_at_127_0_0_1_and_at_localhost(
+    demo_idp: DemoIdentityProvider, tmp_path: Path
+) -> None:
+    """The hub calls back on the host the browser used, where its state cookie was set."""
+    authenticator = demo_hub_authenticator(demo_idp, tmp_path / "hub")
+    for host in LOOPBACK_NAMES:
+        login = HostLoginHandler(authenticator, host, demo_idp.hub_port)
+        login.get()
+        callback = f"http://{host}:{demo_idp.hub_port}/hub/oauth_callback"
+        assert parse_qs(urlsplit(login.location).query)["redirect_uri"] == [callback]
+        code = parse_qs(urlsplit(sign_in_at(requests.Session(), login.location, callback)).query)["code"][0]
+
+        model = await authenticator.authenticate(HostCallbackHandler(login, code))
+        assert model is not None, demo_idp.output()
+        assert model["name"] == "alice", host
+        assert set(model["groups"]) == {"admins", "data_team"}
