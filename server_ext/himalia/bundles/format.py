@@ -217,6 +217,15 @@ def read_bundle(data: bytes, trusted: Mapping[str, str]) -> OpenedBundle:
     return OpenedBundle(manifest=manifest, members=members, signer_name=signer_name)
 
 
+def bundle_project(data: bytes) -> str:
+    """The project key a bundle's manifest names, read before verification only to find its target."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return _parse_manifest(_member(archive, _bounded_members(archive), MANIFEST)).project
+    except zipfile.BadZipFile:
+        raise BundleRefused("bundle: not a bundle file (not a zip archive).", field="bundle") from None
+
+
 def _bounded_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """The members by name, refusing duplicates, odd names and sizes beyond the bounds before reading."""
     infos: dict[str, zipfile.ZipInfo] = {}

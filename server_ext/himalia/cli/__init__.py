@@ -11,6 +11,7 @@ libraries when it runs, so that ``himalia --help`` stays instant.
 import click
 
 from himalia.cli import audit, connections, datasets, db, demo, projects, scenarios, serve, tiers, users, variables
+from himalia.cli.bundles import bundle
 from himalia.cli.context import CONFIG_HELP, Context
 
 
@@ -54,5 +55,6 @@ for command in (
     serve.openapi_command,
     tiers.tier,
     demo.demo_command,
+    bundle,
 ):
     main.add_command(command)
