@@ -4,7 +4,8 @@ from himalia.controlplane import ControlPlane
 from himalia.wire.data import CreateDataset
 
 from ..conftest import LiveAPI
-from .conftest import log_of, notebook, saved, start, wait
+from ..execution.test_report import outside_references
+from .conftest import BASE, log_of, notebook, saved, start, wait
 
 
 def test_each_notebook_step_lists_only_the_metrics_its_kernel_recorded(runner: LiveAPI, plane: ControlPlane) -> None:
@@ -42,3 +43,11 @@ def test_each_notebook_step_lists_only_the_metrics_its_kernel_recorded(runner: L
     assert count["outputs"]["values"] == {"record_count": 300}
     assert transactions["outputs"]["metrics"] == {"transactions/rows": 300, "ran": True}
     assert merchants["outputs"]["metrics"] == {"merchants/rows": 40, "ran": True}
+    # Each notebook step keeps its own report, which references nothing outside itself.
+    assert [step["artifacts"] for step in run["steps"]] == [[], ["html", "ipynb"], ["html", "ipynb"]]
+    for step, rows, other in (("Transactions", 300, 40), ("Merchants", 40, 300)):
+        report = runner.request("GET", f"{BASE}/two-datasets/runs/{run['id']}/report", params={"step": step})
+        assert report.status_code == 200, report.text
+        assert outside_references(report.text) == []
+        injected = '<span class="n">rows</span> <span class="o">=</span> <span class="mi">{}</span>'
+        assert injected.format(rows) in report.text and injected.format(other) not in report.text
