@@ -2,6 +2,7 @@
 
 from himalia.api import audit, connections, datasets, projects, run_steps, scenarios, tiers, tokens, users, variables
 from himalia.api.base import APIHandler
+from himalia.api.bundles import handlers as bundle_handlers
 
 RESOURCE_HANDLERS: list[type[APIHandler]] = [
     *users.handlers,
@@ -14,4 +15,5 @@ RESOURCE_HANDLERS: list[type[APIHandler]] = [
     *tiers.handlers,
     *tokens.handlers,
     *audit.handlers,
+    *bundle_handlers,
 ]
