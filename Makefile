@@ -17,6 +17,11 @@ HUB_SERVICE_PORT ?= 10101
 HUB_SMTP_PORT ?= 8026
 IDP_PORT ?= 9000
 
+AS_ROOT := $(filter 0,$(shell id -u))
+# Notebook steps run as each person's OS account, which needs root; an ordinary user's lab shares its
+# account instead (unsafe: notebooks reach the lab's files), as hub_config/jupyterhub_config.py does.
+SHARED_ACCOUNT_UNLESS_ROOT := $(if $(AS_ROOT),,HIMALIA_USER_ISOLATION=shared_account_unsafe)
+
 .PHONY: install system-deps share-python demo lab test lint clean
 
 $(BIN)/python:
@@ -69,8 +74,8 @@ lab: install share-python
 	@echo "Mail the scenarios send lands in $(LAB_HOME)/mail/ (a local SMTP server on port $(LAB_SMTP_PORT))."
 	$(BIN)/python -m himalia.demo.mailsink --port $(LAB_SMTP_PORT) --folder $(LAB_HOME)/mail & SINK=$$!; \
 	trap 'kill $$SINK' EXIT INT TERM; \
-	HIMALIA_HOME=$(LAB_HOME) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(LAB_SMTP_PORT) \
-	$(BIN)/jupyter lab --no-browser --port $(LAB_PORT) --ServerApp.port_retries=0 $(if $(filter 0,$(shell id -u)),--allow-root,)
+	HIMALIA_HOME=$(LAB_HOME) HIMALIA_SMTP_HOST=127.0.0.1 HIMALIA_SMTP_PORT=$(LAB_SMTP_PORT) $(SHARED_ACCOUNT_UNLESS_ROOT) \
+	$(BIN)/jupyter lab --no-browser --port $(LAB_PORT) --ServerApp.port_retries=0 $(if $(AS_ROOT),--allow-root,)
 
 lint: install
 	$(BIN)/ruff check .
