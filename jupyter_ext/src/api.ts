@@ -13,6 +13,7 @@ import type {
   CheckRun,
   ComputedMetrics,
   ConnectionTestResult,
+  CreateDataset,
   CreateProject,
   DescribeCheck,
   DescribeCheckResult,
@@ -219,6 +220,10 @@ export class HimaliaClient {
     );
   }
 
+  createDataset(key: string, spec: CreateDataset): Promise<DescribeDataset> {
+    return this.request(`projects/${segment(key)}/datasets`, 'POST', spec);
+  }
+
   metricHistory(
     key: string,
     dataset: string,
@@ -293,6 +298,21 @@ export class HimaliaClient {
       'PUT',
       spec
     );
+  }
+
+  deleteScenario(key: string, id: string): Promise<void> {
+    return this.request(
+      `projects/${segment(key)}/scenarios/${segment(id)}`,
+      'DELETE'
+    );
+  }
+
+  /** The scenario as YAML, rendered by the server from its saved definition. */
+  async scenarioYaml(key: string, id: string): Promise<string> {
+    const response = await this.fetch(
+      `projects/${segment(key)}/scenarios/${segment(id)}/export`
+    );
+    return response.text();
   }
 
   setScenarioActive(

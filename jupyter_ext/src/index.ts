@@ -8,6 +8,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, showErrorMessage } from '@jupyterlab/apputils';
+import { IEditorServices } from '@jupyterlab/codeeditor';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -25,6 +26,7 @@ import { registerNotebookCommands } from './notebook';
 import { ConnectionsSection } from './connections/section';
 import { DataQualitySection } from './datasets/section';
 import { ProjectsSection } from './projects/section';
+import { registerScenarioEditor } from './scenarios/editor';
 import { ScenariosSection } from './scenarios/section';
 import { VariablesSection } from './variables/section';
 import { CommandIDs, IHimaliaServices } from './services';
@@ -44,7 +46,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     IDocumentManager,
     ICommandPalette,
     ILayoutRestorer,
-    IRenderMimeRegistry
+    IRenderMimeRegistry,
+    IEditorServices
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -54,7 +57,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     documents: IDocumentManager | null,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
-    rendermime: IRenderMimeRegistry | null
+    rendermime: IRenderMimeRegistry | null,
+    editorServices: IEditorServices | null
   ) => {
     const model = new HimaliaModel(
       new HimaliaClient(app.serviceManager.serverSettings),
@@ -99,6 +103,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     registerNotebookCommands(services);
     registerArtifactCommands(services);
     registerSnippetCommand(services);
+    if (editorServices) {
+      registerScenarioEditor(services, editorServices);
+    }
 
     if (settingRegistry) {
       void settingRegistry.load(PLUGIN_ID).then(settings => {

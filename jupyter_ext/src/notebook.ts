@@ -1,6 +1,6 @@
 /**
- * Notebook commands: tag the parameters cell (papermill's), and "Schedule this notebook…", which
- * saves a scenario running the notebook in the current project.
+ * Notebook commands: tag the parameters cell (papermill's; parameterscell.ts marks it), and
+ * "Schedule this notebook…", which saves a scenario running the notebook in the current project.
  */
 import {
   Dialog,
@@ -16,6 +16,11 @@ import { ApiError } from './api';
 import { errorText } from './errors';
 import { himaliaIcon } from './icons';
 import { IParameter, parseParametersCell } from './parameters';
+import {
+  isParametersCell,
+  markParametersCells,
+  setParametersTag
+} from './parameterscell';
 import { IScheduleFormProps, ScheduleForm } from './scenarios/scheduleform';
 import { scenarioEvents } from './scenarios/events';
 import {
@@ -28,35 +33,7 @@ import {
 import { CommandIDs, IHimaliaServices } from './services';
 import type { DescribeScenario } from './types';
 
-type ICellModel = NonNullable<NotebookPanel['content']['activeCell']>['model'];
-
-/** The tag papermill looks for. */
-export const PARAMETERS_TAG = 'parameters';
-
 const SCHEDULE_TITLE = 'Schedule this notebook';
-
-function tagsOf(cell: ICellModel): string[] {
-  const tags: unknown = cell.getMetadata('tags');
-  return Array.isArray(tags)
-    ? tags.filter((tag): tag is string => typeof tag === 'string')
-    : [];
-}
-
-function isParametersCell(cell: ICellModel): boolean {
-  return cell.type === 'code' && tagsOf(cell).includes(PARAMETERS_TAG);
-}
-
-function setParametersTag(cell: ICellModel, on: boolean): void {
-  const tags = tagsOf(cell).filter(tag => tag !== PARAMETERS_TAG);
-  if (on) {
-    tags.push(PARAMETERS_TAG);
-  }
-  if (tags.length > 0) {
-    cell.setMetadata('tags', tags);
-  } else {
-    cell.deleteMetadata('tags');
-  }
-}
 
 /** The parameters of the notebook's first cell tagged `parameters` (papermill reads that one). */
 export function notebookParameters(panel: NotebookPanel): IParameter[] {
@@ -292,6 +269,7 @@ export function registerNotebookCommands(services: IHimaliaServices): void {
   });
 
   if (notebooks) {
+    markParametersCells(notebooks);
     const changed = () => {
       app.commands.notifyCommandChanged(CommandIDs.markParametersCell);
       app.commands.notifyCommandChanged(CommandIDs.scheduleNotebook);

@@ -25,6 +25,8 @@ export namespace CommandIDs {
   export const selectProject = 'himalia:select-project';
   export const markParametersCell = 'himalia:mark-parameters-cell';
   export const scheduleNotebook = 'himalia:schedule-notebook';
+  export const editScenario = 'himalia:edit-scenario';
+  export const saveScenarioYaml = 'himalia:save-scenario-yaml';
   export const openRunReport = 'himalia:open-run-report';
   export const openRunNotebook = 'himalia:open-run-notebook';
   export const insertConnectionSnippet = 'himalia:insert-connection-snippet';

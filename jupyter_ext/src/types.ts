@@ -26,6 +26,7 @@ export type DescribeGroup = Schemas['DescribeGroup'];
 export type DescribeConnection = Schemas['DescribeConnection'];
 export type ConnectionTestResult = Schemas['ConnectionTestResult'];
 export type DescribeDataset = Schemas['DescribeDataset'];
+export type CreateDataset = Schemas['CreateDataset'];
 export type DescribeMetricValue = Schemas['DescribeMetricValue'];
 export type ComputedMetrics = Schemas['ComputedMetrics'];
 export type DescribeCheck = Schemas['DescribeCheck'];

@@ -2,3 +2,4 @@ import './base.css';
 import './dataquality.css';
 import './scenarios.css';
 import './connections.css';
+import './notebook.css';

@@ -4,7 +4,8 @@
  * one metric with the bounds of its range checks, and the buttons to compute and check now.
  *
  * Outcomes refresh every `listPollSeconds` while a dataset is open and the section is in view;
- * nothing polls while the section is collapsed.
+ * nothing polls while the section is collapsed. "New dataset" (write_content) defines one
+ * (newdatasetform.tsx).
  */
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Button } from '@jupyterlab/ui-components';
@@ -17,6 +18,7 @@ import { usePagedList } from '../hooks/usePagedList';
 import { HimaliaModel } from '../model';
 import type { DescribeDataset, DescribeProject } from '../types';
 import { DatasetDetails } from './details';
+import { NewDatasetForm } from './newdatasetform';
 import { CheckSummary } from './tables';
 import { useRefresh } from '../hooks/useRefresh';
 
@@ -46,6 +48,7 @@ function DataQualityView(
   const key = project.key;
   const [open, setOpen] = useState<ReadonlySet<string>>(new Set());
   const [refresh, setRefresh] = useState(0);
+  const [creating, setCreating] = useState(false);
   const datasets = usePagedList(
     query => model.client.datasets(key, query),
     [key],
@@ -77,7 +80,29 @@ function DataQualityView(
         >
           Refresh
         </Button>
+        {model.can('write_content') && !creating && (
+          <Button
+            small
+            minimal
+            title={`Define a dataset of ${key} on a connection you may use`}
+            onClick={() => setCreating(true)}
+          >
+            New dataset
+          </Button>
+        )}
       </div>
+      {creating && (
+        <NewDatasetForm
+          model={model}
+          projectKey={key}
+          onCreated={created => {
+            setCreating(false);
+            setOpen(new Set([...open, created.name]));
+            void datasets.reload();
+          }}
+          onCancel={() => setCreating(false)}
+        />
+      )}
       <PageState
         list={datasets}
         empty={

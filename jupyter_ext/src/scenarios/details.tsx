@@ -1,9 +1,11 @@
 /**
  * A scenario's details: description, triggers, steps, "Run now" with its typed parameters
- * (runs/form.tsx), and its runs, one of which is followed live (runs/details.tsx).
+ * (runs/form.tsx), "Edit YAML" (editor.tsx) and "Delete…", and its runs, one of which is
+ * followed live (runs/details.tsx).
  */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Button } from '@jupyterlab/ui-components';
-import React, { useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
 import {
   Badge,
@@ -14,13 +16,16 @@ import {
   When
 } from '../components/common';
 import { ISectionProps } from '../components/section';
+import { errorText } from '../errors';
 import { useAsync } from '../hooks/useAsync';
 import { usePagedList } from '../hooks/usePagedList';
 import { usePoll } from '../hooks/usePoll';
 import { RunDetails } from '../runs/details';
 import { RunForm } from '../runs/form';
 import { describeTrigger, isActive } from '../runs/states';
+import { CommandIDs } from '../services';
 import type { DescribeRun, DescribeScenario } from '../types';
+import { ScenarioEvents, scenarioEvents } from './events';
 
 type Definition = DescribeScenario['definition'];
 
@@ -47,6 +52,8 @@ export function ScenarioDetails(
     projectKey: string;
     scenarioId: string;
     onChanged: () => Promise<void>;
+    /** Called once the scenario is deleted. */
+    onDeleted: () => void;
   }
 ): JSX.Element {
   const { model, services, visible, projectKey, scenarioId } = props;
@@ -56,6 +63,23 @@ export function ScenarioDetails(
     [projectKey, scenarioId]
   );
   const [formOpen, setFormOpen] = useState(false);
+  const [deleteError, setDeleteError] = useState<string | null>(null);
+  const reloadScenario = scenario.reload;
+  useEffect(() => {
+    // Saved from the YAML editor: show the new revision.
+    const onSaved = (
+      _: ScenarioEvents,
+      saved: { project: string; id: string }
+    ) => {
+      if (saved.project === projectKey && saved.id === scenarioId) {
+        void reloadScenario();
+      }
+    };
+    scenarioEvents.saved.connect(onSaved);
+    return () => {
+      scenarioEvents.saved.disconnect(onSaved);
+    };
+  }, [projectKey, scenarioId, reloadScenario]);
   const [selectedRun, setSelectedRun] = useState<number | null>(null);
   const runs = usePagedList(
     query => client.runs(projectKey, scenarioId, query),
@@ -80,8 +104,32 @@ export function ScenarioDetails(
     void runsChanged();
   };
 
+  const confirmDelete = async () => {
+    const runCount = runs.page?.total ?? 0;
+    const name = value ? `${value.name} (${scenarioId})` : scenarioId;
+    const answer = await showDialog({
+      title: `Delete scenario ${name}?`,
+      body:
+        `${projectKey} loses the scenario ${name} and the history of its ${runCount} run(s): ` +
+        'their logs, reports and executed notebooks. This cannot be undone.',
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await client.deleteScenario(projectKey, scenarioId);
+      setDeleteError(null);
+      props.onDeleted();
+    } catch (failure) {
+      setDeleteError(errorText(failure));
+    }
+  };
+
   const value = scenario.value;
   const mayRun = model.can('run_scenarios');
+  const mayWrite = model.can('write_content');
+  const commands = services.app.commands;
   const triggers = value ? describeTriggers(value.definition) : [];
   return (
     <section
@@ -135,18 +183,46 @@ export function ScenarioDetails(
               </>
             )}
           </dl>
-          {mayRun && !formOpen && (
+          {!formOpen && (mayRun || mayWrite) && (
             <div className="hml-buttons">
-              <Button
-                small
-                className="jp-mod-styled jp-mod-accept"
-                onClick={() => setFormOpen(true)}
-                aria-expanded={false}
-              >
-                Run now
-              </Button>
+              {mayRun && (
+                <Button
+                  small
+                  className="jp-mod-styled jp-mod-accept"
+                  onClick={() => setFormOpen(true)}
+                  aria-expanded={false}
+                >
+                  Run now
+                </Button>
+              )}
+              {mayWrite && commands.hasCommand(CommandIDs.editScenario) && (
+                <Button
+                  small
+                  className="jp-mod-styled"
+                  title="Open its YAML in an editor tab"
+                  onClick={() =>
+                    void commands.execute(CommandIDs.editScenario, {
+                      project: projectKey,
+                      scenario: scenarioId
+                    })
+                  }
+                >
+                  Edit YAML
+                </Button>
+              )}
+              {mayWrite && (
+                <Button
+                  small
+                  className="jp-mod-styled jp-mod-warn"
+                  title="Delete the scenario and its run history"
+                  onClick={() => void confirmDelete()}
+                >
+                  Delete…
+                </Button>
+              )}
             </div>
           )}
+          <ErrorNotice error={deleteError} />
           {mayRun && formOpen && (
             <RunForm
               model={model}

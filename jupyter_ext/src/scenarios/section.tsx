@@ -1,7 +1,7 @@
 /**
  * Scenarios: the project's scenarios with their last outcome, next fire time and an active
  * switch; a chosen scenario opens its details (details.tsx) with its runs, one of which is
- * followed live (runs/).
+ * followed live (runs/), and where it is edited (editor.tsx) or deleted.
  */
 import React, { useEffect, useState } from 'react';
 
@@ -102,6 +102,10 @@ function ScenariosView(
           {...props}
           scenarioId={selected}
           onChanged={reload}
+          onDeleted={() => {
+            setSelected(null);
+            void reload();
+          }}
         />
       )}
     </div>
