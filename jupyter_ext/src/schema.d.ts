@@ -581,7 +581,7 @@ export interface paths {
     /** Create or replace a scenario; its notebooks are snapshotted again (write_content). */
     put: operations['put_Scenario'];
     post?: never;
-    /** Delete a scenario and its run history (write_content). */
+    /** Delete a scenario and its run history (write_content); 409 while one of its runs is queued or running, or while another scenario runs it or fires after it. */
     delete: operations['delete_Scenario'];
     options?: never;
     head?: never;
