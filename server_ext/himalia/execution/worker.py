@@ -20,7 +20,6 @@ whose control plane dies during its imports does not live on either.
 import contextlib
 import ctypes
 import importlib
-import logging
 import os
 import signal
 import sys
@@ -32,7 +31,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 
+from himalia.execution.files import PROJECT_FOLDER
 from himalia.execution.report import load_report_templates, render_report
+from himalia.execution.worker_output import clean_output, quiet_libraries
 from himalia.wire.steps import ERROR_LIMIT, Reason, StepJob, StepResult
 
 if TYPE_CHECKING:
@@ -64,15 +65,22 @@ class StepClock:
 
 
 def execute(job: StepJob, folder: Path) -> StepResult:
-    """Run ``job`` with papermill in ``folder``, until it ends or its deadline; write the executed
-    notebook and its HTML report there. The result carries no files: they stay in ``folder``."""
+    """Run ``job`` with papermill, until it ends or its deadline; write the executed notebook and
+    its HTML report in ``folder``. The result carries no files: they stay in ``folder``.
+
+    The executor has written the job's project files in ``folder/project``
+    (:func:`~himalia.execution.files.materialize`): the notebook runs in its own folder there, and
+    the tree's root is on the kernel's ``sys.path`` (``PYTHONPATH``), as it was interactively."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     source, executed = folder / "input.ipynb", folder / "executed.ipynb"
     source.write_text(job.content, encoding="utf-8")
+    tree = folder / PROJECT_FOLDER
+    workdir = tree / job.folder if job.folder else tree
     os.environ.update(job.env)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
     clock = StepClock(job.seconds_left())
     outcome = StepResult(reason=Reason.OK)
     try:
@@ -86,7 +94,7 @@ def execute(job: StepJob, folder: Path) -> StepResult:
             stderr_file=sys.stdout,
             timeout_func=clock.cell_limit,
             shutdown_kernel="immediate",  # a graceful one waits seconds for a kernel still busy at the deadline
-            cwd=str(folder),
+            cwd=str(workdir),
         )
     except PapermillExecutionError as error:
         outcome = StepResult(reason=Reason.CELL_ERROR, error=_describe_cell_error(error)[:ERROR_LIMIT])
@@ -154,7 +162,7 @@ def die_with_parent(parent: int) -> None:
 
 def main() -> None:
     """Take one job from stdin: its folder's path on the first line, the ``StepJob`` as JSON on the second."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[papermill] %(message)s")
+    quiet_libraries()
     die_with_parent(int(os.environ.get(PARENT_VARIABLE) or os.getppid()))
     for module in STEP_MODULES:
         importlib.import_module(module)
@@ -163,6 +171,7 @@ def main() -> None:
     if not folder:
         return  # the executor closed the pool before handing over a job
     job = StepJob.model_validate_json(sys.stdin.readline())
+    clean_output(Path(folder))
     outcome = execute(job, Path(folder))
     sys.stdout.flush()
     (Path(folder) / "result.json").write_text(outcome.model_dump_json(), encoding="utf-8")
