@@ -1,8 +1,10 @@
 """What every command shares: the global options, the control plane they build and who they act as."""
 
 import getpass
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,6 +19,19 @@ if TYPE_CHECKING:
 
 #: The page size of the list commands: everything a person reads in a terminal.
 PAGE = 500
+
+#: Commands that only read the store: without one they say so instead of creating an empty one.
+READ_ONLY_COMMANDS = frozenset(
+    {
+        *("user list", "group list", "project list", "project grants", "connection list", "variables get"),
+        *("audit verify", "audit export", "dataset list", "scenario list", "scenario export", "scenario runs"),
+        *("scenario log", "tier list", "tier show", "tier usage", "bundle keys", "bundle list", "bundle download"),
+    }
+)
+
+#: How a store is named; without any of them (or a configuration file's ControlPlane.home / db_url)
+#: the CLI uses the default home and says so.
+STORE_OPTIONS = "--home, --db-url, $HIMALIA_HOME, $HIMALIA_DB_URL or a configuration file"
 
 CONFIG_HELP = """Configuration file (traitlets, .py or .json) read instead of himalia_config.* on the Jupyter
 config path and in the current directory. Default: $HIMALIA_CONFIG."""
@@ -52,10 +67,25 @@ class Context:
 
         options = {name: value for name, value in {"home": self.home, "db_url": self.db_url}.items() if value}
         try:
-            return ControlPlane(config=loaded.config, **options)
+            plane = ControlPlane(config=loaded.config, **options)
         except (TraitError, HimaliaError) as error:
             reason = error.message if isinstance(error, HimaliaError) else str(error)
             fail(f"configuration ({loaded.describe()}): {reason}")
+        if not self._store_named(loaded):
+            _report_default_store(plane.home, plane.db_url)
+        return plane
+
+    def _store_named(self, loaded: "LoadedConfig") -> bool:
+        """Whether an option, a variable or a configuration file says where the store is."""
+        section = loaded.config.get("ControlPlane", {})
+        return bool(
+            self.home
+            or self.db_url
+            or os.environ.get("HIMALIA_HOME")
+            or os.environ.get("HIMALIA_DB_URL")
+            or "home" in section
+            or "db_url" in section
+        )
 
     def plane(self) -> "ControlPlane":
         if self._plane is None:
@@ -73,6 +103,32 @@ class Context:
         if self.as_user:
             return self.plane().users.caller_for(self.as_user, client_address="cli")
         return Caller.operator(f"cli:{getpass.getuser()}")
+
+
+def _report_default_store(home: str, db_url: str) -> None:
+    """Nothing named a store and the default home's (``db_url``, a SQLite file) does not exist yet: a
+    reading command stops, saying where it looked and how to point at a store; any other creates one
+    there and says so on stderr."""
+    from sqlalchemy.engine import make_url
+
+    if Path(make_url(db_url).database or "").exists():
+        return
+    if _command_path() in READ_ONLY_COMMANDS:
+        fail(
+            f"no Himalia store in {home} (the default home, as no {STORE_OPTIONS} names one); point at "
+            "one with --home or $HIMALIA_HOME (make lab's: HIMALIA_HOME=.himalia-demo), or --db-url"
+        )
+    click.echo(f"himalia: creating a new store in {home} (the default home: no {STORE_OPTIONS} names one)", err=True)
+
+
+def _command_path() -> str:
+    """The running subcommand as typed after ``himalia`` (``project list``), from click's contexts."""
+    names = []
+    context = click.get_current_context(silent=True)
+    while context is not None and context.parent is not None:
+        names.append(context.info_name or "")
+        context = context.parent
+    return " ".join(reversed(names))
 
 
 pass_ctx = click.make_pass_decorator(Context)
