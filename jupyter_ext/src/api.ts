@@ -13,8 +13,10 @@ import type {
   CheckRun,
   ComputedMetrics,
   ConnectionTestResult,
+  CreateBundle,
   CreateDataset,
   CreateProject,
+  DescribeBundle,
   DescribeCheck,
   DescribeCheckResult,
   DescribeConnection,
@@ -426,6 +428,21 @@ export class HimaliaClient {
       `projects/${segment(key)}/scenarios/${segment(id)}/runs/${run}/report`,
       { step }
     );
+  }
+
+  // -- bundles ---------------------------------------------------------------------------------
+
+  bundles(key: string): Promise<DescribeBundle[]> {
+    return this.request(`projects/${segment(key)}/bundles`);
+  }
+
+  createBundle(key: string, spec: CreateBundle): Promise<DescribeBundle> {
+    return this.request(`projects/${segment(key)}/bundles`, 'POST', spec);
+  }
+
+  /** The link that downloads a version's bundle file (the browser's cookie authenticates). */
+  bundleDownloadUrl(key: string, version: number): string {
+    return this.url(`projects/${segment(key)}/bundles/${version}/download`);
   }
 
   // -- variables -------------------------------------------------------------------------------

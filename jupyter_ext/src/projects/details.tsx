@@ -1,6 +1,6 @@
 /**
- * A project's details: its description, my permissions, and its grants, which its
- * administrators edit.
+ * A project's details: its description, my permissions, its grants, which its
+ * administrators edit, and its bundles.
  */
 import { Button } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
@@ -16,6 +16,7 @@ import type {
   ProjectPermission,
   SetGrant
 } from '../types';
+import { ProjectBundles } from './bundles';
 import { PERMISSION_LABELS, PERMISSIONS, grantSummary } from './grants';
 
 export function ProjectDetails(props: {
@@ -128,6 +129,7 @@ export function ProjectDetails(props: {
           }
         />
       )}
+      <ProjectBundles model={model} project={project} />
     </section>
   );
 }
