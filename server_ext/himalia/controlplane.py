@@ -35,6 +35,7 @@ from himalia.data.connections import ConnectionService
 from himalia.data.datasets import DatasetService
 from himalia.data.exports import ExportService
 from himalia.data.metrics import MetricService
+from himalia.data.reading import DatasetReader, DatasetReading
 from himalia.execution.accounts import UserIsolation
 from himalia.identity.audit import AuditService, AuditTrail
 from himalia.identity.projects import ProjectService
@@ -369,6 +370,9 @@ class ControlPlane(LoggingConfigurable):
         self.checks = CheckService(self.db, trail, self.log, self.datasets, self.metrics)
         self.exports = ExportService(
             self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
+        )
+        self.reading = DatasetReader(
+            self.db, trail, self.log, self.datasets, self.connections, DatasetReading(parent=self)
         )
         self.events = Events(self.log)
         self.scenarios = ScenarioService(

@@ -126,7 +126,9 @@ def test_a_day_of_operations(himalia, tmp_path: Path) -> None:  # type: ignore[n
 def test_refusals_are_one_line_and_exit_1(himalia) -> None:  # type: ignore[no-untyped-def]
     himalia("user", "add", "bob")
     refused = himalia("--as", "bob", "project", "create", "NOPE", "--name", "n", code=1)
-    assert refused.output.strip() == "error: This needs the global permission 'create_projects'."
+    assert refused.output.strip() == (
+        "error: bob does not hold the global permission 'create_projects': ask an administrator for it."
+    )
     invalid = himalia("project", "create", "lower", "--name", "n", "--owner", "bob", code=1)
     assert invalid.output.startswith("error: key: String should match pattern")
     unknown = himalia("--as", "ghost", "project", "list", code=1)
@@ -263,7 +265,7 @@ def test_scenario_delete_asks_refuses_and_keeps_nothing(himalia, tmp_path: Path)
         himalia("--as", "alice", "scenario", "apply", "OPS", str(tmp_path / f"{name}.yaml"))
 
     refused = himalia("--as", "bob", "scenario", "delete", "OPS", "tidy", "--yes", code=1)
-    assert refused.output.startswith("error: This needs") and "'write_content'" in refused.output
+    assert refused.output.startswith("error: bob ") and "does not hold 'write_content'" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
     unknown = himalia("--as", "alice", "scenario", "delete", "OPS", "ghost", "--yes", code=1)
     assert unknown.output.strip() == "error: There is no scenario 'ghost' in OPS."

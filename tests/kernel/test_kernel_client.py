@@ -173,10 +173,11 @@ def test_permissions_follow_the_user(as_role, plane: ControlPlane) -> None:  # t
         himalia.dataset("transactions").to_pandas()
     with pytest.raises(himalia.HimaliaClientError, match="There is no connection 'wh'"):
         himalia.connection("wh").read_sql("SELECT 1")
-    as_role("projadmin")  # ALPHA's admin, but wh is not usable by any of projadmin's groups
-    assert himalia.dataset("transactions").describe()["connection"] == "wh"
+    as_role("projadmin")  # ALPHA's admin, but wh is not usable by any of projadmin's groups...
+    assert himalia.dataset("transactions").describe()["can_use_connection"] is False
     with pytest.raises(himalia.HimaliaClientError, match="There is no connection 'wh'"):
-        himalia.dataset("transactions").to_pandas()
+        himalia.connection("wh").read_sql("SELECT 1")
+    assert len(himalia.dataset("transactions").to_pandas(limit=4)) == 4  # ...so its datasets come through the platform
     as_role("reader")
     with pytest.raises(himalia.HimaliaClientError, match="may not write"):
         himalia.dataset("transactions").write_pandas(pd.DataFrame({"a": [1]}))
@@ -288,3 +289,93 @@ def test_standalone_mode_finds_the_jupyter_server(db_url: str, tmp_path: Path, m
         kernel_client.client.cache_clear()
         server.terminate()
         server.wait(30)
+
+
+def contributors_only_connection(plane: ControlPlane, tmp_path: Path) -> None:
+    """``drop``: files with a secret, usable by the contributors alone; ALPHA's ``scores`` lies on it."""
+    admin = plane.users.caller_for("admin")
+    (tmp_path / "drop").mkdir()
+    pd.DataFrame({"card_id": ["C1", "C2", "C3"], "score": [610, 720, 587]}).to_csv(
+        tmp_path / "drop" / "scores.csv", index=False
+    )
+    contributors = AccessSpec(mode="groups", groups=["contributors"])
+    drop = CreateConnection(
+        name="drop",
+        type="files",
+        params={"url": str(tmp_path / "drop")},
+        secrets={"token": SHARED_SECRET},
+        usable_by=contributors,
+    )
+    plane.connections.create_connection(admin, drop)
+    plane.datasets.create_dataset(
+        admin, "ALPHA", CreateDataset(name="scores", connection="drop", path="scores.csv", format="csv")
+    )
+
+
+def test_a_reader_reads_through_the_platform_and_never_receives_credentials(  # type: ignore[no-untyped-def]
+    as_role, plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14's carol: read_content on the project, no use of the connection; to_pandas used to say
+    "There is no connection" (a 404 on the credentials she may not fetch)."""
+    contributors_only_connection(plane, tmp_path)
+    as_role("reader")
+    http = kernel_client.client()._http
+    answers: list[requests.Response] = []
+    send = http.request
+
+    def recording(method: str, url: str, **kwargs: object) -> requests.Response:
+        answer = send(method, url, **kwargs)  # type: ignore[arg-type]
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(http, "request", recording)
+    scores = himalia.dataset("scores")
+    assert scores.to_pandas()["score"].tolist() == [610, 720, 587]
+    assert scores.to_pandas(limit=2, columns=["score"]).to_dict("list") == {"score": [610, 720]}
+    assert scores.to_arrow(columns=["card_id"]).column("card_id").to_pylist() == ["C1", "C2", "C3"]
+    assert not [a for a in answers if "/credentials" in a.url]
+    assert all(SHARED_SECRET.encode() not in a.content for a in answers)
+    reads = plane.audit.list_entries(Caller.operator(), AuditFilter(action="connection.read_credentials"), 10, 0)
+    assert reads.items == []
+    with pytest.raises(himalia.HimaliaClientError, match="no column 'nope'") as unknown:
+        scores.to_pandas(columns=["nope"])
+    assert "columns" in str(unknown.value) or "no column" in str(unknown.value)
+    as_role("contributor")  # who may use the connection reads it where it lives, with its credentials
+    assert himalia.dataset("scores").to_pandas()["score"].tolist() == [610, 720, 587]
+    reads = plane.audit.list_entries(Caller.operator(), AuditFilter(action="connection.read_credentials"), 10, 0)
+    assert [e.actor for e in reads.items] == ["contributor"]
+
+
+def test_the_platform_says_when_it_stopped_early(as_role, plane: ControlPlane) -> None:  # type: ignore[no-untyped-def]
+    as_role("projadmin")  # reads wh's transactions through the platform
+    plane.reading.bounds.default_rows = 10
+    with pytest.warns(UserWarning, match="default of 10 rows and more exist; pass limit="):
+        assert len(himalia.dataset("transactions").to_pandas()) == 10
+    plane.reading.bounds.max_bytes = 2048
+    with pytest.warns(UserWarning, match="at its size limit"):
+        assert 0 < len(himalia.dataset("transactions").to_pandas(limit=300)) < 300
+
+
+def test_a_kernel_knows_the_project_chosen_in_the_sidebar(  # type: ignore[no-untyped-def]
+    as_role, api: LiveAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: "No project" in a workspace with FRAUD chosen in the sidebar."""
+    as_role("reader")
+    monkeypatch.delenv("HIMALIA_PROJECT")
+    kernel_client.client.cache_clear()
+    with pytest.raises(himalia.HimaliaClientError) as none_chosen:
+        himalia.dataset("transactions")
+    assert str(none_chosen.value) == kernel_client.NO_PROJECT
+    chosen = api.request("PUT", "/me/project", role="reader", json={"project": "ALPHA"})
+    assert chosen.status_code == 200 and chosen.json() == {"project": "ALPHA"}
+    assert len(himalia.dataset("transactions").to_pandas(limit=2)) == 2
+    assert himalia.dataset("transactions", project="ALPHA").project == "ALPHA"  # project= still wins
+    monkeypatch.setenv("HIMALIA_PROJECT", "ELSEWHERE")  # and so does the environment, scheduled runs' rule
+    kernel_client.client.cache_clear()
+    assert himalia.dataset("transactions").project == "ELSEWHERE"
+    # Someone else's choice is their own, and a project one cannot see cannot be chosen.
+    assert api.request("GET", "/me/project", role="contributor").json() == {"project": None}
+    hidden = api.request("PUT", "/me/project", role="nogrant", json={"project": "ALPHA"})
+    assert hidden.status_code == 404
+    cleared = api.request("PUT", "/me/project", role="reader", json={"project": None})
+    assert cleared.json() == {"project": None}

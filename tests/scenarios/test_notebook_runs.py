@@ -239,7 +239,10 @@ def test_abort_kills_the_kernel_and_its_children(runner: LiveAPI, exchange: Path
     assert token_id is not None
 
     reader = runner.request("POST", f"{BASE}/sleeper/runs/{run_id}/abort", "reader")
-    assert error_of(reader, 403)[0] == "This needs the 'run_scenarios' permission on project ALPHA."
+    assert error_of(reader, 403)[0] == (
+        "reader may read ALPHA but does not hold 'run_scenarios' on it: "
+        "ask projadmin (ALPHA administrators) for it, or an administrator."
+    )
     asked = time.monotonic()
     reply = runner.request("POST", f"{BASE}/sleeper/runs/{run_id}/abort")
     assert reply.status_code == 200, reply.text

@@ -1,10 +1,15 @@
 """``projects/{key}/datasets``, their schema, metrics and checks, and the project's histories."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import Field, field_validator
+from tornado.iostream import StreamClosedError
 
-from himalia.api.base import APIHandler, PageQuery, Query, operation
+from himalia.api.base import APIHandler, PageQuery, Query, log, operation
+from himalia.core.errors import HimaliaError
+from himalia.data.reading import ARROW_STREAM, CSV, DatasetStream, ReadRequest, parse_columns
 from himalia.wire.common import Page
 from himalia.wire.data import (
     CheckRun,
@@ -70,6 +75,76 @@ class SchemaHandler(APIHandler):
     @operation("Read the columns from the source again and say what changed (write_content).", response=DatasetSchema)
     async def post(self, key: str, name: str) -> DatasetSchema:
         return await self.call(self.control_plane.datasets.refresh_schema, self.caller, key, name)
+
+
+#: Far beyond any configured maximum: a bound on the text parsed, not the rule (``DatasetReading.max_rows``).
+LIMIT_CEILING = 10**12
+
+
+class DataQuery(Query):
+    format: Literal["arrow", "csv"] | None = Field(
+        None, description="arrow (the default: an Arrow IPC stream) or csv; or say it with Accept: text/csv."
+    )
+    limit: int | None = Field(None, ge=1, le=LIMIT_CEILING, description="Rows at most (DatasetReading.max_rows).")
+    columns: str | None = Field(None, max_length=32_000, description="Comma-separated column names of the schema.")
+
+
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)
+
+
+class DataHandler(APIHandler):
+    route = "/projects/{key}/datasets/{name}/data"
+
+    @operation(
+        "The dataset's rows, read by the control plane (read_content; no connection credentials needed). An Arrow "
+        "stream ends with an empty batch whose metadata says himalia.rows and himalia.stopped_by (limit: more rows "
+        "exist; max_bytes: the size cap); CSV says them in the X-Himalia-Rows and X-Himalia-Stopped-By headers.",
+        query=DataQuery,
+        media_types=(ARROW_STREAM, CSV),
+    )
+    async def get(self, key: str, name: str, query: DataQuery) -> None:
+        accept = self.request.headers.get("Accept", "")
+        wants_csv = query.format == "csv" or (query.format is None and CSV in accept and ARROW_STREAM not in accept)
+        request = ReadRequest(
+            format="csv" if wants_csv else "arrow", limit=query.limit, columns=parse_columns(query.columns)
+        )
+        stream = await self.call(self.control_plane.reading.open, self.caller, key, name, request)
+        try:
+            complete = await self._send(stream)
+        finally:
+            await self.call(stream.close)
+            await self.call(self.control_plane.reading.record, self.caller, key, name, request, stream)
+        if complete:
+            self.finish()
+
+    async def _send(self, stream: DatasetStream) -> bool:
+        """Write the read, all but finishing the response; ``False`` when the client went away."""
+        chunks = stream.chunks()
+        first = await self.call(_next_chunk, chunks)  # the source answered before any byte is sent
+        if stream.format == "csv":  # read whole (up to max_bytes), so that its headers can say how it ended
+            body = [first or b""]
+            while (chunk := await self.call(_next_chunk, chunks)) is not None:
+                body.append(chunk)
+            self.set_header("Content-Type", f"{CSV}; charset=utf-8")
+            self.set_header("X-Himalia-Rows", str(stream.outcome.rows))
+            self.set_header("X-Himalia-Stopped-By", stream.outcome.stopped_by)
+            self.write(b"".join(body))
+            return True
+        self.set_header("Content-Type", stream.media_type)
+        chunk = first
+        try:
+            while chunk is not None:
+                self.write(chunk)
+                await self.flush()
+                chunk = await self.call(_next_chunk, chunks)
+        except StreamClosedError:
+            return False  # the client went away; the audit says how much it was sent
+        except HimaliaError as error:
+            # The source failed mid-stream: the response ends without the stream's last batch,
+            # which is how a client tells a cut read from a complete one.
+            log.warning("Read of %s stopped: %s", self.request.path, error.message)
+        return True
 
 
 class HistoryQuery(Query):
@@ -206,6 +281,7 @@ handlers = [
     DatasetsHandler,
     DatasetHandler,
     SchemaHandler,
+    DataHandler,
     MetricsHandler,
     ProjectMetricsHandler,
     ChecksHandler,

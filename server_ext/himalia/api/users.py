@@ -5,6 +5,7 @@ from himalia.wire.common import Page
 from himalia.wire.identity import (
     CreateGroup,
     CreateUser,
+    CurrentProject,
     DescribeGroup,
     DescribeMe,
     DescribeUser,
@@ -20,6 +21,22 @@ class MeHandler(APIHandler):
     @operation("Who am I: my account, groups and global permissions.", response=DescribeMe)
     async def get(self) -> DescribeMe:
         return await self.call(self.control_plane.users.me, self.caller)
+
+
+class MyProjectHandler(APIHandler):
+    route = "/me/project"
+
+    @operation(
+        "The project I chose in the lab's sidebar (my kernels' project when none is named).", response=CurrentProject
+    )
+    async def get(self) -> CurrentProject:
+        return await self.call(self.control_plane.projects.current_project, self.caller)
+
+    @operation(
+        "Choose my current project (the lab's sidebar tells it), or none.", body=CurrentProject, response=CurrentProject
+    )
+    async def put(self, spec: CurrentProject) -> CurrentProject:
+        return await self.call(self.control_plane.projects.choose_project, self.caller, spec)
 
 
 class UsersHandler(APIHandler):
@@ -110,6 +127,7 @@ class GroupMemberHandler(APIHandler):
 
 handlers = [
     MeHandler,
+    MyProjectHandler,
     UsersHandler,
     UserHandler,
     GroupsHandler,

@@ -66,3 +66,16 @@ class StorageFull(HimaliaError):
     """The disk (or the database's own size limit) is full: nothing more can be written until space is freed."""
 
     status = 507
+
+
+def ask_for(missing: str, grantors: list[str], role: str) -> str:
+    """How a refusal ends: who can grant what is ``missing``, ``grantors`` being people the caller may see.
+
+    ``ask alice or dave (FRAUD administrators) for it, or an administrator``; without anyone to
+    name, an administrator. At most three names, so that a refusal stays one line.
+    """
+    if not grantors:
+        return f"ask an administrator for {missing}"
+    shown = grantors[:3] + (["others"] if len(grantors) > 3 else [])
+    names = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    return f"ask {names} ({role}) for {missing}, or an administrator"

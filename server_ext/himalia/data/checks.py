@@ -142,7 +142,7 @@ class CheckService(Service):
         """Compute the metrics the checks need (one pass), then judge every check and keep the results."""
         with self.db.read() as session:
             dataset, permissions = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
-            require_run_or_write(permissions, key)
+            require_run_or_write(session, caller, dataset.project, permissions)
             checks = self._checks(session, dataset)
             custom = {m["name"] for m in dataset.custom_metrics}
             needed = sorted({c.metric for c in checks if c.metric and c.type != "freshness"})

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from himalia.core.crypto import SecretBox
-from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound, ask_for
 from himalia.core.permissions import GlobalPermission
 from himalia.data.access import DataAccessPolicy, is_local_files, one_statement
 from himalia.data.drivers import UsableConnection, driver_message, scrub, sql_engine, storage_options
@@ -71,6 +71,13 @@ def can_read_details(caller: Caller, connection: Connection) -> bool:
 
 def can_see(caller: Caller, connection: Connection) -> bool:
     return can_use(caller, connection) or can_read_details(caller, connection)
+
+
+def use_refusal(caller: Caller, connection: Connection, reason: str = "") -> Forbidden:
+    """The one refusal to use a connection: who may grant 'use' on it (its owner only if the caller sees it)."""
+    owner = [connection.owner.login] if can_see(caller, connection) else []
+    grant = ask_for("'use' on it", owner, "its owner")
+    return Forbidden(f"{caller.login} may not use the connection '{connection.name}'{reason}: {grant}.")
 
 
 def _probe(usable: UsableConnection) -> None:
@@ -307,7 +314,7 @@ class ConnectionService(Service):
             if connection.credentials_mode != "per_user":
                 raise InvalidInput(f"'{name}' uses shared credentials.", field="secrets")
             if not can_use(caller, connection) or caller.user_id is None:
-                raise Forbidden(f"You may not use '{name}'.")
+                raise use_refusal(caller, connection)
             credential = session.get(ConnectionCredential, (connection.id, caller.user_id))
             if credential is None:
                 credential = ConnectionCredential(connection_id=connection.id, user_id=caller.user_id)
@@ -337,17 +344,34 @@ class ConnectionService(Service):
     def usable(self, session: Session, caller: Caller, connection: Connection) -> UsableConnection:
         """The connection with the caller's secrets, or 403 if the caller may not use it."""
         if not can_use(caller, connection):
-            raise Forbidden(f"You may not use the connection '{connection.name}'.")
+            raise use_refusal(caller, connection)
+        return self._reach(connection, self._secrets_for(session, caller, connection), connection.allow_write)
+
+    def _reach(self, connection: Connection, secrets: dict[str, str], allow_write: bool) -> UsableConnection:
         # Checked again at every use: the home, the allow-list or the file behind a path may have changed.
         self.policy.check(connection.type, connection.params, allow_write=connection.allow_write, may_read_local=True)
         return UsableConnection(
             name=connection.name,
             type=connection.type,
             params=dict(connection.params),
-            secrets=self._secrets_for(session, caller, connection),
-            allow_write=connection.allow_write,
+            secrets=secrets,
+            allow_write=allow_write,
             policy=self.policy,
         )
+
+    def usable_for_project_reader(self, session: Session, caller: Caller, connection: Connection) -> UsableConnection:
+        """How the control plane reads a project's dataset for someone who may read the project.
+
+        With the caller's own credentials when the caller may use the connection; otherwise with
+        the connection's shared ones, which never leave the control plane (Dataiku's project
+        readers). A ``per_user`` connection has no shared credentials: only its users read it.
+        """
+        if can_use(caller, connection):
+            return self.usable(session, caller, connection)
+        if connection.credentials_mode == "per_user":
+            raise use_refusal(caller, connection, " (it reads each user's own credentials)")
+        shared = self.box.decrypt(connection.secrets_ciphertext) if connection.secrets_ciphertext else {}
+        return self._reach(connection, shared, allow_write=False)
 
     def read_credentials(self, caller: Caller, name: str) -> ConnectionCredentials:
         """What a kernel needs to reach the data itself, as the caller; every read is audited.

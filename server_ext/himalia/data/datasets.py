@@ -1,7 +1,8 @@
 """Datasets: tables, queries and files of a connection, as a project uses them.
 
-Reading a dataset needs ``read_content`` on its project and a connection the caller may use;
-changing its definition needs ``write_content``. The schema (column names and types) is read
+Reading a dataset needs ``read_content`` on its project: through the platform (``reading``)
+with nothing more, directly (a kernel holding the credentials) with a connection the caller may
+use; changing its definition needs ``write_content``. The schema (column names and types) is read
 from the source on creation and on demand; each refresh says what changed.
 """
 
@@ -81,12 +82,16 @@ def check_probe_columns(probes: list[str], columns: list[dict[str, str]] | list[
             raise InvalidInput(f"probe '{probe.id}': the dataset has no column '{probe.column}'", field="probes")
 
 
-def describe_dataset(dataset: Dataset, can_write: bool) -> DescribeDataset:
+def describe_dataset(caller: Caller, dataset: Dataset, permissions: frozenset[ProjectPermission]) -> DescribeDataset:
+    can_use_connection = can_use(caller, dataset.connection)
     return from_row(
         DescribeDataset,
         dataset,
         connection=dataset.connection.name,
-        can_write=can_write,
+        can_write=ProjectPermission.WRITE_CONTENT in permissions
+        and dataset.connection.allow_write
+        and can_use_connection,
+        can_use_connection=can_use_connection,
         **location_of(dataset),  # table, query or path (and their settings), stored as one JSON object
     )
 
@@ -112,14 +117,6 @@ class DatasetService(Service):
     def usable(self, session: Session, caller: Caller, dataset: Dataset) -> UsableConnection:
         return self.connections.usable(session, caller, dataset.connection)
 
-    @staticmethod
-    def _can_write(caller: Caller, dataset: Dataset, permissions: frozenset[ProjectPermission]) -> bool:
-        return (
-            ProjectPermission.WRITE_CONTENT in permissions
-            and dataset.connection.allow_write
-            and can_use(caller, dataset.connection)
-        )
-
     def list_datasets(self, caller: Caller, key: str, limit: int, offset: int) -> Page[DescribeDataset]:
         with self.db.read() as session:
             project, permissions = require_project(session, caller, key, ProjectPermission.READ_CONTENT)
@@ -130,13 +127,13 @@ class DatasetService(Service):
                 .order_by(Dataset.name)
             )
             datasets, total = paginate(session, query, limit, offset)
-            items = [describe_dataset(d, self._can_write(caller, d, permissions)) for d in datasets]
+            items = [describe_dataset(caller, d, permissions) for d in datasets]
             return Page(items=items, total=total, limit=limit, offset=offset)
 
     def get_dataset(self, caller: Caller, key: str, name: str) -> DescribeDataset:
         with self.db.read() as session:
             dataset, permissions = self.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
-            return describe_dataset(dataset, self._can_write(caller, dataset, permissions))
+            return describe_dataset(caller, dataset, permissions)
 
     @staticmethod
     def _check_custom_metrics(caller: Caller, spec: CreateDataset | UpdateDataset) -> None:
@@ -187,7 +184,7 @@ class DatasetService(Service):
                 project_key=key,
                 details=spec.model_dump(mode="json", exclude_none=True),
             )
-            return describe_dataset(dataset, self._can_write(caller, dataset, permissions))
+            return describe_dataset(caller, dataset, permissions)
 
     def update_dataset(self, caller: Caller, key: str, name: str, spec: UpdateDataset) -> DescribeDataset:
         if spec.probes is not None:
@@ -202,7 +199,7 @@ class DatasetService(Service):
                 setattr(dataset, attribute, value)
             session.flush()
             self.audit.record(session, caller, "dataset.update", "dataset", name, project_key=key, details=changes)
-            return describe_dataset(dataset, self._can_write(caller, dataset, permissions))
+            return describe_dataset(caller, dataset, permissions)
 
     def delete_dataset(self, caller: Caller, key: str, name: str) -> None:
         with self.db.write() as session:

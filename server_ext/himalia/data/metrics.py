@@ -148,7 +148,7 @@ class MetricService(Service):
         """Compute the requested metrics (by default the dataset's own) in one pass, and keep them."""
         with self.db.read() as session:
             dataset, permissions = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
-            require_run_or_write(permissions, key)
+            require_run_or_write(session, caller, dataset.project, permissions)
             usable = self.datasets.usable(session, caller, dataset)
             location, custom = dict(dataset.location), {m["name"]: m for m in dataset.custom_metrics}
             requested = probes if probes is not None else [*dataset.probes, *custom]
@@ -188,7 +188,7 @@ class MetricService(Service):
         """Keep a value a notebook computed (``himalia.record_metric``)."""
         with self.db.write() as session:
             project, permissions = require_project(session, caller, key)
-            require_run_or_write(permissions, key)
+            require_run_or_write(session, caller, project, permissions)
             dataset_id = None
             if spec.dataset is not None:
                 dataset, _ = self.datasets.find(session, caller, key, spec.dataset, ProjectPermission.READ_DASHBOARDS)

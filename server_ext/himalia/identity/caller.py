@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from himalia.core.errors import Forbidden, Unauthenticated
+from himalia.core.errors import Forbidden, Unauthenticated, ask_for
 from himalia.core.permissions import GlobalPermission
 from himalia.store.orm import GroupMember, GroupPermission, User
 
@@ -70,7 +70,9 @@ class Caller:
 
     def require(self, permission: GlobalPermission) -> None:
         if not self.has(permission):
-            raise Forbidden(f"This needs the global permission '{permission}'.")
+            raise Forbidden(
+                f"{self.login} does not hold the global permission '{permission}': {ask_for('it', [], '')}."
+            )
 
     def at(self, client_address: str) -> "Caller":
         return replace(self, client_address=client_address)

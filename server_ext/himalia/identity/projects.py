@@ -6,12 +6,14 @@ with no permission on a project gets exactly what they would get if it did not e
 """
 
 import json
+import threading
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, false, or_, select
 from sqlalchemy.orm import Session, defer, joinedload
 
-from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound, ask_for
 from himalia.core.permissions import (
     PRESET_DESCRIPTIONS,
     PROJECT_PRESETS,
@@ -25,10 +27,11 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.service import Service
 from himalia.identity.users import find_group, find_user
 from himalia.store.db import paginate
-from himalia.store.orm import Group, Project, ProjectGrant, User
+from himalia.store.orm import Group, GroupMember, Project, ProjectGrant, User
 from himalia.wire.common import Page, from_row
 from himalia.wire.identity import (
     CreateProject,
+    CurrentProject,
     DescribeAuthMatrix,
     DescribeGrant,
     DescribePreset,
@@ -74,14 +77,51 @@ def require_project(
     if project is None or not permissions:
         raise NotFound(f"There is no project '{key}'.")
     if permission is not None and permission not in permissions:
-        raise Forbidden(f"This needs the '{permission}' permission on project {key}.")
+        raise project_refusal(session, caller, project, permissions, f"'{permission}'")
     return project, permissions
 
 
-def require_run_or_write(permissions: frozenset[ProjectPermission], key: str) -> None:
+def project_administrators(session: Session, project: Project) -> list[str]:
+    """The active people holding ``admin`` on the project, themselves or through a group, by login."""
+    admin_grant = (ProjectGrant.project_id == project.id) & (ProjectGrant.permission == ProjectPermission.ADMIN)
+    direct = select(User.login).join(ProjectGrant, ProjectGrant.user_id == User.id).where(admin_grant, User.active)
+    through_groups = (
+        select(User.login)
+        .join(GroupMember, GroupMember.user_id == User.id)
+        .join(ProjectGrant, ProjectGrant.group_id == GroupMember.group_id)
+        .where(admin_grant, User.active)
+    )
+    return sorted(set(session.scalars(direct.union(through_groups)).all()))
+
+
+def _what_is_held(permissions: frozenset[ProjectPermission]) -> str:
+    if ProjectPermission.READ_CONTENT in permissions:
+        return "may read"
+    if ProjectPermission.RUN_SCENARIOS in permissions:
+        return "may run the scenarios of"
+    return "may see the dashboards of"
+
+
+def project_refusal(
+    session: Session, caller: Caller, project: Project, permissions: frozenset[ProjectPermission], missing: str
+) -> Forbidden:
+    """The one refusal on a project the caller sees: what they hold, what lacks and who grants it.
+
+    The caller sees the project, hence its grants: naming its administrators reveals nothing new.
+    """
+    administrators = project_administrators(session, project)
+    return Forbidden(
+        f"{caller.login} {_what_is_held(permissions)} {project.key} but does not hold {missing} on it: "
+        f"{ask_for('it', administrators, f'{project.key} administrators')}."
+    )
+
+
+def require_run_or_write(
+    session: Session, caller: Caller, project: Project, permissions: frozenset[ProjectPermission]
+) -> None:
     """Computing metrics and running checks or scenarios: contributors and launchers, not readers."""
     if ProjectPermission.WRITE_CONTENT not in permissions and ProjectPermission.RUN_SCENARIOS not in permissions:
-        raise Forbidden(f"This needs 'write_content' or 'run_scenarios' on project {key}.")
+        raise project_refusal(session, caller, project, permissions, "'write_content' or 'run_scenarios'")
 
 
 def describe_project(project: Project, permissions: frozenset[ProjectPermission]) -> DescribeProject:
@@ -89,6 +129,44 @@ def describe_project(project: Project, permissions: frozenset[ProjectPermission]
 
 
 class ProjectService(Service):
+    """Projects and grants; also each person's current project, as their lab's sidebar last chose it.
+
+    The current project is kept in memory, per user (not per browser tab: the last choice wins): it
+    is a signal from the lab to the same person's kernels, which the lab sends again whenever it
+    loads, so a restarted control plane learns it back without a schema of its own.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._current: dict[int, int] = {}
+        self._current_lock = threading.Lock()
+
+    def current_project(self, caller: Caller) -> CurrentProject:
+        """The project the caller last chose in the sidebar, if they still see it; a token's own scope first."""
+        with self.db.read() as session:
+            if caller.project_scope is not None:
+                scoped = session.get(Project, caller.project_scope)
+                return CurrentProject(project=scoped.key if scoped else None)
+            with self._current_lock:
+                chosen = self._current.get(caller.user_id) if caller.user_id is not None else None
+            project = session.get(Project, chosen) if chosen is not None else None
+            if project is None or not project_permissions(session, caller, project):
+                return CurrentProject(project=None)
+            return CurrentProject(project=project.key)
+
+    def choose_project(self, caller: Caller, spec: CurrentProject) -> CurrentProject:
+        """Remember the sidebar's choice (``None``: no project); a project the caller cannot see is a 404."""
+        if caller.user_id is None:
+            raise InvalidInput("The operator has no sidebar: name the project instead.", field="project")
+        with self.db.read() as session:
+            project_id = require_project(session, caller, spec.project)[0].id if spec.project else None
+        with self._current_lock:
+            if project_id is None:
+                self._current.pop(caller.user_id, None)
+            else:
+                self._current[caller.user_id] = project_id
+        return CurrentProject(project=spec.project)
+
     def list_projects(
         self,
         caller: Caller,

@@ -2,9 +2,18 @@
 
 It reaches the control plane with its user's token, never with database credentials: in a
 kernel the platform starts, from ``HIMALIA_API_URL``, ``HIMALIA_TOKEN``, ``HIMALIA_PROJECT`` and
-``HIMALIA_RUN_ID``; in standalone mode, from the running Jupyter server that hosts the Himalia
-extension. Connection secrets are fetched per use (the control plane audits every fetch) and
-never appear in a repr or an error message.
+``HIMALIA_RUN_ID`` (under JupyterHub, the workspace's ``JUPYTERHUB_API_TOKEN``); in standalone
+mode, from the running Jupyter server that hosts the Himalia extension, with that server's token.
+
+A kernel knows its project by one rule, first match wins: the ``project=`` a call names, then
+``$HIMALIA_PROJECT`` (scenario runs set it), then the project its user last chose in the lab's
+Himalia sidebar (``GET /me/project``; projects have no folders, so a notebook's path says
+nothing). Without any, the error says how to choose.
+
+A dataset is read where it lives when its user may use the connection (its secrets fetched per
+use, every fetch audited, never in a repr or an error message); otherwise, when its user may
+read the project, through the platform (``GET …/datasets/{name}/data``, an Arrow stream): the
+connection's credentials stay with the people who may use it, as Dataiku's project readers.
 
 It talks HTTP only: the store and the services stay in the control plane. The drivers (SQLAlchemy,
 fsspec, DuckDB) and pandas are imported when data is first read or written, so that touching
@@ -14,7 +23,8 @@ fsspec, DuckDB) and pandas are imported when data is first read or written, so t
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,11 +34,16 @@ import requests
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     from sqlalchemy import Engine
 
     from himalia.data.drivers import UsableConnection
 
 API_PATH = "himalia/api/v1"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+NO_PROJECT = (
+    "No project: choose one in the Himalia sidebar (the moon on the left), pass project='KEY', or set HIMALIA_PROJECT."
+)
 NOT_FOUND = (
     "No Himalia control plane found: run this in a kernel started by Himalia or by a Jupyter server with "
     "the Himalia extension, or set HIMALIA_API_URL and HIMALIA_TOKEN."
@@ -86,12 +101,14 @@ class Client:
         return f"<himalia.Client {self.platform!r}>"
 
     def project(self, project: str | None = None) -> str:
-        chosen = project or self.platform.project
+        """``project``, else ``$HIMALIA_PROJECT``, else the project chosen in the lab's sidebar."""
+        chosen = project or self.platform.project or self.request("GET", "/me/project")["project"]
         if not chosen:
-            raise HimaliaClientError("No project: set HIMALIA_PROJECT or pass project=.")
-        return chosen
+            raise HimaliaClientError(NO_PROJECT)
+        return str(chosen)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def response(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The answer to a request, or ``HimaliaClientError`` with the control plane's sentence."""
         try:
             response = self._http.request(method, f"{self.platform.api_url}{path}", timeout=60, **kwargs)
         except requests.RequestException:
@@ -102,6 +119,10 @@ class Client:
             except (ValueError, KeyError, TypeError):
                 message = response.reason
             raise HimaliaClientError(f"{message} ({response.status_code} on {method} {path})")
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.response(method, path, **kwargs)
         return response.json() if response.content else None
 
 
@@ -190,17 +211,39 @@ class Dataset:
         columns: list[dict[str, str]] = self.describe()["columns"] or []
         return columns
 
-    def to_pandas(self, limit: int | None = None) -> pd.DataFrame:
+    def to_pandas(self, limit: int | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows (the first ``limit``; only ``columns``), read as ``to_arrow`` reads them."""
+        described = self.describe()
+        if not described["can_use_connection"]:
+            return self._through_platform(limit, columns).to_pandas()
+        return self._where_it_lives(described, limit, columns)
+
+    def to_arrow(self, limit: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """The rows as an Arrow table: where they live if I may use the connection, else through the platform."""
+        import pyarrow as pa
+
+        described = self.describe()
+        if not described["can_use_connection"]:
+            return self._through_platform(limit, columns)
+        return pa.Table.from_pandas(self._where_it_lives(described, limit, columns), preserve_index=False)
+
+    def _where_it_lives(
+        self, described: dict[str, Any], limit: int | None, columns: Sequence[str] | None
+    ) -> pd.DataFrame:
         import pandas as pd
         from sqlalchemy import select
 
         from himalia.data.drivers import duckdb_for, files_relation_sql, files_url, sql_engine, sql_source
 
-        described = self.describe()
+        known = [column["name"] for column in described["columns"] or []]
+        unknown = [name for name in columns or () if name not in known]
+        if unknown:
+            raise HimaliaClientError(f"{self.name} has no column '{unknown[0]}'.")
         usable = Connection(described["connection"], self._api)._usable()
         if usable.type == "files":
             with duckdb_for(usable) as duck:
-                scan = f"SELECT * FROM {files_relation_sql(described['format'])}"
+                chosen = ", ".join('"' + name.replace('"', '""') + '"' for name in columns) if columns else "*"
+                scan = f"SELECT {chosen} FROM {files_relation_sql(described['format'])}"
                 arguments: list[Any] = [files_url(usable.params, described["path"])]
                 if limit is not None:
                     scan, arguments = scan + " LIMIT ?", [*arguments, int(limit)]
@@ -210,11 +253,53 @@ class Dataset:
             source = sql_source(
                 engine, table=described["table"], db_schema=described["db_schema"], query=described["query"]
             )
-            statement = select(source).limit(limit) if limit is not None else select(source)
+            statement = select(*[source.c[name] for name in columns]) if columns else select(source)
+            if limit is not None:
+                statement = statement.limit(limit)
             with engine.connect() as sql:
                 return pd.read_sql(statement, sql)
         finally:
             engine.dispose()
+
+    def _through_platform(self, limit: int | None, columns: Sequence[str] | None) -> pa.Table:
+        """The control plane reads the rows; the stream's last batch says whether it stopped early."""
+        import pyarrow as pa
+
+        params: dict[str, Any] = {"format": "arrow"}
+        if limit is not None:
+            params["limit"] = int(limit)
+        if columns:
+            params["columns"] = ",".join(columns)
+        path = _path("projects", self.project, "datasets", self.name, "data")
+        response = self._api.response("GET", path, params=params, headers={"Accept": ARROW_STREAM}, stream=True)
+        batches, metadata = [], None
+        response.raw.decode_content = True
+        try:
+            reader = pa.ipc.open_stream(response.raw)
+            while True:
+                try:
+                    batch, metadata = reader.read_next_batch_with_custom_metadata()
+                except StopIteration:
+                    break
+                batches.append(batch)
+        except (pa.ArrowInvalid, requests.RequestException, OSError):
+            metadata = None
+        finally:
+            response.close()
+        ending = {key.decode(): value.decode() for key, value in (metadata or {}).items()}
+        if "himalia.rows" not in ending:  # a complete stream ends with the batch that says how it ended
+            raise HimaliaClientError(f"The read of {self.project}/{self.name} through the platform was cut short.")
+        rows = ending.get("himalia.rows", "?")
+        if ending.get("himalia.stopped_by") == "limit" and limit is None:
+            warnings.warn(
+                f"{self.name}: the platform sent its default of {rows} rows and more exist; pass limit=.", stacklevel=3
+            )
+        elif ending.get("himalia.stopped_by") == "max_bytes":
+            warnings.warn(
+                f"{self.name}: the platform stopped after {rows} rows at its size limit; ask for fewer columns.",
+                stacklevel=3,
+            )
+        return pa.Table.from_batches(batches, schema=reader.schema)
 
     def write_pandas(self, frame: pd.DataFrame, mode: Literal["overwrite", "append"] = "overwrite") -> None:
         """Write ``frame`` to the dataset's table or file; needs write_content and a writable connection."""

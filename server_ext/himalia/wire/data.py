@@ -181,6 +181,9 @@ class DescribeDataset(BaseModel):
     custom_metrics: list[CustomMetric]
     auto_compute_after_build: bool
     can_write: bool = Field(description="I may write it: write_content, and a usable connection that allows writes.")
+    can_use_connection: bool = Field(
+        description="I may use its connection myself; otherwise I read it through …/data (read_content)."
+    )
     created_at: datetime
     updated_at: datetime
 

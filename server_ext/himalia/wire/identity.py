@@ -97,6 +97,12 @@ class DescribeProject(BaseModel):
     my_permissions: list[ProjectPermission]
 
 
+class CurrentProject(Request):
+    """The project I chose in the lab's sidebar, which my kernels use when a notebook names none."""
+
+    project: ProjectKey | None = None
+
+
 class SetGrant(Request):
     """Grant a preset or explicit permissions to exactly one group or one user."""
 
