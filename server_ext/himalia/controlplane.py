@@ -43,6 +43,7 @@ from himalia.identity.tokens import TokenService
 from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
 from himalia.scenarios.engine import RunEngine, StepServices
+from himalia.scenarios.files import ProjectFiles, read_project_file
 from himalia.scenarios.records import RunLimits
 from himalia.scenarios.reporting import Mailer, WebhookSettings, failure_notice, report_all
 from himalia.scenarios.runs import RunService
@@ -376,7 +377,13 @@ class ControlPlane(LoggingConfigurable):
         )
         self.events = Events(self.log)
         self.scenarios = ScenarioService(
-            self.db, trail, self.log, lambda: self.notebook_root, self.events, self.validation_context
+            self.db,
+            trail,
+            self.log,
+            lambda: self.notebook_root,
+            self.events,
+            ProjectFiles(parent=self, protected=policy.protected),
+            self.validation_context,
         )
         self.runs = RunService(self.db, trail, self.log, self._run_limits, self.tiers, self.events)
         self.mailer = Mailer(parent=self)
@@ -409,6 +416,7 @@ class ControlPlane(LoggingConfigurable):
             isolation=UserIsolation(parent=self, home=self.home),
             tier_for=self.tiers.tier_named,
             served_api_url=self.api_url or "",
+            project_file=partial(read_project_file, self.db),
         )
         self.engine = RunEngine(
             self.runs,

@@ -1,8 +1,9 @@
 """``projects/{key}/runs/{run_id}/steps/{step}``: what a Kubernetes step's pod fetches and reports.
 
 The pod of a notebook step run by the Kubernetes executor holds the run's token (from the Job's
-Secret) and nothing else: with it, it fetches its step and posts the outcome. Both calls accept
-that token only, and only for the step the executor is running now. Anybody else is answered as
+Secret) and nothing else: with it, it fetches its step, the project files its job lists (one by
+SHA-256, none other), and posts the outcome. Every call accepts that token only, and only for the
+step the executor is running now. Anybody else is answered as
 if the run did not exist, except administrators, who may know it does and are told why not.
 """
 
@@ -36,6 +37,12 @@ def fetch_step(plane: ControlPlane, caller: Caller, key: str, run_id: int, step:
     return _executor(plane).running_job(run_id, step).model_copy(update={"env": {}})
 
 
+def fetch_file(plane: ControlPlane, caller: Caller, key: str, run_id: int, step: str, digest: str) -> bytes:
+    """One project file of the step's job, by the SHA-256 the job lists for it."""
+    _check_caller(plane, caller, key, run_id)
+    return _executor(plane).running_file(run_id, step, digest)
+
+
 def report_result(plane: ControlPlane, caller: Caller, key: str, run_id: int, step: str, spec: StepResult) -> None:
     _check_caller(plane, caller, key, run_id)
     _executor(plane).deliver(run_id, step, spec)
@@ -52,6 +59,22 @@ class StepJobHandler(APIHandler):
         return await self.call(fetch_step, self.control_plane, self.caller, key, run_number(run_id), step)
 
 
+class StepFileHandler(APIHandler):
+    route = "/projects/{key}/runs/{run_id}/steps/{step}/files/{digest}"
+
+    @operation(
+        "A project file the Kubernetes pod's step lists, by its SHA-256 (the run's own token).",
+        media_types=("application/octet-stream",),
+    )
+    async def get(self, key: str, run_id: str, step: str, digest: str) -> None:
+        content = await self.call(
+            fetch_file, self.control_plane, self.caller, key, run_number(run_id), step, digest[:64]
+        )
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(content)
+
+
 class StepResultHandler(APIHandler):
     route = "/projects/{key}/runs/{run_id}/steps/{step}/result"
 
@@ -63,4 +86,4 @@ class StepResultHandler(APIHandler):
         await self.call(report_result, self.control_plane, self.caller, key, run_number(run_id), step, spec)
 
 
-handlers = [StepJobHandler, StepResultHandler]
+handlers = [StepJobHandler, StepFileHandler, StepResultHandler]

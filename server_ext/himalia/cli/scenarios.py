@@ -67,7 +67,8 @@ def _read_notebooks(definition: Any, folder: Path) -> dict[str, Any]:
 )
 @pass_ctx
 def scenario_apply(ctx: Context, project_key: str, path: str, folder: str) -> None:
-    """Create or update a scenario from its YAML file, snapshotting its notebooks."""
+    """Create or update a scenario from its YAML file, snapshotting its notebooks and the project
+    files beside the first one (that folder's tree, or the YAML's `files:` globs)."""
     from himalia.wire.definitions import load_scenario
     from himalia.wire.scenarios import SaveScenario
 
@@ -75,10 +76,17 @@ def scenario_apply(ctx: Context, project_key: str, path: str, folder: str) -> No
     definition = run(lambda: load_scenario(text, path))
     spec = SaveScenario(yaml=text, notebooks=_read_notebooks(definition, Path(folder)))
     plane = ctx.plane()
-    saved = run(lambda: plane.scenarios.save_scenario(ctx.caller(), project_key, spec, scenario_id=definition.id))
+    saved = run(
+        lambda: plane.scenarios.save_scenario(
+            ctx.caller(), project_key, spec, scenario_id=definition.id, files_root=Path(folder)
+        )
+    )
     click.echo(f"saved scenario {project_key}/{saved.id} revision {saved.revision} (runs as {saved.run_as})")
     for notebook, snapshot in saved.notebooks.items():
         click.echo(f"  {notebook}: snapshot {snapshot[:12]}")
+    if saved.files is not None:
+        size = saved.files.bytes
+        click.echo(f"  project files: {saved.files.files} files, {size:,} bytes, tree {saved.files.digest[:12]}")
     if saved.next_fire_at:
         click.echo(f"  next fire: {saved.next_fire_at.isoformat()}")
 

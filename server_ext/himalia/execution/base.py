@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from traitlets.config import LoggingConfigurable
 
 from himalia.execution.accounts import UserIsolation
+from himalia.execution.files import ReadFile
 from himalia.wire.compute import DescribeTier
 from himalia.wire.steps import StepJob, StepResult
 
@@ -49,6 +50,10 @@ def _no_tier(name: str | None) -> DescribeTier | None:
     return None
 
 
+def _no_project_files(digest: str) -> bytes:
+    raise LookupError(f"this executor was given no store to read project file {digest[:12]} from")
+
+
 class StepHandle:
     """One started step."""
 
@@ -68,7 +73,8 @@ class Executor(LoggingConfigurable):
     folder of the control plane's home for job folders and records; ``isolation``, which OS
     account runs a person's code on this machine; ``tier_for``, the tier of a scenario's tier
     name; ``served_api_url``, the API as this control plane serves it (where steps' code reaches
-    it unless the executor is told otherwise).
+    it unless the executor is told otherwise); ``project_file``, the bytes of a project file by
+    its SHA-256 (the local executor writes a job's files with it; pods fetch theirs through the API).
     """
 
     #: Whether user code runs apart from the control plane's files (its own OS account, its own pod).
@@ -81,11 +87,13 @@ class Executor(LoggingConfigurable):
         isolation: UserIsolation | None = None,
         tier_for: TierLookup = _no_tier,
         served_api_url: str = "",
+        project_file: ReadFile = _no_project_files,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.work_root, self.isolation = work_root, isolation
         self.tier_for, self.served_api_url = tier_for, served_api_url
+        self.project_file = project_file
 
     def start(self, job: StepJob, on_output: Callable[[str], None]) -> StepHandle:
         """Start ``job``; ``on_output`` receives its output lines as they come."""
@@ -103,6 +111,10 @@ class RemoteSteps(Protocol):
 
     def running_job(self, run_id: int, step: str) -> StepJob:
         """The job of a step now running, for its pod to fetch; ``NotFound`` otherwise."""
+        ...
+
+    def running_file(self, run_id: int, step: str, digest: str) -> bytes:
+        """A project file of a step now running, for its pod; ``NotFound`` unless its job lists it."""
         ...
 
     def deliver(self, run_id: int, step: str, result: StepResult) -> None:

@@ -31,6 +31,7 @@ from traitlets import Float, Int
 
 from himalia.execution.accounts import OsAccount, UserIsolation, read_produced
 from himalia.execution.base import Executor, StepHandle, inherited_environment
+from himalia.execution.files import materialize
 from himalia.execution.worker import PARENT_VARIABLE
 from himalia.wire.steps import Reason, StepJob, StepResult
 
@@ -366,6 +367,8 @@ class LocalExecutor(Executor):
         account = self.isolation.for_login(job.run_as)  # refuses in a sentence when it cannot isolate
         folder = self.isolation.job_folder(account, prefix=f"run-{job.run_id}-")
         try:
+            owner = None if account is None else (account.uid, account.gid)
+            materialize(job.files, job.folder, folder, self.project_file, owner)
             if account is None:
                 worker = self._take()
             else:

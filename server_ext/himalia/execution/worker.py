@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 
+from himalia.execution.files import PROJECT_FOLDER
 from himalia.execution.report import load_report_templates, render_report
 from himalia.execution.worker_output import clean_output, quiet_libraries
 from himalia.wire.steps import ERROR_LIMIT, Reason, StepJob, StepResult
@@ -64,15 +65,23 @@ class StepClock:
 
 
 def execute(job: StepJob, folder: Path) -> StepResult:
-    """Run ``job`` with papermill in ``folder``, until it ends or its deadline; write the executed
-    notebook and its HTML report there. The result carries no files: they stay in ``folder``."""
+    """Run ``job`` with papermill, until it ends or its deadline; write the executed notebook and
+    its HTML report in ``folder``. The result carries no files: they stay in ``folder``.
+
+    The executor has written the job's project files in ``folder/project``
+    (:func:`~himalia.execution.files.materialize`): the notebook runs in its own folder there, and
+    the tree's root is on the kernel's ``sys.path`` (``PYTHONPATH``), as it was interactively."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     source, executed = folder / "input.ipynb", folder / "executed.ipynb"
     source.write_text(job.content, encoding="utf-8")
+    tree = folder / PROJECT_FOLDER
+    workdir = tree / job.folder if job.folder else tree
+    workdir.mkdir(parents=True, exist_ok=True)  # a job without files: nobody wrote the tree
     os.environ.update(job.env)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
     clock = StepClock(job.seconds_left())
     outcome = StepResult(reason=Reason.OK)
     try:
@@ -86,7 +95,7 @@ def execute(job: StepJob, folder: Path) -> StepResult:
             stderr_file=sys.stdout,
             timeout_func=clock.cell_limit,
             shutdown_kernel="immediate",  # a graceful one waits seconds for a kernel still busy at the deadline
-            cwd=str(folder),
+            cwd=str(workdir),
         )
     except PapermillExecutionError as error:
         outcome = StepResult(reason=Reason.CELL_ERROR, error=_describe_cell_error(error)[:ERROR_LIMIT])

@@ -29,6 +29,7 @@ from himalia.execution.accounts import UserIsolation
 from himalia.execution.local import LocalExecutor
 from himalia.hosts.forwarding import SERVICE_URL, ForwardingHandler
 from himalia.identity.caller import Caller
+from himalia.scenarios.files import ProjectFiles
 from himalia.scenarios.reporting import Mailer, WebhookSettings
 
 LOCAL_USER = "himalia_local_user"
@@ -77,7 +78,7 @@ class HimaliaExtension(ExtensionApp):
     name = "himalia"
     description = "Himalia control plane, in-process (standalone mode)."
     # KubernetesExecutor is not listed: its module imports the kubernetes client, an optional extra.
-    classes = [ControlPlane, LocalExecutor, UserIsolation, Mailer, WebhookSettings]
+    classes = [ControlPlane, LocalExecutor, UserIsolation, Mailer, WebhookSettings, ProjectFiles]
 
     local_user = Unicode(
         config=True,

@@ -10,6 +10,7 @@ from typing import Any
 from himalia.identity.caller import Caller
 from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.scenarios import ArtifactKind, RunState
+from himalia.wire.steps import ProjectFile
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class StartedRun:
     scenario_slug: str
     definition: ScenarioDefinition
     notebooks: dict[str, str]
+    #: The project files its notebooks run beside (the run's file tree).
+    files: list[ProjectFile]
     parameters: dict[str, Any]
     variables: dict[str, Any]
     #: Instance and project variables, below the run's own.

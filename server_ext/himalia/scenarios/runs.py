@@ -1,6 +1,6 @@
 """Runs of scenarios: requesting, reading, aborting and re-running them, and their state in the store.
 
-A run freezes the scenario's definition and notebook snapshots when it is created, so a re-run
+A run freezes the scenario's definition, notebook snapshots and file tree when it is created, so a re-run
 runs exactly the same thing. Who may do what: reading runs follows reading scenarios; running,
 aborting and re-running need ``run_scenarios``. Automatic firings carry a ``fire_key`` that is
 unique in the database, which is what makes a fire time produce at most one run even with two
@@ -28,6 +28,7 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.tokens import delete_token, mint_token
+from himalia.scenarios.files import tree_entries
 from himalia.scenarios.records import (
     Artifact,
     ChildRun,
@@ -251,6 +252,7 @@ class RunService(Service):
             run_as_id=frozen.run_as_id if frozen else scenario.run_as_id,
             definition=dict(frozen.definition if frozen else scenario.definition),
             notebooks=dict(frozen.notebooks if frozen else scenario.notebooks),
+            file_tree=frozen.file_tree if frozen else scenario.file_tree,
             parameters=parameters or {},
             variables={**definition.variables, **(variables or {})},
             start_step=start_step,
@@ -517,6 +519,7 @@ class RunService(Service):
                 scenario_slug=run.scenario.slug,
                 definition=definition,
                 notebooks=dict(run.notebooks),
+                files=tree_entries(session, run.file_tree),
                 parameters=dict(run.parameters),
                 variables=dict(run.variables),
                 base_variables={**(setting.value if setting else {}), **project.variables},

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from himalia.compute.tiers import admit_tier
 from himalia.core.documents import DocumentError
@@ -28,10 +28,21 @@ from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.users import find_user
-from himalia.scenarios.snapshots import canonical, check_value, store_snapshot
+from himalia.scenarios.files import ProjectFiles, store_tree, summary
+from himalia.scenarios.snapshots import canonical, check_value, notebook_kernel, store_snapshot
 from himalia.store.db import paginate
 from himalia.store.events import Events, ScenarioChanged
-from himalia.store.orm import Connection, Dataset, NotebookSnapshot, Project, Scenario, ScenarioRun, User, utcnow
+from himalia.store.orm import (
+    Connection,
+    Dataset,
+    FileTree,
+    NotebookSnapshot,
+    Project,
+    Scenario,
+    ScenarioRun,
+    User,
+    utcnow,
+)
 from himalia.wire.common import Page, from_row
 from himalia.wire.definitions import (
     AfterScenarioTrigger,
@@ -51,6 +62,7 @@ from himalia.wire.definitions import (
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     DescribeScenario,
+    FileTreeSummary,
     LastRun,
     NotebookParameter,
     SaveScenario,
@@ -118,7 +130,14 @@ def describe_scenario(
         next_fire_at=definition.next_fire(now or utcnow()) if scenario.active else None,
         last_run=LastRun.model_validate(last, from_attributes=True) if last else None,
         definition=definition,
+        files=_files_of(scenario),
     )
+
+
+def _files_of(scenario: Scenario) -> FileTreeSummary | None:
+    session = object_session(scenario)
+    tree = session.get(FileTree, scenario.file_tree) if session and scenario.file_tree else None
+    return summary(tree) if tree else None
 
 
 class ScenarioService(Service):
@@ -129,10 +148,13 @@ class ScenarioService(Service):
         log: Any,
         notebook_root: Callable[[], str],
         events: Events,
+        project_files: ProjectFiles,
         validation_context: Callable[[], dict[str, Any]] = input_context,
     ) -> None:
         super().__init__(db, audit, log)
         self.notebook_root = notebook_root
+        #: Collects the files beside the notebooks, within its limits.
+        self.project_files = project_files
         #: Told of every save, (de)activation and delete (the scheduler reschedules).
         self.events = events
         #: The pydantic context saved definitions are validated with (the minimum schedule interval).
@@ -211,9 +233,19 @@ class ScenarioService(Service):
             raise InvalidInput(str(error), field=error.field or "yaml") from None
 
     def save_scenario(
-        self, caller: Caller, key: str, spec: SaveScenario, *, scenario_id: str | None = None, create_only: bool = False
+        self,
+        caller: Caller,
+        key: str,
+        spec: SaveScenario,
+        *,
+        scenario_id: str | None = None,
+        create_only: bool = False,
+        files_root: Path | None = None,
     ) -> DescribeScenario:
-        """Create or replace a scenario; its notebooks are snapshotted now."""
+        """Create or replace a scenario; its notebooks, and the project files beside them, are
+        snapshotted now (see ``himalia.scenarios.files``). Those files are read below
+        ``files_root``, the folder the notebook paths are relative to: the command line's own
+        (``scenario apply --notebooks``); the API has none and reads below ``notebook_root``."""
         with self.db.read() as session:  # refuse before parsing the YAML or reading any notebook
             require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
         definition = self.parse(spec)
@@ -226,6 +258,19 @@ class ScenarioService(Service):
         sources = {
             step.notebook: self._notebook_source(spec, step.notebook, i) for i, step in _notebook_steps(definition)
         }
+        steps = _notebook_steps(definition)
+        for index, step in steps:
+            if step.kernel is None and notebook_kernel(sources[step.notebook]) is None:
+                raise InvalidInput(
+                    f"steps[{index}].kernel: {step.notebook} names no kernel (its metadata has no kernelspec): "
+                    "set the step's 'kernel:' (python3, ...) or save the notebook with a kernel selected.",
+                    field=f"steps[{index}].kernel",
+                )
+        files = None
+        if steps:
+            first = steps[0][1].notebook
+            root = files_root if files_root is not None else Path(self.notebook_root())
+            files = self.project_files.collect(root, first, definition.files)
         with self.db.write() as session:
             project, _ = require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
             scenario = session.scalar(
@@ -245,6 +290,7 @@ class ScenarioService(Service):
                 snapshot = store_snapshot(session, sources[step.notebook])
                 digests[step.notebook] = snapshot.digest
                 self._check_parameters(snapshot.parameters, step, index)
+            tree = store_tree(session, files) if files is not None else None
             created = scenario is None
             if scenario is None:
                 scenario = Scenario(project_id=project.id, slug=definition.id, owner=owner, revision=0)
@@ -253,6 +299,7 @@ class ScenarioService(Service):
             scenario.active = definition.active
             scenario.definition = definition.model_dump(mode="json")
             scenario.notebooks = digests
+            scenario.file_tree = tree.digest if tree else None
             scenario.run_as = run_as
             scenario.updated_by = author
             scenario.revision += 1
@@ -265,7 +312,12 @@ class ScenarioService(Service):
                 "scenario",
                 definition.id,
                 project_key=key,
-                details={"revision": scenario.revision, "notebooks": digests, "run_as": run_as.login},
+                details={
+                    "revision": scenario.revision,
+                    "notebooks": digests,
+                    "files": summary(tree).model_dump() if tree else None,
+                    "run_as": run_as.login,
+                },
             )
             described = describe_scenario(scenario, key, _last_runs(session, [scenario.id]).get(scenario.id))
             row_id = scenario.id

@@ -45,6 +45,13 @@ def canonical(notebook: dict[str, Any] | str, field: str) -> tuple[str, dict[str
     return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False), plain
 
 
+def notebook_kernel(text: str) -> str | None:
+    """The kernel a canonical notebook names in its metadata (papermill's default), if any."""
+    kernelspec = json.loads(text).get("metadata", {}).get("kernelspec") or {}
+    name = kernelspec.get("name") if isinstance(kernelspec, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 def inspect_parameters(text: str) -> list[dict[str, Any]]:
     """The parameters cell as papermill reads it, with a type for each parameter."""
     with tempfile.TemporaryDirectory(prefix="himalia-inspect-") as folder:

@@ -36,6 +36,7 @@ from pydantic import (
 from himalia.core.documents import load_document
 from himalia.core.units import parse_duration
 from himalia.wire.common import CheckName, ConnectionName, DatasetName, Login
+from himalia.wire.steps import project_path_problem
 
 #: The most steps, triggers and reporters one scenario may have: bounds what saving and running cost.
 MAX_STEPS = 200
@@ -384,6 +385,17 @@ Reporter = Annotated[EmailReporter | WebhookReporter, Field(discriminator="type"
 # -- the scenario ---------------------------------------------------------------------------------
 
 
+def _inside_the_tree(glob: str) -> str:
+    """A ``files:`` glob names files inside the tree: relative, without ``..``, NUL or backslashes."""
+    problem = project_path_problem(glob.removesuffix("/"))
+    if problem:
+        raise ValueError(problem)
+    return glob
+
+
+ProjectGlob = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_inside_the_tree)]
+
+
 class ScenarioDefinition(Strict):
     id: ScenarioId
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -400,11 +412,11 @@ class ScenarioDefinition(Strict):
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     triggers: list[Trigger] = Field(default_factory=list, max_length=MAX_TRIGGERS)
     reporters: list[Reporter] = Field(default_factory=list, max_length=MAX_REPORTERS)
-    files: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] | None = Field(
+    files: list[ProjectGlob] | None = Field(
         None,
         max_length=100,
-        description="Globs of the project files its runs need, relative to the folder of its first "
-        "notebook; by default that folder's whole tree.",
+        description="Globs of the project files its runs need (.gitignore syntax: '*.py', 'data/'), "
+        "relative to the folder of its first notebook; by default that folder's whole tree.",
     )
     notify_on_failure: bool = Field(
         True, description="With no reporter, mail a failed run to the run-as user (when mail is configured)."

@@ -77,6 +77,14 @@ class LastRun(BaseModel):
     ended_at: datetime | None
 
 
+class FileTreeSummary(BaseModel):
+    """The project files a scenario snapshotted for its notebooks."""
+
+    digest: str = Field(description="SHA-256 of the tree's entries.")
+    files: int
+    bytes: int
+
+
 class DescribeScenario(BaseModel):
     project: str
     id: str
@@ -88,6 +96,9 @@ class DescribeScenario(BaseModel):
     updated_by: str
     revision: int
     notebooks: dict[str, str] = Field(description="Notebook path -> snapshot digest.")
+    files: FileTreeSummary | None = Field(
+        None, description="The project files its notebooks run beside, snapshotted with them (none without notebooks)."
+    )
     next_fire_at: datetime | None
     last_run: LastRun | None
     created_at: datetime

@@ -7,18 +7,85 @@ file of its job folder, the pod with ``POST …/steps/{step}/result``).
 
 A step's time limit is a ``deadline`` for the whole step, not a limit per cell: whatever runs it
 stops at that instant, however many cells are left.
+
+A job also lists the project files its notebook runs beside (``files``: path, SHA-256 and size of
+each; the bytes come from the store, or through ``GET …/steps/{step}/files/{digest}`` for a pod)
+and the notebook's folder among them (``folder``): the executor writes them under the job's
+folder (:func:`himalia.execution.files.materialize`) and the notebook runs there.
 """
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+)
 
 #: The longest error a result carries (a cell's traceback message can be long).
 ERROR_LIMIT = 10_000
+#: The longest project file path, and the longest name in it (Linux's NAME_MAX).
+PATH_LIMIT, NAME_LIMIT = 1000, 255
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def project_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot name a file inside a project's tree (``None`` when it can): it must be
+    relative, ``/``-separated, without ``.`` or ``..`` parts, empty parts, NUL or control
+    characters, and within the length limits. Checked at save, in every job and when writing."""
+    if not path:
+        return "a path cannot be empty"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a path must be UTF-8"
+    if len(path) > PATH_LIMIT:
+        return f"a path has at most {PATH_LIMIT} characters"
+    if any(ord(character) < 32 or character in "\\\x7f" for character in path):
+        return "a path cannot hold control characters, NUL or backslashes"
+    if path.startswith("/"):
+        return "a path must be relative to the project's folder, not absolute"
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            return "a path cannot hold '..', '.' or empty parts"
+        if len(part.encode()) > NAME_LIMIT:
+            return f"a file or folder name has at most {NAME_LIMIT} bytes"
+    return None
+
+
+class ProjectFile(BaseModel):
+    """One file of a project tree: where it goes, and the SHA-256 and size of its bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(description="Relative to the tree's root, '/'-separated.")
+    digest: str = Field(description="SHA-256 of the content, hex.")
+    size: int = Field(ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, path: str) -> str:
+        problem = project_path_problem(path)
+        if problem:
+            raise ValueError(problem)
+        return path
+
+    @field_validator("digest")
+    @classmethod
+    def _sha256(cls, digest: str) -> str:
+        if not _DIGEST.fullmatch(digest):
+            raise ValueError("not a SHA-256 hex digest")
+        return digest
 
 
 class Reason(StrEnum):
@@ -80,6 +147,18 @@ class StepJob(BaseModel):
     hide_code: bool = Field(False, description="Leave the code out of the HTML report.")
     tier: str | None = Field(None, description="The scenario's hardware tier (sizes a Kubernetes pod).")
     run_as: str | None = Field(None, description="The run-as user's login; the local executor runs the step as them.")
+    files: list[ProjectFile] = Field(
+        default_factory=list, description="The project files the notebook runs beside (the run's file tree)."
+    )
+    folder: str = Field("", description="The notebook's folder in that tree, where it runs; empty for the tree's root.")
+
+    @field_validator("folder")
+    @classmethod
+    def _folder_inside(cls, folder: str) -> str:
+        problem = project_path_problem(folder) if folder else None
+        if problem:
+            raise ValueError(problem)
+        return folder
 
     def seconds_left(self) -> float | None:
         """Seconds until the deadline (negative once passed); ``None`` without one."""

@@ -449,6 +449,15 @@ class KubernetesExecutor(Executor):
             raise NotFound(f"Run #{run_id} has no step '{step}' running on Kubernetes.")
         return handle.job
 
+    def running_file(self, run_id: int, step: str, digest: str) -> bytes:
+        """A project file the job of a step now running lists, for its pod to fetch; no other."""
+        if not any(file.digest == digest for file in self.running_job(run_id, step).files):
+            raise NotFound(f"Step '{step}' of run #{run_id} has no project file {digest[:64]}.")
+        try:
+            return self.project_file(digest)
+        except LookupError as error:
+            raise NotFound(f"Step '{step}' of run #{run_id}: {error}.") from None
+
     def deliver(self, run_id: int, step: str, result: StepResult) -> None:
         """Hand a step's result, posted by its pod, to the waiting run; once per step."""
         with self._lock:

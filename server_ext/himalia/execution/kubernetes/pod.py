@@ -2,7 +2,8 @@
 
 The Kubernetes executor's Job gives the pod the control plane's URL, the project, the run, the
 step's name and, from a Secret, the run's token. With these the pod fetches its step (a
-:class:`~himalia.wire.steps.StepJob`: the notebook snapshot, its parameters, kernel and deadline),
+:class:`~himalia.wire.steps.StepJob`: the notebook snapshot, its parameters, kernel and deadline)
+and the project files it lists (written with :func:`~himalia.execution.files.materialize`),
 executes it exactly as the local executor's worker does (:func:`himalia.execution.worker.execute`,
 which stops it at its deadline), and posts the :class:`~himalia.wire.steps.StepResult` with the
 executed notebook and its HTML report back. Everything it prints is the pod's log, which the executor follows into the
@@ -20,8 +21,9 @@ from urllib.parse import quote
 
 import requests
 
+from himalia.execution.files import MaterializeError, materialize
 from himalia.execution.worker import execute
-from himalia.wire.steps import StepJob
+from himalia.wire.steps import Reason, StepJob, StepResult
 
 #: The control plane may be restarting while the pod starts; retry for about a minute.
 ATTEMPTS = 6
@@ -88,9 +90,22 @@ def run_step(environment: dict[str, str]) -> None:
         if answer.status_code != 200:
             raise StepPodError(_refused(answer))
         job = StepJob.model_validate(answer.json())
-        _say(f"running {job.notebook}")
         folder = Path(tempfile.mkdtemp(prefix="himalia-step-"))
-        outcome = execute(job, folder)  # the job's env is empty: the Job set the pod's environment
+
+        def fetch(digest: str) -> bytes:
+            answer = _call(session, "GET", f"{base}/files/{digest}")
+            if answer.status_code != 200:
+                raise StepPodError(_refused(answer))
+            return answer.content
+
+        _say(f"fetching {len(job.files)} project files ({sum(file.size for file in job.files)} bytes)")
+        try:
+            materialize(job.files, job.folder, folder, fetch)
+        except MaterializeError as error:
+            outcome = StepResult(reason=Reason.FAILED, error=str(error))
+        else:
+            _say(f"running {job.notebook}")
+            outcome = execute(job, folder)  # the job's env is empty: the Job set the pod's environment
         sys.stdout.flush()
         result = outcome.model_copy(
             update={"executed": _produced(folder / "executed.ipynb"), "html": _produced(folder / "report.html")}

@@ -1,5 +1,7 @@
 """``notebook``: run a notebook snapshot with papermill on the executor, as the run's actor.
 
+It runs beside the run's project files (``himalia.scenarios.files``), in its own folder of them.
+
 Parameters come from the step (``${name}`` references typed when they stand alone), then from the
 run's request, and are checked against the parameters cell before anything starts. The executed
 notebook and its HTML report are kept as the step's artifacts, with the run's credentials masked.
@@ -10,10 +12,11 @@ from typing import Any
 from himalia.core.errors import HimaliaError
 from himalia.core.units import parse_duration
 from himalia.core.variables import REFERENCE, expand
+from himalia.scenarios.files import notebook_folder
 from himalia.scenarios.records import Artifact
 from himalia.scenarios.snapshots import check_value
 from himalia.scenarios.steps.base import RunAborted, RunContext, StepFailed, StepKind, StepOutcome
-from himalia.wire.definitions import NotebookStep
+from himalia.wire.definitions import NotebookStep, ScenarioDefinition
 from himalia.wire.scenarios import ArtifactKind, StepState
 from himalia.wire.steps import Reason, StepJob, deadline_after
 
@@ -29,6 +32,11 @@ def typed_expand(values: dict[str, Any], variables: dict[str, Any]) -> dict[str,
         else:
             typed[name] = expand(value, variables)
     return typed
+
+
+def _first_notebook(definition: ScenarioDefinition) -> str:
+    """The notebook whose folder is the root of the run's file tree."""
+    return next(step.notebook for step in definition.steps if isinstance(step, NotebookStep))
 
 
 class Notebook(StepKind[NotebookStep]):
@@ -75,6 +83,8 @@ class Notebook(StepKind[NotebookStep]):
             hide_code=step.hide_code,
             tier=context.definition.tier,
             run_as=context.actor.login,
+            files=context.run.files,
+            folder=notebook_folder(_first_notebook(context.definition), step.notebook),
         )
         context.log.line(f"[{step.name}] papermill {step.notebook} ({snapshot.digest[:12]}) with {parameters}")
         handle = host.executor.start(job, context.log.write)
