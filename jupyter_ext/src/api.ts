@@ -8,6 +8,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { IPreview, previewOf } from './datasets/preview';
 import { describeFailure } from './errors';
 import type {
   CheckRun,
@@ -16,6 +17,7 @@ import type {
   CreateBundle,
   CreateDataset,
   CreateProject,
+  CurrentProject,
   DescribeBundle,
   DescribeCheck,
   DescribeCheckResult,
@@ -156,6 +158,11 @@ export class HimaliaClient {
     return this.request(`projects/${segment(key)}`);
   }
 
+  /** Tell the server the sidebar's project: my kernels use it when a notebook names none. */
+  chooseProject(key: string | null): Promise<CurrentProject> {
+    return this.request('me/project', 'PUT', { project: key });
+  }
+
   createProject(spec: CreateProject): Promise<DescribeProject> {
     return this.request('projects', 'POST', spec);
   }
@@ -219,6 +226,23 @@ export class HimaliaClient {
       'GET',
       undefined,
       query
+    );
+  }
+
+  /** A dataset's first rows, read by the server (read_content is enough). */
+  async datasetPreview(
+    key: string,
+    dataset: string,
+    limit: number
+  ): Promise<IPreview> {
+    const response = await this.fetch(
+      `projects/${segment(key)}/datasets/${segment(dataset)}/data`,
+      { method: 'GET' },
+      { format: 'csv', limit }
+    );
+    return previewOf(
+      await response.text(),
+      response.headers.get('X-Himalia-Stopped-By')
     );
   }
 

@@ -2,7 +2,8 @@
  * State the panels share: who I am, the current project and my permissions on it.
  *
  * Choosing a project in the Projects panel sets it for every other panel; the choice survives
- * a page reload through the state database.
+ * a page reload through the state database, and the server is told it (again on every load), so
+ * that `himalia.dataset(...)` in my kernels finds the project without `project=`.
  */
 import { IStateDB } from '@jupyterlab/statedb';
 import { Poll } from '@lumino/polling';
@@ -85,13 +86,27 @@ export class HimaliaModel {
         this._project = null; // gone, or no longer visible to me
       }
     }
+    await this.tellKernels();
     this._changed.emit();
   }
 
   async selectProject(key: string | null): Promise<void> {
     this._project = key ? await this.client.project(key) : null;
     await this.state?.save(STATE_KEY, key ?? '');
+    await this.tellKernels();
     this._changed.emit();
+  }
+
+  /** The server keeps my current project for my kernels; the panels work on without it. */
+  private async tellKernels(): Promise<void> {
+    try {
+      await this.client.chooseProject(this._project?.key ?? null);
+    } catch (error) {
+      console.warn(
+        'Himalia: kernels will not know the current project:',
+        (error as Error).message
+      );
+    }
   }
 
   /**

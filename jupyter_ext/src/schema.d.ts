@@ -267,6 +267,24 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/me/project': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The project I chose in the lab's sidebar (my kernels' project when none is named). */
+    get: operations['get_MyProject'];
+    /** Choose my current project (the lab's sidebar tells it), or none. */
+    put: operations['put_MyProject'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/openapi.json': {
     parameters: {
       query?: never;
@@ -527,6 +545,23 @@ export interface paths {
     post?: never;
     /** Delete a check and its history (write_content). */
     delete: operations['delete_Check'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/projects/{key}/datasets/{name}/data': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The dataset's rows, read by the control plane (read_content; no connection credentials needed). An Arrow stream ends with an empty batch whose metadata says himalia.rows and himalia.stopped_by (limit: more rows exist; max_bytes: the size cap); CSV says them in the X-Himalia-Rows and X-Himalia-Stopped-By headers. */
+    get: operations['get_Data'];
+    put?: never;
+    post?: never;
+    delete?: never;
     options?: never;
     head?: never;
     patch?: never;
@@ -1534,6 +1569,17 @@ export interface components {
       user: string;
     };
     /**
+     * CurrentProject
+     * @description The project I chose in the lab's sidebar, which my kernels use when a notebook names none.
+     */
+    CurrentProject: {
+      /**
+       * Project
+       * @default null
+       */
+      project?: string | null;
+    };
+    /**
      * CustomMetric
      * @description A metric beyond the probes: a SQL query returning one value, or ``def metric(df)``.
      */
@@ -1832,6 +1878,11 @@ export interface components {
     DescribeDataset: {
       /** Auto Compute After Build */
       auto_compute_after_build: boolean;
+      /**
+       * Can Use Connection
+       * @description I may use its connection myself; otherwise I read it through …/data (read_content).
+       */
+      can_use_connection: boolean;
       /**
        * Can Write
        * @description I may write it: write_content, and a usable connection that allows writes.
@@ -5756,6 +5807,194 @@ export interface operations {
       };
     };
   };
+  get_MyProject: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CurrentProject'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  put_MyProject: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CurrentProject'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['CurrentProject'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
   get_OpenAPI: {
     parameters: {
       query?: never;
@@ -8067,6 +8306,106 @@ export interface operations {
           [name: string]: unknown;
         };
         content?: never;
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Data: {
+    parameters: {
+      query?: {
+        format?: ('arrow' | 'csv') | null;
+        limit?: number | null;
+        columns?: string | null;
+      };
+      header?: never;
+      path: {
+        key: string;
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/vnd.apache.arrow.stream': string;
+          'text/csv': string;
+        };
       };
       /** @description Invalid input; `field` names the offending field. */
       400: {

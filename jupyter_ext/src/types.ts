@@ -17,6 +17,7 @@ export type Page<T> = {
 
 export type DescribeMe = Schemas['DescribeMe'];
 export type DescribeProject = Schemas['DescribeProject'];
+export type CurrentProject = Schemas['CurrentProject'];
 export type CreateProject = Schemas['CreateProject'];
 export type DescribeGrant = Schemas['DescribeGrant'];
 export type SetGrant = Schemas['SetGrant'];

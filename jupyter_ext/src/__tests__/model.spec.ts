@@ -19,6 +19,7 @@ function me(permissions: Record<string, boolean>): DescribeMe {
 function fakeClient(answers: DescribeMe[]): HimaliaClient {
   return {
     me: jest.fn(async () => answers.shift()!),
+    chooseProject: jest.fn(async (project: string | null) => ({ project })),
     project: jest.fn(
       async (key: string) =>
         ({ key, my_permissions: [] }) as unknown as DescribeProject

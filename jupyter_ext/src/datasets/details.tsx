@@ -1,7 +1,8 @@
 /**
- * An opened dataset: its checks and their last results, its last metric values, the history of
- * one metric drawn with the bounds of its range checks (charts/), and, for contributors and
- * launchers, buttons to compute the metrics and run the checks now.
+ * An opened dataset: its first rows (read by the server, so a reader without the connection's
+ * credentials sees them too), its checks and their last results, its last metric values, the
+ * history of one metric drawn with the bounds of its range checks (charts/), and, for
+ * contributors and launchers, buttons to compute the metrics and run the checks now.
  */
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { HTMLSelect } from '@jupyterlab/ui-components';
@@ -27,12 +28,50 @@ import type {
   DescribeMetricValue
 } from '../types';
 import { useRefresh } from '../hooks/useRefresh';
+import { IPreview } from './preview';
 import { ChecksTable, MetricsTable, ReportSummary } from './tables';
 
 /** How many values of one metric the chart draws, newest. */
 const CHART_LIMIT = 200;
 /** How many recent values of all metrics are read to find each one's last value. */
 const LATEST_WINDOW = 500;
+/** How many first rows the preview shows. */
+const PREVIEW_ROWS = 20;
+
+/** The first rows as a small table; says when more rows exist or the server's size cap cut them. */
+export function PreviewTable(props: { preview: IPreview }): JSX.Element {
+  const { columns, rows, stoppedBy } = props.preview;
+  if (rows.length === 0) {
+    return <Empty>The dataset has no rows.</Empty>;
+  }
+  return (
+    <div className="hml-dq-preview" style={{ overflowX: 'auto' }}>
+      <table className="hml-table" aria-label="First rows">
+        <thead>
+          <tr>
+            {columns.map(column => (
+              <th key={column}>{column}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row, index) => (
+            <tr key={index}>
+              {row.map((value, column) => (
+                <td key={column}>{value}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <div className="hml-dq-note">
+        {stoppedBy === 'limit' && `The first ${rows.length} rows; more exist.`}
+        {stoppedBy === 'max_bytes' &&
+          `The first ${rows.length} rows: the server's size limit stopped the read.`}
+      </div>
+    </div>
+  );
+}
 
 export interface ILatest {
   metric: string;
@@ -105,6 +144,10 @@ export function DatasetDetails(props: {
   const metrics = useAsync(
     () => latestMetrics(client, key, dataset),
     [key, name, own]
+  );
+  const preview = useAsync(
+    () => client.datasetPreview(key, name, PREVIEW_ROWS),
+    [key, name]
   );
   const [chosen, setChosen] = useState<string | null>(null);
   const [busy, setBusy] = useState<'compute' | 'checks' | null>(null);
@@ -225,6 +268,11 @@ export function DatasetDetails(props: {
       )}
       <ErrorNotice error={error} />
       {report && <ReportSummary report={report} />}
+
+      <h4>First rows</h4>
+      <ErrorNotice error={preview.error} />
+      {preview.loading && !preview.value && !preview.error && <Loading />}
+      {preview.value && <PreviewTable preview={preview.value} />}
 
       <h4>Checks</h4>
       <ErrorNotice error={checks.error} />
