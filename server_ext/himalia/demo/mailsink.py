@@ -68,7 +68,7 @@ def start_mailsink(folder: Path, port: int = DEFAULT_PORT, *, host: str = "127.0
 
     ``port=0`` lets the system pick a free port, then available as the controller's ``port``.
     """
-    folder = Path(folder)
+    folder = Path(folder).absolute()  # the announced paths open from anywhere
     folder.mkdir(parents=True, exist_ok=True)
     controller = _Controller(FolderHandler(folder), hostname=host, port=port)
     controller.start()
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     controller = start_mailsink(arguments.folder, arguments.port, host=arguments.host)
-    print(f"mail sink on {arguments.host}:{controller.port}, saving to {arguments.folder}", flush=True)
+    print(f"mail sink on {arguments.host}:{controller.port}, saving to {controller.handler.folder}", flush=True)
     try:
         while not stopped.wait(1):
             pass

@@ -145,7 +145,8 @@ DEMO_DATASETS: list[tuple[str, list[str], list[dict[str, Any]]]] = [
 
 def data_folder(home: str) -> Path:
     """Where the demo's data lives: beside the home, since no connection may read inside it."""
-    return Path(home).with_name(f"{Path(home).name}-data")
+    folder = Path(os.path.abspath(home))  # the connection's URL is opened from the kernels' folders too
+    return folder.with_name(f"{folder.name}-data")
 
 
 def share_with_every_account(folder: Path) -> None:

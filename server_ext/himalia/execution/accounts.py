@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from traitlets import Bool, Enum, Unicode, default
+from traitlets import Bool, Bunch, Enum, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from himalia.core.config import environment_default
+from himalia.core.config import absolute_path, environment_default
 from himalia.core.errors import HimaliaError
 
 #: Longest user name ``useradd`` accepts on Linux.
@@ -158,6 +158,11 @@ class UserIsolation(LoggingConfigurable):
         if self.mode == "os_accounts":
             return "/var/lib/himalia/jobs"
         return str(Path(self.home) / "work")
+
+    @validate("job_root")
+    def _absolute_job_root(self, proposal: Bunch) -> str:
+        """Workers start inside their job folder: a relative root would name another place there."""
+        return absolute_path(proposal["value"])
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
