@@ -43,33 +43,19 @@ export function ProjectBundles(props: {
         </p>
       )}
       {bundles.value && bundles.value.length > 0 && (
-        <table className="hml-table hml-bundle-list">
-          <thead>
-            <tr>
-              <th>Version</th>
-              <th>Note</th>
-              <th>Made by</th>
-              <th>Content</th>
-              {isProjectAdmin && <th aria-label="Download" />}
-            </tr>
-          </thead>
-          <tbody>
-            {bundles.value.map(bundle => (
-              <BundleRow
-                key={bundle.version}
-                bundle={bundle}
-                downloadUrl={
-                  isProjectAdmin
-                    ? model.client.bundleDownloadUrl(
-                        project.key,
-                        bundle.version
-                      )
-                    : null
-                }
-              />
-            ))}
-          </tbody>
-        </table>
+        <ul className="hml-list hml-bundle-list" aria-label="Bundle versions">
+          {bundles.value.map(bundle => (
+            <BundleRow
+              key={bundle.version}
+              bundle={bundle}
+              downloadUrl={
+                isProjectAdmin
+                  ? model.client.bundleDownloadUrl(project.key, bundle.version)
+                  : null
+              }
+            />
+          ))}
+        </ul>
       )}
       {isProjectAdmin && (
         <form
@@ -106,6 +92,7 @@ export function ProjectBundles(props: {
   );
 }
 
+/** One version, compact enough for the sidebar: number, note, who made it, what it holds. */
 function BundleRow(props: {
   bundle: DescribeBundle;
   downloadUrl: string | null;
@@ -113,21 +100,21 @@ function BundleRow(props: {
   const { bundle, downloadUrl } = props;
   const created = new Date(bundle.created_at).toLocaleString();
   return (
-    <tr>
-      <td>
-        v{bundle.version}
+    <li className="hml-row hml-bundle" data-version={bundle.version}>
+      <div className="hml-row-main">
+        <span className="hml-name">v{bundle.version}</span>
         {bundle.active && <span className="hml-chip">active</span>}
-      </td>
-      <td>{bundle.note}</td>
-      <td title={`signed by ${bundle.signer}`}>
-        {bundle.origin === 'imported' ? 'imported, ' : ''}
-        {bundle.created_by}, {created}
-      </td>
-      <td>
-        {bundle.datasets} datasets, {bundle.scenarios} scenarios
-      </td>
-      {downloadUrl && (
-        <td>
+        {bundle.origin === 'imported' && (
+          <span className="hml-chip" title={`signed by ${bundle.signer}`}>
+            imported
+          </span>
+        )}
+        {bundle.note && <span className="hml-description">{bundle.note}</span>}
+        <span className="hml-principal-type">
+          {bundle.created_by}, {created}; {bundle.datasets} datasets,{' '}
+          {bundle.scenarios} scenarios
+        </span>
+        {downloadUrl && (
           <a
             href={downloadUrl}
             download={`${bundle.project}-v${bundle.version}.himalia-bundle`}
@@ -135,8 +122,8 @@ function BundleRow(props: {
           >
             Download
           </a>
-        </td>
-      )}
-    </tr>
+        )}
+      </div>
+    </li>
   );
 }
