@@ -21,7 +21,7 @@ from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.scenarios import DescribeScenario, SaveScenario
 
 from ..conftest import LiveAPI
-from .conftest import BASE, get_run, notebook, start, wait
+from .conftest import BASE, error_of, get_run, notebook, start, wait
 
 USES_SIBLINGS = notebook(
     "from utils import summarize\nimport csv\nrows = list(csv.DictReader(open('sales.csv')))",
@@ -183,3 +183,11 @@ def test_a_scheduled_notebook_imports_and_reads_its_siblings_and_reruns_on_the_s
         trees = {session.get_one(ScenarioRun, r).file_tree for r in (run_id, again["id"])}
     assert len(trees) == 1 and None not in trees
     assert get_run(runner, "files", run_id)["state"] == "succeeded"
+
+
+@pytest.mark.parametrize("glob", ["../secrets.txt", "/etc/passwd", "a/../../b", "a\u0000b"])
+def test_the_api_refuses_globs_outside_the_tree_naming_the_field(api: LiveAPI, glob: str) -> None:
+    scenario = definition().model_dump(mode="json", exclude={"files"})
+    reply = api.request("PUT", f"{BASE}/files", json={"definition": {**scenario, "files": ["*.py", glob]}})
+    message, field = error_of(reply, 400)
+    assert field is not None and field.endswith("files.1"), (message, field)
