@@ -4,6 +4,7 @@
  */
 import {
   ILayoutRestorer,
+  IRouter,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
@@ -19,6 +20,7 @@ import { AccordionPanel } from '@lumino/widgets';
 
 import { HimaliaClient } from './api';
 import { registerArtifactCommands } from './runs/commands';
+import { registerRunPage } from './runs/page';
 import { errorText } from './errors';
 import { himaliaIcon } from './icons';
 import { DEFAULT_SETTINGS, HimaliaModel, ISettingsValues } from './model';
@@ -47,7 +49,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ICommandPalette,
     ILayoutRestorer,
     IRenderMimeRegistry,
-    IEditorServices
+    IEditorServices,
+    IRouter
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -58,7 +61,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     rendermime: IRenderMimeRegistry | null,
-    editorServices: IEditorServices | null
+    editorServices: IEditorServices | null,
+    router: IRouter | null
   ) => {
     const model = new HimaliaModel(
       new HimaliaClient(app.serviceManager.serverSettings),
@@ -120,8 +124,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       model.updateSettings(DEFAULT_SETTINGS);
     }
 
-    model
-      .load()
+    const loaded = model.load();
+    registerRunPage(services, router, loaded);
+    loaded
       .then(() => model.startRefreshing())
       .catch(error => {
         void showErrorMessage('Himalia is not available', errorText(error));

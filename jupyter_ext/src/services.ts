@@ -29,5 +29,7 @@ export namespace CommandIDs {
   export const saveScenarioYaml = 'himalia:save-scenario-yaml';
   export const openRunReport = 'himalia:open-run-report';
   export const openRunNotebook = 'himalia:open-run-notebook';
+  export const openRun = 'himalia:open-run';
+  export const openRunLink = 'himalia:open-run-link';
   export const insertConnectionSnippet = 'himalia:insert-connection-snippet';
 }
