@@ -148,3 +148,24 @@ def test_the_parameters_cell_is_marked(page, admin_lab: Lab) -> None:  # type: i
     )
     assert marked() == [False, True, False]
     shoot(page, "parameters-cell-moved")
+
+
+def test_a_reader_gets_no_editing_controls(page, reader_lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    sidebar = open_himalia(page, reader_lab)
+    choose_project(sidebar, "FRAUD")
+    scenarios = expand(sidebar, "Scenarios")
+    scenarios.locator("[data-scenario='daily_fraud_scoring'] .hml-row-main").click()
+    details = scenarios.locator("[data-scenario-details='daily_fraud_scoring']")
+    details.locator("h3").wait_for()
+    assert details.get_by_role("button", name="Edit YAML").count() == 0
+    assert details.get_by_role("button", name="Delete…").count() == 0
+    quality = expand(sidebar, "Data quality")
+    quality.locator("[data-dataset='merchants']").wait_for()
+    assert quality.get_by_role("button", name="New dataset").count() == 0
+    shoot(page, "reader-no-editing")
+    # The API refuses the reader all the same.
+    assert reader_lab.api("DELETE", "projects/FRAUD/scenarios/daily_fraud_scoring").status_code == 403
+    yaml = reader_lab.api("GET", "projects/FRAUD/scenarios/daily_fraud_scoring/export").text
+    assert reader_lab.api("PUT", "projects/FRAUD/scenarios/daily_fraud_scoring", json={"yaml": yaml}).status_code == 403
+    new = {"name": "by_reader", "connection": "warehouse", "table": "merchants"}
+    assert reader_lab.api("POST", "projects/FRAUD/datasets", json=new).status_code == 403
