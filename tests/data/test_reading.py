@@ -150,3 +150,20 @@ def test_a_reader_reads_a_connection_they_may_not_use_and_the_audit_names_no_val
     assert [(e.actor, e.details["rows"], e.details["format"]) for e in entries] == [("reader", 2, "csv")]
     trail = str([e.model_dump() for e in entries])
     assert SHARED_SECRET not in trail and "C1" not in trail and "610" not in trail
+
+
+def test_the_bounds_are_configuration(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from traitlets.config import Config
+
+    from ..conftest import AUDIT_KEY, SECRET_KEY
+
+    config = Config({"DatasetReading": {"default_rows": 5, "max_rows": 50, "max_bytes": 4096}})
+    plane = ControlPlane(
+        config=config, home=str(tmp_path / "home"), db_url=db_url, secret_keys=[SECRET_KEY], audit_key=AUDIT_KEY
+    )
+    plane.start()
+    try:
+        bounds = plane.reading.bounds
+        assert (bounds.default_rows, bounds.max_rows, bounds.max_bytes) == (5, 50, 4096)
+    finally:
+        plane.stop()

@@ -50,6 +50,9 @@ NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "s3://
 #                                         anon nogrant reader contrib projadmin admin
 CASES = [
     Case("GET", "/me", everyone(200)),
+    Case("GET", "/me/project", everyone(200)),
+    Case("PUT", "/me/project", (401, 404, 200, 200, 200, 200), {"project": "ALPHA"}),
+    Case("PUT", "/me/project", everyone(200), {"project": None}),
     Case("GET", "/users", admin_only(200)),
     Case("POST", "/users", admin_only(201), {"login": "newcomer"}),
     Case("GET", "/users/target", admin_only(200)),
@@ -90,6 +93,9 @@ CASES = [
     Case("PATCH", "/projects/ALPHA/datasets/transactions", (401, 404, 403, 200, 200, 200), {"description": "d"}),
     Case("DELETE", "/projects/ALPHA/datasets/transactions", (401, 404, 403, 204, 204, 204)),
     Case("GET", "/projects/ALPHA/datasets/transactions/schema", (401, 404, 200, 200, 200, 200)),
+    # Read through the platform: projadmin may not use wh, and reads its rows all the same.
+    Case("GET", "/projects/ALPHA/datasets/transactions/data?limit=2", (401, 404, 200, 200, 200, 200)),
+    Case("GET", "/projects/ALPHA/datasets/transactions/data?columns=secret", (401, 404, 400, 400, 400, 400)),
     Case("POST", "/projects/ALPHA/datasets/transactions/schema", (401, 404, 403, 200, 403, 200)),
     Case("GET", "/projects/ALPHA/datasets/transactions/metrics", (401, 404, 200, 200, 200, 200)),
     Case("POST", "/projects/ALPHA/datasets/transactions/metrics", (401, 404, 403, 200, 403, 200), {}),
@@ -239,3 +245,47 @@ def test_editing_a_scenario_never_borrows_its_owners_rights(api: LiveAPI) -> Non
         "PUT", "/projects/ALPHA/scenarios/nightly", json={"definition": {**NIGHTLY, "run_as": "reader"}}
     )
     assert named.status_code == 200 and named.json()["run_as"] == "reader"
+
+
+def test_refusals_name_what_is_missing_and_who_can_grant_it(api: LiveAPI, plane: Any) -> None:
+    """Issue 14: every refusal says the permission missing and who can grant it, naming only
+    people the caller may see (a project's administrators to those who see the project, a
+    connection's owner to those who see the connection)."""
+    from himalia.wire.data import AccessSpec, CreateConnection
+    from himalia.wire.identity import SetGrant
+
+    def refusal(method: str, path: str, role: str, body: Any = None) -> str:
+        answer = api.request(method, path, role=role, json=body)
+        assert answer.status_code == 403, answer.text
+        return str(answer.json()["message"])
+
+    assert refusal("POST", "/projects/ALPHA/datasets/transactions/checks/run", "reader") == (
+        "reader may read ALPHA but does not hold 'write_content' or 'run_scenarios' on it: "
+        "ask projadmin (ALPHA administrators) for it, or an administrator."
+    )
+    # Administrators through a group are named too, each once, in order.
+    plane.projects.set_grant(plane.users.caller_for("projadmin"), "ALPHA", SetGrant(group="creators", preset="admin"))
+    assert refusal("PATCH", "/projects/ALPHA", "contributor", {"description": "x"}).endswith(
+        "does not hold 'admin' on it: ask projadmin (ALPHA administrators) for it, or an administrator."
+    )
+    assert refusal("POST", "/projects", "reader", {"key": "NEWKEY", "name": "New"}) == (
+        "reader does not hold the global permission 'create_projects': ask an administrator for it."
+    )
+    owner = plane.users.caller_for("projadmin")
+    for name, readable in (("seen", "everyone"), ("unseen", "nobody")):
+        plane.connections.create_connection(
+            owner,
+            CreateConnection(
+                name=name,
+                type="files",
+                params={"url": "s3://team"},
+                usable_by=AccessSpec(mode="nobody"),
+                details_readable_by=AccessSpec(mode=readable),
+            ),
+        )
+    assert refusal("POST", "/connections/seen/test", "reader") == (
+        "reader may not use the connection 'seen': ask projadmin (its owner) for 'use' on it, or an administrator."
+    )
+    # A connection the reader cannot see stays a 404, its owner unnamed.
+    hidden = api.request("POST", "/connections/unseen/test", role="reader")
+    assert hidden.status_code == 404 and "projadmin" not in hidden.text

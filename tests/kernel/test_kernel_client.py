@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import pyarrow as pa
 import pytest
 import requests
 from nbclient import NotebookClient
@@ -285,6 +286,30 @@ def test_standalone_mode_finds_the_jupyter_server(db_url: str, tmp_path: Path, m
         frame = himalia.dataset("transactions").to_pandas(limit=3)
         assert len(frame) == 3
         assert kernel_client.client().platform.api_url == f"http://127.0.0.1:{port}/himalia/api/v1"
+        # The README's example: no HIMALIA_PROJECT in a lab's kernel, ALPHA chosen in the sidebar
+        # (the lab tells the server as its user; here with the server's token, as the same user).
+        monkeypatch.delenv("HIMALIA_PROJECT")
+        kernel_client.client.cache_clear()
+        with pytest.raises(himalia.HimaliaClientError, match="No project: choose one in the Himalia sidebar"):
+            himalia.dataset("transactions")
+        api = f"http://127.0.0.1:{port}/himalia/api/v1"
+        server_token = {"Authorization": "token standalone-test"}
+        chosen = requests.put(f"{api}/me/project", json={"project": "ALPHA"}, headers=server_token, timeout=10)
+        assert chosen.status_code == 200, chosen.text
+        assert len(himalia.dataset("transactions").to_pandas(limit=5)) == 5
+        # The extension streams the rows as the stand-alone service does.
+        rows = requests.get(
+            f"{api}/projects/ALPHA/datasets/transactions/data", params={"limit": 4}, headers=server_token, timeout=30
+        )
+        assert rows.headers["Content-Type"] == "application/vnd.apache.arrow.stream"
+        assert pa.ipc.open_stream(rows.content).read_all().num_rows == 4
+        csv = requests.get(
+            f"{api}/projects/ALPHA/datasets/transactions/data",
+            params={"limit": 2, "format": "csv"},
+            headers=server_token,
+            timeout=30,
+        )
+        assert csv.headers["X-Himalia-Stopped-By"] == "limit" and len(csv.text.splitlines()) == 3
     finally:
         kernel_client.client.cache_clear()
         server.terminate()

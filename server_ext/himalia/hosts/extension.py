@@ -25,6 +25,7 @@ from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
 from himalia.controlplane import ControlPlane
 from himalia.core.config import ConfigFileError, environment_default, load_config_files
 from himalia.core.errors import HimaliaError, Unauthenticated
+from himalia.data.reading import DatasetReading
 from himalia.execution.accounts import UserIsolation
 from himalia.execution.local import LocalExecutor
 from himalia.hosts.forwarding import SERVICE_URL, ForwardingHandler
@@ -78,7 +79,7 @@ class HimaliaExtension(ExtensionApp):
     name = "himalia"
     description = "Himalia control plane, in-process (standalone mode)."
     # KubernetesExecutor is not listed: its module imports the kubernetes client, an optional extra.
-    classes = [ControlPlane, LocalExecutor, UserIsolation, Mailer, WebhookSettings, ProjectFiles]
+    classes = [ControlPlane, LocalExecutor, UserIsolation, Mailer, WebhookSettings, ProjectFiles, DatasetReading]
 
     local_user = Unicode(
         config=True,
