@@ -39,6 +39,7 @@ from himalia.execution.accounts import (
     find_account,
     read_produced,
 )
+from himalia.execution.files import PROJECT_FOLDER
 from himalia.identity.caller import Caller
 from himalia.wire.data import CheckSpec
 from himalia.wire.definitions import ScenarioDefinition
@@ -133,11 +134,11 @@ def report_of(api: LiveAPI, scenario: str, run: int) -> dict[str, Any]:
 
 
 def job_folder_of(root: Path, run: int, timeout: float = 120) -> Path:
-    """The running step's folder, once its kernel has written its secret there."""
+    """The running step's folder, once its kernel has written its secret in its project folder."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for folder in root.glob(f"run-{run}-*"):
-            if (folder / "secret.txt").exists():
+            if (folder / PROJECT_FOLDER / "secret.txt").exists():
                 return folder
         time.sleep(0.2)
     raise AssertionError(f"run {run} made no job folder with a secret under {root}")
@@ -171,10 +172,11 @@ def test_a_scenario_kernel_is_its_users_account_and_reaches_neither_the_platform
     held = folder.stat()
     assert (held.st_uid, stat.S_IMODE(held.st_mode)) == (ana.uid, 0o700)
 
-    others = [["list", str(folder)], ["read", str(folder / "secret.txt")], ["write", str(folder / "planted")]]
+    workdir = folder / PROJECT_FOLDER
+    others = [["list", str(folder)], ["read", str(workdir / "secret.txt")], ["write", str(workdir / "planted")]]
     second = start(runner, "probe-ben", parameters={"targets": json.dumps(others)})
     assert wait(runner, "probe-ben", second, timeout=120)["state"] == "succeeded"
-    (folder / "done").touch()
+    (workdir / "done").touch()
     ben = find_account(account_name(isolation.account_template, "ben"))
     assert ben is not None and ben.uid != ana.uid
     assert wait(runner, "probe-ana", first, timeout=120)["state"] == "succeeded"
@@ -182,8 +184,8 @@ def test_a_scenario_kernel_is_its_users_account_and_reaches_neither_the_platform
     mine, theirs = report_of(runner, "probe-ana", first), report_of(runner, "probe-ben", second)
     assert (mine["uid"], mine["gid"], theirs["uid"]) == (ana.uid, ana.gid, ben.uid)
     assert 0 not in (mine["uid"], mine["gid"]) and set(mine["groups"]) <= {ana.gid}
-    assert mine["umask"] == 0o077 and mine["cwd"] == str(folder)
-    assert mine["env"]["HOME"] == str(ana.home) and mine["env"]["USER"] == ana.name
+    assert mine["umask"] == 0o077 and mine["cwd"] == f"./{PROJECT_FOLDER}"  # the log shows the job folder as .
+    assert mine["env"]["HOME"] == "~" and mine["env"]["USER"] == ana.name  # the log shows its home as ~
     leaked = [name for name in mine["env"] if name.startswith("HIMALIA_CONTROL_PLANE") or name == "HIMALIA_DB_URL"]
     assert ledger.tried(CLASS, "the control plane's environment variables", not leaked), leaked
 
@@ -191,7 +193,7 @@ def test_a_scenario_kernel_is_its_users_account_and_reaches_neither_the_platform
     for kind, path in attacks + others:
         assert ledger.tried(CLASS, f"{kind} {path}", outcomes[(kind, path)] is not None), (kind, path)
     assert [outcomes[(kind, path)] for kind, path in controls] == [None, None]  # the kernel did run its code
-    assert not (home / "planted.pth").exists() and not (folder / "planted").exists()
+    assert not (home / "planted.pth").exists() and not (workdir / "planted").exists()
     assert not folder.exists()  # the step's folder goes with it
 
 
