@@ -397,6 +397,7 @@ class ControlPlane(LoggingConfigurable):
             self._trusted_bundle_keys,
             self.events,
             self.validation_context,
+            self.scenarios.project_files,
         )
         self.engine: RunEngine | None = None
         self.scheduler: Scheduler | None = None

@@ -6,6 +6,7 @@ with a secret, a check, variables and a scenario that runs checks and a notebook
 its own warehouse connection ``prod_wh`` to map ``wh_secret`` to.
 """
 
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -42,7 +43,12 @@ def scenario_definition() -> dict[str, Any]:
     }
 
 
-SCORE_NOTEBOOK = notebook("print('scored', x * 2)")
+#: The notebook needs the files beside it: a module it imports and a CSV it reads.
+SCORE_NOTEBOOK = notebook(
+    "from helpers import double\nimport csv\nrates = list(csv.reader(open('rates.csv')))",
+    "print('scored', double(x), 'with', len(rates), 'rates')",
+)
+PROJECT_FILES = {"helpers.py": "def double(value):\n    return value * 2\n", "rates.csv": "region,rate\neu,0.7\n"}
 
 
 @pytest.fixture
@@ -53,7 +59,7 @@ def design(
     copy = tmp_path / "design.sqlite"
     shutil.copyfile(location, copy)
     plane = make_plane(tmp_path / "design-home", f"sqlite:///{copy}")
-    seed_fraud(plane, tmp_path / "design-warehouse.sqlite")
+    seed_fraud(plane, tmp_path / "design-warehouse.sqlite", tmp_path / "design-notebooks")
     yield plane
     plane.stop()
 
@@ -86,8 +92,15 @@ def production(
         connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
-def seed_fraud(plane: ControlPlane, warehouse: Path) -> None:
+def seed_fraud(plane: ControlPlane, warehouse: Path, notebooks: Path) -> None:
+    """FRAUD on ``plane``; its scenario is saved from the notebook folder ``notebooks``, so that its
+    project files (a module, a CSV) are snapshotted with it."""
     admin = plane.users.caller_for("admin")
+    notebooks.mkdir()
+    (notebooks / "score.ipynb").write_text(json.dumps(SCORE_NOTEBOOK))
+    for name, content in PROJECT_FILES.items():
+        (notebooks / name).write_text(content)
+    plane.notebook_root = str(notebooks)
     build_warehouse(warehouse, transactions=200, merchants=20)
     plane.connections.create_connection(
         admin,
@@ -108,9 +121,7 @@ def seed_fraud(plane: ControlPlane, warehouse: Path) -> None:
         admin, PROJECT, "tx", CheckSpec(name="Some rows", type="range", metric="record_count", min=10)
     )
     plane.variables.set_project(admin, PROJECT, Variables(variables={"threshold": 0.7}))
-    plane.scenarios.save_scenario(
-        admin, PROJECT, SaveScenario(definition=scenario_definition(), notebooks={"score.ipynb": SCORE_NOTEBOOK})
-    )
+    plane.scenarios.save_scenario(admin, PROJECT, SaveScenario(definition=scenario_definition()))
 
 
 def trust(importer: ControlPlane, exporter: ControlPlane, name: str = "design") -> None:

@@ -48,6 +48,8 @@ def run_on(plane: ControlPlane, tmp_path: Path, templates: dict) -> str:
             assert time.monotonic() < deadline, state
             time.sleep(0.2)
         assert state.state == "succeeded", state.model_dump()
+        log = plane.runs.read_log(admin, PROJECT, "score", run.id)[0]
+        assert "scored 6 with 2 rates" in log, log  # the module and the CSV came with the bundle
         return str(state.state)
     finally:
         api.stop()
@@ -60,6 +62,7 @@ def test_a_project_is_promoted_run_changed_and_rolled_back(
     first = design.bundles.create_bundle(a_admin, PROJECT, note="first cut")
     assert (first.version, first.datasets, first.scenarios, first.origin) == (1, 1, 1, "created")
     content = bundle_file(design, 1)
+    assert design.scenarios.get_scenario(a_admin, PROJECT, "score").files.files == 3  # the notebook's folder
 
     with pytest.raises(BundleRefused) as untrusted:
         production.bundles.preview(b_admin, PROJECT, content, MAPPING)
@@ -158,3 +161,17 @@ def test_importing_needs_admin_on_the_target_and_what_saving_needs(
         production.bundles.activate(contributor, PROJECT, 1)
     with pytest.raises(Forbidden):
         production.bundles.trust_key(contributor, TrustKey(name="x", public_key=design.bundles.public_key().public_key))
+
+
+def test_project_files_beyond_the_importers_limits_are_refused_naming_the_limit(
+    design: ControlPlane, production: ControlPlane
+) -> None:
+    a_admin, b_admin = design.users.caller_for("admin"), production.users.caller_for("admin")
+    trust(production, design)
+    design.bundles.create_bundle(a_admin, PROJECT)
+    production.scenarios.project_files.max_files = 2  # the notebook's folder holds three files
+    with pytest.raises(InvalidInput) as refused:
+        production.bundles.import_bundle(b_admin, PROJECT, bundle_file(design, 1), MAPPING, activate=True)
+    assert refused.value.field == "scenarios[0].files" and "ProjectFiles.max_files" in refused.value.message
+    with pytest.raises(NotFound):
+        production.projects.get_project(b_admin, PROJECT)

@@ -59,13 +59,14 @@ def test_the_untouched_bundle_is_read(signed: tuple[bytes, dict[str, str]]) -> N
     content, trusted = signed
     opened = read_bundle(content, trusted)
     assert opened.manifest.project == PROJECT and opened.signer_name == "this instance"
-    assert len(opened.members) == 2  # definitions.json and the notebook's blob
+    # definitions.json, the notebook's snapshot, and the three files of its folder (itself, a module, a CSV)
+    assert len(opened.members) == 5
 
 
 def test_a_byte_flipped_in_any_member_is_refused_naming_it(signed: tuple[bytes, dict[str, str]]) -> None:
     content, trusted = signed
     members = members_of(content)
-    assert len(members) == 4
+    assert len(members) == 7
     for name, data in members.items():
         for position in (0, len(data) // 2, len(data) - 1):
             altered = bytearray(data)

@@ -2,8 +2,9 @@
 
 Datasets name their connection only (its URL, parameters and secrets stay on each instance;
 importing maps the name to one of the importer's connections), checks keep their stored
-parameters, scenarios their definition and the digest of each notebook (whose canonical text is
-the blob of that digest), the project its variables, and grants, when asked for, name groups.
+parameters, scenarios their definition, the digest of each notebook (whose canonical text is the
+blob of that digest) and of each project file their notebooks run beside, the project its
+variables, and grants, when asked for, name groups.
 Run history, metric values and check results are never part of it.
 """
 
@@ -51,6 +52,8 @@ class BundledScenario(_Strict):
     definition: dict[str, Any]
     #: Notebook path -> SHA-256 of its canonical text (the blob ``blobs/<digest>``).
     notebooks: dict[str, str] = Field(default_factory=dict)
+    #: The project files its notebooks run beside: path -> SHA-256 (the blob); ``None`` without a tree.
+    files: dict[str, str] | None = Field(None, max_length=100_000)
 
 
 class BundledGrant(_Strict):

@@ -22,14 +22,17 @@ from himalia.bundles.format import BLOB_FOLDER, OpenedBundle
 from himalia.core.errors import Conflict, Forbidden
 from himalia.identity.caller import Caller
 from himalia.identity.users import find_user
+from himalia.scenarios.files import store_tree
 from himalia.scenarios.snapshots import store_snapshot
 from himalia.store.orm import (
     Check,
     Connection,
     Dataset,
+    FileTree,
     Group,
     NotebookSnapshot,
     Project,
+    ProjectFileBlob,
     ProjectGrant,
     Scenario,
     ScenarioRun,
@@ -98,6 +101,9 @@ def apply_scenarios(
         for path, digest in spec.notebooks.items():
             snapshot = store_snapshot(session, opened.blob(digest).decode())
             digests[path] = snapshot.digest
+        files = None if spec.files is None else {path: opened.blob(d) for path, d in spec.files.items()}
+        tree = store_tree(session, files).digest if files is not None else None
+        run_as = run_as_user(session, caller, definition, author)  # both query (and flush) before the row is added
         scenario = existing.pop(spec.id, None)
         if scenario is None:
             scenario = Scenario(project_id=project.id, slug=spec.id, owner=author, revision=0)
@@ -106,7 +112,8 @@ def apply_scenarios(
         scenario.active = definition.active
         scenario.definition = definition.model_dump(mode="json")
         scenario.notebooks = digests
-        scenario.run_as = run_as_user(session, caller, definition, author)
+        scenario.file_tree = tree
+        scenario.run_as = run_as
         scenario.updated_by = author
         scenario.revision += 1
         scenario.trigger_state = {}
@@ -166,8 +173,19 @@ def export_definitions(
     for scenario in session.scalars(select(Scenario).where(Scenario.project_id == project.id).order_by(Scenario.slug)):
         for digest in scenario.notebooks.values():
             blobs[BLOB_FOLDER + digest] = session.get_one(NotebookSnapshot, digest).content.encode()
+        files = None
+        if scenario.file_tree is not None:
+            files = {}
+            for path, digest, _size in session.get_one(FileTree, scenario.file_tree).entries:
+                blobs[BLOB_FOLDER + digest] = session.get_one(ProjectFileBlob, digest).content
+                files[path] = digest
         scenarios.append(
-            BundledScenario(id=scenario.slug, definition=dict(scenario.definition), notebooks=dict(scenario.notebooks))
+            BundledScenario(
+                id=scenario.slug,
+                definition=dict(scenario.definition),
+                notebooks=dict(scenario.notebooks),
+                files=files,
+            )
         )
     grants = None
     if with_grants:

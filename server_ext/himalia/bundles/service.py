@@ -62,6 +62,7 @@ from himalia.data.probes import parse_probes
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import AuditRecorder, Service
+from himalia.scenarios.files import ProjectFiles
 from himalia.scenarios.service import code_permissions
 from himalia.scenarios.snapshots import canonical
 from himalia.store.db import Database
@@ -90,6 +91,7 @@ from himalia.wire.definitions import (
     SqlConditionTrigger,
     SqlStep,
 )
+from himalia.wire.steps import project_path_problem
 
 #: The name this instance's own key is trusted under: it always imports its own bundles.
 THIS_INSTANCE = "this instance"
@@ -119,6 +121,7 @@ class BundleService(Service):
         configured_keys: Callable[[], dict[str, str]],
         events: Events,
         validation_context: Callable[[], dict[str, Any]],
+        project_files: ProjectFiles,
     ) -> None:
         super().__init__(db, audit, log)
         self.signing_key = signing_key
@@ -126,6 +129,8 @@ class BundleService(Service):
         self.configured_keys = configured_keys
         self.events = events
         self.validation_context = validation_context
+        #: The limits a scenario's project files must keep here, as when saving.
+        self.project_files = project_files
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -484,6 +489,7 @@ class BundleService(Service):
                 self._needs(caller, permission, where)
             admit_tier(session, run_as_user(session, caller, definition, author), definition.tier)
             self._validate_notebooks(opened, scenario, definition, where)
+            self._validate_files(opened, scenario, where)
             self._validate_references(definition, datasets, scenarios, where, usable)
         if definitions.grants is not None:
             groups = set(session.scalars(select(Group.name)))
@@ -530,6 +536,35 @@ class BundleService(Service):
             text = opened.blob(digest).decode("utf-8", errors="replace")
             if canonical(text, field)[0] != text:
                 raise InvalidInput(f"{field}: {step.notebook} is not a canonical notebook snapshot.", field=field)
+
+    def _validate_files(self, opened: OpenedBundle, scenario: BundledScenario, where: str) -> None:
+        """Every project file is in the bundle, has a path a job may write, and the tree is within
+        this instance's ``ProjectFiles`` limits, as a save here would require."""
+        if scenario.files is None:
+            return
+        limits = self.project_files
+        if len(scenario.files) > limits.max_files:
+            raise InvalidInput(
+                f"{where}.files: {len(scenario.files)} project files, more than {limits.max_files} "
+                "(ProjectFiles.max_files).",
+                field=f"{where}.files",
+            )
+        total = 0
+        for path, digest in sorted(scenario.files.items()):
+            field = f"{where}.files.{path[:200]}"
+            problem = project_path_problem(path)
+            if problem:
+                raise InvalidInput(f"{field}: {problem}.", field=f"{where}.files")
+            if BLOB_FOLDER + digest not in opened.members:
+                raise InvalidInput(f"{field}: the bundle holds no content for it.", field=f"{where}.files")
+            size = len(opened.blob(digest))
+            total += size
+            if size > limits.max_file_bytes or total > limits.max_total_bytes:
+                raise InvalidInput(
+                    f"{field}: the project files exceed this instance's limits "
+                    f"(ProjectFiles.max_file_bytes {limits.max_file_bytes}, max_total_bytes {limits.max_total_bytes}).",
+                    field=f"{where}.files",
+                )
 
     @staticmethod
     def _validate_references(
