@@ -673,6 +673,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/projects/{key}/runs/{run_id}/steps/{step}/files/{digest}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A project file the Kubernetes pod's step lists, by its SHA-256 (the run's own token). */
+    get: operations['get_StepFile'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/projects/{key}/runs/{run_id}/steps/{step}/job': {
     parameters: {
       query?: never;
@@ -2135,6 +2152,11 @@ export interface components {
       definition: components['schemas']['ScenarioDefinition'];
       /** Description */
       description: string;
+      /**
+       * @description The project files its notebooks run beside, snapshotted with them (none without notebooks).
+       * @default null
+       */
+      files?: components['schemas']['FileTreeSummary'] | null;
       /** Id */
       id: string;
       last_run: components['schemas']['LastRun'] | null;
@@ -2490,6 +2512,21 @@ export interface components {
       table: string;
     };
     /**
+     * FileTreeSummary
+     * @description The project files a scenario snapshotted for its notebooks.
+     */
+    FileTreeSummary: {
+      /** Bytes */
+      bytes: number;
+      /**
+       * Digest
+       * @description SHA-256 of the tree's entries.
+       */
+      digest: string;
+      /** Files */
+      files: number;
+    };
+    /**
      * GlobalPermission
      * @enum {string}
      */
@@ -2758,6 +2795,24 @@ export interface components {
      */
     Profile: 'reader' | 'analyst' | 'designer';
     /**
+     * ProjectFile
+     * @description One file of a project tree: where it goes, and the SHA-256 and size of its bytes.
+     */
+    ProjectFile: {
+      /**
+       * Digest
+       * @description SHA-256 of the content, hex.
+       */
+      digest: string;
+      /**
+       * Path
+       * @description Relative to the tree's root, '/'-separated.
+       */
+      path: string;
+      /** Size */
+      size: number;
+    };
+    /**
      * ProjectPermission
      * @enum {string}
      */
@@ -2943,7 +2998,7 @@ export interface components {
       description?: string;
       /**
        * Files
-       * @description Globs of the project files its runs need, relative to the folder of its first notebook; by default that folder's whole tree.
+       * @description Globs of the project files its runs need (.gitignore syntax: '*.py', 'data/'), relative to the folder of its first notebook; by default that folder's whole tree.
        * @default null
        */
       files?: string[] | null;
@@ -3197,6 +3252,17 @@ export interface components {
       env: {
         [key: string]: string;
       };
+      /**
+       * Files
+       * @description The project files the notebook runs beside (the run's file tree).
+       */
+      files?: components['schemas']['ProjectFile'][];
+      /**
+       * Folder
+       * @description The notebook's folder in that tree, where it runs; empty for the tree's root.
+       * @default
+       */
+      folder?: string;
       /**
        * Hide Code
        * @description Leave the code out of the HTML report.
@@ -9375,6 +9441,103 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['DescribeMetricValue'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_StepFile: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+        run_id: string;
+        step: string;
+        digest: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/octet-stream': string;
         };
       };
       /** @description Invalid input; `field` names the offending field. */
