@@ -67,6 +67,10 @@ def log_settings(control_plane: ControlPlane) -> None:
         plane.max_queued_runs,
     )
     plane.log.info("Email reports through %s:%d, TLS: %s", mailer.host, mailer.port, mailer.security)
+    plane.log.info(
+        "Links in reports start at %s",
+        plane.public_url or "nothing: set c.ControlPlane.public_url to the address people open the UI at",
+    )
 
 
 async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str = "/", hub: bool = False) -> None:
