@@ -37,6 +37,21 @@ def test_a_bad_edit_is_refused_with_its_line_and_field(api: LiveAPI) -> None:
     assert api.request("GET", NIGHTLY).json()["revision"] == 1  # nothing saved
 
 
+def test_a_refusal_found_after_parsing_names_its_line_too(api: LiveAPI) -> None:
+    text = api.request("GET", NIGHTLY + "/export").text
+    line = next(i for i, text_line in enumerate(text.splitlines(), start=1) if "dataset: transactions" in text_line)
+    missing = api.request("PUT", NIGHTLY, role="contributor", json={"yaml": text.replace("transactions", "ghosts")})
+    assert missing.status_code == 400
+    assert missing.json() == {
+        "status": 400,
+        "message": f"yaml:{line}: steps[0].dataset: there is no dataset 'ghosts' in ALPHA.",
+        "field": "steps[0].dataset",
+    }
+    definition = {"id": "nightly", "name": "N", "steps": [{"name": "C", "type": "run_checks", "dataset": "ghosts"}]}
+    as_json = api.request("PUT", NIGHTLY, role="contributor", json={"definition": definition})
+    assert as_json.json()["message"] == "steps[0].dataset: there is no dataset 'ghosts' in ALPHA."  # no text, no line
+
+
 def test_editing_is_refused_before_the_yaml_is_read(api: LiveAPI) -> None:
     """A reader's or a stranger's edit gets its permission refusal, never a parse error of its body."""
     not_yaml = {"yaml": "steps: [\n"}

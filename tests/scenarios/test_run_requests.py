@@ -281,7 +281,7 @@ def test_export_round_trip(light: LiveAPI) -> None:
     again = light.request("GET", f"{BASE}/roundtrip/export").text
     assert again.replace("revision 2", "revision 1") == text
     wrong = light.request("PUT", f"{BASE}/other", json={"yaml": text, "notebooks": nb})
-    assert error_of(wrong, 400) == ("id: the body describes 'roundtrip', not 'other'.", "id")
+    assert error_of(wrong, 400) == ("yaml:2: id: the body describes 'roundtrip', not 'other'.", "id")
     broken = light.request("PUT", f"{BASE}/roundtrip", json={"yaml": text.replace("timeout: 90s", "timeout: soon")})
     message, field = error_of(broken, 400)
     assert field == "steps[3].timeout" and "'soon' is not a duration" in message

@@ -1,9 +1,12 @@
 """``projects/{key}/scenarios``: definitions, runs, their logs, reports and executed notebooks."""
 
+from typing import Any
+
 from pydantic import Field
 
 from himalia.api.base import APIHandler, PageQuery, Query, operation
-from himalia.core.errors import NotFound
+from himalia.core.documents import line_of
+from himalia.core.errors import InvalidInput, NotFound
 from himalia.wire.common import Page
 from himalia.wire.scenarios import (
     ArtifactKind,
@@ -26,7 +29,25 @@ def run_number(run: str) -> int:
     return int(run)
 
 
-class ScenariosHandler(APIHandler):
+def with_line(error: InvalidInput, spec: SaveScenario) -> InvalidInput:
+    """A refusal of a YAML text's field found after parsing (a dataset that does not exist, a
+    parameter the notebook does not declare) with its line, as parsing errors have it
+    (``yaml:LINE: field: message``), for the lab's editor to point at."""
+    if spec.yaml is None or not error.field or not error.message.startswith(f"{error.field}: "):
+        return error
+    line = line_of(spec.yaml, error.field)
+    return error if line is None else InvalidInput(f"yaml:{line}: {error.message}", field=error.field)
+
+
+class _SaveHandler(APIHandler):
+    async def save(self, key: str, spec: SaveScenario, **options: Any) -> DescribeScenario:
+        try:
+            return await self.call(self.control_plane.scenarios.save_scenario, self.caller, key, spec, **options)
+        except InvalidInput as error:
+            raise (await self.call(with_line, error, spec)) from None  # parsing the YAML again: off the loop
+
+
+class ScenariosHandler(_SaveHandler):
     route = "/projects/{key}/scenarios"
 
     @operation(
@@ -45,10 +66,10 @@ class ScenariosHandler(APIHandler):
         status=201,
     )
     async def post(self, key: str, spec: SaveScenario) -> DescribeScenario:
-        return await self.call(self.control_plane.scenarios.save_scenario, self.caller, key, spec, create_only=True)
+        return await self.save(key, spec, create_only=True)
 
 
-class ScenarioHandler(APIHandler):
+class ScenarioHandler(_SaveHandler):
     route = "/projects/{key}/scenarios/{scenario}"
 
     @operation("Describe a scenario.", response=DescribeScenario)
@@ -61,7 +82,7 @@ class ScenarioHandler(APIHandler):
         response=DescribeScenario,
     )
     async def put(self, key: str, scenario: str, spec: SaveScenario) -> DescribeScenario:
-        return await self.call(self.control_plane.scenarios.save_scenario, self.caller, key, spec, scenario_id=scenario)
+        return await self.save(key, spec, scenario_id=scenario)
 
     @operation(
         "Turn a scenario's automatic triggers on or off (write_content).", body=SetActive, response=DescribeScenario

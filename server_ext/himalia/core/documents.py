@@ -11,6 +11,7 @@ aliases nested in each other (the "billion laughs") cost minutes of CPU; nothing
 needs one.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -147,6 +148,22 @@ def _line_of(located: _Located, path: tuple[Any, ...]) -> int:
     while path and path not in located.lines:
         path = path[:-1]
     return located.lines.get(path, 1)
+
+
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def line_of(text: str, field: str) -> int | None:
+    """The line of ``field`` (``steps[2].dataset``) in the YAML ``text``, or of its nearest
+    parent there; ``None`` when the text does not parse or holds no part of the field."""
+    try:
+        located = _locate(text, "yaml")
+    except DocumentError:
+        return None
+    path = tuple(int(index) if index else key for key, index in _PART.findall(field))
+    while path and path not in located.lines:
+        path = path[:-1]
+    return located.lines[path] if path else None
 
 
 def dotted(path: tuple[Any, ...]) -> str:
