@@ -673,6 +673,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/projects/{key}/project-files/preview': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** The project files a scenario whose first notebook is this one would snapshot, refused as saving would be; nothing is stored (write_content and write_isolated_code). */
+    post: operations['post_PreviewFiles'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/projects/{key}/runs/{run_id}/steps/{step}/files/{digest}': {
     parameters: {
       query?: never;
@@ -2527,6 +2544,21 @@ export interface components {
       files: number;
     };
     /**
+     * FilesPreview
+     * @description What saving would snapshot: as many files and bytes as the save would store, and their paths.
+     */
+    FilesPreview: {
+      /** Bytes */
+      bytes: number;
+      /** Files */
+      files: number;
+      /**
+       * Paths
+       * @description Relative to the notebook's folder, sorted.
+       */
+      paths: string[];
+    };
+    /**
      * GlobalPermission
      * @enum {string}
      */
@@ -2787,6 +2819,23 @@ export interface components {
       map_connections?: {
         [key: string]: string;
       };
+    };
+    /**
+     * PreviewFiles
+     * @description Which project files saving a scenario would snapshot beside ``notebook``, before saving it.
+     */
+    PreviewFiles: {
+      /**
+       * Files
+       * @description The scenario's `files:` globs, if any.
+       * @default null
+       */
+      files?: string[] | null;
+      /**
+       * Notebook
+       * @description The first notebook's path below the Jupyter server's root.
+       */
+      notebook: string;
     };
     /**
      * Profile
@@ -9441,6 +9490,104 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['DescribeMetricValue'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  post_PreviewFiles: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PreviewFiles'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['FilesPreview'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */

@@ -191,3 +191,29 @@ def test_the_api_refuses_globs_outside_the_tree_naming_the_field(api: LiveAPI, g
     reply = api.request("PUT", f"{BASE}/files", json={"definition": {**scenario, "files": ["*.py", glob]}})
     message, field = error_of(reply, 400)
     assert field is not None and field.endswith("files.1"), (message, field)
+
+
+def test_the_preview_says_what_saving_would_snapshot_and_stores_nothing(
+    plane: ControlPlane, api: LiveAPI, tmp_path: Path
+) -> None:
+    project(tmp_path / "work")
+    plane.notebook_root = str(tmp_path)
+    preview = "/projects/ALPHA/project-files/preview"
+    reply = api.request("POST", preview, json={"notebook": "work/score.ipynb"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["paths"] == EXPECTED and reply.json()["files"] == len(EXPECTED)
+    chosen = api.request("POST", preview, json={"notebook": "work/score.ipynb", "files": ["*.py"]}).json()
+    assert chosen["paths"] == ["utils.py"]
+    with plane.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(ProjectFileBlob)) == 0
+
+    plane.scenarios.project_files.max_files = 2
+    message, field = error_of(api.request("POST", preview, json={"notebook": "work/score.ipynb"}), 400)
+    assert field == "files" and "ProjectFiles.max_files" in message
+    message, field = error_of(api.request("POST", preview, json={"notebook": "../etc/x.ipynb"}), 400)
+    assert field == "notebook"
+    message, _ = error_of(api.request("POST", preview, "contributor", json={"notebook": "work/score.ipynb"}), 403)
+    assert "write_isolated_code" in message, message
+    assert api.request("POST", preview, "reader", json={"notebook": "work/score.ipynb"}).status_code == 403
+    assert api.request("POST", preview, "nogrant", json={"notebook": "work/score.ipynb"}).status_code == 404
+    assert api.request("POST", preview, "anonymous", json={"notebook": "work/score.ipynb"}).status_code == 401

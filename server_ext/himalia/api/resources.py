@@ -1,6 +1,18 @@
 """Every resource's handlers, one table for the routes and for the OpenAPI document."""
 
-from himalia.api import audit, connections, datasets, projects, run_steps, scenarios, tiers, tokens, users, variables
+from himalia.api import (
+    audit,
+    connections,
+    datasets,
+    project_files,
+    projects,
+    run_steps,
+    scenarios,
+    tiers,
+    tokens,
+    users,
+    variables,
+)
 from himalia.api.base import APIHandler
 from himalia.api.bundles import handlers as bundle_handlers
 
@@ -12,6 +24,7 @@ RESOURCE_HANDLERS: list[type[APIHandler]] = [
     *datasets.handlers,
     *scenarios.handlers,
     *run_steps.handlers,
+    *project_files.handlers,
     *tiers.handlers,
     *tokens.handlers,
     *audit.handlers,

@@ -62,9 +62,11 @@ from himalia.wire.definitions import (
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     DescribeScenario,
+    FilesPreview,
     FileTreeSummary,
     LastRun,
     NotebookParameter,
+    PreviewFiles,
     SaveScenario,
     ScenarioParameters,
     StepParameters,
@@ -323,6 +325,17 @@ class ScenarioService(Service):
             row_id = scenario.id
         self._changed(row_id)
         return described
+
+    def preview_files(self, caller: Caller, key: str, spec: PreviewFiles) -> FilesPreview:
+        """What saving a scenario whose first notebook is ``spec.notebook`` (below ``notebook_root``)
+        would snapshot, refused as the save would be; nothing is stored. Needs what saving needs."""
+        with self.db.read() as session:
+            require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
+        if not caller.has(GlobalPermission.WRITE_ISOLATED_CODE):
+            needed = GlobalPermission.WRITE_ISOLATED_CODE
+            raise Forbidden(f"Scenarios that run notebooks need the global permission '{needed}'.")
+        files = self.project_files.collect(Path(self.notebook_root()), spec.notebook, spec.files)
+        return FilesPreview(files=len(files), bytes=sum(map(len, files.values())), paths=sorted(files))
 
     def set_active(self, caller: Caller, key: str, scenario_id: str, active: bool) -> DescribeScenario:
         with self.db.write() as session:

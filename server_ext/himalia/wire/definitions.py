@@ -386,7 +386,7 @@ Reporter = Annotated[EmailReporter | WebhookReporter, Field(discriminator="type"
 
 
 def _inside_the_tree(glob: str) -> str:
-    """A ``files:`` glob names files inside the tree: relative, without ``..``, NUL or backslashes."""
+    """A ``files:`` glob (or a path) names files inside the tree: relative, without ``..``, NUL or backslashes."""
     problem = project_path_problem(glob.removesuffix("/"))
     if problem:
         raise ValueError(problem)
@@ -394,6 +394,8 @@ def _inside_the_tree(glob: str) -> str:
 
 
 ProjectGlob = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_inside_the_tree)]
+#: A file's path in a project's folder (a notebook's), under the same rules as globs.
+ProjectPath = Annotated[str, StringConstraints(min_length=1, max_length=1000), AfterValidator(_inside_the_tree)]
 
 
 class ScenarioDefinition(Strict):

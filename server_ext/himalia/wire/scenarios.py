@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from himalia.wire.common import Request
-from himalia.wire.definitions import ScenarioDefinition
+from himalia.wire.definitions import ProjectGlob, ProjectPath, ScenarioDefinition
 
 
 class RunState(StrEnum):
@@ -83,6 +83,21 @@ class FileTreeSummary(BaseModel):
     digest: str = Field(description="SHA-256 of the tree's entries.")
     files: int
     bytes: int
+
+
+class PreviewFiles(Request):
+    """Which project files saving a scenario would snapshot beside ``notebook``, before saving it."""
+
+    notebook: ProjectPath = Field(description="The first notebook's path below the Jupyter server's root.")
+    files: list[ProjectGlob] | None = Field(None, max_length=100, description="The scenario's `files:` globs, if any.")
+
+
+class FilesPreview(BaseModel):
+    """What saving would snapshot: as many files and bytes as the save would store, and their paths."""
+
+    files: int
+    bytes: int
+    paths: list[str] = Field(description="Relative to the notebook's folder, sorted.")
 
 
 class DescribeScenario(BaseModel):
