@@ -12,7 +12,7 @@ import click
 from himalia.cli.context import Context, json_option, pairs, pass_ctx
 from himalia.cli.output import emit, fail, run
 
-BUNDLE_COLUMNS = ("version", "origin", "signer", "created_by", "created_at", "datasets", "scenarios", "active", "note")
+BUNDLE_COLUMNS = ("version", "active", "note", "origin", "signer", "created_by", "datasets", "scenarios")
 
 
 @click.group()
