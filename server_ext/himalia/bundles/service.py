@@ -13,7 +13,9 @@ Activation replaces the project's definitions with the bundle's in ONE transacti
 runs inside it before anything is written, so a refusal leaves the project exactly as it was.
 Datasets, checks and scenarios absent from the bundle are removed (with their history); the
 project's variables become the bundle's; its group grants too when the bundle carries them.
-Every version stays stored, so activating an earlier one rolls back. Every step is audited.
+Every version stays stored, so activating an earlier one rolls back; a stored version is verified
+again when activated, so one whose signing key is no longer trusted is refused. Every step is
+audited.
 """
 
 import base64
