@@ -31,7 +31,9 @@ import type {
   DescribeProject,
   DescribeRun,
   DescribeScenario,
+  FilesPreview,
   Page,
+  PreviewFiles,
   RunRequest,
   SaveScenario,
   ScenarioParameters,
@@ -322,6 +324,15 @@ export class HimaliaClient {
     return this.request(
       `projects/${segment(key)}/scenarios/${segment(id)}`,
       'PUT',
+      spec
+    );
+  }
+
+  /** The project files saving a scenario of this notebook would snapshot; nothing is saved. */
+  previewFiles(key: string, spec: PreviewFiles): Promise<FilesPreview> {
+    return this.request(
+      `projects/${segment(key)}/project-files/preview`,
+      'POST',
       spec
     );
   }

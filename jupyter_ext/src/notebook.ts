@@ -126,6 +126,12 @@ async function scheduleNotebook(
     tier: ''
   };
   let refusal: IScheduleFormProps['refusal'] = null;
+  let files: IScheduleFormProps['files'];
+  try {
+    files = await model.client.previewFiles(project.key, { notebook: path });
+  } catch (error) {
+    files = errorText(error);
+  }
 
   for (;;) {
     const result = await showDialog({
@@ -134,7 +140,8 @@ async function scheduleNotebook(
         initial: answers,
         declared,
         project: project.key,
-        refusal
+        refusal,
+        files
       }),
       buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Schedule' })],
       focusNodeSelector: 'input[name="id"]'

@@ -1,6 +1,7 @@
 """Scenarios, data quality, connections and variables, clicked through on the demo project."""
 
 import json
+import re
 import shutil
 import sqlite3
 
@@ -212,6 +213,8 @@ def test_schedule_a_notebook_from_its_toolbar(page, admin_lab: Lab) -> None:  # 
     form.locator("input[name='schedule']").fill("daily at 03:30")
     form.locator("input[name='timezone']").fill("Europe/Paris")
     form.get_by_label("threshold").fill("0.9")
+    files = form.locator(".hml-schedule-files")  # the server's preview of what the save snapshots
+    files.get_by_text(re.compile(r"^It runs beside \d+ files? of its folder .*score\.ipynb")).wait_for()
     shoot(page, "schedule-dialog")
     page.locator(".jp-Dialog").get_by_role("button", name="Schedule").click()
     page.locator(".jp-Dialog").wait_for(state="detached")
@@ -224,3 +227,4 @@ def test_schedule_a_notebook_from_its_toolbar(page, admin_lab: Lab) -> None:  # 
     assert [(step["type"], step["notebook"]) for step in definition["steps"]] == [("notebook", "notebooks/score.ipynb")]
     assert definition["steps"][0]["parameters"]["threshold"] == 0.9
     assert saved.json()["next_fire_at"] is not None
+    assert saved.json()["files"]["files"] >= 1, "the notebook's folder is snapshotted with it"

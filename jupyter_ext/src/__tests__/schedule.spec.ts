@@ -6,6 +6,7 @@ import {
   checkAnswers,
   defaultScenarioId,
   defaultScenarioName,
+  filesSummary,
   looksLikeCron,
   scheduleToCron,
   timeTrigger
@@ -177,5 +178,28 @@ describe('answerField', () => {
     expect(answerField('id')).toBe('id');
     expect(answerField('body')).toBeNull();
     expect(answerField(null)).toBeNull();
+  });
+});
+
+describe('filesSummary', () => {
+  it('names the first files, their count and size', () => {
+    const paths = ['a.py', 'b.csv', 'c.py', 'd.py', 'e.py', 'f.py', 'g.py'];
+    expect(filesSummary({ files: 7, bytes: 12_345, paths })).toBe(
+      'It runs beside 7 files of its folder (12 kB), snapshotted with it: a.py, b.csv, c.py, d.py, e.py and 2 more.'
+    );
+    expect(filesSummary({ files: 1, bytes: 20, paths: ['utils.py'] })).toBe(
+      'It runs beside 1 file of its folder (20 bytes), snapshotted with it: utils.py.'
+    );
+  });
+
+  it('says when there are none, and the refusal saving would meet', () => {
+    expect(filesSummary({ files: 0, bytes: 0, paths: [] })).toMatch(
+      /^No project files/
+    );
+    expect(
+      filesSummary('files: the notebook folder holds more than 1000 files')
+    ).toBe(
+      'Saving will be refused: files: the notebook folder holds more than 1000 files'
+    );
   });
 });

@@ -11,6 +11,44 @@ import type { components } from '../schema';
 
 export type ScenarioDefinition = components['schemas']['ScenarioDefinition'];
 type TimeTrigger = components['schemas']['TimeTrigger'];
+type FilesPreview = components['schemas']['FilesPreview'];
+
+/** How many paths the dialog names before "and N more". */
+const NAMED_FILES = 5;
+
+function formatSize(bytes: number): string {
+  if (bytes < 1000) {
+    return `${bytes} bytes`;
+  }
+  const units = ['kB', 'MB', 'GB'];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/**
+ * What the scenario will run beside, as the server's preview says: the project files of the
+ * notebook's folder snapshotted with it, or the server's refusal (a folder too big) as given.
+ */
+export function filesSummary(preview: FilesPreview | string): string {
+  if (typeof preview === 'string') {
+    return `Saving will be refused: ${preview}`;
+  }
+  if (preview.files === 0) {
+    return 'No project files are snapshotted with it: its folder holds none the server can read.';
+  }
+  const named = preview.paths.slice(0, NAMED_FILES).join(', ');
+  const more =
+    preview.paths.length > NAMED_FILES
+      ? ` and ${preview.paths.length - NAMED_FILES} more`
+      : '';
+  const count = preview.files === 1 ? '1 file' : `${preview.files} files`;
+  return `It runs beside ${count} of its folder (${formatSize(preview.bytes)}), snapshotted with it: ${named}${more}.`;
+}
 
 /** What the person answered, as typed. */
 export interface IScheduleAnswers {

@@ -5,12 +5,14 @@
 import React, { useEffect, useRef, useState } from 'react';
 
 import { IParameter } from '../parameters';
+import { FilesPreview } from '../types';
 import {
   IScheduleAnswers,
   Problems,
   SCHEDULE_FORMS,
   answerField,
   checkAnswers,
+  filesSummary,
   scheduleToCron
 } from './schedule';
 
@@ -22,6 +24,8 @@ export interface IScheduleFormProps {
   project: string;
   /** The server's refusal of the previous attempt, if any. */
   refusal: { field: string | null; message: string } | null;
+  /** The project files saving would snapshot (the server's preview), or why it would refuse. */
+  files: FilesPreview | string;
   onChange: (answers: IScheduleAnswers) => void;
 }
 
@@ -79,6 +83,11 @@ export function ScheduleForm(props: IScheduleFormProps): JSX.Element {
         Saves a scenario in <strong>{props.project}</strong> that runs{' '}
         <code>{answers.notebook}</code> as it is now (the notebook is saved and
         snapshotted; later edits need scheduling again).
+      </p>
+      <p
+        className={`hml-description hml-schedule-files${typeof props.files === 'string' ? ' hml-error' : ''}`}
+      >
+        {filesSummary(props.files)}
       </p>
       {refusal && !refusedField && (
         <div className="hml-error" role="alert">
