@@ -51,9 +51,10 @@ class Hub:
 
 
 @pytest.fixture(scope="module")
-def hub() -> Iterator[Hub]:
+def hub(request: pytest.FixtureRequest) -> Iterator[Hub]:
     """The hub of `make demo`, its state in a folder other accounts may pass through, as in a clone
-    (pytest's own folders are root's alone, which would hide what the state's modes protect)."""
+    (pytest's own folders are root's alone, which would hide what the state's modes protect).
+    A test module may add settings to the hub's environment as ``HUB_ENVIRONMENT``."""
     base = Path(tempfile.mkdtemp(prefix="himalia-ui-hub-", dir="/var/tmp"))
     os.chmod(base, 0o755)
     state = base / "hub"
@@ -68,6 +69,7 @@ def hub() -> Iterator[Hub]:
         "HIMALIA_HUB_API_PORT": str(free_port()),
         "HIMALIA_PROXY_API_PORT": str(free_port()),
         "HIMALIA_SERVICE_PORT": str(free_port()),
+        **getattr(request.module, "HUB_ENVIRONMENT", {}),
     }
     subprocess.run([str(BIN / "himalia"), "demo"], env=env, check=True, capture_output=True)
     callback = f"http://127.0.0.1:{port}/hub/oauth_callback"
