@@ -52,7 +52,8 @@ COLUMN_LISTS = [
     "",
     ",".join(["card_id"] * 2000),
     ",".join(f"c{i}" for i in range(1001)),
-    "a" * 40_000,  # longer than the parameter may be, shorter than a request line
+    ",".join(["a"] * 1001),  # more names than a read may take
+    "a" * 5_000,  # longer than the parameter may be
 ]
 LIMITS = [
     "-1",

@@ -86,7 +86,7 @@ class DataQuery(Query):
         None, description="arrow (the default: an Arrow IPC stream) or csv; or say it with Accept: text/csv."
     )
     limit: int | None = Field(None, ge=1, le=LIMIT_CEILING, description="Rows at most (DatasetReading.max_rows).")
-    columns: str | None = Field(None, max_length=32_000, description="Comma-separated column names of the schema.")
+    columns: str | None = Field(None, max_length=4_000, description="Comma-separated column names of the schema.")
 
 
 def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
