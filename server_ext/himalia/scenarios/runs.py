@@ -826,7 +826,9 @@ def step_metrics(session: Session, run_id: int, position: int) -> dict[str, Any]
     attempt's start and now is that kernel's; ``compute_metrics`` steps record theirs with
     origin ``scenario`` and show them in their own outputs.
     """
-    step = session.get_one(RunStep, (run_id, position))
+    step = session.get(RunStep, (run_id, position))
+    if step is None:  # artifacts kept for a position the run has no step at: nothing is its kernel's
+        return {}
     run = session.get_one(ScenarioRun, run_id, options=[joinedload(ScenarioRun.run_as)])
     query = (
         select(Dataset.name, MetricValue.metric, MetricValue.value)
