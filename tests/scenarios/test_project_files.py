@@ -217,3 +217,15 @@ def test_the_preview_says_what_saving_would_snapshot_and_stores_nothing(
     assert api.request("POST", preview, "reader", json={"notebook": "work/score.ipynb"}).status_code == 403
     assert api.request("POST", preview, "nogrant", json={"notebook": "work/score.ipynb"}).status_code == 404
     assert api.request("POST", preview, "anonymous", json={"notebook": "work/score.ipynb"}).status_code == 401
+
+
+def test_a_folder_too_big_to_look_through_is_refused_unless_ignored(plane: ControlPlane, tmp_path: Path) -> None:
+    work = project(tmp_path / "work")
+    (work / "dump").mkdir()
+    for number in range(70):
+        (work / "dump" / f"{number}.json").write_text("{}")
+    plane.scenarios.project_files.max_files = 3  # a walk looks through 20 entries per file it may keep
+    with pytest.raises(InvalidInput, match=r"more than 60 files and folders to look through \(20 x ProjectFiles"):
+        apply(plane, tmp_path, files=["*.py"])
+    (work / ".himaliaignore").write_text("dump/\n")
+    assert entries(plane, apply(plane, tmp_path, files=["*.py"]).id) == ["utils.py"]

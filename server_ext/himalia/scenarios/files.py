@@ -61,6 +61,8 @@ EXCLUDED_FOLDERS = frozenset(
     }
 )
 IGNORE_FILE = ".himaliaignore"
+#: How many entries (files and folders, ignored ones included) a walk looks at per file it may keep.
+WALK_FACTOR = 20
 MB = 1024 * 1024
 
 
@@ -96,7 +98,7 @@ class ProjectFiles(LoggingConfigurable):
         wanted = _spec(globs) if globs is not None else None
         found: dict[str, bytes] = {}
         total = 0
-        for path, absolute in self._walk(top):
+        for path, absolute in self._walk(top, ignored):
             if ignored.match_file(path) or (wanted is not None and not wanted.match_file(path)):
                 continue
             problem = project_path_problem(path)
@@ -113,20 +115,29 @@ class ProjectFiles(LoggingConfigurable):
             found[path] = content
         return found
 
-    def _walk(self, top: Path) -> list[tuple[str, Path]]:
+    def _walk(self, top: Path, ignored: pathspec.PathSpec) -> list[tuple[str, Path]]:
         """Every regular file below ``top`` (relative posix path, absolute path), sorted, without
-        following or keeping links, without the excluded and protected folders."""
+        following or keeping links, without entering excluded, ignored or protected folders."""
         files: list[tuple[str, Path]] = []
         pending = [(top, "")]
+        seen, bound = 0, self.max_files * WALK_FACTOR
         while pending:
             folder, prefix = pending.pop()
             if self._is_protected(folder) or (folder / "pyvenv.cfg").exists():
                 continue
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    seen += 1
+                    if seen > bound:
+                        raise InvalidInput(
+                            f"files: the notebook's folder holds more than {bound} files and folders to look "
+                            f"through ({WALK_FACTOR} x ProjectFiles.max_files): move the notebook to a folder "
+                            f"of its own, or leave folders out with {IGNORE_FILE}.",
+                            field="files",
+                        )
                     relative = f"{prefix}{entry.name}"
                     if entry.is_dir(follow_symlinks=False):
-                        if entry.name not in EXCLUDED_FOLDERS:
+                        if entry.name not in EXCLUDED_FOLDERS and not ignored.match_file(relative + "/"):
                             pending.append((Path(entry.path), relative + "/"))
                     elif entry.is_file(follow_symlinks=False) and not self._is_protected(Path(entry.path)):
                         files.append((relative, Path(entry.path)))
