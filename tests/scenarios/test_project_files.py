@@ -54,12 +54,12 @@ def project(folder: Path) -> Path:
     return folder
 
 
-def definition(files: list[str] | None = None) -> ScenarioDefinition:
+def definition(files: list[str] | None = None, scenario_id: str = "files") -> ScenarioDefinition:
     steps: list[dict[str, Any]] = [
         {"name": "Score", "type": "notebook", "notebook": "work/score.ipynb"},
         {"name": "Again", "type": "notebook", "notebook": "work/reports/again.ipynb"},
     ]
-    data: dict[str, Any] = {"id": "files", "name": "Files", "steps": steps}
+    data: dict[str, Any] = {"id": scenario_id, "name": "Files", "steps": steps}
     if files is not None:
         data["files"] = files
     return ScenarioDefinition.model_validate(data)
@@ -73,9 +73,11 @@ def spec_of(root: Path, scenario: ScenarioDefinition) -> SaveScenario:
     return SaveScenario(definition=scenario, notebooks=notebooks)
 
 
-def apply(plane: ControlPlane, root: Path, files: list[str] | None = None) -> DescribeScenario:
+def apply(
+    plane: ControlPlane, root: Path, files: list[str] | None = None, scenario_id: str = "files"
+) -> DescribeScenario:
     """Save as ``himalia scenario apply`` does: the notebooks and files read below ``root``."""
-    spec = spec_of(root, definition(files))
+    spec = spec_of(root, definition(files, scenario_id))
     return plane.scenarios.save_scenario(plane.users.caller_for("admin"), "ALPHA", spec, files_root=root)
 
 
@@ -132,11 +134,14 @@ def test_each_limit_refuses_a_tree_too_big_naming_it(
         assert session.scalar(select(func.count()).select_from(FileTree)) == 0, "nothing is stored"
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_files_are_stored_once_across_revisions_and_scenarios(plane: ControlPlane, tmp_path: Path) -> None:
     work = project(tmp_path / "work")
     first = apply(plane, tmp_path)
     again = apply(plane, tmp_path)
     assert again.revision == first.revision + 1 and again.files == first.files, "same files, same tree"
+    other = apply(plane, tmp_path, scenario_id="other")
+    assert other.files == first.files, "another scenario of the same files shares their tree"
     (work / "utils.py").write_text("def summarize(rows):\n    return 0\n")
     changed = apply(plane, tmp_path)
     assert changed.files is not None and first.files is not None and changed.files.digest != first.files.digest
