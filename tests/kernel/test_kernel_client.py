@@ -404,3 +404,26 @@ def test_a_kernel_knows_the_project_chosen_in_the_sidebar(  # type: ignore[no-un
     assert hidden.status_code == 404
     cleared = api.request("PUT", "/me/project", role="reader", json={"project": None})
     assert cleared.json() == {"project": None}
+
+
+def test_a_read_the_source_breaks_midway_is_an_error_not_a_short_frame(  # type: ignore[no-untyped-def]
+    as_role, plane: ControlPlane, tmp_path: Path
+) -> None:
+    """A value SQLite let into an INTEGER column fails the read after rows were sent: the stream
+    ends without its last batch, and the client says the read was cut instead of returning part."""
+    database = tmp_path / "broken.sqlite"
+    with sqlite3.connect(database) as broken:
+        broken.execute("CREATE TABLE readings (n INTEGER)")
+        broken.executemany("INSERT INTO readings VALUES (?)", [(i,) for i in range(2500)])
+        broken.execute("UPDATE readings SET n = 'not a number' WHERE n = 2400")
+    admin = plane.users.caller_for("admin")
+    contributors = AccessSpec(mode="groups", groups=["contributors"])
+    plane.connections.create_connection(
+        admin,
+        CreateConnection(name="broken", type="sql", params={"url": f"sqlite:///{database}"}, usable_by=contributors),
+    )
+    plane.datasets.create_dataset(admin, "ALPHA", CreateDataset(name="readings", connection="broken", table="readings"))
+    as_role("reader")
+    assert len(himalia.dataset("readings").to_pandas(limit=2000)) == 2000  # the first batch alone is whole
+    with pytest.raises(himalia.HimaliaClientError, match="through the platform was cut short"):
+        himalia.dataset("readings").to_pandas(limit=2500)
