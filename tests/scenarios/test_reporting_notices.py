@@ -68,7 +68,8 @@ def test_no_notice_when_opted_out_when_the_run_succeeded_or_without_mail_configu
 ) -> None:
     add_row_checks(light.plane)
     saved(light, {"id": "quiet", "name": "Quiet", "steps": [GATE], "notify_on_failure": False})
-    saved(light, {"id": "fine", "name": "Fine", "steps": [{"name": "Set", "type": "set_variables", "values": {"a": 1}}]})
+    set_a = {"name": "Set", "type": "set_variables", "values": {"a": 1}}
+    saved(light, {"id": "fine", "name": "Fine", "steps": [set_a]})
     saved(light, {"id": "loud", "name": "Loud", "steps": [GATE]})
     quiet, fine = wait(light, "quiet", start(light, "quiet")), wait(light, "fine", start(light, "fine"))
     assert (quiet["state"], fine["state"]) == ("failed", "succeeded")
