@@ -91,4 +91,4 @@ test: install system-deps share-python lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) $(LAB_HOME) $(LAB_HOME)-data $(HUB_STATE) hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts
+	rm -rf $(VENV) $(LAB_HOME) $(LAB_HOME)-data $(HUB_STATE) .himalia-design .himalia-design-data .himalia-production *.himalia-bundle hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts

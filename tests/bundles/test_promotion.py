@@ -175,3 +175,22 @@ def test_project_files_beyond_the_importers_limits_are_refused_naming_the_limit(
     assert refused.value.field == "scenarios[0].files" and "ProjectFiles.max_files" in refused.value.message
     with pytest.raises(NotFound):
         production.projects.get_project(b_admin, PROJECT)
+
+
+def test_project_variables_referring_to_instance_variables_the_importer_lacks_are_refused(
+    design: ControlPlane, production: ControlPlane
+) -> None:
+    """Instance variables are not bundled: a reference to one the importer lacks would fail every run."""
+    a_admin, b_admin = design.users.caller_for("admin"), production.users.caller_for("admin")
+    trust(production, design)
+    design.variables.set_instance(a_admin, Variables(variables={"company": "Acme"}))
+    design.variables.set_project(a_admin, PROJECT, Variables(variables={"title": "Report for ${company}"}))
+    design.bundles.create_bundle(a_admin, PROJECT)
+    content = bundle_file(design, 1)
+    with pytest.raises(InvalidInput, match=r"variables: Unknown variable 'company'.*not bundled") as refused:
+        production.bundles.preview(b_admin, PROJECT, content, MAPPING)
+    assert refused.value.field == "variables"
+    production.variables.set_instance(b_admin, Variables(variables={"company": "Acme Production"}))
+    production.bundles.import_bundle(b_admin, PROJECT, content, MAPPING, activate=True)
+    resolved = production.variables.get_project(b_admin, PROJECT, resolved=True).variables
+    assert resolved["title"] == "Report for Acme Production"

@@ -59,6 +59,7 @@ from himalia.bundles.project_state import (
 from himalia.compute.tiers import admit_tier
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
+from himalia.core.variables import INSTANCE_VARIABLES, resolve
 from himalia.data.connections import can_use
 from himalia.data.probes import parse_probes
 from himalia.identity.caller import Caller
@@ -74,6 +75,7 @@ from himalia.store.orm import (
     BundleActivation,
     Connection,
     Group,
+    InstanceSetting,
     Project,
     ProjectGrant,
     TrustedSigningKey,
@@ -506,7 +508,22 @@ class BundleService(Service):
                         f"grants[{index}].permission: '{grant.permission}' is no project permission.",
                         field=f"grants[{index}].permission",
                     )
+        self._validate_variables(session, definitions.variables)
         return definitions
+
+    @staticmethod
+    def _validate_variables(session: Session, variables: dict[str, Any]) -> None:
+        """Project variables may refer to instance variables, which no bundle carries: each one
+        referred to must be defined here, or every run would fail at its first expansion."""
+        setting = session.get(InstanceSetting, INSTANCE_VARIABLES)
+        try:
+            resolve(setting.value if setting else {}, variables)
+        except InvalidInput as error:
+            raise InvalidInput(
+                f"variables: {error.message} Instance variables are not bundled: define it on this instance "
+                "first (himalia variables set).",
+                field="variables",
+            ) from None
 
     @staticmethod
     def _needs(caller: Caller, permission: GlobalPermission, where: str) -> None:

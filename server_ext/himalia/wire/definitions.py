@@ -117,8 +117,8 @@ def schedule_to_cron(schedule: str) -> str:
         if match and (cron := make(match)):
             return str(cron)
     raise ValueError(
-        f"'{schedule}' is not a schedule: use a cron expression, or 'every N minutes', 'every N hours', "
-        "'hourly at :MM', 'daily at HH:MM', 'weekdays at HH:MM', 'weekly on <day> at HH:MM'"
+        f"'{schedule}' is not a schedule: write 'every N minutes', 'every N hours', 'hourly at :MM', "
+        "'daily at HH:MM', 'weekdays at HH:MM' or 'weekly on <day> at HH:MM', or give a cron expression as cron:"
     )
 
 
