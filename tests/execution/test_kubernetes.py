@@ -805,6 +805,8 @@ def test_a_notebook_step_runs_in_its_pod(plane: ControlPlane, api: LiveAPI, tmp_
     assert f"[himalia] fetching step 'Score data' of run #{run_id}\n" in log
     assert "tier small threshold 0.7\n" in log
     assert "[himalia] sending the result: ok\n" in log
+    # The pod's log is the run's: no papermill file lines, no kernel transport warning, no job folder.
+    assert "Input Notebook" not in log and "without encryption" not in log and "himalia-step-" not in log, log
     executed = api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/notebook").json()
     assert executed["cells"][-1]["outputs"][0]["text"] == ["tier small threshold 0.7\n"]
     report = api.request("GET", f"/projects/ALPHA/scenarios/scoring/runs/{run_id}/report")

@@ -10,7 +10,6 @@ executed notebook and its HTML report back. Everything it prints is the pod's lo
 run's log. It exits 0 once the control plane has the result, whatever the notebook did.
 """
 
-import logging
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import requests
 
 from himalia.execution.files import MaterializeError, materialize
 from himalia.execution.worker import execute
+from himalia.execution.worker_output import clean_output, quiet_libraries
 from himalia.wire.steps import Reason, StepJob, StepResult
 
 #: The control plane may be restarting while the pod starts; retry for about a minute.
@@ -105,6 +105,7 @@ def run_step(environment: dict[str, str]) -> None:
             outcome = StepResult(reason=Reason.FAILED, error=str(error))
         else:
             _say(f"running {job.notebook}")
+            clean_output(folder)  # the pod's log is the run's: what the notebook printed, not the plumbing
             outcome = execute(job, folder)  # the job's env is empty: the Job set the pod's environment
         sys.stdout.flush()
         result = outcome.model_copy(
@@ -117,7 +118,7 @@ def run_step(environment: dict[str, str]) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[papermill] %(message)s")
+    quiet_libraries()
     try:
         run_step(_environment())
     except StepPodError as error:
