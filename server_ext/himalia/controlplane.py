@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Bunch, Float, Int, List, Type, Unicode, default, validate
+from traitlets import Bool, Bunch, Float, Int, List, Type, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from himalia.bundles.format import load_or_create_signing_key, signing_key_from_pem
@@ -208,13 +208,11 @@ class ControlPlane(LoggingConfigurable):
     notebook_root = Unicode(
         config=True,
         help="""Folder in which a scenario's notebook paths are read when a save does not carry the
-        notebooks' content. The server extension sets it to the Jupyter server's root directory;
-        defaults to the current directory.""",
+        notebooks' content, and its project files beside them. The server extension sets it to the
+        Jupyter server's root directory, whose files are its user's own. Empty (the default of
+        `himalia serve` and of the hub's service) reads no folder: a save must carry its
+        notebooks, and the service never snapshots files of its own disk for a caller.""",
     )
-
-    @default("notebook_root")
-    def _default_notebook_root(self) -> str:
-        return os.getcwd()
 
     max_concurrent_runs = Int(4, config=True, help="Scenario runs this process executes at once.")
     max_concurrent_runs_per_user = Int(2, config=True, help="Runs of one run-as user executing at once.")
@@ -382,7 +380,8 @@ class ControlPlane(LoggingConfigurable):
             self.log,
             lambda: self.notebook_root,
             self.events,
-            ProjectFiles(parent=self, protected=policy.protected),
+            # Other runs' job folders hold their notebooks and files: never snapshotted either.
+            ProjectFiles(parent=self, protected=(*policy.protected, self._job_root())),
             self.validation_context,
         )
         self.runs = RunService(self.db, trail, self.log, self._run_limits, self.tiers, self.events)
@@ -405,6 +404,9 @@ class ControlPlane(LoggingConfigurable):
     async def call(self, verb: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run a service verb in the worker pool: the store is synchronous and must not block the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(verb, *args, **kwargs))
+
+    def _job_root(self) -> str:
+        return str(UserIsolation(parent=self, home=self.home).job_root)
 
     def _run_limits(self) -> RunLimits:
         return RunLimits(self.max_concurrent_runs, self.max_concurrent_runs_per_user, self.max_queued_runs)

@@ -234,3 +234,33 @@ def test_a_folder_too_big_to_look_through_is_refused_unless_ignored(plane: Contr
         apply(plane, tmp_path, files=["*.py"])
     (work / ".himaliaignore").write_text("dump/\n")
     assert entries(plane, apply(plane, tmp_path, files=["*.py"]).id) == ["utils.py"]
+
+
+def test_a_host_without_a_notebook_folder_reads_nothing_of_its_own_disk(
+    plane: ControlPlane, api: LiveAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`himalia serve` and the hub's service have no notebook folder: whatever lies in the folder
+    they started in, or in another person's, is never read or snapshotted for a caller."""
+    project(tmp_path / "work")
+    (tmp_path / "work" / ".ssh").mkdir()
+    (tmp_path / "work" / ".ssh" / "id_ed25519").write_text("PRIVATE KEY")
+    monkeypatch.chdir(tmp_path)
+    plane.notebook_root = ""
+    preview = "/projects/ALPHA/project-files/preview"
+    message, field = error_of(api.request("POST", preview, json={"notebook": "work/score.ipynb"}), 400)
+    assert field == "notebook" and "reads no notebook folder" in message, message
+    scenario = definition().model_dump(mode="json", exclude={"files"})
+    message, field = error_of(api.request("PUT", f"{BASE}/files", json={"definition": scenario}), 400)
+    assert field == "steps[0].notebook" and "send the content" in message, message
+    with_content = spec_of(tmp_path, definition()).model_dump(mode="json")
+    saved = api.request("PUT", f"{BASE}/files", json=with_content)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["files"] is None  # the notebooks it carried, no files of this disk
+    globs = {**with_content, "definition": {**with_content["definition"], "files": ["*.py"]}}
+    message, field = error_of(api.request("PUT", f"{BASE}/files", json=globs), 400)
+    assert field == "files" and "reads no notebook folder" in message, message
+
+    plane.notebook_root = str(tmp_path)  # standalone: the Jupyter root, its user's own files
+    assert ".ssh/id_ed25519" not in api.request("POST", preview, json={"notebook": "work/score.ipynb"}).json()["paths"]
+    message, field = error_of(api.request("POST", preview, json={"notebook": "work/utils.py"}), 400)
+    assert field == "notebook" and "is not a notebook" in message, message

@@ -58,6 +58,14 @@ EXCLUDED_FOLDERS = frozenset(
         ".venv",
         "venv",
         "node_modules",
+        # Credentials belong in connections; these folders hold a person's own, never a project's.
+        ".ssh",
+        ".aws",
+        ".azure",
+        ".gnupg",
+        ".kube",
+        ".docker",
+        ".config",
     }
 )
 IGNORE_FILE = ".himaliaignore"
@@ -85,6 +93,8 @@ class ProjectFiles(LoggingConfigurable):
         Only a notebook that is in ``root`` has files there: a notebook only sent with the request
         (an API client's own copy) has none, so a save never snapshots a folder of this server
         that holds no notebook of the scenario."""
+        if PurePosixPath(first_notebook).suffix != ".ipynb":
+            raise InvalidInput(f"notebook: '{first_notebook[:200]}' is not a notebook (.ipynb).", field="notebook")
         top = root / PurePosixPath(first_notebook).parent
         if not (root / first_notebook).is_file():
             if globs is None:

@@ -72,6 +72,12 @@ from himalia.wire.scenarios import (
     StepParameters,
 )
 
+#: Why a host without a notebook folder (``himalia serve``, the hub's service) reads no files.
+NO_NOTEBOOK_FOLDER = (
+    "this control plane reads no notebook folder (ControlPlane.notebook_root is not set, as for the hub's "
+    "service): save from JupyterLab standalone or with himalia scenario apply --notebooks DIR"
+)
+
 
 def may_read_scenarios(permissions: frozenset[ProjectPermission], key: str) -> None:
     if ProjectPermission.READ_CONTENT not in permissions and ProjectPermission.RUN_SCENARIOS not in permissions:
@@ -269,10 +275,11 @@ class ScenarioService(Service):
                     field=f"steps[{index}].kernel",
                 )
         files = None
-        if steps:
-            first = steps[0][1].notebook
-            root = files_root if files_root is not None else Path(self.notebook_root())
-            files = self.project_files.collect(root, first, definition.files)
+        root = files_root if files_root is not None else self._notebook_folder()
+        if steps and root is not None:
+            files = self.project_files.collect(root, steps[0][1].notebook, definition.files)
+        elif steps and definition.files is not None:
+            raise InvalidInput(f"files: {NO_NOTEBOOK_FOLDER}", field="files")
         with self.db.write() as session:
             project, _ = require_project(session, caller, key, ProjectPermission.WRITE_CONTENT)
             scenario = session.scalar(
@@ -334,7 +341,10 @@ class ScenarioService(Service):
         if not caller.has(GlobalPermission.WRITE_ISOLATED_CODE):
             needed = GlobalPermission.WRITE_ISOLATED_CODE
             raise Forbidden(f"Scenarios that run notebooks need the global permission '{needed}'.")
-        files = self.project_files.collect(Path(self.notebook_root()), spec.notebook, spec.files)
+        root = self._notebook_folder()
+        if root is None:
+            raise InvalidInput(f"notebook: {NO_NOTEBOOK_FOLDER}", field="notebook")
+        files = self.project_files.collect(root, spec.notebook, spec.files)
         return FilesPreview(files=len(files), bytes=sum(map(len, files.values())), paths=sorted(files))
 
     def set_active(self, caller: Caller, key: str, scenario_id: str, active: bool) -> DescribeScenario:
@@ -390,11 +400,19 @@ class ScenarioService(Service):
 
     # -- validation ---------------------------------------------------------------------------
 
+    def _notebook_folder(self) -> Path | None:
+        """The folder notebook paths are read in (the Jupyter server's root), if this host has one."""
+        root = self.notebook_root()
+        return Path(root) if root else None
+
     def _notebook_source(self, spec: SaveScenario, path: str, index: int) -> str:
         field = f"steps[{index}].notebook"
         if path in spec.notebooks:
             return canonical(spec.notebooks[path], f"notebooks.{path}")[0]
-        root = Path(self.notebook_root()).resolve()
+        folder = self._notebook_folder()
+        if folder is None:
+            raise InvalidInput(f"{field}: send the content of '{path}' ({NO_NOTEBOOK_FOLDER})", field=field)
+        root = folder.resolve()
         file = (root / path).resolve()
         if not file.is_relative_to(root) or not file.is_file():
             raise InvalidInput(
