@@ -22,6 +22,7 @@ def test_promotion_from_the_command_line(tmp_path: Path, monkeypatch: pytest.Mon
 
     production("group", "add", "admins", "--permission", "admin")
     production("user", "add", "ops", "--group", "admins")
+    production("variables", "set", json.dumps({"company": "Production"}))  # instance variables are not bundled
     warehouse = f"sqlite:///{tmp_path / 'design-data' / 'warehouse.sqlite'}"  # the demo's, beside its home
     production("--as", "ops", "connection", "create", "prod_wh", "--type", "sql", "--url", warehouse)
 

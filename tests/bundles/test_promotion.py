@@ -194,3 +194,24 @@ def test_project_variables_referring_to_instance_variables_the_importer_lacks_ar
     production.bundles.import_bundle(b_admin, PROJECT, content, MAPPING, activate=True)
     resolved = production.variables.get_project(b_admin, PROJECT, resolved=True).variables
     assert resolved["title"] == "Report for Acme Production"
+
+
+def test_bundles_go_with_their_project_and_only_an_administrator_revives_an_unactivated_one(
+    design: ControlPlane, production: ControlPlane
+) -> None:
+    """Bundles are keyed by the project's key: none outlives its project for the next owner of the key."""
+    a_admin, b_admin = design.users.caller_for("admin"), production.users.caller_for("admin")
+    trust(production, design)
+    design.bundles.create_bundle(a_admin, PROJECT)
+    content = bundle_file(design, 1)
+    creator = production.users.caller_for("projadmin")  # create_projects, no admin
+    production.bundles.import_bundle(b_admin, PROJECT, content, MAPPING, activate=False)
+    with pytest.raises(NotFound):
+        production.bundles.activate(creator, PROJECT, 1)
+    production.bundles.activate(b_admin, PROJECT, 1)
+    production.projects.delete_project(b_admin, PROJECT)
+    with pytest.raises(NotFound):
+        production.bundles.activate(b_admin, PROJECT, 1)
+    assert production.bundles.list_bundles(b_admin, PROJECT) == []
+    deleted = production.audit.list_entries(b_admin, AuditFilter(action="project.delete"), 10, 0).items
+    assert deleted[0].details == {"bundles": 1}

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from himalia.bundles.format import (
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     SIGNATURE,
     BundleManifest,
     BundleRefused,
@@ -115,6 +116,38 @@ def test_a_swapped_signature_or_an_untrusted_key_is_refused(
 def test_a_file_that_is_no_bundle_is_refused(signed: tuple[bytes, dict[str, str]]) -> None:
     _, trusted = signed
     assert refusal(b"not a zip at all", trusted).field == "bundle"
+
+
+def test_malformed_archives_are_refused_naming_the_member_never_a_server_error(
+    signed: tuple[bytes, dict[str, str]],
+) -> None:
+    """What a crafted file does to the reader before the signature is checked: a manifest nested
+    past the parser's recursion, one over its bound, a member flagged as encrypted."""
+    content, trusted = signed
+    members = members_of(content)
+    for manifest in (b"[" * 100_000 + b"]" * 100_000, b" " * (MAX_MANIFEST_BYTES + 1)):
+        error = refusal(zipped({**members, MANIFEST: manifest}), trusted)
+        assert error.field == MANIFEST, error.message
+    archive = zipped(members)
+    for name in members:
+        error = refusal(flagged_encrypted(archive, name), trusted)
+        assert error.field == name and name in error.message, (name, error.message)
+
+
+def flagged_encrypted(archive: bytes, name: str) -> bytes:
+    """``archive`` with ``name`` flagged as encrypted in its local and central headers (zipfile
+    cannot write the flag itself); reading it asks for a password."""
+    data = bytearray(archive)
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        local = opened.getinfo(name).header_offset
+    data[local + 6] |= 0x1  # general purpose flags of the local file header
+    central = data.find(b"PK\x01\x02")
+    while central != -1:
+        length = int.from_bytes(data[central + 28 : central + 30], "little")
+        if data[central + 46 : central + 46 + length] == name.encode():
+            data[central + 8] |= 0x1  # the same flags in the central directory
+        central = data.find(b"PK\x01\x02", central + 4)
+    return bytes(data)
 
 
 def test_no_secret_and_no_connection_detail_is_in_a_bundle(

@@ -40,6 +40,8 @@ KEY_PREFIX = "ed25519:"
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 20_000
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
+#: The manifest is parsed before its signature is checked: it is bounded tighter (20,000 entries fit).
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 512 * 1024 * 1024
 #: Fixed member times, so that the same content always makes the same file.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -264,15 +266,21 @@ def _member(archive: zipfile.ZipFile, infos: Mapping[str, zipfile.ZipInfo], name
             content = handle.read(info.file_size + 1)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:  # a CRC or a stream that does not inflate
         raise BundleRefused(f"{name}: damaged ({error}).", field=name) from None
+    except (RuntimeError, NotImplementedError) as error:  # an encrypted member, a compression zipfile lacks
+        raise BundleRefused(f"{name}: cannot be read ({error}).", field=name) from None
     if len(content) != info.file_size:
         raise BundleRefused(f"{name}: its size differs from the archive's record (damaged).", field=name)
     return content
 
 
 def _parse_manifest(text: bytes) -> BundleManifest:
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise BundleRefused(f"{MANIFEST}: {len(text)} bytes, more than {MAX_MANIFEST_BYTES}.", field=MANIFEST)
     try:
         plain: Any = json.loads(text)
         manifest = BundleManifest.model_validate(plain)
+    except RecursionError:
+        raise BundleRefused(f"{MANIFEST}: not a bundle manifest (nested too deep).", field=MANIFEST) from None
     except ValueError as error:
         reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "not valid JSON"
         raise BundleRefused(f"{MANIFEST}: not a bundle manifest ({reason}).", field=MANIFEST) from None

@@ -364,6 +364,10 @@ class BundleService(Service):
         """Make a stored version live again (a rollback, or a version imported without ``--activate``)."""
         with self.db.write() as session:
             project = self._require_importer(session, caller, key)
+            if project is None and not caller.is_admin:
+                # Versions stored without a live project (imported, never activated) are not theirs
+                # to revive: whoever may create projects imports the file again, with --activate.
+                raise NotFound(f"There is no project '{key}'.")
             row = self._find(session, key, version)
             opened = read_bundle(row.content, self._trusted(session))
             if mapping is not None:

@@ -10,7 +10,7 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, false, or_, select
+from sqlalchemy import ColumnElement, String, cast, delete, false, or_, select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound, ask_for
@@ -27,7 +27,7 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.service import Service
 from himalia.identity.users import find_group, find_user
 from himalia.store.db import paginate
-from himalia.store.orm import Group, GroupMember, Project, ProjectGrant, User
+from himalia.store.orm import Bundle, BundleActivation, Group, GroupMember, Project, ProjectGrant, User
 from himalia.wire.common import Page, from_row
 from himalia.wire.identity import (
     CreateProject,
@@ -267,7 +267,13 @@ class ProjectService(Service):
         with self.db.write() as session:
             project, _ = require_project(session, caller, key, ProjectPermission.ADMIN)
             session.delete(project)
-            self.audit.record(session, caller, "project.delete", "project", key, project_key=key)
+            # Bundles are keyed by the project's key: they go with it, or whoever next creates a
+            # project of that key would find, and could activate, this one's definitions.
+            session.execute(delete(BundleActivation).where(BundleActivation.project_key == key))
+            bundles = len(session.scalars(delete(Bundle).where(Bundle.project_key == key).returning(Bundle.id)).all())
+            self.audit.record(
+                session, caller, "project.delete", "project", key, project_key=key, details={"bundles": bundles}
+            )
 
     # -- grants --------------------------------------------------------------------------------
 
