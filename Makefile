@@ -85,10 +85,17 @@ lint: install
 	npm run --silent lint
 	PATH=$(abspath $(BIN)):$$PATH scripts/check-api-types.sh
 
-## Unit tests of the extension (jest), then every Python test, the UI tests in Chromium among them.
+## Unit tests of the extension (jest), then every Python test. The browser tests (tests/ui, in
+## Chromium) mostly wait on servers and browsers, so they run in a second pytest beside the rest;
+## their output follows the rest's, and either failing fails the target.
 test: install system-deps share-python lint
 	npm test --silent
-	$(BIN)/pytest
+	@mkdir -p test-artifacts
+	$(BIN)/pytest tests/ui > test-artifacts/ui-tests.log 2>&1 & BROWSER=$$!; \
+	$(BIN)/pytest --ignore=tests/ui; REST=$$?; \
+	wait $$BROWSER; BROWSER_STATUS=$$?; \
+	echo "======== browser tests (tests/ui), run beside the rest ========"; cat test-artifacts/ui-tests.log; \
+	exit $$(( REST != 0 || BROWSER_STATUS != 0 ))
 
 clean:
 	rm -rf $(VENV) $(LAB_HOME) $(LAB_HOME)-data $(HUB_STATE) .himalia-design .himalia-design-data .himalia-production *.himalia-bundle hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts

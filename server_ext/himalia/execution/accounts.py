@@ -24,6 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,10 @@ from himalia.core.errors import HimaliaError
 MAX_ACCOUNT_NAME = 32
 _POSIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _NOT_IN_NAME = re.compile(r"[^a-z0-9_-]+")
+#: ``useradd``'s exit statuses when /etc/passwd or /etc/group is locked by another process.
+USERADD_LOCKED = frozenset({1, 10})
+USERADD_ATTEMPTS = 20
+USERADD_RETRY_SECONDS = 0.25
 #: The control plane's pid in a job folder's name (``run-12-p3456-k2j1``).
 _JOB_OWNER = re.compile(r"-p(\d+)-")
 
@@ -209,7 +214,11 @@ class UserIsolation(LoggingConfigurable):
                 "or set c.UserIsolation.create_accounts = True"
             )
         command = ["useradd", "--system", "--create-home", "--user-group", "--shell", "/usr/sbin/nologin"]
-        done = subprocess.run([*command, "--comment", "Himalia user", name], capture_output=True, text=True)
+        for _attempt in range(USERADD_ATTEMPTS):
+            done = subprocess.run([*command, "--comment", "Himalia user", name], capture_output=True, text=True)
+            if done.returncode not in USERADD_LOCKED or find_account(name) is not None:
+                break
+            time.sleep(USERADD_RETRY_SECONDS)  # another process (the hub, a second control plane) holds the lock
         account = find_account(name)  # another process may have created it meanwhile
         if account is None:
             raise IsolationUnavailable(f"cannot create the OS account '{name}': {done.stderr.strip()}")
