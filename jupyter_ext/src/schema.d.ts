@@ -2836,6 +2836,14 @@ export interface components {
        * @description The first notebook's path below the Jupyter server's root.
        */
       notebook: string;
+      /**
+       * Project Files
+       * @description As in a save: the files themselves.
+       * @default null
+       */
+      project_files?: {
+        [key: string]: string;
+      } | null;
     };
     /**
      * Profile
@@ -3012,6 +3020,14 @@ export interface components {
           [key: string]: unknown;
         };
       };
+      /**
+       * Project Files
+       * @description The project files beside the first notebook (path -> base64), read by the person's own server in hub mode; a host with a notebook folder reads them there instead.
+       * @default null
+       */
+      project_files?: {
+        [key: string]: string;
+      } | null;
       /**
        * Yaml
        * @default null

@@ -12,6 +12,8 @@ API is forwarded to the Himalia hub service as the server's owner (see ``forward
 """
 
 import getpass
+import os
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -28,7 +30,7 @@ from himalia.core.errors import HimaliaError, Unauthenticated
 from himalia.data.reading import DatasetReading
 from himalia.execution.accounts import UserIsolation
 from himalia.execution.local import LocalExecutor
-from himalia.hosts.forwarding import SERVICE_URL, ForwardingHandler
+from himalia.hosts.forwarding import PROJECT_FILES, SERVICE_URL, ForwardingHandler
 from himalia.identity.caller import Caller
 from himalia.scenarios.files import ProjectFiles
 from himalia.scenarios.reporting import Mailer, WebhookSettings
@@ -126,6 +128,9 @@ class HimaliaExtension(ExtensionApp):
         if self.service_url:
             self.log.info("Himalia: forwarding %s to the hub service at %s", API_PREFIX, self.service_url)
             self.settings[SERVICE_URL] = self.service_url
+            # The service cannot see this person's files: saves read them here (see forwarding).
+            root = self.serverapp.root_dir if self.serverapp else os.getcwd()
+            self.settings[PROJECT_FILES] = (Path(root), ProjectFiles(parent=self))
             return
         if self.unavailable:
             return

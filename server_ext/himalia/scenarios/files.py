@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 import pathspec
@@ -156,6 +157,29 @@ class ProjectFiles(LoggingConfigurable):
     def _is_protected(self, path: Path) -> bool:
         real = path.resolve()
         return any(real == protected or real.is_relative_to(protected) for protected in self.protected)
+
+    def accept(self, sent: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Project files a save carries (hub mode: read by the person's own server), held to the
+        same limits as those read here; their paths were checked when the request was parsed."""
+        if len(sent) > self.max_files:
+            raise InvalidInput(
+                f"project_files: {len(sent)} files, more than {self.max_files} (ProjectFiles.max_files).",
+                field="project_files",
+            )
+        for path, content in sent.items():
+            if len(content) > self.max_file_bytes:
+                raise InvalidInput(
+                    f"project_files: '{path[:200]}' has {len(content)} bytes, more than {self.max_file_bytes} "
+                    "(ProjectFiles.max_file_bytes).",
+                    field="project_files",
+                )
+        total = sum(len(content) for content in sent.values())
+        if total > self.max_total_bytes:
+            raise InvalidInput(
+                f"project_files: {total} bytes, more than {self.max_total_bytes} (ProjectFiles.max_total_bytes).",
+                field="project_files",
+            )
+        return dict(sorted(sent.items()))
 
     def _read(self, absolute: Path, path: str, budget: int) -> bytes:
         """A regular file's bytes, opened without following a link planted since the walk."""

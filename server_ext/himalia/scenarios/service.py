@@ -276,7 +276,9 @@ class ScenarioService(Service):
                 )
         files = None
         root = files_root if files_root is not None else self._notebook_folder()
-        if steps and root is not None:
+        if steps and spec.project_files is not None:
+            files = self.project_files.accept(spec.project_files)
+        elif steps and root is not None:
             files = self.project_files.collect(root, steps[0][1].notebook, definition.files)
         elif steps and definition.files is not None:
             raise InvalidInput(f"files: {NO_NOTEBOOK_FOLDER}", field="files")
@@ -342,9 +344,12 @@ class ScenarioService(Service):
             needed = GlobalPermission.WRITE_ISOLATED_CODE
             raise Forbidden(f"Scenarios that run notebooks need the global permission '{needed}'.")
         root = self._notebook_folder()
-        if root is None:
+        if spec.project_files is not None:
+            files = self.project_files.accept(spec.project_files)
+        elif root is None:
             raise InvalidInput(f"notebook: {NO_NOTEBOOK_FOLDER}", field="notebook")
-        files = self.project_files.collect(root, spec.notebook, spec.files)
+        else:
+            files = self.project_files.collect(root, spec.notebook, spec.files)
         return FilesPreview(files=len(files), bytes=sum(map(len, files.values())), paths=sorted(files))
 
     def set_active(self, caller: Caller, key: str, scenario_id: str, active: bool) -> DescribeScenario:

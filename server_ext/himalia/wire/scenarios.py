@@ -2,9 +2,9 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Base64Bytes, BaseModel, Field, model_validator
 
 from himalia.wire.common import Request
 from himalia.wire.definitions import ProjectGlob, ProjectPath, ScenarioDefinition
@@ -48,6 +48,11 @@ FINISHED_STATES = frozenset(RunState) - ACTIVE_STATES
 RAN_STATES = FINISHED_STATES - {RunState.SKIPPED}
 
 
+#: Project files sent with a save: relative path -> content (base64 in JSON), bounded in count here
+#: and in size by ``ProjectFiles`` and the request body's own limit.
+ProjectFilesUpload = Annotated[dict[ProjectPath, Base64Bytes], Field(max_length=100_000)]
+
+
 class SaveScenario(Request):
     """A scenario as JSON or YAML, with the notebooks it runs (path -> nbformat JSON).
 
@@ -58,6 +63,11 @@ class SaveScenario(Request):
     definition: ScenarioDefinition | None = None
     yaml: str | None = Field(None, max_length=1_000_000)
     notebooks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    project_files: ProjectFilesUpload | None = Field(
+        None,
+        description="The project files beside the first notebook (path -> base64), read by the person's own "
+        "server in hub mode; a host with a notebook folder reads them there instead.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> "SaveScenario":
@@ -90,6 +100,7 @@ class PreviewFiles(Request):
 
     notebook: ProjectPath = Field(description="The first notebook's path below the Jupyter server's root.")
     files: list[ProjectGlob] | None = Field(None, max_length=100, description="The scenario's `files:` globs, if any.")
+    project_files: ProjectFilesUpload | None = Field(None, description="As in a save: the files themselves.")
 
 
 class FilesPreview(BaseModel):
