@@ -59,9 +59,7 @@ def test_a_save_through_the_persons_server_carries_the_files_beside_its_notebook
 ) -> None:
     assert plane.notebook_root == ""  # the service reads nothing of its own disk
     definition = {"id": "hubfiles", "name": "Hub files", "steps": [STEP]}
-    saved = send(
-        jp_fetch, jp_asyncio_loop, "PUT", "projects/ALPHA/scenarios/hubfiles", {"definition": definition}
-    )
+    saved = send(jp_fetch, jp_asyncio_loop, "PUT", "projects/ALPHA/scenarios/hubfiles", {"definition": definition})
     described = json.loads(saved.body)
     assert described["files"]["files"] == 4, described  # .himaliaignore, sales.csv, score.ipynb, utils.py
     assert tree_of(plane, "hubfiles") == [".himaliaignore", "sales.csv", "score.ipynb", "utils.py"]

@@ -109,7 +109,6 @@ def test_without_the_vega_renderer_the_chart_says_so(page, admin_lab: Lab) -> No
     missing.wait_for()
     assert "@jupyterlab/vega5-extension" in missing.inner_text()
     assert merchants.locator(".hml-chart-box svg").count() == 0
-    missing.scroll_into_view_if_needed()
     shoot(page, "data-quality-no-vega")
 
 
@@ -214,7 +213,8 @@ def test_schedule_a_notebook_from_its_toolbar(page, admin_lab: Lab) -> None:  # 
     form.locator("input[name='timezone']").fill("Europe/Paris")
     form.get_by_label("threshold").fill("0.9")
     files = form.locator(".hml-schedule-files")  # the server's preview of what the save snapshots
-    files.get_by_text(re.compile(r"^It runs beside \d+ files? of its folder .*score\.ipynb")).wait_for()
+    # the folder is notebooks/ (README.md, prepare.ipynb, sales/…): the sentence names its first files
+    files.get_by_text(re.compile(r"^It runs beside \d+ files? of its folder .*prepare\.ipynb")).wait_for()
     shoot(page, "schedule-dialog")
     page.locator(".jp-Dialog").get_by_role("button", name="Schedule").click()
     page.locator(".jp-Dialog").wait_for(state="detached")

@@ -141,7 +141,7 @@ class HimaliaExtension(ExtensionApp):
             self.unavailable = f"configuration: {error}"
             return
         if self.serverapp is not None:
-            if not plane.trait_has_value("notebook_root"):
+            if not plane.notebook_root:  # the Jupyter root: its files are this server's user's own
                 plane.notebook_root = self.serverapp.root_dir
             plane.api_url = url_path_join(self.serverapp.connection_url, API_PREFIX)
             if not plane.public_url:  # links in reports open this lab (after its login)
