@@ -126,9 +126,8 @@ class TimedExecutor(Executor):
 
         def output(line: str) -> None:
             now = utcnow()
-            if "Input Notebook:" in line:
-                record["papermill_started"] = now
-            elif "Executing notebook with kernel" in line:
+            record.setdefault("papermill_started", now)  # its first line (the log keeps no file lines)
+            if "Executing notebook with kernel" in line:
                 record["kernel_ready"] = now
             record["last_output"] = now
             on_output(line)
