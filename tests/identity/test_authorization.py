@@ -45,6 +45,7 @@ CODE_SCENARIO = {
     "name": "Code",
     "steps": [{"name": "Set", "type": "set_variables", "code": "def variables(current):\n    return {}"}],
 }
+PREVIEW = {"notebook": "work/score.ipynb", "project_files": {"utils.py": "eA=="}}
 NEW_CONNECTION = {"name": "made_here", "type": "files", "params": {"url": "s3://made"}}
 
 #                                         anon nogrant reader contrib projadmin admin
@@ -128,6 +129,10 @@ CASES = [
     Case("POST", "/projects/ALPHA/scenarios", (401, 404, 403, 403, 403, 201), {"definition": CODE_SCENARIO}),
     Case("GET", "/projects/ALPHA/scenarios/nightly", (401, 404, 200, 200, 200, 200)),
     Case("PUT", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 200, 200, 200), {"definition": NIGHTLY}),
+    Case("POST", "/projects/ALPHA/project-files/preview", (401, 404, 403, 403, 403, 200), PREVIEW),
+    Case("GET", "/projects/ALPHA/bundles", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/projects/ALPHA/bundles", (401, 404, 403, 403, 201, 201), {"note": "matrix"}),
+    Case("GET", "/projects/ALPHA/bundles/1/download", (401, 404, 403, 403, 404, 404)),
     Case("PATCH", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 200, 200, 200), {"active": False}),
     Case("DELETE", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 204, 204, 204)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/export", (401, 404, 200, 200, 200, 200)),
