@@ -49,6 +49,8 @@ from himalia.scenarios.reporting import Mailer, WebhookSettings, failure_notice,
 from himalia.scenarios.runs import RunService
 from himalia.scenarios.scheduler import Scheduler
 from himalia.scenarios.service import ScenarioService
+from himalia.scenarios.uptime import UptimeLog
+from himalia.scenarios.workers import this_worker
 from himalia.store.db import Database
 from himalia.store.events import Events
 from himalia.store.orm import utcnow
@@ -451,6 +453,7 @@ class ControlPlane(LoggingConfigurable):
             min_interval=timedelta(seconds=self.min_schedule_interval),
             log=self.log,
             now=now,
+            uptime=UptimeLog(self.db, this_worker()),
         )
 
     def stop(self) -> None:

@@ -6,23 +6,34 @@ from .conftest import Lab, choose_project, expand, open_himalia, playwright_api,
 
 
 def _theme(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Choose a theme from the command palette, until the page says it is on.
+
+    The palette re-renders its items while it filters (a click can land on a detached item), and
+    its shortcut answers only once the lab has restored its layout: press, type and pick by the
+    keyboard, then check the theme, again if the lab was not ready.
+    """
     search = page.locator(".jp-ModalCommandPalette input")
-    # The palette's shortcut answers once the lab has restored its layout, seconds after the
-    # sidebar shows on a loaded machine: press it until the palette opens.
-    for _ in range(30):
-        if search.is_visible():
-            break
-        page.keyboard.press("Control+Shift+C")
-        _wait_visible(search)
-    search.fill(f"Use Theme: {name}")
-    page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item", has_text=f"Use Theme: {name}").first.click()
+    active = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item.lm-mod-active")
+    light = "false" if "Dark" in name else "true"
+    for _ in range(10):
+        for _ in range(30):
+            if search.is_visible():
+                break
+            page.keyboard.press("Control+Shift+C")
+            _wait_visible(search)
+        search.fill(f"Use Theme: {name}")
+        with contextlib.suppress(playwright_api.TimeoutError):
+            active.filter(has_text=f"Use Theme: {name}").wait_for(timeout=5_000)
+            search.press("Enter")
+            page.locator(f"body[data-jp-theme-light='{light}']").wait_for(state="attached", timeout=10_000)
+            return
+    raise AssertionError(f"The theme {name!r} could not be chosen from the command palette")
 
 
 def test_the_panels_in_the_dark_theme(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
     sidebar = open_himalia(page, admin_lab)
     _theme(page, "JupyterLab Dark")
     try:
-        page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
         choose_project(sidebar, "FRAUD")
         expand(sidebar, "Data quality").locator("[data-dataset='merchants']").wait_for()
         background = sidebar.evaluate("node => getComputedStyle(node).backgroundColor")
@@ -35,7 +46,6 @@ def test_the_panels_in_the_dark_theme(page, admin_lab: Lab) -> None:  # type: ig
         shoot(page, "dark-theme")
     finally:
         _theme(page, "JupyterLab Light")
-        page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
 
 
 def _wait_visible(search) -> None:  # type: ignore[no-untyped-def]

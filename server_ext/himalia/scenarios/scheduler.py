@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from logging import Logger, LoggerAdapter
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterError
@@ -37,6 +37,7 @@ from himalia.core.units import parse_duration
 from himalia.data.connections import ConnectionService
 from himalia.data.datasets import DatasetService
 from himalia.scenarios.runs import RunService
+from himalia.scenarios.uptime import BEAT_INTERVAL, UptimeLog
 from himalia.store.events import Events, RunFinished, ScenarioChanged
 from himalia.store.orm import utcnow
 from himalia.wire.definitions import (
@@ -55,6 +56,13 @@ from himalia.wire.scenarios import RunState
 MISFIRE_GRACE = timedelta(seconds=60)
 #: How soon a fire that failed (the store unreachable, say) is tried again, for the same fire time.
 RETRY_DELAY = timedelta(seconds=10)
+
+
+class Watcher(Protocol):
+    """Something the scheduler's thread looks after besides triggers (deadlines, say)."""
+
+    def watch(self, now: datetime) -> datetime | None:
+        """Do what is due at ``now``; return when to be called next (``None``: only on the next wake)."""
 
 
 @dataclass
@@ -84,6 +92,7 @@ class Scheduler:
         min_interval: timedelta,
         log: Logger | LoggerAdapter[Any],
         now: Callable[[], datetime] = utcnow,
+        uptime: UptimeLog | None = None,
     ) -> None:
         self.runs = runs
         self.events = events
@@ -91,6 +100,10 @@ class Scheduler:
         self.connections = connections
         self.log = log
         self.now = now
+        #: Where this scheduler records that it is alive (the board's "the control plane was down").
+        self.uptime = uptime
+        #: Called at each wake, after the triggers.
+        self.watchers: list[Watcher] = []
         #: The least time between two fires or polls of one trigger.
         self.min_interval = min_interval
         #: (wake at, scenario row, trigger index, version, fire time), all in UTC. The fire time is the
@@ -107,6 +120,8 @@ class Scheduler:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.uptime is not None:
+            self.uptime.begin(self.now())
         self.load()
         self._unsubscribe = [
             self.events.subscribe(ScenarioChanged, lambda event: self.scenario_changed(event.row_id)),
@@ -126,15 +141,30 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            wakes = [self.now() + BEAT_INTERVAL]
             try:
                 self.fire_due(self.now())
+                wakes += [wake for wake in self.watch(self.now()) if wake is not None]
+                if self.uptime is not None:
+                    self.uptime.beat(self.now())
             except Exception:
                 self.log.exception("The scheduler failed; retrying")
             with self._changed:
-                due = self._heap[0][0] if self._heap else None
-                wait = 60.0 if due is None else (due - self.now()).total_seconds()
+                if self._heap:
+                    wakes.append(self._heap[0][0])
+                wait = (min(wakes) - self.now()).total_seconds()
                 if wait > 0:
-                    self._changed.wait(timeout=min(wait, 60.0))
+                    self._changed.wait(timeout=wait)
+
+    def watch(self, now: datetime) -> list[datetime | None]:
+        """Run the watchers; one failing does not keep the others (or the triggers) from their work."""
+        wakes: list[datetime | None] = []
+        for watcher in self.watchers:
+            try:
+                wakes.append(watcher.watch(now))
+            except Exception:
+                self.log.exception("The scheduler's %s failed; retrying", type(watcher).__name__)
+        return wakes
 
     # -- the heap -----------------------------------------------------------------------------
 

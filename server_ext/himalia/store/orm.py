@@ -274,6 +274,8 @@ class Dataset(Base):
     #: [{"name", "sql"} | {"name", "python"}]: metrics beyond the built-in probes.
     custom_metrics: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     auto_compute_after_build: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: {"column": name or None (files: newest modification time), "max_age": duration}: how old its data may be.
+    freshness: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -406,6 +408,7 @@ class ScenarioRun(Base):
     __table_args__ = (
         Index("ix_scenario_runs_scenario", "scenario_id", "id"),
         Index("ix_scenario_runs_state", "state"),
+        Index("ix_scenario_runs_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -584,3 +587,50 @@ class TrustedSigningKey(Base):
     public_key: Mapped[str] = mapped_column(String(100), unique=True)
     added_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SchedulerUptime(Base):
+    """One scheduler's life: when it started and when it last said it was alive.
+
+    The board tells a fire missed while no scheduler ran (the control plane was down) from one
+    missed while it ran, by the fire time falling outside every interval.
+    """
+
+    __tablename__ = "scheduler_uptime"
+    __table_args__ = (Index("ix_scheduler_uptime_beat_at", "beat_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The control plane process ("host:pid").
+    process: Mapped[str] = mapped_column(String(300))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeadlineAlert(Base):
+    """One deadline occurrence that was not met (or a fire that was missed): raised once, cleared once.
+
+    ``occurrence`` names it within its scenario and kind (the deadline's instant, the run, the fire
+    time), so that an alert is sent at most once however often the scheduler looks.
+    """
+
+    __tablename__ = "deadline_alerts"
+    __table_args__ = (
+        Index("uq_deadline_alerts_occurrence", "scenario_id", "kind", "occurrence", unique=True),
+        Index("ix_deadline_alerts_project", "project_id", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scenario_id: Mapped[int] = mapped_column(ForeignKey("scenarios.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    #: ``late`` (no successful run by the deadline), ``overrun`` (a run beyond its maximum duration), ``missed``.
+    kind: Mapped[str] = mapped_column(String(20))
+    occurrence: Mapped[str] = mapped_column(String(100))
+    #: The deadline (or the fire time) it is about, in UTC.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("scenario_runs.id", ondelete="SET NULL"))
+    message: Mapped[str] = mapped_column(Text, default="")
+    deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When a successful run (or the run's end) settled it; ``None`` while it stands.
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_by_run: Mapped[int | None] = mapped_column(Integer)

@@ -268,6 +268,14 @@ Step = Annotated[
 # -- triggers -------------------------------------------------------------------------------------
 
 
+def _known_zone(zone: str) -> str:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{zone}' is not a time zone such as Europe/Paris or UTC") from None
+    return zone
+
+
 class TimeTrigger(Strict):
     type: Literal["time"]
     cron: str | None = Field(None, max_length=200, description="Five fields: minute hour day month weekday.")
@@ -277,11 +285,7 @@ class TimeTrigger(Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"'{zone}' is not a time zone such as Europe/Paris or UTC") from None
-        return zone
+        return _known_zone(zone)
 
     @field_validator("cron")
     @classmethod
@@ -356,6 +360,17 @@ Trigger = Annotated[
 SendWhen = Literal["always", "failure", "warning_or_failure", "success", "outcome_change"]
 
 
+class AlertConditions(Strict):
+    """Beyond run outcomes (``when``), a reporter may be told of deadlines: sent once per occurrence."""
+
+    on_late: bool = Field(
+        False, description="Send when the scenario's deadline passes with no successful run, or a run overruns."
+    )
+    on_missed: bool = Field(
+        False, description="Send when an expected fire has no run (the platform was down, the policy skipped it)."
+    )
+
+
 class EmailAttachments(Strict):
     report: bool = True
     log: bool = False
@@ -363,7 +378,7 @@ class EmailAttachments(Strict):
     max_bytes: int = Field(5_000_000, ge=1, le=50_000_000)
 
 
-class EmailReporter(Strict):
+class EmailReporter(AlertConditions):
     type: Literal["email"]
     to: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
     subject: str = "${scenarioName}: ${outcome}"
@@ -372,7 +387,7 @@ class EmailReporter(Strict):
     when: SendWhen = "always"
 
 
-class WebhookReporter(Strict):
+class WebhookReporter(AlertConditions):
     type: Literal["webhook"]
     url: Annotated[str, StringConstraints(pattern=r"^https?://")]
     format: Literal["slack", "teams", "json"] = "json"
@@ -380,6 +395,36 @@ class WebhookReporter(Strict):
 
 
 Reporter = Annotated[EmailReporter | WebhookReporter, Field(discriminator="type")]
+
+
+# -- deadlines ------------------------------------------------------------------------------------
+
+WallTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class Sla(Strict):
+    """When results must be ready and how long a run may take; the scheduler alerts while there is time to act.
+
+    Each expected fire of a time trigger has one deadline: the first ``ready_by`` at or after the
+    fire time on the wall clock of ``timezone``. A scenario without time triggers has one deadline
+    a day. The deadline is met by a run that ends successfully (succeeded or warning) between the
+    fire time and the deadline.
+    """
+
+    ready_by: WallTime | None = Field(None, description="A wall-clock time such as '07:00'.")
+    timezone: str | None = Field(None, description="Defaults to the first time trigger's time zone, else UTC.")
+    max_duration: Duration | None = Field(None, description="A run still running after this is overrunning.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        return None if zone is None else _known_zone(zone)
+
+    @model_validator(mode="after")
+    def _something_to_watch(self) -> "Sla":
+        if self.ready_by is None and self.max_duration is None:
+            raise ValueError("give 'ready_by', 'max_duration' or both")
+        return self
 
 
 # -- the scenario ---------------------------------------------------------------------------------
@@ -423,6 +468,7 @@ class ScenarioDefinition(Strict):
     notify_on_failure: bool = Field(
         True, description="With no reporter, mail a failed run to the run-as user (when mail is configured)."
     )
+    sla: Sla | None = Field(None, description="The deadline its results must meet and the longest a run may take.")
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> "ScenarioDefinition":
