@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from himalia.wire.common import CheckName, ConnectionName, DatasetName, GroupName, LongText, ProjectKey, ShortText
+from himalia.wire.data import FreshnessSpec
 
 
 class _Strict(BaseModel):
@@ -43,6 +44,8 @@ class BundledDataset(_Strict):
     probes: list[str] = Field(default_factory=list, max_length=500)
     custom_metrics: list[dict[str, str]] = Field(default_factory=list, max_length=100)
     auto_compute_after_build: bool = False
+    #: How old its data may be (``None``: no declaration; bundles made before it existed have none).
+    freshness: FreshnessSpec | None = None
     checks: list[BundledCheck] = Field(default_factory=list, max_length=1000)
 
 

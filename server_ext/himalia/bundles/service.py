@@ -61,6 +61,7 @@ from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
 from himalia.core.variables import INSTANCE_VARIABLES, resolve
 from himalia.data.connections import can_use
+from himalia.data.freshness import check_declaration
 from himalia.data.probes import parse_probes
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
@@ -482,6 +483,8 @@ class BundleService(Service):
                 raise InvalidInput(f"{where}.probes: {error.message}", field=f"{where}.probes") from None
             if any("python" in metric for metric in dataset.custom_metrics):
                 self._needs(caller, GlobalPermission.WRITE_UNSAFE_CODE, f"{where}.custom_metrics")
+            if dataset.freshness is not None:
+                check_declaration(dataset.freshness, dataset.kind, dataset.columns, field=f"{where}.freshness")
             for position, check in enumerate(dataset.checks):
                 self._validate_check(caller, check, f"{where}.checks[{position}]")
         datasets = {d.name for d in definitions.datasets}

@@ -1,6 +1,7 @@
 """``himalia dataset``, ``metrics``, ``checks`` and ``apply``: datasets, their metrics and checks."""
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,40 @@ from himalia.cli.context import PAGE, Context, json_option, pass_ctx
 from himalia.cli.output import cell, emit, print_table, run, stderr
 
 OUTCOME_STYLES = {"OK": "green", "WARNING": "yellow", "ERROR": "red", "EMPTY": "bright_black"}
+LISTED = ["name", "connection", "kind", "table", "path", "probes", "freshness", "schema_refreshed_at"]
+
+
+def freshness_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--freshness-column`` and ``--freshness-max-age``: how old the dataset's data may be."""
+    command = click.option(
+        "--freshness-max-age", help="How old its newest value may be, e.g. 26h, 90m, 2d (UTC when no zone)."
+    )(command)
+    return click.option(
+        "--freshness-column",
+        help="The timestamp column whose newest value tells the data's age (files: default, modification times).",
+    )(command)
+
+
+def freshness_text(freshness: dict[str, Any] | None) -> str:
+    """``event_time within 26h``, ``files modified within 26h``, or nothing."""
+    if not freshness:
+        return ""
+    return f"{freshness.get('column') or 'files modified'} within {freshness['max_age']}"
+
+
+def emit_datasets(ctx: Context, value: Any) -> None:
+    """Datasets as JSON for scripts, or a table whose freshness reads as words."""
+    if ctx.json:
+        emit(ctx, value)
+        return
+    from himalia.wire.common import Page
+
+    items = value.items if isinstance(value, Page) else [value]
+    rows = [
+        {**item.model_dump(mode="json"), "freshness": freshness_text(item.freshness and item.freshness.model_dump())}
+        for item in items
+    ]
+    emit(ctx, rows, LISTED)
 
 
 @click.group()
@@ -30,6 +65,7 @@ def dataset() -> None:
     "--probe", "probes", multiple=True, help="Metrics to compute (repeatable), e.g. record_count, avg:amount."
 )
 @click.option("--description", default="")
+@freshness_options
 @json_option
 @pass_ctx
 def dataset_create(
@@ -44,6 +80,8 @@ def dataset_create(
     fmt: str | None,
     probes: tuple[str, ...],
     description: str,
+    freshness_column: str | None,
+    freshness_max_age: str | None,
 ) -> None:
     """Define a dataset; its schema is read at once."""
     from himalia.wire.data import CreateDataset
@@ -51,6 +89,8 @@ def dataset_create(
     fields: dict[str, Any] = {"table": table, "db_schema": db_schema, "query": query, "path": path, "format": fmt}
     if probes:
         fields["probes"] = list(probes)
+    if freshness_column is not None or freshness_max_age is not None:
+        fields["freshness"] = {"column": freshness_column, "max_age": freshness_max_age}
     spec = run(
         lambda: CreateDataset(
             name=name,
@@ -60,7 +100,56 @@ def dataset_create(
         )
     )
     created = run(lambda: ctx.plane().datasets.create_dataset(ctx.caller(), project_key, spec))
-    emit(ctx, created, ["name", "connection", "kind", "probes"])
+    emit_datasets(ctx, created)
+
+
+@dataset.command("update")
+@click.argument("project_key")
+@click.argument("name")
+@click.option("--description")
+@click.option("--probe", "probes", multiple=True, help="Replace the metrics to compute (repeatable).")
+@freshness_options
+@click.option("--no-freshness", is_flag=True, help="Remove the declared freshness.")
+@json_option
+@pass_ctx
+def dataset_update(
+    ctx: Context,
+    project_key: str,
+    name: str,
+    description: str | None,
+    probes: tuple[str, ...],
+    freshness_column: str | None,
+    freshness_max_age: str | None,
+    no_freshness: bool,
+) -> None:
+    """Change a dataset's description, probes or freshness; what is not given stays as it is."""
+    from himalia.wire.data import UpdateDataset
+
+    service = ctx.plane().datasets
+    fields: dict[str, Any] = {"description": description, "probes": list(probes) or None}
+    changes: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    if no_freshness and (freshness_column or freshness_max_age):
+        raise click.UsageError("--no-freshness goes without --freshness-column and --freshness-max-age")
+    if no_freshness:
+        changes["freshness"] = None
+    elif freshness_column is not None or freshness_max_age is not None:
+        current = run(lambda: service.get_dataset(ctx.caller(), project_key, name)).freshness
+        changes["freshness"] = {
+            "column": freshness_column or (current.column if current else None),
+            "max_age": freshness_max_age or (current.max_age if current else None),
+        }
+    spec = run(lambda: UpdateDataset.model_validate(changes))
+    emit_datasets(ctx, run(lambda: service.update_dataset(ctx.caller(), project_key, name, spec)))
+
+
+@dataset.command("show")
+@click.argument("project_key")
+@click.argument("name")
+@json_option
+@pass_ctx
+def dataset_show(ctx: Context, project_key: str, name: str) -> None:
+    """A dataset's definition, with its declared freshness."""
+    emit_datasets(ctx, run(lambda: ctx.plane().datasets.get_dataset(ctx.caller(), project_key, name)))
 
 
 @dataset.command("list")
@@ -68,8 +157,7 @@ def dataset_create(
 @json_option
 @pass_ctx
 def dataset_list(ctx: Context, project_key: str) -> None:
-    page = run(lambda: ctx.plane().datasets.list_datasets(ctx.caller(), project_key, PAGE, 0))
-    emit(ctx, page, ["name", "connection", "kind", "table", "path", "probes", "schema_refreshed_at"])
+    emit_datasets(ctx, run(lambda: ctx.plane().datasets.list_datasets(ctx.caller(), project_key, PAGE, 0)))
 
 
 @dataset.command("schema")

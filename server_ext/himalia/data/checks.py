@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from himalia.core.errors import Conflict, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
+from himalia.core.units import parse_duration
+from himalia.data import freshness
 from himalia.data.datasets import DatasetService
 from himalia.data.metrics import MetricService
 from himalia.data.probes import parse_probes
@@ -93,6 +95,20 @@ class CheckService(Service):
         if spec.type == "custom_python":
             caller.require(GlobalPermission.WRITE_UNSAFE_CODE)
         params = spec.params()
+        if spec.type == "freshness" and spec.metric is None:
+            if dataset.freshness is None:
+                raise InvalidInput(
+                    f"A freshness check of the data judges {dataset.name}'s declared freshness, and it declares "
+                    "none: declare its freshness (column, max_age) first, or give the check a metric and max_age.",
+                    field="type",
+                )
+            if spec.warn_after is not None and parse_duration(spec.warn_after) >= parse_duration(
+                dataset.freshness["max_age"]
+            ):
+                raise InvalidInput(
+                    f"'warn_after' is not below {dataset.name}'s freshness max_age {dataset.freshness['max_age']}.",
+                    field="warn_after",
+                )
         if spec.type == "schema_unchanged":
             if dataset.columns is None:
                 raise InvalidInput("Read the dataset's schema before checking that it does not change.", field="type")
@@ -146,17 +162,19 @@ class CheckService(Service):
             checks = self._checks(session, dataset)
             custom = {m["name"] for m in dataset.custom_metrics}
             needed = sorted({c.metric for c in checks if c.metric and c.type != "freshness"})
-        computable = [m for m in needed if m in custom or _is_probe(m)]
+            if dataset.freshness and any(_judges_data(c) for c in checks):
+                needed.append(freshness.NEWEST)
+        computable = [m for m in needed if m in custom or m == freshness.NEWEST or _is_probe(m)]
         if computable:
             self.metrics.compute(caller, key, name, computable, origin=origin, run_id=run_id)
         now = utcnow()
         with self.db.write() as session:
             dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
-            metrics = {c.metric for c in checks if c.metric}
+            metrics = {_reads(c) for c in checks} - {""}
             latest = self.metrics.latest(session, dataset, metrics) if metrics else {}
             results = []
             for check in self._checks(session, dataset):
-                last = latest.get(check.metric or "")
+                last = latest.get(_reads(check))
                 reading = MetricReading(
                     value=last.value if last else None,
                     computed_at=last.computed_at if last else None,
@@ -164,7 +182,15 @@ class CheckService(Service):
                     if check.type == "custom_python" and check.metric
                     else [],
                 )
-                judged = evaluate(check.type, check.metric, check.params, reading, columns=dataset.columns, now=now)
+                judged = evaluate(
+                    check.type,
+                    check.metric,
+                    check.params,
+                    reading,
+                    columns=dataset.columns,
+                    now=now,
+                    freshness=dataset.freshness,
+                )
                 result = CheckResult(
                     check=check,
                     outcome=judged.outcome,
@@ -208,6 +234,16 @@ class CheckService(Service):
             return [
                 describe_result(result, check_name, dataset_name) for result, check_name, dataset_name in reversed(rows)
             ]
+
+
+def _judges_data(check: Check) -> bool:
+    """A freshness check without a metric judges the data's declared freshness."""
+    return check.type == "freshness" and check.metric is None
+
+
+def _reads(check: Check) -> str:
+    """The metric whose last value a check judges ("" for none)."""
+    return freshness.NEWEST if _judges_data(check) else check.metric or ""
 
 
 def _is_probe(metric: str) -> bool:

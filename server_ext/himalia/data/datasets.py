@@ -3,7 +3,8 @@
 Reading a dataset needs ``read_content`` on its project: through the platform (``reading``)
 with nothing more, directly (a kernel holding the credentials) with a connection the caller may
 use; changing its definition needs ``write_content``. The schema (column names and types) is read
-from the source on creation and on demand; each refresh says what changed.
+from the source on creation and on demand; each refresh says what changed. A dataset may declare
+how old its data may be (``freshness``, see ``himalia.data.freshness``).
 """
 
 import io
@@ -31,6 +32,7 @@ from himalia.data.drivers import (
     sql_source,
     storage_options,
 )
+from himalia.data.freshness import check_declaration
 from himalia.data.probes import parse_probes
 from himalia.data.rules import schema_difference
 from himalia.identity.caller import Caller
@@ -156,6 +158,8 @@ class DatasetService(Service):
         location = spec.model_dump(include={"table", "db_schema", "query", "path", "format"}, exclude_none=True)
         columns = read_columns(usable, location)
         check_probe_columns(spec.probes, columns)
+        if spec.freshness is not None:
+            check_declaration(spec.freshness, kind, [c.model_dump() for c in columns])
         with self.db.write() as session:
             project = session.get_one(Project, project.id)
             if session.scalar(select(Dataset.id).where(Dataset.project_id == project.id, Dataset.name == spec.name)):
@@ -172,6 +176,7 @@ class DatasetService(Service):
                 probes=list(dict.fromkeys(spec.probes)),
                 custom_metrics=[m.model_dump(exclude_none=True) for m in spec.custom_metrics],
                 auto_compute_after_build=spec.auto_compute_after_build,
+                freshness=spec.freshness.model_dump() if spec.freshness else None,
             )
             session.add(dataset)
             session.flush()
@@ -195,6 +200,10 @@ class DatasetService(Service):
             if spec.probes is not None:
                 check_probe_columns(spec.probes, dataset.columns or [])
             changes = spec.model_dump(mode="json", exclude_none=True)
+            if "freshness" in spec.model_fields_set:  # null removes the declaration
+                if spec.freshness is not None:
+                    check_declaration(spec.freshness, dataset.kind, dataset.columns)
+                changes["freshness"] = spec.freshness.model_dump() if spec.freshness else None
             for attribute, value in changes.items():
                 setattr(dataset, attribute, value)
             session.flush()

@@ -8,6 +8,7 @@ The format (one project per file)::
         connection: warehouse
         table: transactions_2018
         probes: [record_count, column_count]
+        freshness: {column: updated_at, max_age: 26h}   # optional: how old its data may be
         checks:                          # every field of a check, as in the REST API
           - {name: Columns 13, type: in_set, metric: column_count, values: [13]}
           - {name: Over 10k records, type: range, metric: record_count, min: 10000}
@@ -96,6 +97,7 @@ def _apply_dataset(plane: DataServices, caller: Caller, key: str, wanted: Datase
         probes=list(dict.fromkeys(spec.probes)),
         custom_metrics=spec.custom_metrics,
         auto_compute_after_build=spec.auto_compute_after_build,
+        freshness=spec.freshness,
     )
     if (
         update.model_dump()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from himalia.core.errors import HimaliaError, InvalidInput
 from himalia.core.permissions import ProjectPermission
 from himalia.core.unsafe import run_function
+from himalia.data import freshness
 from himalia.data.access import DataAccessPolicy, one_statement
 from himalia.data.datasets import DatasetService
 from himalia.data.drivers import (
@@ -145,15 +146,26 @@ class MetricService(Service):
         origin: str = "manual",
         run_id: str | None = None,
     ) -> ComputedMetrics:
-        """Compute the requested metrics (by default the dataset's own) in one pass, and keep them."""
+        """Compute the requested metrics (by default the dataset's own, and its freshness when it
+        declares one) in one pass, and keep them."""
         with self.db.read() as session:
             dataset, permissions = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
             require_run_or_write(session, caller, dataset.project, permissions)
             usable = self.datasets.usable(session, caller, dataset)
             location, custom = dict(dataset.location), {m["name"]: m for m in dataset.custom_metrics}
+            declared = dict(dataset.freshness) if dataset.freshness else None
             requested = probes if probes is not None else [*dataset.probes, *custom]
+        fresh = (probes is None and declared is not None) or any(m in freshness.METRICS for m in requested)
+        if fresh and declared is None:
+            raise InvalidInput(f"{name} declares no freshness to compute.", field="probes")
+        requested = [m for m in requested if m not in freshness.METRICS]
         builtin = parse_probes([p for p in requested if p not in custom])
-        values = compute_probes(usable, location, builtin) if builtin else {}
+        newest = freshness.probe_of(declared) if fresh and declared else None
+        scanned = [*builtin, newest] if newest is not None and newest not in builtin else builtin
+        values = compute_probes(usable, location, scanned) if scanned else {}
+        if newest is not None:
+            answer = values[newest.id] if newest in builtin else values.pop(newest.id)
+            values.update(freshness.metrics_of(answer, utcnow()))
         for metric in requested:
             if metric in custom:
                 values[metric] = compute_custom(usable, location, custom[metric])

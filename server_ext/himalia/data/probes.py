@@ -39,6 +39,13 @@ bound, never formatted into SQL text. Semantics are those of pandas where pandas
 
 Results are plain JSON values: ``int``, ``float``, ``str``, ``bool``, ``None`` and lists
 (decimals become floats, or ints for integer sums; dates and times ISO strings).
+
+Freshness has two probes of its own, both answering an ISO timestamp in UTC (``None`` when there
+is no value): ``newest:column``, the ``MAX`` of a timestamp, date or text column, folded into the
+same aggregate statement, and ``last_modified``, the newest modification time of a files
+dataset's files, read off the one listing that also gives ``size_bytes``. A timestamp without a
+time zone is taken as UTC, a date as midnight UTC, text must be ISO 8601 (compared as text by the
+engine, so write it in one format and one offset), and anything else is refused.
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ from himalia.data.drivers import result_columns, table_columns
 
 __all__ = [
     "COLUMN_STATS",
+    "FRESHNESS_COLUMN_STATS",
+    "FRESHNESS_TABLE_STATS",
     "TABLE_STATS",
     "TOP_VALUES_LIMIT",
     "Probe",
@@ -82,8 +91,16 @@ TABLE_STATS = ("record_count", "column_count", "size_bytes")
 COLUMN_STATS = ("min", "max", "avg", "sum", "count", "null_count", "distinct_count", "stddev", "top_values")
 #: How many values ``top_values`` returns.
 TOP_VALUES_LIMIT = 10
+#: Freshness of the whole dataset: ``last_modified``, the newest modification time of a files dataset.
+FRESHNESS_TABLE_STATS = ("last_modified",)
+#: Freshness of one column: ``newest:column``, its newest value as a UTC timestamp.
+FRESHNESS_COLUMN_STATS = ("newest",)
 #: Statistics that only make sense on numbers.
 NUMERIC_STATS = frozenset({"avg", "sum", "stddev"})
+#: Statistics only a files dataset has.
+FILES_STATS = frozenset({"size_bytes", "last_modified"})
+_TABLE_STATS = (*TABLE_STATS, *FRESHNESS_TABLE_STATS)
+_COLUMN_STATS = (*COLUMN_STATS, *FRESHNESS_COLUMN_STATS)
 
 FIELD = "probes"
 
@@ -114,16 +131,16 @@ class Probe:
     column: str | None = None
 
     def __post_init__(self) -> None:
-        if self.stat in TABLE_STATS:
+        if self.stat in _TABLE_STATS:
             if self.column is not None:
                 raise InvalidInput(f"probe {self.id!r}: {self.stat} takes no column", field=FIELD)
-        elif self.stat in COLUMN_STATS:
+        elif self.stat in _COLUMN_STATS:
             if not self.column:
                 raise InvalidInput(
                     f"probe {self.id!r}: {self.stat} needs a column, as '{self.stat}:<column>'", field=FIELD
                 )
         else:
-            known = ", ".join([*TABLE_STATS, *(f"{stat}:<column>" for stat in COLUMN_STATS)])
+            known = ", ".join([*_TABLE_STATS, *(f"{stat}:<column>" for stat in _COLUMN_STATS)])
             raise InvalidInput(f"unknown probe {self.id!r}; known probes: {known}", field=FIELD)
 
     @property
@@ -136,11 +153,11 @@ def parse_probe(text: str) -> Probe:
     if not isinstance(text, str):
         raise InvalidInput(f"a probe is a string, not {text!r}", field=FIELD)
     stat, colon, column = text.partition(":")
-    if stat in TABLE_STATS and colon:
+    if stat in _TABLE_STATS and colon:
         raise InvalidInput(f"probe {text!r}: {stat} takes no column", field=FIELD)
-    if stat in COLUMN_STATS and not column:
+    if stat in _COLUMN_STATS and not column:
         raise InvalidInput(f"probe {text!r}: {stat} needs a column, as '{stat}:<column>'", field=FIELD)
-    if stat not in TABLE_STATS and stat not in COLUMN_STATS:
+    if stat not in _TABLE_STATS and stat not in _COLUMN_STATS:
         Probe(text)  # raises, naming the probe and listing the known ones
     return Probe(stat, column if colon else None)
 
@@ -322,6 +339,11 @@ class _Aggregate:
         if probe.stat == "stddev":
             parts = self.stddev_parts(column)
             return lambda row: _stddev_value(row, parts, self.stddev)
+        if probe.stat == "newest":  # the driver's own value (no result processing): its zone, or its text
+            label = self.need(
+                ("newest", column.name), lambda: sa.type_coerce(sa.func.max(self.ordered(column)), NullType())
+            )
+            return lambda row: utc_timestamp(row[label], probe)
         raise AssertionError(probe.stat)  # pragma: no cover - top_values and table stats are elsewhere
 
     def statement(self) -> sa.Select[Any]:
@@ -418,6 +440,29 @@ def _jsonable(value: Any, kind: Kind = Kind.OTHER) -> Any:
     return str(value)
 
 
+def utc_timestamp(value: Any, probe: Probe) -> str | None:
+    """An ISO timestamp in UTC: naive timestamps are UTC, dates midnight UTC, text ISO 8601."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput(
+                f"probe {probe.id!r}: the newest value {value[:100]!r} is not an ISO 8601 date or timestamp",
+                field=FIELD,
+            ) from None
+    if isinstance(value, dt.datetime):
+        moment = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    elif isinstance(value, dt.date):
+        moment = dt.datetime.combine(value, dt.time(), dt.UTC)
+    else:
+        raise InvalidInput(
+            f"probe {probe.id!r}: the newest value {_jsonable(value)!r} is not a date or timestamp", field=FIELD
+        )
+    return moment.isoformat()
+
+
 # -- running the probes ---------------------------------------------------------------------------
 
 
@@ -427,8 +472,9 @@ def _columns_of(source: FromClause) -> dict[str, _Column]:
 
 def _validate(probes: Sequence[Probe], columns: Mapping[str, _Column], *, files: bool) -> None:
     for probe in probes:
-        if probe.stat == "size_bytes" and not files:
-            raise InvalidInput(f"probe {probe.id!r}: only file datasets have a size", field=FIELD)
+        if probe.stat in FILES_STATS and not files:
+            what = "a size" if probe.stat == "size_bytes" else "modification times"
+            raise InvalidInput(f"probe {probe.id!r}: only file datasets have {what}", field=FIELD)
         if probe.column is None:
             continue
         column = columns.get(probe.column)
@@ -437,16 +483,30 @@ def _validate(probes: Sequence[Probe], columns: Mapping[str, _Column], *, files:
         if probe.stat in NUMERIC_STATS and column.kind not in NUMERIC_KINDS:
             what = "of unknown type" if column.kind is Kind.OTHER else column.kind.value
             raise InvalidInput(f"probe {probe.id!r}: column {probe.column!r} is {what}, not numeric", field=FIELD)
+        if probe.stat == "newest" and column.kind in {*NUMERIC_KINDS, Kind.BOOLEAN}:
+            raise InvalidInput(
+                f"probe {probe.id!r}: column {probe.column!r} is {column.kind.value}, not a timestamp, date or text",
+                field=FIELD,
+            )
+
+
+@dataclass(frozen=True)
+class _Files:
+    """What the listing of a files dataset told: total size and newest modification time (UTC ISO)."""
+
+    size_bytes: int
+    last_modified: str | None
 
 
 def _run(
-    connection: Connection, source: FromClause, probes: Sequence[Probe], *, size_bytes: int | None = None
+    connection: Connection, source: FromClause, probes: Sequence[Probe], *, files: _Files | None = None
 ) -> dict[str, Any]:
     columns = _columns_of(source)
-    _validate(probes, columns, files=size_bytes is not None)
+    _validate(probes, columns, files=files is not None)
     dialect = connection.dialect.name
     results: dict[str, Any] = {}
-    aggregate_probes = [p for p in probes if p.stat not in ("column_count", "size_bytes", "top_values")]
+    unscanned = ("column_count", "size_bytes", "last_modified", "top_values")
+    aggregate_probes = [p for p in probes if p.stat not in unscanned]
     if aggregate_probes:
         mode = _Stddev.TWO_PASS if dialect == "sqlite" else _Stddev.NATIVE  # SQLite has no stddev_samp
         try:
@@ -463,8 +523,9 @@ def _run(
     for probe in probes:
         if probe.stat == "column_count":
             results[probe.id] = len(columns)
-        elif probe.stat == "size_bytes":
-            results[probe.id] = size_bytes
+        elif probe.stat in FILES_STATS:
+            assert files is not None
+            results[probe.id] = files.size_bytes if probe.stat == "size_bytes" else files.last_modified
         elif probe.stat == "top_values":
             assert probe.column is not None
             results[probe.id] = _top_values(connection, source, columns[probe.column], dialect)
@@ -516,8 +577,8 @@ def compute_sql(engine: Engine, source: FromClause, probes: Sequence[Probe | str
     """Compute ``probes`` of ``source`` (a table or a subquery, see ``drivers.sql_source``) in its database.
 
     One aggregate ``SELECT`` answers every probe but ``column_count`` (from the source's
-    columns) and ``top_values`` (one ``GROUP BY`` statement per column). ``size_bytes`` is
-    refused: a table has no file size.
+    columns) and ``top_values`` (one ``GROUP BY`` statement per column). ``size_bytes`` and
+    ``last_modified`` are refused: a table has no files.
     """
     parsed = _as_probes(probes)
     with engine.connect() as connection:
@@ -537,7 +598,8 @@ def compute_files(
     filesystems are handed to DuckDB through fsspec (built with ``storage_options``), so DuckDB
     reads them directly. CSV files are read with ``read_csv_auto`` (header row, sniffed types:
     a column with no value at all reads as text). ``size_bytes`` is the total size of the
-    matched files.
+    matched files, ``last_modified`` the newest of their modification times, both from the one
+    listing that finds them (never a call per remote file).
     """
     if fmt not in ("csv", "parquet"):
         raise InvalidInput(f"unknown file format {fmt!r}: csv or parquet", field="fmt")
@@ -545,14 +607,18 @@ def compute_files(
     location: str | list[str]
     if isinstance(url, str):
         filesystem, path = url_to_fs(url, **dict(storage_options or {}))
-        sizes = _file_sizes(filesystem, path)
+        found = _file_infos(filesystem, path)
         local = split_protocol(url)[0] in (None, "file", "local")
         location = path if local else url
     else:
         location, local = list(url), True
-        sizes = [os.path.getsize(path) for path in location]
-    if not sizes:
+        found = [{"size": os.path.getsize(path), "mtime": os.path.getmtime(path)} for path in location]
+    if not found:
         raise InvalidInput(f"no file matches {url!r}", field="url")
+    listing = _Files(
+        size_bytes=sum(int(info["size"]) for info in found),
+        last_modified=_newest_modification(found) if any(p.stat == "last_modified" for p in parsed) else None,
+    )
     reader = "read_parquet(:path)" if fmt == "parquet" else "read_csv_auto(:path, header = true)"
     scan = sa.text(f"SELECT * FROM {reader}").bindparams(path=location)
     engine = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool)
@@ -564,7 +630,7 @@ def compute_files(
             try:
                 columns = result_columns(connection, scan, field="url", what=f"cannot read {url!r} as {fmt}")
                 source = scan.columns(*columns).subquery("src")
-                return _run(connection, source, parsed, size_bytes=sum(sizes))
+                return _run(connection, source, parsed, files=listing)
             finally:
                 if not local:  # DuckDB holds the (cached, shared) fsspec instance until told otherwise
                     duckdb_connection.unregister_filesystem(
@@ -574,13 +640,40 @@ def compute_files(
         engine.dispose()
 
 
-def _file_sizes(filesystem: fsspec.AbstractFileSystem, path: str) -> list[int]:
+def _file_infos(filesystem: fsspec.AbstractFileSystem, path: str) -> list[dict[str, Any]]:
+    """fsspec's details of every file ``path`` names (a glob, a folder or a file), in one listing."""
     if fsspec.core.has_magic(path):
         found = filesystem.glob(path, detail=True)
-        return [int(info["size"]) for info in found.values() if info.get("type") == "file"]
+        return [info for info in found.values() if info.get("type") == "file"]
     if not filesystem.exists(path):
         return []
     info = filesystem.info(path)
     if info.get("type") == "directory":
-        return [int(entry["size"]) for entry in filesystem.find(path, detail=True).values()]
-    return [int(info["size"])]
+        return list(filesystem.find(path, detail=True).values())
+    return [info]
+
+
+#: Where fsspec implementations report a file's modification time: local and SFTP, S3, Azure, GCS, memory.
+_MODIFIED_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created")
+
+
+def _newest_modification(found: Sequence[Mapping[str, Any]]) -> str:
+    newest: dt.datetime | None = None
+    for info in found:
+        stamp = next((info[key] for key in _MODIFIED_KEYS if info.get(key) is not None), None)
+        if isinstance(stamp, int | float):
+            moment = dt.datetime.fromtimestamp(stamp, dt.UTC)
+        elif isinstance(stamp, dt.datetime):
+            moment = stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
+        elif isinstance(stamp, str):
+            moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+        else:
+            raise InvalidInput(
+                "probe 'last_modified': the filesystem reports no modification time of "
+                f"{info.get('name', 'a file')!r}; name a timestamp column instead",
+                field=FIELD,
+            )
+        newest = moment if newest is None else max(newest, moment)
+    assert newest is not None
+    return newest.isoformat()

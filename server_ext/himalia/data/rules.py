@@ -6,7 +6,12 @@ Semantics (Dataiku's hard and soft bounds):
   ``soft_min`` or above ``soft_max`` is a WARNING; otherwise OK. Every bound is optional and
   inclusive: a value equal to a bound is within it.
 * ``in_set``: OK when the value is one of ``values``, else ``severity`` (ERROR by default).
-* ``freshness``: OK when the metric's last value is at most ``max_age`` old, else ``severity``.
+* ``freshness`` without a metric judges the data: the age of the newest value the dataset's
+  declared freshness names (``freshness.newest``), at the time of the check. Older than the
+  declaration's ``max_age``: ``severity``; else older than ``warn_after``: WARNING; else OK; no
+  value (no row, only nulls): EMPTY. A dataset that declares no freshness makes it an ERROR.
+* ``freshness`` with a metric (as before the data's own freshness existed) judges how long ago
+  that metric was last computed, against the check's ``max_age`` and ``warn_after`` alike.
 * ``schema_unchanged``: OK when the dataset's columns (names and types, in order) equal the
   ones recorded when the check was created, else ``severity``, naming what changed.
 * ``custom_python``: ``def check(value, history)`` returns an outcome or ``(outcome, message)``;
@@ -133,14 +138,57 @@ def evaluate_in_set(label: str, value: Any, params: dict[str, Any]) -> Evaluatio
     return Evaluation(_severity(params), f"{label} {format_value(value)} is not one of {listed}", value)
 
 
+def _judge_age(what: str, age: timedelta, max_age: str, params: dict[str, Any]) -> tuple[Outcome, str]:
+    """Beyond ``max_age``: the check's severity; beyond ``warn_after``: WARNING; else OK."""
+    if age < timedelta(0):
+        return Outcome.OK, f"{what} is {_format_age(-age)} in the future (maximum {max_age})"
+    words = f"{what} is {_format_age(age)} old"
+    if age > parse_duration(max_age):
+        return _severity(params), f"{words} (maximum {max_age})"
+    warn_after = params.get("warn_after")
+    if warn_after is not None and age > parse_duration(warn_after):
+        return Outcome.WARNING, f"{words} (warning after {warn_after}, maximum {max_age})"
+    return Outcome.OK, f"{words} (maximum {max_age})"
+
+
 def evaluate_freshness(label: str, reading: MetricReading, params: dict[str, Any], now: datetime) -> Evaluation:
+    """How long ago a metric was last computed (the check names a metric)."""
     if reading.computed_at is None:
         return Evaluation(Outcome.EMPTY, f"{label} has never been computed")
-    age, limit = now - reading.computed_at, parse_duration(params["max_age"])
-    if age > limit:
-        message = f"last {label} is {_format_age(age)} old (maximum {params['max_age']})"
-        return Evaluation(_severity(params), message, reading.value)
-    return Evaluation(Outcome.OK, f"last {label} is {_format_age(age)} old", reading.value)
+    age, max_age = now - reading.computed_at, params["max_age"]
+    value = {
+        "computed_at": reading.computed_at.isoformat(),
+        "age_seconds": age.total_seconds(),
+        "max_age": max_age,
+        "value": reading.value,
+    }
+    outcome, message = _judge_age(f"last {label}", age, max_age, params)
+    return Evaluation(outcome, message, value)
+
+
+def evaluate_data_freshness(
+    reading: MetricReading, declared: dict[str, Any] | None, params: dict[str, Any], now: datetime
+) -> Evaluation:
+    """The age of the data's newest value (``freshness.newest``) against the dataset's declaration."""
+    if declared is None:
+        return Evaluation(
+            Outcome.ERROR,
+            "the dataset declares no freshness: declare its column and max_age, or give the check a metric",
+        )
+    max_age, column = declared["max_age"], declared.get("column")
+    what = f"newest {column}" if column else "newest file modification"
+    if reading.computed_at is None:
+        return Evaluation(Outcome.EMPTY, f"the {what} has never been computed (maximum {max_age})")
+    if reading.value is None:
+        empty = f"{column} has no value (no row, or only nulls)" if column else "no file has a modification time"
+        value = {"newest": None, "age_seconds": None, "max_age": max_age}
+        return Evaluation(Outcome.EMPTY, f"{empty} (maximum {max_age})", value)
+    newest = datetime.fromisoformat(reading.value)
+    age = now - newest
+    outcome, message = _judge_age(f"{what} {reading.value}", age, max_age, params)
+    return Evaluation(
+        outcome, message, {"newest": reading.value, "age_seconds": age.total_seconds(), "max_age": max_age}
+    )
 
 
 def schema_difference(expected: list[dict[str, str]], actual: list[dict[str, str]]) -> list[str]:
@@ -189,13 +237,17 @@ def evaluate(
     *,
     columns: list[dict[str, str]] | None,
     now: datetime,
+    freshness: dict[str, Any] | None = None,
 ) -> Evaluation:
-    """Judge one check; never raises for a bad value or bad user code."""
+    """Judge one check; never raises for a bad value or bad user code. ``freshness`` is the
+    dataset's declared freshness, which a freshness check without a metric judges."""
     label = metric_label(metric or "value")
     if kind == "range":
         return evaluate_range(label, reading.value, params)
     if kind == "in_set":
         return evaluate_in_set(label, reading.value, params)
+    if kind == "freshness" and metric is None:
+        return evaluate_data_freshness(reading, freshness, params, now)
     if kind == "freshness":
         return evaluate_freshness(label, reading, params, now)
     if kind == "schema_unchanged":

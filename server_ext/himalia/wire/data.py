@@ -116,6 +116,27 @@ class CustomMetric(BaseModel):
         return self
 
 
+Duration = Annotated[str, StringConstraints(pattern=r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$")]
+
+
+class FreshnessSpec(Request):
+    """How old a dataset's data may be: the newest value of ``column`` (a timestamp or date column,
+    or ISO text), or for a files dataset without a column the newest modification time of its files.
+
+    Timestamps without a time zone are taken as UTC; a date counts as midnight UTC."""
+
+    column: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = Field(
+        None, description="Required for table and query datasets; files datasets without it use modification times."
+    )
+    max_age: Duration = Field(description="A duration such as 26h, 90m or 2d.")
+
+    @field_validator("max_age")
+    @classmethod
+    def _a_duration(cls, max_age: str) -> str:
+        parse_duration(max_age)
+        return max_age
+
+
 class CreateDataset(Request):
     """A table (``table``, optional ``db_schema``) or a query (``query``) of a ``sql`` connection,
     or files (``path`` below the connection's URL, globs allowed, and ``format``) of a ``files`` one."""
@@ -133,6 +154,7 @@ class CreateDataset(Request):
     )
     custom_metrics: list[CustomMetric] = Field(default_factory=list, max_length=100)
     auto_compute_after_build: bool = False
+    freshness: FreshnessSpec | None = None
 
     @field_validator("path")
     @classmethod
@@ -163,6 +185,7 @@ class UpdateDataset(Request):
     probes: list[Annotated[str, StringConstraints(max_length=300)]] | None = Field(None, max_length=500)
     custom_metrics: list[CustomMetric] | None = Field(None, max_length=100)
     auto_compute_after_build: bool | None = None
+    freshness: FreshnessSpec | None = Field(None, description="Replaces the declared freshness; null removes it.")
 
 
 class DescribeDataset(BaseModel):
@@ -180,6 +203,7 @@ class DescribeDataset(BaseModel):
     probes: list[str]
     custom_metrics: list[CustomMetric]
     auto_compute_after_build: bool
+    freshness: FreshnessSpec | None = None
     can_write: bool = Field(description="I may write it: write_content, and a usable connection that allows writes.")
     can_use_connection: bool = Field(
         description="I may use its connection myself; otherwise I read it through …/data (read_content)."
@@ -228,8 +252,13 @@ CheckType = Literal["range", "in_set", "freshness", "schema_unchanged", "custom_
 
 class CheckSpec(Request):
     """One check. ``range``: min, max (ERROR) and soft_min, soft_max (WARNING), inclusive, each
-    optional; ``in_set``: values; ``freshness``: max_age such as 36h or 2d; ``schema_unchanged``:
-    the columns when the check is created; ``custom_python``: ``def check(value, history)``."""
+    optional; ``in_set``: values; ``schema_unchanged``: the columns when the check is created;
+    ``custom_python``: ``def check(value, history)``.
+
+    ``freshness`` without ``metric`` judges the data: the age of the newest value the dataset's
+    declared ``freshness`` names, against its ``max_age`` (beyond it: ``severity``, ERROR by
+    default), and beyond the optional ``warn_after`` WARNING. With ``metric`` and ``max_age`` it
+    judges, as it always did, how long ago that metric was last computed."""
 
     name: CheckName
     type: CheckType
@@ -239,7 +268,8 @@ class CheckSpec(Request):
     soft_min: FiniteFloat | None = None
     soft_max: FiniteFloat | None = None
     values: list[str | int | float | bool] | None = Field(None, max_length=10_000)
-    max_age: Annotated[str, StringConstraints(pattern=r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$")] | None = None
+    max_age: Duration | None = None
+    warn_after: Duration | None = None
     code: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
     severity: Literal["error", "warning"] = "error"
 
@@ -248,15 +278,29 @@ class CheckSpec(Request):
         needs = {
             "range": ("metric",),
             "in_set": ("metric", "values"),
-            "freshness": ("metric", "max_age"),
+            "freshness": ("max_age",) if self.metric is not None else (),
             "schema_unchanged": (),
             "custom_python": ("code",),
         }[self.type]
         for name in needs:
             if getattr(self, name) is None:
                 raise ValueError(f"a {self.type} check needs '{name}'")
-        if self.max_age is not None:
-            parse_duration(self.max_age)
+        for duration in (self.max_age, self.warn_after):
+            if duration is not None:
+                parse_duration(duration)
+        if self.type == "freshness" and self.metric is None and self.max_age is not None:
+            raise ValueError(
+                "a freshness check of the data takes its 'max_age' from the dataset's freshness; "
+                "give 'max_age' only with a 'metric'"
+            )
+        if self.warn_after is not None and self.type != "freshness":
+            raise ValueError("'warn_after' goes with a freshness check")
+        if (
+            self.warn_after is not None
+            and self.max_age is not None
+            and parse_duration(self.warn_after) >= parse_duration(self.max_age)
+        ):
+            raise ValueError("'warn_after' is not below 'max_age'")
         if self.type == "range" and all(getattr(self, b) is None for b in ("min", "max", "soft_min", "soft_max")):
             raise ValueError("a range check needs at least one of min, max, soft_min, soft_max")
         if self.type == "range":
