@@ -1246,8 +1246,13 @@ export interface components {
     /**
      * CheckSpec
      * @description One check. ``range``: min, max (ERROR) and soft_min, soft_max (WARNING), inclusive, each
-     *     optional; ``in_set``: values; ``freshness``: max_age such as 36h or 2d; ``schema_unchanged``:
-     *     the columns when the check is created; ``custom_python``: ``def check(value, history)``.
+     *     optional; ``in_set``: values; ``schema_unchanged``: the columns when the check is created;
+     *     ``custom_python``: ``def check(value, history)``.
+     *
+     *     ``freshness`` without ``metric`` judges the data: the age of the newest value the dataset's
+     *     declared ``freshness`` names, against its ``max_age`` (beyond it: ``severity``, ERROR by
+     *     default), and beyond the optional ``warn_after`` WARNING. With ``metric`` and ``max_age`` it
+     *     judges, as it always did, how long ago that metric was last computed.
      */
     CheckSpec: {
       /**
@@ -1304,6 +1309,11 @@ export interface components {
        * @default null
        */
       values?: (string | number | boolean)[] | null;
+      /**
+       * Warn After
+       * @default null
+       */
+      warn_after?: string | null;
     };
     /** ComputeMetrics */
     ComputeMetrics: {
@@ -1473,6 +1483,8 @@ export interface components {
        * @default null
        */
       format?: ('csv' | 'parquet') | null;
+      /** @default null */
+      freshness?: components['schemas']['FreshnessSpec'] | null;
       /** Name */
       name: string;
       /**
@@ -1839,6 +1851,11 @@ export interface components {
        * @default null
        */
       values?: (string | number | boolean)[] | null;
+      /**
+       * Warn After
+       * @default null
+       */
+      warn_after?: string | null;
     };
     /** DescribeCheckResult */
     DescribeCheckResult: {
@@ -1945,6 +1962,8 @@ export interface components {
        * @default null
        */
       format?: string | null;
+      /** @default null */
+      freshness?: components['schemas']['FreshnessSpec'] | null;
       /**
        * Kind
        * @enum {string}
@@ -2470,6 +2489,18 @@ export interface components {
        */
       body?: string | null;
       /**
+       * On Late
+       * @description Send when the scenario's deadline passes with no successful run, or a run overruns.
+       * @default false
+       */
+      on_late?: boolean;
+      /**
+       * On Missed
+       * @description Send when an expected fire has no run (the platform was down, the policy skipped it).
+       * @default false
+       */
+      on_missed?: boolean;
+      /**
        * Subject
        * @default ${scenarioName}: ${outcome}
        */
@@ -2557,6 +2588,26 @@ export interface components {
        * @description Relative to the notebook's folder, sorted.
        */
       paths: string[];
+    };
+    /**
+     * FreshnessSpec
+     * @description How old a dataset's data may be: the newest value of ``column`` (a timestamp or date column,
+     *     or ISO text), or for a files dataset without a column the newest modification time of its files.
+     *
+     *     Timestamps without a time zone are taken as UTC; a date counts as midnight UTC.
+     */
+    FreshnessSpec: {
+      /**
+       * Column
+       * @description Required for table and query datasets; files datasets without it use modification times.
+       * @default null
+       */
+      column?: string | null;
+      /**
+       * Max Age
+       * @description A duration such as 26h, 90m or 2d.
+       */
+      max_age: string;
     };
     /**
      * GlobalPermission
@@ -3088,6 +3139,11 @@ export interface components {
        * @default null
        */
       run_as?: string | null;
+      /**
+       * @description The deadline its results must meet and the longest a run may take.
+       * @default null
+       */
+      sla?: components['schemas']['Sla'] | null;
       /** Steps */
       steps: (
         | components['schemas']['NotebookStep']
@@ -3223,6 +3279,35 @@ export interface components {
        * @description ed25519:<base64>: what an importing instance trusts.
        */
       public_key: string;
+    };
+    /**
+     * Sla
+     * @description When results must be ready and how long a run may take; the scheduler alerts while there is time to act.
+     *
+     *     Each expected fire of a time trigger has one deadline: the first ``ready_by`` at or after the
+     *     fire time on the wall clock of ``timezone``. A scenario without time triggers has one deadline
+     *     a day. The deadline is met by a run that ends successfully (succeeded or warning) between the
+     *     fire time and the deadline.
+     */
+    Sla: {
+      /**
+       * Max Duration
+       * @description A run still running after this is overrunning.
+       * @default null
+       */
+      max_duration?: string | null;
+      /**
+       * Ready By
+       * @description A wall-clock time such as '07:00'.
+       * @default null
+       */
+      ready_by?: string | null;
+      /**
+       * Timezone
+       * @description Defaults to the first time trigger's time zone, else UTC.
+       * @default null
+       */
+      timezone?: string | null;
     };
     /** SqlConditionTrigger */
     SqlConditionTrigger: {
@@ -3637,6 +3722,11 @@ export interface components {
        */
       description?: string | null;
       /**
+       * @description Replaces the declared freshness; null removes it.
+       * @default null
+       */
+      freshness?: components['schemas']['FreshnessSpec'] | null;
+      /**
        * Probes
        * @default null
        */
@@ -3718,6 +3808,18 @@ export interface components {
        * @enum {string}
        */
       format?: 'slack' | 'teams' | 'json';
+      /**
+       * On Late
+       * @description Send when the scenario's deadline passes with no successful run, or a run overruns.
+       * @default false
+       */
+      on_late?: boolean;
+      /**
+       * On Missed
+       * @description Send when an expected fire has no run (the platform was down, the policy skipped it).
+       * @default false
+       */
+      on_missed?: boolean;
       /**
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}

@@ -4,6 +4,7 @@ from pydantic import Field
 
 from himalia.api.base import APIHandler, PageQuery, Query, operation
 from himalia.core.errors import NotFound
+from himalia.core.permissions import ProjectPermission
 from himalia.wire.common import Page
 from himalia.wire.identity import (
     CreateProject,
@@ -11,6 +12,7 @@ from himalia.wire.identity import (
     DescribeGrant,
     DescribePreset,
     DescribeProject,
+    ExplainAccess,
     SetGrant,
     UpdateProject,
 )
@@ -115,6 +117,27 @@ class AuthMatrixHandler(APIHandler):
         return await self.call(self.control_plane.projects.auth_matrix, self.caller, query.user, query.group)
 
 
+class ExplainQuery(Query):
+    user: str = Field(max_length=100)
+    project: str = Field(max_length=40)
+    permission: ProjectPermission
+
+
+class AuthMatrixExplainHandler(APIHandler):
+    route = "/auth-matrix/explain"
+
+    @operation(
+        "Why a user holds a permission on a project, or what is missing and who can grant it "
+        "(administrators and the project's admins).",
+        query=ExplainQuery,
+        response=ExplainAccess,
+    )
+    async def get(self, query: ExplainQuery) -> ExplainAccess:
+        return await self.call(
+            self.control_plane.projects.explain_access, self.caller, query.user, query.project, query.permission
+        )
+
+
 handlers = [
     ProjectsHandler,
     ProjectHandler,
@@ -122,4 +145,5 @@ handlers = [
     GrantHandler,
     PresetsHandler,
     AuthMatrixHandler,
+    AuthMatrixExplainHandler,
 ]

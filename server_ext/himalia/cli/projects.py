@@ -76,3 +76,21 @@ def project_grants(ctx: Context, key: str) -> None:
         run(lambda: ctx.plane().projects.list_grants(ctx.caller(), key)),
         ["principal_type", "principal", "preset", "permissions"],
     )
+
+
+@project.command("explain")
+@click.argument("key")
+@click.argument("login", metavar="USER")
+@click.argument("permission", type=click.Choice([p.value for p in ProjectPermission]))
+@pass_ctx
+def project_explain(ctx: Context, key: str, login: str, permission: str) -> None:
+    """Why USER holds PERMISSION on project KEY, or what is missing and who can grant it."""
+    answer = run(lambda: ctx.plane().projects.explain_access(ctx.caller(), login, key, ProjectPermission(permission)))
+    if ctx.json:
+        emit(ctx, answer)
+        return
+    click.echo(answer.explanation)
+    if answer.grant_command:
+        click.echo(f"to grant it: {answer.grant_command}")
+    if not answer.granted and answer.administrators:
+        click.echo(f"administrators: {', '.join(answer.administrators)}")

@@ -27,15 +27,26 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.service import Service
 from himalia.identity.users import find_group, find_user
 from himalia.store.db import paginate
-from himalia.store.orm import Bundle, BundleActivation, Group, GroupMember, Project, ProjectGrant, User
+from himalia.store.orm import (
+    Bundle,
+    BundleActivation,
+    Group,
+    GroupMember,
+    GroupPermission,
+    Project,
+    ProjectGrant,
+    User,
+)
 from himalia.wire.common import Page, from_row
 from himalia.wire.identity import (
+    AccessSource,
     CreateProject,
     CurrentProject,
     DescribeAuthMatrix,
     DescribeGrant,
     DescribePreset,
     DescribeProject,
+    ExplainAccess,
     MatrixRow,
     SetGrant,
     UpdateProject,
@@ -433,3 +444,149 @@ class ProjectService(Service):
                 global_permissions=as_flags(global_permissions, GlobalPermission),
                 projects=rows,
             )
+
+    # -- access troubleshooting ----------------------------------------------------------------
+
+    def explain_access(self, caller: Caller, login: str, key: str, permission: ProjectPermission) -> ExplainAccess:
+        """Why ``login`` holds ``permission`` on ``key``, or what is missing and who can grant it.
+
+        For administrators and the project's admins, who see its grants already: the answer
+        reveals nothing they could not read from ``/projects/{key}/grants`` and ``/groups``.
+        """
+        with self.db.read() as session:
+            project = session.scalar(select(Project).options(joinedload(Project.owner)).where(Project.key == key))
+            if not caller.is_admin:
+                project = require_project(session, caller, key, ProjectPermission.ADMIN)[0]
+            subject = find_user(session, login, field="user")
+            administrators = global_administrators(session)
+            if project is None:
+                return ExplainAccess(
+                    user=subject.login,
+                    project=key,
+                    permission=permission,
+                    granted=False,
+                    user_active=subject.active,
+                    project_exists=False,
+                    held=[],
+                    sources=[],
+                    explanation=f"There is no project '{key}'.",
+                    project_administrators=[],
+                    administrators=administrators,
+                )
+            sources, held, direct = _access_sources(session, subject, project, permission)
+            project_admins = project_administrators(session, project)
+            granted = subject.active and bool(sources)
+            grant_command = None
+            if not subject.active:
+                explanation = (
+                    f"{subject.login}'s account is deactivated, so they hold nothing on any project; "
+                    f"an administrator reactivates it (PATCH /users/{subject.login} with active: true)"
+                    + (f", after which {_describe(sources)}." if sources else ".")
+                )
+            elif granted:
+                explanation = f"{subject.login} holds '{permission}' on {key}: {_describe(sources)}."
+            else:
+                holding = ", ".join(_sorted(held)) if held else "nothing"
+                explanation = (
+                    f"{subject.login} does not hold '{permission}' on {key} (they hold {holding}): "
+                    f"{ask_for('it', project_admins, f'{key} administrators')}."
+                )
+                grant_command = _grant_command(key, subject.login, direct | {permission})
+            return ExplainAccess(
+                user=subject.login,
+                project=key,
+                permission=permission,
+                granted=granted,
+                user_active=subject.active,
+                project_exists=True,
+                owner=project.owner.login,
+                held=_sorted(held),
+                sources=sources,
+                explanation=explanation,
+                project_administrators=project_admins,
+                administrators=administrators,
+                grant_command=grant_command,
+            )
+
+
+def global_administrators(session: Session) -> list[str]:
+    """The active people holding the global ``admin`` permission through a group, by login."""
+    return sorted(
+        session.scalars(
+            select(User.login)
+            .join(GroupMember, GroupMember.user_id == User.id)
+            .join(GroupPermission, GroupPermission.group_id == GroupMember.group_id)
+            .where(GroupPermission.permission == GlobalPermission.ADMIN, User.active)
+            .distinct()
+        ).all()
+    )
+
+
+def _access_sources(
+    session: Session, subject: User, project: Project, permission: ProjectPermission
+) -> tuple[list[AccessSource], frozenset[ProjectPermission], set[ProjectPermission]]:
+    """The grants giving ``permission``, everything held on the project, and the user's direct grants.
+
+    Grants are stored closed under implication (``set_grant``), so a principal gives the
+    permission when its grants hold it; the description names the preset they amount to.
+    """
+    memberships = session.execute(
+        select(Group.id, Group.name, GroupPermission.permission)
+        .join(GroupMember, GroupMember.group_id == Group.id)
+        .outerjoin(GroupPermission, GroupPermission.group_id == Group.id)
+        .where(GroupMember.user_id == subject.id)
+    ).all()
+    group_names = {group_id: name for group_id, name, _ in memberships}
+    admin_groups = sorted({name for _, name, held in memberships if held == GlobalPermission.ADMIN})
+    rows = session.execute(
+        select(ProjectGrant.group_id, ProjectGrant.permission).where(
+            ProjectGrant.project_id == project.id,
+            or_(ProjectGrant.user_id == subject.id, ProjectGrant.group_id.in_(sorted(group_names))),
+        )
+    ).all()
+    by_principal: dict[str | None, set[ProjectPermission]] = defaultdict(set)
+    for group_id, granted in rows:
+        by_principal[group_names[group_id] if group_id is not None else None].add(ProjectPermission(granted))
+    direct = by_principal.get(None, set())
+    sources: list[AccessSource] = []
+    for group in sorted(by_principal, key=lambda name: (name is not None, name or "")):
+        closed = expand_project_permissions(by_principal[group])
+        if permission not in closed:
+            continue
+        preset = preset_of(closed)
+        as_preset = f" (preset {preset})" if preset else ""
+        if group is not None:
+            kind, description = "group", f"the group '{group}' they belong to holds '{permission}'{as_preset}"
+        elif project.owner_id == subject.id:
+            kind, description = "owner", f"as the project's owner they hold '{permission}' themselves{as_preset}"
+        else:
+            kind, description = "user", f"a grant to them holds '{permission}'{as_preset}"
+        sources.append(AccessSource(kind=kind, group=group, permission=permission, description=description))
+    for group in admin_groups:
+        sources.append(
+            AccessSource(
+                kind="global",
+                group=group,
+                permission=GlobalPermission.ADMIN,
+                description=f"the group '{group}' they belong to holds the global permission 'admin' (every project)",
+            )
+        )
+    held = (
+        ALL_PROJECT_PERMISSIONS
+        if admin_groups
+        else expand_project_permissions(p for ps in by_principal.values() for p in ps)
+    )
+    return sources, held, direct
+
+
+def _describe(sources: list[AccessSource]) -> str:
+    return "; ".join(source.description for source in sources)
+
+
+def _grant_command(key: str, login: str, permissions: set[ProjectPermission]) -> str:
+    """``himalia project grant`` giving ``permissions`` to the user (a grant replaces what they held directly)."""
+    closed = expand_project_permissions(permissions)
+    preset = preset_of(closed)
+    if preset is not None:
+        return f"himalia project grant {key} --user {login} --preset {preset}"
+    return f"himalia project grant {key} --user {login} " + " ".join(f"--permission {p}" for p in _sorted(closed))

@@ -151,6 +151,36 @@ class DescribeAuthMatrix(BaseModel):
     projects: list[MatrixRow]
 
 
+class AccessSource(BaseModel):
+    """One reason a user holds a project permission."""
+
+    kind: Literal["user", "owner", "group", "global"] = Field(
+        description="A grant to the user, the owner's own grant, a grant to one of their groups, "
+        "or a global permission (admin) held through a group."
+    )
+    group: str | None = Field(None, description="The group, for group grants and global permissions.")
+    permission: str = Field(description="What is granted: it implies the permission asked about.")
+    description: str
+
+
+class ExplainAccess(BaseModel):
+    """Why a user holds, or does not hold, one permission on one project."""
+
+    user: str
+    project: str
+    permission: ProjectPermission
+    granted: bool
+    user_active: bool
+    project_exists: bool
+    owner: str | None = Field(None, description="The project's owner.")
+    held: list[ProjectPermission] = Field(description="Everything the user holds on the project.")
+    sources: list[AccessSource] = Field(description="Every grant that gives the permission.")
+    explanation: str = Field(description="The answer in one sentence.")
+    project_administrators: list[str] = Field(description="Who can grant it: the project's admins, by login.")
+    administrators: list[str] = Field(description="Who can grant anything: the global administrators, by login.")
+    grant_command: str | None = Field(None, description="The CLI command that would give the permission.")
+
+
 # -- tokens -----------------------------------------------------------------------------------
 
 
