@@ -2,7 +2,8 @@
  * An opened dataset: its first rows (read by the server, so a reader without the connection's
  * credentials sees them too), its checks and their last results, its last metric values, the
  * history of one metric drawn with the bounds of its range checks (charts/), and, for
- * contributors and launchers, buttons to compute the metrics and run the checks now.
+ * contributors and launchers, buttons to compute the metrics and run the checks now. A dataset
+ * that declares its freshness shows it, with the newest value of its data and that value's age.
  */
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { HTMLSelect } from '@jupyterlab/ui-components';
@@ -10,6 +11,7 @@ import React, { useMemo, useState } from 'react';
 
 import { HimaliaClient } from '../api';
 import { HistoryChart } from '../charts/history';
+import { formatInZone } from '../charts/specs';
 import { boundsFor, toSeries } from '../charts/values';
 import {
   ActionButton,
@@ -69,6 +71,61 @@ export function PreviewTable(props: { preview: IPreview }): JSX.Element {
         {stoppedBy === 'max_bytes' &&
           `The first ${rows.length} rows: the server's size limit stopped the read.`}
       </div>
+    </div>
+  );
+}
+
+/** "3 hours", "2.5 days": an age as people say it. */
+function ageInWords(seconds: number): string {
+  for (const [unit, size] of [
+    ['day', 86400],
+    ['hour', 3600],
+    ['minute', 60]
+  ] as const) {
+    if (seconds >= size) {
+      const count = Math.round((seconds / size) * 10) / 10;
+      return `${count} ${unit}${count === 1 ? '' : 's'}`;
+    }
+  }
+  return `${Math.round(seconds)} seconds`;
+}
+
+/**
+ * The declared freshness (column or files' modification times, maximum age) and the newest value
+ * last computed, in UTC as stored, with the reader's own zone in its tooltip.
+ */
+export function FreshnessSummary(props: {
+  dataset: DescribeDataset;
+  latest: ILatest[] | null;
+}): JSX.Element | null {
+  const declared = props.dataset.freshness;
+  if (!declared) {
+    return null;
+  }
+  const what = declared.column
+    ? `the newest ${declared.column}`
+    : 'the newest modification of its files';
+  const newest = props.latest?.find(
+    item => item.metric === 'freshness.newest'
+  )?.value;
+  let shown = 'not computed yet';
+  let title = '';
+  if (newest && typeof newest.value === 'string') {
+    const moment = Date.parse(newest.value);
+    const age = (Date.now() - moment) / 1000;
+    const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    shown = `${formatInZone(moment, 'UTC')} (${ageInWords(Math.max(age, 0))} old)`;
+    title = `${formatInZone(moment, local)} in your time zone; computed ${new Date(newest.computed_at).toLocaleString()}`;
+  } else if (newest) {
+    shown = 'no value (no row, or only nulls)';
+  }
+  return (
+    <div className="hml-dq-freshness" aria-label="Freshness">
+      <span>
+        Fresh when {what} is at most {declared.max_age} old (times without a
+        zone count as UTC).
+      </span>{' '}
+      <span title={title}>Newest: {shown}</span>
     </div>
   );
 }
@@ -224,6 +281,7 @@ export function DatasetDetails(props: {
       {dataset.description && (
         <p className="hml-description">{dataset.description}</p>
       )}
+      <FreshnessSummary dataset={dataset} latest={metrics.value ?? null} />
       {canRun && (
         <div className="hml-buttons">
           <ActionButton
