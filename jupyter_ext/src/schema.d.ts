@@ -72,6 +72,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/auth-matrix/explain': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Why a user holds a permission on a project, or what is missing and who can grant it (administrators and the project's admins). */
+    get: operations['get_AuthMatrixExplain'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/bundle-keys/signing': {
     parameters: {
       query?: never;
@@ -1146,6 +1163,31 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    /**
+     * AccessSource
+     * @description One reason a user holds a project permission.
+     */
+    AccessSource: {
+      /** Description */
+      description: string;
+      /**
+       * Group
+       * @description The group, for group grants and global permissions.
+       * @default null
+       */
+      group?: string | null;
+      /**
+       * Kind
+       * @description A grant to the user, the owner's own grant, a grant to one of their groups, or a global permission (admin) held through a group.
+       * @enum {string}
+       */
+      kind: 'user' | 'owner' | 'group' | 'global';
+      /**
+       * Permission
+       * @description What is granted: it implies the permission asked about.
+       */
+      permission: string;
+    };
     /** AccessSpec */
     AccessSpec: {
       /** Groups */
@@ -2535,6 +2577,60 @@ export interface components {
       message: string;
       /** Status */
       status: number;
+    };
+    /**
+     * ExplainAccess
+     * @description Why a user holds, or does not hold, one permission on one project.
+     */
+    ExplainAccess: {
+      /**
+       * Administrators
+       * @description Who can grant anything: the global administrators, by login.
+       */
+      administrators: string[];
+      /**
+       * Explanation
+       * @description The answer in one sentence.
+       */
+      explanation: string;
+      /**
+       * Grant Command
+       * @description The CLI command that would give the permission.
+       * @default null
+       */
+      grant_command?: string | null;
+      /** Granted */
+      granted: boolean;
+      /**
+       * Held
+       * @description Everything the user holds on the project.
+       */
+      held: components['schemas']['ProjectPermission'][];
+      /**
+       * Owner
+       * @description The project's owner.
+       * @default null
+       */
+      owner?: string | null;
+      permission: components['schemas']['ProjectPermission'];
+      /** Project */
+      project: string;
+      /**
+       * Project Administrators
+       * @description Who can grant it: the project's admins, by login.
+       */
+      project_administrators: string[];
+      /** Project Exists */
+      project_exists: boolean;
+      /**
+       * Sources
+       * @description Every grant that gives the permission.
+       */
+      sources: components['schemas']['AccessSource'][];
+      /** User */
+      user: string;
+      /** User Active */
+      user_active: boolean;
     };
     /**
      * ExportHistory
@@ -4163,6 +4259,102 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['DescribeAuthMatrix'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_AuthMatrixExplain: {
+    parameters: {
+      query: {
+        user: string;
+        project: string;
+        permission: components['schemas']['ProjectPermission'];
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ExplainAccess'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */
