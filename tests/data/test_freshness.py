@@ -39,11 +39,7 @@ ALPHA = "/projects/ALPHA"
 # -- the probes, engine by engine ---------------------------------------------------------------
 
 #: Two offsets and a NULL: the newest instant is 2026-12-01 04:30 UTC, though 09:30 is written.
-AWARE = [
-    datetime(2026, 11, 30, 10, 0, tzinfo=UTC) + timedelta(hours=0),
-    datetime.fromisoformat("2026-12-01T09:30:00+05:00"),
-    None,
-]
+AWARE = [datetime(2026, 11, 30, 10, 0, tzinfo=UTC), datetime.fromisoformat("2026-12-01T09:30:00+05:00"), None]
 NAIVE = [datetime(2026, 11, 30, 23, 59, 59), datetime(2026, 12, 1, 8, 15), None]
 DAYS = [date(2026, 11, 29), date(2026, 12, 1), None]
 EXPECTED = {
@@ -99,10 +95,14 @@ def load_times(engine: sa.Engine, rows: int = 3) -> sa.Table:
         sa.Column("label", sa.Text()),
     )
     metadata.create_all(engine)
+
+    def aware(moment: datetime | None) -> datetime | str | None:
+        return moment.isoformat() if engine.dialect.name == "sqlite" and moment is not None else moment
+
     values = [
         {
             "id": index,
-            "aware": AWARE[index].isoformat() if engine.dialect.name == "sqlite" and AWARE[index] else AWARE[index],
+            "aware": aware(AWARE[index]),
             "naive": NAIVE[index],
             "day": DAYS[index],
             "label": "not a time",
@@ -464,3 +464,24 @@ def test_the_cli_declares_and_shows_freshness(api: LiveAPI, plane: ControlPlane)
     assert removed.exit_code == 0 and json.loads(removed.output)["freshness"] is None
     assert freshness_text({"column": None, "max_age": "26h"}) == "files modified within 26h"
     assert freshness_text({"column": "purchase_date", "max_age": "2d"}) == "purchase_date within 2d"
+
+
+def test_a_manifest_declares_freshness_idempotently(plane: ControlPlane) -> None:
+    from himalia.data.manifest import apply_manifest, load_manifest
+
+    contributor = plane.users.caller_for("contributor")
+
+    def apply(max_age: str) -> list[str]:
+        text = (
+            "project: ALPHA\n"
+            "datasets:\n"
+            "  - {name: tx, connection: wh, table: transactions_2018,\n"
+            f"     freshness: {{column: purchase_date, max_age: {max_age}}},\n"
+            "     checks: [{name: Fresh, type: freshness, warn_after: 20h}]}\n"
+        )
+        return apply_manifest(plane, contributor, load_manifest(text, "tx.yaml"), "tx.yaml")
+
+    assert apply("26h") == ["created dataset ALPHA/tx", "created check tx/Fresh"]
+    assert apply("26h") == ["unchanged dataset ALPHA/tx", "unchanged check tx/Fresh"]
+    assert apply("2d") == ["updated dataset ALPHA/tx", "unchanged check tx/Fresh"]
+    assert plane.datasets.get_dataset(contributor, "ALPHA", "tx").freshness.max_age == "2d"  # type: ignore[union-attr]
