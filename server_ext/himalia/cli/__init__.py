@@ -10,7 +10,20 @@ libraries when it runs, so that ``himalia --help`` stays instant.
 
 import click
 
-from himalia.cli import audit, connections, datasets, db, demo, projects, scenarios, serve, tiers, users, variables
+from himalia.cli import (
+    audit,
+    connections,
+    datasets,
+    db,
+    demo,
+    ops,
+    projects,
+    scenarios,
+    serve,
+    tiers,
+    users,
+    variables,
+)
 from himalia.cli.bundles import bundle
 from himalia.cli.context import CONFIG_HELP, Context
 
@@ -56,5 +69,6 @@ for command in (
     tiers.tier,
     demo.demo_command,
     bundle,
+    ops.ops,
 ):
     main.add_command(command)
