@@ -19,6 +19,7 @@ import { SidePanel } from '@jupyterlab/ui-components';
 import { AccordionPanel } from '@lumino/widgets';
 
 import { HimaliaClient } from './api';
+import { registerOperations } from './operations/panel';
 import { registerArtifactCommands } from './runs/commands';
 import { registerRunPage } from './runs/page';
 import { errorText } from './errors';
@@ -104,6 +105,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => app.shell.activateById(sidebar.id)
     });
     palette?.addItem({ command: CommandIDs.open, category: 'Himalia' });
+    registerOperations(services);
+    palette?.addItem({
+      command: CommandIDs.openOperations,
+      category: 'Himalia'
+    });
     registerNotebookCommands(services);
     registerArtifactCommands(services);
     registerSnippetCommand(services);

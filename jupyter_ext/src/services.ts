@@ -31,5 +31,6 @@ export namespace CommandIDs {
   export const openRunNotebook = 'himalia:open-run-notebook';
   export const openRun = 'himalia:open-run';
   export const openRunLink = 'himalia:open-run-link';
+  export const openOperations = 'himalia:open-operations';
   export const insertConnectionSnippet = 'himalia:insert-connection-snippet';
 }

@@ -93,7 +93,7 @@ def test_run_now_in_the_lab_that_make_lab_starts(page, make_lab: tuple[Lab, Path
     scenarios.get_by_role("button", name="Run now").click()
     scenarios.get_by_role("button", name="Start run").click()
 
-    run = scenarios.locator("[data-run]")
+    run = page.locator(".hml-run-page section[data-run]")  # a started run opens in the main area
     run.wait_for()
     run.locator("xpath=self::*[@data-state='succeeded' or @data-state='warning' or @data-state='failed']").wait_for(
         timeout=180_000

@@ -25,7 +25,7 @@ def test_run_the_demo_scenario_with_a_changed_parameter(page, admin_lab: Lab) ->
     shoot(page, "scenarios-run-form")
     scenarios.get_by_role("button", name="Start run").click()
 
-    run = scenarios.locator("[data-run]")
+    run = page.locator(".hml-run-page section[data-run]")  # a started run opens in the main area
     run.wait_for()
     # Live status: no reload, no click, until the run ends.
     run.locator("xpath=self::*[@data-state='succeeded' or @data-state='warning' or @data-state='failed']").wait_for(

@@ -7,6 +7,7 @@ import React, { useState } from 'react';
 
 import { errorText } from '../errors';
 import { IPagedList, pageWindow } from '../hooks/usePagedList';
+import { formatTime } from '../times';
 
 export function ErrorNotice(props: {
   error: string | null;
@@ -152,15 +153,17 @@ export function ActionButton(props: {
   );
 }
 
-/** Local time of an ISO timestamp, short. */
-export function When(props: { iso: string | null | undefined }): JSX.Element {
+/** An ISO timestamp in the browser's time zone (or `timeZone`), naming the zone; UTC on hover. */
+export function When(props: {
+  iso: string | null | undefined;
+  timeZone?: string;
+}): JSX.Element {
   if (!props.iso) {
     return <span>—</span>;
   }
-  const date = new Date(props.iso);
   return (
-    <time dateTime={props.iso} title={date.toISOString()}>
-      {date.toLocaleString()}
+    <time dateTime={props.iso} title={formatTime(props.iso, 'UTC')}>
+      {formatTime(props.iso, props.timeZone)}
     </time>
   );
 }

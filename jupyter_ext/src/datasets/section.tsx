@@ -4,18 +4,19 @@
  * one metric with the bounds of its range checks, and the buttons to compute and check now.
  *
  * Outcomes refresh every `listPollSeconds` while a dataset is open and the section is in view;
- * nothing polls while the section is collapsed. "New dataset" (write_content) defines one
- * (newdatasetform.tsx).
+ * nothing polls while the section is collapsed. They are read again when a run of the project
+ * ends (runs/events.ts). "New dataset" (write_content) defines one (newdatasetform.tsx).
  */
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Button } from '@jupyterlab/ui-components';
-import React, { useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
 import { PageState, Pager } from '../components/common';
 import { ISectionProps, NoProject, Section } from '../components/section';
 import { useAsync } from '../hooks/useAsync';
 import { usePagedList } from '../hooks/usePagedList';
 import { HimaliaModel } from '../model';
+import { IRunEnded, RunEvents, runEvents } from '../runs/events';
 import type { DescribeDataset, DescribeProject } from '../types';
 import { DatasetDetails } from './details';
 import { NewDatasetForm } from './newdatasetform';
@@ -54,6 +55,19 @@ function DataQualityView(
     [key],
     model.settings.pageSize
   );
+
+  useEffect(() => {
+    // A run of this project ended: its checks may have new outcomes.
+    const onEnded = (_: RunEvents, ended: IRunEnded) => {
+      if (ended.project === key) {
+        setRefresh(count => count + 1);
+      }
+    };
+    runEvents.ended.connect(onEnded);
+    return () => {
+      runEvents.ended.disconnect(onEnded);
+    };
+  }, [key]);
 
   const toggle = (name: string) => {
     const next = new Set(open);

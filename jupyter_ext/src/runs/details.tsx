@@ -10,6 +10,7 @@ import { formatValue } from '../parameters';
 import { IHimaliaServices } from '../services';
 import type { DescribeRun } from '../types';
 import { OpenArtifactButtons, runArtifacts } from './artifacts';
+import { runEvents } from './events';
 import { RunStatus, RunTitle } from './header';
 import { RunLog } from './log';
 import { isActive } from './states';
@@ -37,6 +38,17 @@ export function RunDetails(props: {
   );
   const [actionError, setActionError] = useState<string | null>(null);
   useEffect(() => setActionError(null), [runId]);
+  // Seen here ended: the other panels read what it changed (once per run).
+  useEffect(() => {
+    if (run && run.id === runId) {
+      runEvents.announceEnded({
+        project,
+        scenario,
+        run: runId,
+        state: run.state
+      });
+    }
+  }, [run?.state, runId]);
 
   const act = async (action: () => Promise<DescribeRun>) => {
     const result = await action();

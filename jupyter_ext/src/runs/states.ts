@@ -1,4 +1,5 @@
 /** Run states and how a run reads in words: pure, shared by the run details and the run lists. */
+import { formatTime } from '../times';
 import type { DescribeRun, RunState } from '../types';
 
 /** Run states in which a run may still change. */
@@ -46,7 +47,7 @@ export function describeTrigger(run: DescribeRun): string {
       );
     case 'cron':
       return (
-        `schedule, ${detail.fire_time ? new Date(String(detail.fire_time)).toLocaleString() : 'fire time'}` +
+        `schedule, ${detail.fire_time ? formatTime(String(detail.fire_time)) : 'fire time'}` +
         (detail.catch_up ? ' (caught up)' : '')
       );
     case 'after_scenario':

@@ -1,7 +1,7 @@
 /**
  * A scenario's details: description, triggers, steps, "Run now" with its typed parameters
- * (runs/form.tsx), "Edit YAML" (editor.tsx) and "Delete…", and its runs, one of which is
- * followed live (runs/details.tsx).
+ * (runs/form.tsx), "Edit YAML" (editor.tsx) and "Delete…", and its runs, each opening its own
+ * main-area page (runs/page.tsx).
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Button } from '@jupyterlab/ui-components';
@@ -20,7 +20,7 @@ import { errorText } from '../errors';
 import { useAsync } from '../hooks/useAsync';
 import { usePagedList } from '../hooks/usePagedList';
 import { usePoll } from '../hooks/usePoll';
-import { RunDetails } from '../runs/details';
+import { IRunEnded, RunEvents, runEvents } from '../runs/events';
 import { RunForm } from '../runs/form';
 import { describeTrigger, isActive } from '../runs/states';
 import { CommandIDs } from '../services';
@@ -80,7 +80,6 @@ export function ScenarioDetails(
       scenarioEvents.saved.disconnect(onSaved);
     };
   }, [projectKey, scenarioId, reloadScenario]);
-  const [selectedRun, setSelectedRun] = useState<number | null>(null);
   const runs = usePagedList(
     query => client.runs(projectKey, scenarioId, query),
     [projectKey, scenarioId],
@@ -97,12 +96,32 @@ export function ScenarioDetails(
   const runsChanged = async () => {
     await Promise.all([runs.reload(), scenario.reload(), props.onChanged()]);
   };
+  /** A run opens in its own main-area tab (runs/page.tsx): the sidebar keeps the lists. */
+  const openRun = (run: number) =>
+    void services.app.commands.execute(CommandIDs.openRun, {
+      project: projectKey,
+      scenario: scenarioId,
+      run
+    });
   const started = (run: DescribeRun) => {
     setFormOpen(false);
-    setSelectedRun(run.id);
     runs.setOffset(0);
     void runsChanged();
+    openRun(run.id);
   };
+  useEffect(() => {
+    // Ended where a run page or a list saw it: its state here is stale.
+    const onEnded = (_: RunEvents, ended: IRunEnded) => {
+      if (ended.project === projectKey && ended.scenario === scenarioId) {
+        void runs.reload();
+        void reloadScenario();
+      }
+    };
+    runEvents.ended.connect(onEnded);
+    return () => {
+      runEvents.ended.disconnect(onEnded);
+    };
+  }, [projectKey, scenarioId, runs.reload, reloadScenario]);
 
   const confirmDelete = async () => {
     const runCount = runs.page?.total ?? 0;
@@ -239,19 +258,12 @@ export function ScenarioDetails(
       {runs.items.length > 0 && (
         <ul className="hml-list hml-runs" aria-label="Runs">
           {runs.items.map(run => (
-            <li
-              key={run.id}
-              className={`hml-row${run.id === selectedRun ? ' hml-current' : ''}`}
-              data-run-id={run.id}
-            >
+            <li key={run.id} className="hml-row" data-run-id={run.id}>
               <button
                 type="button"
                 className="hml-row-main"
-                aria-pressed={run.id === selectedRun}
-                title={`Show run #${run.id}`}
-                onClick={() =>
-                  setSelectedRun(run.id === selectedRun ? null : run.id)
-                }
+                title={`Open run #${run.id} in a tab: its steps, log and artifacts`}
+                onClick={() => openRun(run.id)}
               >
                 <span className="hml-name">#{run.id}</span>
                 <Badge value={run.state} />
@@ -265,17 +277,6 @@ export function ScenarioDetails(
         </ul>
       )}
       <Pager list={runs} />
-      {selectedRun !== null && (
-        <RunDetails
-          services={services}
-          project={projectKey}
-          scenario={scenarioId}
-          runId={selectedRun}
-          visible={visible}
-          onStarted={started}
-          onChanged={() => void runsChanged()}
-        />
-      )}
     </section>
   );
 }

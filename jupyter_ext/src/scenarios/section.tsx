@@ -1,9 +1,12 @@
 /**
  * Scenarios: the project's scenarios with their last outcome, next fire time and an active
- * switch; a chosen scenario opens its details (details.tsx) with its runs, one of which is
- * followed live (runs/), and where it is edited (editor.tsx) or deleted.
+ * switch; a chosen scenario opens its details (details.tsx) with its runs, each of which opens
+ * in the main area (runs/page.tsx), and where it is edited (editor.tsx) or deleted. A run that
+ * ends, seen here or anywhere else (runs/events.ts), reads the list again. "Operations" opens the
+ * board across projects (operations/).
  */
-import React, { useEffect, useState } from 'react';
+import { Button } from '@jupyterlab/ui-components';
+import React, { useEffect, useRef, useState } from 'react';
 
 import {
   Badge,
@@ -16,6 +19,9 @@ import { ISectionProps, NoProject, Section } from '../components/section';
 import { errorText } from '../errors';
 import { usePagedList } from '../hooks/usePagedList';
 import { HimaliaModel } from '../model';
+import { IRunEnded, RunEvents, runEvents } from '../runs/events';
+import { isActive } from '../runs/states';
+import { CommandIDs } from '../services';
 import type { DescribeScenario } from '../types';
 import { ScenarioDetails } from './details';
 import { ScenarioEvents, scenarioEvents } from './events';
@@ -27,13 +33,62 @@ export class ScenariosSection extends Section {
 
   protected renderView(props: ISectionProps): JSX.Element {
     const project = props.model.project;
-    if (!project) {
-      return <NoProject />;
-    }
+    const commands = props.services.app.commands;
     return (
-      <ScenariosView key={project.key} {...props} projectKey={project.key} />
+      <>
+        <div className="hml-toolbar">
+          <Button
+            small
+            minimal
+            className="hml-open-operations"
+            title="The board of every project's scheduled runs, deadlines and stale data"
+            onClick={() => void commands.execute(CommandIDs.openOperations)}
+          >
+            Operations
+          </Button>
+        </div>
+        {project ? (
+          <ScenariosView
+            key={project.key}
+            {...props}
+            projectKey={project.key}
+          />
+        ) : (
+          <NoProject />
+        )}
+      </>
     );
   }
+}
+
+/**
+ * Announce the runs a poll of the list shows ended: a scenario's last run that was queued or
+ * running at the previous read and is not any more (a scheduled run, one started elsewhere).
+ */
+function useAnnounceEndedRuns(
+  projectKey: string,
+  scenarios: DescribeScenario[]
+): void {
+  const running = useRef(new Map<string, number>());
+  useEffect(() => {
+    for (const scenario of scenarios) {
+      const last = scenario.last_run;
+      const before = running.current.get(scenario.id);
+      if (last && isActive(last.state)) {
+        running.current.set(scenario.id, last.id);
+      } else if (before !== undefined) {
+        running.current.delete(scenario.id);
+        if (last) {
+          runEvents.announceEnded({
+            project: projectKey,
+            scenario: scenario.id,
+            run: last.id,
+            state: last.state
+          });
+        }
+      }
+    }
+  }, [projectKey, scenarios]);
 }
 
 function ScenariosView(
@@ -58,11 +113,19 @@ function ScenariosView(
         void reload();
       }
     };
+    const onEnded = (_: RunEvents, ended: IRunEnded) => {
+      if (ended.project === projectKey) {
+        void reload();
+      }
+    };
     scenarioEvents.saved.connect(onSaved);
+    runEvents.ended.connect(onEnded);
     return () => {
       scenarioEvents.saved.disconnect(onSaved);
+      runEvents.ended.disconnect(onEnded);
     };
   }, [projectKey, reload]);
+  useAnnounceEndedRuns(projectKey, scenarios.items);
 
   const mayWrite = model.can('write_content');
   return (
