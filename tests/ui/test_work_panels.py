@@ -44,6 +44,7 @@ def test_run_the_demo_scenario_with_a_changed_parameter(page, admin_lab: Lab) ->
     report = page.locator(".jp-MainAreaWidget iframe")
     report.wait_for()
     assert f"runs/{run_id}/report" in (report.get_attribute("src") or "")
+    page.locator(".lm-TabBar-tab", has_text=f"Run: daily_fraud_scoring #{run_id}").click()  # back to the run's tab
     run.get_by_role("button", name="Open notebook").click()
     page.locator(".jp-NotebookPanel").wait_for()
     shoot(page, "scenarios-artifacts")
