@@ -5,6 +5,7 @@ import contextlib
 import time
 
 from .conftest import Lab, choose_project, expand, open_himalia, playwright_api, shoot
+from .test_themes import _luminance, _theme
 
 RAISES = "def variables(current):\n    raise ValueError('no')\n"
 PASSES = "def variables(current):\n    return {}\n"
@@ -74,6 +75,14 @@ def test_the_board_shows_fires_that_open_their_runs(page, admin_lab: Lab, reader
     assert "daily at 05:00" in row.inner_text() and "Europe/Paris" in row.inner_text()
     assert "failed" in board.locator(".hml-ops-summary").inner_text()
     shoot(page, "operations-board")
+    _theme(page, "JupyterLab Dark")
+    try:
+        background = board.evaluate("node => getComputedStyle(node).backgroundColor")
+        text = row.locator(".hml-name").evaluate("node => getComputedStyle(node).color")
+        assert _luminance(background) < 0.2 < _luminance(text), (background, text)
+        shoot(page, "operations-board-dark")
+    finally:
+        _theme(page, "JupyterLab Light")
 
     red.click()
     run_page = page.locator(f".hml-run-page section[data-run='{failed}']")
