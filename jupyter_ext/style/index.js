@@ -3,3 +3,4 @@ import './dataquality.css';
 import './scenarios.css';
 import './connections.css';
 import './notebook.css';
+import './operations.css';

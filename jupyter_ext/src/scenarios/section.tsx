@@ -36,15 +36,14 @@ export class ScenariosSection extends Section {
     const commands = props.services.app.commands;
     return (
       <>
-        <div className="hml-toolbar">
+        <div className="hml-toolbar hml-operations-entry">
           <Button
             small
-            minimal
-            className="hml-open-operations"
+            className="jp-mod-styled hml-open-operations"
             title="The board of every project's scheduled runs, deadlines and stale data"
             onClick={() => void commands.execute(CommandIDs.openOperations)}
           >
-            Operations
+            Open Operations
           </Button>
         </div>
         {project ? (
