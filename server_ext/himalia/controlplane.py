@@ -42,6 +42,8 @@ from himalia.identity.projects import ProjectService
 from himalia.identity.tokens import TokenService
 from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
+from himalia.operations.health import HealthService
+from himalia.scenarios.deadlines import AlertChannels, DeadlineWatcher
 from himalia.scenarios.engine import RunEngine, StepServices
 from himalia.scenarios.files import ProjectFiles, read_project_file
 from himalia.scenarios.records import RunLimits
@@ -402,6 +404,7 @@ class ControlPlane(LoggingConfigurable):
         )
         self.engine: RunEngine | None = None
         self.scheduler: Scheduler | None = None
+        self.health = HealthService(self, parent=self)
 
     async def call(self, verb: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run a service verb in the worker pool: the store is synchronous and must not block the event loop."""
@@ -445,7 +448,7 @@ class ControlPlane(LoggingConfigurable):
 
     def new_scheduler(self, now: Callable[[], datetime] = utcnow) -> Scheduler:
         """A scheduler over this plane's services (``now`` is the clock tests and benchmarks move)."""
-        return Scheduler(
+        scheduler = Scheduler(
             self.runs,
             self.events,
             self.datasets,
@@ -455,6 +458,11 @@ class ControlPlane(LoggingConfigurable):
             now=now,
             uptime=UptimeLog(self.db, this_worker()),
         )
+        channels = AlertChannels(self.mailer, self.webhook_signing_key, self.webhooks, self.run_link)
+        deadlines = DeadlineWatcher(self.db, self.runs.audit, self.log, scheduler, channels)
+        scheduler.watchers.append(deadlines)
+        scheduler.missed = deadlines
+        return scheduler
 
     def stop(self) -> None:
         if self.scheduler is not None:
@@ -462,4 +470,5 @@ class ControlPlane(LoggingConfigurable):
         if self.engine is not None:
             self.engine.stop()
         self.executor.shutdown(wait=True)
+        self.health.close()
         self.db.dispose()

@@ -20,6 +20,10 @@ Generic JSON webhooks are signed so that receivers can trust them: the body is p
 ``<timestamp> "." <raw body>``. Signing the timestamp with the body lets receivers reject
 replays: check the signature (``verify_signature`` does it), then refuse timestamps older than
 a few minutes.
+
+Deadline alerts (``AlertSummary``: a scenario late for its ``sla:``, a run over its maximum
+duration, fires that did not happen) go through the same reporters, to those with ``on_late`` or
+``on_missed``, with the same retries; their subject and body are fixed (``alert_body``).
 """
 
 import base64
@@ -34,12 +38,13 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 from pydantic import ValidationError
@@ -691,13 +696,44 @@ def deliver(
     public). ``webhook_timeout`` defaults to the settings' timeout. Blocks for the whole retry
     schedule, so call it from a worker thread.
     """
+    payloads = {"slack": slack_payload, "teams": teams_payload, "json": json_payload}
+    return _deliver(
+        reporter,
+        f"Report of run {summary.run_id}",
+        lambda email_reporter: build_email(email_reporter, summary, mailer.sender),
+        lambda fmt: payloads[fmt](summary),
+        mailer,
+        webhook_key,
+        attempts=attempts,
+        backoff=backoff,
+        sleep=sleep,
+        webhook_timeout=webhook_timeout,
+        webhooks=webhooks,
+    )
+
+
+def _deliver(
+    reporter: EmailReporter | WebhookReporter,
+    what: str,
+    email: Callable[[EmailReporter], EmailMessage],
+    payload: Callable[[str], dict[str, Any]],
+    mailer: Mailer,
+    webhook_key: str,
+    *,
+    attempts: int,
+    backoff: float,
+    sleep: Callable[[float], None],
+    webhook_timeout: float | None,
+    webhooks: WebhookSettings | None,
+) -> Delivery:
+    """The retry schedule of ``deliver`` for a message of either kind (``what`` names it in logs)."""
     settings = webhooks if webhooks is not None else WebhookSettings()
     timeout = settings.timeout if webhook_timeout is None else webhook_timeout
     label = reporter_label(reporter)
     attempt_once: Callable[[], None]
     try:
         if isinstance(reporter, EmailReporter):
-            message = build_email(reporter, summary, mailer.sender)
+            message = email(reporter)
 
             def attempt_once() -> None:
                 try:
@@ -707,8 +743,7 @@ def deliver(
 
         else:
             fmt = reporter.format
-            payloads = {"slack": slack_payload, "teams": teams_payload, "json": json_payload}
-            body = json.dumps(payloads[fmt](summary), default=str, ensure_ascii=False).encode()
+            body = json.dumps(payload(fmt), default=str, ensure_ascii=False).encode()
 
             def attempt_once() -> None:
                 headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Himalia reporter"}
@@ -721,7 +756,7 @@ def deliver(
                 _post(reporter.url, body, headers, timeout, settings)
 
     except Exception:
-        log.exception("Could not prepare the report of run %s for the %s", summary.run_id, label)
+        log.exception("Could not prepare the %s for the %s", what[0].lower() + what[1:], label)
         return Delivery(label, sent=False, attempts=0, error="could not prepare the report (details in the server log)")
 
     attempts = max(1, attempts)
@@ -731,13 +766,11 @@ def deliver(
             return Delivery(label, sent=True, attempts=attempt)
         except _Failed as failure:
             if not failure.retry or attempt == attempts:
-                log.warning(
-                    "Report of run %s, %s: not sent after %d attempts: %s", summary.run_id, label, attempt, failure
-                )
+                log.warning("%s, %s: not sent after %d attempts: %s", what, label, attempt, failure)
                 return Delivery(label, sent=False, attempts=attempt, error=failure.message)
             sleep(max(backoff * 2 ** (attempt - 1), failure.retry_after or 0.0))
         except Exception as error:  # a bug here must not fail the run nor the other reporters
-            log.exception("Report of run %s, %s: unexpected error", summary.run_id, label)
+            log.exception("%s, %s: unexpected error", what, label)
             error_text = f"unexpected {type(error).__name__} (details in the server log)"
             return Delivery(label, sent=False, attempts=attempt, error=error_text)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -784,3 +817,134 @@ def report_all(
                 reason += f" (still {summary.outcome})"
             deliveries.append(Delivery(reporter_label(reporter), sent=False, attempts=0, skipped_reason=reason))
     return deliveries
+
+
+# -- deadline alerts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    """What reporters say about a deadline alert (``late``, ``overrun`` or ``missed``): while
+    there is time to act, so it names the deadline, the last run and how to run it again."""
+
+    kind: str
+    project: str
+    scenario_id: str
+    scenario_name: str
+    #: The subject line: "LATE: Daily scoring not ready by 07:00 Europe/Paris".
+    headline: str
+    #: What happened, in a sentence (the alert's message).
+    message: str
+    #: The deadline (or the fire time) in UTC, and the time zone people wrote it in.
+    due_at: datetime
+    timezone: str
+    last_run_id: int | None = None
+    last_run_state: str | None = None
+    #: The last run's page in the UI, when the control plane knows its public address.
+    url: str | None = None
+
+    @property
+    def rerun_command(self) -> str:
+        return f"himalia scenario run {self.project} {self.scenario_id}"
+
+
+def alert_body(alert: AlertSummary) -> str:
+    """The alert's email body: the deadline in its zone and in UTC, the last run, what to do."""
+    local = alert.due_at.astimezone(ZoneInfo(alert.timezone))
+    label = "Deadline" if alert.kind == "late" else "Due" if alert.kind == "overrun" else "Fire time"
+    lines = [
+        alert.message,
+        "",
+        f"Project {alert.project}, scenario {alert.scenario_id}",
+        f"{label}: {_time(local)} ({alert.timezone}), {_time(alert.due_at.astimezone(UTC))}",
+    ]
+    if alert.last_run_id is None:
+        lines.append("Last run: none")
+    else:
+        lines.append(f"Last run: #{alert.last_run_id}, {alert.last_run_state}")
+    if alert.url:
+        lines.append(f"Open the run: {alert.url}")
+    lines.append(f"Run it again: {alert.rerun_command}")
+    return "\n".join(lines) + "\n"
+
+
+def build_alert_email(reporter: EmailReporter, alert: AlertSummary, sender: str) -> EmailMessage:
+    """The alert's email; the reporter's subject and body templates are about runs and do not apply."""
+    message = EmailMessage()
+    message["Subject"] = _clip(" ".join(alert.headline.split()), 250)
+    message["From"] = sender
+    message["To"] = ", ".join(reporter.to)
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or "localhost")
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Himalia-Alert"] = f"{alert.project}/{alert.scenario_id}/{alert.kind}"
+    message.set_content(alert_body(alert))
+    return message
+
+
+def alert_payload(alert: AlertSummary, fmt: str) -> dict[str, Any]:
+    """The alert as a webhook body: JSON with kind, scenario, project and due_at; Slack or Teams text."""
+    if fmt == "json":
+        return {
+            "event": "scenario_deadline_alert",
+            "kind": alert.kind,
+            "project": alert.project,
+            "scenario": alert.scenario_id,
+            "scenario_name": alert.scenario_name,
+            "due_at": alert.due_at.astimezone(UTC).isoformat(),
+            "timezone": alert.timezone,
+            "message": alert.message,
+            "last_run_id": alert.last_run_id,
+            "last_run_state": alert.last_run_state,
+            "url": alert.url,
+            "rerun_command": alert.rerun_command,
+        }
+    lines = [alert.message, f"Run it again: {alert.rerun_command}"]
+    if fmt == "slack":
+        text = "\n".join(_mrkdwn(line) for line in lines)
+        if alert.url:
+            text += f"\n<{alert.url}|Open the last run>"
+        return {
+            "text": alert.headline,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_mrkdwn(alert.headline)}*\n{text}"}}],
+        }
+    card: dict[str, Any] = {
+        "@type": "MessageCard",
+        "@context": "https://schema.org/extensions",
+        "summary": alert.headline,
+        "themeColor": "F2711C",
+        "title": alert.headline,
+        "sections": [{"text": "\n\n".join(lines)}],
+    }
+    if alert.url:
+        card["potentialAction"] = [
+            {"@type": "OpenUri", "name": "Open the last run", "targets": [{"os": "default", "uri": alert.url}]}
+        ]
+    return card
+
+
+def deliver_alert(
+    reporter: EmailReporter | WebhookReporter,
+    alert: AlertSummary,
+    mailer: Mailer,
+    webhook_key: str,
+    *,
+    attempts: int = 3,
+    backoff: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    webhooks: WebhookSettings | None = None,
+) -> Delivery:
+    """Send one alert with the retries, signing and redaction of ``deliver``; never raises."""
+    return _deliver(
+        reporter,
+        f"Alert {alert.kind} of {alert.project}/{alert.scenario_id}",
+        lambda email_reporter: build_alert_email(email_reporter, alert, mailer.sender),
+        lambda fmt: alert_payload(alert, fmt),
+        mailer,
+        webhook_key,
+        attempts=attempts,
+        backoff=backoff,
+        sleep=sleep,
+        webhook_timeout=None,
+        webhooks=webhooks,
+    )

@@ -24,7 +24,7 @@ import heapq
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from logging import Logger, LoggerAdapter
 from typing import Any, Protocol
@@ -36,6 +36,7 @@ from himalia.core.errors import HimaliaError
 from himalia.core.units import parse_duration
 from himalia.data.connections import ConnectionService
 from himalia.data.datasets import DatasetService
+from himalia.scenarios.records import ChildRun
 from himalia.scenarios.runs import RunService
 from himalia.scenarios.uptime import BEAT_INTERVAL, UptimeLog
 from himalia.store.events import Events, RunFinished, ScenarioChanged
@@ -54,6 +55,8 @@ from himalia.wire.definitions import (
 from himalia.wire.scenarios import RunState
 
 MISFIRE_GRACE = timedelta(seconds=60)
+#: The most missed fire times an outage's count goes up to (beyond, "at least" this many).
+MAX_COUNTED_MISSES = 100
 #: How soon a fire that failed (the store unreachable, say) is tried again, for the same fire time.
 RETRY_DELAY = timedelta(seconds=10)
 
@@ -65,8 +68,34 @@ class Watcher(Protocol):
         """Do what is due at ``now``; return when to be called next (``None``: only on the next wake)."""
 
 
+class MissedFireListener(Protocol):
+    """Told of fires that did not become runs that ran (the deadline alerts' ``missed``)."""
+
+    def outage(self, row_id: int, entry: "ScheduledScenario", missed: "MissedFires") -> None:
+        """Fire times passed while no scheduler fired them (down, asleep or failing)."""
+
+    def skipped(self, row_id: int, entry: "ScheduledScenario", fire_key: str, run_id: int) -> None:
+        """A fire recorded as a skipped run (concurrency policy, full queue)."""
+
+
+@dataclass(frozen=True)
+class MissedFires:
+    """The fire times of one outage, as ``_catch_up`` noticed them."""
+
+    first: datetime
+    last: datetime
+    #: How many, up to ``MAX_COUNTED_MISSES`` (``bounded``: there may be more).
+    count: int
+    bounded: bool
+    #: The time zone of the trigger of the first one, to show the times as people wrote them.
+    timezone: str
+    #: ``skip`` or ``run_once``, and the run catch-up created for the last one (if it did).
+    policy: str
+    caught_up: ChildRun | None = None
+
+
 @dataclass
-class _Entry:
+class ScheduledScenario:
     """What the scheduler knows of one scenario between saves."""
 
     version: int
@@ -104,12 +133,14 @@ class Scheduler:
         self.uptime = uptime
         #: Called at each wake, after the triggers.
         self.watchers: list[Watcher] = []
+        #: Told of missed fires, when one cares (the deadline watcher).
+        self.missed: MissedFireListener | None = None
         #: The least time between two fires or polls of one trigger.
         self.min_interval = min_interval
         #: (wake at, scenario row, trigger index, version, fire time), all in UTC. The fire time is the
         #: cron time a time trigger fires for; it differs from the wake time only on a retry.
         self._heap: list[tuple[datetime, int, int, int, datetime]] = []
-        self._entries: dict[int, _Entry] = {}
+        self._entries: dict[int, ScheduledScenario] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -155,6 +186,11 @@ class Scheduler:
                 wait = (min(wakes) - self.now()).total_seconds()
                 if wait > 0:
                     self._changed.wait(timeout=wait)
+
+    def scheduled(self) -> dict[int, ScheduledScenario]:
+        """What the scheduler holds, by scenario row, as of now (watchers read it: it follows saves)."""
+        with self._lock:
+            return dict(self._entries)
 
     def watch(self, now: datetime) -> list[datetime | None]:
         """Run the watchers; one failing does not keep the others (or the triggers) from their work."""
@@ -203,7 +239,7 @@ class Scheduler:
         upcoming = []
         with self._lock:
             self._version += 1
-            entry = _Entry(self._version, project_id, slug, definition)
+            entry = ScheduledScenario(self._version, project_id, slug, definition)
             self._entries[row_id] = entry
             for index, trigger in enumerate(definition.triggers):
                 if isinstance(trigger, TimeTrigger):
@@ -268,7 +304,7 @@ class Scheduler:
     # -- firing -------------------------------------------------------------------------------
 
     def _fire_time(
-        self, row_id: int, entry: _Entry, index: int, trigger: TimeTrigger, due: datetime, now: datetime
+        self, row_id: int, entry: ScheduledScenario, index: int, trigger: TimeTrigger, due: datetime, now: datetime
     ) -> list[int]:
         if now - due > MISFIRE_GRACE:
             # Missed while the process was busy, asleep or failing: the catch-up policy decides.
@@ -280,7 +316,7 @@ class Scheduler:
     def _catch_up(
         self,
         row_id: int,
-        entry: _Entry,
+        entry: ScheduledScenario,
         now: datetime,
         saved_at: datetime | None = None,
         upcoming: list[datetime] | None = None,
@@ -308,18 +344,46 @@ class Scheduler:
         cursor = max(saved_at, datetime.fromisoformat(last_fire)) if last_fire else saved_at
         if latest <= cursor:
             return []
+        missed = _missed_fires(times, cursor, horizon, latest, entry.definition.catch_up)
         if entry.definition.catch_up == "skip":
             self.log.info("Scenario %s missed its run of %s; catch-up policy is 'skip'", entry.slug, latest)
+            self._tell_missed(lambda listener: listener.outage(row_id, entry, missed))
             return []
         detail = {"fire_time": _iso(latest, trigger), "trigger": index, "catch_up": True}
-        return self._enqueue(row_id, "cron", detail, _time_key(row_id, latest))
+        return self._enqueue(row_id, "cron", detail, _time_key(row_id, latest), outage=(entry, missed))
 
-    def _enqueue(self, row_id: int, trigger: str, detail: dict[str, Any], fire_key: str) -> list[int]:
+    def _enqueue(
+        self,
+        row_id: int,
+        trigger: str,
+        detail: dict[str, Any],
+        fire_key: str,
+        outage: tuple[ScheduledScenario, MissedFires] | None = None,
+    ) -> list[int]:
+        """Fire through ``runs``; tell the listener of a fire that became a skipped run, or of the
+        ``outage`` this fire catches up on (the catch-up run being part of it, skipped or not)."""
         fired = self.runs.fire(row_id, trigger, detail, fire_key)
+        if outage is not None:
+            entry, missed = outage
+            self._tell_missed(lambda listener: listener.outage(row_id, entry, replace(missed, caught_up=fired)))
         if fired is None:
             return []
         self.log.info("Scenario %s fired by %s: run #%d (%s)", row_id, trigger, fired.run_id, fired.state)
+        if fired.state == RunState.SKIPPED and outage is None:
+            with self._lock:
+                found = self._entries.get(row_id)
+            if found is not None:
+                self._tell_missed(lambda listener: listener.skipped(row_id, found, fire_key, fired.run_id))
         return [fired.run_id]
+
+    def _tell_missed(self, tell: Callable[[MissedFireListener], None]) -> None:
+        """Tell the listener; its failure (the store, a bug) must not keep the trigger from firing."""
+        if self.missed is None:
+            return
+        try:
+            tell(self.missed)
+        except Exception:
+            self.log.exception("The scheduler could not record a missed fire")
 
     def _poll(self, row_id: int, index: int, trigger: Trigger, now: datetime) -> list[int]:
         """Observe a dataset's fingerprint or a query's value; fire on a change that has settled."""
@@ -375,6 +439,27 @@ class Scheduler:
             detail = {"run": run_id, "scenario": ended.scenario_slug, "outcome": ended.state, "trigger": index}
             created += self._enqueue(row_id, "after_scenario", detail, f"after:{row_id}:{run_id}")
         return created
+
+
+def _missed_fires(
+    times: list[tuple[int, TimeTrigger]], cursor: datetime, horizon: datetime, latest: datetime, policy: str
+) -> MissedFires:
+    """The fire times after ``cursor`` up to ``horizon`` (``latest`` being the last), counted up to a bound."""
+    found: list[tuple[datetime, str]] = []
+    bounded = False
+    for _, trigger in times:
+        moment = cursor
+        for counted_so_far in range(MAX_COUNTED_MISSES + 1):
+            moment = next_fire_time(trigger, moment)
+            if moment > horizon:
+                break
+            if counted_so_far == MAX_COUNTED_MISSES:
+                bounded = True
+                break
+            found.append((moment, trigger.timezone))
+    found.sort()
+    (first, zone), counted = found[0], min(len(found), MAX_COUNTED_MISSES)
+    return MissedFires(first, latest, counted, bounded or len(found) > MAX_COUNTED_MISSES, zone, policy)
 
 
 def _iso(moment: datetime, trigger: TimeTrigger) -> str:
