@@ -301,6 +301,11 @@ def test_an_outage_raises_one_missed_alert_naming_the_fires(plane: ControlPlane,
     _, again, _ = scheduler_at(plane, back + timedelta(minutes=10))
     sent(again)
     assert len(alerts(plane, row)) == 1 and len(hook.requests) == 1
+    # Down again two days later (the 'skip' policy ran nothing): a new outage, of the new fires only.
+    _, later, _ = scheduler_at(plane, at(2, 5, days=5))
+    sent(later)
+    assert [a.occurrence for a in alerts(plane, row)] == [at(2).isoformat(), at(2, days=4).isoformat()]
+    assert f"missed 2 fires from {YEAR}-01-19 02:00 UTC to {YEAR}-01-20 02:00 UTC" in alerts(plane, row)[1].message
 
 
 @sqlite_only

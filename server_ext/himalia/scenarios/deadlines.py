@@ -22,7 +22,7 @@ runs in progress, the successful runs of the windows to judge; then one transact
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,7 +34,7 @@ from himalia.core.units import parse_duration
 from himalia.identity.caller import Caller
 from himalia.identity.service import Service
 from himalia.scenarios.reporting import AlertSummary, Delivery, Mailer, WebhookSettings, deliver_alert
-from himalia.scenarios.scheduler import MissedFires, ScheduledScenario, Scheduler
+from himalia.scenarios.scheduler import MissedFires, ScheduledScenario, Scheduler, missed_fires
 from himalia.store.orm import DeadlineAlert, Project, Scenario, ScenarioRun
 from himalia.wire.definitions import (
     EmailReporter,
@@ -347,6 +347,23 @@ class DeadlineWatcher(Service):
     # -- missed fires (the scheduler's listener) -----------------------------------------------
 
     def outage(self, row_id: int, entry: ScheduledScenario, missed: MissedFires) -> None:
+        """Raise the outage's alert. With catch-up ``skip`` the scheduler's cursor stays where it was,
+        so an outage may reach back into one told already: only the fires since are new."""
+        with self.db.read() as session:
+            told = session.scalar(
+                select(func.max(DeadlineAlert.raised_at)).where(
+                    DeadlineAlert.scenario_id == row_id,
+                    DeadlineAlert.kind == "missed",
+                    DeadlineAlert.occurrence.not_like("time:%"),
+                )
+            )
+        if told is not None and told >= missed.first:
+            if told >= missed.last:
+                return
+            times = [(i, t) for i, t in enumerate(entry.definition.triggers) if isinstance(t, TimeTrigger)]
+            missed = replace(
+                missed_fires(times, told, missed.last, missed.last, missed.policy), caught_up=missed.caught_up
+            )
         zone = missed.timezone
         count = f"at least {missed.count}" if missed.bounded else str(missed.count)
         fires = "fire" if missed.count == 1 and not missed.bounded else "fires"

@@ -344,7 +344,7 @@ class Scheduler:
         cursor = max(saved_at, datetime.fromisoformat(last_fire)) if last_fire else saved_at
         if latest <= cursor:
             return []
-        missed = _missed_fires(times, cursor, horizon, latest, entry.definition.catch_up)
+        missed = missed_fires(times, cursor, horizon, latest, entry.definition.catch_up)
         if entry.definition.catch_up == "skip":
             self.log.info("Scenario %s missed its run of %s; catch-up policy is 'skip'", entry.slug, latest)
             self._tell_missed(lambda listener: listener.outage(row_id, entry, missed))
@@ -441,7 +441,7 @@ class Scheduler:
         return created
 
 
-def _missed_fires(
+def missed_fires(
     times: list[tuple[int, TimeTrigger]], cursor: datetime, horizon: datetime, latest: datetime, policy: str
 ) -> MissedFires:
     """The fire times after ``cursor`` up to ``horizon`` (``latest`` being the last), counted up to a bound."""
