@@ -89,12 +89,16 @@ class Context:
         )
 
     def plane(self) -> "ControlPlane":
+        try:
+            return self.started_plane()
+        except HimaliaError as error:  # a home it cannot write, a schema to upgrade: one line
+            fail(error.message)
+
+    def started_plane(self) -> "ControlPlane":
+        """The control plane, started once; a store it cannot use raises (``ops status`` exits 2 on it)."""
         if self._plane is None:
             plane = self.new_plane()
-            try:
-                plane.start()
-            except HimaliaError as error:  # a home it cannot write, a schema to upgrade: one line
-                fail(error.message)
+            plane.start()
             self._plane = plane
         return self._plane
 
