@@ -169,6 +169,14 @@ def test_bad_since_names_the_option(plane: ControlPlane) -> None:
     assert result.output.startswith("error: --since: 'yesterday' is not a duration")
 
 
+def test_a_platform_whose_scheduler_never_beat_is_unhealthy(plane: ControlPlane) -> None:
+    """The store answers, but no scheduler is firing triggers: exit 2 whatever the board says."""
+    result = himalia(plane, "ops", "status", "--project", "ALPHA")
+    assert result.exit_code == 2, result.output
+    assert "platform unhealthy" in result.output
+    assert "error   scheduler: no scheduler has beaten yet" in result.output
+
+
 def test_a_store_at_an_old_revision_is_unhealthy(plane: ControlPlane) -> None:
     alembic.command.downgrade(plane.db.alembic_config(), "-1")
     result = himalia(plane, "ops", "status")
