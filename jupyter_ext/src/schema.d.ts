@@ -89,6 +89,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/board': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The operations board: each scenario's expected fires and what came of them, deadlines, stale data. */
+    get: operations['get_Board'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/bundle-keys/signing': {
     parameters: {
       query?: never;
@@ -262,6 +279,57 @@ export interface paths {
     post?: never;
     /** Remove a user from a group (administrators). */
     delete: operations['delete_GroupMember'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/health': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every component's health, with its figures (administrators). */
+    get: operations['get_Health'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/health/live': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Liveness probe: the process answers (no authentication, no store access). */
+    get: operations['get_Liveness'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/health/ready': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Readiness probe: 200 when the store answers at this Himalia's revision, else 503 (no authentication). */
+    get: operations['get_Readiness'];
+    put?: never;
+    post?: never;
+    delete?: never;
     options?: never;
     head?: never;
     patch?: never;
@@ -984,6 +1052,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/runs': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** List the runs of every project I may read, newest first. */
+    get: operations['get_Runs'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/servers': {
     parameters: {
       query?: never;
@@ -1240,6 +1325,133 @@ export interface components {
       /** Problems */
       problems: string[];
     };
+    /**
+     * Board
+     * @description Everything the morning check reads, for the projects the caller may see.
+     */
+    Board: {
+      /** Counts */
+      counts: {
+        [key: string]: number;
+      };
+      /**
+       * Generated At
+       * Format: date-time
+       */
+      generated_at: string;
+      /** Needs Attention */
+      needs_attention: boolean;
+      /** Scenarios */
+      scenarios: components['schemas']['BoardScenario'][];
+      /**
+       * Since
+       * Format: date-time
+       */
+      since: string;
+      /** Stale Datasets */
+      stale_datasets: components['schemas']['StaleDataset'][];
+    };
+    /**
+     * BoardFire
+     * @description One expected fire time of a scenario, or one run that no fire time accounts for.
+     */
+    BoardFire: {
+      /** Due At */
+      due_at: string | null;
+      /**
+       * Duration Seconds
+       * @default null
+       */
+      duration_seconds?: number | null;
+      /**
+       * Ended At
+       * @default null
+       */
+      ended_at?: string | null;
+      /**
+       * Long Running
+       * @default false
+       */
+      long_running?: boolean;
+      /**
+       * Message
+       * @default
+       */
+      message?: string;
+      /** @default null */
+      missed_reason?: components['schemas']['MissedReason'] | null;
+      /**
+       * Run Id
+       * @default null
+       */
+      run_id?: number | null;
+      /**
+       * Started At
+       * @default null
+       */
+      started_at?: string | null;
+      /**
+       * State
+       * @description The run's own state, when there is a run.
+       * @default null
+       */
+      state?: string | null;
+      status: components['schemas']['BoardStatus'];
+      /**
+       * Trigger
+       * @default null
+       */
+      trigger?: string | null;
+    };
+    /** BoardScenario */
+    BoardScenario: {
+      /** Active */
+      active: boolean;
+      /**
+       * Alerts
+       * @description Alerts still standing.
+       */
+      alerts: components['schemas']['DeadlineAlertView'][];
+      /** Deadline */
+      deadline: string | null;
+      /**
+       * Fires
+       * @description Newest first, bounded by the board's window.
+       */
+      fires: components['schemas']['BoardFire'][];
+      /** Name */
+      name: string;
+      /** Next Fire */
+      next_fire: string | null;
+      /** P95 Seconds */
+      p95_seconds: number | null;
+      /** Project */
+      project: string;
+      /** Scenario */
+      scenario: string;
+      /**
+       * Schedule
+       * @description Its time triggers, as written ('daily at 02:00', a cron).
+       * @default null
+       */
+      schedule?: string | null;
+      sla: components['schemas']['Sla'] | null;
+      /**
+       * Stale Datasets
+       * @description Datasets its steps read or check that are stale.
+       */
+      stale_datasets: components['schemas']['StaleDataset'][];
+      status: components['schemas']['BoardStatus'] | null;
+      /** Timezone */
+      timezone: string;
+    };
+    /**
+     * BoardStatus
+     * @description What one expected fire (or one run) came to, as the board colours it.
+     * @enum {string}
+     */
+    BoardStatus:
+      'succeeded' | 'warning' | 'failed' | 'missed' | 'running' | 'late';
     /** BundleChange */
     BundleChange: {
       /**
@@ -1737,6 +1949,34 @@ export interface components {
       columns: components['schemas']['DatasetColumn'][] | null;
       /** Refreshed At */
       refreshed_at: string | null;
+    };
+    /** DeadlineAlertView */
+    DeadlineAlertView: {
+      /** Cleared At */
+      cleared_at: string | null;
+      /** Deliveries */
+      deliveries?: {
+        [key: string]: unknown;
+      }[];
+      /**
+       * Due At
+       * Format: date-time
+       */
+      due_at: string;
+      /**
+       * Kind
+       * @enum {string}
+       */
+      kind: 'late' | 'overrun' | 'missed';
+      /** Message */
+      message: string;
+      /**
+       * Raised At
+       * Format: date-time
+       */
+      raised_at: string;
+      /** Run Id */
+      run_id: number | null;
     };
     /** DescribeAuditEntry */
     DescribeAuditEntry: {
@@ -2723,6 +2963,41 @@ export interface components {
       /** User */
       user: string;
     };
+    /**
+     * Health
+     * @description The platform's own state: ``error`` in any component makes it unhealthy.
+     */
+    Health: {
+      /**
+       * Checked At
+       * Format: date-time
+       */
+      checked_at: string;
+      /** Components */
+      components: components['schemas']['HealthComponent'][];
+      /**
+       * Status
+       * @enum {string}
+       */
+      status: 'ok' | 'degraded' | 'unhealthy';
+    };
+    /** HealthComponent */
+    HealthComponent: {
+      /** Details */
+      details?: {
+        [key: string]: unknown;
+      };
+      /** Message */
+      message: string;
+      /** Name */
+      name: string;
+      status: components['schemas']['HealthStatus'];
+    };
+    /**
+     * HealthStatus
+     * @enum {string}
+     */
+    HealthStatus: 'ok' | 'warning' | 'error' | 'disabled';
     /** ImportBundle */
     ImportBundle: {
       /**
@@ -2768,6 +3043,16 @@ export interface components {
       /** Project */
       project: string;
     };
+    /**
+     * MissedReason
+     * @description Why an expected fire has no run that ran.
+     * @enum {string}
+     */
+    MissedReason:
+      | 'control_plane_down'
+      | 'skipped_by_policy'
+      | 'queue_full'
+      | 'catch_up_skip';
     /** NotebookParameter */
     NotebookParameter: {
       /**
@@ -2991,6 +3276,14 @@ export interface components {
       project_files?: {
         [key: string]: string;
       } | null;
+    };
+    /** ProbeReply */
+    ProbeReply: {
+      /**
+       * Status
+       * @constant
+       */
+      status: 'ok';
     };
     /**
      * Profile
@@ -3455,6 +3748,36 @@ export interface components {
        * @enum {string}
        */
       type: 'sql';
+    };
+    /**
+     * StaleDataset
+     * @description A dataset whose latest freshness check did not pass.
+     */
+    StaleDataset: {
+      /** Age Seconds */
+      age_seconds: number | null;
+      /** Check */
+      check: string;
+      /** Dataset */
+      dataset: string;
+      /**
+       * Evaluated At
+       * Format: date-time
+       */
+      evaluated_at: string;
+      /** Max Age */
+      max_age: string | null;
+      /** Message */
+      message: string;
+      /** Newest */
+      newest: string | null;
+      /**
+       * Outcome
+       * @enum {string}
+       */
+      outcome: 'WARNING' | 'ERROR' | 'EMPTY';
+      /** Project */
+      project: string;
     };
     /**
      * StartServer
@@ -4355,6 +4678,102 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['ExplainAccess'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Board: {
+    parameters: {
+      query?: {
+        since?: string | null;
+        project?: string | null;
+        scenario?: string | null;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Board'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */
@@ -6086,6 +6505,246 @@ export interface operations {
       };
       /** @description Authenticated but not allowed. */
       403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Health: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Health'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Liveness: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProbeReply'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Readiness: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProbeReply'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
         headers: {
           [name: string]: unknown;
         };
@@ -11937,6 +12596,106 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['Variables'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Runs: {
+    parameters: {
+      query?: {
+        limit?: number;
+        offset?: number;
+        since?: string | null;
+        state?: components['schemas']['RunState'][];
+        project?: string | null;
+        scenario?: string | null;
+        trigger?: string | null;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Page[DescribeRun]'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */

@@ -42,6 +42,7 @@ from himalia.identity.projects import ProjectService
 from himalia.identity.tokens import TokenService
 from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
+from himalia.operations.board import BoardService
 from himalia.operations.health import HealthService
 from himalia.scenarios.deadlines import AlertChannels, DeadlineWatcher
 from himalia.scenarios.engine import RunEngine, StepServices
@@ -389,6 +390,7 @@ class ControlPlane(LoggingConfigurable):
             self.validation_context,
         )
         self.runs = RunService(self.db, trail, self.log, self._run_limits, self.tiers, self.events)
+        self.board = BoardService(self.db, self.log)
         self.mailer = Mailer(parent=self)
         self.webhooks = WebhookSettings(parent=self)
         self.executor = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="himalia")

@@ -92,6 +92,24 @@ def require_project(
     return project, permissions
 
 
+def projects_granting(session: Session, caller: Caller, wanted: frozenset[ProjectPermission]) -> dict[int, str]:
+    """The projects (row -> key) on which the caller holds any of ``wanted``: one or two statements."""
+    projects = select(Project.id, Project.key)
+    if caller.project_scope is not None:
+        projects = projects.where(Project.id == caller.project_scope)
+    if caller.sees_every_project:
+        return {row: key for row, key in session.execute(projects)}
+    granted: dict[int, set[str]] = defaultdict(set)
+    for project_id, permission in session.execute(
+        select(ProjectGrant.project_id, ProjectGrant.permission).where(_grant_filter(caller))
+    ):
+        granted[project_id].add(permission)
+    keep = [row for row, held in granted.items() if expand_project_permissions(held) & wanted]
+    if not keep:
+        return {}
+    return {row: key for row, key in session.execute(projects.where(Project.id.in_(keep)))}
+
+
 def project_administrators(session: Session, project: Project) -> list[str]:
     """The active people holding ``admin`` on the project, themselves or through a group, by login."""
     admin_grant = (ProjectGrant.project_id == project.id) & (ProjectGrant.permission == ProjectPermission.ADMIN)

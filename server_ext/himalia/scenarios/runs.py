@@ -12,6 +12,7 @@ of changes through ``store.events``.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from himalia.core.permissions import ProjectPermission
 from himalia.core.units import parse_duration
 from himalia.core.variables import INSTANCE_VARIABLES
 from himalia.identity.caller import Caller, load_caller
-from himalia.identity.projects import require_project
+from himalia.identity.projects import projects_granting, require_project
 from himalia.identity.service import Service
 from himalia.identity.tokens import delete_token, mint_token
 from himalia.scenarios.files import tree_entries
@@ -71,6 +72,20 @@ from himalia.wire.scenarios import (
     RunState,
     StepState,
 )
+
+#: Who may read a project's runs (as ``may_read_scenarios`` says).
+READS_RUNS = frozenset({ProjectPermission.READ_CONTENT, ProjectPermission.RUN_SCENARIOS})
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """What ``GET /runs`` narrows to; ``None`` (or empty) does not filter."""
+
+    since: datetime | None = None
+    states: frozenset[RunState] = frozenset()
+    project: str | None = None
+    scenario: str | None = None
+    trigger: str | None = None
 
 
 def describe_run(run: ScenarioRun, project_key: str, artifacts: list[tuple[int, str]]) -> DescribeRun:
@@ -226,6 +241,8 @@ class RunService(Service):
         """
         definition = definition or definition_of(frozen or scenario)
         skip_reason: str | None = None
+        #: Why, for the board's missed fires: ``policy`` or ``queue_full``.
+        skipped: str | None = None
         refusal: type[HimaliaError] = Conflict
         in_progress = session.scalar(
             select(ScenarioRun.id)
@@ -233,11 +250,12 @@ class RunService(Service):
             .order_by(ScenarioRun.id)
         )
         if in_progress is not None and definition.concurrency == "skip":
-            skip_reason = f"run #{in_progress} was still in progress (concurrency policy 'skip')"
+            skip_reason, skipped = f"run #{in_progress} was still in progress (concurrency policy 'skip')", "policy"
         queued = session.scalar(select(func.count()).where(ScenarioRun.state == RunState.QUEUED)) or 0
         limit = self.limits().max_queued
         if skip_reason is None and state == RunState.QUEUED and queued >= limit:
             skip_reason, refusal = f"the run queue is full ({queued} runs waiting, the limit is {limit})", TooBusy
+            skipped = "queue_full"
         if skip_reason is not None and manual:
             raise refusal(f"'{scenario.slug}' was not started: {skip_reason}.")
         now = utcnow()
@@ -246,7 +264,7 @@ class RunService(Service):
             project_id=scenario.project_id,
             state=RunState.SKIPPED if skip_reason else state,
             trigger=trigger,
-            trigger_detail=detail,
+            trigger_detail={**detail, "skipped": skipped} if skipped else detail,
             fire_key=fire_key,
             requested_by=requested_by,
             run_as_id=frozen.run_as_id if frozen else scenario.run_as_id,
@@ -343,6 +361,32 @@ class RunService(Service):
             )
             runs, total = paginate(session, query, limit, offset)
             items = [describe_run(run, key, []) for run in runs]
+            return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def list_all_runs(self, caller: Caller, filters: RunFilters, limit: int, offset: int) -> Page[DescribeRun]:
+        """Runs of every project the caller may read, newest first: three statements whatever the page."""
+        with self.db.read() as session:
+            visible = projects_granting(session, caller, READS_RUNS)
+            if filters.project is not None:
+                visible = {row: key for row, key in visible.items() if key == filters.project}
+            query = (
+                select(ScenarioRun)
+                .options(
+                    joinedload(ScenarioRun.run_as), joinedload(ScenarioRun.scenario), selectinload(ScenarioRun.steps)
+                )
+                .where(ScenarioRun.project_id.in_(sorted(visible)))
+                .order_by(ScenarioRun.id.desc())
+            )
+            if filters.since is not None:
+                query = query.where(ScenarioRun.created_at >= filters.since)
+            if filters.states:
+                query = query.where(ScenarioRun.state.in_(sorted(filters.states)))
+            if filters.scenario is not None:
+                query = query.where(ScenarioRun.scenario.has(Scenario.slug == filters.scenario))
+            if filters.trigger is not None:
+                query = query.where(ScenarioRun.trigger == filters.trigger)
+            runs, total = paginate(session, query, limit, offset)
+            items = [describe_run(run, visible[run.project_id], []) for run in runs]
             return Page(items=items, total=total, limit=limit, offset=offset)
 
     def get_run(self, caller: Caller, key: str, scenario_id: str, run_id: int) -> DescribeRun:
