@@ -77,6 +77,16 @@ CASES = [
     Case("GET", "/auth-matrix", everyone(200)),
     Case("GET", "/auth-matrix?user=target", admin_only(200)),
     Case("GET", "/auth-matrix?group=readers", admin_only(200)),
+    Case(
+        "GET", "/auth-matrix/explain?user=reader&project=ALPHA&permission=read_content", (401, 404, 403, 403, 200, 200)
+    ),
+    Case("GET", "/runs", everyone(200)),
+    Case("GET", "/runs?project=ALPHA&state=failed", everyone(200)),
+    Case("GET", "/board", everyone(200)),
+    Case("GET", "/board?project=ALPHA&since=7d", everyone(200)),
+    Case("GET", "/health", admin_only(200)),
+    Case("GET", "/health/live", (200, 200, 200, 200, 200, 200)),
+    Case("GET", "/health/ready", (200, 200, 200, 200, 200, 200)),
     Case("GET", "/connections", everyone(200)),
     Case("POST", "/connections", (401, 403, 403, 403, 201, 201), NEW_CONNECTION),
     Case("GET", "/connections/shared_db", (401, 404, 200, 200, 200, 200)),
