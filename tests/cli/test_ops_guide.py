@@ -1,5 +1,7 @@
 """``himalia ops guide``: the project's operations guide, generated from the platform, without secrets."""
 
+import re
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from himalia.controlplane import ControlPlane
 from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection, FreshnessSpec, UpdateDataset
 from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.identity import SetGrant
-from himalia.wire.scenarios import SaveScenario
+from himalia.wire.scenarios import RunRequest, SaveScenario
 
 from ..conftest import AUDIT_KEY, SECRET_KEY
 
@@ -102,6 +104,7 @@ def test_the_guide_says_what_operators_need(operated: ControlPlane) -> None:
     assert "on weekdays at 05:30 (Europe/Paris; cron `30 5 * * 1-5`)" in guide
     assert "| 07:00 Europe/Paris; at most 45m a run |" in guide
     assert "**Run as**: admin" in guide
+    assert "| 07:00 Europe/Paris; at most 45m a run | no successful run yet | admin |" in guide
     assert "**Concurrency**: queue" in guide and "**Catch-up**: run_once" in guide
     assert "slack webhook to hooks.slack.example.com (when a run fails; also on late results" in guide
     assert "email to ops@example.org (when a run warns or fails)" in guide
@@ -179,3 +182,20 @@ def test_unknown_project_and_refusals_are_one_line(operated: ControlPlane) -> No
     assert launcher.output.count("\n") == 1
     assert "does not hold 'read_content' on ALPHA" in launcher.output
     assert "ask projadmin (ALPHA administrators)" in launcher.output
+
+
+def test_the_typical_duration_is_that_of_recent_successful_runs(plane: ControlPlane) -> None:
+    admin = plane.users.caller_for("admin")
+    quick = ScenarioDefinition.model_validate(
+        {"id": "quick", "name": "Quick", "steps": [{"name": "Set", "type": "set_variables", "values": {"a": 1}}]}
+    )
+    plane.scenarios.save_scenario(admin, "ALPHA", SaveScenario(definition=quick))
+    plane.config.LocalExecutor.warm_workers = 0
+    plane.start_engine(schedule=False)
+    run = plane.runs.request_run(admin, "ALPHA", "quick", RunRequest())
+    deadline = time.monotonic() + 30
+    while plane.runs.get_run(admin, "ALPHA", "quick", run.id).state != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    guide = himalia(plane, "ops", "guide", "ALPHA").output
+    assert re.search(r"\| Quick \(`quick`\) \| by hand only \| UTC \| - \| - \| \d+ s \| admin \|", guide), guide

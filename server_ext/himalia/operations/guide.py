@@ -10,9 +10,11 @@ whose URLs may carry passwords), webhooks by their host only (Slack's and Teams'
 their tokens), and whoever generates it must read the project (``read_content``) anyway.
 """
 
+import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from typing import Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -27,6 +29,7 @@ from himalia.data.datasets import DatasetService
 from himalia.data.rules import format_value
 from himalia.identity.caller import Caller
 from himalia.identity.projects import ProjectService
+from himalia.scenarios.runs import RunService
 from himalia.scenarios.service import ScenarioService
 from himalia.wire.data import DescribeCheck, DescribeConnection, DescribeDataset, FreshnessSpec
 from himalia.wire.definitions import (
@@ -40,10 +43,12 @@ from himalia.wire.definitions import (
     WebhookReporter,
 )
 from himalia.wire.identity import DescribeGrant, DescribeProject
-from himalia.wire.scenarios import DescribeScenario
+from himalia.wire.scenarios import DescribeRun, DescribeScenario
 
 #: Everything a project holds, for a guide: far above any real project's count of each.
 LIMIT = 500
+#: The recent runs a scenario's typical duration is the median of.
+RECENT_RUNS = 20
 
 
 class GuideSources(Protocol):
@@ -51,6 +56,7 @@ class GuideSources(Protocol):
 
     projects: ProjectService
     scenarios: ScenarioService
+    runs: RunService
     datasets: DatasetService
     checks: CheckService
     connections: ConnectionService
@@ -70,6 +76,8 @@ class ProjectFacts:
     checks: dict[str, list[DescribeCheck]]
     connections: list[DescribeConnection]
     used_connections: list[str]
+    #: Scenario id -> the median duration of its recent successful runs, in seconds.
+    typical_seconds: dict[str, float]
     run_link: Callable[[str, int], str | None]
     ui_url: str | None
 
@@ -99,9 +107,30 @@ def gather(sources: GuideSources, caller: Caller, key: str) -> ProjectFacts:
         checks={d.name: sources.checks.list_checks(caller, key, d.name) for d in datasets},
         connections=[c for c in sources.connections.list_connections(caller, LIMIT, 0).items if c.name in used],
         used_connections=sorted(used),
+        typical_seconds={
+            s.id: seconds
+            for s in scenarios
+            if (seconds := _typical_seconds(sources.runs.list_runs(caller, key, s.id, RECENT_RUNS, 0).items))
+        },
         run_link=lambda scenario, run: sources.run_link(key, scenario, run),
         ui_url=f"{public_url}/lab" if public_url else None,
     )
+
+
+def _typical_seconds(runs: list[DescribeRun]) -> float | None:
+    """The median duration of the runs that succeeded or warned, if any did."""
+    durations = [
+        (run.ended_at - run.started_at).total_seconds()
+        for run in runs
+        if run.state in ("succeeded", "warning") and run.started_at and run.ended_at
+    ]
+    return statistics.median(durations) if durations else None
+
+
+def _spoken_seconds(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
 def _is_user_admin(grant: DescribeGrant) -> bool:
@@ -312,7 +341,7 @@ def _schedule(facts: ProjectFacts) -> list[str]:
     if not facts.scenarios:
         return [*lines, "The project has no scenarios.", ""]
     lines += _table(
-        ["Scenario", "Runs", "Time zone", "Next run", "Ready by", "Run as"],
+        ["Scenario", "Runs", "Time zone", "Next run", "Ready by", "Typical duration", "Run as"],
         [
             (
                 f"{s.name} (`{s.id}`)" + ("" if s.active else " (inactive: its triggers do not fire)"),
@@ -320,6 +349,9 @@ def _schedule(facts: ProjectFacts) -> list[str]:
                 _zone_of(s),
                 _in_zone(s.next_fire_at, _zone_of(s)) if s.active else "-",
                 _deadline(s),
+                _spoken_seconds(facts.typical_seconds[s.id])
+                if s.id in facts.typical_seconds
+                else "no successful run yet",
                 s.run_as,
             )
             for s in facts.scenarios
@@ -538,10 +570,9 @@ def _access(facts: ProjectFacts, admin_names: str) -> list[str]:
 def render_html(markdown: str, title: str) -> str:
     """The guide as one self-contained HTML page: no script, stylesheet or font from elsewhere."""
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
-    escaped = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{escaped}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
     )
 
 
