@@ -11,6 +11,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IPreview, previewOf } from './datasets/preview';
 import { describeFailure } from './errors';
 import type {
+  Board,
   CheckRun,
   ComputedMetrics,
   ConnectionTestResult,
@@ -466,6 +467,13 @@ export class HimaliaClient {
   }
 
   // -- bundles ---------------------------------------------------------------------------------
+
+  /** The operations board: each scenario's expected fires since `since` (`24h`, `7d`, `30d`). */
+  board(
+    query: { since?: string; project?: string; scenario?: string } = {}
+  ): Promise<Board> {
+    return this.request('board', 'GET', undefined, query);
+  }
 
   bundles(key: string): Promise<DescribeBundle[]> {
     return this.request(`projects/${segment(key)}/bundles`);

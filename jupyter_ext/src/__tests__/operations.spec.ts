@@ -8,7 +8,7 @@ import {
   stripOrder,
   zonedTime
 } from '../operations/board';
-import type { Board, BoardFire, BoardScenario } from '../operations/wire';
+import type { Board, BoardFire, BoardScenario } from '../types';
 import { formatTime } from '../times';
 
 function fire(overrides: Partial<BoardFire>): BoardFire {

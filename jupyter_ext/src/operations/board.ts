@@ -9,7 +9,7 @@ import type {
   BoardScenario,
   BoardStatus,
   MissedReason
-} from './wire';
+} from '../types';
 
 /** The board's windows, as the endpoint's `since` takes them. */
 export const WINDOWS = ['24h', '7d', '30d'] as const;

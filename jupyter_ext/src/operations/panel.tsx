@@ -30,7 +30,7 @@ import {
   WINDOWS,
   zonedTime
 } from './board';
-import type { Board, BoardFire, BoardScenario, StaleDataset } from './wire';
+import type { Board, BoardFire, BoardScenario, StaleDataset } from '../types';
 
 /** How often the board is read again while it shows. */
 export const BOARD_POLL_SECONDS = 15;
@@ -73,10 +73,7 @@ function OperationsView(props: {
   const [since, setSince] = useState<BoardWindow>('24h');
   const [project, setProject] = useState('');
   const [status, setStatus] = useState<StatusFilter>('all');
-  const board = useAsync(
-    () => client.request<Board>('board', 'GET', undefined, { since }),
-    [since]
-  );
+  const board = useAsync(() => client.board({ since }), [since]);
   const reload = board.reload;
   usePoll(reload, BOARD_POLL_SECONDS, visible);
   useEffect(() => {
