@@ -77,6 +77,7 @@ def test_the_board_shows_fires_that_open_their_runs(page, admin_lab: Lab, reader
     shoot(page, "operations-board")
     _theme(page, "JupyterLab Dark")
     try:
+        page.locator("#jupyterlab-splash").wait_for(state="detached")  # the lab's splash while it restyles
         background = board.evaluate("node => getComputedStyle(node).backgroundColor")
         text = row.locator(".hml-name").evaluate("node => getComputedStyle(node).color")
         assert _luminance(background) < 0.2 < _luminance(text), (background, text)
