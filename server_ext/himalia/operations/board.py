@@ -326,6 +326,12 @@ class BoardService:
         return stale
 
 
+def _outage_span(outage: tuple[datetime | None, datetime | None], zone: str) -> str:
+    began, ended = outage
+    span = f"from {_shown(began, zone)}" if began else "before any scheduler had started"
+    return span + (f" to {_shown(ended, zone)}" if ended else " (no scheduler has run since)")
+
+
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -394,7 +400,9 @@ def _scenario(
         if run.state == RunState.SKIPPED:
             fire.missed_reason = _SKIPPED_REASONS.get(str(run.detail.get("skipped")), MissedReason.SKIPPED_BY_POLICY)
         elif run.detail.get("catch_up"):
-            fire.message = f"Caught up at {_shown(run.created_at, zone)}. {run.message}".strip()
+            outage = uptime.outage(due) if due is not None else None
+            why = f": the control plane was down {_outage_span(outage, zone)}" if outage else ""
+            fire.message = f"Caught up at {_shown(run.created_at, zone)}{why}. {run.message}".strip()
         overran = max_duration is not None and seconds is not None and seconds > max_duration.total_seconds()
         if run.state == RunState.RUNNING and overran:
             fire.status = BoardStatus.LATE
@@ -419,15 +427,12 @@ def _scenario(
                     message=f"Not run: noticed late, and its catch-up policy is '{definition.catch_up}'.",
                 )
             else:
-                began, ended = outage
-                span = f"from {_shown(began, zone)}" if began else "before any scheduler had started"
-                span += f" to {_shown(ended, zone)}" if ended else " (no scheduler has run since)"
                 fire = BoardFire(
                     due_at=due,
                     status=BoardStatus.MISSED,
                     trigger="cron",
                     missed_reason=MissedReason.CONTROL_PLANE_DOWN,
-                    message=f"The control plane was down {span}.",
+                    message=f"The control plane was down {_outage_span(outage, zone)}.",
                 )
         if ready is not None and fire.status in (BoardStatus.SUCCEEDED, BoardStatus.WARNING, BoardStatus.RUNNING):
             due_by = ready.at_or_after(due)
@@ -435,7 +440,7 @@ def _scenario(
             if (finished is None and now > due_by) or (finished is not None and finished > due_by):
                 fire.status = BoardStatus.LATE
                 when = f"ready at {_shown(finished, zone)}" if finished else "not ready yet"
-                fire.message = f"Late: {when}, the deadline was {_shown(due_by, zone)}."
+                fire.message = f"Late: {when}, the deadline was {_shown(due_by, zone)}. {fire.message}".strip()
         fires.append(fire)
     fires += [from_run(run, None) for run in runs if run.id not in accounted and run.created_at >= since]
     fires.sort(key=lambda fire: fire.due_at or (fire.started_at or now), reverse=True)

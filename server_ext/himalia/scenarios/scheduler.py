@@ -184,7 +184,8 @@ class Scheduler:
                 if self._heap:
                     wakes.append(self._heap[0][0])
                 wait = (min(wakes) - self.now()).total_seconds()
-                if wait > 0:
+                # stop() sets the event before it takes the lock to notify: seen here, or woken.
+                if wait > 0 and not self._stopping.is_set():
                     self._changed.wait(timeout=wait)
 
     def scheduled(self) -> dict[int, ScheduledScenario]:

@@ -302,13 +302,24 @@ class ScenarioService(Service):
                 digests[step.notebook] = snapshot.digest
                 self._check_parameters(snapshot.parameters, step, index)
             tree = store_tree(session, files) if files is not None else None
+            stored = definition.model_dump(mode="json")
+            if (
+                scenario is not None
+                and scenario.definition == stored
+                and scenario.notebooks == digests
+                and scenario.file_tree == (tree.digest if tree else None)
+                and scenario.run_as_id == run_as.id
+            ):
+                # Saving what is stored changes nothing, not even its revision or its schedule's
+                # cursor: re-applying at start must not forgive the fires missed while it was down.
+                return describe_scenario(scenario, key, _last_runs(session, [scenario.id]).get(scenario.id))
             created = scenario is None
             if scenario is None:
                 scenario = Scenario(project_id=project.id, slug=definition.id, owner=owner, revision=0)
                 session.add(scenario)
             scenario.name = definition.name
             scenario.active = definition.active
-            scenario.definition = definition.model_dump(mode="json")
+            scenario.definition = stored
             scenario.notebooks = digests
             scenario.file_tree = tree.digest if tree else None
             scenario.run_as = run_as
