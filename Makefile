@@ -55,6 +55,7 @@ demo: install share-python
 	  IDP_PORT=$(IDP_PORT)
 	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia demo
 	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
+	HIMALIA_HOME=$(HUB_STATE)/himalia $(BIN)/himalia --as alice scenario apply FRAUD scenarios/hourly-merchant-checks.yaml
 	@echo "Sign in at http://127.0.0.1:$(HUB_PORT) as alice (admin), bob (analyst) or carol (reader); password: himalia-demo."
 	@echo "Mail the scenarios send lands in $(HUB_STATE)/mail/ (a local SMTP server on port $(HUB_SMTP_PORT))."
 	IDP_PORT=$(IDP_PORT) IDP_HUB_PORT=$(HUB_PORT) node hub_config/dev-idp/server.mjs & IDP=$$!; \
@@ -70,6 +71,7 @@ lab: install share-python
 	@$(BIN)/python -m himalia.demo.ports --for "make lab" LAB_PORT=$(LAB_PORT) LAB_SMTP_PORT=$(LAB_SMTP_PORT)
 	HIMALIA_HOME=$(LAB_HOME) $(BIN)/himalia demo
 	HIMALIA_HOME=$(LAB_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/daily-fraud-scoring.yaml
+	HIMALIA_HOME=$(LAB_HOME) $(BIN)/himalia --as alice scenario apply FRAUD scenarios/hourly-merchant-checks.yaml
 	@echo "Open the URL printed below: the Himalia sidebar is the moon on the left; the API lives under /himalia/api/v1/."
 	@echo "Mail the scenarios send lands in $(LAB_HOME)/mail/ (a local SMTP server on port $(LAB_SMTP_PORT))."
 	$(BIN)/python -m himalia.demo.mailsink --port $(LAB_SMTP_PORT) --folder $(LAB_HOME)/mail & SINK=$$!; \

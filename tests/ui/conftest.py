@@ -12,8 +12,10 @@ Playwright drives Debian's Chromium (``/usr/bin/chromium``; Playwright's own bro
 neither needed nor possible here). Every test saves screenshots under ``test-artifacts/ui/``.
 """
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -156,6 +158,70 @@ def _start_lab(root: Path, env: dict[str, str], name: str, *options: str) -> Ite
             server.kill()
 
 
+class MakeLab:
+    """`make lab` as a newcomer runs it, in a folder holding the clone's notebooks and scenarios,
+    with its relative home; ``clock`` prefixes the command (``faketime -f +36000s``, say).
+
+    The folder is one every account may pass through (notebook steps run as their people's accounts
+    when the tests run as root), as a clone in a home folder is. Its install steps are taken as done
+    (``make -o install -o share-python``: this test session runs in that environment).
+    """
+
+    home = ".himalia-demo"  # as the README and the Makefile have it: relative to the clone
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.base = Path(tempfile.mkdtemp(prefix=f"himalia-ui-{name}-", dir="/var/tmp"))
+        os.chmod(self.base, 0o755)
+        self.clone = self.base / "clone"
+        self.clone.mkdir()
+        for folder in ("notebooks", "scenarios"):
+            shutil.copytree(REPOSITORY / folder, self.clone / folder)
+        self.env = {
+            **{name: value for name, value in os.environ.items() if not name.startswith(("HIMALIA_", "JUPYTER"))},
+            "JUPYTER_TOKEN": f"ui-test-{name}",
+            "JUPYTER_CONFIG_DIR": str(self.base / "jupyter-config"),
+            "JUPYTER_RUNTIME_DIR": str(self.base / "jupyter-runtime"),
+            "JUPYTERLAB_SETTINGS_DIR": str(self.base / "lab-settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(self.base / "lab-workspaces"),
+        }
+        page_config = self.base / "jupyter-config" / "labconfig" / "page_config.json"
+        page_config.parent.mkdir(parents=True)
+        page_config.write_text('{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+        self.make: subprocess.Popen[bytes] | None = None
+
+    def start(self, *clock: str, log_name: str | None = None) -> Lab:
+        port = _free_port()
+        command = [*clock, "make", "--no-print-directory", "-f", str(REPOSITORY / "Makefile"), "-o", "install"]
+        command += ["-o", "share-python", "lab", f"BIN={Path(sys.executable).parent}", f"LAB_HOME={self.home}"]
+        command += [f"LAB_PORT={port}", f"LAB_SMTP_PORT={_free_port()}"]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        log = ARTIFACTS / f"{log_name or self.name}.log"
+        with log.open("wb") as output:
+            self.make = subprocess.Popen(
+                command, cwd=self.clone, env=self.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        lab = Lab(url=f"http://127.0.0.1:{port}/", token=self.env["JUPYTER_TOKEN"], log=log)
+        _wait_until_ready(lab, self.make)
+        return lab
+
+    def stop(self) -> None:
+        """Stop make, its shell, the mail sink and jupyter lab, as Ctrl-C would."""
+        if self.make is None:
+            return
+        os.killpg(self.make.pid, signal.SIGTERM)
+        try:
+            self.make.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.make.pid, signal.SIGKILL)
+            self.make.wait(10)
+        self.make = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 def _wait_until_ready(lab: Lab, server: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -258,6 +324,24 @@ def choose_project(sidebar: "playwright_api.Locator", key: str) -> None:
     if "hml-current" not in (row.get_attribute("class") or ""):
         row.locator(".hml-row-main").click()
     projects.locator(f"section[aria-label='Project {key}']").wait_for()
+
+
+def palette(page: "playwright_api.Page", command: str) -> None:
+    """Run a command from the command palette, by the keyboard (see test_themes for why)."""
+    search = page.locator(".jp-ModalCommandPalette input")
+    active = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item.lm-mod-active")
+    for _ in range(30):
+        if not search.is_visible():
+            page.keyboard.press("Control+Shift+C")
+            with contextlib.suppress(playwright_api.TimeoutError):
+                search.wait_for(state="visible", timeout=1_500)
+            continue
+        search.fill(command)
+        with contextlib.suppress(playwright_api.TimeoutError):
+            active.filter(has_text=command).wait_for(timeout=5_000)
+            search.press("Enter")
+            return
+    raise AssertionError(f"{command!r} could not be run from the command palette")
 
 
 def shoot(page: "playwright_api.Page", name: str) -> None:

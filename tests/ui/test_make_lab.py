@@ -5,81 +5,24 @@ Its install steps are taken as done (``make -o install -o share-python``: this t
 that environment); everything else is the recipe's, so the test follows the Makefile when it changes.
 """
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import ARTIFACTS, Lab, _wait_until_ready, choose_project, expand, open_himalia, shoot
+from .conftest import Lab, MakeLab, choose_project, expand, open_himalia, shoot
 
 pytestmark = pytest.mark.ui
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-#: As the README and the Makefile have it: relative to the clone, where `make lab` runs.
-LAB_HOME = ".himalia-demo"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def make_lab() -> Iterator[tuple[Lab, Path]]:
-    """`make lab LAB_PORT=… LAB_SMTP_PORT=…` in a folder holding the clone's notebooks and scenarios.
-
-    The folder is one every account may pass through (notebook steps run as their people's accounts
-    when the tests run as root), as a clone in a home folder is."""
-    base = Path(tempfile.mkdtemp(prefix="himalia-ui-make-lab-", dir="/var/tmp"))
-    os.chmod(base, 0o755)
-    clone = base / "clone"
-    clone.mkdir()
-    for folder in ("notebooks", "scenarios"):
-        shutil.copytree(REPOSITORY / folder, clone / folder)
-    token = "ui-test-make-lab"
-    env = {
-        **{name: value for name, value in os.environ.items() if not name.startswith(("HIMALIA_", "JUPYTER"))},
-        "JUPYTER_TOKEN": token,
-        "JUPYTER_CONFIG_DIR": str(base / "jupyter-config"),
-        "JUPYTER_RUNTIME_DIR": str(base / "jupyter-runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(base / "lab-settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(base / "lab-workspaces"),
-    }
-    page_config = base / "jupyter-config" / "labconfig" / "page_config.json"
-    page_config.parent.mkdir(parents=True)
-    page_config.write_text('{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
-    port = _free_port()
-    command = ["make", "--no-print-directory", "-f", str(REPOSITORY / "Makefile"), "-o", "install", "-o"]
-    command += ["share-python", "lab", f"BIN={BIN}", f"LAB_HOME={LAB_HOME}", f"LAB_PORT={port}"]
-    command += [f"LAB_SMTP_PORT={_free_port()}"]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "make-lab.log"
-    with log.open("wb") as output:
-        make = subprocess.Popen(
-            command, cwd=clone, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=log)
+    launcher = MakeLab("make-lab")
     try:
-        _wait_until_ready(lab, make)
-        yield lab, clone
+        yield launcher.start(), launcher.clone
     finally:
-        os.killpg(make.pid, signal.SIGTERM)  # make, its shell, the mail sink and jupyter lab
-        try:
-            make.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait(10)
-        shutil.rmtree(base, ignore_errors=True)
+        launcher.remove()
 
 
 def test_run_now_in_the_lab_that_make_lab_starts(page, make_lab: tuple[Lab, Path]) -> None:  # type: ignore[no-untyped-def]
@@ -107,7 +50,7 @@ def test_run_now_in_the_lab_that_make_lab_starts(page, make_lab: tuple[Lab, Path
     run_id = run.get_attribute("data-run")
     described = lab.api("GET", f"projects/FRAUD/scenarios/daily_fraud_scoring/runs/{run_id}").json()
     assert described["state"] == "succeeded"
-    mail = clone / LAB_HOME / "mail"
+    mail = clone / MakeLab.home / "mail"
     deadline = time.monotonic() + 60
     while not list(mail.glob("*.eml")) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -1,10 +1,9 @@
 """The Operations tab and the run page in the main area: the board of every scenario the person
 may see, its fires as coloured cells that open their run, and runs opened from the sidebar."""
 
-import contextlib
 import time
 
-from .conftest import Lab, choose_project, expand, open_himalia, playwright_api, shoot
+from .conftest import Lab, choose_project, expand, open_himalia, palette, shoot
 from .test_themes import _luminance, _theme
 
 RAISES = "def variables(current):\n    raise ValueError('no')\n"
@@ -34,24 +33,6 @@ def _scenario(lab: Lab, project: str, scenario: str, code: str) -> int:
     raise AssertionError(f"run {run_id} of {scenario} did not end")
 
 
-def _palette(page, command: str) -> None:  # type: ignore[no-untyped-def]
-    """Run a command from the command palette, by the keyboard (see test_themes for why)."""
-    search = page.locator(".jp-ModalCommandPalette input")
-    active = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item.lm-mod-active")
-    for _ in range(30):
-        if not search.is_visible():
-            page.keyboard.press("Control+Shift+C")
-            with contextlib.suppress(playwright_api.TimeoutError):
-                search.wait_for(state="visible", timeout=1_500)
-            continue
-        search.fill(command)
-        with contextlib.suppress(playwright_api.TimeoutError):
-            active.filter(has_text=command).wait_for(timeout=5_000)
-            search.press("Enter")
-            return
-    raise AssertionError(f"{command!r} could not be run from the command palette")
-
-
 def test_the_board_shows_fires_that_open_their_runs(page, admin_lab: Lab, reader_lab: Lab) -> None:  # type: ignore[no-untyped-def]
     created = admin_lab.api("POST", "projects", json={"key": "OPSX", "name": "Operations only"})
     assert created.status_code in (201, 409), created.text  # 409: a rerun of the test in one session
@@ -60,7 +41,7 @@ def test_the_board_shows_fires_that_open_their_runs(page, admin_lab: Lab, reader
     hidden = _scenario(admin_lab, "OPSX", "ops_hidden", PASSES)
 
     sidebar = open_himalia(page, admin_lab)
-    _palette(page, "Himalia: Open Operations")
+    palette(page, "Himalia: Open Operations")
     board = page.locator(".hml-ops-page")
     board.wait_for(state="visible")
     red = board.locator(f"tr[data-project='FRAUD'][data-scenario='ops_red'] .hml-ops-failed[data-run='{failed}']")

@@ -270,16 +270,13 @@ class BoardService:
 
     @staticmethod
     def _alerts(session: Any, rows: list[int]) -> dict[int, list[DeadlineAlert]]:
-        """Standing alerts, and those cleared within the last day (the board shows what was late)."""
+        """The alerts still standing (a fire's own colour keeps what was late once it clears)."""
         if not rows:
             return {}
         found: dict[int, list[DeadlineAlert]] = defaultdict(list)
         for alert in session.scalars(
             select(DeadlineAlert)
-            .where(
-                DeadlineAlert.scenario_id.in_(rows),
-                or_(DeadlineAlert.cleared_at.is_(None), DeadlineAlert.raised_at >= utcnow() - timedelta(days=1)),
-            )
+            .where(DeadlineAlert.scenario_id.in_(rows), DeadlineAlert.cleared_at.is_(None))
             .order_by(DeadlineAlert.raised_at.desc())
             .limit(MAX_RUNS)
         ):
@@ -446,11 +443,12 @@ def _scenario(
     fires.sort(key=lambda fire: fire.due_at or (fire.started_at or now), reverse=True)
     times = [t for t in definition.triggers if isinstance(t, TimeTrigger)]
     next_fire = definition.next_fire(now) if times and definition.active else None
+    # The next deadline still ahead: the latest fire's while it is unmet, else the next fire's.
     deadline: datetime | None = None
     if ready is not None:
         latest = next((fire for fire in fires if fire.due_at is not None), None)
-        met = latest is not None and latest.status in (BoardStatus.SUCCEEDED, BoardStatus.WARNING)
-        if latest is not None and latest.due_at is not None and not met:
+        pending = latest is not None and latest.status in (BoardStatus.RUNNING, BoardStatus.MISSED)
+        if latest is not None and latest.due_at is not None and pending and ready.at_or_after(latest.due_at) > now:
             deadline = ready.at_or_after(latest.due_at)
         elif next_fire is not None:
             deadline = ready.at_or_after(next_fire)
