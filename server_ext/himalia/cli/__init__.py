@@ -12,6 +12,7 @@ import click
 
 from himalia.cli import (
     audit,
+    backup,
     connections,
     datasets,
     db,
@@ -70,5 +71,7 @@ for command in (
     demo.demo_command,
     bundle,
     ops.ops,
+    backup.backup_command,
+    backup.restore_command,
 ):
     main.add_command(command)
