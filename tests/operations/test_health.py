@@ -172,7 +172,10 @@ def test_the_kubernetes_api_unreachable(tmp_path: Path, db_url: str, monkeypatch
             }
         )
     )
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # The client reads $KUBECONFIG once, when first imported (another test may have imported it).
+    import kubernetes.config.kube_config
+
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
     monkeypatch.setenv("HIMALIA_EXECUTOR_CLASS", KUBERNETES_EXECUTOR)
     plane = make_plane(tmp_path / "k8s-home", db_url)
     try:
@@ -181,9 +184,7 @@ def test_the_kubernetes_api_unreachable(tmp_path: Path, db_url: str, monkeypatch
         health = plane.health.check()
         [kubernetes] = [c for c in health.components if c.name == "kubernetes"]
         assert (health.status, kubernetes.status) == ("unhealthy", "error")
-        # The Kubernetes client keeps the first configuration it loaded in this process: the port
-        # of an earlier parametrization may be the one named.
-        assert "http://127.0.0.1:" in kubernetes.message and "cannot be reached" in kubernetes.message
+        assert f"http://127.0.0.1:{port} cannot be reached" in kubernetes.message
     finally:
         plane.stop()
 
