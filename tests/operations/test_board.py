@@ -219,3 +219,11 @@ def test_runs_across_projects_filter_and_page(plane: ControlPlane, api: LiveAPI)
     board = api.request("GET", "/board?since=7d", role="reader")
     assert board.status_code == 200 and board.json()["scenarios"][0]["scenario"] == "listed"
     assert api.request("GET", "/board?since=1000d").status_code == 400
+
+
+def test_since_is_bounded_however_it_is_written(api: LiveAPI) -> None:
+    for since in ("0001-01-01T00:00:00", "1970-01-01T00:00:00Z", "91d", "1000d"):
+        for path in ("/board", "/runs"):
+            refused = api.request("GET", f"{path}?since={since}")
+            assert refused.status_code == 400 and "since" in refused.text, (path, since, refused.text)
+    assert api.request("GET", "/board?since=89d").status_code == 200

@@ -37,7 +37,11 @@ class _Since(Query):
     @field_validator("since")
     @classmethod
     def _utc(cls, moment: datetime | None) -> datetime | None:
-        return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+        """Without a zone, UTC; never further back than ``MAX_WINDOW`` (a time as a duration)."""
+        moment = moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+        if moment is not None and moment < utcnow() - MAX_WINDOW - timedelta(minutes=1):
+            raise ValueError("at most 90d back")
+        return moment
 
 
 class ListRunsQuery(_Since, PageQuery):
