@@ -38,18 +38,20 @@ def test_a_store_being_written_is_backed_up_and_restores_with_its_audit_chain_in
 ) -> None:
     home = tmp_path / "home"
     plane = live_plane(home)
-    writing, stop = [], threading.Event()
+    writing, stop = threading.Event(), threading.Event()
 
-    def write() -> None:  # audited writes while the backup copies
+    def write() -> None:  # audited writes until the backup has ended
         index = 0
         while not stop.is_set():
             plane.variables.set_instance(Caller.operator(), Variables(variables={"n": index}))
-            writing.append(index)
             index += 1
+            if index == 3:
+                writing.set()
 
     writer = threading.Thread(target=write)
     writer.start()
     try:
+        assert writing.wait(timeout=30), "the writer did not start"
         backup = tmp_path / "store.sqlite"
         result = himalia(home, "backup", "-o", str(backup))
     finally:
@@ -59,7 +61,6 @@ def test_a_store_being_written_is_backed_up_and_restores_with_its_audit_chain_in
     assert result.exit_code == 0, result.output
     assert f"to {backup}" in result.stdout and "revision 0009" in result.stdout
     assert "The keys are not in the backup" in result.stdout and str(home / "secret.key") in result.stdout
-    assert len(writing) > 1
     with sqlite3.connect(backup) as copy:
         names = {row[0] for row in copy.execute("SELECT name FROM sqlite_master")}
     assert "audit_entries" in names and not any(name.endswith(".key") for name in names)
