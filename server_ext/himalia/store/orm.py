@@ -78,6 +78,8 @@ class User(Base):
     #: ``hub``: created and kept in step by the JupyterHub sync; ``local``: managed here.
     source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The last time the person signed in or used a token (kept to the minute, as tokens' ``last_used_at``).
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     groups: Mapped[list["Group"]] = relationship(
         secondary="group_members", back_populates="members", order_by="Group.name"
@@ -516,7 +518,10 @@ class TierUsage(Base):
     """Who used which tier from when to when: a workspace server or a scenario run (open while ``ended_at`` is null)."""
 
     __tablename__ = "tier_usage"
-    __table_args__ = (Index("ix_tier_usage_open", "tier_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_tier_usage_open", "tier_id", "ended_at"),
+        Index("ix_tier_usage_started_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -524,6 +529,8 @@ class TierUsage(Base):
     kind: Mapped[str] = mapped_column(String(20))
     server_name: Mapped[str] = mapped_column(String(255), default="")
     run_id: Mapped[int | None] = mapped_column(ForeignKey("scenario_runs.id", ondelete="SET NULL"))
+    #: A run's project, or the project a server was started for; usage and budgets count it there.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
     cost_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -634,3 +641,42 @@ class DeadlineAlert(Base):
     #: When a successful run (or the run's end) settled it; ``None`` while it stands.
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cleared_by_run: Mapped[int | None] = mapped_column(Integer)
+
+
+class Budget(Base):
+    """A monthly spending limit for a project or a group, in the instance's currency (Domino's budgets)."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        CheckConstraint("(project_id IS NULL) <> (group_id IS NULL)", name="one_subject"),
+        Index("uq_budgets_project", "project_id", unique=True),
+        Index("uq_budgets_group", "group_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    amount: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    project: Mapped["Project | None"] = relationship()
+    group: Mapped[Group | None] = relationship()
+
+
+class BudgetAlert(Base):
+    """A budget's threshold (75 or 100 %) crossed in a month: raised and mailed once per month and threshold."""
+
+    __tablename__ = "budget_alerts"
+    __table_args__ = (Index("uq_budget_alerts_occurrence", "budget_id", "period", "threshold", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id", ondelete="CASCADE"))
+    #: The month, ``YYYY-MM`` in UTC.
+    period: Mapped[str] = mapped_column(String(7))
+    threshold: Mapped[int] = mapped_column(Integer)
+    spent: Mapped[float] = mapped_column(Float)
+    amount: Mapped[float] = mapped_column(Float)
+    deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
