@@ -26,6 +26,7 @@ export type DescribeBundle = Schemas['DescribeBundle'];
 export type CreateBundle = Schemas['CreateBundle'];
 export type ProjectPermission = Schemas['ProjectPermission'];
 export type DescribeGroup = Schemas['DescribeGroup'];
+export type GlobalPermission = Schemas['GlobalPermission'];
 export type DescribeConnection = Schemas['DescribeConnection'];
 export type ConnectionTestResult = Schemas['ConnectionTestResult'];
 export type DescribeDataset = Schemas['DescribeDataset'];
