@@ -18,7 +18,7 @@ MAX_WINDOW = timedelta(days=90)
 
 def _moment(value: object) -> object:
     """``since`` as a time (without a zone: UTC) or as a duration back from now (``24h``, ``7d``)."""
-    if isinstance(value, str) and value and value[-1] in "smhdw" and value[:-1].isdigit():
+    if isinstance(value, str) and value and value[-1] in "smhdw" and value[:-1].isascii() and value[:-1].isdigit():
         duration = parse_duration(value)
         if duration > MAX_WINDOW:
             raise ValueError("at most 90d back")

@@ -150,7 +150,7 @@ def _line_of(located: _Located, path: tuple[Any, ...]) -> int:
     return located.lines.get(path, 1)
 
 
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_PART = re.compile(r"([^.\[\]]+)|\[([0-9]+)\]")
 
 
 def line_of(text: str, field: str) -> int | None:

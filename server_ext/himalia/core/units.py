@@ -3,7 +3,7 @@
 import re
 from datetime import timedelta
 
-_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kMGTP]i?|)\s*$")
+_QUANTITY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kMGTP]i?|)\s*$")
 _MULTIPLIERS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 _MULTIPLIERS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 
@@ -17,7 +17,7 @@ def parse_bytes(value: object) -> int | None:
     raise ValueError("a memory size is a number of bytes or a quantity such as '512Mi', '4Gi' or '8G'")
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION = timedelta(days=3660)
 
