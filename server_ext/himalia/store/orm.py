@@ -80,6 +80,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: The last time the person signed in or used a token (kept to the minute, as tokens' ``last_used_at``).
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Who deactivated the account: the JupyterHub sync reactivates only the people it deactivated itself.
+    deactivated_by: Mapped[str | None] = mapped_column(String(100))
 
     groups: Mapped[list["Group"]] = relationship(
         secondary="group_members", back_populates="members", order_by="Group.name"

@@ -27,6 +27,7 @@ def upgrade() -> None:
         " WHERE run_id IS NOT NULL"
     )
     op.add_column("users", sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("users", sa.Column("deactivated_by", sa.String(length=100), nullable=True))
     op.create_table(
         "budgets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -69,6 +70,7 @@ def downgrade() -> None:
     op.drop_index("uq_budgets_group", table_name="budgets")
     op.drop_index("uq_budgets_project", table_name="budgets")
     op.drop_table("budgets")
+    op.drop_column("users", "deactivated_by")
     op.drop_column("users", "last_seen_at")  # not a batch: SQLite cannot recreate a table others refer to
     op.drop_index("ix_tier_usage_started_at", table_name="tier_usage")
     with op.batch_alter_table("tier_usage") as batch:
