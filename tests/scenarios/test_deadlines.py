@@ -196,6 +196,43 @@ def test_a_late_deadline_alerts_once_at_the_deadline_and_clears_on_success(
     assert len(alerts(plane, row)) == 1
 
 
+def test_a_frequent_scenarios_earlier_successes_do_not_hide_the_one_that_met_the_deadline(
+    plane: ControlPlane, mailbox: Mailbox
+) -> None:
+    row = save(plane, "scoring", triggers=[PARIS_AT_TWO], sla=READY_BY_SEVEN, reporters=[alerting(on_late=True)])
+    scheduler, watcher, _ = scheduler_at(plane, at(0))
+    [run_id] = scheduler.fire_due(at(1))
+    with plane.db.write() as session:
+        fired = session.get(ScenarioRun, run_id)
+        assert fired is not None
+        fired.state, fired.started_at, fired.ended_at = RunState.SUCCEEDED, at(1), at(2)
+        # A late alert standing since three days ago, and 1,200 successes since (the first settles it).
+        session.add(
+            DeadlineAlert(
+                scenario_id=row, project_id=fired.project_id, kind="late", occurrence="old", due_at=at(6, days=-3)
+            )
+        )
+        session.add_all(
+            ScenarioRun(
+                scenario_id=row,
+                project_id=fired.project_id,
+                state=RunState.SUCCEEDED,
+                trigger="manual",
+                requested_by="admin",
+                run_as_id=fired.run_as_id,
+                definition=fired.definition,
+                started_at=at(7, days=-3) + timedelta(minutes=index),
+                ended_at=at(7, days=-3) + timedelta(minutes=index, seconds=30),
+            )
+            for index in range(1200)
+        )
+    watcher.watch(at(6))
+    sent(watcher)
+    [old] = alerts(plane, row)  # no late alert for today: the fire's run ended at 02:00 UTC
+    assert old.occurrence == "old" and old.cleared_at == at(7, 0, days=-3) + timedelta(seconds=30)
+    assert mailbox.messages == []
+
+
 @sqlite_only
 def test_a_reporter_without_on_late_gets_nothing(plane: ControlPlane, mailbox: Mailbox) -> None:
     row = save(plane, "silent", triggers=[PARIS_AT_TWO], sla=READY_BY_SEVEN, reporters=[alerting(on_missed=True)])

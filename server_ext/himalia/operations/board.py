@@ -23,7 +23,7 @@ from himalia.identity.caller import Caller
 from himalia.identity.projects import projects_granting
 from himalia.scenarios.deadlines import ReadyBy, deadline_zone
 from himalia.scenarios.runs import READS_RUNS
-from himalia.scenarios.scheduler import MISFIRE_GRACE
+from himalia.scenarios.scheduler import MISFIRE_GRACE, fire_time_key
 from himalia.scenarios.uptime import BEAT_INTERVAL
 from himalia.store.db import Database
 from himalia.store.orm import (
@@ -353,10 +353,6 @@ def _expected_fires(definition: ScenarioDefinition, since: datetime, now: dateti
     return sorted(fires, reverse=True)[:MAX_FIRES]
 
 
-def _time_key(row: int, due: datetime) -> str:
-    return f"time:{row}:{due.astimezone(UTC).isoformat()}"
-
-
 def _scenario(
     row: int,
     key: str,
@@ -407,7 +403,7 @@ def _scenario(
         return fire
 
     for due in _expected_fires(definition, since, now):
-        run = by_key.get(_time_key(row, due))
+        run = by_key.get(fire_time_key(row, due))
         if run is not None:
             accounted.add(run.id)
             fire = from_run(run, due)

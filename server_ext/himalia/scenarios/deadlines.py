@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, literal, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from himalia.core.units import parse_duration
@@ -188,6 +188,9 @@ class DeadlineWatcher(Service):
         #: Runs whose overrun was raised here (or found raised).
         self._overran: set[int] = set()
 
+    def close(self) -> None:
+        self._senders.shutdown(wait=True)
+
     # -- each wake ----------------------------------------------------------------------------
 
     def watch(self, now: datetime) -> datetime | None:
@@ -291,32 +294,21 @@ class DeadlineWatcher(Service):
         """Raise the late alerts of the deadlines that passed unmet; clear the late and missed
         alerts a successful run settled since."""
         clearable = [alert for alert in standing if alert.kind in ("late", "missed")]
-        rows = set(due) | {alert.scenario_id for alert in clearable}
-        if not rows:
+        if not due and not clearable:
             return
-        since = min([w.start for w in due.values()] + [alert.due_at for alert in clearable])
+        thresholds = [(row, window.start) for row, window in due.items()]
+        after = timedelta(microseconds=1)  # a success settles an alert when it ended after its deadline
+        thresholds += [(alert.scenario_id, alert.due_at + after) for alert in clearable]
         with self.db.read() as session:
-            successes = session.execute(
-                select(ScenarioRun.scenario_id, ScenarioRun.id, ScenarioRun.ended_at)
-                .where(
-                    ScenarioRun.scenario_id.in_(rows),
-                    ScenarioRun.state.in_(SUCCESSFUL),
-                    ScenarioRun.ended_at >= since,
-                )
-                .order_by(ScenarioRun.ended_at)
-                .limit(1000)
-            ).all()
-            ended_runs = [(row, run, ended) for row, run, ended in successes if ended is not None]
+            first = _first_successes(session, thresholds)
             late = [
                 row
                 for row, window in due.items()
-                if not any(r == row and window.start <= ended <= window.due for r, _, ended in ended_runs)
+                if (found := first.get((row, window.start))) is None or found[1] > window.due
             ]
             last_runs = _last_runs(session, late)
         for alert in clearable:
-            settled = next(
-                ((run, ended) for r, run, ended in ended_runs if r == alert.scenario_id and ended > alert.due_at), None
-            )
+            settled = first.get((alert.scenario_id, alert.due_at + after))
             if settled is not None:
                 self._clear(alert, *settled)
         for row in due.keys() - set(late):
@@ -522,6 +514,38 @@ class DeadlineWatcher(Service):
                 project_key=session.get_one(Project, alert.project_id).key,
                 details={"kind": alert.kind, "occurrence": alert.occurrence, "run": run_id},
             )
+
+
+#: SQLite's default bound on the selects of one compound statement is 500.
+COMPOUND_LIMIT = 400
+
+
+def _first_successes(
+    session: Any, thresholds: list[tuple[int, datetime]]
+) -> dict[tuple[int, datetime], tuple[int, datetime]]:
+    """For each (scenario, instant), the first successful run that ended at or after it: one row
+    per pair (a statement per ``COMPOUND_LIMIT`` pairs), however many runs a frequent scenario has had."""
+    pairs = list(dict.fromkeys(thresholds))
+    found: dict[tuple[int, datetime], tuple[int, datetime]] = {}
+    for start in range(0, len(pairs), COMPOUND_LIMIT):
+        found |= _first_successes_of(session, pairs[start : start + COMPOUND_LIMIT])
+    return found
+
+
+def _first_successes_of(
+    session: Any, pairs: list[tuple[int, datetime]]
+) -> dict[tuple[int, datetime], tuple[int, datetime]]:
+    firsts = []
+    for index, (row, since) in enumerate(pairs):
+        first = (
+            select(ScenarioRun.id.label("run"), ScenarioRun.ended_at.label("ended"))
+            .where(ScenarioRun.scenario_id == row, ScenarioRun.state.in_(SUCCESSFUL), ScenarioRun.ended_at >= since)
+            .order_by(ScenarioRun.ended_at, ScenarioRun.id)
+            .limit(1)
+            .subquery()
+        )
+        firsts.append(select(literal(index).label("pair"), first.c.run, first.c.ended))
+    return {pairs[index]: (run, ended) for index, run, ended in session.execute(union_all(*firsts))}
 
 
 def _last_runs(session: Any, rows: list[int]) -> dict[int, tuple[int, str]]:

@@ -67,6 +67,9 @@ class Watcher(Protocol):
     def watch(self, now: datetime) -> datetime | None:
         """Do what is due at ``now``; return when to be called next (``None``: only on the next wake)."""
 
+    def close(self) -> None:
+        """The scheduler stopped: finish what is under way (alerts being sent) and release it."""
+
 
 class MissedFireListener(Protocol):
     """Told of fires that did not become runs that ran (the deadline alerts' ``missed``)."""
@@ -169,6 +172,8 @@ class Scheduler:
             self._changed.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        for watcher in self.watchers:
+            watcher.close()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -311,7 +316,7 @@ class Scheduler:
             # Missed while the process was busy, asleep or failing: the catch-up policy decides.
             return self._catch_up(row_id, entry, now)
         return self._enqueue(
-            row_id, "cron", {"fire_time": _iso(due, trigger), "trigger": index}, _time_key(row_id, due)
+            row_id, "cron", {"fire_time": _iso(due, trigger), "trigger": index}, fire_time_key(row_id, due)
         )
 
     def _catch_up(
@@ -351,7 +356,7 @@ class Scheduler:
             self._tell_missed(lambda listener: listener.outage(row_id, entry, missed))
             return []
         detail = {"fire_time": _iso(latest, trigger), "trigger": index, "catch_up": True}
-        return self._enqueue(row_id, "cron", detail, _time_key(row_id, latest), outage=(entry, missed))
+        return self._enqueue(row_id, "cron", detail, fire_time_key(row_id, latest), outage=(entry, missed))
 
     def _enqueue(
         self,
@@ -467,6 +472,6 @@ def _iso(moment: datetime, trigger: TimeTrigger) -> str:
     return moment.astimezone(ZoneInfo(trigger.timezone)).isoformat()
 
 
-def _time_key(row_id: int, fire_time: datetime) -> str:
+def fire_time_key(row_id: int, fire_time: datetime) -> str:
     """The fire key of a fire time: in UTC, so that a fire and a catch-up of one instant collide."""
     return f"time:{row_id}:{fire_time.astimezone(UTC).isoformat()}"
