@@ -8,11 +8,16 @@ datasets, checks and the daily fraud scoring scenario), then two ``jupyter lab``
 - ``reader_lab``: the server acts as ``carol``, a member of ``readers`` only
   (``--HimaliaExtension.local_user_admin=False``), and runs nothing.
 
+The administration application is opened through ``admin_app``, once in each host: a lab acting
+as the person (started once per person for the session, on the same data folder) and the hub of
+``make demo`` (``admin_hub``, started once for the session), signed in through its identity provider.
+
 Playwright drives Debian's Chromium (``/usr/bin/chromium``; Playwright's own browser download is
 neither needed nor possible here). Every test saves screenshots under ``test-artifacts/ui/``.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,14 +27,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from ..hub.idp import DEMO_PASSWORD, DevIdentityProvider
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPOSITORY / "test-artifacts" / "ui"
+BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAB_EXTENSION = REPOSITORY / "server_ext" / "himalia" / "labextension" / "package.json"
 
@@ -347,3 +356,232 @@ def palette(page: "playwright_api.Page", command: str) -> None:
 def shoot(page: "playwright_api.Page", name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+# -- The multi-user platform ----------------------------------------------------------------------
+
+
+@dataclass
+class Hub:
+    url: str
+    state: Path
+    env: dict[str, str]
+
+    def himalia(self, *arguments: str) -> str:
+        """The ``himalia`` CLI on the service's store, as the hub's operator."""
+        done = subprocess.run(
+            [str(BIN / "himalia"), *arguments], env=self.env, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    @property
+    def service_api(self) -> str:
+        return f"{self.url}/services/himalia/himalia/api/v1"
+
+
+def start_hub(environment: dict[str, str]) -> Iterator[Hub]:
+    """The hub of `make demo` with ``environment`` added, its state in a folder other accounts may
+    pass through, as in a clone (pytest's own folders are root's alone, which would hide what the
+    state's modes protect)."""
+    base = Path(tempfile.mkdtemp(prefix="himalia-ui-hub-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    state = base / "hub"
+    state.mkdir()
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HIMALIA_", "JUPYTER"))},
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HIMALIA_HOME": str(state / "himalia"),
+        "HIMALIA_HUB_STATE": str(state),
+        "HIMALIA_HUB_PORT": str(port),
+        "HIMALIA_HUB_API_PORT": str(_free_port()),
+        "HIMALIA_PROXY_API_PORT": str(_free_port()),
+        "HIMALIA_SERVICE_PORT": str(_free_port()),
+        **environment,
+    }
+    subprocess.run([str(BIN / "himalia"), "demo"], env=env, check=True, capture_output=True)
+    callback = f"http://127.0.0.1:{port}/hub/oauth_callback"
+    with DevIdentityProvider(_free_port(), "himalia-hub", "himalia-dev-secret", [callback]) as idp:
+        env["HIMALIA_OIDC_ISSUER"] = idp.issuer
+        log = (state / "jupyterhub.log").open("wb")
+        process = subprocess.Popen(
+            [str(BIN / "jupyterhub"), "-f", str(REPOSITORY / "hub_config" / "jupyterhub_config.py")],
+            cwd=state,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        hub = Hub(f"http://127.0.0.1:{port}", state, env)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if requests.get(f"{hub.service_api}/openapi.json", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterHub did not come up:\n{(state / 'jupyterhub.log').read_text()[-4000:]}")
+                time.sleep(0.5)
+            yield hub
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+            log.close()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / f"jupyterhub-{port}.log").write_bytes((state / "jupyterhub.log").read_bytes())
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def sign_in_to_hub(page: "playwright_api.Page", hub: Hub, login: str) -> None:
+    """Sign ``page``'s browser context in to the hub through the provider's login page."""
+    page.goto(f"{hub.url}/hub/oauth_login")
+    page.wait_for_selector("input[name=login]")
+    assert "Himalia dev sign-in" in page.title()
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{hub.url}/hub/**")
+
+
+@pytest.fixture(scope="session")
+def admin_hub() -> Iterator[Hub]:
+    """One hub for every test of the administration application (tests change its people, tiers
+    and grants: each test makes its own objects or puts back what it changed)."""
+    yield from start_hub({})
+
+
+# -- The administration application in both hosts --------------------------------------------------
+
+#: The people the provider's ``admins`` group makes administrators at the hub; their labs make them
+#: administrators too (``local_user_admin``), so that each person holds the same rights in both hosts.
+HUB_ADMINS = {"alice"}
+
+
+class LabsByPerson:
+    """A lab acting as each person asked for (``local_user``), started at the first ask and kept for
+    the session, all on the demo's data folder; only ``admin_lab``'s control plane runs scenarios."""
+
+    def __init__(self, root: Path, env: dict[str, str], reader: Lab) -> None:
+        self.root, self.env = root, env
+        self.labs: dict[str, Lab] = {"carol": reader}
+        self.servers = contextlib.ExitStack()
+
+    def __call__(self, login: str) -> Lab:
+        if login not in self.labs:
+            admin = login in HUB_ADMINS
+            options = [f"--HimaliaExtension.local_user={login}", f"--HimaliaExtension.local_user_admin={admin}"]
+            started = contextlib.contextmanager(_start_lab)(
+                self.root, self.env, f"as-{login}", *options, "--ControlPlane.run_scenarios=False"
+            )
+            self.labs[login] = self.servers.enter_context(started)
+        return self.labs[login]
+
+
+@pytest.fixture(scope="session")
+def labs_by_person(demo_root: tuple[Path, dict[str, str]], reader_lab: Lab) -> Iterator[LabsByPerson]:
+    root, env = demo_root
+    labs = LabsByPerson(root, env, reader_lab)
+    with labs.servers:
+        yield labs
+
+
+@dataclass
+class AdminApp:
+    """The administration application in one host (``lab`` or ``hub``), opened as a person.
+
+    ``open(page, login)`` signs the page's browser in (the lab's token, or the hub's provider) and
+    opens ``/himalia/admin/`` there, waiting until the application knows the person; ``api`` calls
+    the REST API as a person with a token; ``himalia`` runs the CLI on the host's store as its operator.
+    """
+
+    host: str
+    _lab_for: LabsByPerson | None = None
+    _hub: Hub | None = None
+    _env: dict[str, str] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def url(self, login: str, page_id: str = "") -> str:
+        """Where the application is (without credentials); ``page_id`` opens one of its pages."""
+        fragment = f"#/{page_id}" if page_id else ""
+        if self._hub is not None:
+            return f"{self._hub.url}/services/himalia/admin/{fragment}"
+        assert self._lab_for is not None
+        return f"{self._lab_for(login).url}himalia/admin/{fragment}"
+
+    def api_base(self, login: str) -> str:
+        if self._hub is not None:
+            return f"{self._hub.service_api}/"
+        assert self._lab_for is not None
+        return f"{self._lab_for(login).url}himalia/api/v1/"
+
+    def open(self, page: "playwright_api.Page", login: str, page_id: str = "") -> "playwright_api.Page":
+        """``page`` signed in as ``login`` with the application open (on ``page_id`` if given)."""
+        if self._hub is not None:
+            sign_in_to_hub(page, self._hub, login)
+            page.goto(self.url(login, page_id))
+        else:
+            assert self._lab_for is not None
+            lab = self._lab_for(login)
+            page.goto(f"{lab.url}himalia/admin/?token={lab.token}" + (f"#/{page_id}" if page_id else ""))
+        page.locator(f".hml-admin[data-login='{login}']").wait_for(timeout=60_000)
+        return page
+
+    def fetch(self, page: "playwright_api.Page", method: str, path: str, body: object = None) -> tuple[int, Any]:
+        """Call the API from the opened application's page, with its session (cookie and XSRF token),
+        as the application does; ``path`` is below the API prefix (``users``, ``audit?limit=5``)."""
+        config = "JSON.parse(document.getElementById('himalia-admin-config').textContent)"
+        base = page.evaluate(f"() => {config}.baseUrl") + "himalia/api/v1/"
+        status, text = page.evaluate(
+            """async ([method, url, body]) => {
+                const xsrf = document.cookie.split('; ').find(c => c.startsWith('_xsrf='))?.slice(6) ?? '';
+                const r = await fetch(url, {method, headers: {'X-XSRFToken': xsrf, 'Content-Type': 'application/json'},
+                                            body: body === null ? undefined : JSON.stringify(body)});
+                return [r.status, await r.text()];
+            }""",
+            [method, base + path, body],
+        )
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text
+
+    def himalia(self, *arguments: str) -> str:
+        """The ``himalia`` CLI on this host's store, as its operator."""
+        done = subprocess.run(
+            [str(BIN / "himalia"), *arguments], env=self._env, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    def api(self, login: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The REST API as ``login``, with a Himalia token made for them (kept for the session)."""
+        if login not in self._tokens:
+            self._tokens[login] = self.himalia("token", "create", "--user", login).strip()
+        headers = {"Authorization": f"token {self._tokens[login]}"}
+        return requests.request(method, self.api_base(login) + path, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def admin_app_in_lab(demo_root: tuple[Path, dict[str, str]], labs_by_person: LabsByPerson) -> AdminApp:
+    return AdminApp("lab", _lab_for=labs_by_person, _env=demo_root[1])
+
+
+@pytest.fixture(scope="session")
+def admin_app_in_hub(admin_hub: Hub) -> AdminApp:
+    return AdminApp("hub", _hub=admin_hub, _env=admin_hub.env)
+
+
+@pytest.fixture(params=["lab", "hub"])
+def admin_app(request: pytest.FixtureRequest) -> AdminApp:
+    """The administration application in each host in turn: a test taking it runs once in each.
+
+    def test_x(page, admin_app):
+        app = admin_app.open(page, "alice", "people")  # signed in, on #/people
+        status, users = admin_app.fetch(app, "GET", "users")  # through the page's session
+    """
+    app: AdminApp = request.getfixturevalue(f"admin_app_in_{request.param}")
+    return app

@@ -6,14 +6,8 @@ driven in headless Chromium.
 import json
 import os
 import pwd
-import shutil
-import signal
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -23,90 +17,16 @@ from playwright import sync_api as playwright_api
 
 from himalia.execution.accounts import UserIsolation, account_name
 
-from ..hub.idp import DEMO_PASSWORD, DevIdentityProvider, free_port
-from .conftest import ARTIFACTS, expand
+from .conftest import ARTIFACTS, Hub, expand, sign_in_to_hub, start_hub
 
 pytestmark = pytest.mark.ui
-
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-@dataclass
-class Hub:
-    url: str
-    state: Path
-    env: dict[str, str]
-
-    def himalia(self, *arguments: str) -> str:
-        """The ``himalia`` CLI on the service's store, as the hub's operator."""
-        done = subprocess.run(
-            [str(BIN / "himalia"), *arguments], env=self.env, capture_output=True, text=True, check=True
-        )
-        return done.stdout
-
-    @property
-    def service_api(self) -> str:
-        return f"{self.url}/services/himalia/himalia/api/v1"
 
 
 @pytest.fixture(scope="module")
 def hub(request: pytest.FixtureRequest) -> Iterator[Hub]:
-    """The hub of `make demo`, its state in a folder other accounts may pass through, as in a clone
-    (pytest's own folders are root's alone, which would hide what the state's modes protect).
-    A test module may add settings to the hub's environment as ``HUB_ENVIRONMENT``."""
-    base = Path(tempfile.mkdtemp(prefix="himalia-ui-hub-", dir="/var/tmp"))
-    os.chmod(base, 0o755)
-    state = base / "hub"
-    state.mkdir()
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("HIMALIA_", "JUPYTER"))},
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "HIMALIA_HOME": str(state / "himalia"),
-        "HIMALIA_HUB_STATE": str(state),
-        "HIMALIA_HUB_PORT": str(port),
-        "HIMALIA_HUB_API_PORT": str(free_port()),
-        "HIMALIA_PROXY_API_PORT": str(free_port()),
-        "HIMALIA_SERVICE_PORT": str(free_port()),
-        **getattr(request.module, "HUB_ENVIRONMENT", {}),
-    }
-    subprocess.run([str(BIN / "himalia"), "demo"], env=env, check=True, capture_output=True)
-    callback = f"http://127.0.0.1:{port}/hub/oauth_callback"
-    with DevIdentityProvider(free_port(), "himalia-hub", "himalia-dev-secret", [callback]) as idp:
-        env["HIMALIA_OIDC_ISSUER"] = idp.issuer
-        log = (state / "jupyterhub.log").open("wb")
-        process = subprocess.Popen(
-            [str(BIN / "jupyterhub"), "-f", str(REPO / "hub_config" / "jupyterhub_config.py")],
-            cwd=state,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        hub = Hub(f"http://127.0.0.1:{port}", state, env)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if requests.get(f"{hub.service_api}/openapi.json", timeout=5).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterHub did not come up:\n{(state / 'jupyterhub.log').read_text()[-4000:]}")
-                time.sleep(0.5)
-            yield hub
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-            log.close()
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            (ARTIFACTS / "jupyterhub.log").write_bytes((state / "jupyterhub.log").read_bytes())
-            shutil.rmtree(base, ignore_errors=True)
+    """The hub of `make demo` for this module; a test module may add settings to the hub's
+    environment as ``HUB_ENVIRONMENT``."""
+    yield from start_hub(getattr(request.module, "HUB_ENVIRONMENT", {}))
 
 
 def sign_in(browser: playwright_api.Browser, hub: Hub, login: str) -> playwright_api.Page:
@@ -114,13 +34,7 @@ def sign_in(browser: playwright_api.Browser, hub: Hub, login: str) -> playwright
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(60_000)
     page = context.new_page()
-    page.goto(f"{hub.url}/hub/oauth_login")
-    page.wait_for_selector("input[name=login]")
-    assert "Himalia dev sign-in" in page.title()
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"{hub.url}/hub/**")
+    sign_in_to_hub(page, hub, login)
     return page
 
 
