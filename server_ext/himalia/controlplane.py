@@ -312,6 +312,23 @@ class ControlPlane(LoggingConfigurable):
         that Kubernetes step pods report come in these bodies, base64-encoded.""",
     )
 
+    currency = Unicode(
+        config=True,
+        help="""The currency of the tiers' `cost_per_hour` (an ISO 4217 code such as `EUR`), shown
+        with every amount: the spawn form, tiers, usage. Defaults to $HIMALIA_CURRENCY, else `USD`.""",
+    )
+
+    _default_currency = environment_default("currency", "HIMALIA_CURRENCY", "USD")
+
+    @validate("currency")
+    def _valid_currency(self, proposal: Bunch) -> str:
+        currency = str(proposal["value"]).strip()
+        if not currency.isalpha() or len(currency) > 8:
+            raise InvalidInput(
+                f"currency: '{currency}' is not a currency code (letters, such as USD).", field="currency"
+            )
+        return currency.upper()
+
     public_url = Unicode(
         config=True,
         help="""Where people open the UI, which the links of emails and webhooks start from: the
@@ -367,7 +384,7 @@ class ControlPlane(LoggingConfigurable):
         self.connections = ConnectionService(self.db, trail, self.log, box, policy)
         self.variables = VariableService(self.db, trail, self.log)
         self.tokens = TokenService(self.db, trail, self.log)
-        self.tiers = TierService(self.db, trail, self.log)
+        self.tiers = TierService(self.db, trail, self.log, self.currency)
         self.audit = AuditService(self.db, trail, self.log)
         self.datasets = DatasetService(self.db, trail, self.log, self.connections)
         self.metrics = MetricService(self.db, trail, self.log, self.datasets)

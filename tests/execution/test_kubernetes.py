@@ -325,8 +325,8 @@ def test_profile_entries_of_the_seed_tiers() -> None:
     entries = [profile_entry(tier) for tier in TIERS.values()]
     assert [e["slug"] for e in entries] == ["small", "medium", "large", "gpu"]
     assert [e["default"] for e in entries] == [True, False, False, False]
-    assert entries[0]["display_name"] == "Small (1 core, 2 GiB)"
-    assert entries[0]["description"] == "Exploring and light analysis. Everyone may use it. (0.05 per hour)"
+    assert entries[0]["display_name"] == "Small"
+    assert entries[0]["description"] == "Exploring and light analysis. Everyone may use it."
     assert entries[3]["kubespawner_override"]["extra_resource_limits"] == {"nvidia.com/gpu": "1"}
 
 

@@ -121,12 +121,13 @@ def kubespawner_overrides(tier: TierSpec, name: str | None = None) -> dict[str, 
 
 
 def profile_entry(tier: TierSpec, name: str | None = None) -> dict[str, Any]:
-    """The tier as an entry of KubeSpawner's ``profile_list`` (the spawn form's choices)."""
+    """The tier as an entry of KubeSpawner's ``profile_list``: the overrides of the tier chosen in
+    the spawn form (``himalia.compute.spawn_form`` words the form itself)."""
     slug = tier_name(tier, name)
     return {
         "display_name": tier.display_name or slug,
         "slug": slug,
-        "description": f"{tier.description} ({tier.cost_per_hour:g} per hour)".strip(),
+        "description": tier.description,
         "default": tier.default,
         "kubespawner_override": kubespawner_overrides(tier, slug),
     }

@@ -12,6 +12,7 @@ memberships change in between), and every run on a tier opens a usage record tha
 the recovery of its control plane, closes.
 """
 
+import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -25,9 +26,9 @@ from himalia.core.documents import DocumentError, load_document
 from himalia.core.errors import Conflict, Forbidden, HimaliaError, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission
 from himalia.identity.caller import Caller
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import find_groups, find_user
-from himalia.store.db import paginate
+from himalia.store.db import Database, paginate
 from himalia.store.orm import Group, GroupMember, Tier, TierUsage, User
 from himalia.wire.common import Page, TierName, from_row
 from himalia.wire.compute import DescribeTier, DescribeUsage, StartServer, TierSpec
@@ -57,10 +58,11 @@ def load_tiers_file(path: Path) -> dict[str, TierSpec]:
         raise TiersFileError(error.message, field=error.field) from None
 
 
-def _describe(tier: Tier, running: int = 0) -> DescribeTier:
+def _describe(tier: Tier, currency: str, running: int = 0) -> DescribeTier:
     return DescribeTier.model_validate(
         {
             **tier.spec,
+            "currency": currency,
             "name": tier.name,
             "allowed_groups": [g.name for g in tier.allowed_groups] or None,
             "default": tier.is_default,
@@ -125,6 +127,11 @@ def end_run_usage(session: Session, run_ids: Iterable[int]) -> None:
 
 
 class TierService(Service):
+    def __init__(self, db: Database, audit: AuditRecorder, log: logging.Logger, currency: str = "USD") -> None:
+        super().__init__(db, audit, log)
+        #: The currency of every ``cost_per_hour`` (``ControlPlane.currency``), told with each tier.
+        self.currency = currency
+
     def _running(self, session: Session) -> dict[int, int]:
         return dict(
             session.execute(
@@ -148,7 +155,7 @@ class TierService(Service):
                 mine = user is None or user == caller.login
                 group_ids = set(caller.group_ids) if mine else _group_ids(session, find_user(session, str(user)))
                 chosen = [t for t in tiers if _may_use(t, group_ids)]
-            described = [_describe(t, running.get(t.id, 0)) for t in chosen]
+            described = [_describe(t, self.currency, running.get(t.id, 0)) for t in chosen]
         return sorted(described, key=lambda t: (t.cost_per_hour, t.cpu_request, t.name))
 
     def get_tier(self, caller: Caller, name: str) -> DescribeTier:
@@ -156,7 +163,7 @@ class TierService(Service):
             tier = _find_tier(session, name)
             if not caller.has(GlobalPermission.MANAGE_TIERS) and not _may_use(tier, set(caller.group_ids)):
                 raise NotFound(f"There is no tier '{name}'.", field="tier")
-            return _describe(tier, self._running(session).get(tier.id, 0))
+            return _describe(tier, self.currency, self._running(session).get(tier.id, 0))
 
     def tier_named(self, name: str | None) -> DescribeTier | None:
         """The tier of a scenario run (executors size their work from it); None if unnamed or unknown."""
@@ -164,7 +171,7 @@ class TierService(Service):
             return None
         with self.db.read() as session:
             tier = session.scalar(select(Tier).where(Tier.name == name).options(selectinload(Tier.allowed_groups)))
-            return _describe(tier) if tier is not None else None
+            return _describe(tier, self.currency) if tier is not None else None
 
     def put_tier(self, caller: Caller, name: str, spec: TierSpec) -> DescribeTier:
         """Create or replace a tier; making it the default clears the previous default."""
@@ -173,12 +180,16 @@ class TierService(Service):
             raise InvalidInput(f"'{name}' is not a tier name: lower-case letters, digits and '-'.", field="name")
         with self.db.write() as session:
             tier = self._put(session, caller, name, spec)
-            return _describe(tier, self._running(session).get(tier.id, 0))
+            return _describe(tier, self.currency, self._running(session).get(tier.id, 0))
 
     def _put(self, session: Session, caller: Caller, name: str, spec: TierSpec) -> Tier:
         groups = find_groups(session, spec.allowed_groups, "allowed_groups") if spec.allowed_groups else []
         tier = session.scalar(select(Tier).where(Tier.name == name).options(selectinload(Tier.allowed_groups)))
-        before = _describe(tier).model_dump(mode="json", exclude={"updated_at", "running_servers"}) if tier else None
+        before = (
+            _describe(tier, self.currency).model_dump(mode="json", exclude={"updated_at", "running_servers"})
+            if tier
+            else None
+        )
         if spec.default and not (tier and tier.is_default):
             session.execute(update(Tier).where(Tier.is_default.is_(True)).values(is_default=False))
         if tier is None:

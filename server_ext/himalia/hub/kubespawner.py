@@ -1,8 +1,9 @@
 """In the hub on Kubernetes: KubeSpawner whose ``profile_list`` is the user's tiers, from the control plane.
 
-KubeSpawner renders the profiles as its spawn form and applies a profile's overrides (requests,
-limits, GPUs, node selector, tolerations, /dev/shm) to the pod; the control plane admits the
-chosen tier before the overrides are applied, as ``TieredSpawner`` does for every spawner.
+The spawn form is Himalia's own (``TieredSpawner``: the same on every spawner); KubeSpawner
+applies the chosen profile's overrides (requests, limits, GPUs, node selector, tolerations,
+/dev/shm) to the pod. The control plane admits the chosen tier before the overrides are applied,
+as ``TieredSpawner`` does for every spawner.
 """
 
 from collections.abc import Callable
@@ -13,14 +14,13 @@ from traitlets import default
 
 from himalia.compute.resources import profile_entry
 from himalia.hub.spawners import TieredSpawner
-from himalia.wire.compute import DescribeTier
 
 
 class KubernetesTierSpawner(TieredSpawner, KubeSpawner):
     @default("profile_list")
     def _profiles_from_the_control_plane(self) -> Callable[[Any], Any]:
         async def profiles(spawner: "KubernetesTierSpawner") -> list[dict[str, Any]]:
-            return [profile_entry(DescribeTier.model_validate(t)) for t in await spawner.allowed_tiers()]
+            return [profile_entry(tier) for tier in await spawner.allowed_tiers()]
 
         return profiles
 

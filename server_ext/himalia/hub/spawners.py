@@ -21,7 +21,6 @@ to (the first cores of the machine; not a fair share).
 """
 
 import asyncio
-import html
 import json
 import math
 import os
@@ -36,7 +35,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from himalia.compute.spawn_form import spawn_form
 from himalia.execution.accounts import IsolationUnavailable, OsAccount, UserIsolation
+from himalia.wire.compute import DescribeTier
 
 
 class TierRefused(web.HTTPError):
@@ -90,9 +91,10 @@ class TieredSpawner(LoggingConfigurable):
             raise TierRefused(response.code, message, reason=message)
         return reply
 
-    async def allowed_tiers(self) -> list[dict[str, Any]]:
+    async def allowed_tiers(self) -> list[DescribeTier]:
         """The tiers this spawner's user may choose now, cheapest first."""
-        return await self._himalia("GET", f"/tiers?user={quote(self.user.name)}")
+        tiers = await self._himalia("GET", f"/tiers?user={quote(self.user.name)}")
+        return [DescribeTier.model_validate(tier) for tier in tiers]
 
     def chosen_tier(self) -> str | None:
         options = self.user_options or {}
@@ -136,6 +138,14 @@ class TieredSpawner(LoggingConfigurable):
         super().clear_state()  # type: ignore[misc]
         self.usage_id = None
 
+    @default("options_form")
+    def _tier_form(self) -> Callable[[Spawner], Any]:
+        async def form(spawner: Spawner) -> str:
+            assert isinstance(spawner, TieredSpawner)
+            return spawn_form(await spawner.allowed_tiers(), spawner.chosen_tier())
+
+        return form
+
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         # Our form posts 'tier'; KubeSpawner's profile form posts 'profile' (the tier's name too).
         return {"tier": (formdata.get("tier") or formdata.get("profile") or [""])[0] or None}
@@ -143,32 +153,6 @@ class TieredSpawner(LoggingConfigurable):
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)  # type: ignore[misc]
         await self.release()
-
-
-def _memory(size: int | None) -> str:
-    if not size:
-        return "no limit"
-    return f"{size / 2**30:g} GiB"
-
-
-def tier_form(tiers: list[dict[str, Any]], chosen: str | None) -> str:
-    """The spawn form's radio list of tiers (JupyterHub wraps it in its form and Start button)."""
-    if not tiers:
-        return '<p class="alert alert-warning">No hardware tier is available to you. Ask an administrator.</p>'
-    chosen = chosen or next((t["name"] for t in tiers if t["default"]), tiers[0]["name"])
-    rows = []
-    for tier in tiers:
-        name = html.escape(tier["name"])
-        gpus = f", {tier['gpus']} GPU" if tier["gpus"] else ""
-        cores, memory = tier["cpu_limit"] or tier["cpu_request"], tier["memory_limit"] or tier["memory_request"]
-        summary = f"{cores:g} cores, {_memory(memory)}{gpus}, {tier['cost_per_hour']:g}/hour"
-        rows.append(
-            f'<label class="himalia-tier" style="display:block;margin:0.5em 0">'
-            f'<input type="radio" name="tier" value="{name}"{" checked" if tier["name"] == chosen else ""}> '
-            f"<b>{html.escape(tier['display_name'] or tier['name'])}</b> <small>({html.escape(summary)})</small>"
-            f"<br><small>{html.escape(tier['description'])}</small></label>"
-        )
-    return '<fieldset id="himalia-tiers"><legend>Hardware tier</legend>' + "".join(rows) + "</fieldset>"
 
 
 def _limit_process(memory: int | None, cores: float | None) -> Callable[[], None]:
@@ -201,14 +185,6 @@ class LocalTierSpawner(TieredSpawner, LocalProcessSpawner):
 
     def shared_home(self) -> str:
         return self.shared_home_template.format(username=self.user.name)
-
-    @default("options_form")
-    def _tier_form(self) -> Callable[[Spawner], Any]:
-        async def form(spawner: Spawner) -> str:
-            assert isinstance(spawner, TieredSpawner)
-            return tier_form(await spawner.allowed_tiers(), spawner.chosen_tier())
-
-        return form
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
         base = self._become_account() if self.account is not None else self._enter_shared_home()

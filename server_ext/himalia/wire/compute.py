@@ -64,6 +64,7 @@ class DescribeTier(TierSpec):
     name: TierName
     updated_at: datetime
     running_servers: int = Field(0, description="Servers running on it now.")
+    currency: str = Field("USD", description="The currency of cost_per_hour (the control plane's currency setting).")
 
 
 class StartServer(Request):
