@@ -77,8 +77,14 @@ CASES = [
     Case("GET", "/auth-matrix", everyone(200)),
     Case("GET", "/auth-matrix?user=target", admin_only(200)),
     Case("GET", "/auth-matrix?group=readers", admin_only(200)),
+    # Part E: the access grid; explanations about oneself, a grant holder, or someone holding no grant.
+    Case("GET", "/auth-matrix/grid", admin_only(200)),
+    Case("GET", "/auth-matrix/grid?subjects=groups&project=ALPHA&search=read&limit=10", admin_only(200)),
     Case(
-        "GET", "/auth-matrix/explain?user=reader&project=ALPHA&permission=read_content", (401, 404, 403, 403, 200, 200)
+        "GET", "/auth-matrix/explain?user=reader&project=ALPHA&permission=read_content", (401, 404, 200, 403, 200, 200)
+    ),
+    Case(
+        "GET", "/auth-matrix/explain?user=nogrant&project=ALPHA&permission=read_content", (401, 404, 403, 403, 404, 200)
     ),
     Case("GET", "/runs", everyone(200)),
     Case("GET", "/runs?project=ALPHA&state=failed", everyone(200)),

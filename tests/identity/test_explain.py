@@ -9,7 +9,7 @@ from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
 from himalia.wire.identity import SetGrant, UpdateUser
 
-from ..conftest import AUDIT_KEY, SECRET_KEY, LiveAPI
+from ..conftest import AUDIT_KEY, PROJECT_NAME, SECRET_KEY, TARGET_EMAIL, LiveAPI
 
 
 def explain(api: LiveAPI, user: str, permission: str, project: str = "ALPHA", role: str = "admin") -> Any:
@@ -55,7 +55,7 @@ def test_granted_through_a_group(api: LiveAPI) -> None:
 
 
 def test_granted_by_the_global_admin_permission(api: LiveAPI) -> None:
-    answer = explain(api, "admin", "admin", role="projadmin")
+    answer = explain(api, "admin", "admin")
     assert answer["granted"] is True
     assert [(s["kind"], s["group"], s["permission"]) for s in answer["sources"]] == [
         ("global", "administrators", "admin")
@@ -103,7 +103,38 @@ def test_unknown_permission_user_and_project(api: LiveAPI) -> None:
     assert absent["explanation"] == "There is no project 'NOPE'."
 
 
-def test_denied_to_anyone_but_administrators_and_project_admins(api: LiveAPI) -> None:
+def test_project_admins_ask_only_about_those_holding_a_grant(api: LiveAPI) -> None:
+    """Asked about anyone else, the same 404 whether or not the person exists: no enumeration."""
+    reader = explain(api, "reader", "read_content", role="projadmin")  # through the group 'readers'
+    assert reader["granted"] is True
+    assert reader["administrators"] == []  # only administrators are told who the administrators are
+    assert reader["project_administrators"] == ["projadmin"]
+    answers = {}
+    for login in ("nogrant", "admin", "target", "nobody"):
+        params = {"user": login, "project": "ALPHA", "permission": "read_content"}
+        response = api.request("GET", "/auth-matrix/explain", role="projadmin", params=params)
+        assert response.status_code == 404, (login, response.text)
+        assert response.json()["field"] == "user"
+        answers[login] = response.json()["message"].replace(f"'{login}'", "'X'")
+    assert len(set(answers.values())) == 1, answers
+    assert TARGET_EMAIL not in str(answers)
+    api.plane.projects.set_grant(Caller.operator(), "ALPHA", SetGrant(user="target", preset="launcher"))
+    assert explain(api, "target", "run_scenarios", role="projadmin")["granted"] is True
+
+
+def test_anyone_who_sees_the_project_asks_about_themselves(api: LiveAPI) -> None:
+    mine = explain(api, "reader", "run_scenarios", role="reader")
+    assert mine["granted"] is False
+    assert mine["administrators"] == []
+    assert "ask projadmin (ALPHA administrators) for it" in mine["explanation"]
+    params = {"user": "nogrant", "project": "ALPHA", "permission": "read_content"}
+    outsider = api.request("GET", "/auth-matrix/explain", role="nogrant", params=params)
+    assert outsider.status_code == 404  # as if ALPHA did not exist
+    assert outsider.json()["message"] == "There is no project 'ALPHA'."
+    assert PROJECT_NAME not in outsider.text
+
+
+def test_others_are_denied_to_anyone_but_administrators_and_project_admins(api: LiveAPI) -> None:
     params = {"user": "reader", "project": "ALPHA", "permission": "read_content"}
     contributor = api.request("GET", "/auth-matrix/explain", role="contributor", params=params)
     assert contributor.status_code == 403
@@ -129,8 +160,11 @@ def test_the_cli_answers_in_sentences(plane: ControlPlane) -> None:
     missing = himalia("--as", "projadmin", "project", "explain", "ALPHA", "reader", "admin")
     assert missing.exit_code == 0, missing.output
     assert "to grant it: himalia project grant ALPHA --user reader --preset admin" in missing.output
-    refused = himalia("--as", "reader", "project", "explain", "ALPHA", "reader", "admin")
+    refused = himalia("--as", "reader", "project", "explain", "ALPHA", "contributor", "admin")
     assert refused.exit_code == 1
     assert "does not hold 'admin' on it" in refused.output
+    mine = himalia("--as", "reader", "project", "explain", "ALPHA", "reader", "admin")
+    assert mine.exit_code == 0, mine.output
+    assert "reader does not hold 'admin' on ALPHA" in mine.output
     unknown = himalia("project", "explain", "ALPHA", "reader", "fly")
     assert unknown.exit_code == 2 and "fly" in unknown.output

@@ -1,11 +1,14 @@
-"""``projects``, their ``grants``, the presets and the ``auth-matrix``."""
+"""``projects``, their ``grants``, the presets and the ``auth-matrix`` (its grid and explanations)."""
+
+from typing import Literal
 
 from pydantic import Field
 
 from himalia.api.base import APIHandler, PageQuery, Query, operation
 from himalia.core.errors import NotFound
 from himalia.core.permissions import ProjectPermission
-from himalia.wire.common import Page
+from himalia.wire.access import AccessGrid
+from himalia.wire.common import Page, ProjectKey
 from himalia.wire.identity import (
     CreateProject,
     DescribeAuthMatrix,
@@ -117,6 +120,33 @@ class AuthMatrixHandler(APIHandler):
         return await self.call(self.control_plane.projects.auth_matrix, self.caller, query.user, query.group)
 
 
+class GridQuery(PageQuery):
+    subjects: Literal["users", "groups"] = Field("users", description="Rows: people or groups.")
+    project: ProjectKey | None = Field(None, description="Only this project's column.")
+    search: str | None = Field(None, max_length=200, description="Substring of a login, display name or group.")
+
+
+class AuthMatrixGridHandler(APIHandler):
+    route = "/auth-matrix/grid"
+
+    @operation(
+        "People or groups against projects: each one's effective permissions and where each comes from "
+        "(administrators).",
+        query=GridQuery,
+        response=AccessGrid,
+    )
+    async def get(self, query: GridQuery) -> AccessGrid:
+        return await self.call(
+            self.control_plane.projects.access_grid,
+            self.caller,
+            query.subjects,
+            query.project,
+            query.search,
+            query.limit,
+            query.offset,
+        )
+
+
 class ExplainQuery(Query):
     user: str = Field(max_length=100)
     project: str = Field(max_length=40)
@@ -128,7 +158,8 @@ class AuthMatrixExplainHandler(APIHandler):
 
     @operation(
         "Why a user holds a permission on a project, or what is missing and who can grant it "
-        "(administrators and the project's admins).",
+        "(administrators about anyone, the project's admins about those holding a grant on it, "
+        "anyone about themselves; only administrators are told who the administrators are).",
         query=ExplainQuery,
         response=ExplainAccess,
     )
@@ -145,5 +176,6 @@ handlers = [
     GrantHandler,
     PresetsHandler,
     AuthMatrixHandler,
+    AuthMatrixGridHandler,
     AuthMatrixExplainHandler,
 ]

@@ -23,6 +23,7 @@ from himalia.core.permissions import (
     expand_project_permissions,
     preset_of,
 )
+from himalia.identity.access_grid import Subjects, read_access_grid
 from himalia.identity.caller import Caller, load_caller
 from himalia.identity.service import Service
 from himalia.identity.users import find_group, find_user
@@ -37,6 +38,7 @@ from himalia.store.orm import (
     ProjectGrant,
     User,
 )
+from himalia.wire.access import AccessGrid
 from himalia.wire.common import Page, from_row
 from himalia.wire.identity import (
     AccessSource,
@@ -463,20 +465,38 @@ class ProjectService(Service):
                 projects=rows,
             )
 
+    def access_grid(
+        self, caller: Caller, subjects: Subjects, project: str | None, search: str | None, limit: int, offset: int
+    ) -> AccessGrid:
+        """Everyone's effective permissions on every project (administrators: it names every person)."""
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.read() as session:
+            return read_access_grid(session, subjects, project, search, limit, offset)
+
     # -- access troubleshooting ----------------------------------------------------------------
 
     def explain_access(self, caller: Caller, login: str, key: str, permission: ProjectPermission) -> ExplainAccess:
         """Why ``login`` holds ``permission`` on ``key``, or what is missing and who can grant it.
 
-        For administrators and the project's admins, who see its grants already: the answer
-        reveals nothing they could not read from ``/projects/{key}/grants`` and ``/groups``.
+        Administrators ask about anyone. The project's admins ask about the people holding a
+        grant on it, themselves or through a group, which they could read from its grants
+        already; anyone else who sees the project asks about themselves. Any other name is the
+        same 404 whether or not such a person exists, and only administrators are told who the
+        administrators are: the answer must not enumerate people.
         """
         with self.db.read() as session:
             project = session.scalar(select(Project).options(joinedload(Project.owner)).where(Project.key == key))
-            if not caller.is_admin:
+            if caller.is_admin:
+                subject = find_user(session, login, field="user")
+                administrators = global_administrators(session)
+            elif login == caller.login:
+                project = require_project(session, caller, key)[0]
+                subject = find_user(session, login, field="user")
+                administrators = []
+            else:
                 project = require_project(session, caller, key, ProjectPermission.ADMIN)[0]
-            subject = find_user(session, login, field="user")
-            administrators = global_administrators(session)
+                subject = _grant_holder(session, project, login)
+                administrators = []
             if project is None:
                 return ExplainAccess(
                     user=subject.login,
@@ -538,6 +558,29 @@ def global_administrators(session: Session) -> list[str]:
             .distinct()
         ).all()
     )
+
+
+def _grant_holder(session: Session, project: Project, login: str) -> User:
+    """The person called ``login`` if they hold a grant on the project; one 404 otherwise."""
+    on_project = ProjectGrant.project_id == project.id
+    holder = session.scalar(
+        select(User).where(
+            User.login == login,
+            User.id.in_(select(ProjectGrant.user_id).where(on_project))
+            | User.id.in_(
+                select(GroupMember.user_id)
+                .join(ProjectGrant, ProjectGrant.group_id == GroupMember.group_id)
+                .where(on_project)
+            ),
+        )
+    )
+    if holder is None:
+        raise NotFound(
+            f"No one called '{login}' holds a grant on {project.key}: its administrators may ask about "
+            "the people holding one, administrators about anyone.",
+            field="user",
+        )
+    return holder
 
 
 def _access_sources(
