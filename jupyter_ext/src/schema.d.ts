@@ -79,8 +79,25 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Why a user holds a permission on a project, or what is missing and who can grant it (administrators and the project's admins). */
+    /** Why a user holds a permission on a project, or what is missing and who can grant it (administrators about anyone, the project's admins about those holding a grant on it, anyone about themselves; only administrators are told who the administrators are). */
     get: operations['get_AuthMatrixExplain'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/auth-matrix/grid': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** People or groups against projects: each one's effective permissions and where each comes from (administrators). */
+    get: operations['get_AuthMatrixGrid'];
     put?: never;
     post?: never;
     delete?: never;
@@ -104,6 +121,43 @@ export interface paths {
     options?: never;
     head?: never;
     patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/budgets': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Budgets with this month's spend and alerts (administrators: all; project administrators: their projects'). */
+    get: operations['get_Budgets'];
+    put?: never;
+    /** Set a monthly budget for a project or a group (administrators). */
+    post: operations['post_Budgets'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/budgets/{budget_id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A budget with this month's spend and alerts. */
+    get: operations['get_Budget'];
+    put?: never;
+    post?: never;
+    /** Remove a budget and its alerts (administrators). */
+    delete: operations['delete_Budget'];
+    options?: never;
+    head?: never;
+    /** Change a budget's amount (administrators). */
+    patch: operations['patch_Budget'];
     trace?: never;
   };
   '/himalia/api/v1/bundle-keys/signing': {
@@ -433,7 +487,7 @@ export interface paths {
     get: operations['get_Project'];
     put?: never;
     post?: never;
-    /** Delete a project (project admins). */
+    /** Delete a project (project admins); refused while one of its scenarios is active or a run of it is not finished, and while bundle versions of it are stored unless delete_bundles. */
     delete: operations['delete_Project'];
     options?: never;
     head?: never;
@@ -1103,6 +1157,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/spawn-form': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The spawn form as a member of ?group= alone would see it, rendered as the hub does (manage_tiers). */
+    get: operations['get_SpawnForm'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/tiers': {
     parameters: {
       query?: never;
@@ -1190,6 +1261,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/usage/export': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The totals by month, tier, person and project as CSV (mine; tier managers: everyone's). */
+    get: operations['get_UsageExport'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/usage/totals': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Hours and cost by month, tier, person or project over a window (mine; tier managers: everyone's). */
+    get: operations['get_UsageTotals'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/users': {
     parameters: {
       query?: never;
@@ -1197,7 +1302,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** List users (administrators). */
+    /** List users and service accounts (administrators). */
     get: operations['get_Users'];
     put?: never;
     /** Create a user or service account (administrators). */
@@ -1222,8 +1327,25 @@ export interface paths {
     delete?: never;
     options?: never;
     head?: never;
-    /** Change a user's profile, contact or active flag (administrators). */
+    /** Change a user's profile, contact or active flag (administrators); deactivating revokes their tokens and stops their scenarios from starting as them. */
     patch: operations['patch_User'];
+    trace?: never;
+  };
+  '/himalia/api/v1/users/{login}/deactivation': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** What deactivating a user would do: tokens revoked, scenarios stopped, servers running (administrators). */
+    get: operations['get_UserDeactivation'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
     trace?: never;
   };
   '/himalia/api/v1/variables': {
@@ -1248,6 +1370,30 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    /**
+     * AccessGrid
+     * @description One page of subjects against every project (or the one asked for).
+     */
+    AccessGrid: {
+      /** Limit */
+      limit: number;
+      /** Offset */
+      offset: number;
+      /** Projects */
+      projects: components['schemas']['GridProject'][];
+      /**
+       * Subject Type
+       * @enum {string}
+       */
+      subject_type: 'user' | 'group';
+      /** Subjects */
+      subjects: components['schemas']['GridSubject'][];
+      /**
+       * Total
+       * @description Subjects matching the search, over all pages.
+       */
+      total: number;
+    };
     /**
      * AccessSource
      * @description One reason a user holds a project permission.
@@ -1651,6 +1797,27 @@ export interface components {
       /** Ok */
       ok: boolean;
     };
+    /**
+     * CreateBudget
+     * @description A monthly budget of a project or of a group (the usage of its members), never both.
+     */
+    CreateBudget: {
+      /**
+       * Amount
+       * @description Per calendar month (UTC), in the instance's currency.
+       */
+      amount: number;
+      /**
+       * Group
+       * @default null
+       */
+      group?: string | null;
+      /**
+       * Project
+       * @default null
+       */
+      project?: string | null;
+    };
     /** CreateBundle */
     CreateBundle: {
       /**
@@ -2022,6 +2189,77 @@ export interface components {
        */
       subject_type: 'user' | 'group';
     };
+    /** DescribeBudget */
+    DescribeBudget: {
+      /**
+       * Alerts
+       * @description The alerts raised in that month.
+       */
+      alerts: components['schemas']['DescribeBudgetAlert'][];
+      /** Amount */
+      amount: number;
+      /**
+       * Created At
+       * Format: date-time
+       */
+      created_at: string;
+      /** Created By */
+      created_by: string;
+      /** Currency */
+      currency: string;
+      /** Group */
+      group: string | null;
+      /** Id */
+      id: number;
+      /**
+       * Percent
+       * @description spent as a percentage of amount.
+       */
+      percent: number;
+      /**
+       * Period
+       * @description The month spent is counted in (this month, UTC).
+       */
+      period: string;
+      /** Project */
+      project: string | null;
+      /**
+       * Spent
+       * @description Spent in that month so far, running servers and runs counted until now.
+       */
+      spent: number;
+      /**
+       * Updated At
+       * Format: date-time
+       */
+      updated_at: string;
+    };
+    /** DescribeBudgetAlert */
+    DescribeBudgetAlert: {
+      /** Amount */
+      amount: number;
+      /** Deliveries */
+      deliveries: {
+        [key: string]: unknown;
+      }[];
+      /**
+       * Period
+       * @description The month, YYYY-MM in UTC.
+       */
+      period: string;
+      /**
+       * Raised At
+       * Format: date-time
+       */
+      raised_at: string;
+      /** Spent */
+      spent: number;
+      /**
+       * Threshold
+       * @description 75 or 100 (percent of the amount).
+       */
+      threshold: number;
+    };
     /** DescribeBundle */
     DescribeBundle: {
       /**
@@ -2278,6 +2516,44 @@ export interface components {
        */
       updated_at: string;
     };
+    /**
+     * DescribeDeactivation
+     * @description What deactivating a person would do, for the administrator to read before confirming.
+     */
+    DescribeDeactivation: {
+      /** Active */
+      active: boolean;
+      /**
+       * Refusal
+       * @description Why deactivating them would be refused, if it would.
+       * @default null
+       */
+      refusal?: string | null;
+      /** Scenario Count */
+      scenario_count: number;
+      /**
+       * Scenarios
+       * @description Active scenarios running as them: their fires are recorded as skipped, asking to run them refused.
+       */
+      scenarios: components['schemas']['RunAsScenario'][];
+      /**
+       * Servers
+       * @description Left running: a server is stopped in JupyterHub; it can no longer call this API as them.
+       */
+      servers: components['schemas']['RunningServer'][];
+      /**
+       * Token Count
+       * @description All of them, when more than the list holds.
+       */
+      token_count: number;
+      /**
+       * Tokens
+       * @description Revoked on deactivation (never their values).
+       */
+      tokens: components['schemas']['DescribeToken'][];
+      /** User */
+      user: string;
+    };
     /** DescribeGrant */
     DescribeGrant: {
       /** Permissions */
@@ -2308,6 +2584,12 @@ export interface components {
       name: string;
       /** Permissions */
       permissions: components['schemas']['GlobalPermission'][];
+      /**
+       * Source
+       * @description 'hub': its members come from JupyterHub (the identity provider) and are changed there; its description and permissions are managed here.
+       * @enum {string}
+       */
+      source: 'hub' | 'local';
     };
     /** DescribeMe */
     DescribeMe: {
@@ -2318,6 +2600,12 @@ export interface components {
        * Format: date-time
        */
       created_at: string;
+      /**
+       * Deactivated By
+       * @description Who deactivated the account, while it is deactivated.
+       * @default null
+       */
+      deactivated_by?: string | null;
       /** Display Name */
       display_name: string;
       /** Email */
@@ -2328,8 +2616,16 @@ export interface components {
       };
       /** Groups */
       groups: string[];
-      /** Kind */
-      kind: string;
+      /**
+       * Kind
+       * @enum {string}
+       */
+      kind: 'user' | 'service';
+      /**
+       * Last Seen At
+       * @description Their last sign-in or token use, to the minute (UTC); runs acting as them do not count.
+       */
+      last_seen_at: string | null;
       /** Login */
       login: string;
       profile: components['schemas']['Profile'];
@@ -2338,6 +2634,12 @@ export interface components {
        * @default null
        */
       project_scope?: string | null;
+      /**
+       * Source
+       * @description 'hub': kept in step with JupyterHub (and its identity provider); 'local': managed here.
+       * @enum {string}
+       */
+      source: 'hub' | 'local';
     };
     /** DescribeMetricValue */
     DescribeMetricValue: {
@@ -2565,6 +2867,12 @@ export interface components {
        */
       cpu_request?: number;
       /**
+       * Currency
+       * @description The currency of cost_per_hour (the control plane's currency setting).
+       * @default USD
+       */
+      currency?: string;
+      /**
        * Default
        * @description Preselected in the spawn form; setting it clears the others.
        * @default false
@@ -2624,6 +2932,12 @@ export interface components {
       node_selector?: {
         [key: string]: string;
       };
+      /**
+       * Running Runs
+       * @description Scenario runs running on it now.
+       * @default 0
+       */
+      running_runs?: number;
       /**
        * Running Servers
        * @description Servers running on it now.
@@ -2703,6 +3017,12 @@ export interface components {
        * @enum {string}
        */
       kind: 'server' | 'run';
+      /**
+       * Project
+       * @description The key of a run's project, or of the project a server is for.
+       * @default null
+       */
+      project?: string | null;
       /** Run Id */
       run_id: number | null;
       /** Server Name */
@@ -2726,17 +3046,37 @@ export interface components {
        * Format: date-time
        */
       created_at: string;
+      /**
+       * Deactivated By
+       * @description Who deactivated the account, while it is deactivated.
+       * @default null
+       */
+      deactivated_by?: string | null;
       /** Display Name */
       display_name: string;
       /** Email */
       email: string;
       /** Groups */
       groups: string[];
-      /** Kind */
-      kind: string;
+      /**
+       * Kind
+       * @enum {string}
+       */
+      kind: 'user' | 'service';
+      /**
+       * Last Seen At
+       * @description Their last sign-in or token use, to the minute (UTC); runs acting as them do not count.
+       */
+      last_seen_at: string | null;
       /** Login */
       login: string;
       profile: components['schemas']['Profile'];
+      /**
+       * Source
+       * @description 'hub': kept in step with JupyterHub (and its identity provider); 'local': managed here.
+       * @enum {string}
+       */
+      source: 'hub' | 'local';
     };
     /** EmailAttachments */
     EmailAttachments: {
@@ -2958,6 +3298,104 @@ export interface components {
       | 'write_unsafe_code'
       | 'write_isolated_code'
       | 'manage_all_scenarios';
+    /**
+     * GridCell
+     * @description A subject on a project: each permission held comes from every source listing it.
+     */
+    GridCell: {
+      /**
+       * Permissions
+       * @description Effective: nothing for a deactivated person.
+       */
+      permissions: components['schemas']['ProjectPermission'][];
+      /** Preset */
+      preset: ('reader' | 'launcher' | 'contributor' | 'admin') | null;
+      /** Project */
+      project: string;
+      /** Sources */
+      sources: components['schemas']['GridSource'][];
+    };
+    /**
+     * GridProject
+     * @description A column.
+     */
+    GridProject: {
+      /** Key */
+      key: string;
+      /** Name */
+      name: string;
+      /** Owner */
+      owner: string;
+      /** Status */
+      status: string;
+    };
+    /**
+     * GridSource
+     * @description One reason a subject holds permissions on a project.
+     */
+    GridSource: {
+      /**
+       * Group
+       * @description The group, for group grants and the global permission.
+       * @default null
+       */
+      group?: string | null;
+      /**
+       * Kind
+       * @description A grant to the person, the project owner's own grant, a grant to a group (the subject's own or, for a person, one they belong to), or the global permission 'admin'.
+       * @enum {string}
+       */
+      kind: 'user' | 'owner' | 'group' | 'global';
+      /**
+       * Permissions
+       * @description What this source gives, implications included.
+       */
+      permissions: components['schemas']['ProjectPermission'][];
+      /**
+       * Preset
+       * @description The preset those permissions amount to, if any.
+       * @default null
+       */
+      preset?: ('reader' | 'launcher' | 'contributor' | 'admin') | null;
+    };
+    /**
+     * GridSubject
+     * @description A row: a person (or service account) or a group, with a cell per project where anything applies.
+     */
+    GridSubject: {
+      /**
+       * Active
+       * @description Groups are always active; a deactivated person holds nothing.
+       */
+      active: boolean;
+      /**
+       * Cells
+       * @description Projects without a cell grant the subject nothing.
+       */
+      cells: components['schemas']['GridCell'][];
+      /** Display Name */
+      display_name: string;
+      /**
+       * Global Permissions
+       * @description Effective: 'admin' implies them all.
+       */
+      global_permissions: components['schemas']['GlobalPermission'][];
+      /**
+       * Groups
+       * @description The groups a person belongs to (empty for a group).
+       */
+      groups: string[];
+      /**
+       * Kind
+       * @enum {string}
+       */
+      kind: 'user' | 'service' | 'group';
+      /**
+       * Name
+       * @description The person's login or the group's name.
+       */
+      name: string;
+    };
     /** GroupMembership */
     GroupMembership: {
       /** User */
@@ -3052,6 +3490,7 @@ export interface components {
       | 'control_plane_down'
       | 'skipped_by_policy'
       | 'queue_full'
+      | 'run_as_deactivated'
       | 'catch_up_skip';
     /** NotebookParameter */
     NotebookParameter: {
@@ -3353,6 +3792,23 @@ export interface components {
        */
       from_failed_step?: boolean;
     };
+    /**
+     * RunAsScenario
+     * @description A scenario that runs as someone: it cannot start while they are deactivated.
+     */
+    RunAsScenario: {
+      /** Id */
+      id: string;
+      /** Name */
+      name: string;
+      /** Project */
+      project: string;
+      /**
+       * Scheduled
+       * @description Whether it has triggers (else it runs only when asked).
+       */
+      scheduled: boolean;
+    };
     /** RunChecksStep */
     RunChecksStep: {
       /**
@@ -3444,6 +3900,24 @@ export interface components {
       | 'failed'
       | 'aborted'
       | 'skipped';
+    /**
+     * RunningServer
+     * @description A workspace server of theirs the platform sees running (its tier usage still open).
+     */
+    RunningServer: {
+      /**
+       * Name
+       * @description The server's name; '' is their default server.
+       */
+      name: string;
+      /**
+       * Started At
+       * Format: date-time
+       */
+      started_at: string;
+      /** Tier */
+      tier: string;
+    };
     /**
      * SaveScenario
      * @description A scenario as JSON or YAML, with the notebooks it runs (path -> nbformat JSON).
@@ -3698,6 +4172,27 @@ export interface components {
        */
       timezone?: string | null;
     };
+    /**
+     * SpawnFormPreview
+     * @description The spawn form as a member of one group (and of no other) would see it.
+     */
+    SpawnFormPreview: {
+      /**
+       * Group
+       * @description The group; none means a person in no group.
+       */
+      group: string | null;
+      /**
+       * Html
+       * @description The form's HTML exactly as the hub renders it.
+       */
+      html: string;
+      /**
+       * Tiers
+       * @description The tiers offered, in the form's order.
+       */
+      tiers: string[];
+    };
     /** SqlConditionTrigger */
     SqlConditionTrigger: {
       /** Connection */
@@ -3784,6 +4279,12 @@ export interface components {
      * @description What the hub asks before it spawns: may ``user`` start ``server_name`` on ``tier``?
      */
     StartServer: {
+      /**
+       * Project
+       * @description The project the server is started for (one the user may read); its usage counts there.
+       * @default null
+       */
+      project?: string | null;
       /**
        * Server Name
        * @default
@@ -4087,6 +4588,14 @@ export interface components {
       /** Public Key */
       public_key: string;
     };
+    /** UpdateBudget */
+    UpdateBudget: {
+      /**
+       * Amount
+       * @description Per calendar month (UTC), in the instance's currency.
+       */
+      amount: number;
+    };
     /** UpdateConnection */
     UpdateConnection: {
       /**
@@ -4211,6 +4720,58 @@ export interface components {
       email?: string | null;
       /** @default null */
       profile?: components['schemas']['Profile'] | null;
+    };
+    /**
+     * UsageTotal
+     * @description Hours and cost of one month, tier, person or project over the window.
+     */
+    UsageTotal: {
+      /** Cost */
+      cost: number;
+      /** Hours */
+      hours: number;
+      /**
+       * Key
+       * @description The month (YYYY-MM), tier, login or project key; none: no project.
+       */
+      key: string | null;
+    };
+    /** UsageTotals */
+    UsageTotals: {
+      /**
+       * By
+       * @enum {string}
+       */
+      by: 'month' | 'tier' | 'user' | 'project';
+      /** Cost */
+      cost: number;
+      /**
+       * Currency
+       * @description The currency of every cost (the control plane's currency setting).
+       */
+      currency: string;
+      /**
+       * Everyone
+       * @description Whether these are everyone's totals (tier managers), or the caller's own.
+       */
+      everyone: boolean;
+      /** Hours */
+      hours: number;
+      /**
+       * Since
+       * Format: date-time
+       */
+      since: string;
+      /**
+       * Totals
+       * @description Largest cost first (by month: in the months' order).
+       */
+      totals: components['schemas']['UsageTotal'][];
+      /**
+       * Until
+       * Format: date-time
+       */
+      until: string;
     };
     /** Variables */
     Variables: {
@@ -4754,6 +5315,104 @@ export interface operations {
       };
     };
   };
+  get_AuthMatrixGrid: {
+    parameters: {
+      query?: {
+        limit?: number;
+        offset?: number;
+        subjects?: 'users' | 'groups';
+        project?: string | null;
+        search?: string | null;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AccessGrid'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
   get_Board: {
     parameters: {
       query?: {
@@ -4774,6 +5433,478 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['Board'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Budgets: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeBudget'][];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  post_Budgets: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateBudget'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeBudget'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_Budget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        budget_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeBudget'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  delete_Budget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        budget_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Done. */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  patch_Budget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        budget_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['UpdateBudget'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeBudget'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */
@@ -7536,7 +8667,9 @@ export interface operations {
   };
   delete_Project: {
     parameters: {
-      query?: never;
+      query?: {
+        delete_bundles?: boolean;
+      };
       header?: never;
       path: {
         key: string;
@@ -12962,6 +14095,100 @@ export interface operations {
       };
     };
   };
+  get_SpawnForm: {
+    parameters: {
+      query?: {
+        group?: string | null;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SpawnFormPreview'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
   get_Tiers: {
     parameters: {
       query?: {
@@ -13540,6 +14767,7 @@ export interface operations {
         offset?: number;
         user?: string | null;
         running?: boolean;
+        tier?: string | null;
       };
       header?: never;
       path?: never;
@@ -13630,11 +14858,208 @@ export interface operations {
       };
     };
   };
+  get_UsageExport: {
+    parameters: {
+      query?: {
+        since?: string | null;
+        until?: string | null;
+        user?: string | null;
+        format?: 'csv';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/csv': string;
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_UsageTotals: {
+    parameters: {
+      query?: {
+        since?: string | null;
+        until?: string | null;
+        user?: string | null;
+        by?: 'month' | 'tier' | 'user' | 'project';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UsageTotals'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
   get_Users: {
     parameters: {
       query?: {
         limit?: number;
         offset?: number;
+        kind?: ('user' | 'service') | null;
+        active?: boolean | null;
+        search?: string | null;
       };
       header?: never;
       path?: never;
@@ -13937,6 +15362,100 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['DescribeUser'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_UserDeactivation: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        login: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeDeactivation'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */

@@ -69,7 +69,9 @@ CASES = [
     Case("POST", "/projects", (401, 403, 403, 403, 201, 201), {"key": "NEWKEY", "name": "New"}),
     Case("GET", "/projects/ALPHA", (401, 404, 200, 200, 200, 200)),
     Case("PATCH", "/projects/ALPHA", (401, 404, 403, 403, 200, 200), {"description": "changed"}),
-    Case("DELETE", "/projects/ALPHA", (401, 404, 403, 403, 204, 204)),
+    # Part D: archiving; deleting ALPHA is refused after the permission check (its scenario is active).
+    Case("PATCH", "/projects/ALPHA", (401, 404, 403, 403, 200, 200), {"status": "archived"}),
+    Case("DELETE", "/projects/ALPHA", (401, 404, 403, 403, 409, 409)),
     Case("GET", "/projects/ALPHA/grants", (401, 404, 200, 200, 200, 200)),
     Case("POST", "/projects/ALPHA/grants", (401, 404, 403, 403, 200, 200), {"group": "readers", "preset": "launcher"}),
     Case("DELETE", "/projects/ALPHA/grants/group/readers", (401, 404, 403, 403, 200, 200)),
@@ -86,6 +88,11 @@ CASES = [
     Case(
         "GET", "/auth-matrix/explain?user=nogrant&project=ALPHA&permission=read_content", (401, 404, 403, 403, 404, 200)
     ),
+    # Part F: the spawn form as a group would see it (tier managers), what runs on a tier.
+    Case("GET", "/spawn-form", admin_only(200)),
+    Case("GET", "/spawn-form?group=readers", admin_only(200)),
+    Case("GET", "/usage?running=true", everyone(200)),
+    Case("GET", "/usage?running=true&tier=nowhere", everyone(404)),
     Case("GET", "/runs", everyone(200)),
     Case("GET", "/runs?project=ALPHA&state=failed", everyone(200)),
     Case("GET", "/board", everyone(200)),

@@ -4,8 +4,8 @@ from pydantic import Field
 
 from himalia.api.base import APIHandler, PageQuery, Query, operation
 from himalia.core.errors import NotFound
-from himalia.wire.common import Page
-from himalia.wire.compute import DescribeTier, DescribeUsage, StartServer, TierSpec
+from himalia.wire.common import GroupName, Page, TierName
+from himalia.wire.compute import DescribeTier, DescribeUsage, SpawnFormPreview, StartServer, TierSpec
 
 
 class ListTiersQuery(Query):
@@ -16,6 +16,11 @@ class ListTiersQuery(Query):
 class UsageQuery(PageQuery):
     user: str | None = Field(None, max_length=100, description="One user's usage (tier managers; others: their own).")
     running: bool = Field(False, description="Only servers and runs still running.")
+    tier: TierName | None = Field(None, description="Only this tier's servers and runs.")
+
+
+class SpawnFormQuery(Query):
+    group: GroupName | None = Field(None, description="Whose members' form to show; none: a person in no group.")
 
 
 class TiersHandler(APIHandler):
@@ -78,7 +83,21 @@ class UsageHandler(APIHandler):
     )
     async def get(self, query: UsageQuery) -> Page[DescribeUsage]:
         tiers = self.control_plane.tiers
-        return await self.call(tiers.list_usage, self.caller, query.limit, query.offset, query.user, query.running)
+        return await self.call(
+            tiers.list_usage, self.caller, query.limit, query.offset, query.user, query.running, query.tier
+        )
 
 
-handlers = [TiersHandler, TierHandler, ServersHandler, ServerHandler, UsageHandler]
+class SpawnFormHandler(APIHandler):
+    route = "/spawn-form"
+
+    @operation(
+        "The spawn form as a member of ?group= alone would see it, rendered as the hub does (manage_tiers).",
+        query=SpawnFormQuery,
+        response=SpawnFormPreview,
+    )
+    async def get(self, query: SpawnFormQuery) -> SpawnFormPreview:
+        return await self.call(self.control_plane.tiers.spawn_form_preview, self.caller, query.group)
+
+
+handlers = [TiersHandler, TierHandler, ServersHandler, ServerHandler, UsageHandler, SpawnFormHandler]

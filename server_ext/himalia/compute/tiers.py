@@ -22,16 +22,18 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from himalia.compute.spawn_form import spawn_form
 from himalia.core.documents import DocumentError, load_document
 from himalia.core.errors import Conflict, Forbidden, HimaliaError, InvalidInput, NotFound
-from himalia.core.permissions import GlobalPermission
-from himalia.identity.caller import Caller
+from himalia.core.permissions import GlobalPermission, ProjectPermission
+from himalia.identity.caller import Caller, load_caller
+from himalia.identity.projects import project_permissions
 from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import find_groups, find_user
 from himalia.store.db import Database, paginate
-from himalia.store.orm import Group, GroupMember, Tier, TierUsage, User
+from himalia.store.orm import Group, GroupMember, Project, ScenarioRun, Tier, TierUsage, User
 from himalia.wire.common import Page, TierName, from_row
-from himalia.wire.compute import DescribeTier, DescribeUsage, StartServer, TierSpec
+from himalia.wire.compute import DescribeTier, DescribeUsage, SpawnFormPreview, StartServer, TierSpec
 
 _TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Columns or relations of a tier row; the rest of a ``TierSpec`` is kept as its JSON document.
@@ -58,7 +60,9 @@ def load_tiers_file(path: Path) -> dict[str, TierSpec]:
         raise TiersFileError(error.message, field=error.field) from None
 
 
-def _describe(tier: Tier, currency: str, running: int = 0) -> DescribeTier:
+def _describe(tier: Tier, currency: str, running: dict[str, int] | None = None) -> DescribeTier:
+    """The tier as the API shows it; ``running`` counts its open usage records by kind."""
+    running = running or {}
     return DescribeTier.model_validate(
         {
             **tier.spec,
@@ -68,13 +72,14 @@ def _describe(tier: Tier, currency: str, running: int = 0) -> DescribeTier:
             "default": tier.is_default,
             "archived": tier.archived,
             "updated_at": tier.updated_at,
-            "running_servers": running,
+            "running_servers": running.get("server", 0),
+            "running_runs": running.get("run", 0),
         }
     )
 
 
-def _describe_usage(usage: TierUsage) -> DescribeUsage:
-    return from_row(DescribeUsage, usage, user=usage.user.login, tier=usage.tier.name)
+def _describe_usage(usage: TierUsage, project: str | None = None) -> DescribeUsage:
+    return from_row(DescribeUsage, usage, user=usage.user.login, tier=usage.tier.name, project=project)
 
 
 def _find_tier(session: Session, name: str, field: str = "tier") -> Tier:
@@ -82,6 +87,11 @@ def _find_tier(session: Session, name: str, field: str = "tier") -> Tier:
     if tier is None:
         raise NotFound(f"There is no tier '{name}'.", field=field)
     return tier
+
+
+def _in_form_order(tiers: list[DescribeTier]) -> list[DescribeTier]:
+    """Cheapest first, then smallest: the order of the spawn form and of every tier list."""
+    return sorted(tiers, key=lambda t: (t.cost_per_hour, t.cpu_request, t.name))
 
 
 def _may_use(tier: Tier, group_ids: set[int]) -> bool:
@@ -126,20 +136,35 @@ def end_run_usage(session: Session, run_ids: Iterable[int]) -> None:
         )
 
 
+def _server_project(session: Session, user: User, key: str) -> int:
+    """The project a server is started for: one its person may read (its usage is counted there)."""
+    project = session.scalar(select(Project).where(Project.key == key))
+    if project is None:
+        raise NotFound(f"There is no project '{key}'.", field="project")
+    if ProjectPermission.READ_CONTENT not in project_permissions(session, load_caller(session, user), project):
+        raise Forbidden(
+            f"{user.login} may not read the project '{key}': a server is started only for a project its person reads.",
+            field="project",
+        )
+    return project.id
+
+
 class TierService(Service):
     def __init__(self, db: Database, audit: AuditRecorder, log: logging.Logger, currency: str = "USD") -> None:
         super().__init__(db, audit, log)
         #: The currency of every ``cost_per_hour`` (``ControlPlane.currency``), told with each tier.
         self.currency = currency
 
-    def _running(self, session: Session) -> dict[int, int]:
-        return dict(
-            session.execute(
-                select(TierUsage.tier_id, func.count())
-                .where(TierUsage.ended_at.is_(None), TierUsage.kind == "server")
-                .group_by(TierUsage.tier_id)
-            ).all()
-        )
+    def _running(self, session: Session) -> dict[int, dict[str, int]]:
+        """Open usage records per tier and kind (``server``, ``run``), in one statement."""
+        running: dict[int, dict[str, int]] = {}
+        for tier_id, kind, count in session.execute(
+            select(TierUsage.tier_id, TierUsage.kind, func.count())
+            .where(TierUsage.ended_at.is_(None))
+            .group_by(TierUsage.tier_id, TierUsage.kind)
+        ):
+            running.setdefault(tier_id, {})[kind] = count
+        return running
 
     def list_tiers(self, caller: Caller, user: str | None = None, include_archived: bool = False) -> list[DescribeTier]:
         """The tiers ``user`` (default: the caller) may choose; tier managers may list everyone's, or all."""
@@ -155,15 +180,28 @@ class TierService(Service):
                 mine = user is None or user == caller.login
                 group_ids = set(caller.group_ids) if mine else _group_ids(session, find_user(session, str(user)))
                 chosen = [t for t in tiers if _may_use(t, group_ids)]
-            described = [_describe(t, self.currency, running.get(t.id, 0)) for t in chosen]
-        return sorted(described, key=lambda t: (t.cost_per_hour, t.cpu_request, t.name))
+            described = [_describe(t, self.currency, running.get(t.id)) for t in chosen]
+        return _in_form_order(described)
 
     def get_tier(self, caller: Caller, name: str) -> DescribeTier:
         with self.db.read() as session:
             tier = _find_tier(session, name)
             if not caller.has(GlobalPermission.MANAGE_TIERS) and not _may_use(tier, set(caller.group_ids)):
                 raise NotFound(f"There is no tier '{name}'.", field="tier")
-            return _describe(tier, self.currency, self._running(session).get(tier.id, 0))
+            return _describe(tier, self.currency, self._running(session).get(tier.id))
+
+    def spawn_form_preview(self, caller: Caller, group: str | None) -> SpawnFormPreview:
+        """The spawn form a member of ``group`` alone (``None``: of no group) would be offered.
+
+        The tiers are chosen by the rule ``start_server`` enforces and rendered by the hub's own
+        ``spawn_form``, so a tier manager previews exactly what people will get.
+        """
+        caller.require(GlobalPermission.MANAGE_TIERS)
+        with self.db.read() as session:
+            group_ids = {g.id for g in find_groups(session, [group], "group")} if group is not None else set()
+            tiers = session.scalars(select(Tier).options(selectinload(Tier.allowed_groups))).all()
+            offered = _in_form_order([_describe(t, self.currency) for t in tiers if _may_use(t, group_ids)])
+        return SpawnFormPreview(group=group, tiers=[t.name for t in offered], html=spawn_form(offered))
 
     def tier_named(self, name: str | None) -> DescribeTier | None:
         """The tier of a scenario run (executors size their work from it); None if unnamed or unknown."""
@@ -180,13 +218,15 @@ class TierService(Service):
             raise InvalidInput(f"'{name}' is not a tier name: lower-case letters, digits and '-'.", field="name")
         with self.db.write() as session:
             tier = self._put(session, caller, name, spec)
-            return _describe(tier, self.currency, self._running(session).get(tier.id, 0))
+            return _describe(tier, self.currency, self._running(session).get(tier.id))
 
     def _put(self, session: Session, caller: Caller, name: str, spec: TierSpec) -> Tier:
         groups = find_groups(session, spec.allowed_groups, "allowed_groups") if spec.allowed_groups else []
         tier = session.scalar(select(Tier).where(Tier.name == name).options(selectinload(Tier.allowed_groups)))
         before = (
-            _describe(tier, self.currency).model_dump(mode="json", exclude={"updated_at", "running_servers"})
+            _describe(tier, self.currency).model_dump(
+                mode="json", exclude={"updated_at", "running_servers", "running_runs", "currency"}
+            )
             if tier
             else None
         )
@@ -240,6 +280,7 @@ class TierService(Service):
             user = find_user(session, spec.user)
             if not user.active:
                 raise Forbidden(f"The account '{user.login}' is deactivated.", field="user")
+            project_id = _server_project(session, user, spec.project) if spec.project else None
             if spec.tier is None:
                 tier = session.scalar(select(Tier).where(Tier.is_default.is_(True), Tier.archived.is_(False)))
                 if tier is None:
@@ -293,6 +334,7 @@ class TierService(Service):
                 tier=tier,
                 kind="server",
                 server_name=spec.server_name,
+                project_id=project_id,
                 cost_per_hour=tier.spec.get("cost_per_hour", 0.0),
                 started_at=now,
             )
@@ -304,9 +346,9 @@ class TierService(Service):
                 "server.start",
                 "user",
                 user.login,
-                details={"tier": tier.name, "server": spec.server_name},
+                details={"tier": tier.name, "server": spec.server_name, "project": spec.project},
             )
-            return _describe_usage(usage)
+            return _describe_usage(usage, spec.project)
 
     def stop_server(self, caller: Caller, usage_id: int) -> DescribeUsage:
         """Close a server's usage record (idempotent: a second stop keeps the first end time)."""
@@ -333,12 +375,26 @@ class TierService(Service):
         tier = admit_tier(session, user, tier_name)
         if tier is not None:
             cost = tier.spec.get("cost_per_hour", 0.0)
-            session.add(TierUsage(user_id=user.id, tier=tier, kind="run", run_id=run_id, cost_per_hour=cost))
+            project_id = session.scalar(select(ScenarioRun.project_id).where(ScenarioRun.id == run_id))
+            session.add(
+                TierUsage(
+                    user_id=user.id, tier=tier, kind="run", run_id=run_id, project_id=project_id, cost_per_hour=cost
+                )
+            )
 
     def list_usage(
-        self, caller: Caller, limit: int, offset: int, user: str | None = None, running: bool = False
+        self,
+        caller: Caller,
+        limit: int,
+        offset: int,
+        user: str | None = None,
+        running: bool = False,
+        tier: str | None = None,
     ) -> Page[DescribeUsage]:
-        """Usage records, newest first: tier managers and administrators see everyone's, others their own."""
+        """Usage records, newest first: tier managers and administrators see everyone's, others their own.
+
+        ``tier`` and ``running`` together answer what runs on a tier now (its servers and runs).
+        """
         if not caller.has(GlobalPermission.MANAGE_TIERS):
             if user not in (None, caller.login):
                 raise Forbidden("Another user's usage needs the global permission 'manage_tiers'.")
@@ -353,5 +409,10 @@ class TierService(Service):
                 query = query.where(TierUsage.user_id == find_user(session, user).id)
             if running:
                 query = query.where(TierUsage.ended_at.is_(None))
+            if tier is not None:
+                query = query.where(TierUsage.tier_id == _find_tier(session, tier).id)
             rows, total = paginate(session, query, limit, offset)
-            return Page(items=[_describe_usage(u) for u in rows], total=total, limit=limit, offset=offset)
+            ids = {u.project_id for u in rows if u.project_id is not None}
+            keys = dict(session.execute(select(Project.id, Project.key).where(Project.id.in_(ids))).tuples().all())
+            items = [_describe_usage(u, keys.get(u.project_id) if u.project_id else None) for u in rows]
+            return Page(items=items, total=total, limit=limit, offset=offset)

@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from himalia.core.units import parse_bytes
-from himalia.wire.common import GroupName, Login, LongText, Request, ShortText, TierName
+from himalia.wire.common import GroupName, Login, LongText, ProjectKey, Request, ShortText, TierName
 
 # -- hardware tiers and usage -----------------------------------------------------------------
 
@@ -49,13 +49,16 @@ class TierSpec(Request):
     default: bool = Field(False, description="Preselected in the spawn form; setting it clears the others.")
     archived: bool = Field(False, description="Kept for history and usage, offered to nobody.")
 
-    @model_validator(mode="after")
-    def _limits_cover_requests(self) -> "TierSpec":
-        if self.cpu_limit is not None and self.cpu_limit < self.cpu_request:
-            raise ValueError("cpu_limit is below cpu_request")
-        if self.memory_limit is not None and self.memory_limit < self.memory_request:
-            raise ValueError("memory_limit is below memory_request")
-        return self
+    @field_validator("cpu_limit", "memory_limit")
+    @classmethod
+    def _limit_covers_request(cls, limit: float | None, info: ValidationInfo) -> float | None:
+        """A limit below its request is named by the limit's field (the editor marks that field)."""
+        field = str(info.field_name)
+        request_field = field.replace("_limit", "_request")
+        request = info.data.get(request_field)
+        if limit is not None and request is not None and limit < request:
+            raise ValueError(f"{field} is below {request_field}")
+        return limit
 
 
 class DescribeTier(TierSpec):
@@ -64,6 +67,7 @@ class DescribeTier(TierSpec):
     name: TierName
     updated_at: datetime
     running_servers: int = Field(0, description="Servers running on it now.")
+    running_runs: int = Field(0, description="Scenario runs running on it now.")
     currency: str = Field("USD", description="The currency of cost_per_hour (the control plane's currency setting).")
 
 
@@ -73,6 +77,9 @@ class StartServer(Request):
     user: Login
     tier: TierName | None = Field(None, description="None picks the user's default tier.")
     server_name: Annotated[str, StringConstraints(max_length=255)] = ""
+    project: ProjectKey | None = Field(
+        None, description="The project the server is started for (one the user may read); its usage counts there."
+    )
 
 
 class DescribeUsage(BaseModel):
@@ -82,6 +89,15 @@ class DescribeUsage(BaseModel):
     kind: Literal["server", "run"]
     server_name: str
     run_id: int | None
+    project: str | None = Field(None, description="The key of a run's project, or of the project a server is for.")
     cost_per_hour: float
     started_at: datetime
     ended_at: datetime | None
+
+
+class SpawnFormPreview(BaseModel):
+    """The spawn form as a member of one group (and of no other) would see it."""
+
+    group: str | None = Field(description="The group; none means a person in no group.")
+    tiers: list[str] = Field(description="The tiers offered, in the form's order.")
+    html: str = Field(description="The form's HTML exactly as the hub renders it.")
