@@ -39,6 +39,7 @@ const MISSED_REASONS: Record<MissedReason, string> = {
   control_plane_down: 'the control plane was down',
   skipped_by_policy: 'skipped: a run was still in progress',
   queue_full: 'the run queue was full',
+  run_as_deactivated: 'the user it runs as is deactivated',
   catch_up_skip: "noticed late, and the catch-up policy is 'skip'"
 };
 

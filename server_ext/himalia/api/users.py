@@ -1,11 +1,16 @@
 """``me``, ``users`` and ``groups``."""
 
+from typing import Literal
+
+from pydantic import Field
+
 from himalia.api.base import APIHandler, PageQuery, operation
 from himalia.wire.common import Page
 from himalia.wire.identity import (
     CreateGroup,
     CreateUser,
     CurrentProject,
+    DescribeDeactivation,
     DescribeGroup,
     DescribeMe,
     DescribeUser,
@@ -39,12 +44,28 @@ class MyProjectHandler(APIHandler):
         return await self.call(self.control_plane.projects.choose_project, self.caller, spec)
 
 
+class ListUsersQuery(PageQuery):
+    kind: Literal["user", "service"] | None = Field(None, description="People or service accounts only.")
+    active: bool | None = Field(None, description="Active (true) or deactivated (false) accounts only.")
+    search: str | None = Field(
+        None, max_length=100, description="Text found in the login, display name or email, in any case."
+    )
+
+
 class UsersHandler(APIHandler):
     route = "/users"
 
-    @operation("List users (administrators).", query=PageQuery, response=Page[DescribeUser])
-    async def get(self, query: PageQuery) -> Page[DescribeUser]:
-        return await self.call(self.control_plane.users.list_users, self.caller, query.limit, query.offset)
+    @operation("List users and service accounts (administrators).", query=ListUsersQuery, response=Page[DescribeUser])
+    async def get(self, query: ListUsersQuery) -> Page[DescribeUser]:
+        return await self.call(
+            self.control_plane.users.list_users,
+            self.caller,
+            query.limit,
+            query.offset,
+            kind=query.kind,
+            active=query.active,
+            search=query.search,
+        )
 
     @operation(
         "Create a user or service account (administrators).",
@@ -64,12 +85,24 @@ class UserHandler(APIHandler):
         return await self.call(self.control_plane.users.get_user, self.caller, login)
 
     @operation(
-        "Change a user's profile, contact or active flag (administrators).",
+        "Change a user's profile, contact or active flag (administrators); deactivating revokes their tokens "
+        "and stops their scenarios from starting as them.",
         body=UpdateUser,
         response=DescribeUser,
     )
     async def patch(self, login: str, spec: UpdateUser) -> DescribeUser:
         return await self.call(self.control_plane.users.update_user, self.caller, login, spec)
+
+
+class UserDeactivationHandler(APIHandler):
+    route = "/users/{login}/deactivation"
+
+    @operation(
+        "What deactivating a user would do: tokens revoked, scenarios stopped, servers running (administrators).",
+        response=DescribeDeactivation,
+    )
+    async def get(self, login: str) -> DescribeDeactivation:
+        return await self.call(self.control_plane.users.deactivation, self.caller, login)
 
 
 class GroupsHandler(APIHandler):
@@ -130,6 +163,7 @@ handlers = [
     MyProjectHandler,
     UsersHandler,
     UserHandler,
+    UserDeactivationHandler,
     GroupsHandler,
     GroupHandler,
     GroupMembersHandler,

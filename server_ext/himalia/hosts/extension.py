@@ -50,7 +50,7 @@ class _JupyterHosted(APIHandler):
             raise Unauthenticated("The token in the Authorization header is not valid.")
         if self.current_user is None:
             return None
-        return await self.call(self.control_plane.users.caller_for, self.settings[LOCAL_USER], self.client_address)
+        return await self.call(self.control_plane.users.sign_in, self.settings[LOCAL_USER], self.client_address)
 
     def _jupyter_token_is(self, token: str) -> bool:
         """Whether the Jupyter server authenticated this request by ``token``, this very header's."""

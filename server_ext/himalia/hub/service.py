@@ -152,7 +152,7 @@ class HubService(LoggingConfigurable):
                 self.control_plane.users.sync_from_hub, [self._person(full)], self.admin_group
             )
             self._seen[login] = time.monotonic()
-        return await plane.call(plane.users.caller_for, login, client_address)
+        return await plane.call(plane.users.sign_in, login, client_address)
 
 
 class _HubHosted(APIHandler):

@@ -17,15 +17,13 @@ from himalia.core.permissions import GlobalPermission
 from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import Service
-from himalia.identity.users import find_user
+from himalia.identity.users import describe_token, find_user, is_run_token, mark_seen, stale
 from himalia.store.db import paginate
 from himalia.store.orm import ApiToken, User, utcnow
-from himalia.wire.common import Page, from_row
+from himalia.wire.common import Page
 from himalia.wire.identity import CreatedToken, CreateToken, DescribeToken
 
 TOKEN_PREFIX = "hml_"
-#: ``last_used_at`` is refreshed at most this often, so that reads do not each cost a write.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def digest(token: str) -> str:
@@ -54,10 +52,6 @@ def delete_token(session: Session, token_id: int | None) -> None:
     """Remove a token (a run's, when the run ends); ``None`` is no token."""
     if token_id is not None:
         session.execute(delete(ApiToken).where(ApiToken.id == token_id))
-
-
-def describe_token(token: ApiToken) -> DescribeToken:
-    return from_row(DescribeToken, token, user=token.user.login, project=token.project.key if token.project else None)
 
 
 class TokenService(Service):
@@ -129,18 +123,25 @@ class TokenService(Service):
             )
 
     def authenticate(self, value: str, client_address: str) -> Caller:
-        """The caller a token stands for, or ``Unauthenticated`` with a reason that leaks nothing."""
+        """The caller a token stands for, or ``Unauthenticated`` with a reason that leaks nothing.
+
+        The token's ``last_used_at`` and its person's ``last_seen_at`` are kept to the minute (a
+        run's token is the run's use, not the person's), so most requests cost no write.
+        """
         with self.db.read() as session:
             token = self._lookup(session, value)
             caller = load_caller(
                 session, token.user, client_address=client_address, token_id=token.id, project_scope=token.project_id
             )
-            stale = token.last_used_at is None or utcnow() - token.last_used_at > LAST_USED_RESOLUTION
-        if stale:
+            used_long_ago = stale(token.last_used_at)
+            seen_long_ago = stale(token.user.last_seen_at) and not is_run_token(session, token.id)
+        if used_long_ago or seen_long_ago:
             with self.db.write() as session:
                 row = session.get(ApiToken, token.id)
-                if row is not None:
+                if row is not None and used_long_ago:
                     row.last_used_at = utcnow()
+                if seen_long_ago:
+                    mark_seen(session, token.user_id)
         return caller
 
     @staticmethod

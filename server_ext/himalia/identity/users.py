@@ -8,26 +8,49 @@ groups, and a group's global permissions are always managed here.
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from himalia.core.errors import Conflict, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, Profile, as_flags
 from himalia.identity.caller import Caller, load_caller
 from himalia.identity.service import Service
 from himalia.store.db import paginate
-from himalia.store.orm import Group, GroupMember, GroupPermission, Project, User
+from himalia.store.orm import (
+    ApiToken,
+    Group,
+    GroupMember,
+    GroupPermission,
+    Project,
+    Scenario,
+    ScenarioRun,
+    Tier,
+    TierUsage,
+    User,
+    utcnow,
+)
 from himalia.wire.common import Page, from_row
 from himalia.wire.identity import (
     CreateGroup,
     CreateUser,
+    DescribeDeactivation,
     DescribeGroup,
     DescribeMe,
+    DescribeToken,
     DescribeUser,
+    RunAsScenario,
+    RunningServer,
     UpdateGroup,
     UpdateUser,
 )
+
+#: ``last_seen_at`` (and tokens' ``last_used_at``) is refreshed at most this often, so that reads
+#: do not each cost a write.
+RECENCY_RESOLUTION = timedelta(minutes=1)
+#: The most tokens and scenarios a deactivation preview lists (it counts them all).
+PREVIEW_LIMIT = 200
 
 
 def find_user(session: Session, login: str, field: str = "user") -> User:
@@ -53,17 +76,71 @@ def find_groups(session: Session, names: list[str], field: str) -> list[Group]:
     return [found[name] for name in dict.fromkeys(names)]
 
 
-def _keep_an_administrator(session: Session) -> None:
-    """Refuse a change that would leave no active administrator (it rolls back with the transaction)."""
-    session.flush()
-    administrators = session.scalar(
+_NO_ADMINISTRATOR = "This would leave the platform without an active administrator."
+#: Else an administrator could lock themselves (in the lab: the server's owner) out by mistake.
+_NOT_YOURSELF = "You cannot deactivate yourself: ask another administrator."
+
+
+def _active_administrators(session: Session, besides: int | None = None) -> int:
+    """How many active users hold ``admin`` through a group (``besides`` one of them not counted)."""
+    query = (
         select(func.count(func.distinct(User.id)))
         .join(GroupMember, GroupMember.user_id == User.id)
         .join(GroupPermission, GroupPermission.group_id == GroupMember.group_id)
         .where(User.active.is_(True), GroupPermission.permission == GlobalPermission.ADMIN)
     )
-    if not administrators:
-        raise Conflict("This would leave the platform without an active administrator.")
+    if besides is not None:
+        query = query.where(User.id != besides)
+    return session.scalar(query) or 0
+
+
+def _keep_an_administrator(session: Session) -> None:
+    """Refuse a change that would leave no active administrator (it rolls back with the transaction)."""
+    session.flush()
+    if not _active_administrators(session):
+        raise Conflict(_NO_ADMINISTRATOR)
+
+
+def stale(moment: datetime | None) -> bool:
+    """Whether a ``last_seen_at`` or ``last_used_at`` is older than ``RECENCY_RESOLUTION``."""
+    return moment is None or utcnow() - moment > RECENCY_RESOLUTION
+
+
+def mark_seen(session: Session, user_id: int) -> None:
+    session.execute(update(User).where(User.id == user_id).values(last_seen_at=utcnow()))
+
+
+def is_run_token(session: Session, token_id: int) -> bool:
+    """Whether a token is a scenario run's: its use is the run's, not the person's."""
+    return bool(session.scalar(select(exists().where(ScenarioRun.token_id == token_id))))
+
+
+def _deactivate(session: Session, user: User, by: Caller) -> int:
+    """Deactivate ``user`` and revoke every token of theirs; returns how many were revoked.
+
+    Their scenarios stay as they are, but no run starts as them while they are deactivated (the
+    run service records such fires as skipped).
+    """
+    user.active = False
+    user.deactivated_by = by.login
+    revoked = session.scalar(select(func.count()).where(ApiToken.user_id == user.id)) or 0
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    return revoked
+
+
+def _refused_hub_membership(group: Group) -> None:
+    if group.source == "hub":
+        raise Conflict(
+            f"The members of '{group.name}' come from JupyterHub (the identity provider): "
+            "change them there; the next sync would undo a change made here.",
+            field="group",
+        )
+
+
+def _like(text: str) -> str:
+    """A case-insensitive ``LIKE`` pattern containing ``text`` literally (``\\`` escapes)."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 @dataclass(frozen=True)
@@ -84,6 +161,10 @@ def describe_user(user: User) -> DescribeUser:
     return from_row(DescribeUser, user, groups=[g.name for g in user.groups])
 
 
+def describe_token(token: ApiToken) -> DescribeToken:
+    return from_row(DescribeToken, token, user=token.user.login, project=token.project.key if token.project else None)
+
+
 class UserService(Service):
     # -- users ---------------------------------------------------------------------------------
 
@@ -100,10 +181,34 @@ class UserService(Service):
                 project_scope=scope.key if scope else None,
             )
 
-    def list_users(self, caller: Caller, limit: int, offset: int) -> Page[DescribeUser]:
+    def list_users(
+        self,
+        caller: Caller,
+        limit: int,
+        offset: int,
+        *,
+        kind: str | None = None,
+        active: bool | None = None,
+        search: str | None = None,
+    ) -> Page[DescribeUser]:
+        """Users by login; ``search`` finds text in the login, display name or email (any case)."""
         caller.require(GlobalPermission.ADMIN)
         with self.db.read() as session:
             query = select(User).options(selectinload(User.groups)).order_by(User.login)
+            if kind is not None:
+                query = query.where(User.kind == kind)
+            if active is not None:
+                query = query.where(User.active.is_(active))
+            if search:
+                pattern = _like(search)
+                query = query.where(
+                    or_(
+                        *(
+                            func.lower(column).like(pattern, escape="\\")
+                            for column in (User.login, User.display_name, User.email)
+                        )
+                    )
+                )
             users, total = paginate(session, query, limit, offset)
             return Page(items=[describe_user(u) for u in users], total=total, limit=limit, offset=offset)
 
@@ -140,20 +245,89 @@ class UserService(Service):
             return describe_user(user)
 
     def update_user(self, caller: Caller, login: str, spec: UpdateUser) -> DescribeUser:
+        """Change a user; ``active=False`` deactivates them (see ``deactivation`` for what that does)."""
         caller.require(GlobalPermission.ADMIN)
-        changes = spec.model_dump(mode="json", exclude_none=True)
+        changes: dict[str, object] = spec.model_dump(mode="json", exclude_none=True, exclude={"active"})
         with self.db.write() as session:
             user = find_user(session, login)
             for name, value in changes.items():
                 setattr(user, name, value)
+            deactivating = spec.active is False and user.active
+            if deactivating:
+                changes.update(active=False, tokens_revoked=_deactivate(session, user, caller))
+            elif spec.active and not user.active:
+                user.active, user.deactivated_by = True, None
+                changes["active"] = True
             _keep_an_administrator(session)
+            if deactivating and user.id == caller.user_id:
+                raise Conflict(_NOT_YOURSELF, field="active")
             self.audit.record(session, caller, "user.update", "user", login, details=changes)
             return describe_user(user)
 
+    def deactivation(self, caller: Caller, login: str) -> DescribeDeactivation:
+        """What deactivating ``login`` would do: tokens revoked, scenarios stopped, servers left running."""
+        caller.require(GlobalPermission.ADMIN)
+        with self.db.read() as session:
+            user = find_user(session, login)
+            token_count = session.scalar(select(func.count()).where(ApiToken.user_id == user.id)) or 0
+            tokens = session.scalars(
+                select(ApiToken)
+                .options(joinedload(ApiToken.user), joinedload(ApiToken.project))
+                .where(ApiToken.user_id == user.id)
+                .order_by(ApiToken.id)
+                .limit(PREVIEW_LIMIT)
+            ).all()
+            running_as = (Scenario.run_as_id == user.id, Scenario.active.is_(True))
+            scenario_count = session.scalar(select(func.count()).where(*running_as)) or 0
+            scenarios = session.execute(
+                select(Project.key, Scenario.slug, Scenario.name, Scenario.definition)
+                .join(Project, Project.id == Scenario.project_id)
+                .where(*running_as)
+                .order_by(Project.key, Scenario.slug)
+                .limit(PREVIEW_LIMIT)
+            ).all()
+            servers = session.execute(
+                select(TierUsage.server_name, Tier.name, TierUsage.started_at)
+                .join(Tier, Tier.id == TierUsage.tier_id)
+                .where(TierUsage.user_id == user.id, TierUsage.kind == "server", TierUsage.ended_at.is_(None))
+                .order_by(TierUsage.started_at)
+                .limit(PREVIEW_LIMIT)
+            ).all()
+            refusal = None
+            if user.active and not _active_administrators(session, besides=user.id):
+                refusal = _NO_ADMINISTRATOR
+            elif user.id == caller.user_id:
+                refusal = _NOT_YOURSELF
+            return DescribeDeactivation(
+                user=user.login,
+                active=user.active,
+                tokens=[describe_token(t) for t in tokens],
+                token_count=token_count,
+                scenarios=[
+                    RunAsScenario(project=key, id=slug, name=name, scheduled=bool(definition.get("triggers")))
+                    for key, slug, name, definition in scenarios
+                ],
+                scenario_count=scenario_count,
+                servers=[RunningServer(name=name, tier=tier, started_at=at) for name, tier, at in servers],
+                refusal=refusal,
+            )
+
     def caller_for(self, login: str, client_address: str = "") -> Caller:
-        """The caller acting as ``login`` (used by trusted hosts: the CLI, the local Jupyter user)."""
+        """The caller acting as ``login`` (the CLI's ``--as``, the hub's own service account)."""
         with self.db.read() as session:
             return load_caller(session, find_user(session, login), client_address=client_address)
+
+    def sign_in(self, login: str, client_address: str = "") -> Caller:
+        """The caller of a person a host vouches for (the lab's own user, a hub login): as
+        ``caller_for``, and their ``last_seen_at`` kept to the minute."""
+        with self.db.read() as session:
+            user = find_user(session, login)
+            caller = load_caller(session, user, client_address=client_address)
+            seen_long_ago = stale(user.last_seen_at)
+        if seen_long_ago:
+            with self.db.write() as session:
+                mark_seen(session, user.id)
+        return caller
 
     def ensure_local_admin(self, login: str) -> None:
         """Make ``login`` exist and belong to an ``administrators`` group holding ``admin``.
@@ -294,6 +468,7 @@ class UserService(Service):
         caller.require(GlobalPermission.ADMIN)
         with self.db.write() as session:
             group = find_group(session, name)
+            _refused_hub_membership(group)
             user = find_user(session, login)
             if user not in group.members:
                 group.members.append(user)
@@ -304,6 +479,7 @@ class UserService(Service):
         caller.require(GlobalPermission.ADMIN)
         with self.db.write() as session:
             group = find_group(session, name)
+            _refused_hub_membership(group)
             user = find_user(session, login)
             if user not in group.members:
                 raise NotFound(f"'{login}' is not a member of '{name}'.", field="user")
@@ -343,8 +519,8 @@ class UserService(Service):
                     session.add(user)
                     self.audit.record(session, HUB_SYNC, "user.create", "user", person.login, details={"source": "hub"})
                     changes.append(f"created user {person.login}")
-                elif not user.active and user.source == "hub":
-                    user.active = True
+                elif not user.active and user.source == "hub" and user.deactivated_by == HUB_SYNC.login:
+                    user.active, user.deactivated_by = True, None
                     self.audit.record(session, HUB_SYNC, "user.update", "user", person.login, details={"active": True})
                     changes.append(f"reactivated {person.login}")
                 user.source = "hub"
@@ -374,9 +550,14 @@ class UserService(Service):
             if complete:
                 for user in users.values():
                     if user.source == "hub" and user.active and user.login not in seen:
-                        user.active = False
+                        revoked = _deactivate(session, user, HUB_SYNC)
                         self.audit.record(
-                            session, HUB_SYNC, "user.update", "user", user.login, details={"active": False}
+                            session,
+                            HUB_SYNC,
+                            "user.update",
+                            "user",
+                            user.login,
+                            details={"active": False, "tokens_revoked": revoked},
                         )
                         changes.append(f"deactivated {user.login} (gone from the hub)")
         return changes

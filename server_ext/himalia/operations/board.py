@@ -70,7 +70,11 @@ _STATUS_OF_STATE = {
     RunState.RUNNING: BoardStatus.RUNNING,
     RunState.QUEUED: BoardStatus.RUNNING,
 }
-_SKIPPED_REASONS = {"policy": MissedReason.SKIPPED_BY_POLICY, "queue_full": MissedReason.QUEUE_FULL}
+_SKIPPED_REASONS = {
+    "policy": MissedReason.SKIPPED_BY_POLICY,
+    "queue_full": MissedReason.QUEUE_FULL,
+    "run_as_deactivated": MissedReason.RUN_AS_DEACTIVATED,
+}
 _ATTENTION = frozenset({BoardStatus.FAILED, BoardStatus.LATE, BoardStatus.MISSED})
 
 

@@ -240,8 +240,9 @@ class RunService(Service):
         run's (``frozen``'s, else the scenario's), when the caller parsed it already.
         """
         definition = definition or definition_of(frozen or scenario)
+        run_as = session.get_one(User, frozen.run_as_id if frozen else scenario.run_as_id)
         skip_reason: str | None = None
-        #: Why, for the board's missed fires: ``policy`` or ``queue_full``.
+        #: Why, for the board's missed fires: ``run_as_deactivated``, ``policy`` or ``queue_full``.
         skipped: str | None = None
         refusal: type[HimaliaError] = Conflict
         in_progress = session.scalar(
@@ -249,7 +250,10 @@ class RunService(Service):
             .where(ScenarioRun.scenario_id == scenario.id, ScenarioRun.state.in_(ACTIVE_STATES))
             .order_by(ScenarioRun.id)
         )
-        if in_progress is not None and definition.concurrency == "skip":
+        if not run_as.active:
+            skip_reason = f"its run-as user '{run_as.login}' is deactivated (an administrator can choose another)"
+            skipped = "run_as_deactivated"
+        elif in_progress is not None and definition.concurrency == "skip":
             skip_reason, skipped = f"run #{in_progress} was still in progress (concurrency policy 'skip')", "policy"
         queued = session.scalar(select(func.count()).where(ScenarioRun.state == RunState.QUEUED)) or 0
         limit = self.limits().max_queued
@@ -267,7 +271,7 @@ class RunService(Service):
             trigger_detail={**detail, "skipped": skipped} if skipped else detail,
             fire_key=fire_key,
             requested_by=requested_by,
-            run_as_id=frozen.run_as_id if frozen else scenario.run_as_id,
+            run_as_id=run_as.id,
             definition=dict(frozen.definition if frozen else scenario.definition),
             notebooks=dict(frozen.notebooks if frozen else scenario.notebooks),
             file_tree=frozen.file_tree if frozen else scenario.file_tree,
@@ -804,13 +808,17 @@ class RunService(Service):
         return fired
 
     def poll_target(self, row_id: int, index: int) -> PollTarget | None:
+        """What a polling trigger observes with; ``None`` when the scenario is gone or runs as someone deactivated."""
         with self.db.read() as session:
             scenario = session.get(Scenario, row_id)
             if scenario is None:
                 return None
+            run_as = session.get_one(User, scenario.run_as_id)
+            if not run_as.active:
+                return None  # nothing is observed as someone deactivated (a fire would be skipped)
             actor = load_caller(
                 session,
-                session.get_one(User, scenario.run_as_id),
+                run_as,
                 client_address="scheduler",
                 project_scope=scenario.project_id,
             )

@@ -32,10 +32,17 @@ class DescribeUser(BaseModel):
     display_name: str
     email: str
     profile: Profile
-    kind: str
+    kind: Literal["user", "service"]
     active: bool
+    source: Literal["hub", "local"] = Field(
+        description="'hub': kept in step with JupyterHub (and its identity provider); 'local': managed here."
+    )
     groups: list[str]
     created_at: datetime
+    last_seen_at: datetime | None = Field(
+        description="Their last sign-in or token use, to the minute (UTC); runs acting as them do not count."
+    )
+    deactivated_by: str | None = Field(None, description="Who deactivated the account, while it is deactivated.")
 
 
 class DescribeMe(DescribeUser):
@@ -57,6 +64,10 @@ class UpdateGroup(Request):
 class DescribeGroup(BaseModel):
     name: str
     description: str
+    source: Literal["hub", "local"] = Field(
+        description="'hub': its members come from JupyterHub (the identity provider) and are changed there; "
+        "its description and permissions are managed here."
+    )
     permissions: list[GlobalPermission]
     member_count: int
     members: list[str] | None = Field(None, description="Only shown to administrators.")
@@ -204,6 +215,43 @@ class DescribeToken(BaseModel):
 
 class CreatedToken(DescribeToken):
     token: str = Field(description="Shown once; only its hash is stored.")
+
+
+# -- deactivation -----------------------------------------------------------------------------
+
+
+class RunAsScenario(BaseModel):
+    """A scenario that runs as someone: it cannot start while they are deactivated."""
+
+    project: str
+    id: str
+    name: str
+    scheduled: bool = Field(description="Whether it has triggers (else it runs only when asked).")
+
+
+class RunningServer(BaseModel):
+    """A workspace server of theirs the platform sees running (its tier usage still open)."""
+
+    name: str = Field(description="The server's name; '' is their default server.")
+    tier: str
+    started_at: datetime
+
+
+class DescribeDeactivation(BaseModel):
+    """What deactivating a person would do, for the administrator to read before confirming."""
+
+    user: str
+    active: bool
+    tokens: list[DescribeToken] = Field(description="Revoked on deactivation (never their values).")
+    token_count: int = Field(description="All of them, when more than the list holds.")
+    scenarios: list[RunAsScenario] = Field(
+        description="Active scenarios running as them: their fires are recorded as skipped, asking to run them refused."
+    )
+    scenario_count: int
+    servers: list[RunningServer] = Field(
+        description="Left running: a server is stopped in JupyterHub; it can no longer call this API as them."
+    )
+    refusal: str | None = Field(None, description="Why deactivating them would be refused, if it would.")
 
 
 # -- audit ------------------------------------------------------------------------------------

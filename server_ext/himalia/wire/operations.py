@@ -30,6 +30,7 @@ class MissedReason(StrEnum):
     CONTROL_PLANE_DOWN = "control_plane_down"  # no scheduler was alive at the fire time
     SKIPPED_BY_POLICY = "skipped_by_policy"  # the concurrency policy held it back (a run still in progress)
     QUEUE_FULL = "queue_full"  # the run queue was full
+    RUN_AS_DEACTIVATED = "run_as_deactivated"  # the user it runs as is deactivated
     CATCH_UP_SKIP = "catch_up_skip"  # noticed late, and the scenario's catch-up policy is 'skip'
 
 
