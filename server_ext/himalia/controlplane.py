@@ -23,7 +23,9 @@ from traitlets.config import LoggingConfigurable
 
 from himalia.bundles.format import load_or_create_signing_key, signing_key_from_pem
 from himalia.bundles.service import BundleService
+from himalia.compute.budgets import BudgetService
 from himalia.compute.tiers import TierService
+from himalia.compute.usage import UsageService
 from himalia.core.config import absolute_path, comma_separated, environment_default
 from himalia.core.crypto import SecretBox, load_or_create_key_file
 from himalia.core.errors import InvalidInput
@@ -43,6 +45,7 @@ from himalia.identity.tokens import TokenService
 from himalia.identity.users import UserService
 from himalia.identity.variables import VariableService
 from himalia.operations.board import BoardService
+from himalia.operations.budget_alerts import BudgetWatcher
 from himalia.operations.health import HealthService
 from himalia.scenarios.deadlines import AlertChannels, DeadlineWatcher
 from himalia.scenarios.engine import RunEngine, StepServices
@@ -385,6 +388,8 @@ class ControlPlane(LoggingConfigurable):
         self.variables = VariableService(self.db, trail, self.log)
         self.tokens = TokenService(self.db, trail, self.log)
         self.tiers = TierService(self.db, trail, self.log, self.currency)
+        self.usage = UsageService(self.db, trail, self.log, self.currency)
+        self.budgets = BudgetService(self.db, trail, self.log, self.currency)
         self.audit = AuditService(self.db, trail, self.log)
         self.datasets = DatasetService(self.db, trail, self.log, self.connections)
         self.metrics = MetricService(self.db, trail, self.log, self.datasets)
@@ -461,6 +466,7 @@ class ControlPlane(LoggingConfigurable):
         )
         if schedule:
             self.scheduler = self.new_scheduler()
+            self.scheduler.watchers.append(self.new_budget_watcher())
             self.scheduler.start()
         self.engine.start()
         return self.engine
@@ -482,6 +488,10 @@ class ControlPlane(LoggingConfigurable):
         scheduler.watchers.append(deadlines)
         scheduler.missed = deadlines
         return scheduler
+
+    def new_budget_watcher(self) -> BudgetWatcher:
+        """The budget alerts, watched by the scheduler that ``start_engine`` starts."""
+        return BudgetWatcher(self.db, self.budgets.audit, self.log, self.budgets, self.mailer)
 
     def stop(self) -> None:
         if self.scheduler is not None:

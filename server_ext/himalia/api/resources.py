@@ -12,6 +12,7 @@ from himalia.api import (
     scenarios,
     tiers,
     tokens,
+    usage,
     users,
     variables,
 )
@@ -29,6 +30,7 @@ RESOURCE_HANDLERS: list[type[APIHandler]] = [
     *operations.handlers,
     *project_files.handlers,
     *tiers.handlers,
+    *usage.handlers,
     *tokens.handlers,
     *audit.handlers,
     *health.handlers,
