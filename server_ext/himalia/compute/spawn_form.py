@@ -55,6 +55,11 @@ def tier_title(tier: DescribeTier) -> str:
     return tier.display_name or tier.name
 
 
+def tier_label(tier: DescribeTier) -> str:
+    """The tier as the hub's pages name a server's: 'Medium (2 cores, 8 Gi memory)'."""
+    return f"{tier_title(tier)} ({tier_size(tier)})"
+
+
 def spawn_form(tiers: Sequence[DescribeTier], chosen: str | None = None) -> str:
     """The form's HTML: one radio button per tier (JupyterHub wraps it in its form and Start button).
 

@@ -26,14 +26,17 @@ class KubernetesTierSpawner(TieredSpawner, KubeSpawner):
 
     async def load_user_options(self) -> None:
         tier = await self.admit()
-        # The hub's REST API and our form say 'tier'; KubeSpawner's profiles say 'profile'.
+        # Our form says 'tier' and 'profile' is the tier's label (show_tier); KubeSpawner picks its
+        # profile by slug from 'profile', the tier's name.
         options: dict[str, Any] = dict(self.user_options or {})
         options.pop("tier", None)
-        self.user_options = {**options, "profile": tier["name"]}
+        self.user_options = {**options, "profile": tier.name}
         try:
             await super().load_user_options()
         except BaseException:
             await self.release()
             raise
+        finally:
+            self.show_tier(tier)
         environment: dict[str, Any] = self.environment  # type: ignore[has-type]
-        self.environment = {**environment, **self.himalia_env(tier["name"])}
+        self.environment = {**environment, **self.himalia_env(tier.name)}

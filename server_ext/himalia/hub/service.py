@@ -7,7 +7,9 @@ admin flags are mirrored into Himalia when someone is first seen, when their hub
 than ``user_refresh_seconds``, and completely every ``sync_interval`` seconds. The hub itself
 calls the service with the service's own API token (which only the hub and the service know)
 and acts as the service account ``jupyterhub``, holding ``manage_tiers``: it reads the tiers a
-user may choose and admits servers on them.
+user may choose and admits servers on them, each time after asking the service to mirror that
+person now (``POST /hub/people/{login}``), so that the spawn form follows the groups the identity
+provider sent at this login, not the last sync.
 """
 
 import hmac
@@ -20,7 +22,7 @@ from urllib.parse import quote
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated, check_scopes
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
@@ -32,12 +34,14 @@ from himalia.api.base import (
     LOOPBACK,
     TRUSTED_PROXIES_SETTING,
     APIHandler,
+    operation,
+    route_pattern,
     trusted_networks,
 )
 from himalia.compute.tiers import load_tiers_file
 from himalia.controlplane import ControlPlane
 from himalia.core.config import environment_default
-from himalia.core.errors import Forbidden, Unauthenticated
+from himalia.core.errors import Forbidden, NotFound, Unauthenticated
 from himalia.core.permissions import GlobalPermission
 from himalia.identity.caller import Caller
 from himalia.identity.users import HubPerson
@@ -143,15 +147,27 @@ class HubService(LoggingConfigurable):
         """Whether a request carries the service's own token: only the hub and this service hold it."""
         return token is not None and hmac.compare_digest(token.encode(), self.auth.api_token.encode())
 
+    async def mirror(self, login: str) -> None:
+        """Re-read one person from the hub and mirror their groups and admin flag now.
+
+        The hub's groups are those the identity provider sent at the person's latest login
+        (oauthenticator's ``manage_groups``), so what Himalia then decides (the tiers of the spawn
+        form, admitting a server) follows that login, not the last sync.
+        """
+        try:
+            model = await self.hub_api(f"/users/{quote(login)}")
+        except HTTPClientError as error:
+            if error.code == 404:
+                raise NotFound(f"The hub has no user '{login}'.", field="login") from None
+            raise
+        await self.control_plane.call(self.control_plane.users.sync_from_hub, [self._person(model)], self.admin_group)
+        self._seen[login] = time.monotonic()
+
     async def caller_for(self, model: dict[str, Any], client_address: str) -> Caller:
         """The Himalia caller of a hub user model, synced first when unseen or stale."""
         login, plane = model["name"], self.control_plane
         if time.monotonic() - self._seen.get(login, float("-inf")) > self.user_refresh_seconds:
-            full = await self.hub_api(f"/users/{quote(login)}")
-            await self.control_plane.call(
-                self.control_plane.users.sync_from_hub, [self._person(full)], self.admin_group
-            )
-            self._seen[login] = time.monotonic()
+            await self.mirror(login)
         return await plane.call(plane.users.sign_in, login, client_address)
 
 
@@ -211,9 +227,22 @@ class LandingHandler(HubOAuthenticated, web.RequestHandler):
         )
 
 
+class HubPersonHandler(_HubHosted):
+    """``POST /hub/people/{login}``: the hub asks for a person to be mirrored before it asks about them."""
+
+    route = "/hub/people/{login}"
+
+    @operation("Mirror a person's groups and admin flag from the hub now (the hub; administrators).")
+    async def post(self, login: str) -> None:
+        if self.caller.login != self.hub.service_account and not self.caller.is_admin:
+            raise Forbidden("Mirroring a person from the hub is for the hub and administrators.")
+        await self.hub.mirror(login)
+
+
 def make_hub_application(control_plane: ControlPlane, hub: HubService) -> web.Application:
     prefix = hub.auth.base_url  # $JUPYTERHUB_SERVICE_PREFIX, e.g. /services/himalia/
     handlers: list[Any] = routes(prefix, adapt=hub_hosted)
+    handlers.append((route_pattern(api_prefix(prefix), HubPersonHandler.route), HubPersonHandler))
     handlers += [
         (prefix.rstrip("/") + "/oauth_callback", HubOAuthCallbackHandler),
         (prefix.rstrip("/") + "/?", LandingHandler),

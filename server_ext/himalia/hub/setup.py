@@ -7,7 +7,8 @@
   (``manage_groups``), ``allowed_groups`` and ``admin_groups``, auth state encrypted and refreshed;
 - the control plane as the managed service ``himalia`` (``himalia serve``), the roles it needs to
   read users and groups, and the access scope every user and every server token needs to reach it;
-- the tiered spawner (local processes or KubeSpawner) that asks the service for tiers;
+- the tiered spawner (local processes or KubeSpawner) that asks the service for tiers, and the
+  hub's pages naming each server's tier (``configure_pages``);
 - the idle culler.
 
 Settings (environment, or the ``oidc:`` / ``hub:`` mappings of the YAML file named by
@@ -47,6 +48,7 @@ SERVICE_ENVIRONMENT = (
     *("HIMALIA_SMTP_SENDER", "HIMALIA_EXECUTOR_CLASS", "HIMALIA_KUBERNETES_NAMESPACE", "HIMALIA_KUBERNETES_IMAGE"),
     *("HIMALIA_KUBERNETES_API_URL", "HIMALIA_KUBERNETES_SERVICE_ACCOUNT", "HIMALIA_USER_ISOLATION"),
     "HIMALIA_PUBLIC_URL",  # where people open the hub: the links of reports start there
+    "HIMALIA_CURRENCY",  # the currency of the tiers' cost_per_hour, shown in the spawn form
     "HIMALIA_CONFIG",  # the service's himalia_config.py: every c.ControlPlane/Mailer/HubService/... setting
 )
 
@@ -161,6 +163,19 @@ def configure_service(c: Any, config: dict[str, str], token: str) -> None:
     c.TieredSpawner.himalia_token = token
 
 
+#: Himalia's overrides of JupyterHub's page templates (each extends the hub's own).
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def configure_pages(c: Any) -> None:
+    """The hub's pages name each server's tier: the spawn pending page through its template here,
+    the admin page in its Profile column (``TieredSpawner.show_tier``). The pending page shows at
+    once rather than after JupyterHub's 10 seconds, so that a quick start names its tier too."""
+    c.JupyterHub.template_paths = [str(TEMPLATES), *_configured(c.JupyterHub, "template_paths")]
+    settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    c.JupyterHub.tornado_settings = {**settings, "slow_spawn_timeout": 0}
+
+
 def configure_culler(c: Any, timeout: int = 3600) -> None:
     """Stop servers idle for ``timeout`` seconds (their usage records close with them)."""
     c.JupyterHub.services = [
@@ -186,6 +201,7 @@ def configure(c: Any, spawner: str = "local", environ: dict[str, str] | None = N
     configure_login(c, config)
     configure_service(c, config, token)
     configure_culler(c)
+    configure_pages(c)
     c.Spawner.default_url = "/lab"
     if spawner == "kubernetes":
         c.JupyterHub.spawner_class = "himalia.hub.kubespawner.KubernetesTierSpawner"

@@ -35,7 +35,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from himalia.compute.spawn_form import spawn_form
+from himalia.compute.spawn_form import spawn_form, tier_label
 from himalia.execution.accounts import IsolationUnavailable, OsAccount, UserIsolation
 from himalia.wire.compute import DescribeTier
 
@@ -54,6 +54,7 @@ class TieredSpawner(LoggingConfigurable):
     user: Any
     name: str
     user_options: dict[str, Any]
+    orm_spawner: Any
 
     himalia_url = Unicode(
         config=True,
@@ -91,8 +92,17 @@ class TieredSpawner(LoggingConfigurable):
             raise TierRefused(response.code, message, reason=message)
         return reply
 
+    async def mirror_user(self) -> None:
+        """Have Himalia re-read this person from the hub: the groups the provider sent at this login.
+
+        Himalia stays the one that decides which tiers those groups allow; asking it to mirror
+        first means a group added at the provider counts from the next login, not the next sync.
+        """
+        await self._himalia("POST", f"/hub/people/{quote(self.user.name)}")
+
     async def allowed_tiers(self) -> list[DescribeTier]:
         """The tiers this spawner's user may choose now, cheapest first."""
+        await self.mirror_user()
         tiers = await self._himalia("GET", f"/tiers?user={quote(self.user.name)}")
         return [DescribeTier.model_validate(tier) for tier in tiers]
 
@@ -100,13 +110,26 @@ class TieredSpawner(LoggingConfigurable):
         options = self.user_options or {}
         return options.get("tier") or options.get("profile") or None
 
-    async def admit(self) -> dict[str, Any]:
+    def show_tier(self, tier: DescribeTier) -> None:
+        """Name the server's tier where the hub's pages look: ``user_options['profile']``.
+
+        JupyterHub's admin page shows it in its Profile column, the spawn pending page
+        (``templates/spawn_pending.html``) above the progress bar. It is saved with the options,
+        so a hub restarted meanwhile still shows the tier the server started on.
+        """
+        self.user_options = {**(self.user_options or {}), "tier": tier.name, "profile": tier_label(tier)}
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = self.user_options
+
+    async def admit(self) -> DescribeTier:
         """Ask the control plane to admit this server; returns the tier and opens its usage record."""
         body = {"user": self.user.name, "tier": self.chosen_tier(), "server_name": self.name}
+        await self.mirror_user()  # a start through the hub's REST API shows no form first
         usage = await self._himalia("POST", "/servers", body)
         self.usage_id = usage["id"]
-        tier = await self._himalia("GET", f"/tiers/{quote(usage['tier'])}")
-        self.log.info("Himalia admitted %s's server %r on the tier %s", self.user.name, self.name, tier["name"])
+        tier = DescribeTier.model_validate(await self._himalia("GET", f"/tiers/{quote(usage['tier'])}"))
+        self.log.info("Himalia admitted %s's server %r on the tier %s", self.user.name, self.name, tier.name)
+        self.show_tier(tier)
         return tier
 
     async def release(self) -> None:
@@ -138,17 +161,25 @@ class TieredSpawner(LoggingConfigurable):
         super().clear_state()  # type: ignore[misc]
         self.usage_id = None
 
+    #: The tiers of the form last shown for this server, by name: the chosen one's label is known
+    #: before the server starts, for the pending page.
+    offered_tiers: dict[str, DescribeTier] = {}
+
     @default("options_form")
     def _tier_form(self) -> Callable[[Spawner], Any]:
         async def form(spawner: Spawner) -> str:
             assert isinstance(spawner, TieredSpawner)
-            return spawn_form(await spawner.allowed_tiers(), spawner.chosen_tier())
+            tiers = await spawner.allowed_tiers()
+            spawner.offered_tiers = {tier.name: tier for tier in tiers}
+            return spawn_form(tiers, spawner.chosen_tier())
 
         return form
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
-        # Our form posts 'tier'; KubeSpawner's profile form posts 'profile' (the tier's name too).
-        return {"tier": (formdata.get("tier") or formdata.get("profile") or [""])[0] or None}
+        # Our form posts 'tier'; KubeSpawner's profile form, in API clients written for it, 'profile'.
+        name = (formdata.get("tier") or formdata.get("profile") or [""])[0] or None
+        tier = self.offered_tiers.get(name or "")
+        return {"tier": name, "profile": tier_label(tier)} if tier is not None else {"tier": name}
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)  # type: ignore[misc]
@@ -169,7 +200,7 @@ def _limit_process(memory: int | None, cores: float | None) -> Callable[[], None
 class LocalTierSpawner(TieredSpawner, LocalProcessSpawner):
     """Local processes sized by tiers, each as its person's own OS account (see the module docstring)."""
 
-    tier: dict[str, Any] | None = None
+    tier: DescribeTier | None = None
     #: The account the server runs as; ``None`` when sharing the hub's (``shared_account_unsafe``).
     account: OsAccount | None = None
 
@@ -189,7 +220,7 @@ class LocalTierSpawner(TieredSpawner, LocalProcessSpawner):
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
         base = self._become_account() if self.account is not None else self._enter_shared_home()
         limit = _limit_process(
-            self.tier["memory_limit"] if self.tier else None, self.tier["cpu_limit"] if self.tier else None
+            self.tier.memory_limit if self.tier else None, self.tier.cpu_limit if self.tier else None
         )
 
         def preexec() -> None:
@@ -233,7 +264,7 @@ class LocalTierSpawner(TieredSpawner, LocalProcessSpawner):
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
         if self.tier is not None:
-            env.update(self.himalia_env(self.tier["name"]))
+            env.update(self.himalia_env(self.tier.name))
         return env
 
     async def start(self) -> Any:
@@ -242,8 +273,8 @@ class LocalTierSpawner(TieredSpawner, LocalProcessSpawner):
         except IsolationUnavailable as error:
             raise web.HTTPError(503, f"Your server cannot start: {error.message}.", reason=error.message) from None
         self.tier = tier = await self.admit()
-        self.mem_limit, self.mem_guarantee = tier["memory_limit"], tier["memory_request"]
-        self.cpu_limit, self.cpu_guarantee = tier["cpu_limit"], tier["cpu_request"]
+        self.mem_limit, self.mem_guarantee = tier.memory_limit, tier.memory_request
+        self.cpu_limit, self.cpu_guarantee = tier.cpu_limit, tier.cpu_request
         try:
             return await super().start()
         except BaseException:
