@@ -1,5 +1,14 @@
 /** The pages of the administration application, in the order of its navigation. */
 import type { IAdminPage } from './page';
+import { GROUPS_PAGE } from './pages/groups';
+import { PEOPLE_PAGE } from './pages/people';
+import { TOKENS_PAGE } from './pages/tokens';
 import { PERMISSIONS_PAGE } from './pages/permissions';
+import { CONNECTIONS_PAGE } from './pages/connections';
+import { TIERS_PAGE } from './pages/tiers';
 
-export const PAGES: IAdminPage[] = [PERMISSIONS_PAGE];
+export const PAGES: IAdminPage[] = [PEOPLE_PAGE, GROUPS_PAGE, TOKENS_PAGE, 
+  PERMISSIONS_PAGE,
+  CONNECTIONS_PAGE,
+  TIERS_PAGE
+];

@@ -1,0 +1,155 @@
+/**
+ * The API calls of the Connections and Tiers pages, through the lab's client.
+ *
+ * Kept beside the pages rather than in `api.ts`: only the administration application needs
+ * them, and the wire types are the generated ones.
+ */
+import { ApiError, HimaliaClient } from '../../api';
+import type { components } from '../../schema';
+import type { DescribeConnection, DescribeGroup, Page } from '../../types';
+
+type Schemas = components['schemas'];
+
+export type AccessSpec = Schemas['AccessSpec'];
+export type CreateConnection = Schemas['CreateConnection'];
+export type UpdateConnection = Schemas['UpdateConnection'];
+export type ConnectionTestResult = Schemas['ConnectionTestResult'];
+export type DescribeTier = Schemas['DescribeTier'];
+export type TierSpec = Schemas['TierSpec'];
+export type DescribeUsage = Schemas['DescribeUsage'];
+export type SpawnFormPreview = Schemas['SpawnFormPreview'];
+
+/** The most rows one request asks for (the API's page cap). */
+const MOST = 500;
+
+function segment(value: string): string {
+  return encodeURIComponent(value);
+}
+
+/** Every group, for the pickers of allowed groups, usable-by and the preview. */
+export async function allGroups(
+  client: HimaliaClient
+): Promise<DescribeGroup[]> {
+  const page = await client.request<Page<DescribeGroup>>(
+    'groups',
+    'GET',
+    undefined,
+    { limit: MOST }
+  );
+  return page.items;
+}
+
+// -- connections -------------------------------------------------------------------------------
+
+export async function listConnections(
+  client: HimaliaClient
+): Promise<DescribeConnection[]> {
+  const page = await client.request<Page<DescribeConnection>>(
+    'connections',
+    'GET',
+    undefined,
+    { limit: MOST }
+  );
+  return page.items;
+}
+
+export function createConnection(
+  client: HimaliaClient,
+  spec: CreateConnection
+): Promise<DescribeConnection> {
+  return client.request('connections', 'POST', spec);
+}
+
+export function updateConnection(
+  client: HimaliaClient,
+  name: string,
+  spec: UpdateConnection
+): Promise<DescribeConnection> {
+  return client.request(`connections/${segment(name)}`, 'PATCH', spec);
+}
+
+export function testConnection(
+  client: HimaliaClient,
+  name: string
+): Promise<ConnectionTestResult> {
+  return client.request(`connections/${segment(name)}/test`, 'POST');
+}
+
+// -- tiers -------------------------------------------------------------------------------------
+
+/** Every tier, archived ones included (tier managers). */
+export function listTiers(client: HimaliaClient): Promise<DescribeTier[]> {
+  return client.request('tiers', 'GET', undefined, { archived: 'true' });
+}
+
+export function putTier(
+  client: HimaliaClient,
+  name: string,
+  spec: TierSpec
+): Promise<DescribeTier> {
+  return client.request(`tiers/${segment(name)}`, 'PUT', spec);
+}
+
+/** The spawn form as a member of `group` alone would see it; `null`: a person in no group. */
+export function spawnFormPreview(
+  client: HimaliaClient,
+  group: string | null
+): Promise<SpawnFormPreview> {
+  return client.request(
+    'spawn-form',
+    'GET',
+    undefined,
+    group === null ? {} : { group }
+  );
+}
+
+/** The servers and scenario runs open on a tier now, newest first. */
+export async function runningOn(
+  client: HimaliaClient,
+  tier: string
+): Promise<Page<DescribeUsage>> {
+  return client.request('usage', 'GET', undefined, {
+    running: 'true',
+    tier,
+    limit: MOST
+  });
+}
+
+/** The TierSpec fields a described tier carries: what the editor sends back. */
+const SPEC_FIELDS: (keyof TierSpec)[] = [
+  'display_name',
+  'description',
+  'cpu_request',
+  'cpu_limit',
+  'memory_request',
+  'memory_limit',
+  'gpus',
+  'gpu_resource',
+  'node_selector',
+  'tolerations',
+  'shm_size',
+  'cost_per_hour',
+  'allowed_groups',
+  'max_servers_per_user',
+  'max_servers',
+  'default',
+  'archived'
+];
+
+export function specOf(tier: DescribeTier): TierSpec {
+  const spec: Record<string, unknown> = {};
+  for (const field of SPEC_FIELDS) {
+    spec[field] = tier[field];
+  }
+  return spec as TierSpec;
+}
+
+/** The field an API refusal names, without its list index ('allowed_groups.0' → 'allowed_groups'). */
+export function refusedField(error: unknown): string | null {
+  if (error instanceof ApiError && error.field) {
+    return error.field.split('.')[0] === 'params'
+      ? error.field
+      : error.field.split('.')[0];
+  }
+  return null;
+}
