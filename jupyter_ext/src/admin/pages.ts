@@ -7,7 +7,10 @@ import { PERMISSIONS_PAGE } from './pages/permissions';
 import { CONNECTIONS_PAGE } from './pages/connections';
 import { TIERS_PAGE } from './pages/tiers';
 
-export const PAGES: IAdminPage[] = [PEOPLE_PAGE, GROUPS_PAGE, TOKENS_PAGE, 
+export const PAGES: IAdminPage[] = [
+  PEOPLE_PAGE,
+  GROUPS_PAGE,
+  TOKENS_PAGE,
   PERMISSIONS_PAGE,
   CONNECTIONS_PAGE,
   TIERS_PAGE
