@@ -18,6 +18,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { SidePanel } from '@jupyterlab/ui-components';
 import { AccordionPanel } from '@lumino/widgets';
 
+import { registerAdministration } from './admin/link';
 import { HimaliaClient } from './api';
 import { registerOperations } from './operations/panel';
 import { registerArtifactCommands } from './runs/commands';
@@ -106,6 +107,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     palette?.addItem({ command: CommandIDs.open, category: 'Himalia' });
     registerOperations(services);
+    registerAdministration(services, sidebar, palette);
     palette?.addItem({
       command: CommandIDs.openOperations,
       category: 'Himalia'

@@ -32,5 +32,6 @@ export namespace CommandIDs {
   export const openRun = 'himalia:open-run';
   export const openRunLink = 'himalia:open-run-link';
   export const openOperations = 'himalia:open-operations';
+  export const openAdministration = 'himalia:open-administration';
   export const insertConnectionSnippet = 'himalia:insert-connection-snippet';
 }

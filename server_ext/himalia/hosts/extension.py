@@ -8,7 +8,8 @@ configuration or in ``himalia_config.py`` (read as every Himalia host reads it, 
 ``himalia.core.config``; the server's own configuration wins).
 
 Under JupyterHub (``service_url`` set, as the hub's spawner does): no control plane here, the
-API is forwarded to the Himalia hub service as the server's owner (see ``forwarding``).
+API is forwarded to the Himalia hub service as the server's owner (see ``forwarding``), and the
+administration application's address sends the browser on to the service's.
 """
 
 import getpass
@@ -18,8 +19,10 @@ from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler as JupyterAPIHandler
+from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
+from tornado import web
 from traitlets import Bool, TraitError, Unicode, default
 
 from himalia.api import API_PREFIX, api_prefix, routes
@@ -30,7 +33,9 @@ from himalia.core.errors import HimaliaError, Unauthenticated
 from himalia.data.reading import DatasetReading
 from himalia.execution.accounts import UserIsolation
 from himalia.execution.local import LocalExecutor
+from himalia.hosts.admin import ADMIN_PATH, admin_page, static_route
 from himalia.hosts.forwarding import PROJECT_FILES, SERVICE_URL, ForwardingHandler
+from himalia.hub.setup import SERVICE
 from himalia.identity.caller import Caller
 from himalia.scenarios.files import ProjectFiles
 from himalia.scenarios.reporting import Mailer, WebhookSettings
@@ -75,6 +80,26 @@ def jupyter_hosted(handler: type[APIHandler]) -> type[APIHandler]:
         name: allow_unauthenticated(getattr(handler, name)) for name in HTTP_METHODS if name in vars(handler)
     }
     return type(handler.__name__, (_JupyterHosted, handler, JupyterAPIHandler), methods)
+
+
+class AdminPageHandler(JupyterHandler):
+    """The administration application, for whoever the Jupyter server authenticates (else its login page)."""
+
+    @web.authenticated
+    def get(self) -> None:
+        self.xsrf_token  # noqa: B018  (sets the _xsrf cookie that the application's changes carry)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        app_url = url_path_join(self.base_url, ADMIN_PATH)
+        self.finish(admin_page(self.base_url, app_url, url_path_join(self.base_url, "lab"), "Back to JupyterLab"))
+
+
+class AdminRedirectHandler(JupyterHandler):
+    """In a hub user's server the application is the hub service's: the lab links here in both hosts."""
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        hub_base_url = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+        self.redirect(url_path_join(hub_base_url, "services", SERVICE, "admin/"))
 
 
 class HimaliaExtension(ExtensionApp):
@@ -169,8 +194,10 @@ class HimaliaExtension(ExtensionApp):
         # ExtensionApp prefixes base_url itself.
         if self.service_url:
             self.handlers.append((API_PREFIX + "/(.*)", ForwardingHandler))
+            self.handlers.append(("/" + ADMIN_PATH + "?", AdminRedirectHandler))
         elif not self.unavailable:
             self.handlers.extend(routes("/", adapt=jupyter_hosted))
+            self.handlers += [("/" + ADMIN_PATH + "?", AdminPageHandler), static_route("/" + ADMIN_PATH)]
 
     async def stop_extension(self) -> None:
         if not self.service_url and not self.unavailable:

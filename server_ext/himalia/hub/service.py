@@ -1,10 +1,12 @@
 """Hub mode: ``himalia serve`` as a JupyterHub managed service at ``/services/himalia/``.
 
 JupyterHub vouches for identities: people reach the service with HubOAuth (the hub's login
-cookie, after an OAuth round trip) and programs with a hub token (a single-user server's
-``$JUPYTERHUB_API_TOKEN`` forwarded by the lab extension, a kernel's). The hub's users, groups and
-admin flags are mirrored into Himalia when someone is first seen, when their hub model is older
-than ``user_refresh_seconds``, and completely every ``sync_interval`` seconds. The hub itself
+cookie, after an OAuth round trip; a change made with it carries the ``_xsrf`` token that the
+administration application's page set, else HubOAuth ignores the cookie) and programs with a hub
+token (a single-user server's ``$JUPYTERHUB_API_TOKEN`` forwarded by the lab extension, a
+kernel's). The hub's users, groups and admin flags are mirrored into Himalia when someone is
+first seen, when their hub model is older than ``user_refresh_seconds``, and completely every
+``sync_interval`` seconds. The hub itself
 calls the service with the service's own API token (which only the hub and the service know)
 and acts as the service account ``jupyterhub``, holding ``manage_tiers``: it reads the tiers a
 user may choose and admits servers on them, each time after asking the service to mirror that
@@ -43,6 +45,7 @@ from himalia.controlplane import ControlPlane
 from himalia.core.config import environment_default
 from himalia.core.errors import Forbidden, NotFound, Unauthenticated
 from himalia.core.permissions import GlobalPermission
+from himalia.hosts.admin import admin_page, static_route
 from himalia.identity.caller import Caller
 from himalia.identity.users import HubPerson
 
@@ -191,6 +194,13 @@ class _HubHosted(APIHandler):
             self.log_denied("invalid hub token")
             raise Unauthenticated("The token in the Authorization header is not valid.")
         if not model:
+            if token is None and self.request.method not in SAFE_METHODS and self.get_cookie(hub.auth.cookie_name):
+                # HubOAuth accepts the login cookie for a change only with its XSRF token, as a
+                # forged cross-site request cannot have it (the application's pages send it).
+                raise Forbidden(
+                    "A change made with the hub's login cookie needs its XSRF token (the X-XSRFToken header, "
+                    "from the _xsrf cookie the administration page sets); programs send a token instead."
+                )
             return None
         if model.get("kind") != "user":
             raise Forbidden(f"The hub service '{model.get('name')}' has no Himalia identity; use a Himalia token.")
@@ -198,33 +208,11 @@ class _HubHosted(APIHandler):
             raise Forbidden(
                 f"{model['name']}'s token lacks access to this service ({', '.join(hub.auth.access_scopes)})."
             )
-        if token is None and self.request.method not in SAFE_METHODS:
-            # Cookies ride along with cross-site requests; changes need a token (the lab forwards one).
-            raise Forbidden("Changes need a token in the Authorization header, not the login cookie.")
         return await hub.caller_for(model, self.client_address)
 
 
 def hub_hosted(handler: type[APIHandler]) -> type[APIHandler]:
     return type(handler.__name__, (_HubHosted, handler), {})
-
-
-class LandingHandler(HubOAuthenticated, web.RequestHandler):
-    """``/services/himalia/``: who you are to the platform and where its API is (the hub's Services menu)."""
-
-    async def get(self) -> None:
-        model = await self.hub_auth.get_user(self, sync=False)
-        if not model:
-            self.redirect(self.get_login_url())  # the OAuth round trip, with its state cookie
-            return
-        prefix = self.settings[API_PREFIX_SETTING]
-        name = web.escape.xhtml_escape(model["name"])
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(
-            "<!doctype html><title>Himalia</title><h1>Himalia control plane</h1>"
-            f"<p>Signed in through JupyterHub as <b>{name}</b>.</p>"
-            f'<p>REST API: <a href="{prefix}/me">{prefix}</a> '
-            f'(<a href="{prefix}/openapi.json">OpenAPI</a>). In JupyterLab, open the Himalia sidebar.</p>'
-        )
 
 
 class HubPersonHandler(_HubHosted):
@@ -239,12 +227,36 @@ class HubPersonHandler(_HubHosted):
         await self.hub.mirror(login)
 
 
+class AdminHandler(HubOAuthenticated, web.RequestHandler):
+    """``/services/himalia/admin/``: the administration application, after the hub's login."""
+
+    async def get(self) -> None:
+        model = await self.hub_auth.get_user(self, sync=False)
+        if not model:
+            self.redirect(self.get_login_url())  # the OAuth round trip, with its state cookie
+            return
+        self.xsrf_token  # noqa: B018  (sets the _xsrf cookie at the service's prefix, which changes carry)
+        prefix = self.hub_auth.base_url
+        hub_home = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/home"
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(admin_page(prefix, prefix + "admin/", hub_home, "Back to the hub"))
+
+
+class LandingHandler(web.RequestHandler):
+    """``/services/himalia/``, where the hub's Services menu points: the administration application."""
+
+    def get(self) -> None:
+        self.redirect(self.request.path.rstrip("/") + "/admin/")
+
+
 def make_hub_application(control_plane: ControlPlane, hub: HubService) -> web.Application:
     prefix = hub.auth.base_url  # $JUPYTERHUB_SERVICE_PREFIX, e.g. /services/himalia/
     handlers: list[Any] = routes(prefix, adapt=hub_hosted)
     handlers.append((route_pattern(api_prefix(prefix), HubPersonHandler.route), HubPersonHandler))
     handlers += [
         (prefix.rstrip("/") + "/oauth_callback", HubOAuthCallbackHandler),
+        (prefix + "admin/?", AdminHandler),
+        static_route(prefix + "admin/"),
         (prefix.rstrip("/") + "/?", LandingHandler),
     ]
     settings = {
