@@ -169,6 +169,16 @@ CASES = [
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/report", (401, 404, 404, 404, 404, 404)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/notebook", (401, 404, 404, 404, 404, 404)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/x/log", (401, 404, 404, 404, 404, 404)),
+    # Part G, usage and budgets: one's own totals for everyone, anyone's for tier managers; budgets
+    # are administrators' to change (the seeded world has none: budget 1 is not there).
+    Case("GET", "/usage/totals?by=project", everyone(200)),
+    Case("GET", "/usage/totals?user=target", admin_only(200)),
+    Case("GET", "/usage/export?format=csv", everyone(200)),
+    Case("GET", "/budgets", everyone(200)),
+    Case("POST", "/budgets", admin_only(201), {"group": "readers", "amount": 10}),
+    Case("GET", "/budgets/1", (401, 404, 404, 404, 404, 404)),
+    Case("PATCH", "/budgets/1", (401, 403, 403, 403, 403, 404), {"amount": 5}),
+    Case("DELETE", "/budgets/1", (401, 403, 403, 403, 403, 404)),
 ]
 
 ROLE_NAMES = ("anonymous", "nogrant", "reader", "contributor", "projadmin", "admin")
