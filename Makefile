@@ -29,8 +29,9 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Installing the package builds the lab extension (npm, via hatch-jupyter-builder) into
-# server_ext/himalia/labextension, so any change to its sources reinstalls.
-EXTENSION_SOURCES := package.json package-lock.json tsconfig.json $(shell find jupyter_ext -type f 2>/dev/null)
+# server_ext/himalia/labextension and the administration application into
+# server_ext/himalia/hosts/admin/static, so any change to their sources reinstalls.
+EXTENSION_SOURCES := package.json package-lock.json tsconfig.json admin.webpack.config.js $(shell find jupyter_ext -type f 2>/dev/null)
 
 $(VENV)/.installed: pyproject.toml $(EXTENSION_SOURCES) hub_config/dev-idp/package-lock.json | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[demo,hub,kubernetes,test,dev]"
