@@ -17,6 +17,7 @@ from himalia.identity.audit import AuditFilter
 from himalia.wire.bundles import BundlePreview, TrustKey
 from himalia.wire.common import Variables
 from himalia.wire.data import CheckSpec
+from himalia.wire.identity import UpdateProject
 from himalia.wire.scenarios import RunRequest
 
 from ..conftest import LiveAPI
@@ -209,7 +210,10 @@ def test_bundles_go_with_their_project_and_only_an_administrator_revives_an_unac
     with pytest.raises(NotFound):
         production.bundles.activate(creator, PROJECT, 1)
     production.bundles.activate(b_admin, PROJECT, 1)
-    production.projects.delete_project(b_admin, PROJECT)
+    production.projects.update_project(b_admin, PROJECT, UpdateProject(status="archived"))  # its scenarios stop
+    with pytest.raises(Conflict, match=r"holds 1 bundle version\(s\) \(1, version 1 active\)"):
+        production.projects.delete_project(b_admin, PROJECT)
+    production.projects.delete_project(b_admin, PROJECT, delete_bundles=True)
     with pytest.raises(NotFound):
         production.bundles.activate(b_admin, PROJECT, 1)
     assert production.bundles.list_bundles(b_admin, PROJECT) == []

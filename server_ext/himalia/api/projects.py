@@ -50,6 +50,10 @@ class ProjectsHandler(APIHandler):
         return await self.call(self.control_plane.projects.create_project, self.caller, spec)
 
 
+class DeleteProjectQuery(Query):
+    delete_bundles: bool = Field(False, description="Delete the project's stored bundle versions with it.")
+
+
 class ProjectHandler(APIHandler):
     route = "/projects/{key}"
 
@@ -61,9 +65,13 @@ class ProjectHandler(APIHandler):
     async def patch(self, key: str, spec: UpdateProject) -> DescribeProject:
         return await self.call(self.control_plane.projects.update_project, self.caller, key, spec)
 
-    @operation("Delete a project (project admins).")
-    async def delete(self, key: str) -> None:
-        await self.call(self.control_plane.projects.delete_project, self.caller, key)
+    @operation(
+        "Delete a project (project admins); refused while one of its scenarios is active or a run of it "
+        "is not finished, and while bundle versions of it are stored unless delete_bundles.",
+        query=DeleteProjectQuery,
+    )
+    async def delete(self, key: str, query: DeleteProjectQuery) -> None:
+        await self.call(self.control_plane.projects.delete_project, self.caller, key, query.delete_bundles)
 
 
 class GrantsHandler(APIHandler):

@@ -22,6 +22,7 @@ from himalia.cli import (
     scenarios,
     serve,
     tiers,
+    tokens,
     users,
     variables,
 )
@@ -54,7 +55,7 @@ for command in (
     db.db,
     users.user,
     users.group,
-    users.token,
+    tokens.token,
     projects.project,
     connections.connection,
     connections.secrets,

@@ -12,6 +12,8 @@ from himalia.cli.output import emit, fail, run
 if TYPE_CHECKING:
     from himalia.wire.data import AccessSpec
 
+CONNECTION_COLUMNS = ("name", "type", "owner", "credentials_mode", "allow_write")
+
 
 def access(value: str | None) -> "AccessSpec":
     """'nobody', 'everyone' or comma-separated group names; nothing given means nobody but the owner."""
@@ -82,15 +84,92 @@ def connection_create(
     emit(
         ctx,
         run(lambda: ctx.plane().connections.create_connection(ctx.caller(), spec)),
-        ["name", "type", "owner", "credentials_mode", "allow_write"],
+        CONNECTION_COLUMNS,
     )
+
+
+@connection.command("update")
+@click.argument("name")
+@click.option("--description")
+@click.option("--url", help="SQLAlchemy URL without password, or fsspec URL.")
+@click.option("--param", "params", multiple=True, help="Extra non-secret NAME=VALUE, added or replaced.")
+@click.option("--secret", "secret_names", multiple=True, metavar="NAME", help="Asked for, not echoed (repeatable).")
+@click.option("--secret-stdin", "stdin_name", metavar="NAME", help="A secret read from standard input.")
+@click.option("--no-secrets", is_flag=True, help="Remove the stored secrets.")
+@click.option("--per-user/--shared", default=None, help="Each user stores their own credentials / one set for all.")
+@click.option("--allow-write/--read-only", default=None)
+@click.option("--usable-by", help="'nobody', 'everyone' or comma-separated groups.")
+@click.option("--readable-by", help="'nobody', 'everyone' or comma-separated groups.")
+@pass_ctx
+def connection_update(
+    ctx: Context,
+    name: str,
+    description: str | None,
+    url: str | None,
+    params: tuple[str, ...],
+    secret_names: tuple[str, ...],
+    stdin_name: str | None,
+    no_secrets: bool,
+    per_user: bool | None,
+    allow_write: bool | None,
+    usable_by: str | None,
+    readable_by: str | None,
+) -> None:
+    """Change the given settings of a connection (its owner or an administrator), keeping the others.
+
+    Secrets are write-only: the ones given replace every stored one, and are never shown.
+    """
+    from himalia.wire.data import UpdateConnection
+
+    plane, caller = ctx.plane(), ctx.caller()
+    secrets: dict[str, str] | None = None
+    if secret_names or stdin_name:
+        if no_secrets:
+            fail("give secrets or --no-secrets, not both")
+        secrets = {n: click.prompt(f"{name} secret {n}", hide_input=True) for n in secret_names}
+        if stdin_name:
+            secrets[stdin_name] = sys.stdin.read().rstrip("\n")
+    elif no_secrets:
+        secrets = {}
+    changed_params = None
+    if url is not None or params:
+        current = run(lambda: plane.connections.get_connection(caller, name)).params or {}
+        changed_params = {**current, **({"url": url} if url is not None else {}), **pairs(params, "--param")}
+    spec = run(
+        lambda: UpdateConnection(
+            description=description,
+            params=changed_params,
+            secrets=secrets,
+            credentials_mode=None if per_user is None else "per_user" if per_user else "shared",
+            allow_write=allow_write,
+            usable_by=None if usable_by is None else access(usable_by),
+            details_readable_by=None if readable_by is None else access(readable_by),
+        )
+    )
+    if not spec.model_dump(exclude_none=True):
+        fail("nothing to change: give at least one option (see --help)")
+    emit(ctx, run(lambda: plane.connections.update_connection(caller, name, spec)), CONNECTION_COLUMNS)
+
+
+@connection.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def connection_delete(ctx: Context, name: str, yes: bool) -> None:
+    """Delete a connection (its owner or an administrator), its secrets and everyone's credentials for it."""
+    plane, caller = ctx.plane(), ctx.caller()
+    described = run(lambda: plane.connections.get_connection(caller, name))
+    if not yes:
+        click.confirm(f"Delete connection {name} ({described.type}, owned by {described.owner})?", abort=True)
+    run(lambda: plane.connections.delete_connection(caller, name))
+    click.echo(f"deleted connection {name}")
 
 
 @connection.command("list")
 @pass_ctx
 def connection_list(ctx: Context) -> None:
     page = run(lambda: ctx.plane().connections.list_connections(ctx.caller(), PAGE, 0))
-    emit(ctx, page, ["name", "type", "owner", "credentials_mode", "allow_write", "can_use", "can_read_details"])
+    emit(ctx, page, [*CONNECTION_COLUMNS, "can_use", "can_read_details"])
 
 
 @connection.command("test")

@@ -26,7 +26,7 @@ READ_ONLY_COMMANDS = frozenset(
         *("user list", "group list", "project list", "project grants", "connection list", "variables get"),
         *("audit verify", "audit export", "dataset list", "scenario list", "scenario export", "scenario runs"),
         *("scenario log", "tier list", "tier show", "tier usage", "bundle keys", "bundle list", "bundle download"),
-        *("project explain", "ops guide", "ops status"),
+        *("project explain", "ops guide", "ops status", "token list"),
     }
 )
 

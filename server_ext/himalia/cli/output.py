@@ -1,8 +1,9 @@
 """What the CLI prints: tables for people, JSON for scripts, and any refusal as one line on stderr."""
 
 import json
+import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
@@ -12,6 +13,16 @@ from himalia.core.errors import HimaliaError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+#: How wide tables are where the output is no terminal (a pipe, a file, a CI log); in a terminal,
+#: its width. A cell too long for its column ends in an ellipsis: ``--json`` prints the full rows.
+PIPE_WIDTH = 100
+
+#: A table's columns: field names, or headers mapped to a field name or to what a row shows there.
+Columns = Iterable[str] | Mapping[str, str | Callable[[dict[str, Any]], Any]]
+
+#: A moment as the wire writes it (ISO 8601); a table shows it to the minute.
+_MOMENT = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$")
 
 
 class OutputChoice(Protocol):
@@ -24,7 +35,10 @@ class OutputChoice(Protocol):
 def stdout() -> "Console":
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    return console
 
 
 @cache
@@ -54,8 +68,8 @@ def run(verb: Callable[[], Any]) -> Any:
         fail(f"{where}: {first['msg']}" if where else first["msg"])
 
 
-def emit(ctx: OutputChoice, value: Any, columns: Iterable[str] = ()) -> None:
-    """Print a model, a page or a list: JSON for scripts, a table for people."""
+def emit(ctx: OutputChoice, value: Any, columns: Columns = ()) -> None:
+    """Print a model, a page or a list: JSON for scripts (every field), a table for people."""
     from pydantic import BaseModel
 
     data: Any
@@ -71,17 +85,50 @@ def emit(ctx: OutputChoice, value: Any, columns: Iterable[str] = ()) -> None:
     rows = data["items"] if isinstance(data, dict) and "items" in data else data
     if isinstance(rows, dict):
         rows = [rows]
-    columns = list(columns) or (list(rows[0]) if rows else [])
-    print_table(columns, [[cell(row.get(c)) for c in columns] for row in rows])
+    shown = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
+    if not shown and rows:
+        shown = {c: c for c in rows[0]}
+    sources = list(shown.values())
+    print_table(list(shown), [[cell(row.get(s) if isinstance(s, str) else s(row)) for s in sources] for row in rows])
 
 
 def print_table(columns: Iterable[str], rows: Iterable[Iterable[str]]) -> None:
-    from rich.table import Table
+    """A table as wide as the terminal, or ``PIPE_WIDTH``; cells are text, never console markup."""
+    from rich.table import Column, Table
+    from rich.text import Text
 
-    table = Table(*columns, show_lines=False)
-    for row in rows:
-        table.add_row(*row)
-    stdout().print(table)
+    headers, cells = list(columns), [list(row) for row in rows]
+    console = stdout()
+    gap = 2  # rich pads each cell by one space on either side, the table's edges excepted
+    widths = fit(
+        [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)],
+        [len(h) for h in headers],
+        console.width - gap * (len(headers) - 1),
+    )
+    table = Table(
+        *(Column(h, width=w, no_wrap=True, overflow="ellipsis") for h, w in zip(headers, widths, strict=True)),
+        box=None,
+        pad_edge=False,
+        header_style="bold",
+    )
+    for row in cells:
+        table.add_row(*(Text(text) for text in row))
+    console.print(table)
+
+
+def fit(widths: list[int], headers: list[int], room: int) -> list[int]:
+    """Column widths within ``room``: the widest columns give up space first (long names, emails,
+    descriptions end in an ellipsis), none below its header or eight characters of its cells, and
+    the first, which names the row, not at all, unless even that is too wide."""
+    widths = list(widths)
+    readable = [widths[0], *(min(w, max(h, 8)) for w, h in zip(widths[1:], headers[1:], strict=True))]
+    for floors in (readable, [min(w, 3) for w in widths]):
+        while sum(widths) > room:
+            shrinkable = [i for i, width in enumerate(widths) if width > floors[i]]
+            if not shrinkable:
+                break
+            widths[max(shrinkable, key=lambda i: widths[i])] -= 1
+    return widths
 
 
 def cell(value: Any) -> str:
@@ -91,4 +138,16 @@ def cell(value: Any) -> str:
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
         return ", ".join(k for k, v in value.items() if v is True) or json.dumps(value)
+    if isinstance(value, str) and (moment := _MOMENT.match(value)):
+        return f"{moment[1]} {moment[2]}"
     return str(value)
+
+
+def gibibytes(value: int | None) -> str:
+    """A byte count as people size memory (``2 Gi``, ``0.5 Gi``); nothing for none."""
+    return "" if value is None else f"{round(value / 2**30, 2):g} Gi"
+
+
+def cores(value: float | None) -> str:
+    """CPUs as people count them (``1 core``, ``0.5 cores``); nothing for none."""
+    return "" if value is None else f"{value:g} core" + ("" if value == 1 else "s")

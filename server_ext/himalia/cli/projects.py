@@ -6,6 +6,8 @@ from himalia.cli.context import PAGE, Context, pass_ctx
 from himalia.cli.output import emit, run
 from himalia.core.permissions import ProjectPermission
 
+PROJECT_COLUMNS = ("key", "name", "owner", "tags", "status")
+
 
 @click.group()
 def project() -> None:
@@ -28,7 +30,7 @@ def project_create(
     emit(
         ctx,
         run(lambda: ctx.plane().projects.create_project(ctx.caller(), spec)),
-        ["key", "name", "owner", "tags", "status"],
+        PROJECT_COLUMNS,
     )
 
 
@@ -38,7 +40,58 @@ def project_create(
 @pass_ctx
 def project_list(ctx: Context, search: str | None, tag: str | None) -> None:
     page = run(lambda: ctx.plane().projects.list_projects(ctx.caller(), PAGE, 0, search, tag))
-    emit(ctx, page, ["key", "name", "owner", "tags", "status", "my_permissions"])
+    emit(ctx, page, [*PROJECT_COLUMNS, "my_permissions"])
+
+
+@project.command("archive")
+@click.argument("key")
+@pass_ctx
+def project_archive(ctx: Context, key: str) -> None:
+    """Archive a project: kept with its history, its scenarios deactivated so that none runs on a schedule."""
+    from himalia.wire.identity import UpdateProject
+
+    plane, caller = ctx.plane(), ctx.caller()
+    scenarios = run(lambda: plane.scenarios.list_scenarios(caller, key, PAGE, 0)).items
+    archived = run(lambda: plane.projects.update_project(caller, key, UpdateProject(status="archived")))
+    if ctx.json:
+        emit(ctx, archived)
+        return
+    stopped = [s.id for s in scenarios if s.active]
+    click.echo(f"archived {key}" + (f"; deactivated its scenarios {', '.join(stopped)}" if stopped else ""))
+
+
+@project.command("unarchive")
+@click.argument("key")
+@pass_ctx
+def project_unarchive(ctx: Context, key: str) -> None:
+    """Make an archived project active again; its scenarios stay inactive until someone activates them."""
+    from himalia.wire.identity import UpdateProject
+
+    emit(
+        ctx,
+        run(lambda: ctx.plane().projects.update_project(ctx.caller(), key, UpdateProject(status="active"))),
+        PROJECT_COLUMNS,
+    )
+
+
+@project.command("delete")
+@click.argument("key")
+@click.option("--delete-bundles", is_flag=True, help="Delete its stored bundle versions with it.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def project_delete(ctx: Context, key: str, delete_bundles: bool, yes: bool) -> None:
+    """Delete a project and everything in it; refused while one of its scenarios is active (archive it
+    first), a run of it is not finished, or bundle versions of it are stored (unless --delete-bundles)."""
+    plane, caller = ctx.plane(), ctx.caller()
+    described = run(lambda: plane.projects.get_project(caller, key))
+    if not yes:
+        click.confirm(
+            f"Delete project {key} ({described.name}) with its datasets, checks, scenarios, their history"
+            + (" and its bundle versions?" if delete_bundles else "?"),
+            abort=True,
+        )
+    run(lambda: plane.projects.delete_project(caller, key, delete_bundles))
+    click.echo(f"deleted project {key}")
 
 
 @project.command("grant")

@@ -7,12 +7,30 @@ from typing import Any
 import click
 
 from himalia.cli.context import Context, json_option, pairs, pass_ctx
-from himalia.cli.output import emit, run
+from himalia.cli.output import cores, emit, gibibytes, run
 
-TIER_COLUMNS = (
-    *("name", "display_name", "cpu_request", "cpu_limit", "memory_limit", "gpus", "allowed_groups"),
-    *("max_servers_per_user", "max_servers", "cost_per_hour", "default", "archived", "running_servers"),
-)
+
+def _between(request: float, limit: float | None, show: Any) -> str:
+    """A request and its limit in one cell: ``1 core``, ``0.5-2 cores``, ``1+ Gi`` (no limit)."""
+    number, _, unit = show(request).partition(" ")
+    if limit is None:
+        return f"{number}+ {unit}"
+    return show(limit) if limit == request else f"{number}-{show(limit)}"
+
+
+#: What a person compares tiers by, within 100 columns; ``--json`` prints every setting.
+TIER_COLUMNS = {
+    "name": "name",
+    "display": "display_name",
+    "cpu": lambda tier: _between(tier["cpu_request"], tier["cpu_limit"], cores),
+    "memory": lambda tier: _between(tier["memory_request"], tier["memory_limit"], gibibytes),
+    "gpus": "gpus",
+    "groups": lambda tier: tier["allowed_groups"] or "everyone",
+    "servers": lambda tier: f"{tier['running_servers']} of {tier['max_servers'] or 'any'}",
+    "per user": "max_servers_per_user",
+    "cost/h": "cost_per_hour",
+    "state": lambda tier: "archived" if tier["archived"] else "default" if tier["default"] else "",
+}
 
 
 @click.group()

@@ -1,10 +1,13 @@
-"""``himalia user``, ``group`` and ``token``: people, service accounts, their groups and API tokens."""
+"""``himalia user`` and ``group``: people, service accounts and their groups."""
 
 import click
 
 from himalia.cli.context import PAGE, Context, pass_ctx
-from himalia.cli.output import emit, run
+from himalia.cli.output import emit, fail, run
 from himalia.core.permissions import GlobalPermission, Profile
+
+USER_COLUMNS = ("login", "display_name", "email", "profile", "kind", "active", "groups")
+GROUP_COLUMNS = ("name", "permissions", "member_count", "description")
 
 
 @click.group()
@@ -55,8 +58,65 @@ def user_list(ctx: Context) -> None:
     emit(
         ctx,
         run(lambda: ctx.plane().users.list_users(ctx.caller(), PAGE, 0)),
-        ["login", "display_name", "email", "profile", "kind", "active", "groups"],
+        USER_COLUMNS,
     )
+
+
+@user.command("set")
+@click.argument("login")
+@click.option("--display-name")
+@click.option("--email")
+@click.option("--profile", type=click.Choice([p.value for p in Profile]))
+@pass_ctx
+def user_set(ctx: Context, login: str, display_name: str | None, email: str | None, profile: str | None) -> None:
+    """Change the given settings of a user, keeping the others."""
+    from himalia.wire.identity import UpdateUser
+
+    if display_name is None and email is None and profile is None:
+        fail("nothing to change: give --display-name, --email or --profile")
+    spec = run(lambda: UpdateUser(display_name=display_name, email=email, profile=profile))
+    emit(ctx, run(lambda: ctx.plane().users.update_user(ctx.caller(), login, spec)), USER_COLUMNS)
+
+
+@user.command("deactivate")
+@click.argument("login")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def user_deactivate(ctx: Context, login: str, yes: bool) -> None:
+    """Deactivate a user: their tokens are revoked and the scenarios running as them stop starting.
+
+    Their history stays; ``user activate`` lets them sign in again (with new tokens).
+    """
+    from himalia.wire.identity import UpdateUser
+
+    plane, caller = ctx.plane(), ctx.caller()
+    effects = run(lambda: plane.users.deactivation(caller, login))
+    if effects.refusal:
+        fail(effects.refusal)
+    if not effects.active:
+        fail(f"{login} is already deactivated")
+    scenarios = ", ".join(f"{s.project}/{s.id}" for s in effects.scenarios)
+    servers = ", ".join(s.name or "default" for s in effects.servers)
+    said = [f"{effects.token_count} API token(s) revoked"]
+    if effects.scenario_count:
+        said.append(f"{effects.scenario_count} scenario(s) running as them no longer start ({scenarios})")
+    if effects.servers:
+        said.append(f"server(s) left running until stopped in JupyterHub: {servers}")
+    if not yes:
+        click.confirm(f"Deactivate {login}? {'; '.join(said)}.", abort=True)
+    emit(ctx, run(lambda: plane.users.update_user(caller, login, UpdateUser(active=False))), USER_COLUMNS)
+    if not ctx.json:
+        click.echo(f"deactivated {login}: {'; '.join(said)}")
+
+
+@user.command("activate")
+@click.argument("login")
+@pass_ctx
+def user_activate(ctx: Context, login: str) -> None:
+    """Let a deactivated user sign in again; their scenarios start again, their old tokens stay revoked."""
+    from himalia.wire.identity import UpdateUser
+
+    emit(ctx, run(lambda: ctx.plane().users.update_user(ctx.caller(), login, UpdateUser(active=True))), USER_COLUMNS)
 
 
 @click.group()
@@ -95,28 +155,58 @@ def group_list(ctx: Context) -> None:
     emit(
         ctx,
         run(lambda: ctx.plane().users.list_groups(ctx.caller(), PAGE, 0)),
-        ["name", "permissions", "member_count", "description"],
+        GROUP_COLUMNS,
     )
 
 
-@click.group()
-def token() -> None:
-    """API tokens."""
-
-
-@token.command("create")
-@click.option("--user", "login", required=True)
-@click.option("--name", default="")
-@click.option("--expires-in-days", type=int)
-@click.option("--project", help="Restrict the token to this project.")
+@group.command("set")
+@click.argument("name")
+@click.option("--description")
+@click.option(
+    "--permission",
+    "permissions",
+    multiple=True,
+    type=click.Choice([p.value for p in GlobalPermission]),
+    help="The group's global permissions, replacing what it held (repeatable).",
+)
+@click.option("--no-permissions", is_flag=True, help="Take every global permission from the group.")
 @pass_ctx
-def token_create(ctx: Context, login: str, name: str, expires_in_days: int | None, project: str | None) -> None:
-    """Issue a token; it is printed once."""
-    from himalia.wire.identity import CreateToken
+def group_set(
+    ctx: Context, name: str, description: str | None, permissions: tuple[str, ...], no_permissions: bool
+) -> None:
+    """Change a group's description or its global permissions (those given replace all it held)."""
+    from himalia.wire.identity import UpdateGroup
 
-    spec = run(lambda: CreateToken(user=login, name=name, expires_in_days=expires_in_days, project=project))
-    created = run(lambda: ctx.plane().tokens.create_token(ctx.caller(), spec))
-    if ctx.json:
-        emit(ctx, created)
-    else:
-        click.echo(created.token)
+    if permissions and no_permissions:
+        fail("give --permission or --no-permissions, not both")
+    if description is None and not permissions and not no_permissions:
+        fail("nothing to change: give --description, --permission or --no-permissions")
+    held = list(permissions) if permissions or no_permissions else None
+    spec = run(lambda: UpdateGroup(description=description, permissions=held))
+    emit(ctx, run(lambda: ctx.plane().users.update_group(ctx.caller(), name, spec)), GROUP_COLUMNS)
+
+
+@group.command("remove-member")
+@click.argument("name")
+@click.argument("login")
+@pass_ctx
+def group_remove_member(ctx: Context, name: str, login: str) -> None:
+    emit(ctx, run(lambda: ctx.plane().users.remove_member(ctx.caller(), name, login)), ["name", "members"])
+
+
+@group.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def group_delete(ctx: Context, name: str, yes: bool) -> None:
+    """Delete a group: its members lose what it granted (global permissions, project grants, tiers)."""
+    plane, caller = ctx.plane(), ctx.caller()
+    described = run(lambda: plane.users.get_group(caller, name))
+    if not yes:
+        click.confirm(
+            f"Delete group {name}? Its {described.member_count} member(s) lose its global permissions, "
+            "project grants, connection access and tiers.",
+            abort=True,
+        )
+    run(lambda: plane.users.delete_group(caller, name))
+    click.echo(f"deleted group {name}")

@@ -36,6 +36,8 @@ from himalia.store.orm import (
     GroupPermission,
     Project,
     ProjectGrant,
+    Scenario,
+    ScenarioRun,
     User,
 )
 from himalia.wire.access import AccessGrid
@@ -53,6 +55,7 @@ from himalia.wire.identity import (
     SetGrant,
     UpdateProject,
 )
+from himalia.wire.scenarios import RunState
 
 ALL_PROJECT_PERMISSIONS = frozenset(ProjectPermission)
 
@@ -282,24 +285,37 @@ class ProjectService(Service):
             return describe_project(project, project_permissions(session, caller, project))
 
     def update_project(self, caller: Caller, key: str, spec: UpdateProject) -> DescribeProject:
+        """Change a project; archiving it (status ``archived``) also deactivates its scenarios, so that
+        nothing of it runs on a schedule any more. Unarchiving leaves them inactive: which ones should
+        run again is a decision, not a restoration."""
         changes = spec.model_dump(mode="json", exclude_none=True)
         with self.db.write() as session:
             project, permissions = require_project(session, caller, key, ProjectPermission.ADMIN)
+            details: dict[str, Any] = dict(changes)
+            if changes.get("status") == "archived":
+                details["deactivated_scenarios"] = _deactivate_scenarios(session, project)
             for name, value in changes.items():
                 if name == "owner":
                     project.owner = find_user(session, value, field="owner")
                 else:
                     setattr(project, name, value)
             session.flush()
-            self.audit.record(session, caller, "project.update", "project", key, project_key=key, details=changes)
+            self.audit.record(session, caller, "project.update", "project", key, project_key=key, details=details)
             return describe_project(project, permissions)
 
-    def delete_project(self, caller: Caller, key: str) -> None:
+    def delete_project(self, caller: Caller, key: str, delete_bundles: bool = False) -> None:
+        """Delete a project and everything in it; refused while anything still depends on it.
+
+        Refused while one of its scenarios is active (archive the project first), while one of its
+        runs is not finished, and, unless ``delete_bundles``, while bundle versions of it are stored:
+        they are keyed by the project's key and go with it (else whoever next creates a project of
+        that key would find, and could activate, this one's definitions), and they may be the only
+        copies of what it promoted.
+        """
         with self.db.write() as session:
             project, _ = require_project(session, caller, key, ProjectPermission.ADMIN)
+            _refuse_while_depended_on(session, project, delete_bundles)
             session.delete(project)
-            # Bundles are keyed by the project's key: they go with it, or whoever next creates a
-            # project of that key would find, and could activate, this one's definitions.
             session.execute(delete(BundleActivation).where(BundleActivation.project_key == key))
             bundles = len(session.scalars(delete(Bundle).where(Bundle.project_key == key).returning(Bundle.id)).all())
             self.audit.record(
@@ -545,6 +561,61 @@ class ProjectService(Service):
                 administrators=administrators,
                 grant_command=grant_command,
             )
+
+
+def _deactivate_scenarios(session: Session, project: Project) -> list[str]:
+    """Deactivate the project's active scenarios (the scheduler fires only active ones); their ids."""
+    scenarios = session.scalars(
+        select(Scenario).where(Scenario.project_id == project.id, Scenario.active).order_by(Scenario.slug)
+    ).all()
+    for scenario in scenarios:
+        scenario.active = False
+        scenario.definition = {**scenario.definition, "active": False}
+    return [scenario.slug for scenario in scenarios]
+
+
+def _listed(names: list[str], limit: int = 3) -> str:
+    """At most ``limit`` names and how many more, so that a refusal stays one line."""
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _refuse_while_depended_on(session: Session, project: Project, delete_bundles: bool) -> None:
+    """The one reason a project may not be deleted yet, naming what depends on it and what to do."""
+    active = session.scalars(
+        select(Scenario.slug).where(Scenario.project_id == project.id, Scenario.active).order_by(Scenario.slug)
+    ).all()
+    if active:
+        raise Conflict(
+            f"Project {project.key} has active scenarios ({_listed(list(active))}): "
+            "archive it first, which deactivates them."
+        )
+    unfinished = session.execute(
+        select(ScenarioRun.id, Scenario.slug)
+        .join(Scenario, Scenario.id == ScenarioRun.scenario_id)
+        .where(ScenarioRun.project_id == project.id, ScenarioRun.state.in_([RunState.QUEUED, RunState.RUNNING]))
+        .order_by(ScenarioRun.id)
+        .limit(1)
+    ).first()
+    if unfinished is not None:
+        raise Conflict(f"Run #{unfinished[0]} of '{unfinished[1]}' in {project.key} is not finished: abort it first.")
+    versions = session.scalars(
+        select(Bundle.version).where(Bundle.project_key == project.key).order_by(Bundle.version)
+    ).all()
+    if versions and not delete_bundles:
+        active_version = session.scalar(
+            select(Bundle.version)
+            .join(BundleActivation, BundleActivation.bundle_id == Bundle.id)
+            .where(BundleActivation.project_key == project.key)
+            .order_by(BundleActivation.id.desc())
+            .limit(1)
+        )
+        live = f", version {active_version} active" if active_version is not None else ""
+        raise Conflict(
+            f"Project {project.key} holds {len(versions)} bundle version(s) ({_listed([str(v) for v in versions])}"
+            f"{live}), deleted with it: download those to keep, then delete it with delete_bundles.",
+            field="delete_bundles",
+        )
 
 
 def global_administrators(session: Session) -> list[str]:
