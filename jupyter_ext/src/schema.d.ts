@@ -3373,7 +3373,10 @@ export interface components {
        * @description Projects without a cell grant the subject nothing.
        */
       cells: components['schemas']['GridCell'][];
-      /** Display Name */
+      /**
+       * Display Name
+       * @description A person's display name, a group's description.
+       */
       display_name: string;
       /**
        * Global Permissions

@@ -33,7 +33,7 @@ class GridSubject(BaseModel):
     """A row: a person (or service account) or a group, with a cell per project where anything applies."""
 
     name: str = Field(description="The person's login or the group's name.")
-    display_name: str
+    display_name: str = Field(description="A person's display name, a group's description.")
     kind: Literal["user", "service", "group"]
     active: bool = Field(description="Groups are always active; a deactivated person holds nothing.")
     groups: list[str] = Field(description="The groups a person belongs to (empty for a group).")
