@@ -1,12 +1,17 @@
 """The API's vocabulary for usage totals and budgets."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from himalia.wire.common import GroupName, ProjectKey, Request
 
+#: A budget's amount: a JSON number (not a string, not a boolean), per calendar month (UTC).
+Amount = Annotated[
+    float,
+    Field(gt=0, le=1e12, strict=True, description="Per calendar month (UTC), in the instance's currency."),
+]
 #: What totals are grouped by: the month (UTC), the tier, the person or the project.
 UsageDimension = Literal["month", "tier", "user", "project"]
 
@@ -35,7 +40,7 @@ class CreateBudget(Request):
 
     project: ProjectKey | None = None
     group: GroupName | None = None
-    amount: float = Field(gt=0, le=1e12, description="Per calendar month (UTC), in the instance's currency.")
+    amount: Amount
 
     @model_validator(mode="before")
     @classmethod
@@ -46,7 +51,7 @@ class CreateBudget(Request):
 
 
 class UpdateBudget(Request):
-    amount: float = Field(gt=0, le=1e12, description="Per calendar month (UTC), in the instance's currency.")
+    amount: Amount
 
 
 class DescribeBudgetAlert(BaseModel):
