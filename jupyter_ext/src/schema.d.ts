@@ -38,6 +38,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/audit/facets': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The actors, actions, object types and projects the trail holds, to filter by (at most 200 each). */
+    get: operations['get_AuditFacets'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/audit/verify': {
     parameters: {
       query?: never;
@@ -1462,6 +1479,29 @@ export interface components {
      * @enum {string}
      */
     ArtifactKind: 'ipynb' | 'html';
+    /** AuditFacet */
+    AuditFacet: {
+      /**
+       * Complete
+       * @description False when the trail holds more values than these.
+       */
+      complete: boolean;
+      /**
+       * Values
+       * @description Sorted; at most the facet limit of them.
+       */
+      values: string[];
+    };
+    /**
+     * AuditFacets
+     * @description The distinct actors, actions, object types and projects of the trail, each list bounded.
+     */
+    AuditFacets: {
+      actions: components['schemas']['AuditFacet'];
+      actors: components['schemas']['AuditFacet'];
+      object_types: components['schemas']['AuditFacet'];
+      projects: components['schemas']['AuditFacet'];
+    };
     /** AuditVerification */
     AuditVerification: {
       /** Entries */
@@ -4959,6 +4999,98 @@ export interface operations {
         content: {
           'application/x-ndjson': string;
           'text/csv': string;
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_AuditFacets: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AuditFacets'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */

@@ -4,7 +4,7 @@ import json
 import socket
 import subprocess
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 import himalia.store.orm
 from himalia.cli import main
 from himalia.controlplane import ControlPlane
-from himalia.identity.audit import AuditFilter, database_clock
+from himalia.identity.audit import FACET_LIMIT, AuditFilter, database_clock
 from himalia.identity.caller import Caller
 from himalia.identity.tokens import digest
 from himalia.store.orm import ApiToken, ScenarioRun, User
@@ -139,6 +139,46 @@ def test_filter_and_export(api: LiveAPI) -> None:
     assert lines[0].startswith("seq,created_at,actor,action") and len(lines) == 1 + alpha_entries
     bad = api.request("GET", "/audit?since=yesterday", role="admin")
     assert bad.status_code == 400 and bad.json()["field"] == "since"
+
+
+def test_times_naming_their_zone_filter_by_the_same_instant(api: LiveAPI) -> None:
+    entries = api.request("GET", "/audit?limit=500", role="admin").json()["items"]
+    middle = entries[len(entries) // 2]
+    instant = datetime.fromisoformat(middle["created_at"])
+    paris = instant.astimezone(timezone(timedelta(hours=1))).isoformat()
+    by_zone = api.request("GET", "/audit", role="admin", params={"since": paris, "limit": 500}).json()
+    plain = instant.replace(tzinfo=None).isoformat()  # without a zone: UTC
+    assert by_zone == api.request("GET", "/audit", role="admin", params={"since": plain, "limit": 500}).json()
+    assert {e["seq"] for e in by_zone["items"]} == {
+        e["seq"] for e in entries if e["created_at"] >= middle["created_at"]
+    }
+    until = api.request("GET", "/audit", role="admin", params={"until": paris, "limit": 500}).json()["items"]
+    assert {e["seq"] for e in until} == {e["seq"] for e in entries if e["created_at"] < middle["created_at"]}
+    exported = api.request("GET", "/audit/export", role="admin", params={"since": paris}).text.splitlines()
+    assert [json.loads(line)["seq"] for line in exported] == sorted(e["seq"] for e in by_zone["items"])
+
+
+def test_facets_offer_the_values_the_trail_holds(api: LiveAPI) -> None:
+    entries = api.request("GET", "/audit?limit=500", role="admin").json()["items"]
+    facets = api.request("GET", "/audit/facets", role="admin").json()
+    for facet, column in [
+        ("actors", "actor"),
+        ("actions", "action"),
+        ("object_types", "object_type"),
+        ("projects", "project_key"),
+    ]:
+        held = sorted({e[column] for e in entries if e[column]})
+        assert facets[facet] == {"values": held, "complete": True}, facet
+    assert "ALPHA" in facets["projects"]["values"] and "project.create" in facets["actions"]["values"]
+
+
+def test_facets_are_bounded(plane: ControlPlane, api: LiveAPI) -> None:
+    owner = plane.users.caller_for("admin")
+    for index in range(FACET_LIMIT + 1):
+        plane.projects.create_project(owner, CreateProject(key=f"F{index:04d}", name="many"))
+    projects = api.request("GET", "/audit/facets", role="admin").json()["projects"]
+    assert len(projects["values"]) == FACET_LIMIT and not projects["complete"]
+    assert projects["values"] == sorted(projects["values"]) and projects["values"][0] == "ALPHA"
 
 
 def test_export_of_many_entries_streams_every_line(plane: ControlPlane, api: LiveAPI) -> None:

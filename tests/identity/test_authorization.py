@@ -154,6 +154,10 @@ CASES = [
     Case("GET", "/audit", admin_only(200)),
     Case("GET", "/audit/export", admin_only(200)),
     Case("GET", "/audit/verify", admin_only(200)),
+    # Part H, the audit page: the values to filter by; a zoned time; a prefix of actions.
+    Case("GET", "/audit/facets", admin_only(200)),
+    Case("GET", "/audit?since=2026-12-02T10:00:00%2B01:00&action=project&object_type=project", admin_only(200)),
+    Case("GET", "/audit/export?format=csv&until=2026-12-02T10:00:00Z&object_id=ALPHA", admin_only(200)),
     Case("GET", "/openapi.json", (200, 200, 200, 200, 200, 200)),
     Case("GET", "/projects/ALPHA/scenarios", (401, 404, 200, 200, 200, 200)),
     Case("POST", "/projects/ALPHA/scenarios", (401, 404, 403, 201, 201, 201), {"definition": NEW_SCENARIO}),

@@ -1,16 +1,20 @@
 """The ``audit`` trail: filtered pages, exports and chain verification (view_audit)."""
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from himalia.api.base import APIHandler, PageQuery, Query, operation
-from himalia.identity.audit import AuditFilter
+from himalia.identity.audit import FACET_LIMIT, AuditFilter
+from himalia.wire.audit import AuditFacets
 from himalia.wire.common import Page
 from himalia.wire.identity import AuditVerification, DescribeAuditEntry
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]|$)")
 
 
 class AuditFilterQuery(Query):
@@ -19,14 +23,31 @@ class AuditFilterQuery(Query):
     project: str | None = Field(None, max_length=40)
     object_type: str | None = Field(None, max_length=40)
     object_id: str | None = Field(None, max_length=200)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = Field(None, description="From this instant on; in UTC unless it names its zone.")
+    until: datetime | None = Field(None, description="Before this instant; in UTC unless it names its zone.")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: object) -> object:
+        """A date and time as written, never a number of seconds since 1970 ('2026' is not 1970-01-01T00:33)."""
+        if isinstance(value, str) and not _ISO_DATE.match(value):
+            raise ValueError("is not a time such as 2026-12-02T10:00:00+01:00")
+        return value
 
     @field_validator("since", "until")
     @classmethod
-    def _utc(cls, moment: datetime | None) -> datetime | None:
-        """A time without a zone is taken as UTC, the zone of the trail."""
-        return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+    def _utc(cls, moment: datetime | None, info: ValidationInfo) -> datetime | None:
+        """In UTC, the zone of the trail (a time without a zone is taken as UTC); until after since."""
+        if moment is None:
+            return None
+        try:
+            moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        except OverflowError:
+            raise ValueError("is out of range in UTC") from None
+        since = info.data.get("since")
+        if info.field_name == "until" and since is not None and moment <= since:
+            raise ValueError("must be after since")
+        return moment
 
     def to_filter(self) -> AuditFilter:
         return AuditFilter(**self.model_dump(include=set(AuditFilter.__dataclass_fields__)))
@@ -48,6 +69,17 @@ class AuditHandler(APIHandler):
         return await self.call(
             self.control_plane.audit.list_entries, self.caller, query.to_filter(), query.limit, query.offset
         )
+
+
+class AuditFacetsHandler(APIHandler):
+    route = "/audit/facets"
+
+    @operation(
+        f"The actors, actions, object types and projects the trail holds, to filter by (at most {FACET_LIMIT} each).",
+        response=AuditFacets,
+    )
+    async def get(self) -> AuditFacets:
+        return await self.call(self.control_plane.audit.facets, self.caller)
 
 
 def _take(lines: Iterator[str], count: int) -> list[str]:
@@ -84,4 +116,4 @@ class AuditVerifyHandler(APIHandler):
         return await self.call(self.control_plane.audit.verify, self.caller)
 
 
-handlers = [AuditHandler, AuditExportHandler, AuditVerifyHandler]
+handlers = [AuditHandler, AuditFacetsHandler, AuditExportHandler, AuditVerifyHandler]

@@ -36,10 +36,13 @@ from himalia.identity.audit_head import ROW_LABEL, HeadFile, HeadFileUnreadable,
 from himalia.identity.caller import Caller
 from himalia.store.db import Database
 from himalia.store.orm import AuditChainHead, AuditEntry, ScenarioRun, UTCDateTime
+from himalia.wire.audit import AuditFacet, AuditFacets
 from himalia.wire.common import Page
 from himalia.wire.identity import AuditVerification, DescribeAuditEntry
 
 GENESIS = "0" * 64
+#: The most values of each facet (actors, actions...) offered to filter by.
+FACET_LIMIT = 200
 #: The entry recording that the head disagreed with its seal or the head file, and who writes it.
 HEAD_MISMATCH = "audit.head_mismatch"
 AUDIT_ACTOR = Caller.system("audit")
@@ -123,7 +126,8 @@ class AuditFilter:
             query = query.where(AuditEntry.actor == self.actor)
         if self.action:
             # "project" matches project.create, project.grant...; "project.create" only itself.
-            query = query.where((AuditEntry.action == self.action) | AuditEntry.action.startswith(self.action + "."))
+            prefix = AuditEntry.action.startswith(self.action + ".", autoescape=True)  # '%' and '_' are literal
+            query = query.where((AuditEntry.action == self.action) | prefix)
         if self.project:
             query = query.where(AuditEntry.project_key == self.project)
         if self.object_type:
@@ -473,6 +477,13 @@ class AuditTrail:
         return list(rows), total or 0
 
     @staticmethod
+    def facet(session: Session, column: Any) -> AuditFacet:
+        """The distinct non-empty values of ``column``, sorted, at most ``FACET_LIMIT`` of them."""
+        query = select(column).where(column.is_not(None), column != "").distinct().order_by(column)
+        values = list(session.scalars(query.limit(FACET_LIMIT + 1)))
+        return AuditFacet(values=values[:FACET_LIMIT], complete=len(values) <= FACET_LIMIT)
+
+    @staticmethod
     def iterate(session: Session, audit_filter: AuditFilter) -> Iterator[AuditEntry]:
         yield from session.scalars(
             audit_filter.apply(select(AuditEntry)).order_by(AuditEntry.seq).execution_options(yield_per=1000)
@@ -528,6 +539,17 @@ class AuditService:
             entries, total = self.trail.page(session, audit_filter, limit, offset)
             items = [DescribeAuditEntry.model_validate(e, from_attributes=True) for e in entries]
             return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def facets(self, caller: Caller) -> AuditFacets:
+        """What the trail holds to filter by, so that a reader picks a value rather than guesses one."""
+        self._check(caller)
+        with self.db.read() as session:
+            return AuditFacets(
+                actors=self.trail.facet(session, AuditEntry.actor),
+                actions=self.trail.facet(session, AuditEntry.action),
+                object_types=self.trail.facet(session, AuditEntry.object_type),
+                projects=self.trail.facet(session, AuditEntry.project_key),
+            )
 
     def export(self, caller: Caller, audit_filter: AuditFilter, fmt: str) -> Iterator[str]:
         """Lines of the export, produced while the store is read (constant memory)."""
