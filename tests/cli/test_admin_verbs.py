@@ -1,6 +1,7 @@
 """The CLI's change and remove verbs, end to end on a real store: each one audited, each refusal one line."""
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,7 @@ def test_a_project_is_archived_then_deleted_once_nothing_depends_on_it(
     assert "chain intact" in himalia("audit", "verify").output
 
 
-def test_connections_change_with_secrets_never_shown_and_go(himalia: Any, home: Path) -> None:
+def test_connections_change_with_secrets_never_shown_and_go(himalia: Any, home: Path, tmp_path: Path) -> None:
     himalia("group", "add", "makers", "--permission", "create_connections")
     himalia("group", "add", "readers")
     himalia("user", "add", "alice", "--group", "makers")
@@ -298,13 +299,34 @@ def test_connections_change_with_secrets_never_shown_and_go(himalia: Any, home: 
         "error: There is no connection 'ghost'."
     )
 
+    warehouse = tmp_path / "warehouse.sqlite"
+    with sqlite3.connect(warehouse) as database:
+        database.execute("CREATE TABLE orders (id INTEGER)")
+    himalia(
+        "group",
+        "set",
+        "makers",
+        *(f"--permission={p}" for p in ("create_connections", "create_projects")),
+        "--permission=write_unsafe_code",
+    )
+    himalia("--as", "alice", "connection", "create", "wh", "--type", "sql", "--url", f"sqlite:///{warehouse}")
+    himalia("--as", "alice", "project", "create", "SHOP", "--name", "Shop")
+    himalia("--as", "alice", "dataset", "create", "SHOP", "orders", "--connection", "wh", "--table", "orders")
+    read = "delete them or point them at another connection first."
+    assert refusal(himalia("--as", "alice", "connection", "delete", "wh", "--yes", code=1)) == (
+        f"error: 1 dataset(s) read 'wh' (SHOP/orders): {read}"
+    )
+    himalia("--as", "alice", "project", "grant", "SHOP", "--user", "bob", "--preset", "reader")
+    himalia("--as", "alice", "connection", "update", "wh", "--usable-by", "readers")
+    assert json.loads(himalia("--json", "--as", "bob", "connection", "list").output)["total"] == 2
+
     assert refusal(himalia("--as", "bob", "connection", "delete", "lake", "--yes", code=1)) == (
         "error: Only the owner of 'lake' or an administrator may delete it."
     )
     declined = answered(home, "n\n", "--as", "alice", "connection", "delete", "lake")
     assert declined.exit_code == 1 and "Delete connection lake (files, owned by alice)? [y/N]" in declined.output
     assert himalia("--as", "alice", "connection", "delete", "lake", "--yes").output == "deleted connection lake\n"
-    assert json.loads(himalia("--json", "connection", "list").output)["total"] == 0
+    assert [c["name"] for c in json.loads(himalia("--json", "connection", "list").output)["items"]] == ["wh"]
     assert [e["object_id"] for e in audited(himalia, "connection.delete")] == ["lake"]
     assert refusal(himalia("connection", "delete", "lake", "--yes", code=1)) == "error: There is no connection 'lake'."
 

@@ -21,6 +21,7 @@ from himalia.core.permissions import GlobalPermission
 from himalia.data.access import DataAccessPolicy, is_local_files, one_statement
 from himalia.data.drivers import UsableConnection, driver_message, scrub, sql_engine, storage_options
 from himalia.identity.caller import Caller
+from himalia.identity.projects import ALL_PROJECT_PERMISSIONS, projects_granting
 from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import find_groups
 from himalia.store.db import Database
@@ -109,6 +110,25 @@ def _used_by_project(session: Session, connection: Connection, project_id: int) 
         part.get("connection") == connection.name
         for definition in definitions
         for part in [*definition.get("steps", []), *definition.get("triggers", [])]
+    )
+
+
+def _refuse_while_read(session: Session, caller: Caller, connection: Connection) -> None:
+    """A connection datasets read cannot go (their rows refer to it); those of projects the caller
+    does not see are counted, not named."""
+    readers = session.execute(
+        select(Dataset.project_id, Dataset.name).where(Dataset.connection_id == connection.id).order_by(Dataset.name)
+    ).all()
+    if not readers:
+        return
+    visible = projects_granting(session, caller, ALL_PROJECT_PERMISSIONS)
+    named = sorted(f"{visible[project]}/{name}" for project, name in readers if project in visible)
+    unseen = len(readers) - len(named)
+    parts = named[:3] + ([f"{len(named) - 3} more"] if len(named) > 3 else [])
+    parts += [f"{unseen} in projects you do not see"] if unseen else []
+    raise Conflict(
+        f"{len(readers)} dataset(s) read '{connection.name}' ({', '.join(parts)}): "
+        "delete them or point them at another connection first."
     )
 
 
@@ -305,6 +325,7 @@ class ConnectionService(Service):
             connection = self._find(session, caller, name)
             if not can_manage(caller, connection):
                 raise Forbidden(f"Only the owner of '{name}' or an administrator may delete it.")
+            _refuse_while_read(session, caller, connection)
             session.delete(connection)
             self.audit.record(session, caller, "connection.delete", "connection", name)
 
