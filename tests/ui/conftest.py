@@ -379,10 +379,10 @@ class Hub:
         return f"{self.url}/services/himalia/himalia/api/v1"
 
 
-def start_hub(environment: dict[str, str]) -> Iterator[Hub]:
+def start_hub(environment: dict[str, str], accounts: Path | None = None) -> Iterator[Hub]:
     """The hub of `make demo` with ``environment`` added, its state in a folder other accounts may
     pass through, as in a clone (pytest's own folders are root's alone, which would hide what the
-    state's modes protect)."""
+    state's modes protect); ``accounts`` are the provider's people (default: the demo's)."""
     base = Path(tempfile.mkdtemp(prefix="himalia-ui-hub-", dir="/var/tmp"))
     os.chmod(base, 0o755)
     state = base / "hub"
@@ -401,7 +401,7 @@ def start_hub(environment: dict[str, str]) -> Iterator[Hub]:
     }
     subprocess.run([str(BIN / "himalia"), "demo"], env=env, check=True, capture_output=True)
     callback = f"http://127.0.0.1:{port}/hub/oauth_callback"
-    with DevIdentityProvider(_free_port(), "himalia-hub", "himalia-dev-secret", [callback]) as idp:
+    with DevIdentityProvider(_free_port(), "himalia-hub", "himalia-dev-secret", [callback], accounts=accounts) as idp:
         env["HIMALIA_OIDC_ISSUER"] = idp.issuer
         log = (state / "jupyterhub.log").open("wb")
         process = subprocess.Popen(

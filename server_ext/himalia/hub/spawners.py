@@ -80,7 +80,7 @@ class TieredSpawner(LoggingConfigurable):
             self.himalia_url.rstrip("/") + path,
             method=method,
             headers={"Authorization": f"token {self.himalia_token}", "Content-Type": "application/json"},
-            body=json.dumps(body) if body is not None else None,
+            body=json.dumps(body) if body is not None else ("" if method == "POST" else None),
             request_timeout=30,
         )
         response = await AsyncHTTPClient().fetch(request, raise_error=False)
