@@ -6,6 +6,8 @@ import { TOKENS_PAGE } from './pages/tokens';
 import { PERMISSIONS_PAGE } from './pages/permissions';
 import { CONNECTIONS_PAGE } from './pages/connections';
 import { TIERS_PAGE } from './pages/tiers';
+import { AUDIT_PAGE } from './pages/audit';
+import { USAGE_PAGE } from './pages/usage';
 
 export const PAGES: IAdminPage[] = [
   PEOPLE_PAGE,
@@ -13,5 +15,7 @@ export const PAGES: IAdminPage[] = [
   TOKENS_PAGE,
   PERMISSIONS_PAGE,
   CONNECTIONS_PAGE,
-  TIERS_PAGE
+  TIERS_PAGE,
+  AUDIT_PAGE,
+  USAGE_PAGE
 ];
