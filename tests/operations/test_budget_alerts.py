@@ -220,3 +220,10 @@ def test_a_bad_budget_is_refused_naming_its_field(api: LiveAPI, body: dict[str, 
 def test_a_budget_that_is_not_there_is_a_404(api: LiveAPI, budget_id: str) -> None:
     assert api.request("GET", f"/budgets/{budget_id}", "admin").status_code == 404
     assert api.request("PATCH", f"/budgets/{budget_id}", "admin", json={"amount": 1}).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_budget_watcher_runs_wherever_the_scheduler_runs(plane: ControlPlane) -> None:
+    plane.start_engine()
+    assert plane.scheduler is not None
+    assert [type(w).__name__ for w in plane.scheduler.watchers] == ["DeadlineWatcher", "BudgetWatcher"]
