@@ -89,6 +89,12 @@ def test_only_the_hub_and_administrators_have_a_person_mirrored(browser: playwri
     as_hub = {"Authorization": f"token {hub_token}"}
     unknown = requests.post(f"{hub.service_api}/hub/people/nobody", headers=as_hub, timeout=30)
     assert unknown.status_code == 404 and unknown.json()["field"] == "login"
+    # A login is one path segment of the hub's API, whatever it holds: never another hub resource.
+    for hostile in ("..%2Fgroups", "carol%2F..%2F..%2Fgroups", "%3Cscript%3E", "x" * 300, "caf%C3%A9%20%27"):
+        answer = requests.post(f"{hub.service_api}/hub/people/{hostile}", headers=as_hub, timeout=30)
+        assert answer.status_code == 404 and answer.json()["field"] == "login", (hostile, answer.text)
+    nul = requests.post(f"{hub.service_api}/hub/people/a%00b", headers=as_hub, timeout=30)
+    assert nul.status_code == 400 and nul.json()["field"] == "login"
     assert requests.post(mirror, headers=as_hub, timeout=30).status_code == 204
 
 

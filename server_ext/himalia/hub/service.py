@@ -158,7 +158,7 @@ class HubService(LoggingConfigurable):
         form, admitting a server) follows that login, not the last sync.
         """
         try:
-            model = await self.hub_api(f"/users/{quote(login)}")
+            model = await self.hub_api(f"/users/{quote(login, safe='')}")
         except HTTPClientError as error:
             if error.code == 404:
                 raise NotFound(f"The hub has no user '{login}'.", field="login") from None

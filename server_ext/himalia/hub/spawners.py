@@ -98,7 +98,7 @@ class TieredSpawner(LoggingConfigurable):
         Himalia stays the one that decides which tiers those groups allow; asking it to mirror
         first means a group added at the provider counts from the next login, not the next sync.
         """
-        await self._himalia("POST", f"/hub/people/{quote(self.user.name)}")
+        await self._himalia("POST", f"/hub/people/{quote(self.user.name, safe='')}")
 
     async def allowed_tiers(self) -> list[DescribeTier]:
         """The tiers this spawner's user may choose now, cheapest first."""
