@@ -389,6 +389,12 @@ function GrantEditor(props: {
   const [custom, setCustom] = React.useState<ProjectPermission[]>(
     own?.permissions ?? []
   );
+  // Once saved, the form shows the grant as stored: implications added, a preset recognised.
+  const stored = own ? `${own.preset}:${own.permissions.join(',')}` : '';
+  React.useEffect(() => {
+    setChoice(own ? (own.preset ?? 'custom') : '');
+    setCustom(own?.permissions ?? []);
+  }, [stored]);
   const [busy, setBusy] = React.useState(false);
   const [message, setMessage] = React.useState<{
     text: string;
