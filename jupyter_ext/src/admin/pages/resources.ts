@@ -115,35 +115,6 @@ export async function runningOn(
   });
 }
 
-/** The TierSpec fields a described tier carries: what the editor sends back. */
-const SPEC_FIELDS: (keyof TierSpec)[] = [
-  'display_name',
-  'description',
-  'cpu_request',
-  'cpu_limit',
-  'memory_request',
-  'memory_limit',
-  'gpus',
-  'gpu_resource',
-  'node_selector',
-  'tolerations',
-  'shm_size',
-  'cost_per_hour',
-  'allowed_groups',
-  'max_servers_per_user',
-  'max_servers',
-  'default',
-  'archived'
-];
-
-export function specOf(tier: DescribeTier): TierSpec {
-  const spec: Record<string, unknown> = {};
-  for (const field of SPEC_FIELDS) {
-    spec[field] = tier[field];
-  }
-  return spec as TierSpec;
-}
-
 /** The field an API refusal names, without its list index ('allowed_groups.0' → 'allowed_groups'). */
 export function refusedField(error: unknown): string | null {
   if (error instanceof ApiError && error.field) {
