@@ -6,6 +6,7 @@ import { TOKENS_PAGE } from './pages/tokens';
 import { PERMISSIONS_PAGE } from './pages/permissions';
 import { CONNECTIONS_PAGE } from './pages/connections';
 import { TIERS_PAGE } from './pages/tiers';
+import { AUDIT_PAGE } from './pages/audit';
 import { USAGE_PAGE } from './pages/usage';
 
 export const PAGES: IAdminPage[] = [
@@ -15,5 +16,6 @@ export const PAGES: IAdminPage[] = [
   PERMISSIONS_PAGE,
   CONNECTIONS_PAGE,
   TIERS_PAGE,
+  AUDIT_PAGE,
   USAGE_PAGE
 ];
