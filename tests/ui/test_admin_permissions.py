@@ -74,6 +74,40 @@ def test_an_administrator_edits_a_groups_grant_and_sees_it_on_the_grid(page, adm
     assert all(g["principal"] != "readers" for g in admin_app.api("alice", "GET", f"projects/{key}/grants").json())
 
 
+def test_a_groups_global_admin_shows_on_every_project(page, admin_app: AdminApp) -> None:  # type: ignore[no-untyped-def]
+    """Switched on the Groups page, a group's global admin fills its row of the grid, and off empties it."""
+    group = f"grid-{uuid.uuid4().hex[:6]}"
+    created = admin_app.api("alice", "POST", "groups", json={"name": group, "description": "Access review"})
+    assert created.status_code == 201, created.text
+    projects = [p["key"] for p in admin_app.api("alice", "GET", "auth-matrix/grid").json()["projects"]]
+    try:
+        app = admin_app.open(page, "alice", "groups")
+        toggles = app.locator(f"section[data-group='{group}'] fieldset[aria-label='Global permissions of {group}']")
+        toggles.locator("input[name='admin']").click()
+        toggles.locator("input[name='admin']:checked").wait_for()
+
+        app.locator(".hml-admin-nav").get_by_role("link", name="Permissions").click()
+        permissions = app.locator("section[aria-label='Permissions']")
+        permissions.get_by_role("radio", name="Groups").click()
+        row = permissions.locator(f"tr[data-subject='{group}']")
+        row.locator(".hml-admin-tag", has_text="administrator").wait_for()
+        assert [cell.inner_text().strip() for cell in row.locator("td button").all()] == ["admin ★"] * len(projects)
+        row.locator(f"td[data-project='{projects[0]}'] button").click()
+        detail = permissions.locator(f"section[aria-label='{group} on {projects[0]}']")
+        assert f"the global permission admin, through the group {group}" in detail.inner_text()
+        shoot(page, f"admin-permissions-{admin_app.host}-global")
+
+        app.locator(".hml-admin-nav").get_by_role("link", name="Groups").click()
+        toggles.locator("input[name='admin']:checked").click()
+        toggles.locator("input[name='admin']:not(:checked)").wait_for()
+        app.locator(".hml-admin-nav").get_by_role("link", name="Permissions").click()
+        permissions.get_by_role("radio", name="Groups").click()
+        row.locator("td button").first.wait_for()
+        assert {cell.inner_text().strip() for cell in row.locator("td button").all()} == {"·"}
+    finally:
+        admin_app.api("alice", "DELETE", f"groups/{group}")
+
+
 def test_someone_else_gets_neither_the_page_nor_the_grid(page, admin_app: AdminApp) -> None:  # type: ignore[no-untyped-def]
     assert admin_app.api("bob", "GET", "auth-matrix/grid").status_code == 403
     app = admin_app.open(page, "bob", "permissions")
