@@ -165,8 +165,8 @@ def test_hub_admins_are_himalia_admins_and_groups_come_from_the_provider(
     browser: playwright_api.Browser, hub: Hub
 ) -> None:
     alice = sign_in(browser, hub, "alice")
-    alice.goto(f"{hub.url}/services/himalia/")
-    alice.wait_for_selector("text=Signed in through JupyterHub as")
+    alice.goto(f"{hub.url}/services/himalia/")  # the Services menu's link: the administration application
+    alice.locator(".hml-admin[data-login='alice'] .hml-admin-nav").wait_for()
     alice.goto(f"{hub.service_api}/me")
     me = json.loads(alice.locator("body").inner_text())
     assert me["login"] == "alice" and me["global_permissions"]["admin"]
