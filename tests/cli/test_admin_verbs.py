@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from himalia.cli import main
+from himalia.controlplane import ControlPlane
+from himalia.identity.caller import Caller
+from himalia.wire.compute import StartServer
 
 from .test_cli import cli_on
 
@@ -360,7 +363,7 @@ def test_tokens_are_listed_without_their_values_and_revoked(himalia: Any) -> Non
     ]
 
 
-def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any) -> None:
+def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any, home: Path) -> None:
     """Realistic names, emails and groups: every table stays within 100 columns, quantities read as
     people size them, and ``--json`` prints the rows whole."""
     tiers_file = Path(__file__).resolve().parents[2] / "hub_config" / "tiers.yaml"
@@ -377,11 +380,11 @@ def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any) ->
             "--description",
             "People who investigate card fraud across the EMEA region, weekdays and on call",
         )
-    email = "alexandra.konstantinopoulou-vanderberg@fraud-investigations.example.org"
+    email = "akonstantinou-vanderberg@fraud-investigations.example.org"
     himalia(
         "user",
         "add",
-        "alexandra.konstantinopoulou",
+        "akonstantinou",
         "--display-name",
         "Alexandra Konstantinopoulou-Vanderberg",
         "--email",
@@ -393,7 +396,7 @@ def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any) ->
     himalia("token", "create", "--user", "ci-bot", "--name", "nightly pipeline of the fraud investigations team")
     himalia(
         "--as",
-        "alexandra.konstantinopoulou",
+        "akonstantinou",
         "project",
         "create",
         "FRAUD_EMEA",
@@ -406,7 +409,7 @@ def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any) ->
     )
     himalia(
         "--as",
-        "alexandra.konstantinopoulou",
+        "akonstantinou",
         "connection",
         "create",
         "fraud_investigations_lake",
@@ -417,6 +420,18 @@ def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any) ->
         "--usable-by",
         ",".join(groups[1:]),
     )
+
+    plane = ControlPlane(home=str(home))  # the hub's side: a server started for the project, one ended
+    plane.start()
+    try:
+        hub = Caller.operator("test-hub")
+        person = "akonstantinou"
+        ended = plane.tiers.start_server(hub, StartServer(user=person, tier="medium", project="FRAUD_EMEA"))
+        plane.tiers.stop_server(hub, ended.id)
+        name = "fraud-investigation-of-the-quarter"
+        plane.tiers.start_server(hub, StartServer(user=person, tier="medium", server_name=name, project="FRAUD_EMEA"))
+    finally:
+        plane.stop()
 
     for command in (
         ("user", "list"),
@@ -433,10 +448,13 @@ def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any) ->
         assert all("Traceback" not in line for line in lines)
 
     users = himalia("user", "list").output
-    assert "alexandra.konstantinopoulou " in users and "ci-bot" in users and "service" in users
+    assert "akonstantinou " in users and "ci-bot" in users and "service" in users
     assert email not in users and "…" in users  # elided in the table ...
     assert email in himalia("--json", "user", "list").output  # ... whole in JSON
     tiers = himalia("tier", "list").output
-    assert "1-2 cores" in tiers and "4-8 Gi" in tiers and "32-64 Gi" in tiers and "default" in tiers
+    assert all(shown in tiers for shown in ("0.5-1 cores", "1-2 cores", "4 cores", "4-8 Gi", "32-64 Gi", "default"))
+    usage = himalia("tier", "usage").output
+    assert "fraud-investigat" in usage and "FRAUD_EMEA" in usage and "0.2" in usage
+    assert len(json.loads(himalia("--json", "tier", "usage").output)["items"]) == 2
     medium = next(t for t in json.loads(himalia("--json", "tier", "list").output) if t["name"] == "medium")
     assert (medium["memory_limit"], medium["cpu_limit"]) == (8 * 2**30, 2)

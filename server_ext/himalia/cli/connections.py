@@ -12,7 +12,13 @@ from himalia.cli.output import emit, fail, run
 if TYPE_CHECKING:
     from himalia.wire.data import AccessSpec
 
-CONNECTION_COLUMNS = ("name", "type", "owner", "credentials_mode", "allow_write")
+CONNECTION_COLUMNS = {
+    "name": "name",
+    "type": "type",
+    "owner": "owner",
+    "credentials": "credentials_mode",
+    "writes": "allow_write",
+}
 
 
 def access(value: str | None) -> "AccessSpec":
@@ -169,7 +175,7 @@ def connection_delete(ctx: Context, name: str, yes: bool) -> None:
 @pass_ctx
 def connection_list(ctx: Context) -> None:
     page = run(lambda: ctx.plane().connections.list_connections(ctx.caller(), PAGE, 0))
-    emit(ctx, page, [*CONNECTION_COLUMNS, "can_use", "can_read_details"])
+    emit(ctx, page, {**CONNECTION_COLUMNS, "usable": "can_use", "details": "can_read_details"})
 
 
 @connection.command("test")

@@ -143,11 +143,11 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def gibibytes(value: int | None) -> str:
-    """A byte count as people size memory (``2 Gi``, ``0.5 Gi``); nothing for none."""
-    return "" if value is None else f"{round(value / 2**30, 2):g} Gi"
+def gibibytes(*values: int) -> str:
+    """Byte counts as people size memory: ``2 Gi``, ``0.5 Gi``, ``4-8 Gi`` (a range)."""
+    return "-".join(f"{round(value / 2**30, 2):g}" for value in values) + " Gi"
 
 
-def cores(value: float | None) -> str:
-    """CPUs as people count them (``1 core``, ``0.5 cores``); nothing for none."""
-    return "" if value is None else f"{value:g} core" + ("" if value == 1 else "s")
+def cores(*values: float) -> str:
+    """CPUs as people count them: ``1 core``, ``0.5 cores``, ``1-2 cores`` (a range)."""
+    return "-".join(f"{value:g}" for value in values) + (" core" if values == (1,) else " cores")

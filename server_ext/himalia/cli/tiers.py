@@ -1,5 +1,6 @@
 """``himalia tier``: hardware tiers and their usage."""
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,11 @@ from himalia.cli.context import Context, json_option, pairs, pass_ctx
 from himalia.cli.output import cores, emit, gibibytes, run
 
 
-def _between(request: float, limit: float | None, show: Any) -> str:
-    """A request and its limit in one cell: ``1 core``, ``0.5-2 cores``, ``1+ Gi`` (no limit)."""
-    number, _, unit = show(request).partition(" ")
+def _between(request: float, limit: float | None, show: Callable[..., str]) -> str:
+    """A request and its limit in one cell: ``1 core``, ``0.5-2 cores``, ``1 Gi or more`` (no limit)."""
     if limit is None:
-        return f"{number}+ {unit}"
-    return show(limit) if limit == request else f"{number}-{show(limit)}"
+        return f"{show(request)} or more"
+    return show(limit) if limit == request else show(request, limit)
 
 
 #: What a person compares tiers by, within 100 columns; ``--json`` prints every setting.
@@ -30,6 +30,18 @@ TIER_COLUMNS = {
     "per user": "max_servers_per_user",
     "cost/h": "cost_per_hour",
     "state": lambda tier: "archived" if tier["archived"] else "default" if tier["default"] else "",
+}
+
+#: A usage record in one line: a server by its name, a run by its number.
+USAGE_COLUMNS = {
+    "id": "id",
+    "user": "user",
+    "tier": "tier",
+    "project": "project",
+    "server/run": lambda usage: usage["server_name"] if usage["kind"] == "server" else f"#{usage['run_id']}",
+    "cost/h": "cost_per_hour",
+    "started": "started_at",
+    "ended": "ended_at",
 }
 
 
@@ -124,4 +136,4 @@ def tier_set(ctx: Context, name: str, **options: Any) -> None:
 def tier_usage(ctx: Context, user: str | None, running: bool, limit: int) -> None:
     """Who used which tier from when to when (the basis of cost reports)."""
     page = run(lambda: ctx.plane().tiers.list_usage(ctx.caller(), limit, 0, user, running))
-    emit(ctx, page, ("id", "user", "tier", "kind", "server_name", "run_id", "cost_per_hour", "started_at", "ended_at"))
+    emit(ctx, page, USAGE_COLUMNS)

@@ -6,8 +6,25 @@ from himalia.cli.context import PAGE, Context, pass_ctx
 from himalia.cli.output import emit, fail, run
 from himalia.core.permissions import GlobalPermission, Profile
 
-USER_COLUMNS = ("login", "display_name", "email", "profile", "kind", "active", "groups")
-GROUP_COLUMNS = ("name", "permissions", "member_count", "description")
+#: The columns people scan; ``--json`` prints every field (when an account was created, who deactivated it).
+USER_COLUMNS = {
+    "login": "login",
+    "name": "display_name",
+    "email": "email",
+    "profile": "profile",
+    "kind": "kind",
+    "active": "active",
+    "source": "source",
+    "last seen": "last_seen_at",
+    "groups": "groups",
+}
+GROUP_COLUMNS = {
+    "name": "name",
+    "source": "source",
+    "permissions": "permissions",
+    "members": "member_count",
+    "description": "description",
+}
 
 
 @click.group()
@@ -53,13 +70,13 @@ def user_add(
 
 
 @user.command("list")
+@click.option("--kind", type=click.Choice(["user", "service"]), help="People or service accounts only.")
+@click.option("--active/--deactivated", default=None, help="Only the active or the deactivated accounts.")
+@click.option("--search", help="Text in the login, display name or email (any case).")
 @pass_ctx
-def user_list(ctx: Context) -> None:
-    emit(
-        ctx,
-        run(lambda: ctx.plane().users.list_users(ctx.caller(), PAGE, 0)),
-        USER_COLUMNS,
-    )
+def user_list(ctx: Context, kind: str | None, active: bool | None, search: str | None) -> None:
+    page = run(lambda: ctx.plane().users.list_users(ctx.caller(), PAGE, 0, kind=kind, active=active, search=search))
+    emit(ctx, page, USER_COLUMNS)
 
 
 @user.command("set")
