@@ -89,5 +89,5 @@ export function money(amount: number, currency: string): string {
 }
 
 export function hours(value: number): string {
-  return value >= 100 ? value.toFixed(0) : value.toFixed(1);
+  return value >= 100 ? value.toFixed(0) : value.toFixed(value >= 10 ? 1 : 2);
 }
