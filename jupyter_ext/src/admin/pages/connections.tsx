@@ -166,7 +166,7 @@ function FieldError(props: {
 
 const LABEL: React.CSSProperties = {
   display: 'inline-block',
-  minWidth: '13rem'
+  minWidth: '19rem'
 };
 
 function AccessPicker(props: {
@@ -184,6 +184,7 @@ function AccessPicker(props: {
       <span style={LABEL}>{props.label}</span>
       <select
         name={`${props.name}.mode`}
+        aria-label={props.label}
         value={access.mode}
         onChange={event =>
           props.onChange({

@@ -41,17 +41,29 @@ function Field(props: {
   name: keyof IDraft;
   label: string;
   refusal: IRefusal | null;
+  /** Several inputs of their own (checkboxes): a labelled group, not one label. */
+  several?: boolean;
   children: React.ReactNode;
 }): React.ReactElement {
   const refused = props.refusal?.field === props.name;
+  const title = (
+    <span style={{ display: 'inline-block', minWidth: '19rem' }}>
+      {props.label}
+    </span>
+  );
   return (
     <div className="hml-admin-field" data-field={props.name}>
-      <label>
-        <span style={{ display: 'inline-block', minWidth: '13rem' }}>
-          {props.label}
+      {props.several ? (
+        <span role="group" aria-label={props.label}>
+          {title}
+          {props.children}
         </span>
-        {props.children}
-      </label>
+      ) : (
+        <label>
+          {title}
+          {props.children}
+        </label>
+      )}
       {refused && (
         <span
           className="hml-admin-field-error"
@@ -208,6 +220,7 @@ function TierEditor(props: {
         name="allowed_groups"
         label="Allowed groups (none: everyone)"
         refusal={refusal}
+        several
       >
         <span>
           {groups.map(group => (
