@@ -35,7 +35,7 @@ function PermissionToggles(props: {
     >
       <legend>Global permissions</legend>
       {GLOBAL_PERMISSIONS.map(({ name, means }) => (
-        <label key={name} title={means} style={{ display: 'block' }}>
+        <label key={name} title={means}>
           <input
             type="checkbox"
             name={name}
@@ -99,11 +99,6 @@ function GroupCard(props: {
       className="hml-admin-group"
       data-group={group.name}
       aria-label={`Group ${group.name}`}
-      style={{
-        border: '1px solid var(--hml-admin-border)',
-        padding: '0.5rem 1rem',
-        margin: '1rem 0'
-      }}
     >
       <h3>
         {group.name}{' '}
