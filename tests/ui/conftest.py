@@ -497,6 +497,10 @@ class AdminApp:
     ``open(page, login)`` signs the page's browser in (the lab's token, or the hub's provider) and
     opens ``/himalia/admin/`` there, waiting until the application knows the person; ``api`` calls
     the REST API as a person with a token; ``himalia`` runs the CLI on the host's store as its operator.
+
+    The people are the demo's in both hosts: alice (an administrator), bob (analyst), carol (reader).
+    To make someone a tier manager, say, give a group of Himalia's own the permission and add them
+    (``himalia("group", "add", ...)``): the hub's sync changes only the groups that came from the hub.
     """
 
     host: str
