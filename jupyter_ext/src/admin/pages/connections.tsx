@@ -154,20 +154,11 @@ function FieldError(props: {
     return null;
   }
   return (
-    <span
-      className="hml-admin-field-error"
-      role="alert"
-      style={{ color: 'var(--hml-admin-danger)', marginLeft: '0.75rem' }}
-    >
+    <span className="hml-admin-field-error" role="alert">
       {props.refusal?.message}
     </span>
   );
 }
-
-const LABEL: React.CSSProperties = {
-  display: 'inline-block',
-  minWidth: '19rem'
-};
 
 function AccessPicker(props: {
   name: 'usable_by' | 'details_readable_by';
@@ -181,7 +172,7 @@ function AccessPicker(props: {
   const chosen = access.groups ?? [];
   return (
     <div className="hml-admin-field" data-field={props.name}>
-      <span style={LABEL}>{props.label}</span>
+      <span className="hml-admin-label">{props.label}</span>
       <select
         name={`${props.name}.mode`}
         aria-label={props.label}
@@ -198,9 +189,9 @@ function AccessPicker(props: {
         <option value="groups">these groups</option>
       </select>
       {access.mode === 'groups' && (
-        <span style={{ marginLeft: '0.75rem' }}>
+        <span className="hml-admin-choices">
           {props.groups.map(group => (
-            <label key={group.name} style={{ marginRight: '1rem' }}>
+            <label key={group.name} className="hml-admin-choice">
               <input
                 type="checkbox"
                 name={`${props.name}.groups`}
@@ -320,28 +311,20 @@ function ConnectionEditor(props: {
       aria-label={
         connection ? `Edit the connection ${connection.name}` : 'New connection'
       }
-      style={{
-        border: '1px solid var(--hml-admin-border)',
-        borderRadius: 6,
-        padding: '0.75rem 1rem',
-        margin: '1rem 0'
-      }}
     >
-      <h3 style={{ marginTop: 0 }}>
-        {connection ? `Edit ${connection.name}` : 'New connection'}
-      </h3>
+      <h3>{connection ? `Edit ${connection.name}` : 'New connection'}</h3>
       {connection === null && (
         <>
           <div className="hml-admin-field" data-field="name">
             <label>
-              <span style={LABEL}>Name</span>
+              <span className="hml-admin-label">Name</span>
               <input name="name" value={draft.name} onChange={text('name')} />
             </label>
             <FieldError field="name" refusal={refusal} />
           </div>
           <div className="hml-admin-field" data-field="type">
             <label>
-              <span style={LABEL}>Type</span>
+              <span className="hml-admin-label">Type</span>
               <select
                 name="type"
                 value={draft.type}
@@ -358,7 +341,7 @@ function ConnectionEditor(props: {
       )}
       <div className="hml-admin-field" data-field="description">
         <label>
-          <span style={LABEL}>Description</span>
+          <span className="hml-admin-label">Description</span>
           <input
             name="description"
             value={draft.description}
@@ -369,7 +352,7 @@ function ConnectionEditor(props: {
       </div>
       <div className="hml-admin-field" data-field="params.url">
         <label>
-          <span style={LABEL}>URL (no password in it)</span>
+          <span className="hml-admin-label">URL (no password in it)</span>
           <input
             name="url"
             size={50}
@@ -386,7 +369,7 @@ function ConnectionEditor(props: {
       </div>
       <div className="hml-admin-field" data-field="params">
         <label>
-          <span style={LABEL}>Other parameters (JSON)</span>
+          <span className="hml-admin-label">Other parameters (JSON)</span>
           <textarea
             name="params"
             rows={2}
@@ -401,7 +384,7 @@ function ConnectionEditor(props: {
       </div>
       <div className="hml-admin-field" data-field="credentials_mode">
         <label>
-          <span style={LABEL}>Credentials</span>
+          <span className="hml-admin-label">Credentials</span>
           <select
             name="credentials_mode"
             value={draft.credentials_mode}
@@ -497,7 +480,7 @@ function ConnectionEditor(props: {
       )}
       <div className="hml-admin-field" data-field="allow_write">
         <label>
-          <span style={LABEL}>Writes allowed</span>
+          <span className="hml-admin-label">Writes allowed</span>
           <input
             type="checkbox"
             name="allow_write"
@@ -546,23 +529,13 @@ function TestOutcome(props: {
   const { outcome } = props;
   if (typeof outcome === 'string') {
     return (
-      <span
-        className="hml-admin-test-outcome"
-        data-ok="false"
-        style={{ color: 'var(--hml-admin-danger)' }}
-      >
+      <span className="hml-admin-test-outcome" data-ok="false">
         {outcome}
       </span>
     );
   }
   return (
-    <span
-      className="hml-admin-test-outcome"
-      data-ok={String(outcome.ok)}
-      style={{
-        color: outcome.ok ? 'var(--hml-admin-ok)' : 'var(--hml-admin-danger)'
-      }}
-    >
+    <span className="hml-admin-test-outcome" data-ok={String(outcome.ok)}>
       {outcome.ok ? 'Works' : 'Fails'}: {outcome.message} ({outcome.elapsed_ms}{' '}
       ms)
     </span>

@@ -46,11 +46,7 @@ function Field(props: {
   children: React.ReactNode;
 }): React.ReactElement {
   const refused = props.refusal?.field === props.name;
-  const title = (
-    <span style={{ display: 'inline-block', minWidth: '19rem' }}>
-      {props.label}
-    </span>
-  );
+  const title = <span className="hml-admin-label">{props.label}</span>;
   return (
     <div className="hml-admin-field" data-field={props.name}>
       {props.several ? (
@@ -65,11 +61,7 @@ function Field(props: {
         </label>
       )}
       {refused && (
-        <span
-          className="hml-admin-field-error"
-          role="alert"
-          style={{ color: 'var(--hml-admin-danger)', marginLeft: '0.75rem' }}
-        >
+        <span className="hml-admin-field-error" role="alert">
           {props.refusal?.message}
         </span>
       )}
@@ -147,16 +139,8 @@ function TierEditor(props: {
       className="hml-admin-tier-editor"
       onSubmit={save}
       aria-label={tier ? `Edit the tier ${tier.name}` : 'New tier'}
-      style={{
-        border: '1px solid var(--hml-admin-border)',
-        borderRadius: 6,
-        padding: '0.75rem 1rem',
-        margin: '1rem 0'
-      }}
     >
-      <h3 style={{ marginTop: 0 }}>
-        {tier ? `Edit ${tier.display_name || tier.name}` : 'New tier'}
-      </h3>
+      <h3>{tier ? `Edit ${tier.display_name || tier.name}` : 'New tier'}</h3>
       {!tier && (
         <Field name="name" label="Name (a-z, 0-9, -)" refusal={refusal}>
           {input('name')}
@@ -224,7 +208,7 @@ function TierEditor(props: {
       >
         <span>
           {groups.map(group => (
-            <label key={group.name} style={{ marginRight: '1rem' }}>
+            <label key={group.name} className="hml-admin-choice">
               <input
                 type="checkbox"
                 name="allowed_groups"
@@ -363,16 +347,7 @@ function Preview(props: {
           title="Spawn form preview"
           className="hml-admin-preview-frame"
           sandbox=""
-          srcDoc={`<!doctype html><meta charset="utf-8"><body style="font-family:system-ui">${preview.html}</body>`}
-          style={{
-            display: 'block',
-            width: '100%',
-            maxWidth: '48rem',
-            height: '18rem',
-            marginTop: '0.5rem',
-            border: '1px solid var(--hml-admin-border)',
-            background: '#fff'
-          }}
+          srcDoc={`<!doctype html><meta charset="utf-8"><body style="font-family:system-ui;background:#fff;color:#1f2328">${preview.html}</body>`}
         />
       )}
     </section>
@@ -457,9 +432,7 @@ function TiersPage(props: IAdminPageProps): React.ReactElement {
             <tr
               key={tier.name}
               data-tier={tier.name}
-              style={
-                tier.archived ? { color: 'var(--hml-admin-muted)' } : undefined
-              }
+              data-archived={tier.archived}
             >
               <td>
                 <b>{tier.display_name || tier.name}</b>
@@ -482,7 +455,7 @@ function TiersPage(props: IAdminPageProps): React.ReactElement {
                 {tier.running_servers === 1 ? '' : 's'}, {tier.running_runs} run
                 {tier.running_runs === 1 ? '' : 's'}
               </td>
-              <td style={{ whiteSpace: 'nowrap' }}>
+              <td className="hml-admin-actions">
                 <button type="button" onClick={() => setEditing(tier)}>
                   Edit
                 </button>{' '}
