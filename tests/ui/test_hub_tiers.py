@@ -102,10 +102,19 @@ def test_the_pending_page_and_the_admin_page_name_the_servers_tier(browser: play
     bob = sign_in(browser, hub, "bob")
     offered_tiers(bob, hub)
     bob.check("#himalia-tiers input[value=medium]")
-    bob.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
-    bob.wait_for_url(f"{hub.url}/hub/spawn-pending/bob**", wait_until="domcontentloaded")
-    assert bob.locator("#himalia-tier").inner_text() == f"Your server starts on the hardware tier {MEDIUM}."
-    bob.screenshot(path=str(ARTIFACTS / "hub-tiers-pending.png"))
+    bob.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]", no_wait_after=True)
+    # The hub waits up to slow_spawn_timeout (10 s) before it sends the form's page to the pending
+    # page; a second page of bob's opens it while the server starts.
+    pending = bob.context.new_page()
+    for _ in range(50):  # until the hub has the start under way (else: its "not running" page)
+        pending.goto(f"{hub.url}/hub/spawn-pending/bob")
+        assert pending.url.startswith(f"{hub.url}/hub/spawn-pending/bob"), "the server started before the page opened"
+        if pending.locator("#himalia-tier").count():
+            break
+        pending.wait_for_timeout(200)
+    assert pending.locator("#himalia-tier").inner_text() == f"Your server starts on the hardware tier {MEDIUM}."
+    pending.screenshot(path=str(ARTIFACTS / "hub-tiers-pending.png"))
+    pending.close()  # before the server is ready: two pages signing in to bob's server at once would race
     bob.wait_for_url(f"{hub.url}/user/bob/lab**", timeout=120_000)
 
     alice = sign_in(browser, hub, "alice")

@@ -168,12 +168,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def configure_pages(c: Any) -> None:
-    """The hub's pages name each server's tier: the spawn pending page through its template here,
-    the admin page in its Profile column (``TieredSpawner.show_tier``). The pending page shows at
-    once rather than after JupyterHub's 10 seconds, so that a quick start names its tier too."""
+    """The hub's pages name each server's tier: the spawn pending page (shown when a start takes
+    longer than the hub waits, ``slow_spawn_timeout``) through its template here, the admin page in
+    its Profile column (``TieredSpawner.show_tier``)."""
     c.JupyterHub.template_paths = [str(TEMPLATES), *_configured(c.JupyterHub, "template_paths")]
-    settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
-    c.JupyterHub.tornado_settings = {**settings, "slow_spawn_timeout": 0}
 
 
 def configure_culler(c: Any, timeout: int = 3600) -> None:
