@@ -129,12 +129,12 @@ def connection_update(
 
     plane, caller = ctx.plane(), ctx.caller()
     secrets: dict[str, str] | None = None
-    if secret_names or stdin_name:
-        if no_secrets:
-            fail("give secrets or --no-secrets, not both")
+    if sum(map(bool, (secret_names, stdin_name, no_secrets))) > 1:
+        fail("give one of --secret, --secret-stdin and --no-secrets")
+    if secret_names:
         secrets = {n: click.prompt(f"{name} secret {n}", hide_input=True) for n in secret_names}
-        if stdin_name:
-            secrets[stdin_name] = sys.stdin.read().rstrip("\n")
+    elif stdin_name:
+        secrets = {stdin_name: sys.stdin.read().rstrip("\n")}
     elif no_secrets:
         secrets = {}
     changed_params = None

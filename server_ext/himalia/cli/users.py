@@ -121,8 +121,10 @@ def user_deactivate(ctx: Context, login: str, yes: bool) -> None:
         said.append(f"server(s) left running until stopped in JupyterHub: {servers}")
     if not yes:
         click.confirm(f"Deactivate {login}? {'; '.join(said)}.", abort=True)
-    emit(ctx, run(lambda: plane.users.update_user(caller, login, UpdateUser(active=False))), USER_COLUMNS)
-    if not ctx.json:
+    deactivated = run(lambda: plane.users.update_user(caller, login, UpdateUser(active=False)))
+    if ctx.json:
+        emit(ctx, deactivated)
+    else:
         click.echo(f"deactivated {login}: {'; '.join(said)}")
 
 
