@@ -393,7 +393,8 @@ class TierService(Service):
     ) -> Page[DescribeUsage]:
         """Usage records, newest first: tier managers and administrators see everyone's, others their own.
 
-        ``tier`` and ``running`` together answer what runs on a tier now (its servers and runs).
+        ``tier`` and ``running`` together answer what runs on a tier now (its servers and runs);
+        an unknown tier has none.
         """
         if not caller.has(GlobalPermission.MANAGE_TIERS):
             if user not in (None, caller.login):
@@ -409,8 +410,8 @@ class TierService(Service):
                 query = query.where(TierUsage.user_id == find_user(session, user).id)
             if running:
                 query = query.where(TierUsage.ended_at.is_(None))
-            if tier is not None:
-                query = query.where(TierUsage.tier_id == _find_tier(session, tier).id)
+            if tier is not None:  # a join, not a lookup: naming a tier tells nobody whether it exists
+                query = query.join(Tier, Tier.id == TierUsage.tier_id).where(Tier.name == tier)
             rows, total = paginate(session, query, limit, offset)
             ids = {u.project_id for u in rows if u.project_id is not None}
             keys = dict(session.execute(select(Project.id, Project.key).where(Project.id.in_(ids))).tuples().all())
