@@ -62,6 +62,7 @@ def test_the_lab_sidebar_opens_the_application_in_a_new_tab_for_those_it_opens_f
     sidebar = open_himalia(page, admin_lab)
     button = sidebar.locator(".hml-admin-link")
     button.wait_for()
+    shoot(page, "admin-shell-sidebar-button")
     with page.context.expect_page() as opened:
         button.click()
     tab = opened.value

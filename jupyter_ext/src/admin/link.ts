@@ -4,7 +4,7 @@
  */
 import { ICommandPalette, ToolbarButton } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
-import { SidePanel } from '@jupyterlab/ui-components';
+import { launchIcon, SidePanel } from '@jupyterlab/ui-components';
 
 import { CommandIDs, IHimaliaServices } from '../services';
 import { ADMIN_PATH, mayAdminister } from './access';
@@ -34,6 +34,7 @@ export function registerAdministration(
 
   const button = new ToolbarButton({
     label: 'Administration',
+    icon: launchIcon,
     tooltip: 'Open Himalia administration in a new tab',
     className: 'hml-admin-link',
     onClick: () => void app.commands.execute(CommandIDs.openAdministration)
