@@ -125,6 +125,29 @@ def test_cli_verify_names_the_tampered_entry(plane: ControlPlane, db_url: str, t
     assert "TAMPERED: entry 2: content does not match its hash" in broken.output
 
 
+def test_cli_export_filters_as_the_api_does(plane: ControlPlane, api: LiveAPI, db_url: str, tmp_path: object) -> None:
+    environment = {"HIMALIA_SECRET_KEYS": SECRET_KEY, "HIMALIA_AUDIT_KEY": AUDIT_KEY}
+
+    def export(*filters: str) -> tuple[int, str]:
+        done = CliRunner().invoke(
+            main, ["--home", str(tmp_path), "--db-url", db_url, "audit", "export", *filters], env=environment
+        )
+        return done.exit_code, done.output
+
+    api.request("PATCH", "/projects/ALPHA", role="admin", json={"description": "later"})
+    alpha = api.request("GET", "/audit?object_type=project&object_id=ALPHA", role="admin").json()["items"]
+    later = alpha[: len(alpha) // 2]  # newest first
+    since = datetime.fromisoformat(later[-1]["created_at"]).astimezone(timezone(timedelta(hours=-5)))
+    filters = {"object_type": "project", "object_id": "ALPHA", "since": since.isoformat()}
+    code, output = export(*[f"--{k.replace('_', '-')}={v}" for k, v in filters.items()])
+    assert code == 0 and output == api.request("GET", "/audit/export", role="admin", params=filters).text
+    assert {json.loads(line)["seq"] for line in output.splitlines()} >= {e["seq"] for e in later}
+    code, output = export("--since", "2026")
+    assert code == 1 and "since: Value error, is not a time" in output
+    code, output = export("--since", "2026-12-02T10:00:00+01:00", "--until", "2026-12-02T09:00:00Z")
+    assert code == 1 and "until: Value error, must be after since" in output
+
+
 def test_filter_and_export(api: LiveAPI) -> None:
     assert api.request("PATCH", "/projects/ALPHA", role="projadmin", json={"description": "v2"}).status_code == 200
     page = api.request("GET", "/audit?actor=projadmin&action=project", role="admin").json()

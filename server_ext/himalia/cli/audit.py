@@ -1,7 +1,6 @@
 """``himalia audit``: verify and export the audit trail."""
 
 import sys
-from datetime import UTC, datetime
 
 import click
 
@@ -35,32 +34,19 @@ def audit_verify(ctx: Context) -> None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout).")
 @click.option("--actor")
-@click.option("--action")
+@click.option("--action", help="An action, or a prefix such as 'project'.")
 @click.option("--project")
-@click.option("--since", type=click.DateTime())
-@click.option("--until", type=click.DateTime())
+@click.option("--object-type")
+@click.option("--object-id")
+@click.option("--since", help="From this time on: 2026-12-02, 2026-12-02T10:00:00+01:00 (UTC unless it says).")
+@click.option("--until", help="Before this time (UTC unless it says).")
 @pass_ctx
-def audit_export(
-    ctx: Context,
-    fmt: str,
-    output: str | None,
-    actor: str | None,
-    action: str | None,
-    project: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> None:
-    """Export entries, oldest first."""
-    from himalia.identity.audit import AuditFilter
+def audit_export(ctx: Context, fmt: str, output: str | None, **filters: str | None) -> None:
+    """Export entries, oldest first, filtered as GET /audit/export filters them."""
+    from himalia.api.audit import AuditFilterQuery
 
-    audit_filter = AuditFilter(
-        actor=actor,
-        action=action,
-        project=project,
-        since=since.replace(tzinfo=UTC) if since else None,
-        until=until.replace(tzinfo=UTC) if until else None,
-    )
-    lines = ctx.plane().audit.export(ctx.caller(), audit_filter, fmt)
+    query = run(lambda: AuditFilterQuery.model_validate({k: v for k, v in filters.items() if v is not None}))
+    lines = ctx.plane().audit.export(ctx.caller(), query.to_filter(), fmt)
     handle = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
     try:
         run(lambda: handle.writelines(lines))
