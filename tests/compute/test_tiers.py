@@ -127,7 +127,9 @@ def test_usage_is_private_to_its_user_unless_one_manages_tiers(api: LiveAPI, tie
 
 def test_archived_tiers_are_offered_to_nobody(api: LiveAPI, tiers: None) -> None:
     small = api.request("GET", "/tiers/small", "admin").json()
-    spec = {k: v for k, v in small.items() if k not in {"name", "updated_at", "running_servers", "running_runs", "currency"}}
+    spec = {
+        k: v for k, v in small.items() if k not in {"name", "updated_at", "running_servers", "running_runs", "currency"}
+    }
     api.request("PUT", "/tiers/small", "admin", json={**spec, "archived": True, "default": False})
     assert names(api.request("GET", "/tiers", "reader")) == []
     refused = start(api, "reader", "small")
