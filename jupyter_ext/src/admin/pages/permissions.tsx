@@ -158,7 +158,11 @@ export function PermissionsPage(props: IAdminPageProps): React.ReactElement {
           onClose={() => setSelected(null)}
         />
       )}
-      <Explain client={client} projects={grid?.projects ?? []} />
+      <Explain
+        client={client}
+        projects={grid?.projects ?? []}
+        people={subjects === 'users' ? (grid?.subjects ?? []) : []}
+      />
     </section>
   );
 }
@@ -526,8 +530,10 @@ function GrantEditor(props: {
 function Explain(props: {
   client: HimaliaClient;
   projects: GridProject[];
+  /** Suggested for the person: the people on the grid's page. */
+  people: GridSubject[];
 }): React.ReactElement {
-  const { client, projects } = props;
+  const { client, projects, people } = props;
   const [user, setUser] = React.useState('');
   const [project, setProject] = React.useState('');
   const [permission, setPermission] =
@@ -559,11 +565,19 @@ function Explain(props: {
           Person{' '}
           <input
             aria-label="Person"
+            list="hml-admin-explain-people"
             value={user}
             required
             onChange={event => setUser(event.target.value)}
           />
         </label>{' '}
+        <datalist id="hml-admin-explain-people">
+          {people.map(person => (
+            <option key={person.name} value={person.name}>
+              {person.display_name}
+            </option>
+          ))}
+        </datalist>
         <label>
           Permission{' '}
           <select
