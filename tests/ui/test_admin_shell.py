@@ -41,6 +41,11 @@ def test_someone_without_the_permissions_gets_no_page_and_403(page: playwright_a
     assert app.locator(".hml-admin-nav").count() == 0
     assert app.locator(".hml-admin-main > *").count() == 1  # the screen and nothing of any page
     shoot(app, f"admin-shell-{admin_app.host}-nopage")
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    assert app.evaluate(background) == "rgb(255, 255, 255)"
+    app.emulate_media(color_scheme="dark")  # as the browser prefers, outside the lab's themes
+    assert app.evaluate(background) == "rgb(13, 17, 23)"
+    shoot(app, f"admin-shell-{admin_app.host}-nopage-dark")
 
     # The same session (cookie and XSRF token) reaches the API: the permission refuses, not the session.
     status, me = admin_app.fetch(app, "GET", "me")
