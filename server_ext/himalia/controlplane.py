@@ -380,7 +380,8 @@ class ControlPlane(LoggingConfigurable):
             with self.db.write() as session:
                 trail.open_head(session)
         self.users = UserService(self.db, trail, self.log)
-        self.projects = ProjectService(self.db, trail, self.log)
+        self.events = Events(self.log)
+        self.projects = ProjectService(self.db, trail, self.log, self.events)
         policy = DataAccessPolicy.for_control_plane(
             self.home, self.db_url, self.remote_protocols, self.allowed_data_destinations, [self.audit_head_file]
         )
@@ -400,7 +401,6 @@ class ControlPlane(LoggingConfigurable):
         self.reading = DatasetReader(
             self.db, trail, self.log, self.datasets, self.connections, DatasetReading(parent=self)
         )
-        self.events = Events(self.log)
         self.scenarios = ScenarioService(
             self.db,
             trail,

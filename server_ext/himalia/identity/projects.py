@@ -6,6 +6,7 @@ with no permission on a project gets exactly what they would get if it did not e
 """
 
 import json
+import logging
 import threading
 from collections import defaultdict
 from typing import Any
@@ -25,9 +26,10 @@ from himalia.core.permissions import (
 )
 from himalia.identity.access_grid import Subjects, read_access_grid
 from himalia.identity.caller import Caller, load_caller
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import find_group, find_user
-from himalia.store.db import paginate
+from himalia.store.db import Database, paginate
+from himalia.store.events import Events, ScenarioChanged
 from himalia.store.orm import (
     Bundle,
     BundleActivation,
@@ -168,10 +170,15 @@ class ProjectService(Service):
     The current project is kept in memory, per user (not per browser tab: the last choice wins): it
     is a signal from the lab to the same person's kernels, which the lab sends again whenever it
     loads, so a restarted control plane learns it back without a schema of its own.
+
+    Archiving a project deactivates its scenarios: ``events`` tells the scheduler, which would
+    otherwise keep polling for them and watching their deadlines (a project is deleted only once
+    none of its scenarios is active, hence scheduled).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, db: Database, audit: AuditRecorder, log: logging.Logger, events: Events) -> None:
+        super().__init__(db, audit, log)
+        self.events = events
         self._current: dict[int, int] = {}
         self._current_lock = threading.Lock()
 
@@ -289,11 +296,14 @@ class ProjectService(Service):
         nothing of it runs on a schedule any more. Unarchiving leaves them inactive: which ones should
         run again is a decision, not a restoration."""
         changes = spec.model_dump(mode="json", exclude_none=True)
+        deactivated: list[int] = []
         with self.db.write() as session:
             project, permissions = require_project(session, caller, key, ProjectPermission.ADMIN)
             details: dict[str, Any] = dict(changes)
             if changes.get("status") == "archived":
-                details["deactivated_scenarios"] = _deactivate_scenarios(session, project)
+                scenarios = _deactivate_scenarios(session, project)
+                details["deactivated_scenarios"] = [scenario.slug for scenario in scenarios]
+                deactivated = [scenario.id for scenario in scenarios]
             for name, value in changes.items():
                 if name == "owner":
                     project.owner = find_user(session, value, field="owner")
@@ -301,7 +311,9 @@ class ProjectService(Service):
                     setattr(project, name, value)
             session.flush()
             self.audit.record(session, caller, "project.update", "project", key, project_key=key, details=details)
-            return describe_project(project, permissions)
+            described = describe_project(project, permissions)
+        self._changed(deactivated)
+        return described
 
     def delete_project(self, caller: Caller, key: str, delete_bundles: bool = False) -> None:
         """Delete a project and everything in it; refused while anything still depends on it.
@@ -321,6 +333,11 @@ class ProjectService(Service):
             self.audit.record(
                 session, caller, "project.delete", "project", key, project_key=key, details={"bundles": bundles}
             )
+
+    def _changed(self, scenario_ids: list[int]) -> None:
+        """Tell the scheduler, once the change is committed, which scenarios it must read again."""
+        for scenario_id in scenario_ids:
+            self.events.publish(ScenarioChanged(scenario_id))
 
     # -- grants --------------------------------------------------------------------------------
 
@@ -563,15 +580,17 @@ class ProjectService(Service):
             )
 
 
-def _deactivate_scenarios(session: Session, project: Project) -> list[str]:
-    """Deactivate the project's active scenarios (the scheduler fires only active ones); their ids."""
-    scenarios = session.scalars(
-        select(Scenario).where(Scenario.project_id == project.id, Scenario.active).order_by(Scenario.slug)
-    ).all()
+def _deactivate_scenarios(session: Session, project: Project) -> list[Scenario]:
+    """Deactivate the project's active scenarios (the scheduler fires only active ones)."""
+    scenarios = list(
+        session.scalars(
+            select(Scenario).where(Scenario.project_id == project.id, Scenario.active).order_by(Scenario.slug)
+        )
+    )
     for scenario in scenarios:
         scenario.active = False
         scenario.definition = {**scenario.definition, "active": False}
-    return [scenario.slug for scenario in scenarios]
+    return scenarios
 
 
 def _listed(names: list[str], limit: int = 3) -> str:
