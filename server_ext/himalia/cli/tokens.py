@@ -53,6 +53,6 @@ def token_list(ctx: Context, login: str | None) -> None:
 @click.argument("token_id", metavar="ID", type=int)
 @pass_ctx
 def token_revoke(ctx: Context, token_id: int) -> None:
-    """Revoke a token (``token list`` shows the ids): whatever uses it is refused from now on."""
+    """Revoke a token ('himalia token list' shows the ids): whatever uses it is refused from now on."""
     run(lambda: ctx.plane().tokens.revoke_token(ctx.caller(), token_id))
     click.echo(f"revoked token {token_id}")

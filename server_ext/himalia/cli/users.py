@@ -102,7 +102,7 @@ def user_set(ctx: Context, login: str, display_name: str | None, email: str | No
 def user_deactivate(ctx: Context, login: str, yes: bool) -> None:
     """Deactivate a user: their tokens are revoked and the scenarios running as them stop starting.
 
-    Their history stays; ``user activate`` lets them sign in again (with new tokens).
+    Their history stays; 'himalia user activate' lets them sign in again (with new tokens).
     """
     from himalia.wire.identity import UpdateUser
 
