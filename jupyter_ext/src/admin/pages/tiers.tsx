@@ -256,10 +256,14 @@ function RunningNow(props: {
   const [usage, setUsage] = React.useState<DescribeUsage[] | null>(null);
   const [failure, setFailure] = React.useState('');
   React.useEffect(() => {
+    let current = true; // an answer for a tier no longer watched is dropped
     runningOn(props.client, props.tier).then(
-      page => setUsage(page.items),
-      error => setFailure(errorText(error))
+      page => current && setUsage(page.items),
+      error => current && setFailure(errorText(error))
     );
+    return () => {
+      current = false;
+    };
   }, [props.client, props.tier, props.version]);
   if (failure) {
     return <p className="hml-admin-refusal">{failure}</p>;
@@ -314,10 +318,15 @@ function Preview(props: {
   const [preview, setPreview] = React.useState<SpawnFormPreview | null>(null);
   const [failure, setFailure] = React.useState('');
   React.useEffect(() => {
+    let current = true; // an answer for a group no longer chosen is dropped
     setFailure('');
-    spawnFormPreview(props.client, group).then(setPreview, error =>
-      setFailure(errorText(error))
+    spawnFormPreview(props.client, group).then(
+      answer => current && setPreview(answer),
+      error => current && setFailure(errorText(error))
     );
+    return () => {
+      current = false;
+    };
   }, [props.client, group, props.version]);
   return (
     <section className="hml-admin-preview" aria-label="Spawn form preview">
@@ -344,6 +353,8 @@ function Preview(props: {
       {failure && <p className="hml-admin-refusal">{failure}</p>}
       {preview && (
         <iframe
+          // A new frame for each form: a srcdoc changed while the last one loads can be ignored.
+          key={preview.html}
           title="Spawn form preview"
           className="hml-admin-preview-frame"
           sandbox=""
