@@ -89,6 +89,12 @@ def test_an_analyst_signs_in_picks_an_allowed_tier_and_works_in_the_lab(
     projects = expand(sidebar, "Projects")
     projects.locator("[data-project='FRAUD']").wait_for()  # through the server's forwarding to the service
     bob.screenshot(path=str(ARTIFACTS / "hub-lab-projects.png"))
+    # The lab's address of the administration application leads to the hub service's: bob (an analyst)
+    # has no button for it, and there may open no page.
+    assert not sidebar.locator(".hml-admin-link").is_visible()
+    bob.goto(f"{hub.url}/user/bob/himalia/admin/")
+    bob.locator(".hml-admin[data-login='bob'] .hml-admin-nopage").wait_for()
+    assert bob.url == f"{hub.url}/services/himalia/admin/"
 
     usage = json.loads(hub.himalia("--json", "tier", "usage", "--running"))["items"]
     assert [(u["user"], u["tier"], u["kind"]) for u in usage] == [("bob", "medium", "server")]
