@@ -68,6 +68,7 @@ def seeded_names(world: World) -> dict[str, list[str]]:
         "run_id": ["1"],
         "step": ["score"],
         "usage_id": ["1"],
+        "budget_id": ["1"],
         "version": ["1"],
         "digest": ["0" * 64],
     }
