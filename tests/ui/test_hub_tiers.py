@@ -8,7 +8,6 @@ than the demo's, erin, a new administrator whom Himalia has never seen before he
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -27,8 +26,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     document = json.loads(ACCOUNTS.read_text())
     carol = next(account for account in document["accounts"] if account["login"] == "carol")
     erin = {**carol, "login": "erin", "name": "Erin Novak", "email": "erin@example.org", "groups": ["admins"]}
+    dave = {**carol, "login": "dave", "name": "Dave Roy", "email": "dave@example.org", "groups": ["data_team"]}
     accounts = tmp_path_factory.mktemp("idp") / "accounts.json"
-    accounts.write_text(json.dumps({"accounts": [*document["accounts"], erin]}))
+    accounts.write_text(json.dumps({"accounts": [*document["accounts"], erin, dave]}))
     yield from start_hub({}, accounts=accounts)
 
 
@@ -52,6 +52,16 @@ def logins(hub: Hub) -> set[str]:
     return {user["login"] for user in json.loads(hub.himalia("--json", "user", "list"))["items"]}
 
 
+def groups_of(hub: Hub, login: str) -> set[str]:
+    users = json.loads(hub.himalia("--json", "user", "list"))["items"]
+    return set(next(user for user in users if user["login"] == login)["groups"])
+
+
+def as_the_hub(hub: Hub) -> dict[str, str]:
+    """The service's own token, which the hub holds: requests made with it are the hub's."""
+    return {"Authorization": f"token {(hub.state / 'service-token').read_text().strip()}"}
+
+
 def test_a_new_administrators_first_form_offers_the_tiers_of_the_groups_the_provider_sent(
     browser: playwright_api.Browser, hub: Hub
 ) -> None:
@@ -63,9 +73,32 @@ def test_a_new_administrators_first_form_offers_the_tiers_of_the_groups_the_prov
     assert offered["small"].strip().startswith("Small (1 core, 2 Gi memory, 0.05 USD per hour)")
     assert "8 cores, 64 Gi memory, 1 GPU, 3.00 USD per hour" in offered["gpu"]
     assert "cores," not in offered["small"] and "1.0" not in " ".join(offered.values())
-    groups = next(u for u in json.loads(hub.himalia("--json", "user", "list"))["items"] if u["login"] == "erin")
-    assert {"admins", "administrators"} <= set(groups["groups"])
+    assert {"admins", "administrators"} <= groups_of(hub, "erin")
     erin.context.close()
+
+
+def test_a_group_added_at_the_provider_counts_at_the_first_form_after_login(
+    browser: playwright_api.Browser, hub: Hub
+) -> None:
+    """dave is known to the hub and mirrored in Himalia with no group; the provider has put him in
+    data_team since: the form after his next login offers data_team's tiers (medium, large)."""
+    alice = sign_in(browser, hub, "alice")
+    alice.goto(f"{hub.url}/hub/home")
+    created = alice.evaluate(
+        """async () => {
+            const xsrf = document.cookie.split('; ').find(c => c.startsWith('_xsrf='))?.slice(6) ?? '';
+            return (await fetch('/hub/api/users/dave', {method: 'POST', headers: {'X-XSRFToken': xsrf}})).status;
+        }"""
+    )
+    alice.context.close()
+    assert created == 201
+    mirrored = requests.post(f"{hub.service_api}/hub/people/dave", headers=as_the_hub(hub), timeout=30)
+    assert mirrored.status_code == 204
+    assert groups_of(hub, "dave") == set()
+    dave = sign_in(browser, hub, "dave")
+    assert list(offered_tiers(dave, hub)) == ["small", "medium", "large"]
+    assert groups_of(hub, "dave") == {"data_team"}
+    dave.context.close()
 
 
 def test_only_the_hub_and_administrators_have_a_person_mirrored(browser: playwright_api.Browser, hub: Hub) -> None:
@@ -85,8 +118,7 @@ def test_only_the_hub_and_administrators_have_a_person_mirrored(browser: playwri
     refused = requests.post(mirror, headers={"Authorization": f"token {token}"}, timeout=30)
     assert refused.status_code == 403, refused.text
     assert refused.json()["message"] == "Mirroring a person from the hub is for the hub and administrators."
-    hub_token = (Path(hub.state) / "service-token").read_text().strip()
-    as_hub = {"Authorization": f"token {hub_token}"}
+    as_hub = as_the_hub(hub)
     unknown = requests.post(f"{hub.service_api}/hub/people/nobody", headers=as_hub, timeout=30)
     assert unknown.status_code == 404 and unknown.json()["field"] == "login"
     # A login is one path segment of the hub's API, whatever it holds: never another hub resource.
