@@ -5,8 +5,9 @@ hub groups whose members only the identity provider changes."""
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import alembic.command
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from himalia.controlplane import ControlPlane
 from himalia.core.errors import Conflict, Unauthenticated
@@ -14,6 +15,7 @@ from himalia.core.permissions import GlobalPermission
 from himalia.identity.audit import AuditFilter
 from himalia.identity.caller import Caller
 from himalia.identity.users import HubPerson
+from himalia.store.db import Database
 from himalia.store.orm import ScenarioRun, User, utcnow
 from himalia.wire.identity import CreateToken, CreateUser, UpdateGroup, UpdateUser
 from himalia.wire.operations import BoardStatus, MissedReason
@@ -238,6 +240,24 @@ def test_the_hub_sync_revokes_the_tokens_of_people_gone_from_the_hub(plane: Cont
         plane.tokens.authenticate(token, "192.0.2.1")
     entries = plane.audit.list_entries(OPERATOR, AuditFilter(actor="jupyterhub-sync", action="user.update"), 10, 0)
     assert entries.items[0].details == {"active": False, "tokens_revoked": 1}
+
+
+def test_hub_people_deactivated_before_revision_0010_are_still_reactivated_by_the_sync(plane: ControlPlane) -> None:
+    plane.users.sync_from_hub([HubPerson("hubbob", False, frozenset())], "administrators")
+    deactivate(plane, "target")
+    database = Database(plane.db.url)
+    try:
+        alembic.command.downgrade(database.alembic_config(), "0009")
+        with database.engine.begin() as connection:
+            connection.execute(text("UPDATE users SET active = :no WHERE login = 'hubbob'"), {"no": False})
+        database.upgrade()
+    finally:
+        database.dispose()
+    assert plane.users.get_user(OPERATOR, "hubbob").deactivated_by == "jupyterhub-sync"
+    assert plane.users.get_user(OPERATOR, "target").deactivated_by is None  # made here: not the sync's
+    assert plane.users.sync_from_hub([HubPerson("hubbob", False, frozenset())], "administrators") == [
+        "reactivated hubbob"
+    ]
 
 
 # -- through the API -----------------------------------------------------------------------------

@@ -28,6 +28,13 @@ def upgrade() -> None:
     )
     op.add_column("users", sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("users", sa.Column("deactivated_by", sa.String(length=100), nullable=True))
+    # Until now the hub sync reactivated any hub user it saw again: keep that for those deactivated before.
+    users = sa.table("users", sa.column("active", sa.Boolean), sa.column("source"), sa.column("deactivated_by"))
+    op.execute(
+        users.update()
+        .where(users.c.active.is_(False), users.c.source == "hub")
+        .values(deactivated_by="jupyterhub-sync")
+    )
     op.create_table(
         "budgets",
         sa.Column("id", sa.Integer(), nullable=False),
