@@ -109,11 +109,12 @@ class Window:
 
 def _bounded(name: str, moment: datetime) -> datetime:
     """``moment`` in UTC (a time without a zone is taken as UTC), or a 400 naming ``name``."""
+    utc: datetime | None
     try:
         utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:  # year 1 east of UTC, year 9999 west of it
-        utc = EARLIEST - timedelta(days=1)
-    if not EARLIEST <= utc <= LATEST:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
         raise InvalidInput(
             f"{name}: {moment.date().isoformat()} is outside the years {EARLIEST.year} to {LATEST.year - 1}.",
             field=name,
