@@ -3,12 +3,17 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from jupyterhub.objects import Hub
 from traitlets.config import Config
 
 from himalia.compute.tiers import load_tiers_file
+from himalia.hub.kubespawner import KubernetesTierSpawner
 from himalia.hub.setup import TEMPLATES, configure_pages
 from himalia.hub.spawners import LocalTierSpawner
 from himalia.wire.compute import DescribeTier
+
+from ..execution.test_kubernetes import MockUser, kubeconfig  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = load_tiers_file(REPO / "hub_config" / "tiers.yaml")
@@ -44,3 +49,15 @@ def test_the_hub_finds_our_templates_first_and_they_extend_its_own() -> None:
     assert c.JupyterHub.template_paths == [str(TEMPLATES), "/srv/site-templates"]
     pending = (TEMPLATES / "spawn_pending.html").read_text()
     assert '{% extends "templates/spawn_pending.html" %}' in pending
+
+
+@pytest.mark.usefixtures("kubeconfig")
+async def test_kubernetes_servers_get_the_same_form() -> None:
+    """KubeSpawner's own profile form would word the tiers its way; Himalia's is used instead."""
+    spawner = KubernetesTierSpawner(_mock=True, hub=Hub(), user=MockUser(name="alice"))
+    local = LocalTierSpawner()
+    assert (
+        spawner.options_form.__qualname__ == local.options_form.__qualname__ == "TieredSpawner._tier_form.<locals>.form"
+    )
+    spawner.offered_tiers = {"gpu": seeded("gpu")}
+    assert spawner.options_from_form({"tier": ["gpu"]})["profile"] == "GPU (8 cores, 64 Gi memory, 1 GPU)"
