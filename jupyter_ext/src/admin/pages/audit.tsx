@@ -30,6 +30,15 @@ import {
 
 const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 
+/** The longest value the API takes for each text filter (the trail's column sizes). */
+const FILTER_LENGTHS: Partial<Record<keyof IAuditFilter, number>> = {
+  actor: 100,
+  action: 60,
+  objectType: 40,
+  objectId: 200,
+  project: 40
+};
+
 const EXPORTS: { format: ExportFormat; label: string }[] = [
   { format: 'csv', label: 'Export CSV' },
   { format: 'jsonl', label: 'Export JSON lines' }
@@ -56,6 +65,7 @@ function FilterForm(props: {
 
   const field = (name: keyof IAuditFilter) => ({
     name,
+    maxLength: FILTER_LENGTHS[name],
     value: draft[name],
     onChange: (event: React.ChangeEvent<HTMLInputElement>) =>
       setDraft({ ...draft, [name]: event.target.value })
@@ -240,7 +250,12 @@ export function AuditPage(props: IAdminPageProps): React.ReactElement {
           setFailure('');
         }
       },
-      error => live && setFailure(errorText(error))
+      error => {
+        if (live) {
+          setEntries(null); // rows of another filter would pass for this one's
+          setFailure(errorText(error));
+        }
+      }
     );
     return () => {
       live = false;
