@@ -124,6 +124,15 @@ def test_a_scheduled_fire_as_a_deactivated_person_is_skipped_and_the_board_says_
         assert session.get_one(ScenarioRun, next_run).state == RunState.QUEUED
 
 
+def test_a_run_queued_before_the_deactivation_does_not_start_as_them(plane: ControlPlane) -> None:
+    queued = plane.runs.request_run(admin(plane), "ALPHA", "nightly", RunRequest())
+    deactivate(plane, "projadmin")
+    with pytest.raises(Conflict, match="its run-as user 'projadmin' is deactivated"):
+        plane.runs.start_run(queued.id)
+    with plane.db.read() as session:
+        assert session.get_one(ScenarioRun, queued.id).token_id is None  # no token minted for it
+
+
 # -- last seen -----------------------------------------------------------------------------------
 
 

@@ -548,6 +548,8 @@ class RunService(Service):
             run = session.get_one(ScenarioRun, run_id, options=[selectinload(ScenarioRun.scenario)])
             project = session.get_one(Project, run.project_id)
             user = session.get_one(User, run.run_as_id)
+            if not user.active:  # deactivated while the run was queued
+                raise Conflict(f"its run-as user '{user.login}' is deactivated")
             actor = load_caller(session, user, client_address=f"run #{run_id}", project_scope=project.id, run_id=run_id)
             definition = stored_definition(run.definition)
             lifetime = parse_duration(definition.timeout) if definition.timeout else timedelta(hours=24)
