@@ -6,16 +6,23 @@ group of her own 55 times and creates a connection with a secret; carol filters 
 group and an action prefix (56 entries: two pages), by actor (alice's, then her own: none) and by
 time in her browser's zone, exports the filter as JSON lines and as CSV (the downloads hold
 exactly the filtered entries, oldest first), finds the connection's entry without its secret
-anywhere on the page or in the export, and verifies the chain: intact.
+anywhere on the page or in the export, and verifies the chain: intact. In a lab of its own, an
+entry edited and one deleted in the database are each named when the chain is verified.
 """
 
+import contextlib
 import csv
 import io
 import json
+import os
+import shutil
+import sqlite3
+import tempfile
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from .conftest import AdminApp, playwright_api, shoot
+from .conftest import AdminApp, _start_lab, playwright_api, shoot
 
 ADMINISTRATORS_PAGES = ("People", "Groups", "Tokens", "Permissions")
 UPDATES = 55
@@ -154,3 +161,41 @@ def test_a_viewer_of_the_audit_filters_and_verifies(page, admin_app: AdminApp) -
     assert "Intact" in verdict.inner_text()
     assert admin_app.api("carol", "GET", "audit/verify").json()["ok"]
     shoot(page, f"admin-audit-{admin_app.host}-verified")
+
+
+def test_a_tampered_chain_is_shown_entry_by_entry(page) -> None:  # type: ignore[no-untyped-def]
+    """In a lab of its own (the shared stores must stay intact), an entry edited in the database
+    and one deleted are each named by Verify the chain, as ``himalia audit verify`` names them."""
+    base = Path(tempfile.mkdtemp(prefix="himalia-ui-tampered-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    (base / "root").mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HIMALIA_", "JUPYTER"))},
+        "HIMALIA_HOME": str(base / "home"),
+        "JUPYTER_CONFIG_DIR": str(base / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(base / "jupyter-runtime"),
+    }
+    try:
+        with contextlib.contextmanager(_start_lab)(
+            base / "root", env, "tampered", "--HimaliaExtension.local_user=ada"
+        ) as lab:
+            for index in range(4):
+                made = lab.api("POST", "groups", json={"name": f"tampered_{index}", "description": "before"})
+                assert made.status_code == 201, made.text
+            entries = lab.api("GET", "audit", params={"action": "group.create"}).json()["items"]
+            edited, deleted = entries[-1]["seq"], entries[-2]["seq"]
+            with sqlite3.connect(base / "home" / "himalia.sqlite") as store:
+                store.execute("UPDATE audit_entries SET details = '{\"forged\": true}' WHERE seq = ?", (edited,))
+                store.execute("DELETE FROM audit_entries WHERE seq = ?", (deleted,))
+            page.goto(f"{lab.url}himalia/admin/?token={lab.token}#/audit")
+            audit = page.locator(".hml-admin-audit")
+            audit.get_by_role("button", name="Verify the chain").click()
+            verdict = audit.locator(".hml-admin-audit-tampered")
+            verdict.wait_for()
+            problems = verdict.locator("li").all_inner_texts()
+            assert f"entry {edited}: content does not match its hash (edited or forged)" in problems
+            assert f"entry {deleted}: missing (deleted)" in problems
+            assert not audit.locator(".hml-admin-audit-intact").count()
+            shoot(page, "admin-audit-lab-tampered")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
