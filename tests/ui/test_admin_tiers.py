@@ -151,3 +151,36 @@ def test_an_administrator_creates_tests_and_edits_a_connection(page, admin_app: 
     assert secret not in app.content()
     shoot(page, f"admin-connections-{admin_app.host}-failed")
     admin_app.api("alice", "DELETE", f"connections/{name}")
+
+
+def test_per_person_credentials_are_set_from_the_page_and_never_shown(page, admin_app: AdminApp) -> None:  # type: ignore[no-untyped-def]
+    warehouse = admin_app.api("alice", "GET", "connections/warehouse").json()["params"]["url"]
+    name = f"ui_own_{uuid.uuid4().hex[:6]}"
+    app = admin_app.open(page, "alice", "connections")
+    connections = app.locator(".hml-admin-connections")
+    connections.get_by_role("button", name="New connection").click()
+    editor = connections.locator("form[aria-label='New connection']")
+    editor.locator("input[name=name]").fill(name)
+    editor.locator("input[name=url]").fill(warehouse)
+    editor.locator("select[name=credentials_mode]").select_option("per_user")
+    assert editor.locator("fieldset.hml-admin-secrets").count() == 0, "a per-person connection holds no shared secrets"
+    editor.get_by_role("button", name="Create").click()
+    editor.wait_for(state="detached")
+
+    row = connections.locator(f"tr[data-connection='{name}']")
+    assert "mine: not set" in row.locator(".hml-admin-secret-state").inner_text()
+    row.get_by_role("button", name="Test").click()
+    assert "needs your own credentials" in row.locator(".hml-admin-test-outcome[data-ok='false']").inner_text()
+
+    secret = f"mine-{uuid.uuid4().hex}"
+    row.get_by_role("button", name="My credentials").click()
+    mine = connections.locator(f"form[aria-label='My credentials for {name}']")
+    mine.locator("input[name=secret-value]").fill(secret)
+    mine.get_by_role("button", name="Save my credentials").click()
+    mine.wait_for(state="detached")
+    row.locator(".hml-admin-secret-state", has_text="mine: set").wait_for()
+    row.get_by_role("button", name="Test").click()
+    row.locator(".hml-admin-test-outcome[data-ok='true']").wait_for()
+    assert secret not in app.content()
+    shoot(page, f"admin-connections-{admin_app.host}-mine")
+    admin_app.api("alice", "DELETE", f"connections/{name}")

@@ -19,6 +19,7 @@ import {
   CreateConnection,
   listConnections,
   refusedField,
+  setMyCredentials,
   testConnection,
   updateConnection,
   UpdateConnection
@@ -119,9 +120,9 @@ function paramsOf(draft: IDraft): Record<string, unknown> {
   return { ...(extra as Record<string, unknown>), url: draft.url.trim() };
 }
 
-function secretsOf(draft: IDraft): Record<string, string> {
+function secretsOf(rows: ISecretRow[]): Record<string, string> {
   const secrets: Record<string, string> = {};
-  for (const row of draft.secrets) {
+  for (const row of rows) {
     const name = row.name.trim();
     if (!name && !row.value) {
       continue;
@@ -247,7 +248,7 @@ function ConnectionEditor(props: {
     try {
       const params = paramsOf(draft);
       const secrets =
-        shared && draft.replace_secrets ? secretsOf(draft) : undefined;
+        shared && draft.replace_secrets ? secretsOf(draft.secrets) : undefined;
       const common = {
         description: draft.description,
         params,
@@ -542,6 +543,98 @@ function TestOutcome(props: {
   );
 }
 
+/** One's own secrets for a per_user connection: write-only as the shared ones. */
+function MyCredentials(props: {
+  client: HimaliaClient;
+  connection: DescribeConnection;
+  onSaved: () => void;
+  onCancel: () => void;
+}): React.ReactElement {
+  const { connection } = props;
+  const [rows, setRows] = React.useState<ISecretRow[]>([
+    { name: 'password', value: '' }
+  ]);
+  const [refusal, setRefusal] = React.useState<IRefusal | null>(null);
+  const save = async (event: React.FormEvent) => {
+    event.preventDefault();
+    setRefusal(null);
+    try {
+      await setMyCredentials(props.client, connection.name, {
+        secrets: secretsOf(rows)
+      });
+      props.onSaved();
+    } catch (error) {
+      setRefusal({
+        field: error instanceof DraftError ? error.field : refusedField(error),
+        message: errorText(error)
+      });
+    }
+  };
+  return (
+    <form
+      className="hml-admin-connection-editor"
+      onSubmit={save}
+      aria-label={`My credentials for ${connection.name}`}
+    >
+      <h3>My credentials for {connection.name}</h3>
+      <p>
+        Now: {connection.has_my_credentials ? 'set' : 'not set'}. Saving
+        replaces them; they are never shown again.
+      </p>
+      {rows.map((row, index) => (
+        <div key={index} className="hml-admin-secret">
+          <input
+            name="secret-name"
+            aria-label="Secret name"
+            value={row.name}
+            onChange={event =>
+              setRows(
+                rows.map((r, at) =>
+                  at === index ? { ...r, name: event.target.value } : r
+                )
+              )
+            }
+          />{' '}
+          <input
+            name="secret-value"
+            aria-label={`Value of ${row.name || 'the secret'}`}
+            type="password"
+            autoComplete="new-password"
+            value={row.value}
+            onChange={event =>
+              setRows(
+                rows.map((r, at) =>
+                  at === index ? { ...r, value: event.target.value } : r
+                )
+              )
+            }
+          />
+        </div>
+      ))}
+      <button
+        type="button"
+        onClick={() => setRows([...rows, { name: '', value: '' }])}
+      >
+        Add a secret
+      </button>
+      <FieldError field="secrets" refusal={refusal} />
+      {refusal && !(refusal.field ?? '').startsWith('secrets') && (
+        <p className="hml-admin-refusal" role="alert">
+          {refusal.message}
+        </p>
+      )}
+      <p>
+        <button type="submit" className="hml-admin-primary">
+          Save my credentials
+        </button>{' '}
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </p>
+    </form>
+  );
+}
+
 function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
   const { client } = props;
   const [connections, setConnections] = React.useState<
@@ -555,6 +648,8 @@ function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
     Record<string, ConnectionTestResult | string | undefined>
   >({});
   const [testing, setTesting] = React.useState<string | null>(null);
+  const [credentialsFor, setCredentialsFor] =
+    React.useState<DescribeConnection | null>(null);
   const [failure, setFailure] = React.useState('');
 
   const reload = React.useCallback(() => {
@@ -649,6 +744,15 @@ function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
                     Edit
                   </button>
                 )}{' '}
+                {connection.can_use &&
+                  connection.credentials_mode === 'per_user' && (
+                    <button
+                      type="button"
+                      onClick={() => setCredentialsFor(connection)}
+                    >
+                      My credentials
+                    </button>
+                  )}{' '}
                 {connection.can_use && (
                   <button
                     type="button"
@@ -675,6 +779,18 @@ function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
             New connection
           </button>
         </p>
+      )}
+      {credentialsFor !== null && (
+        <MyCredentials
+          key={credentialsFor.name}
+          client={client}
+          connection={credentialsFor}
+          onCancel={() => setCredentialsFor(null)}
+          onSaved={() => {
+            setCredentialsFor(null);
+            reload();
+          }}
+        />
       )}
       {editing !== null && (
         <ConnectionEditor

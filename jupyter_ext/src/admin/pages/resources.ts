@@ -14,6 +14,7 @@ export type AccessSpec = Schemas['AccessSpec'];
 export type CreateConnection = Schemas['CreateConnection'];
 export type UpdateConnection = Schemas['UpdateConnection'];
 export type ConnectionTestResult = Schemas['ConnectionTestResult'];
+export type SetCredentials = Schemas['SetCredentials'];
 export type DescribeTier = Schemas['DescribeTier'];
 export type TierSpec = Schemas['TierSpec'];
 export type DescribeUsage = Schemas['DescribeUsage'];
@@ -66,6 +67,19 @@ export function updateConnection(
   spec: UpdateConnection
 ): Promise<DescribeConnection> {
   return client.request(`connections/${segment(name)}`, 'PATCH', spec);
+}
+
+/** My own secrets for a per_user connection (replacing those I had set). */
+export function setMyCredentials(
+  client: HimaliaClient,
+  name: string,
+  spec: SetCredentials
+): Promise<DescribeConnection> {
+  return client.request(
+    `connections/${segment(name)}/credentials`,
+    'PUT',
+    spec
+  );
 }
 
 export function testConnection(
