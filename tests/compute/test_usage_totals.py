@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from himalia.compute.usage import OTHER_PROJECTS
 from himalia.controlplane import ControlPlane
+from himalia.core.permissions import GlobalPermission as G
 from himalia.identity.caller import Caller
 from himalia.store.orm import Project, Tier, TierUsage, User
 from himalia.wire.compute import TierSpec
-from himalia.wire.identity import CreateProject
+from himalia.wire.identity import CreateGroup, CreateProject
 
 from ..conftest import LiveAPI
 
@@ -191,3 +193,36 @@ def test_a_server_started_for_a_project_counts_there(api: LiveAPI, seeded: Contr
     assert unknown.status_code == 404 and unknown.json()["field"] == "project"
     malformed = api.request("POST", "/servers", "admin", json={**body, "project": "alpha; drop"})
     assert malformed.status_code == 400 and malformed.json()["field"] == "project"
+
+
+def test_a_tier_manager_sees_everyone_s_usage_but_only_the_keys_of_projects_they_may_read(
+    api: LiveAPI, seeded: ControlPlane
+) -> None:
+    """``manage_tiers`` totals everyone's usage; it tells nobody the names of projects hidden from
+    them (BETA is 404 for the reader): those are merged into one row whose hours and cost still count."""
+    operator = Caller.operator("test-setup", client_address="test")
+    seeded.users.create_group(operator, CreateGroup(name="tier-managers", permissions=[G.MANAGE_TIERS]))
+    seeded.users.add_member(operator, "tier-managers", "reader")
+    assert api.request("GET", "/projects/BETA", "reader").status_code == 404
+    window = "since=2026-03-01&until=2026-04-01"
+
+    totals = api.request("GET", f"/usage/totals?by=project&{window}", "reader")
+    assert totals.status_code == 200, totals.text
+    assert totals.json()["everyone"]
+    assert sums(totals.json()) == approx({None: (16.0, 38.0), "ALPHA": (9.5, 11.25), OTHER_PROJECTS: (3.0, 9.0)})
+    assert (totals.json()["hours"], totals.json()["cost"]) == (pytest.approx(28.5), pytest.approx(58.25))
+
+    export = api.request("GET", f"/usage/export?{window}", "reader")
+    assert export.status_code == 200 and "BETA" not in export.text
+    lines = list(csv.DictReader(io.StringIO(export.text)))
+    assert {line["user"] for line in lines} == set(MARCH_BY_USER)  # people's logins: theirs to manage
+    hidden = [line for line in lines if line["project"] == OTHER_PROJECTS]
+    assert [(line["user"], line["hours"], line["cost"]) for line in hidden] == [("reader", "3.0000", "9.0000")]
+    assert sum(float(line["cost"]) for line in lines) == pytest.approx(58.25, abs=1e-3)
+
+    records = api.request("GET", "/usage?limit=100", "reader")
+    assert records.status_code == 200 and "BETA" not in records.text
+    assert {r["project"] for r in records.json()["items"]} == {None, "ALPHA", OTHER_PROJECTS}
+    # An administrator still sees every key.
+    assert "BETA" in {r["project"] for r in api.request("GET", "/usage?limit=100", "admin").json()["items"]}
+    assert "BETA" in api.request("GET", f"/usage/export?{window}", "admin").text

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from himalia.compute.spawn_form import spawn_form
+from himalia.compute.usage import project_labels
 from himalia.core.documents import DocumentError, load_document
 from himalia.core.errors import Conflict, Forbidden, HimaliaError, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
@@ -391,7 +392,8 @@ class TierService(Service):
         running: bool = False,
         tier: str | None = None,
     ) -> Page[DescribeUsage]:
-        """Usage records, newest first: tier managers and administrators see everyone's, others their own.
+        """Usage records, newest first: tier managers and administrators see everyone's, others their own;
+        a project hidden from the caller is named ``OTHER_PROJECTS``.
 
         ``tier`` and ``running`` together answer what runs on a tier now (its servers and runs);
         an unknown tier has none.
@@ -415,5 +417,6 @@ class TierService(Service):
             rows, total = paginate(session, query, limit, offset)
             ids = {u.project_id for u in rows if u.project_id is not None}
             keys = dict(session.execute(select(Project.id, Project.key).where(Project.id.in_(ids))).tuples().all())
-            items = [_describe_usage(u, keys.get(u.project_id) if u.project_id else None) for u in rows]
+            label = project_labels(session, caller)
+            items = [_describe_usage(u, label(keys.get(u.project_id) if u.project_id else None)) for u in rows]
             return Page(items=items, total=total, limit=limit, offset=offset)

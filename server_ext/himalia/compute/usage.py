@@ -12,7 +12,7 @@ that differ between SQLite and PostgreSQL are the seconds between two instants (
 ``EXTRACT(EPOCH …)``), compiled per dialect below; the clipping to a month is a portable ``CASE``.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from himalia.core.errors import Forbidden, InvalidInput
 from himalia.core.permissions import GlobalPermission
 from himalia.identity.caller import Caller
+from himalia.identity.projects import ALL_PROJECT_PERMISSIONS, projects_granting
 from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import find_user
 from himalia.store.db import Database
@@ -38,6 +39,8 @@ MAX_WINDOW = timedelta(days=366)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 CSV_HEADER = "month,tier,user,project,hours,cost,currency\r\n"
+#: How usage on a project hidden from the caller is labelled: its hours and cost still count.
+OTHER_PROJECTS = "(other projects)"
 
 
 class _Seconds(FunctionElement[float]):
@@ -176,6 +179,19 @@ _DIMENSIONS: dict[str, tuple[InstrumentedAttribute[Any], tuple[Any, ColumnElemen
 }
 
 
+def project_labels(session: Session, caller: Caller) -> Callable[[str | None], str | None]:
+    """How ``caller`` is shown a usage row's project key: as it is on a project they may see
+    (``GET /projects/<key>`` answers), else ``OTHER_PROJECTS``.
+
+    A tier manager totals everyone's usage, but holding ``manage_tiers`` tells nobody the names of
+    projects hidden from them; only administrators see every key.
+    """
+    if caller.sees_every_project and caller.project_scope is None:
+        return lambda key: key
+    visible = set(projects_granting(session, caller, ALL_PROJECT_PERMISSIONS).values())
+    return lambda key: key if key is None or key in visible else OTHER_PROJECTS
+
+
 class UsageService(Service):
     def __init__(self, db: Database, audit: AuditRecorder, log: Any, currency: str = "USD") -> None:
         super().__init__(db, audit, log)
@@ -213,8 +229,10 @@ class UsageService(Service):
             else:
                 column, join = _DIMENSIONS[by]
                 rows = usage_sums(session, window, now, [column], where=where, joins=[join])
+                label = project_labels(session, caller) if by == "project" else None
                 sums = {}
                 for _, key, seconds, cost in rows:
+                    key = label(key) if label else key
                     hours_before, cost_before = sums.get(key, (0.0, 0.0))
                     sums[key] = (hours_before + seconds, cost_before + cost)
         totals = [UsageTotal(key=key, hours=_round(s / 3600.0), cost=_round(c)) for key, (s, c) in sums.items()]
@@ -239,20 +257,32 @@ class UsageService(Service):
         user: str | None = None,
         now: datetime | None = None,
     ) -> str:
-        """The totals by month, tier, person and project together, as CSV (one line per group)."""
+        """The totals by month, tier, person and project together, as CSV (one line per group; the
+        projects hidden from the caller merged into one)."""
         now = now or datetime.now(UTC)
         window = Window.of(since, until, now)
         keys = [column for column, _ in _DIMENSIONS.values()]
         joins = [join for _, join in _DIMENSIONS.values()]
         with self.db.read() as session:
             _, where = self._scope(session, caller, user)
-            rows = usage_sums(session, window, now, keys, where=where, joins=joins)
-        rows.sort(key=lambda row: tuple("" if part is None else str(part) for part in row[:4]))
+            label = project_labels(session, caller)
+            sums: dict[tuple[str, str, str, str | None], tuple[float, float]] = {}
+            for month, tier, login, key, seconds, cost in usage_sums(
+                session, window, now, keys, where=where, joins=joins
+            ):
+                group = (month, tier, login, label(key))
+                seconds_before, cost_before = sums.get(group, (0.0, 0.0))
+                sums[group] = (seconds_before + seconds, cost_before + cost)
         lines = [CSV_HEADER]
-        for month, tier, login, project, seconds, cost in rows:
+        for group in sorted(sums, key=_sort_key):
+            (month, tier, login, project), (seconds, cost) = group, sums[group]
             cells = [month, tier, login, project or "", f"{seconds / 3600.0:.4f}", f"{cost:.4f}", self.currency]
             lines.append(",".join(_csv_cell(str(cell)) for cell in cells) + "\r\n")
         return "".join(lines)
+
+
+def _sort_key(group: tuple[str | None, ...]) -> tuple[str, ...]:
+    return tuple("" if part is None else part for part in group)
 
 
 def _round(value: float) -> float:
