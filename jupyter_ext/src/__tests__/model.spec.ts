@@ -11,7 +11,9 @@ function me(permissions: Record<string, boolean>): DescribeMe {
     kind: 'user',
     active: true,
     groups: [],
+    source: 'local',
     created_at: '2026-12-01T00:00:00Z',
+    last_seen_at: null,
     global_permissions: permissions
   } as DescribeMe;
 }
