@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
-from himalia.operations.budget_alerts import CHECK_INTERVAL, BudgetWatcher
-from himalia.store.orm import AuditEntry, BudgetAlert, Project, Tier, TierUsage, User
+from himalia.operations.budget_alerts import CHECK_INTERVAL, UNUSABLE_ADDRESS, BudgetWatcher
+from himalia.store.orm import AuditEntry, Budget, BudgetAlert, Project, Tier, TierUsage, User
 from himalia.wire.compute import TierSpec
 from himalia.wire.usage import CreateBudget
 
@@ -161,6 +161,39 @@ def test_an_alert_without_a_mail_server_says_so(plane: ControlPlane) -> None:
             "detail": "no mail server is configured (c.Mailer.host)",
         }
     ]
+
+
+def test_an_unusable_stored_email_is_a_failed_delivery_and_everyone_else_is_still_mailed(
+    plane: ControlPlane, mailbox: Mailbox
+) -> None:
+    """Emails stored before they were checked (a pasted newline) cannot go in a header: each is a
+    failed delivery of its own, and the alert is still mailed to the others, for every budget."""
+    with plane.db.write() as session:
+        admin = session.scalars(select(User).where(User.login == "admin")).one()
+        admin.email = "admin@example.org\n"
+    admin_caller = plane.users.caller_for("admin")
+    plane.budgets.create_budget(admin_caller, CreateBudget(project="ALPHA", amount=1))
+    plane.budgets.create_budget(admin_caller, CreateBudget(group="contributors", amount=1))
+    use(plane, "contributor", at(1, 0), at(1, 1), "ALPHA")  # 2.00: both budgets past 100 %
+
+    looked(plane.new_budget_watcher(), at(1, 2))  # raises nothing, though the admin's address is unusable
+    assert [a[:2] for a in alerts(plane)] == [("2026-03", 75), ("2026-03", 100)] * 2
+    assert {str(to) for envelope in mailbox.envelopes for to in envelope.rcpt_tos} == {"projadmin@example.org"}
+    assert len(mailbox.messages) == 2  # ALPHA's two alerts; the group's go to the administrator alone
+    unusable = {"to": "admin@example.org\\n", "ok": False, "detail": UNUSABLE_ADDRESS}
+    with plane.db.read() as session:
+        by_budget = session.execute(
+            select(Budget.project_id, BudgetAlert.deliveries).join(Budget, Budget.id == BudgetAlert.budget_id)
+        ).all()
+    for project_id, deliveries in by_budget:
+        if project_id is not None:
+            assert deliveries == [
+                {"to": "projadmin@example.org", "ok": True, "detail": "sent after 1 attempt(s)"},
+                unusable,
+            ]
+        else:
+            assert deliveries == [unusable]
+    assert audited(plane).count("budget.alert_report") == 4
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -26,6 +26,7 @@ from himalia.identity.projects import global_administrators, project_administrat
 from himalia.identity.service import Service
 from himalia.scenarios.reporting import Mailer
 from himalia.store.orm import BudgetAlert, Project, User
+from himalia.wire.identity import is_mail_address
 
 SCHEDULER = Caller.system("scheduler")
 #: How often spend is compared with the budgets: usage moves by the hour, not the second.
@@ -33,6 +34,7 @@ CHECK_INTERVAL = timedelta(minutes=5)
 #: Tries of one mail, ``RETRY_DELAY`` seconds apart (doubling): a mail server restarting is no lost alert.
 ATTEMPTS = 3
 RETRY_DELAY = 2.0
+UNUSABLE_ADDRESS = "not mailed: the profile email is not one plain address (correct it on the People page)"
 
 
 class BudgetWatcher(Service):
@@ -141,8 +143,7 @@ class BudgetWatcher(Service):
             threshold,
         )
         if addresses:
-            message = self._message(spend, threshold, addresses)
-            self.sending.append(self._senders.submit(self._send, alert_id, spend, message))
+            self.sending.append(self._senders.submit(self._send, alert_id, spend, threshold, addresses))
 
     def _message(self, spend: Spend, threshold: int, addresses: list[str]) -> EmailMessage:
         currency = self.budgets.currency
@@ -166,13 +167,19 @@ class BudgetWatcher(Service):
         message.set_content("\n".join(lines) + "\n")
         return message
 
-    def _send(self, alert_id: int, spend: Spend, message: EmailMessage) -> None:
-        recipients = str(message["To"])
-        delivery = {"to": recipients, "ok": False, "detail": "no mail server is configured (c.Mailer.host)"}
-        if self.mailer.configured():
-            delivery = self._deliver(message) | {"to": recipients}
+    def _send(self, alert_id: int, spend: Spend, threshold: int, addresses: list[str]) -> None:
+        """Mail the alert to the usable addresses and record a failed delivery for each other one:
+        a profile email stored before emails were checked (a pasted newline) stops no one's mail."""
+        usable = [address for address in addresses if is_mail_address(address)]
+        mailed = self._mail(spend, threshold, usable) if usable else None
+        unusable = [
+            {"to": _printable(address), "ok": False, "detail": UNUSABLE_ADDRESS}
+            for address in addresses
+            if address not in usable
+        ]
+        deliveries = ([mailed] if mailed else []) + unusable
         with self.db.write() as session:
-            session.get_one(BudgetAlert, alert_id).deliveries = [delivery]
+            session.get_one(BudgetAlert, alert_id).deliveries = deliveries
             self.audit.record(
                 session,
                 SCHEDULER,
@@ -180,8 +187,25 @@ class BudgetWatcher(Service):
                 "budget",
                 str(spend.budget_id),
                 project_key=spend.project_key,
-                details={"period": spend.period, "sent": delivery["ok"], "detail": delivery["detail"]},
+                details={
+                    "period": spend.period,
+                    "sent": bool(mailed and mailed["ok"]),
+                    "detail": mailed["detail"] if mailed else "no usable address",
+                    "unusable_addresses": len(unusable),
+                },
             )
+
+    def _mail(self, spend: Spend, threshold: int, recipients: list[str]) -> dict[str, Any]:
+        """One mail to ``recipients``: what became of it, never an exception."""
+        shown = ", ".join(recipients)
+        if not self.mailer.configured():
+            return {"to": shown, "ok": False, "detail": "no mail server is configured (c.Mailer.host)"}
+        try:
+            message = self._message(spend, threshold, recipients)
+        except Exception:  # a bug or an odd sender must not lose the alert's record
+            self.log.exception("Could not prepare the mail of budget %s's alert", spend.budget_id)
+            return {"to": shown, "ok": False, "detail": "could not prepare the mail (details in the server log)"}
+        return self._deliver(message) | {"to": shown}
 
     def _deliver(self, message: EmailMessage) -> dict[str, Any]:
         """Send, retrying what may pass later; what the server said, never its credentials."""
@@ -204,3 +228,8 @@ class BudgetWatcher(Service):
                 time.sleep(RETRY_DELAY * 2 ** (attempt - 1))
         self.log.warning("A budget alert was not mailed: %s", detail)
         return {"ok": False, "detail": detail}
+
+
+def _printable(text: str) -> str:
+    """``text`` with its control characters and line breaks escaped, as a delivery shows it."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -1,9 +1,12 @@
 """The API's vocabulary for people, groups, projects, tokens and the audit trail."""
 
+import unicodedata
 from datetime import datetime
+from email.errors import MessageError
+from email.headerregistry import Address
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from himalia.core.permissions import GlobalPermission, Profile, ProjectPermission
 from himalia.wire.common import GroupName, Login, LongText, Preset, ProjectKey, Request, ShortText, Tag
@@ -11,10 +14,36 @@ from himalia.wire.common import GroupName, Login, LongText, Preset, ProjectKey, 
 # -- users and groups -------------------------------------------------------------------------
 
 
+def is_mail_address(text: str) -> bool:
+    """Whether ``text`` is one plain address (``name@example.org``) that a mail header can carry.
+
+    Whitespace or a control character (a pasted newline), a list, a display name, quotes or a
+    comment are not: the budget alerts put profile emails in one header, where a bad one would
+    stop the mail to everyone.
+    """
+    if not text or any(c.isspace() or unicodedata.category(c).startswith("C") for c in text):
+        return False
+    try:
+        address = Address(addr_spec=text)
+    except (ValueError, IndexError, MessageError):
+        return False
+    return address.addr_spec == text and bool(address.username) and bool(address.domain)
+
+
+def _mail_address(text: str) -> str:
+    if text and not is_mail_address(text):
+        raise ValueError("give one address such as name@example.org, without spaces or control characters")
+    return text
+
+
+#: A profile email: one plain address, or empty for none.
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_mail_address)]
+
+
 class CreateUser(Request):
     login: Login
     display_name: ShortText = ""
-    email: Annotated[str, StringConstraints(max_length=320)] = ""
+    email: Email = ""
     profile: Profile = Profile.ANALYST
     kind: Literal["user", "service"] = "user"
     groups: list[GroupName] = Field(default_factory=list, max_length=1000)
@@ -22,7 +51,7 @@ class CreateUser(Request):
 
 class UpdateUser(Request):
     display_name: ShortText | None = None
-    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    email: Email | None = None
     profile: Profile | None = None
     active: bool | None = None
 
