@@ -150,7 +150,18 @@ def test_an_administrator_creates_tests_and_edits_a_connection(page, admin_app: 
     assert failed.inner_text().startswith("Fails: ") and "unable to open database file" in failed.inner_text()
     assert secret not in app.content()
     shoot(page, f"admin-connections-{admin_app.host}-failed")
-    admin_app.api("alice", "DELETE", f"connections/{name}")
+
+    # Deleted from the page after a confirmation; the demo's warehouse, which datasets read, is refused in place.
+    used = connections.locator("tr[data-connection='warehouse']")
+    used.get_by_role("button", name="Delete").click()
+    used.get_by_role("button", name="Delete it").click()
+    refusal = used.get_by_role("alert")
+    refusal.wait_for()
+    assert "transactions_2018" in refusal.inner_text(), refusal.inner_text()
+    row.get_by_role("button", name="Delete").click()
+    row.get_by_role("button", name="Delete it").click()
+    row.wait_for(state="detached")
+    assert admin_app.api("alice", "GET", f"connections/{name}").status_code == 404
 
 
 def test_per_person_credentials_are_set_from_the_page_and_never_shown(page, admin_app: AdminApp) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ import {
   refusedField,
   setMyCredentials,
   testConnection,
+  deleteConnection,
   updateConnection,
   UpdateConnection
 } from './resources';
@@ -651,6 +652,8 @@ function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
   const [credentialsFor, setCredentialsFor] =
     React.useState<DescribeConnection | null>(null);
   const [failure, setFailure] = React.useState('');
+  const [deleting, setDeleting] = React.useState<string | null>(null);
+  const [refusals, setRefusals] = React.useState<Record<string, string>>({});
 
   const reload = React.useCallback(() => {
     listConnections(client).then(setConnections, error =>
@@ -673,6 +676,17 @@ function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
     }
     setOutcomes(current => ({ ...current, [name]: outcome }));
     setTesting(null);
+  };
+
+  const remove = async (name: string) => {
+    setDeleting(null);
+    try {
+      await deleteConnection(client, name);
+      setRefusals(current => ({ ...current, [name]: '' }));
+    } catch (error) {
+      setRefusals(current => ({ ...current, [name]: errorText(error) }));
+    }
+    reload();
   };
 
   if (connections === null) {
@@ -762,8 +776,38 @@ function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
                     {testing === connection.name ? 'Testing…' : 'Test'}
                   </button>
                 )}{' '}
+                {connection.can_manage && deleting !== connection.name && (
+                  <button
+                    type="button"
+                    className="hml-admin-danger"
+                    onClick={() => setDeleting(connection.name)}
+                  >
+                    Delete
+                  </button>
+                )}
+                {deleting === connection.name && (
+                  <span className="hml-admin-confirm" role="group">
+                    Delete {connection.name}? Its secrets and everyone&apos;s
+                    credentials for it are erased.{' '}
+                    <button
+                      type="button"
+                      className="hml-admin-danger"
+                      onClick={() => remove(connection.name)}
+                    >
+                      Delete it
+                    </button>{' '}
+                    <button type="button" onClick={() => setDeleting(null)}>
+                      Keep it
+                    </button>
+                  </span>
+                )}{' '}
                 {outcomes[connection.name] !== undefined && (
                   <TestOutcome outcome={outcomes[connection.name]!} />
+                )}
+                {refusals[connection.name] && (
+                  <p className="hml-admin-refusal" role="alert">
+                    {refusals[connection.name]}
+                  </p>
                 )}
               </td>
             </tr>

@@ -89,6 +89,14 @@ export function testConnection(
   return client.request(`connections/${segment(name)}/test`, 'POST');
 }
 
+/** Delete a connection: refused, in a sentence, while datasets or scenarios use it. */
+export function deleteConnection(
+  client: HimaliaClient,
+  name: string
+): Promise<void> {
+  return client.request(`connections/${segment(name)}`, 'DELETE');
+}
+
 // -- tiers -------------------------------------------------------------------------------------
 
 /** Every tier, archived ones included (tier managers). */
