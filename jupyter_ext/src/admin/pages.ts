@@ -2,6 +2,7 @@
 import type { IAdminPage } from './page';
 import { GROUPS_PAGE } from './pages/groups';
 import { PEOPLE_PAGE } from './pages/people';
+import { PROJECTS_PAGE } from './pages/projects';
 import { TOKENS_PAGE } from './pages/tokens';
 import { PERMISSIONS_PAGE } from './pages/permissions';
 import { CONNECTIONS_PAGE } from './pages/connections';
@@ -12,6 +13,7 @@ import { USAGE_PAGE } from './pages/usage';
 export const PAGES: IAdminPage[] = [
   PEOPLE_PAGE,
   GROUPS_PAGE,
+  PROJECTS_PAGE,
   TOKENS_PAGE,
   PERMISSIONS_PAGE,
   CONNECTIONS_PAGE,

@@ -16,6 +16,8 @@ export type CreateUser = Schemas['CreateUser'];
 export type CreateGroup = Schemas['CreateGroup'];
 export type UpdateGroup = Schemas['UpdateGroup'];
 export type DescribeToken = Schemas['DescribeToken'];
+export type CreateToken = Schemas['CreateToken'];
+export type CreatedToken = Schemas['CreatedToken'];
 export type DescribeDeactivation = Schemas['DescribeDeactivation'];
 export type Profile = DescribeUser['profile'];
 
@@ -164,6 +166,14 @@ export function listTokens(
     offset,
     user: user || undefined
   });
+}
+
+/** Issue a token; its value is in this answer only. */
+export function createToken(
+  client: HimaliaClient,
+  spec: CreateToken
+): Promise<CreatedToken> {
+  return client.request('tokens', 'POST', spec);
 }
 
 export function revokeToken(client: HimaliaClient, id: number): Promise<void> {
