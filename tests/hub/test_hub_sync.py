@@ -5,7 +5,7 @@ from himalia.core.permissions import GlobalPermission
 from himalia.identity.audit import AuditFilter
 from himalia.identity.caller import Caller
 from himalia.identity.users import HubPerson
-from himalia.wire.identity import CreateGroup
+from himalia.wire.identity import CreateGroup, UpdateUser
 
 
 def person(login: str, *groups: str, admin: bool = False) -> HubPerson:
@@ -69,3 +69,15 @@ def test_every_sync_change_is_audited(plane: ControlPlane) -> None:
     plane.users.sync_from_hub([person("hubalice", "analysts", admin=True)], "administrators")
     entries = plane.audit.list_entries(Caller.operator(), AuditFilter(actor="jupyterhub-sync"), 50, 0).items
     assert {"user.create", "group.add_member"} <= {e.action for e in entries}
+
+
+def test_an_administrator_deactivating_someone_the_sync_deactivated_makes_it_theirs(plane: ControlPlane) -> None:
+    """Else the sync, which reactivates only whom it deactivated, would undo it when they return."""
+    plane.users.sync_from_hub([person("mallory")], "administrators")
+    plane.users.sync_from_hub([], "administrators", complete=True)  # gone from the hub
+    admin = plane.users.caller_for("admin")
+    plane.users.update_user(admin, "mallory", UpdateUser(active=False))
+    assert plane.users.sync_from_hub([person("mallory")], "administrators") == []  # back at the hub
+    assert not plane.users.get_user(admin, "mallory").active
+    (entry,) = plane.audit.list_entries(Caller.operator(), AuditFilter(actor="admin", object_id="mallory"), 5, 0).items
+    assert entry.details == {"active": False, "deactivated_by": {"before": "jupyterhub-sync", "after": "admin"}}

@@ -17,13 +17,14 @@ provider sent at this login, not the last sync.
 import hmac
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated, check_scopes
-from tornado import web
+from tornado import httputil, web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import PeriodicCallback
 from traitlets import Float, Unicode
@@ -45,7 +46,8 @@ from himalia.controlplane import ControlPlane
 from himalia.core.config import environment_default
 from himalia.core.errors import Forbidden, NotFound, Unauthenticated
 from himalia.core.permissions import GlobalPermission
-from himalia.hosts.admin import admin_page, static_route
+from himalia.core.private_files import create_private_file, ensure_private_folder, restrict_to_owner
+from himalia.hosts.admin import ADMIN_PAGE_POLICY, admin_page, static_route
 from himalia.identity.caller import Caller
 from himalia.identity.users import HubPerson
 
@@ -78,6 +80,22 @@ class HubService(LoggingConfigurable):
 
     _default_tiers_file = environment_default("tiers_file", "HIMALIA_TIERS_FILE", "")
 
+    cookie_secret = Unicode(
+        config=True,
+        help="""Key signing the service's login cookie and XSRF token, so that both outlive a restart
+        and hold in every instance. Defaults to $HIMALIA_HUB_COOKIE_SECRET, else `hub-cookie.secret`
+        in the Himalia home (created on first start, mode 0600).""",
+    )
+
+    def _cookie_secret_file(self) -> str:
+        path = Path(self.control_plane.home) / "hub-cookie.secret"
+        ensure_private_folder(path.parent)
+        if not create_private_file(path, secrets.token_hex(32) + "\n"):
+            restrict_to_owner(path)
+        return path.read_text().strip()
+
+    _default_cookie_secret = environment_default("cookie_secret", "HIMALIA_HUB_COOKIE_SECRET", _cookie_secret_file)
+
     def __init__(self, control_plane: ControlPlane, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.control_plane = control_plane
@@ -89,7 +107,12 @@ class HubService(LoggingConfigurable):
     def start(self) -> None:
         plane = self.control_plane
         self.route_run_links()
-        plane.users.ensure_service_account(self.service_account, "hub-services", [GlobalPermission.MANAGE_TIERS])
+        plane.users.ensure_service_account(
+            self.service_account,
+            "hub-services",
+            [GlobalPermission.MANAGE_TIERS],
+            "the account JupyterHub acts as to offer tiers and admit servers on them",
+        )
         if self.tiers_file:
             operator = Caller.operator("himalia-service", client_address="local")
             seeded = plane.tiers.seed(operator, load_tiers_file(Path(self.tiers_file)))
@@ -222,7 +245,7 @@ class HubPersonHandler(_HubHosted):
 
     @operation("Mirror a person's groups and admin flag from the hub now (the hub; administrators).")
     async def post(self, login: str) -> None:
-        if self.caller.login != self.hub.service_account and not self.caller.is_admin:
+        if not (self.hub.is_hub(self.bearer_token()) or self.caller.is_admin):
             raise Forbidden("Mirroring a person from the hub is for the hub and administrators.")
         await self.hub.mirror(login)
 
@@ -239,6 +262,7 @@ class AdminHandler(HubOAuthenticated, web.RequestHandler):
         prefix = self.hub_auth.base_url
         hub_home = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/home"
         self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Content-Security-Policy", ADMIN_PAGE_POLICY)
         self.finish(admin_page(prefix, prefix + "admin/", hub_home, "Back to the hub"))
 
 
@@ -247,6 +271,19 @@ class LandingHandler(web.RequestHandler):
 
     def get(self) -> None:
         self.redirect(self.request.path.rstrip("/") + "/admin/")
+
+
+class FrameProtection(web.OutputTransform):
+    """On every response (pages, files, the API, errors): no other site may frame it, and no
+    browser guesses a content type other than the one sent."""
+
+    def transform_first_chunk(
+        self, status_code: int, headers: httputil.HTTPHeaders, chunk: bytes, finishing: bool
+    ) -> tuple[int, httputil.HTTPHeaders, bytes]:
+        headers.setdefault("Content-Security-Policy", "frame-ancestors 'self'")
+        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        return status_code, headers, chunk
 
 
 def make_hub_application(control_plane: ControlPlane, hub: HubService) -> web.Application:
@@ -267,6 +304,8 @@ def make_hub_application(control_plane: ControlPlane, hub: HubService) -> web.Ap
         TRUSTED_PROXIES_SETTING: trusted_networks(
             LOOPBACK if control_plane.trusted_proxies is None else control_plane.trusted_proxies
         ),
-        "cookie_secret": os.urandom(32),
+        "cookie_secret": hub.cookie_secret,
     }
-    return web.Application(handlers, **settings)  # type: ignore[arg-type]
+    application = web.Application(handlers, **settings)  # type: ignore[arg-type]
+    application.add_transform(FrameProtection)
+    return application

@@ -6,6 +6,7 @@ whose ``source`` is ``hub``. Groups made here keep their members, people made he
 groups, and a group's global permissions are always managed here.
 """
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,11 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from himalia.core.errors import Conflict, InvalidInput, NotFound
+from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, Profile, as_flags
 from himalia.identity.caller import Caller, load_caller
-from himalia.identity.service import Service
-from himalia.store.db import paginate
+from himalia.identity.service import AuditRecorder, Service
+from himalia.store.db import Database, paginate
 from himalia.store.orm import (
     ApiToken,
     Group,
@@ -165,7 +166,16 @@ def describe_token(token: ApiToken) -> DescribeToken:
     return from_row(DescribeToken, token, user=token.user.login, project=token.project.key if token.project else None)
 
 
+def _refused_essential_deactivation(login: str, reason: str) -> Conflict:
+    return Conflict(f"'{login}' is {reason}; deactivating it would stop that, so it stays active.", field="active")
+
+
 class UserService(Service):
+    def __init__(self, db: Database, audit: AuditRecorder, log: logging.Logger) -> None:
+        super().__init__(db, audit, log)
+        #: Service accounts this process depends on (``ensure_service_account``), login -> what for.
+        self.essential_accounts: dict[str, str] = {}
+
     # -- users ---------------------------------------------------------------------------------
 
     def me(self, caller: Caller) -> DescribeMe:
@@ -253,8 +263,15 @@ class UserService(Service):
             for name, value in changes.items():
                 setattr(user, name, value)
             deactivating = spec.active is False and user.active
+            if spec.active is False and user.login in self.essential_accounts:
+                raise _refused_essential_deactivation(user.login, self.essential_accounts[user.login])
             if deactivating:
                 changes.update(active=False, tokens_revoked=_deactivate(session, user, caller))
+            elif spec.active is False and user.deactivated_by != caller.login:
+                # Deactivated already (by the hub sync, when they left the hub): now it is this
+                # administrator's decision, which the sync does not undo when they come back.
+                changes.update(active=False, deactivated_by={"before": user.deactivated_by, "after": caller.login})
+                user.deactivated_by = caller.login
             elif spec.active and not user.active:
                 user.active, user.deactivated_by = True, None
                 changes["active"] = True
@@ -294,7 +311,9 @@ class UserService(Service):
                 .limit(PREVIEW_LIMIT)
             ).all()
             refusal = None
-            if user.active and not _active_administrators(session, besides=user.id):
+            if user.login in self.essential_accounts:
+                refusal = str(_refused_essential_deactivation(user.login, self.essential_accounts[user.login]))
+            elif user.active and not _active_administrators(session, besides=user.id):
                 refusal = _NO_ADMINISTRATOR
             elif user.id == caller.user_id:
                 refusal = _NOT_YOURSELF
@@ -319,9 +338,18 @@ class UserService(Service):
 
     def sign_in(self, login: str, client_address: str = "") -> Caller:
         """The caller of a person a host vouches for (the lab's own user, a hub login): as
-        ``caller_for``, and their ``last_seen_at`` kept to the minute."""
+        ``caller_for``, and their ``last_seen_at`` kept to the minute.
+
+        A service account is never a person: a hub user or lab owner whose login happens to be
+        one's (``jupyterhub``) does not become it.
+        """
         with self.db.read() as session:
             user = find_user(session, login)
+            if user.kind == "service":
+                raise Forbidden(
+                    f"'{login}' is a Himalia service account: it acts with its own Himalia token, "
+                    "never as a person signed in to JupyterHub or Jupyter."
+                )
             caller = load_caller(session, user, client_address=client_address)
             seen_long_ago = stale(user.last_seen_at)
         if seen_long_ago:
@@ -512,8 +540,13 @@ class UserService(Service):
                 if not _LOGIN.match(person.login):
                     self.log.warning("Not syncing the hub user %r: not a valid Himalia login", person.login)
                     continue
-                seen.add(person.login)
                 user = users.get(person.login)
+                if user is not None and user.kind == "service":
+                    self.log.warning(
+                        "Not syncing the hub user %r: a Himalia service account has that login", person.login
+                    )
+                    continue
+                seen.add(person.login)
                 if user is None:
                     user = User(login=person.login, display_name=person.login, source="hub", groups=[])
                     session.add(user)
@@ -549,7 +582,7 @@ class UserService(Service):
                     changes.append(f"removed {user.login} from {group.name}")
             if complete:
                 for user in users.values():
-                    if user.source == "hub" and user.active and user.login not in seen:
+                    if user.source == "hub" and user.kind != "service" and user.active and user.login not in seen:
                         revoked = _deactivate(session, user, HUB_SYNC)
                         self.audit.record(
                             session,
@@ -562,8 +595,12 @@ class UserService(Service):
                         changes.append(f"deactivated {user.login} (gone from the hub)")
         return changes
 
-    def ensure_service_account(self, login: str, group: str, permissions: list[GlobalPermission]) -> None:
-        """A service account in a group holding ``permissions`` (the hub's own identity here)."""
+    def ensure_service_account(self, login: str, group: str, permissions: list[GlobalPermission], role: str) -> None:
+        """A service account in a group holding ``permissions`` (the hub's own identity here), which
+        this process depends on (``role`` says for what): it cannot be deactivated while it runs.
+
+        A person's login is refused: making them a service account would hand them its rights.
+        """
         operator = Caller.operator("himalia-service", client_address="local")
         with self.db.write() as session:
             holder = session.scalar(select(Group).where(Group.name == group).options(selectinload(Group.permissions)))
@@ -576,9 +613,23 @@ class UserService(Service):
             missing = set(permissions) - {p.permission for p in holder.permissions}
             holder.permissions += [GroupPermission(permission=p) for p in sorted(missing)]
             account = session.scalar(select(User).where(User.login == login).options(selectinload(User.groups)))
+            if account is not None and account.kind != "service":
+                raise Conflict(
+                    f"'{login}' is a person's login here, not a service account: configure another one.",
+                    field="service_account",
+                )
             if account is None:
                 account = User(login=login, display_name=login, kind="service", groups=[])
                 session.add(account)
                 self.audit.record(session, operator, "user.create", "user", login, details={"kind": "service"})
+            if account.source == "hub":
+                # Mirrored over by the hub sync of an older version: it is no hub person's.
+                account.source = "local"
+                for taken in [g for g in account.groups if g.source == "hub"]:
+                    account.groups.remove(taken)
+                    self.audit.record(
+                        session, operator, "group.remove_member", "group", taken.name, details={"user": login}
+                    )
             if holder not in account.groups:
                 account.groups.append(holder)
+        self.essential_accounts[login] = role
