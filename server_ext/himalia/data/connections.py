@@ -8,20 +8,21 @@ an error text scrubbed of every secret value. ``shared`` connections hold one se
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import fsspec
-from sqlalchemy import select, text
+from sqlalchemy import String, cast, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from himalia.core.crypto import SecretBox
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound, ask_for
-from himalia.core.permissions import GlobalPermission
+from himalia.core.permissions import GlobalPermission, ProjectPermission
 from himalia.data.access import DataAccessPolicy, is_local_files, one_statement
 from himalia.data.drivers import UsableConnection, driver_message, scrub, sql_engine, storage_options
 from himalia.identity.caller import Caller
-from himalia.identity.projects import ALL_PROJECT_PERMISSIONS, projects_granting
+from himalia.identity.projects import projects_granting
 from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import find_groups
 from himalia.store.db import Database
@@ -100,36 +101,69 @@ def _probe(usable: UsableConnection) -> None:
         filesystem.ls(path) if filesystem.isdir(path) else filesystem.info(path)
 
 
+#: Who is told a dataset's or a scenario's name in a refusal: whoever may list them in its project.
+_SEES_DATASETS = frozenset({ProjectPermission.READ_CONTENT})
+_SEES_SCENARIOS = frozenset({ProjectPermission.READ_CONTENT, ProjectPermission.RUN_SCENARIOS})
+
+
+def _names_connection(definition: dict[str, Any], name: str) -> bool:
+    """Whether a scenario definition's SQL step or ``sql_condition`` trigger names the connection."""
+    return any(
+        part.get("connection") == name for part in [*definition.get("steps", []), *definition.get("triggers", [])]
+    )
+
+
 def _used_by_project(session: Session, connection: Connection, project_id: int) -> bool:
     """Whether a dataset of the project, or a SQL step or trigger of one of its scenarios, names it."""
     dataset = select(Dataset.id).where(Dataset.project_id == project_id, Dataset.connection_id == connection.id)
     if session.scalar(dataset.limit(1)) is not None:
         return True
     definitions = session.scalars(select(Scenario.definition).where(Scenario.project_id == project_id))
-    return any(
-        part.get("connection") == connection.name
-        for definition in definitions
-        for part in [*definition.get("steps", []), *definition.get("triggers", [])]
+    return any(_names_connection(definition, connection.name) for definition in definitions)
+
+
+def _scenarios_naming(session: Session, connection: Connection) -> list[tuple[int, str]]:
+    """(project row, scenario id) of every scenario naming the connection: the store narrows them
+    to the definitions whose JSON text holds the quoted name, each definition confirms it."""
+    candidates = session.execute(
+        select(Scenario.project_id, Scenario.slug, Scenario.definition)
+        .where(cast(Scenario.definition, String).contains(json.dumps(connection.name), autoescape=True))
+        .order_by(Scenario.slug)
     )
+    return [
+        (project, slug) for project, slug, definition in candidates if _names_connection(definition, connection.name)
+    ]
 
 
-def _refuse_while_read(session: Session, caller: Caller, connection: Connection) -> None:
-    """A connection datasets read cannot go (their rows refer to it); those of projects the caller
-    does not see are counted, not named."""
-    readers = session.execute(
-        select(Dataset.project_id, Dataset.name).where(Dataset.connection_id == connection.id).order_by(Dataset.name)
-    ).all()
-    if not readers:
-        return
-    visible = projects_granting(session, caller, ALL_PROJECT_PERMISSIONS)
-    named = sorted(f"{visible[project]}/{name}" for project, name in readers if project in visible)
-    unseen = len(readers) - len(named)
+def _named(
+    session: Session, caller: Caller, uses: Sequence[tuple[int, str]], permissions: frozenset[ProjectPermission]
+) -> str:
+    """``KEY/name`` of the first few uses the caller may see; those of other projects only counted."""
+    visible = projects_granting(session, caller, permissions)
+    named = sorted(f"{visible[project]}/{name}" for project, name in uses if project in visible)
+    unseen = len(uses) - len(named)
     parts = named[:3] + ([f"{len(named) - 3} more"] if len(named) > 3 else [])
     parts += [f"{unseen} in projects you do not see"] if unseen else []
-    raise Conflict(
-        f"{len(readers)} dataset(s) read '{connection.name}' ({', '.join(parts)}): "
-        "delete them or point them at another connection first."
-    )
+    return ", ".join(parts)
+
+
+def _refuse_while_used(session: Session, caller: Caller, connection: Connection) -> None:
+    """A connection datasets read (their rows refer to it) or scenarios name in a SQL step or
+    trigger (they would fail at their next run) cannot go: one sentence saying which."""
+    datasets = session.execute(
+        select(Dataset.project_id, Dataset.name).where(Dataset.connection_id == connection.id).order_by(Dataset.name)
+    ).all()
+    scenarios = _scenarios_naming(session, connection)
+    uses = []
+    if datasets:
+        shown = _named(session, caller, [(project, name) for project, name in datasets], _SEES_DATASETS)
+        uses.append(f"{len(datasets)} dataset(s) read '{connection.name}' ({shown})")
+    if scenarios:
+        subject = "it" if datasets else f"'{connection.name}'"
+        shown = _named(session, caller, scenarios, _SEES_SCENARIOS)
+        uses.append(f"{len(scenarios)} scenario(s) use {subject} in SQL steps or triggers ({shown})")
+    if uses:
+        raise Conflict(" and ".join(uses) + ": delete them or point them at another connection first.")
 
 
 class ConnectionService(Service):
@@ -325,7 +359,7 @@ class ConnectionService(Service):
             connection = self._find(session, caller, name)
             if not can_manage(caller, connection):
                 raise Forbidden(f"Only the owner of '{name}' or an administrator may delete it.")
-            _refuse_while_read(session, caller, connection)
+            _refuse_while_used(session, caller, connection)
             session.delete(connection)
             self.audit.record(session, caller, "connection.delete", "connection", name)
 
