@@ -133,6 +133,11 @@ def test_an_administrator_issues_a_token_shown_once(page, admin_app: AdminApp) -
     assert "works on FRAUD only" in issued.inner_text()
     value = issued.locator(".hml-admin-token-value").inner_text()
     assert value.startswith("hml_")
+    origin = page.evaluate("() => window.location.origin")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+    issued.get_by_role("button", name="Copy").click()
+    issued.get_by_role("status").get_by_text("Copied.").wait_for()
+    assert page.evaluate("() => navigator.clipboard.readText()") == value
     shoot(page, f"admin-tokens-{admin_app.host}-issued")
 
     # The list shows it by its prefix, without its value, and the value works as bob.
