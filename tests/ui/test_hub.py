@@ -89,11 +89,12 @@ def test_an_analyst_signs_in_picks_an_allowed_tier_and_works_in_the_lab(
     projects = expand(sidebar, "Projects")
     projects.locator("[data-project='FRAUD']").wait_for()  # through the server's forwarding to the service
     bob.screenshot(path=str(ARTIFACTS / "hub-lab-projects.png"))
-    # The lab's address of the administration application leads to the hub service's: bob (an analyst)
-    # has no button for it, and there may open no page.
-    assert not sidebar.locator(".hml-admin-link").is_visible()
+    # The lab's address of the administration application leads to the hub service's: bob (an analyst,
+    # who may create projects) has a button for it, and there may open the Projects page only.
+    sidebar.locator(".hml-admin-link").wait_for()
     bob.goto(f"{hub.url}/user/bob/himalia/admin/")
-    bob.locator(".hml-admin[data-login='bob'] .hml-admin-nopage").wait_for()
+    bob.locator(".hml-admin[data-login='bob'] .hml-admin-main[data-page='projects']").wait_for()
+    assert bob.locator("nav[aria-label='Administration pages'] a").all_inner_texts() == ["Projects"]
     assert bob.url == f"{hub.url}/services/himalia/admin/"
 
     usage = json.loads(hub.himalia("--json", "tier", "usage", "--running"))["items"]

@@ -33,7 +33,7 @@ describe('the administration shell', () => {
       }
       expect(mayOpen(page, person('admin'))).toBe(true);
     }
-    const nobody = person('create_projects', 'write_isolated_code');
+    const nobody = person('write_isolated_code', 'write_unsafe_code');
     expect(mayAdminister(nobody)).toBe(false);
     expect(PAGES.filter(page => mayOpen(page, nobody))).toEqual([]);
     expect(mayAdminister(null)).toBe(false);

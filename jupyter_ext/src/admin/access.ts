@@ -11,6 +11,7 @@ export const ADMIN_PATH = 'himalia/admin/';
 /** The global permissions that open at least one page (`admin` opens them all). */
 export const ADMIN_PERMISSIONS: readonly GlobalPermission[] = [
   'admin',
+  'create_projects',
   'manage_tiers',
   'view_audit',
   'create_connections'
