@@ -4,8 +4,9 @@ A tier manager asks for the spawn form of every malformed, hostile or merely unk
 and for the usage of every hostile tier name: each is a 400 naming its field or, for a tier that
 could exist, an empty page (whether a tier exists is not told), never a 500; only an existing
 group gets a form. Someone who does not manage tiers gets the same 403 whether the group exists
-or not, so the preview tells nobody which groups there are. A tier whose display name and description are markup is shown escaped in the
-preview: the HTML the admin page embeds carries no element a tier manager typed.
+or not, so the preview tells nobody which groups there are. A tier whose display name and
+description are markup is shown escaped in the preview: the HTML the admin page embeds carries no
+element a tier manager typed.
 """
 
 import pytest
