@@ -19,7 +19,7 @@ export function registerAdministration(
   app.commands.addCommand(CommandIDs.openAdministration, {
     label: 'Open Himalia administration',
     caption:
-      'People, permissions, connections, tiers, usage and audit, in a new tab',
+      'People, projects, permissions, connections, tiers, usage and audit, in a new tab',
     isEnabled: may,
     isVisible: may,
     execute: () => {
