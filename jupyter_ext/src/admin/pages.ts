@@ -9,6 +9,7 @@ import { CONNECTIONS_PAGE } from './pages/connections';
 import { TIERS_PAGE } from './pages/tiers';
 import { AUDIT_PAGE } from './pages/audit';
 import { USAGE_PAGE } from './pages/usage';
+import { PROMOTION_PAGE } from './pages/promotion';
 
 export const PAGES: IAdminPage[] = [
   PEOPLE_PAGE,
@@ -19,5 +20,6 @@ export const PAGES: IAdminPage[] = [
   CONNECTIONS_PAGE,
   TIERS_PAGE,
   AUDIT_PAGE,
-  USAGE_PAGE
+  USAGE_PAGE,
+  PROMOTION_PAGE
 ];
