@@ -117,8 +117,8 @@ def test_an_administrator_promotes_a_bundle_from_another_instance(  # type: igno
         # A bundle signed by the other instance is refused until its key is trusted.
         importing = promotion.get_by_role("region", name="Import a bundle")
         importing.get_by_label("Bundle file").set_input_files(files=[bundle_file(f"{key}-v1.himalia-bundle", first)])
-        assert importing.get_by_label("Project", exact=True).input_value() == key  # read from the file
-        importing.get_by_label("Connection warehouse").wait_for()
+        importing.get_by_label("Connection warehouse").wait_for()  # read from the file, as its project
+        assert importing.get_by_label("Project", exact=True).input_value() == key
         importing.get_by_role("button", name="Preview").click()
         refusal = importing.get_by_role("alert")
         refusal.wait_for()
