@@ -113,6 +113,11 @@ def test_an_administrator_promotes_a_bundle_from_another_instance(  # type: igno
         keys = promotion.get_by_role("region", name="Bundle keys")
         assert own_key in keys.get_by_role("region", name="This instance's signing key").inner_text()
         keys.locator("tr[data-key='this instance']").wait_for()
+        origin = page.evaluate("() => window.location.origin")
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+        keys.get_by_role("button", name="Copy").click()
+        keys.get_by_role("status").get_by_text("Copied.").wait_for()
+        assert page.evaluate("() => navigator.clipboard.readText()") == own_key
 
         # A bundle signed by the other instance is refused until its key is trusted.
         importing = promotion.get_by_role("region", name="Import a bundle")
