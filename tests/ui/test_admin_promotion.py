@@ -1,12 +1,13 @@
 """The Promotion page in both hosts, the two hosts standing for two instances (each its own store
 and signing key), as "From a notebook to production" has a design and a production instance.
 
-alice, on the instance the application runs in, sets an instance variable (an invalid text is
-refused before saving) and sees it saved; copies this instance's key; is refused a bundle made on
-the other instance until she trusts that instance's key from the page; maps its connection to one
-of this instance's, previews what it changes and imports it with activation (the project created),
-then imports the next version, sees a tampered file refused with the server's sentence, and rolls
-back to the first version after a confirmation. carol, without ``admin``, gets no Promotion page.
+alice, on the instance the application runs in, sets an instance variable (a text that is not an
+object refused before saving, a dangling reference by the server) and sees it saved; copies this
+instance's key; is refused a bundle made on the other instance until she trusts that instance's key
+from the page; maps its connection to one of this instance's, previews what it changes and imports
+it with activation (the project created), then imports the next version, sees a tampered file
+refused with the server's sentence, and rolls back to the first version after a confirmation saying
+what that changes. carol, without ``admin``, gets no Promotion page.
 """
 
 import io
@@ -102,6 +103,10 @@ def test_an_administrator_promotes_a_bundle_from_another_instance(  # type: igno
         editor.fill('["not", "an object"]')
         assert "must be a JSON object" in variables.get_by_role("alert").inner_text()
         assert variables.get_by_role("button", name="Save variables").is_disabled()
+        editor.fill(json.dumps({**before, "greeting": f"Hello ${{missing_{marker}}}"}))
+        variables.get_by_role("button", name="Save variables").click()  # the server's refusal, in place
+        assert f"Unknown variable 'missing_{marker}'" in variables.get_by_role("alert").inner_text()
+        assert admin_app.api("alice", "GET", "variables").json()["variables"] == before
         editor.fill(json.dumps({**before, f"company_{marker}": "Himalia Production"}))
         variables.get_by_role("button", name="Save variables").click()
         variables.get_by_role("status").get_by_text("Saved the instance variables.").wait_for()
@@ -180,6 +185,8 @@ def test_an_administrator_promotes_a_bundle_from_another_instance(  # type: igno
         versions.locator("tr[data-version='1']").get_by_role("button", name="Activate…").click()
         confirming = versions.get_by_role("dialog", name="Activate version 1")
         assert "what it lacks is removed" in confirming.inner_text()
+        coming = confirming.get_by_role("list", name="What activating it changes").inner_text()
+        assert "variable min_transactions changed" in coming and "merchants" not in coming
         confirming.get_by_role("button", name="Activate version 1").click()
         done = versions.get_by_role("status")
         done.get_by_text(f"Version 1 of {key} is live.").wait_for()

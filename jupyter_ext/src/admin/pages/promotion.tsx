@@ -27,6 +27,7 @@ import {
   getInstanceVariables,
   importBundle,
   listBundles,
+  previewActivation,
   previewBundle,
   setInstanceVariables,
   signingKey,
@@ -556,6 +557,62 @@ function ImportBundle(props: {
 
 // -- versions ------------------------------------------------------------------------------------
 
+/** The confirmation of an activation, with what it would change against what is live. */
+function ConfirmActivation(props: {
+  client: HimaliaClient;
+  bundle: DescribeBundle;
+  working: boolean;
+  onActivate: () => void;
+  onCancel: () => void;
+}): React.ReactElement {
+  const { client, bundle, working, onActivate, onCancel } = props;
+  const [preview, setPreview] = React.useState<BundlePreview | null>(null);
+  const [failure, setFailure] = React.useState('');
+
+  React.useEffect(() => {
+    let live = true;
+    previewActivation(client, bundle).then(
+      found => live && setPreview(found),
+      error => live && setFailure(refusalText(error))
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, bundle]);
+
+  return (
+    <div
+      role="dialog"
+      aria-label={`Activate version ${bundle.version}`}
+      className="hml-admin-promotion-preview"
+    >
+      <p>
+        Make version {bundle.version} the live definitions of {bundle.project}?
+        Its datasets, checks, scenarios and variables replace the live ones in
+        one transaction; what it lacks is removed with its history.
+      </p>
+      {failure ? (
+        <Refusal text={`It would be refused: ${failure}`} />
+      ) : preview === null ? (
+        <p>Comparing it with what is live…</p>
+      ) : (
+        <Changes changes={preview.changes} label="What activating it changes" />
+      )}
+      <button
+        type="button"
+        className="hml-admin-danger"
+        disabled={working}
+        onClick={onActivate}
+      >
+        Activate version {bundle.version}
+      </button>{' '}
+      <button type="button" onClick={onCancel}>
+        Cancel
+      </button>
+    </div>
+  );
+}
+
 function Versions(props: {
   client: HimaliaClient;
   projects: string[];
@@ -706,32 +763,13 @@ function Versions(props: {
                   {confirming === bundle.version && (
                     <tr>
                       <td colSpan={8}>
-                        <div
-                          role="dialog"
-                          aria-label={`Activate version ${bundle.version}`}
-                          className="hml-admin-promotion-preview"
-                        >
-                          <p>
-                            Make version {bundle.version} the live definitions
-                            of {project}? Its datasets, checks, scenarios and
-                            variables replace the live ones in one transaction;
-                            what it lacks is removed with its history.
-                          </p>
-                          <button
-                            type="button"
-                            className="hml-admin-danger"
-                            disabled={working}
-                            onClick={() => void activate(bundle.version)}
-                          >
-                            Activate version {bundle.version}
-                          </button>{' '}
-                          <button
-                            type="button"
-                            onClick={() => setConfirming(null)}
-                          >
-                            Cancel
-                          </button>
-                        </div>
+                        <ConfirmActivation
+                          client={client}
+                          bundle={bundle}
+                          working={working}
+                          onActivate={() => void activate(bundle.version)}
+                          onCancel={() => setConfirming(null)}
+                        />
                       </td>
                     </tr>
                   )}

@@ -99,6 +99,21 @@ export function importBundle(
   });
 }
 
+/**
+ * What activating a stored version would change: its file previewed with the mapping it was
+ * imported with, which activation applies too (downloading and previewing are both audited).
+ */
+export async function previewActivation(
+  client: HimaliaClient,
+  bundle: DescribeBundle
+): Promise<BundlePreview> {
+  const response = await client.fetch(
+    `projects/${segment(bundle.project)}/bundles/${bundle.version}/download`
+  );
+  const content = toBase64(new Uint8Array(await response.arrayBuffer()));
+  return previewBundle(client, bundle.project, content, bundle.connection_map);
+}
+
 export function activateVersion(
   client: HimaliaClient,
   key: string,
