@@ -168,6 +168,8 @@ CASES = [
     Case("GET", "/projects/ALPHA/bundles", (401, 404, 200, 200, 200, 200)),
     Case("POST", "/projects/ALPHA/bundles", (401, 404, 403, 403, 201, 201), {"note": "matrix"}),
     Case("GET", "/projects/ALPHA/bundles/1/download", (401, 404, 403, 403, 404, 404)),
+    # Promotion page (wave 16): no longer trusting a stored bundle key is for administrators.
+    Case("DELETE", "/bundle-keys/trusted/nobody", (401, 403, 403, 403, 403, 404)),
     Case("PATCH", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 200, 200, 200), {"active": False}),
     Case("DELETE", "/projects/ALPHA/scenarios/nightly", (401, 404, 403, 204, 204, 204)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/export", (401, 404, 200, 200, 200, 200)),

@@ -7,7 +7,8 @@ instance's key; is refused a bundle made on the other instance until she trusts 
 from the page; maps its connection to one of this instance's, previews what it changes and imports
 it with activation (the project created), then imports the next version, sees a tampered file
 refused with the server's sentence, and rolls back to the first version after a confirmation saying
-what that changes. carol, without ``admin``, gets no Promotion page.
+what that changes; once she no longer trusts the key, its stored versions are refused too. carol,
+without ``admin``, gets no Promotion page.
 """
 
 import io
@@ -201,6 +202,20 @@ def test_an_administrator_promotes_a_bundle_from_another_instance(  # type: igno
             (2, False, {"warehouse": target}),
         ]
         shoot(page, f"admin-promotion-{admin_app.host}-rolled-back")
+
+        # No longer trusting the design key: its stored versions are refused too, said before confirming.
+        row = keys.locator(f"tr[data-key='design-{marker}']")
+        row.get_by_role("button", name="Untrust…").click()
+        row.get_by_role("group", name=f"Untrust design-{marker}").get_by_role(
+            "button", name=f"Untrust design-{marker}"
+        ).click()
+        row.wait_for(state="detached")
+        assert keys.locator("tr[data-key='this instance'] button").count() == 0  # its own key stays trusted
+        trusted = admin_app.api("alice", "GET", "bundle-keys/trusted").json()
+        assert all(k["public_key"] != design_key for k in trusted)
+        versions.locator("tr[data-version='2']").get_by_role("button", name="Activate…").click()
+        refused = versions.get_by_role("dialog", name="Activate version 2").get_by_role("alert")
+        assert "It would be refused" in refused.inner_text() and "does not trust" in refused.inner_text()
     finally:
         admin_app.api("alice", "PUT", "variables", json={"variables": before})
         admin_app.api("alice", "DELETE", f"projects/{key}", params={"delete_bundles": "true"})

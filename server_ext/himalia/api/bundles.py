@@ -3,7 +3,7 @@
 Who may do what is the service's (``himalia.bundles.service``): creating and downloading need
 ``admin`` on the project; previewing, importing and activating ``admin`` on the target, or the
 global ``create_projects`` when the project does not exist here yet; listing ``read_content``;
-trusting a signing key a global administrator.
+trusting a signing key, or no longer trusting one, a global administrator.
 """
 
 from himalia.api.base import APIHandler, operation
@@ -121,6 +121,14 @@ class TrustedKeysHandler(APIHandler):
         return await self.call(self.control_plane.bundles.trust_key, self.caller, spec)
 
 
+class TrustedKeyHandler(APIHandler):
+    route = "/bundle-keys/trusted/{name}"
+
+    @operation("Stop trusting a key this instance stored; its bundles no longer import (administrators).", status=204)
+    async def delete(self, name: str) -> None:
+        await self.call(self.control_plane.bundles.untrust_key, self.caller, name)
+
+
 handlers = [
     BundlesHandler,
     BundlePreviewHandler,
@@ -129,4 +137,5 @@ handlers = [
     BundleActivateHandler,
     SigningKeyHandler,
     TrustedKeysHandler,
+    TrustedKeyHandler,
 ]

@@ -34,7 +34,8 @@ import {
   summarizeBundle,
   toBase64,
   trustKey,
-  trustedKeys
+  trustedKeys,
+  untrustKey
 } from './promotionapi';
 import { listConnections } from './resources';
 
@@ -200,6 +201,21 @@ function BundleKeys(props: { client: HimaliaClient }): React.ReactElement {
   const [trustFailure, setTrustFailure] = React.useState('');
   const [said, setSaid] = React.useState('');
   const [generation, setGeneration] = React.useState(0);
+  const [untrusting, setUntrusting] = React.useState<string | null>(null);
+  const [untrustFailure, setUntrustFailure] = React.useState('');
+
+  const untrust = async (keyName: string) => {
+    setUntrustFailure('');
+    setSaid('');
+    try {
+      await untrustKey(client, keyName);
+      setUntrusting(null);
+      setSaid(`${keyName} is no longer trusted: its bundles do not import.`);
+      setGeneration(value => value + 1);
+    } catch (error) {
+      setUntrustFailure(refusalText(error));
+    }
+  };
 
   React.useEffect(() => {
     signingKey(client).then(setOwn, error => setFailure(refusalText(error)));
@@ -272,6 +288,7 @@ function BundleKeys(props: { client: HimaliaClient }): React.ReactElement {
               <th scope="col">Fingerprint</th>
               <th scope="col">From</th>
               <th scope="col">Added</th>
+              <th scope="col" />
             </tr>
           </thead>
           <tbody>
@@ -292,6 +309,35 @@ function BundleKeys(props: { client: HimaliaClient }): React.ReactElement {
                   {key.created_at
                     ? `${formatTime(key.created_at)} by ${key.added_by ?? '—'}`
                     : '—'}
+                </td>
+                <td>
+                  {key.source !== 'store' ? null : untrusting === key.name ? (
+                    <span role="group" aria-label={`Untrust ${key.name}`}>
+                      Its bundles, stored versions included, stop importing and
+                      activating.{' '}
+                      <button
+                        type="button"
+                        className="hml-admin-danger"
+                        onClick={() => void untrust(key.name)}
+                      >
+                        Untrust {key.name}
+                      </button>{' '}
+                      <button type="button" onClick={() => setUntrusting(null)}>
+                        Cancel
+                      </button>
+                      <Refusal text={untrustFailure} />
+                    </span>
+                  ) : (
+                    <button
+                      type="button"
+                      onClick={() => {
+                        setUntrusting(key.name);
+                        setUntrustFailure('');
+                      }}
+                    >
+                      Untrust…
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}

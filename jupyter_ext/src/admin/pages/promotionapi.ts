@@ -63,6 +63,11 @@ export function trustKey(
   return client.request('bundle-keys/trusted', 'POST', spec);
 }
 
+/** Stop trusting a key stored here (keys from the configuration stay: they are the operator's). */
+export function untrustKey(client: HimaliaClient, name: string): Promise<void> {
+  return client.request(`bundle-keys/trusted/${segment(name)}`, 'DELETE');
+}
+
 // -- bundles -------------------------------------------------------------------------------------
 
 export function listBundles(
