@@ -109,8 +109,9 @@ def test_a_groups_global_admin_shows_on_every_project(page, admin_app: AdminApp)
 
 
 def test_someone_else_gets_neither_the_page_nor_the_grid(page, admin_app: AdminApp) -> None:  # type: ignore[no-untyped-def]
-    assert admin_app.api("bob", "GET", "auth-matrix/grid").status_code == 403
-    app = admin_app.open(page, "bob", "permissions")
+    # carol, a reader, may open no page (bob, an analyst, may create projects: he has the Projects page).
+    assert admin_app.api("carol", "GET", "auth-matrix/grid").status_code == 403
+    app = admin_app.open(page, "carol", "permissions")
     no_page = app.locator("section[aria-label='No page']")
     no_page.wait_for()
     assert "admin" in no_page.locator("tr", has_text="Permissions").inner_text()

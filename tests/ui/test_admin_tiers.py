@@ -8,93 +8,100 @@ form. An administrator creates a connection from the page, tests it, replaces it
 sees them as "set", never their values, and a test that fails says why.
 """
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 
 from .conftest import AdminApp, shoot
 
 GiB = 2**30
 
 
-def make_tier_manager(admin_app: AdminApp, login: str) -> None:
+@contextlib.contextmanager
+def tier_manager(admin_app: AdminApp, login: str) -> Iterator[None]:
     """``login`` in a group of Himalia's own holding ``manage_tiers`` (the hub's sync keeps it), made
-    by the host's operator: at the hub, alice is an administrator only once she has signed in."""
-    if not admin_app.api(login, "GET", "me").json()["global_permissions"]["manage_tiers"]:
-        if admin_app.api(login, "GET", "groups/tier_managers").status_code == 404:
-            admin_app.himalia("group", "add", "tier_managers", "--permission", "manage_tiers")
-        admin_app.himalia("group", "add-member", "tier_managers", login)
+    by the host's operator (at the hub, alice is an administrator only once she has signed in), for
+    the test only: the labs and the hub are shared by every test of the session."""
+    if admin_app.api(login, "GET", "groups/tier_managers").status_code == 404:
+        admin_app.himalia("group", "add", "tier_managers", "--permission", "manage_tiers")
+    admin_app.himalia("group", "add-member", "tier_managers", login)
     held = admin_app.api(login, "GET", "me").json()["global_permissions"]
     assert held["manage_tiers"] and not held["admin"], held
+    try:
+        yield
+    finally:
+        admin_app.himalia("group", "remove-member", "tier_managers", login)
 
 
 def test_a_tier_manager_edits_a_tier_and_sees_the_preview_change(page, admin_app: AdminApp) -> None:  # type: ignore[no-untyped-def]
-    make_tier_manager(admin_app, "bob")
-    name = f"ui-{uuid.uuid4().hex[:6]}"
-    spec = {
-        "display_name": "Analysis",
-        "cpu_request": 1,
-        "memory_request": 2 * GiB,
-        "cost_per_hour": 0.25,
-        "allowed_groups": ["analysts"],
-    }
-    assert admin_app.api("bob", "PUT", f"tiers/{name}", json=spec).status_code == 200
+    with tier_manager(admin_app, "bob"):
+        name = f"ui-{uuid.uuid4().hex[:6]}"
+        spec = {
+            "display_name": "Analysis",
+            "cpu_request": 1,
+            "memory_request": 2 * GiB,
+            "cost_per_hour": 0.25,
+            "allowed_groups": ["analysts"],
+        }
+        assert admin_app.api("bob", "PUT", f"tiers/{name}", json=spec).status_code == 200
 
-    app = admin_app.open(page, "bob", "tiers")
-    tiers = app.locator(".hml-admin-tiers")
-    row = tiers.locator(f"tr[data-tier='{name}']")
-    assert "analysts" in row.inner_text() and "0.25" in row.inner_text()
+        app = admin_app.open(page, "bob", "tiers")
+        tiers = app.locator(".hml-admin-tiers")
+        row = tiers.locator(f"tr[data-tier='{name}']")
+        assert "analysts" in row.inner_text() and "0.25" in row.inner_text()
 
-    preview = tiers.locator("section[aria-label='Spawn form preview']")
-    preview.locator("select[name=preview-group]").select_option("analysts")
-    form = app.frame_locator("iframe.hml-admin-preview-frame").locator("#himalia-tiers")
-    form.locator(f"input[value='{name}']").wait_for()
-    offered = form.locator("label.himalia-tier", has=app.locator(f"input[value='{name}']"))
-    assert "Analysis" in offered.inner_text() and "2 Gi memory" in offered.inner_text()
-    preview.locator("select[name=preview-group]").select_option("readers")
-    preview.locator(".hml-admin-preview-tiers").filter(has_not_text=name).wait_for()
+        preview = tiers.locator("section[aria-label='Spawn form preview']")
+        preview.locator("select[name=preview-group]").select_option("analysts")
+        form = app.frame_locator("iframe.hml-admin-preview-frame").locator("#himalia-tiers")
+        form.locator(f"input[value='{name}']").wait_for()
+        offered = form.locator("label.himalia-tier", has=app.locator(f"input[value='{name}']"))
+        assert "Analysis" in offered.inner_text() and "2 Gi memory" in offered.inner_text()
+        preview.locator("select[name=preview-group]").select_option("readers")
+        preview.locator(".hml-admin-preview-tiers").filter(has_not_text=name).wait_for()
 
-    # A memory limit below the request: refused by the server, the field named beside it.
-    row.get_by_role("button", name="Edit").click()
-    editor = tiers.locator(f"form[aria-label='Edit the tier {name}']")
-    editor.locator("input[name=memory_limit]").fill("1")
-    editor.get_by_role("button", name="Save").click()
-    refusal = editor.locator("[data-field='memory_limit'] .hml-admin-field-error")
-    refusal.wait_for()
-    assert "memory_limit is below memory_request" in refusal.inner_text()
-    shoot(page, f"admin-tiers-{admin_app.host}-refused")
-    assert admin_app.api("bob", "GET", f"tiers/{name}").json()["memory_limit"] is None
+        # A memory limit below the request: refused by the server, the field named beside it.
+        row.get_by_role("button", name="Edit").click()
+        editor = tiers.locator(f"form[aria-label='Edit the tier {name}']")
+        editor.locator("input[name=memory_limit]").fill("1")
+        editor.get_by_role("button", name="Save").click()
+        refusal = editor.locator("[data-field='memory_limit'] .hml-admin-field-error")
+        refusal.wait_for()
+        assert "memory_limit is below memory_request" in refusal.inner_text()
+        shoot(page, f"admin-tiers-{admin_app.host}-refused")
+        assert admin_app.api("bob", "GET", f"tiers/{name}").json()["memory_limit"] is None
 
-    # Corrected and renamed: saved, and the analysts' form shows the new tier.
-    editor.locator("input[name=memory_limit]").fill("4")
-    editor.locator("input[name=display_name]").fill("Analysis, larger")
-    editor.get_by_role("button", name="Save").click()
-    editor.wait_for(state="detached")
-    row.filter(has_text="Analysis, larger").wait_for()
-    saved = admin_app.api("bob", "GET", f"tiers/{name}").json()
-    assert (saved["memory_limit"], saved["display_name"]) == (4 * GiB, "Analysis, larger")
-    preview.locator("select[name=preview-group]").select_option("analysts")
-    offered.filter(has_text="Analysis, larger").wait_for()
-    assert "4 Gi memory" in offered.inner_text()
-    shoot(page, f"admin-tiers-{admin_app.host}-preview")
+        # Corrected and renamed: saved, and the analysts' form shows the new tier.
+        editor.locator("input[name=memory_limit]").fill("4")
+        editor.locator("input[name=display_name]").fill("Analysis, larger")
+        editor.get_by_role("button", name="Save").click()
+        editor.wait_for(state="detached")
+        row.filter(has_text="Analysis, larger").wait_for()
+        saved = admin_app.api("bob", "GET", f"tiers/{name}").json()
+        assert (saved["memory_limit"], saved["display_name"]) == (4 * GiB, "Analysis, larger")
+        preview.locator("select[name=preview-group]").select_option("analysts")
+        offered.filter(has_text="Analysis, larger").wait_for()
+        assert "4 Gi memory" in offered.inner_text()
+        shoot(page, f"admin-tiers-{admin_app.host}-preview")
 
-    # Archived, the tier leaves the form; unarchived, it is back.
-    row.get_by_role("button", name="Archive").click()
-    row.filter(has_text="archived").wait_for()
-    preview.locator(".hml-admin-preview-tiers").filter(has_not_text=name).wait_for()
-    assert form.locator(f"input[value='{name}']").count() == 0
-    row.get_by_role("button", name="Unarchive").click()
-    form.locator(f"input[value='{name}']").wait_for()
+        # Archived, the tier leaves the form; unarchived, it is back.
+        row.get_by_role("button", name="Archive").click()
+        row.filter(has_text="archived").wait_for()
+        preview.locator(".hml-admin-preview-tiers").filter(has_not_text=name).wait_for()
+        assert form.locator(f"input[value='{name}']").count() == 0
+        row.get_by_role("button", name="Unarchive").click()
+        form.locator(f"input[value='{name}']").wait_for()
 
-    # What runs on it now: nothing, until a server starts there.
-    started = admin_app.api("bob", "POST", "servers", json={"user": "bob", "tier": name, "server_name": "ui"})
-    assert started.status_code == 201, started.text
-    try:
-        row.get_by_role("button", name="What runs").click()
-        running = tiers.locator(f"table[aria-label='Running on {name}']")
-        running.locator("tr[data-kind='server']", has_text="bob").wait_for()
-        assert "“ui”" in running.inner_text()
-    finally:
-        admin_app.api("bob", "DELETE", f"servers/{started.json()['id']}")
-        admin_app.api("bob", "PUT", f"tiers/{name}", json={**spec, "archived": True})
+        # What runs on it now: nothing, until a server starts there.
+        started = admin_app.api("bob", "POST", "servers", json={"user": "bob", "tier": name, "server_name": "ui"})
+        assert started.status_code == 201, started.text
+        try:
+            row.get_by_role("button", name="What runs").click()
+            running = tiers.locator(f"table[aria-label='Running on {name}']")
+            running.locator("tr[data-kind='server']", has_text="bob").wait_for()
+            assert "“ui”" in running.inner_text()
+        finally:
+            admin_app.api("bob", "DELETE", f"servers/{started.json()['id']}")
+            admin_app.api("bob", "PUT", f"tiers/{name}", json={**spec, "archived": True})
 
 
 def test_an_administrator_creates_tests_and_edits_a_connection(page, admin_app: AdminApp) -> None:  # type: ignore[no-untyped-def]
