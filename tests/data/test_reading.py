@@ -148,7 +148,8 @@ def test_a_reader_reads_a_connection_they_may_not_use_and_the_audit_names_no_val
         Caller.operator(), AuditFilter(action="dataset.read", object_id="scores"), 10, 0
     ).items
     assert [(e.actor, e.details["rows"], e.details["format"]) for e in entries] == [("reader", 2, "csv")]
-    trail = str([e.model_dump() for e in entries])
+    # What was recorded, not when or its digest (whose digits may spell 610 by chance).
+    trail = str([e.model_dump(exclude={"created_at", "hash"}) for e in entries])
     assert SHARED_SECRET not in trail and "C1" not in trail and "610" not in trail
 
 

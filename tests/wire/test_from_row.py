@@ -33,7 +33,15 @@ def test_fields_of_the_same_name_come_from_the_row_and_computed_ones_replace_the
 
 def test_a_field_the_row_lacks_and_no_one_computes_is_an_error_not_a_silent_default() -> None:
     row = SimpleNamespace(
-        login="bob", display_name="", email="", profile="analyst", kind="user", active=True, created_at=CREATED
+        login="bob",
+        display_name="",
+        email="",
+        profile="analyst",
+        kind="user",
+        source="local",
+        active=True,
+        created_at=CREATED,
+        last_seen_at=None,
     )
     with pytest.raises(ValidationError, match="groups"):
         from_row(DescribeUser, row)
