@@ -8,6 +8,7 @@ import * as React from 'react';
 
 import type { HimaliaClient } from '../../api';
 import { errorText } from '../../errors';
+import { useAsync } from '../../hooks/useAsync';
 import { formatTime } from '../../times';
 import type { IAdminPage, IAdminPageProps } from '../page';
 import {
@@ -350,30 +351,17 @@ export function PeoplePage(props: IAdminPageProps): React.ReactElement {
   const [kind, setKind] = React.useState<KindChoice>('all');
   const [status, setStatus] = React.useState<StatusChoice>('all');
   const [search, setSearch] = React.useState('');
-  const [users, setUsers] = React.useState<DescribeUser[] | null>(null);
-  const [total, setTotal] = React.useState(0);
   const [failure, setFailure] = React.useState('');
   const [editing, setEditing] = React.useState<string | null>(null);
   const [deactivating, setDeactivating] = React.useState<string | null>(null);
-  const [generation, setGeneration] = React.useState(0);
-  const refresh = () => setGeneration(value => value + 1);
-
-  React.useEffect(() => {
-    let live = true;
-    listUsers(client, filterOf(kind, status, search)).then(
-      page => {
-        if (live) {
-          setUsers(page.items);
-          setTotal(page.total);
-          setFailure('');
-        }
-      },
-      error => live && setFailure(errorText(error))
-    );
-    return () => {
-      live = false;
-    };
-  }, [client, kind, status, search, generation]);
+  const listing = useAsync(
+    () => listUsers(client, filterOf(kind, status, search)),
+    [client, kind, status, search]
+  );
+  const users = listing.value?.items ?? null;
+  const total = listing.value?.total ?? 0;
+  const refresh = () => void listing.reload();
+  const shownFailure = failure || listing.error;
 
   const reactivate = async (user: DescribeUser) => {
     setFailure('');
@@ -438,13 +426,13 @@ export function PeoplePage(props: IAdminPageProps): React.ReactElement {
           />
         </label>
       </div>
-      {failure && (
+      {shownFailure && (
         <p className="hml-admin-refusal" role="alert">
-          {failure}
+          {shownFailure}
         </p>
       )}
       {users === null ? (
-        !failure && <p>Loading…</p>
+        !shownFailure && <p>Loading…</p>
       ) : (
         <table className="hml-admin-people-table" aria-label="People">
           <thead>

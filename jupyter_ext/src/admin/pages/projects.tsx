@@ -9,6 +9,7 @@ import * as React from 'react';
 
 import type { HimaliaClient } from '../../api';
 import { errorText } from '../../errors';
+import { useAsync } from '../../hooks/useAsync';
 import { formatTime } from '../../times';
 import type { DescribeProject } from '../../types';
 import type { IAdminPage, IAdminPageProps } from '../page';
@@ -512,17 +513,15 @@ export function ProjectsPage(props: IAdminPageProps): React.ReactElement {
   const isAdmin = Boolean(
     (me.global_permissions as Record<string, boolean>).admin
   );
-  const [projects, setProjects] = React.useState<DescribeProject[] | null>(
-    null
-  );
-  const [total, setTotal] = React.useState(0);
   const [people, setPeople] = React.useState<DescribeUser[] | null>(null);
   const [failure, setFailure] = React.useState('');
   const [said, setSaid] = React.useState('');
-  const [generation, setGeneration] = React.useState(0);
+  const listing = useAsync(() => listProjects(client), [client]);
+  const projects: DescribeProject[] | null = listing.value?.items ?? null;
+  const total = listing.value?.total ?? 0;
   const changed = (sentence: string) => {
     setSaid(sentence);
-    setGeneration(value => value + 1);
+    void listing.reload();
   };
 
   React.useEffect(() => {
@@ -535,23 +534,6 @@ export function ProjectsPage(props: IAdminPageProps): React.ReactElement {
     );
   }, [client, isAdmin]);
 
-  React.useEffect(() => {
-    let live = true;
-    listProjects(client).then(
-      page => {
-        if (live) {
-          setProjects(page.items);
-          setTotal(page.total);
-          setFailure('');
-        }
-      },
-      error => live && setFailure(errorText(error))
-    );
-    return () => {
-      live = false;
-    };
-  }, [client, generation]);
-
   return (
     <div className="hml-admin-projects">
       <h2>Projects</h2>
@@ -562,14 +544,14 @@ export function ProjectsPage(props: IAdminPageProps): React.ReactElement {
         A project&apos;s administrators change, archive and delete it; who holds
         what on it is on the Permissions page.
       </p>
-      <Refusal text={failure} />
+      <Refusal text={failure || listing.error || ''} />
       {said && (
         <p className="hml-admin-said" role="status">
           {said}
         </p>
       )}
       {projects === null ? (
-        !failure && <p>Loading…</p>
+        !failure && !listing.error && <p>Loading…</p>
       ) : projects.length === 0 ? (
         <p>There is no project yet.</p>
       ) : (

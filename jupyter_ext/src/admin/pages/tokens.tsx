@@ -8,6 +8,7 @@ import * as React from 'react';
 
 import type { HimaliaClient } from '../../api';
 import { errorText } from '../../errors';
+import { useAsync } from '../../hooks/useAsync';
 import { formatTime } from '../../times';
 import type { IAdminPage, IAdminPageProps } from '../page';
 import {
@@ -238,10 +239,7 @@ export function TokensPage(props: IAdminPageProps): React.ReactElement {
   const { client } = props;
   const [owner, setOwner] = React.useState('');
   const [people, setPeople] = React.useState<DescribeUser[]>([]);
-  const [tokens, setTokens] = React.useState<DescribeToken[] | null>(null);
-  const [total, setTotal] = React.useState(0);
   const [failure, setFailure] = React.useState('');
-  const [generation, setGeneration] = React.useState(0);
   const [issued, setIssued] = React.useState<CreatedToken | null>(null);
 
   React.useEffect(() => {
@@ -251,22 +249,10 @@ export function TokensPage(props: IAdminPageProps): React.ReactElement {
     );
   }, [client]);
 
-  React.useEffect(() => {
-    let live = true;
-    listTokens(client, owner).then(
-      page => {
-        if (live) {
-          setTokens(page.items);
-          setTotal(page.total);
-          setFailure('');
-        }
-      },
-      error => live && setFailure(errorText(error))
-    );
-    return () => {
-      live = false;
-    };
-  }, [client, owner, generation]);
+  const listing = useAsync(() => listTokens(client, owner), [client, owner]);
+  const tokens: DescribeToken[] | null = listing.value?.items ?? null;
+  const total = listing.value?.total ?? 0;
+  const shownFailure = failure || listing.error;
 
   return (
     <div className="hml-admin-tokens">
@@ -285,7 +271,7 @@ export function TokensPage(props: IAdminPageProps): React.ReactElement {
           people={people}
           onIssued={token => {
             setIssued(token);
-            setGeneration(value => value + 1);
+            void listing.reload();
           }}
         />
       )}
@@ -305,13 +291,13 @@ export function TokensPage(props: IAdminPageProps): React.ReactElement {
           ))}
         </select>
       </label>
-      {failure && (
+      {shownFailure && (
         <p className="hml-admin-refusal" role="alert">
-          {failure}
+          {shownFailure}
         </p>
       )}
       {tokens === null ? (
-        !failure && <p>Loading…</p>
+        !shownFailure && <p>Loading…</p>
       ) : tokens.length === 0 ? (
         <p>{owner ? `${owner} has no token.` : 'There is no token.'}</p>
       ) : (
@@ -344,7 +330,7 @@ export function TokensPage(props: IAdminPageProps): React.ReactElement {
                   <RevokeButton
                     client={client}
                     token={token}
-                    onRevoked={() => setGeneration(value => value + 1)}
+                    onRevoked={() => void listing.reload()}
                   />
                 </td>
               </tr>
