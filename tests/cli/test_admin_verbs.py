@@ -459,3 +459,21 @@ def test_wide_tables_fit_100_columns_and_json_keeps_every_field(himalia: Any, ho
     assert len(json.loads(himalia("--json", "tier", "usage").output)["items"]) == 2
     medium = next(t for t in json.loads(himalia("--json", "tier", "list").output) if t["name"] == "medium")
     assert (medium["memory_limit"], medium["cpu_limit"]) == (8 * 2**30, 2)
+
+
+def test_a_store_without_administrators_yet_is_still_changed_by_its_operator(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the hub, nobody is an administrator before the first one signs in: the operator's
+    changes then take none away, and the last administrator is kept once there is one."""
+    run = cli_on(home, monkeypatch)
+    run("group", "add", "tier_managers", "--permission", "manage_tiers")
+    run("user", "add", "bob", "--group", "tier_managers")
+    assert run("group", "remove-member", "tier_managers", "bob").exit_code == 0
+    run("user", "add", "bob2")
+    assert run("user", "deactivate", "bob2", "--yes").exit_code == 0
+    assert run("group", "delete", "tier_managers", "--yes").exit_code == 0
+
+    run("group", "add", "admins", "--permission", "admin")
+    run("user", "add", "root", "--group", "admins")
+    assert "without an active administrator" in refusal(answered(home, "", "group", "remove-member", "admins", "root"))

@@ -95,10 +95,12 @@ def _active_administrators(session: Session, besides: int | None = None) -> int:
     return session.scalar(query) or 0
 
 
-def _keep_an_administrator(session: Session) -> None:
-    """Refuse a change that would leave no active administrator (it rolls back with the transaction)."""
+def _keep_an_administrator(session: Session, had: int) -> None:
+    """Refuse a change that takes away the last active administrator (it rolls back with the
+    transaction); ``had`` is how many there were before it. A store that has none yet (at the hub,
+    before the first administrator signs in) may still be changed by its operator."""
     session.flush()
-    if not _active_administrators(session):
+    if had and not _active_administrators(session):
         raise Conflict(_NO_ADMINISTRATOR)
 
 
@@ -259,6 +261,7 @@ class UserService(Service):
         caller.require(GlobalPermission.ADMIN)
         changes: dict[str, object] = spec.model_dump(mode="json", exclude_none=True, exclude={"active"})
         with self.db.write() as session:
+            administrators = _active_administrators(session)
             user = find_user(session, login)
             for name, value in changes.items():
                 setattr(user, name, value)
@@ -275,7 +278,7 @@ class UserService(Service):
             elif spec.active and not user.active:
                 user.active, user.deactivated_by = True, None
                 changes["active"] = True
-            _keep_an_administrator(session)
+            _keep_an_administrator(session, administrators)
             if deactivating and user.id == caller.user_id:
                 raise Conflict(_NOT_YOURSELF, field="active")
             self.audit.record(session, caller, "user.update", "user", login, details=changes)
@@ -313,7 +316,9 @@ class UserService(Service):
             refusal = None
             if user.login in self.essential_accounts:
                 refusal = str(_refused_essential_deactivation(user.login, self.essential_accounts[user.login]))
-            elif user.active and not _active_administrators(session, besides=user.id):
+            elif (
+                user.active and _active_administrators(session) and not _active_administrators(session, besides=user.id)
+            ):  # the last administrator
                 refusal = _NO_ADMINISTRATOR
             elif user.id == caller.user_id:
                 refusal = _NOT_YOURSELF
@@ -470,6 +475,7 @@ class UserService(Service):
     def update_group(self, caller: Caller, name: str, spec: UpdateGroup) -> DescribeGroup:
         caller.require(GlobalPermission.ADMIN)
         with self.db.write() as session:
+            administrators = _active_administrators(session)
             group = find_group(session, name)
             details: dict[str, object] = {}
             if spec.description is not None:
@@ -479,17 +485,17 @@ class UserService(Service):
                 before = sorted(p.permission for p in group.permissions)
                 group.permissions = [GroupPermission(permission=p) for p in dict.fromkeys(spec.permissions)]
                 details["permissions"] = {"before": before, "after": sorted(set(spec.permissions))}
-            session.flush()
-            _keep_an_administrator(session)
+            _keep_an_administrator(session, administrators)
             self.audit.record(session, caller, "group.update", "group", name, details=details)
             return self._describe_group(session, caller, group)
 
     def delete_group(self, caller: Caller, name: str) -> None:
         caller.require(GlobalPermission.ADMIN)
         with self.db.write() as session:
+            administrators = _active_administrators(session)
             group = find_group(session, name)
             session.delete(group)
-            _keep_an_administrator(session)
+            _keep_an_administrator(session, administrators)
             self.audit.record(session, caller, "group.delete", "group", name)
 
     def add_member(self, caller: Caller, name: str, login: str) -> DescribeGroup:
@@ -506,13 +512,14 @@ class UserService(Service):
     def remove_member(self, caller: Caller, name: str, login: str) -> DescribeGroup:
         caller.require(GlobalPermission.ADMIN)
         with self.db.write() as session:
+            administrators = _active_administrators(session)
             group = find_group(session, name)
             _refused_hub_membership(group)
             user = find_user(session, login)
             if user not in group.members:
                 raise NotFound(f"'{login}' is not a member of '{name}'.", field="user")
             group.members.remove(user)
-            _keep_an_administrator(session)
+            _keep_an_administrator(session, administrators)
             self.audit.record(session, caller, "group.remove_member", "group", name, details={"user": login})
             return self._describe_group(session, caller, group)
 
