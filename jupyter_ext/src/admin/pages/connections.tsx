@@ -13,7 +13,6 @@ import type { DescribeConnection, DescribeGroup } from '../../types';
 import type { IAdminPage, IAdminPageProps } from '../page';
 import {
   AccessSpec,
-  allGroups,
   ConnectionTestResult,
   createConnection,
   CreateConnection,
@@ -25,6 +24,7 @@ import {
   updateConnection,
   UpdateConnection
 } from './resources';
+import { listGroups } from './identity';
 
 type Mode = AccessSpec['mode'];
 
@@ -662,7 +662,7 @@ function ConnectionsPage(props: IAdminPageProps): React.ReactElement {
   }, [client]);
   React.useEffect(() => {
     reload();
-    allGroups(client).then(setGroups, error => setFailure(errorText(error)));
+    listGroups(client).then(setGroups, error => setFailure(errorText(error)));
   }, [client, reload]);
 
   const test = async (name: string) => {

@@ -6,7 +6,7 @@
  */
 import { ApiError, HimaliaClient } from '../../api';
 import type { components } from '../../schema';
-import type { DescribeConnection, DescribeGroup, Page } from '../../types';
+import type { DescribeConnection, Page } from '../../types';
 
 type Schemas = components['schemas'];
 
@@ -25,19 +25,6 @@ const MOST = 500;
 
 function segment(value: string): string {
   return encodeURIComponent(value);
-}
-
-/** Every group, for the pickers of allowed groups, usable-by and the preview. */
-export async function allGroups(
-  client: HimaliaClient
-): Promise<DescribeGroup[]> {
-  const page = await client.request<Page<DescribeGroup>>(
-    'groups',
-    'GET',
-    undefined,
-    { limit: MOST }
-  );
-  return page.items;
 }
 
 // -- connections -------------------------------------------------------------------------------

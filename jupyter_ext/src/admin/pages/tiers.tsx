@@ -10,7 +10,6 @@ import { errorText } from '../../errors';
 import type { DescribeGroup } from '../../types';
 import type { IAdminPage, IAdminPageProps } from '../page';
 import {
-  allGroups,
   DescribeTier,
   DescribeUsage,
   listTiers,
@@ -21,6 +20,7 @@ import {
   spawnFormPreview,
   TierSpec
 } from './resources';
+import { listGroups } from './identity';
 import {
   cores,
   DraftError,
@@ -387,7 +387,7 @@ function TiersPage(props: IAdminPageProps): React.ReactElement {
   }, [client]);
   React.useEffect(() => {
     reload();
-    allGroups(client).then(setGroups, error => setFailure(errorText(error)));
+    listGroups(client).then(setGroups, error => setFailure(errorText(error)));
   }, [client, reload]);
 
   const setArchived = async (tier: DescribeTier, archived: boolean) => {
