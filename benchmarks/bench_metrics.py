@@ -9,10 +9,13 @@ One run:
    (``tests.postgres.TemporaryPostgres``) unless ``--db-url`` names a database, where the table
    ``himalia_bench_metrics`` is created and dropped at the end;
 3. computes ``record_count`` and min, max, avg, sum, count, null_count, distinct_count and
-   stddev of the three columns (25 numbers) three ways, each in a fresh subprocess:
+   stddev of the three columns (25 numbers) three ways, each in an interpreter of its own kept
+   for the comparison:
 
-   * ``probes``  ``himalia.data.probes.compute_files`` / ``compute_sql`` (end to end: fsspec look-up,
-     type description or reflection, one aggregate statement);
+   * ``probes``  ``himalia.data.probes.compute_files`` (end to end: fsspec look-up, type
+     description, one aggregate statement) / ``compute_sql`` as the control plane runs it, through
+     ``drivers.SqlSources`` (the engine and the table's columns kept between computations: one
+     aggregate statement);
    * ``hand``    ONE hand-written SELECT computing the same 25 numbers: the physical floor, one
      scan;
    * ``pandas``  loading the columns into pandas (``read_parquet`` / ``read_sql``) and computing
@@ -21,7 +24,8 @@ One run:
 4. does it all again without ``distinct_count`` (22 numbers): exact distinct counts dominate every
    approach's time, and this round shows the rest (``--no-cheap`` skips it).
 
-It prints the median of ``--runs`` timed runs (after one untimed warm-up), the ratios against
+After one untimed warm-up run each, ``--runs`` rounds run every approach once, in an order that
+rotates. It prints the median and spread (min-max) of each, the ratios against
 pandas (target: >= 10x faster) and against the hand-written query (target: within 1.2x), and
 each subprocess's peak RSS (``os.wait4``). For PostgreSQL that is the client's memory only: the
 server's is not counted. The three approaches' numbers are cross-checked. It never asserts
@@ -120,17 +124,20 @@ def from_pandas(frame: Any, stats: tuple[str, ...]) -> dict[str, Any]:
 # -- one approach, in a subprocess of its own -----------------------------------------------------
 
 
-def child(approach: str, target: str, runs: int, stats: tuple[str, ...]) -> None:
-    """Time one approach ``runs`` times after one warm-up; print times and numbers as JSON."""
+def child(approach: str, target: str, stats: tuple[str, ...]) -> None:
+    """Run one approach each time a line comes on stdin; answer each with its time and numbers as JSON."""
     location = os.environ["HIMALIA_BENCH_LOCATION"]  # not on the command line: it may hold a password
     import duckdb
     import pandas as pd
     import sqlalchemy as sa
 
-    from himalia.data.drivers import sql_source
+    from himalia.data.drivers import SqlSources, UsableConnection
     from himalia.data.probes import compute_files, compute_sql
 
     engine = sa.create_engine(location) if target == "postgres" else None
+    # The control plane's path: the engine and the table's columns kept between computations.
+    usable = UsableConnection(name="bench", type="sql", params={"url": location}, secrets={}, allow_write=False)
+    sources = SqlSources()
 
     def once() -> dict[str, Any]:
         if approach == "idle":
@@ -145,20 +152,20 @@ def child(approach: str, target: str, runs: int, stats: tuple[str, ...]) -> None
             return from_pandas(pd.read_parquet(location, columns=list(COLUMNS)), stats)
         assert engine is not None
         if approach == "probes":
-            return compute_sql(engine, sql_source(engine, table=TABLE), probe_ids(stats))
+            ids = probe_ids(stats)
+            return sources.compute(usable, {"table": TABLE}, "", lambda bound, source: compute_sql(bound, source, ids))
         if approach == "hand":
             with engine.connect() as connection:
                 return as_results(connection.exec_driver_sql(hand_written(TABLE, stats)).one(), stats)
         with engine.connect() as connection:
             return from_pandas(pd.read_sql(sa.text(f"SELECT a, b, c FROM {TABLE}"), connection), stats)
 
-    once()
-    times, results = [], {}
-    for _ in range(runs):
+    for _ in sys.stdin:
         start = time.perf_counter()
         results = once()
-        times.append(time.perf_counter() - start)
-    print(json.dumps({"times": times, "results": {key: plain(value) for key, value in results.items()}}))
+        elapsed = time.perf_counter() - start
+        answer = {"time": elapsed, "results": {key: plain(value) for key, value in results.items()}}
+        print(json.dumps(answer), flush=True)
 
 
 def plain(value: Any) -> Any:
@@ -169,21 +176,54 @@ def plain(value: Any) -> Any:
     return float(value)  # Decimal
 
 
+class Approach:
+    """One approach's interpreter, kept for the whole comparison (its peak RSS read when it ends)."""
+
+    def __init__(self, name: str, target: str, location: str, stats: tuple[str, ...]) -> None:
+        self.name, self.times, self.results = name, list[float](), dict[str, Any]()
+        command = [sys.executable, __file__, "--child", name, target, "--stats", ",".join(stats)]
+        environment = {**os.environ, "HIMALIA_BENCH_LOCATION": location, "PYTHONWARNINGS": "ignore"}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment
+        )
+
+    def run(self) -> float:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} failed ({self.process.wait()})")
+        answer = json.loads(line)
+        self.results = answer["results"]
+        return float(answer["time"])
+
+    def close(self) -> float:
+        """End the interpreter; its peak RSS in MiB."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        _, status, usage = os.wait4(self.process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{self.name} failed ({os.waitstatus_to_exitcode(status)})")
+        return usage.ru_maxrss / 1024
+
+
 def measure(
-    approach: str, target: str, location: str, runs: int, stats: tuple[str, ...]
-) -> tuple[list[float], dict[str, Any], float]:
-    """Run one approach in a fresh interpreter; its times, numbers and peak RSS in MiB."""
-    command = [sys.executable, __file__, "--child", approach, target, "--runs", str(runs), "--stats", ",".join(stats)]
-    environment = {**os.environ, "HIMALIA_BENCH_LOCATION": location, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{approach} on {target} failed ({process.returncode})")
-    report = json.loads(output.strip().splitlines()[-1])
-    return report["times"], report["results"], usage.ru_maxrss / 1024
+    names: tuple[str, ...], target: str, location: str, runs: int, stats: tuple[str, ...]
+) -> dict[str, tuple[list[float], dict[str, Any], float]]:
+    """Each approach in its own interpreter, one warm-up run each, then ``runs`` rounds whose order
+    rotates; per approach its times, numbers and peak RSS."""
+    approaches = [Approach(name, target, location, stats) for name in names]
+    try:
+        for approach in approaches:
+            approach.run()
+        for round_number in range(runs):
+            shift = round_number % len(approaches)
+            for approach in approaches[shift:] + approaches[:shift]:
+                approach.times.append(approach.run())
+    finally:
+        peaks = {approach.name: approach.close() for approach in approaches}
+    return {a.name: (a.times, a.results, peaks[a.name]) for a in approaches}
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -247,11 +287,11 @@ def bench(target: str, location: str, rows: int, runs: int, stats: tuple[str, ..
     what = "8 statistics" if stats == STATS else f"{len(stats)} statistics, no distinct_count"
     print(f"\n{target}: {rows:,} rows, {len(probe_ids(stats))} numbers (record_count + {what} x 3 columns)")
     approaches = ("probes", "hand", "pandas", "idle") if stats == STATS else ("probes", "hand", "pandas")
-    measured = {name: measure(name, target, location, runs, stats) for name in approaches}
+    measured = measure(approaches, target, location, runs, stats)
     probes_median = statistics.median(measured["probes"][0])
     hand_median = statistics.median(measured["hand"][0])
     pandas_median = statistics.median(measured["pandas"][0])
-    print(f"  {'approach':<28}{'median':>10}{'runs':>28}{'peak RSS':>12}")
+    print(f"  {'approach':<28}{'median':>10}{'min-max':>18}{'peak RSS':>12}")
     for name, label in [
         ("probes", "probes (pushed down)"),
         ("hand", "hand-written single SELECT"),
@@ -261,9 +301,9 @@ def bench(target: str, location: str, rows: int, runs: int, stats: tuple[str, ..
         if name not in measured:
             continue
         times, _, rss = measured[name]
-        shown = " ".join(f"{t:.3f}" for t in times) if name != "idle" else "-"
+        spread = f"{min(times):.3f}-{max(times):.3f} s" if name != "idle" else "-"
         median = f"{statistics.median(times):.3f} s" if name != "idle" else "-"
-        print(f"  {label:<28}{median:>10}{shown:>28}{rss:>9.0f} MiB")
+        print(f"  {label:<28}{median:>10}{spread:>18}{rss:>9.0f} MiB")
     print(f"  pandas / probes:  {pandas_median / probes_median:6.1f}x   (target >= 10x)")
     print(f"  probes / hand:    {probes_median / hand_median:6.2f}x   (target <= 1.2x)")
     if target == "postgres":
@@ -288,7 +328,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         approach, target = args.child
-        child(approach, target, runs=args.runs, stats=tuple(args.stats.split(",")))
+        child(approach, target, stats=tuple(args.stats.split(",")))
         return 0
     rounds = [STATS] if args.no_cheap else [STATS, CHEAP_STATS]
 

@@ -8,7 +8,9 @@ One run, on a fresh temporary data folder (SQLite, or the empty database given b
    with a tenth of the projects seeded and with all of them (the counts must not grow);
 3. starts a real ``jupyter server`` from this interpreter, in which the Himalia extension serves
    the API in-process, and times sequential keep-alive requests of ``bench``'s listing and
-   matrix against the Jupyter server's own ``/api/status`` as the baseline.
+   matrix against the Jupyter server's own ``/api/status`` as the baseline;
+4. measures each endpoint's throughput at ``--concurrency`` (10) keep-alive connections, driven by
+   ``http_load.py`` in a separate process, in rounds whose order rotates.
 
 It prints figures and ratios and never asserts timings.
 
@@ -17,6 +19,7 @@ It prints figures and ratios and never asserts timings.
 """
 
 import argparse
+import json
 import math
 import os
 import random
@@ -305,6 +308,34 @@ def measure(
     return samples
 
 
+def throughput(port: int, target: Target, concurrency: int, seconds: float) -> float:
+    """Requests per second at ``concurrency`` connections, the load generator in its own process."""
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("http_load.py")),
+        f"--port={port}",
+        f"--path={target.path}",
+        f"--concurrency={concurrency}",
+        f"--seconds={seconds}",
+    ]
+    command += [f"--header={name}: {value}" for name, value in target.headers.items()]
+    result = json.loads(subprocess.run(command, capture_output=True, text=True, check=False).stdout)
+    if "error" in result:
+        raise RuntimeError(f"{target.label} at c={concurrency}: {result['error']}")
+    return float(result["per_second"])
+
+
+def measure_throughput(
+    port: int, targets: list[Target], concurrency: int, seconds: float, rounds: int
+) -> dict[str, list[float]]:
+    """``rounds`` runs per target, the order rotating each round so that drift weighs on all alike."""
+    rates: dict[str, list[float]] = {t.label: [] for t in targets}
+    for round_ in range(rounds):
+        for target in targets[round_ % len(targets) :] + targets[: round_ % len(targets)]:
+            rates[target.label].append(throughput(port, target, concurrency, seconds))
+    return rates
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -326,6 +357,9 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true", help="with --db-url: leave the seeded tables in place")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per endpoint (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests per endpoint first (default 20)")
+    parser.add_argument("--concurrency", type=int, default=10, help="connections of the throughput runs (10)")
+    parser.add_argument("--load-seconds", type=float, default=3.0, help="length of one throughput run (3 s)")
+    parser.add_argument("--load-rounds", type=int, default=3, help="throughput runs per endpoint (3)")
     parser.add_argument("--projects", type=int, default=2000)
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--user-groups", type=int, default=20, help="groups the benchmark user belongs to")
@@ -407,6 +441,7 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
             listing = get(http, base, targets[0]).json()
             matrix = get(http, base, targets[1]).json()
             samples = measure(http, base, targets, args.requests, args.warmup)
+            rates = measure_throughput(port, targets, args.concurrency, args.load_seconds, args.load_rounds)
     except Exception:
         print(f"--- tail of {log_path} ---", file=sys.stderr)
         print("\n".join(log_path.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
@@ -433,6 +468,20 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         times = samples[target.label]
         median = statistics.median(times)
         print(f"  {target.label:{width}}  {median:9.2f}  {percentile(times, 0.99):7.2f}  {median / baseline:14.1f}x")
+    print()
+    print(
+        f"Throughput at {args.concurrency} keep-alive connections (http_load.py in its own process), "
+        f"{args.load_rounds} runs of {args.load_seconds:g} s per endpoint, rotating:"
+    )
+    status_rate = statistics.median(rates[targets[2].label])
+    print(f"  {'endpoint':{width}}  {'median req/s':>12}  {'min':>6}  {'max':>6}  {'share of status':>15}")
+    for target in targets:
+        runs = rates[target.label]
+        rate = statistics.median(runs)
+        print(
+            f"  {target.label:{width}}  {rate:12.0f}  {min(runs):6.0f}  {max(runs):6.0f}  "
+            f"{f'1/{status_rate / rate:.1f}':>15}"
+        )
     return 0
 
 

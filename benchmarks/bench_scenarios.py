@@ -118,7 +118,7 @@ class TimedExecutor(Executor):
     def __init__(self, inner: Executor, records: dict[int, dict[str, datetime]]) -> None:
         super().__init__()
         self.inner, self.records = inner, records
-        self.isolates_code = inner.isolates_code
+        self.isolates_code, self.isolation = inner.isolates_code, inner.isolation
 
     def start(self, job: StepJob, on_output: Callable[[str], None]) -> StepHandle:
         record = self.records.setdefault(job.run_id, {})
@@ -139,7 +139,8 @@ class TimedExecutor(Executor):
 
 
 class Platform:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, label: str) -> None:
+        self.label = label
         self.plane = ControlPlane(
             home=str(home),
             db_url=f"sqlite:///{home / 'himalia.sqlite'}",
@@ -168,10 +169,12 @@ class Platform:
         spec = SaveScenario.model_validate({"definition": definition, "notebooks": {f"{slug}.ipynb": notebook}})
         self.plane.scenarios.save_scenario(self.caller, PROJECT, spec)
 
-    def start_engine(self, warm_workers: int) -> None:
+    def start_engine(self, warm_workers: int = 1, kernel_pool: int = 1, refill_niceness: int = 10) -> None:
         if self.plane.engine is not None:
             self.plane.engine.stop()
-        self.plane.config.LocalExecutor.warm_workers = warm_workers
+        self.plane.config.LocalExecutor.update(
+            warm_workers=warm_workers, kernel_pool=kernel_pool, refill_niceness=refill_niceness
+        )
         engine = self.plane.start_engine(schedule=False)
         engine.executor = TimedExecutor(engine.executor, self.executor_times)
 
@@ -321,19 +324,32 @@ def interleaved(approaches: list[Approach], rounds: int) -> dict[str, list[float
     return samples
 
 
+#: Each platform's target against papermill in-process (its median over papermill's).
+TARGETS = {"platform, kernel pool": (1.0, "<"), "platform, warm worker": (TARGET, "<=")}
+
+
 def report(title: str, samples: dict[str, list[float]], baseline: str, cli: str) -> None:
     print(f"\n{title}")
     width = max(len(label) for label in samples)
     print(f"  {'':{width}}  {'median s':>8}  {'p90 s':>6}  {'runs':>4}")
     for label, times in samples.items():
         print(f"  {label:{width}}  {statistics.median(times):8.3f}  {percentile(times, 0.9):6.3f}  {len(times):>4}")
-    platform = statistics.median(samples["platform"])
     in_process, command = statistics.median(samples[baseline]), statistics.median(samples[cli])
-    ratio = platform / in_process
-    verdict = "met" if ratio <= TARGET else "NOT met"
-    print(f"  platform / papermill in-process: {ratio:5.2f}x  (target <= {TARGET:.2f}x: {verdict})")
-    print(f"  platform / papermill CLI:        {platform / command:5.2f}x")
-    print(f"  platform - papermill in-process: {(platform - in_process) * 1000:+6.0f} ms per run (median)")
+    for label, times in samples.items():
+        if not label.startswith("platform"):
+            continue
+        platform = statistics.median(times)
+        ratio = platform / in_process
+        line = f"  {label + ' / papermill in-process:':{width + 26}} {ratio:5.2f}x"
+        if label in TARGETS:
+            target, sense = TARGETS[label]
+            met = ratio < target if sense == "<" else ratio <= target
+            line += f"  (target {sense} {target:.2f}x: {'met' if met else 'NOT met'})"
+        print(line)
+        print(
+            f"  {label + ' / papermill CLI:':{width + 26}} {platform / command:5.2f}x"
+            f"  ({(platform - in_process) * 1000:+.0f} ms per run against papermill in-process)"
+        )
 
 
 #: A stand-in for a warm worker: the same imports, then one job when told, then a second one.
@@ -435,29 +451,41 @@ def main() -> int:
         sources = {"short": folder / "short.ipynb", "long": folder / "long.ipynb"}
         for slug, node in (("short", short), ("long", long)):
             nbformat.write(nbformat.from_dict(node), sources[slug])
-        home = folder / "home"
-        home.mkdir()
-        platform = Platform(home)
+        # One control plane per executor configuration, each with its own home and store.
+        settings = {
+            "platform, kernel pool": {"kernel_pool": 1},
+            "platform, kernel pool, refill at normal priority": {"kernel_pool": 1, "refill_niceness": 0},
+            "platform, warm worker": {"kernel_pool": 0},
+        }
+        platforms: list[Platform] = []
         try:
-            platform.save("short", short)
-            platform.save("long", long)
-            platform.start_engine(warm_workers=1)
+            for index, (label, options) in enumerate(settings.items()):
+                home = folder / f"home-{index}"
+                home.mkdir()
+                platform = Platform(home, label)
+                platforms.append(platform)
+                platform.save("short", short)
+                platform.save("long", long)
+                platform.start_engine(**options)
+            pooled, _, warm = platforms
+            isolation = pooled.plane.engine.executor.isolation  # type: ignore[union-attr]
+            assert isolation is not None
             print(
                 f"Scenario run overhead: one notebook step, kernel python3, parameter x={PARAMETERS['x']}; "
-                f"SQLite store, local executor, {os.cpu_count()} CPUs.\nOrder rotates every round; "
-                "each measurement starts once no child process uses CPU."
+                f"SQLite store, local executor (UserIsolation.mode={isolation.mode}), {os.cpu_count()} CPUs.\n"
+                "Order rotates every round; each measurement starts once no child process uses CPU (a run's "
+                "refill then overlaps the run itself)."
             )
 
-            def approaches(slug: str) -> list[Approach]:
+            def approaches(slug: str, chosen: list[Platform]) -> list[Approach]:
                 return [
-                    Approach("platform", lambda: platform.run(slug)),
+                    *(Approach(p.label, lambda p=p: p.run(slug)) for p in chosen),  # type: ignore[misc]
                     Approach("papermill in-process", lambda: papermill_in_process(sources[slug], folder, log)),
                     Approach("papermill CLI", lambda: papermill_cli(sources[slug], folder, log)),
                 ]
 
-            first_run = max(platform.request_times, default=0) + 1
-            samples = interleaved(approaches("short"), args.runs)
-            short_runs = sorted(i for i in platform.request_times if i > first_run)
+            first = {p.label: max(p.request_times, default=0) + 1 for p in platforms}
+            samples = interleaved(approaches("short", platforms), args.runs)
             report(
                 f"Short notebook (3 cells), warm_workers=1, {args.runs} rounds after one warm-up each:",
                 samples,
@@ -465,46 +493,58 @@ def main() -> int:
                 "papermill CLI",
             )
             in_process_median = statistics.median(samples["papermill in-process"])
-            short_overhead = statistics.median(samples["platform"]) - in_process_median
-            phases = platform.phases(short_runs)
-            print(f"\nWhere the platform's time goes (short notebook, median of {len(short_runs)} interleaved runs):")
-            width = max(len(label) for label in phases)
-            for label, times in phases.items():
-                print(f"  -> {label:{width}}  {statistics.median(times):7.1f} ms")
-            in_worker = sum(statistics.median(phases[label]) for label in WORKER_PHASES)
-            outside = sum(statistics.median(times) for label, times in phases.items() if label not in WORKER_PHASES)
-            print(f"  in the worker process {in_worker:.0f} ms, the control plane around it {outside:.0f} ms")
+            overheads = {p.label: statistics.median(samples[p.label]) - in_process_median for p in (pooled, warm)}
+            phases = {
+                p.label: p.phases(sorted(i for i in p.request_times if i > first[p.label])) for p in (pooled, warm)
+            }
+            print(f"\nWhere the platform's time goes (short notebook, median of {args.runs} interleaved runs, ms):")
+            labels = list(phases[pooled.label])
+            width = max(len(label) for label in labels)
+            print(f"  {'':{width + 3}}  {'kernel pool':>11}  {'warm worker':>11}")
+            for label in labels:
+                row = "  ".join(f"{statistics.median(phases[p.label][label]):11.1f}" for p in (pooled, warm))
+                print(f"  -> {label:{width}}  {row}")
+            for p in (pooled, warm):
+                inside = sum(statistics.median(phases[p.label][label]) for label in WORKER_PHASES)
+                outside = sum(
+                    statistics.median(t) for label, t in phases[p.label].items() if label not in WORKER_PHASES
+                )
+                print(
+                    f"  {p.label}: in the worker process {inside:.0f} ms, the control plane around it {outside:.0f} ms"
+                )
 
             if args.long_runs:
-                samples = interleaved(approaches("long"), args.long_runs)
+                samples = interleaved(approaches("long", [pooled, warm]), args.long_runs)
                 report(
-                    f"Long notebook (+ a cell sleeping {args.sleep:g} s), warm_workers=1, {args.long_runs} rounds:",
+                    f"Long notebook (+ a cell sleeping {args.sleep:g} s), {args.long_runs} rounds:",
                     samples,
                     "papermill in-process",
                     "papermill CLI",
                 )
-                long_overhead = statistics.median(samples["platform"]) - statistics.median(
-                    samples["papermill in-process"]
-                )
-                print(
-                    f"  overhead: {short_overhead * 1000:+.0f} ms on the short notebook, "
-                    f"{long_overhead * 1000:+.0f} ms on the long one (fixed, not proportional, if these are close)"
-                )
+                in_process_long = statistics.median(samples["papermill in-process"])
+                for p in (pooled, warm):
+                    print(
+                        f"  {p.label}: {overheads[p.label] * 1000:+.0f} ms on the short notebook, "
+                        f"{(statistics.median(samples[p.label]) - in_process_long) * 1000:+.0f} ms on the long one "
+                        "(fixed, not proportional, if these are close)"
+                    )
 
             if args.burst_runs:
                 print(f"\nBack to back: {args.burst_runs} platform runs of the short notebook, no pause in between")
-                for warm in (1, 2):
-                    platform.start_engine(warm_workers=warm)
+                for options in ({"kernel_pool": 0}, {"kernel_pool": 1}, {"kernel_pool": 2}):
+                    pooled.start_engine(**options)
+                    pooled.run("short")  # warm-up: the executor learns the (account, kernel) pair
                     settle()
-                    platform.run("short")  # warm-up
-                    times = [platform.run("short") for _ in range(args.burst_runs)]
+                    times = [pooled.run("short") for _ in range(args.burst_runs)]
                     print(
-                        f"  warm_workers={warm}:  median {statistics.median(times):.3f} s  "
-                        f"p90 {percentile(times, 0.9):.3f} s  ({' '.join(f'{t:.2f}' for t in times)})"
+                        f"  warm_workers=1, kernel_pool={options['kernel_pool']}:  "
+                        f"median {statistics.median(times):.3f} s  p90 {percentile(times, 0.9):.3f} s  "
+                        f"({' '.join(f'{t:.2f}' for t in times)})"
                     )
 
         finally:
-            platform.stop()
+            for platform in platforms:
+                platform.stop()
 
         if args.fresh_repeats:
             report_fresh(sources["short"], folder, args.fresh_repeats, in_process_median)

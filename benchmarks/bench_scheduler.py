@@ -22,7 +22,13 @@ One run, on a fresh temporary data folder (SQLite, or the empty database given b
    (b) measures, for every run of the burst, the delay from its fire time to the moment the run
    is committed (``RunQueued`` events are published right after the commit);
 4. measures a naive scheduler's cost: scanning every scenario each second, computing the next
-   fire of its cron expression in its time zone with croniter, and prints the CPU ratio.
+   fire of its cron expression in its time zone with croniter, and prints the CPU ratio;
+5. runs APScheduler 3 (memory job store, thread pool executor) on the same triggers in a virtual
+   environment of its own (``~/.cache/himalia-bench/apscheduler``, created on the first run): the
+   time to add the 10,000 cron jobs and start, and for the burst (the same 1,000 jobs, firing at
+   a second a few seconds ahead) the delay from each fire time to the job's submission to the
+   executor (``EVENT_JOB_SUBMITTED``), and prints Himalia / APScheduler ratios. ``--no-apscheduler``
+   skips it.
 
 No run engine runs: the runs are created and stay queued (``max_queued_runs`` is raised above the
 burst, so that they are queued rather than recorded as skipped). It prints figures and ratios and
@@ -34,10 +40,13 @@ never asserts timings.
 """
 
 import argparse
+import json
 import math
+import os
 import random
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -206,12 +215,21 @@ def recording(engine: Engine) -> Iterator[list[str]]:
 
 
 class ShiftedClock:
-    """The real clock plus an offset the benchmark sets: the scheduler's injectable ``now``."""
+    """The real clock plus an offset the benchmark sets: the scheduler's injectable ``now``.
+
+    Once the scheduler's ``loaded`` is set, reading it waits for ``shifted``: a scheduler that loads
+    with the real clock finds the every-minute triggers due at once (late by less than the grace),
+    and would fire them before the benchmark read the boundary and moved the clock back before it.
+    """
 
     def __init__(self) -> None:
         self.offset = timedelta(0)
+        self.loaded: threading.Event | None = None
+        self.shifted = threading.Event()
 
     def __call__(self) -> datetime:
+        if self.loaded is not None and self.loaded.is_set():
+            self.shifted.wait()
         return utcnow() + self.offset
 
 
@@ -250,6 +268,88 @@ def naive_scan_seconds(definitions: list[dict[str, Any]], scans: int) -> float:
     return statistics.median(costs)
 
 
+# -- APScheduler, the alternative -----------------------------------------------------------------
+
+APSCHEDULER = "apscheduler>=3.10,<4"
+APSCHEDULER_VENV = Path.home() / ".cache" / "himalia-bench" / "apscheduler"
+#: Run by APScheduler's interpreter: reads the triggers (cron expression, zone) on stdin, prints JSON.
+APSCHEDULER_SCRIPT = r"""
+import json, math, sys, threading, time
+from datetime import datetime, timedelta, timezone
+from apscheduler.events import EVENT_JOB_SUBMITTED
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+spec = json.load(sys.stdin)
+burst, triggers = spec["burst"], spec["triggers"]
+delays, lock, done = [], threading.Lock(), threading.Event()
+
+def submitted(event):
+    moment = datetime.now(timezone.utc)
+    with lock:
+        delays.append((moment - event.scheduled_run_times[0]).total_seconds())
+        if len(delays) >= burst:
+            done.set()
+
+def nothing():
+    pass
+
+scheduler = BackgroundScheduler(job_defaults={"misfire_grace_time": 60, "coalesce": True})
+scheduler.add_listener(submitted, EVENT_JOB_SUBMITTED)
+# The burst jobs fire every minute at one second, a few seconds ahead; the others never soon.
+at = datetime.now(timezone.utc) + timedelta(seconds=spec["lead"])
+started = time.perf_counter()
+for index, (expression, zone) in enumerate(triggers):
+    if index < burst:
+        trigger = CronTrigger(second=at.second, timezone=zone)
+    else:
+        trigger = CronTrigger.from_crontab(expression, timezone=zone)
+    scheduler.add_job(nothing, trigger, id=str(index))
+scheduler.start()
+load = time.perf_counter() - started
+done.wait(spec["lead"] + 70)
+scheduler.shutdown(wait=False)
+print(json.dumps({"load": load, "delays": delays}))
+"""
+
+
+def apscheduler_python() -> Path:
+    """APScheduler's interpreter, in a virtual environment of its own, made on the first run."""
+    python = APSCHEDULER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"  installing {APSCHEDULER} into {APSCHEDULER_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(APSCHEDULER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", APSCHEDULER], check=True)
+    return python
+
+
+def run_apscheduler(definitions: list[dict[str, Any]], burst: int) -> tuple[float, list[float], str]:
+    """APScheduler's load of the same triggers and its burst delays; and its version."""
+    triggers = []
+    for plain in definitions:
+        trigger = ScenarioDefinition.model_validate(plain).triggers[0]
+        assert isinstance(trigger, TimeTrigger)
+        triggers.append((trigger.expression(), trigger.timezone))
+    python = apscheduler_python()
+    version = subprocess.run(
+        [str(python), "-c", "import apscheduler; print(apscheduler.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    spec = json.dumps({"burst": burst, "triggers": triggers, "lead": 6})
+    done = subprocess.run(
+        [str(python), "-c", APSCHEDULER_SCRIPT],
+        input=spec,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    result = json.loads(done.stdout)
+    return result["load"], result["delays"], version
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -273,6 +373,7 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window (default 10 s)")
     parser.add_argument("--naive-scans", type=int, default=3, help="timed scans of the naive scheduler (default 3)")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--no-apscheduler", action="store_true", help="skip the APScheduler comparison")
     parser.add_argument(
         "--db-url", help="SQLAlchemy URL of an EMPTY database to use instead of a temporary SQLite file"
     )
@@ -339,12 +440,15 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
             f"{statements:,} SQL statements each" + (f" (+{begins:,} BEGIN)" if begins else "")
         )
 
-        # The scheduler under test: loaded here (timed as well, shown at the end), then its thread is
-        # started with the clock shifted so that the burst is idle + 2 s away.
+        # The scheduler under test: started (its thread loads: start() returns at once), then its clock
+        # is shifted so that the burst is idle + 2 s away.
         clock = ShiftedClock()
         scheduler = plane.new_scheduler(clock)
+        clock.loaded = scheduler.loaded
         started = time.perf_counter()
-        scheduler.load()
+        scheduler.start()
+        start_returned = time.perf_counter() - started
+        scheduler.loaded.wait()
         live_load = time.perf_counter() - started
         due = scheduler.next_due()
         assert due is not None, "the burst scenarios are scheduled"
@@ -359,8 +463,8 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         plane.events.subscribe(RunQueued, on_queued)
         lead = args.idle_seconds + 2.0
         clock.offset = due - timedelta(seconds=lead) - utcnow()
-        scheduler.load = lambda: None  # type: ignore[method-assign]  # loaded (and timed) just above
-        scheduler.start()
+        clock.shifted.set()
+        scheduler.wake()
 
         # (c) idle CPU
         time.sleep(0.5)
@@ -435,7 +539,26 @@ def run(args: argparse.Namespace, home: Path, db_url: str) -> int:
         print(f"  naive / scheduler CPU: {naive_share / idle_share:,.0f}x")
     else:
         print("  naive / scheduler CPU: the scheduler used no measurable CPU")
-    print(f"\n(the live scheduler's own load() took {live_load:.2f} s)  total {time.perf_counter() - overall:.0f} s")
+    print(
+        f"\n(the live scheduler: start() returned after {start_returned * 1000:.1f} ms, its thread had loaded "
+        f"{live_load:.2f} s after)"
+    )
+    if not args.no_apscheduler:
+        aps_load, aps_delays, version = run_apscheduler(definitions, args.burst)
+        ours = statistics.median(loads)
+        print(
+            f"\n(d) APScheduler {version} (memory job store) on the same {args.scenarios:,} triggers: adding them "
+            f"and starting {aps_load:.2f} s; Himalia's load() / APScheduler's: {ours / aps_load:.2f}x"
+        )
+        if aps_delays and delays:
+            aps_p99, our_p99 = percentile(aps_delays, 0.99), percentile(delays, 0.99)
+            print(
+                f"  burst of {len(aps_delays):,}: fire time to submission median "
+                f"{statistics.median(aps_delays) * 1000:.0f} ms, p99 {aps_p99 * 1000:.0f} ms; Himalia's p99 (to a "
+                f"committed, audited run) / APScheduler's (to a job handed to its thread pool): "
+                f"{our_p99 / aps_p99:.2f}x"
+            )
+    print(f"\ntotal {time.perf_counter() - overall:.0f} s")
     return 0
 
 

@@ -267,6 +267,18 @@ def extension_config(db_url: str, tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
+def started_extension(jp_serverapp: Any, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Any:
+    """The Himalia extension of ``jp_serverapp`` once it started its control plane or gave up.
+
+    It starts after the server answers (``HimaliaExtension._start``); requests wait for it, a test
+    reading its settings directly waits here.
+    """
+    (extension,) = jp_serverapp.extension_manager.extension_apps["himalia"]
+    jp_asyncio_loop.run_until_complete(extension.started())
+    return extension
+
+
+@pytest.fixture
 def count_statements(plane: ControlPlane) -> Any:
     @contextmanager
     def counting() -> Iterator[list[str]]:

@@ -1027,7 +1027,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** A run with its steps, outputs and artifacts. */
+    /** A run with its steps, outputs and artifacts; with `wait` and If-None-Match, once it changed (a long poll: what a client following a run sends instead of polling). */
     get: operations['get_Run'];
     put?: never;
     post?: never;
@@ -13271,7 +13271,9 @@ export interface operations {
   };
   get_Run: {
     parameters: {
-      query?: never;
+      query?: {
+        wait?: number;
+      };
       header?: never;
       path: {
         key: string;

@@ -6,7 +6,6 @@ Both hosts (the Jupyter server extension and ``himalia serve``) and the CLI buil
 
 import asyncio
 import ipaddress
-import os
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Bunch, Float, Int, List, Type, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
@@ -26,7 +24,15 @@ from himalia.bundles.service import BundleService
 from himalia.compute.budgets import BudgetService
 from himalia.compute.tiers import TierService
 from himalia.compute.usage import UsageService
-from himalia.core.config import absolute_path, comma_separated, environment_default
+from himalia.core.config import (
+    DB_URL_VARIABLE,
+    HOME_VARIABLE,
+    absolute_path,
+    comma_separated,
+    default_db_url,
+    default_home,
+    environment_default,
+)
 from himalia.core.crypto import SecretBox, load_or_create_key_file
 from himalia.core.errors import InvalidInput
 from himalia.core.home import home_problems_reported, require_writable_home
@@ -88,9 +94,7 @@ class ControlPlane(LoggingConfigurable):
         Defaults to $HIMALIA_HOME, else `himalia` in Jupyter's data directory.""",
     )
 
-    _default_home = environment_default(
-        "home", "HIMALIA_HOME", lambda _: os.path.join(jupyter_data_dir(), "himalia"), absolute_path
-    )
+    _default_home = environment_default("home", HOME_VARIABLE, lambda _: default_home(), absolute_path)
 
     @validate("home")
     def _absolute_home(self, proposal: Bunch) -> str:
@@ -103,9 +107,7 @@ class ControlPlane(LoggingConfigurable):
         Defaults to $HIMALIA_DB_URL, else a SQLite file in `home`.""",
     )
 
-    _default_db_url = environment_default(
-        "db_url", "HIMALIA_DB_URL", lambda plane: f"sqlite:///{Path(plane.home) / 'himalia.sqlite'}"
-    )
+    _default_db_url = environment_default("db_url", DB_URL_VARIABLE, lambda plane: default_db_url(plane.home))
 
     secret_keys = List(
         Unicode(),

@@ -1,6 +1,8 @@
 """Executors: chosen by ``ControlPlane.executor_class``, configured in their own sections, and one
 step contract (``wire.steps``) whose deadline holds for the whole step."""
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from traitlets.config import Config
 
 from himalia.controlplane import ControlPlane
 from himalia.execution.kubernetes.executor import KubernetesExecutor
-from himalia.execution.local import LocalExecutor
+from himalia.execution.local import LocalExecutor, ProcessRegistry
+from himalia.execution.report import load_report_templates
 from himalia.execution.worker import PAST_DEADLINE, StepClock, execute
 from himalia.wire.steps import Reason, StepJob, StepResult, deadline_after
 
@@ -87,7 +90,9 @@ def test_each_cell_gets_what_is_left_of_the_step() -> None:
 
 def test_the_step_itself_ends_at_its_deadline(tmp_path: Path) -> None:
     """What the worker and the Kubernetes pod run: twenty cells of 0.3 s under a 3 s deadline stop
-    at the deadline, with the executed notebook of the cells that ran and its report."""
+    at the deadline, with the executed notebook of the cells that ran and its report. The report
+    exporter is warmed first, as a worker warms it before it is handed a step."""
+    load_report_templates()
     started = time.monotonic()
     result = execute(job_of(short_cells(20), 3.0), tmp_path)
     took = time.monotonic() - started
@@ -114,3 +119,48 @@ def test_a_worker_that_outlives_its_deadline_is_killed(tmp_path: Path) -> None:
         "the step ran past its deadline; its worker was killed 0.5 s later",
     )
     assert 0.5 <= took < 4
+
+
+def test_the_process_registry_scans_a_waiting_worker_rarely_and_a_busy_one_closely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing a process tree reads all of /proc: a warm worker that waits for a step (past the
+    window in which it starts its kernel ahead) is looked at every ``idle_interval``, not each round."""
+    scanned: list[int] = []
+    registry = ProcessRegistry(tmp_path / "processes", interval=0.01, idle_interval=0.2)
+    collect = registry._collect
+    monkeypatch.setattr(registry, "_collect", lambda pid: scanned.append(pid) or collect(pid))
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        registry.start()
+        registry.add(worker)
+        time.sleep(0.3)  # the start window (about 20 rounds), then idle
+        scanned.clear()
+        time.sleep(1.0)  # about 100 rounds, idle
+        idle_scans = len(scanned)
+        registry.handed(worker.pid)
+        scanned.clear()
+        time.sleep(1.0)  # about 100 rounds, busy (fewer on a loaded machine: each scan reads /proc)
+        busy_scans = len(scanned)
+    finally:
+        registry.close()
+        worker.kill()
+        worker.wait()
+    assert 1 <= idle_scans <= 7, idle_scans  # 1 s / idle_interval, give or take a round
+    assert busy_scans > 3 * idle_scans, (busy_scans, idle_scans)
+
+
+@pytest.mark.parametrize("refill", [True, False])
+def test_an_executor_without_refill_starts_nothing_ahead_after_hand_over(tmp_path: Path, refill: bool) -> None:
+    """A one-off run (``scenario run --wait`` with no control plane serving) uses the warm worker
+    started with the executor and starts no other: it would only compete with the step for the cores."""
+    executor = LocalExecutor(work_root=tmp_path / "home" / "work", warm_workers=1, kernel_pool=1, refill=refill)
+    try:
+        assert executor.idle_workers == 1
+        result = executor.start(job_of(short_cells(1), None), lambda line: None).wait()
+        assert result.ok, result
+        time.sleep(0.5)  # a refill is submitted at hand-over and has started its workers by now
+        started_ahead = executor.idle_workers
+    finally:
+        executor.close()
+    assert started_ahead == (2 if refill else 0)  # a warm worker, and one with the step's kernel

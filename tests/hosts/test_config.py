@@ -368,10 +368,8 @@ def jp_server_config(extension_config: dict[str, Any], jp_config_dir: Path, hima
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_the_extension_reads_the_server_config_and_himalia_config_the_server_winning(jp_serverapp: Any) -> None:
-    from himalia.api.base import CONTROL_PLANE
-
-    plane: ControlPlane = jp_serverapp.web_app.settings[CONTROL_PLANE]
+def test_the_extension_reads_the_server_config_and_himalia_config_the_server_winning(started_extension: Any) -> None:
+    plane: ControlPlane = started_extension.control_plane
     assert plane.max_concurrent_runs == 6  # jupyter_server_config over himalia_config
     assert plane.max_queued_runs == 9  # himalia_config alone
     assert plane.mailer.security == "ssl"
@@ -381,10 +379,11 @@ def test_the_extension_reads_the_server_config_and_himalia_config_the_server_win
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("himalia_config_text", ["c.ControlPlane.max_concurrent_runs = (\n"])
 def test_a_broken_himalia_config_turns_himalia_off_in_the_server_naming_the_file(
-    jp_serverapp: Any, jp_config_dir: Path
+    jp_serverapp: Any, started_extension: Any, jp_config_dir: Path
 ) -> None:
     from himalia.api.base import CONTROL_PLANE
 
-    (extension,) = jp_serverapp.extension_manager.extension_apps["himalia"]
+    extension = started_extension
+    assert extension.control_plane is None
     assert extension.unavailable.startswith(f"configuration file {jp_config_dir / 'himalia_config.py'}: SyntaxError")
     assert CONTROL_PLANE not in jp_serverapp.web_app.settings

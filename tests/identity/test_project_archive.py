@@ -13,6 +13,7 @@ def test_archiving_a_project_takes_its_scenarios_out_of_the_running_scheduler(pl
     scheduler = plane.new_scheduler()
     scheduler.start()
     try:
+        assert scheduler.loaded.wait(10)  # the scheduler's thread loads, not start()
         assert [entry.slug for entry in scheduler.scheduled().values()] == ["nightly"]
         with pytest.raises(Conflict, match=r"active scenarios \(nightly\): archive it first"):
             plane.projects.delete_project(admin, "ALPHA")

@@ -4,6 +4,7 @@ page in the UI; ``notify_on_failure: false`` turns it off. Real runs, a real SMT
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -41,6 +42,14 @@ def delivered(box: Mailbox, count: int, timeout: float = 30) -> list[EmailMessag
     return list(box.messages)
 
 
+def recorded_deliveries(light: LiveAPI, scenario: str, run_id: int, timeout: float = 30) -> list[dict[str, Any]]:
+    """The run's deliveries once recorded: after the SMTP exchange ends, so after the message arrived."""
+    deadline = time.monotonic() + timeout
+    while not (deliveries := wait(light, scenario, run_id)["deliveries"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return deliveries
+
+
 def test_a_failed_run_without_reporters_mails_its_run_as_user_a_link_to_the_run(
     light: LiveAPI, mailbox: Mailbox
 ) -> None:
@@ -55,7 +64,7 @@ def test_a_failed_run_without_reporters_mails_its_run_as_user_a_link_to_the_run(
     assert f"Open the run: {link}\n" in body_of(message)
     attached = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
     assert "Enough rows" in attached["run.log"]
-    deliveries = wait(light, "silent", run["id"])["deliveries"]
+    deliveries = recorded_deliveries(light, "silent", run["id"])
     assert [(d["reporter"], d["sent"]) for d in deliveries] == [("email to admin@example.org", True)]
     audit = light.plane.audit.list_entries(Caller.operator(), AuditFilter(action="scenario.report"), 10, 0).items
     assert [(e.object_id, e.actor, e.details["deliveries"]) for e in audit] == [

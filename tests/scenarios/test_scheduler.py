@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 
 from himalia.controlplane import ControlPlane
 from himalia.identity.caller import Caller
+from himalia.scenarios.records import Fire
 from himalia.scenarios.scheduler import MISFIRE_GRACE, RETRY_DELAY, Scheduler, next_fire_time, previous_fire_time
 from himalia.store.events import ScenarioChanged
 from himalia.store.orm import Project, Scenario, ScenarioRun, User, utcnow
@@ -269,16 +270,16 @@ def test_two_control_planes_firing_at_once_create_one_run(plane: ControlPlane, d
 def test_a_failed_fire_is_retried_for_the_same_fire_time(plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
     row = save(plane, "retry", [daily("02:00")])
     scheduler, _ = scheduler_at(plane, at(2024, 1, 15, 1))
-    real = plane.runs.enqueue
+    real = plane.runs.fire
     calls = []
 
-    def failing_once(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs["fire_key"])
+    def failing_once(fires: list[Fire]) -> Any:
+        calls.extend(fire.fire_key for fire in fires)
         if len(calls) == 1:
             raise RuntimeError("the store is unreachable")
-        return real(*args, **kwargs)
+        return real(fires)
 
-    monkeypatch.setattr(plane.runs, "enqueue", failing_once)
+    monkeypatch.setattr(plane.runs, "fire", failing_once)
     assert scheduler.fire_due(at(2024, 1, 15, 2)) == []
     assert scheduler.next_due() == at(2024, 1, 15, 2) + RETRY_DELAY
     assert len(scheduler.fire_due(at(2024, 1, 15, 2) + RETRY_DELAY)) == 1
@@ -620,3 +621,31 @@ def test_the_thread_fires_on_time_and_wakes_up_on_saves(plane: ControlPlane) -> 
     assert scheduler._thread is not None and not scheduler._thread.is_alive()
     unheard = save(plane, "saved-after-stop", [daily("04:00")])
     assert unheard not in scheduler._entries  # it no longer listens
+
+
+@sqlite_only
+def test_start_returns_before_the_load_and_a_save_heard_meanwhile_is_kept(plane: ControlPlane) -> None:
+    """The thread loads, not start(): a server answers meanwhile. A save heard while the load is
+    under way is applied after it, so the row the load read before the save does not win."""
+    early = save(plane, "early", [daily("02:00")])
+    scheduler = plane.new_scheduler(lambda: FUTURE)
+    read = plane.runs.scheduled_scenarios
+    release = threading.Event()
+
+    def slow_read() -> Any:
+        rows = read()
+        release.wait(10)  # the save below happens after the load read its rows
+        return rows
+
+    plane.runs.scheduled_scenarios = slow_read  # type: ignore[method-assign]
+    started = time.monotonic()
+    scheduler.start()
+    try:
+        assert time.monotonic() - started < 1.0 and not scheduler.loaded.is_set()
+        save(plane, "early", [daily("05:00")])  # heard during the load
+        release.set()
+        assert scheduler.loaded.wait(10)
+        entry = scheduler.scheduled()[early]
+        assert [t.expression() for t in entry.definition.triggers] == ["0 5 * * *"]  # type: ignore[union-attr]
+    finally:
+        scheduler.stop()

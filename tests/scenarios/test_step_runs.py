@@ -22,6 +22,7 @@ from .conftest import (
     get_run,
     saved,
     start,
+    start_engine,
     steps,
     values_step,
     wait,
@@ -364,3 +365,24 @@ def test_concurrency_policies_and_queue_limit(light: LiveAPI, tmp_path: Path) ->
     )
     assert get_run(light, "queuer", q3)["state"] == "aborted"
     assert {s["state"] for s in get_run(light, "queuer", q3)["steps"]} == {"skipped"}
+
+
+def test_an_idle_dispatcher_sleeps_until_a_run_is_queued(plane: ControlPlane, api: LiveAPI, tmp_path: Path) -> None:
+    """The dispatcher looks at the queue when it starts and when a run is queued or a slot frees,
+    not every second: idle for 2.5 s, it claims nothing; a run requested then starts at once."""
+    looks: list[float] = []
+    claim_next = plane.runs.claim_next
+
+    def counted(*args: Any) -> int | None:
+        looks.append(time.monotonic())
+        return claim_next(*args)
+
+    plane.runs.claim_next = counted  # type: ignore[method-assign]
+    saved(api, {"id": "idle", "name": "Idle", "steps": [values_step("Only")]})
+    start_engine(plane, api, tmp_path, warm=0)
+    time.sleep(2.5)
+    assert len(looks) == 1, looks  # the look on start; a dispatcher polling each second had made three
+    requested = time.monotonic()
+    run = start(api, "idle")
+    assert wait(api, "idle", run, timeout=10)["state"] == "succeeded"
+    assert looks[1] - requested < 1.0

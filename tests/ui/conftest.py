@@ -345,8 +345,8 @@ def palette(page: "playwright_api.Page", command: str) -> None:
             with contextlib.suppress(playwright_api.TimeoutError):
                 search.wait_for(state="visible", timeout=1_500)
             continue
-        search.fill(command)
         with contextlib.suppress(playwright_api.TimeoutError):
+            search.fill(command, timeout=2_000)  # the palette may close as it opens (a panel took the focus)
             active.filter(has_text=command).wait_for(timeout=5_000)
             search.press("Enter")
             return

@@ -1,14 +1,27 @@
 """Scenario definitions: the YAML format, its validation with lines and fields, and time triggers."""
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from croniter import CroniterError, croniter
 
 from himalia.cli import main
 from himalia.core.documents import DocumentError
-from himalia.wire.definitions import TimeTrigger, json_schema, load_scenario, schedule_to_cron
+from himalia.wire.definitions import (
+    TimeTrigger,
+    _instants,
+    _plain_fields,
+    json_schema,
+    load_scenario,
+    next_fire_time,
+    previous_fire_time,
+    schedule_to_cron,
+    wall_schedule,
+)
 
 DEMO = Path(__file__).parents[2] / "scenarios" / "daily-fraud-scoring.yaml"
 MINIMAL = """\
@@ -138,3 +151,79 @@ def test_cli_validate_and_schema(tmp_path: Path) -> None:
     schema = json_schema()
     assert schema["title"] == "Himalia scenario" and "steps" in schema["required"]
     assert '"discriminator"' in runner.invoke(main, ["scenario", "schema"]).output
+
+
+def _random_field(rng: random.Random, low: int, high: int) -> str:
+    shape = rng.randrange(7)
+    first = rng.randint(low, high)
+    last = rng.randint(first, high)
+    if shape == 0:
+        return "*"
+    if shape == 1:
+        return f"*/{rng.randint(1, (high - low) // 2 + 1)}"
+    if shape == 2 and first != last:
+        return f"{first}-{last}" + (f"/{rng.randint(2, 3)}" if rng.random() < 0.5 else "")
+    if shape == 3:
+        return f"{first}/{rng.randint(1, 20)}"
+    if shape == 4:
+        return f"{low}-{high}"  # every value: croniter reads it as '*' or not, by the other day field
+    return ",".join(str(value) for value in sorted(rng.sample(range(low, high + 1), rng.randint(1, 3))))
+
+
+def test_the_walked_fire_times_are_croniters() -> None:
+    """Fire times found by walking the expanded fields (croniter is too slow for a scheduler's
+    start) are croniter's, after and at or before any moment, the day-or rule included."""
+    rng = random.Random(17)
+    compared = read_plainly = 0
+    while compared < 1000:
+        fields = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+        expression = " ".join(_random_field(rng, low, high) for low, high in fields)
+        try:
+            croniter(expression, datetime(2024, 1, 1)).get_next(datetime)
+        except (CroniterError, ValueError):
+            continue  # never fires (the 31st of February, say)
+        fields, _ = croniter.expand(expression)
+        plain = _plain_fields(expression)  # None: croniter's expansion is used (a weekday 7/5, say)
+        assert plain is None or plain == [None if f == ["*"] else f for f in fields], expression
+        read_plainly += plain is not None
+        fires = wall_schedule(expression)
+        moment = datetime(2020, 1, 1) + timedelta(seconds=rng.randrange(10 * 365 * 86400))
+        assert fires.after(moment) == croniter(expression, moment).get_next(datetime), expression
+        following_second = moment.replace(second=0, microsecond=0) + timedelta(seconds=1)
+        assert fires.at_or_before(moment) == croniter(expression, following_second).get_prev(datetime), expression
+        compared += 1
+    assert read_plainly > 900
+    # What the walk does not cover goes to croniter: the last day of the month, the second Monday.
+    assert wall_schedule("0 6 L * *").after(datetime(2024, 2, 3)) == datetime(2024, 2, 29, 6, 0)
+    assert wall_schedule("0 6 * * 1#2").at_or_before(datetime(2024, 3, 1)) == datetime(2024, 2, 12, 6, 0)
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "around"),
+    [
+        ("30 2 * * *", "Europe/Paris", datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),  # the skipped hour
+        ("30 2 * * *", "Europe/Paris", datetime(2026, 10, 25, 0, 0, tzinfo=UTC)),  # the repeated hour
+        ("*/20 * * * *", "Europe/Paris", datetime(2026, 10, 25, 0, 0, tzinfo=UTC)),
+        ("*/20 1-3 * * *", "America/New_York", datetime(2026, 3, 8, 6, 0, tzinfo=UTC)),
+        ("15 * * * *", "Australia/Adelaide", datetime(2026, 4, 4, 16, 0, tzinfo=UTC)),
+    ],
+)
+def test_fire_times_across_dst_are_every_instant_the_wall_clock_shows(
+    expression: str, zone: str, around: datetime
+) -> None:
+    """Next and previous fires around a clock change, against every minute of the hours around it:
+    each wall-clock minute the expression matches is placed on the time line as cron does."""
+    trigger = TimeTrigger(type="time", cron=expression, timezone=zone)
+    local = ZoneInfo(zone)
+    fixed = not (expression.startswith("*") or expression.split()[1].startswith("*"))
+    instants = set()
+    start_wall = (around - timedelta(hours=36)).astimezone(local).replace(tzinfo=None)
+    for minute in range(72 * 60):
+        wall = start_wall + timedelta(minutes=minute)
+        if croniter.match(expression, wall):
+            instants.update(_instants(wall, local, fixed))
+    ordered = sorted(instants)
+    for offset in range(-120, 240, 7):
+        moment = around + timedelta(minutes=offset)
+        assert next_fire_time(trigger, moment) == min(i for i in ordered if i > moment), moment
+        assert previous_fire_time(trigger, moment) == max(i for i in ordered if i <= moment), moment

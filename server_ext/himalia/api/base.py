@@ -12,6 +12,8 @@ Input is bounded before any work: a body is parsed only after the caller is auth
 only up to ``ControlPlane.max_request_body_bytes``, ``MAX_BODY_DEPTH`` levels of nesting and
 ``MAX_BODY_VALUES`` values. The caller's address is the peer's, unless the peer is one of the
 configured trusted proxies (``TRUSTED_PROXIES_SETTING``): only then is ``X-Forwarded-For`` read.
+An application marked ``OPERATOR_SOCKET_SETTING`` serves the home's Unix socket (see
+``himalia.core.operator_socket``): its callers are known by their OS account, not by a token.
 """
 
 import errno
@@ -19,7 +21,10 @@ import inspect
 import ipaddress
 import json
 import logging
+import os
+import pwd
 import re
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
@@ -31,6 +36,7 @@ from tornado import web
 
 from himalia.controlplane import ControlPlane
 from himalia.core.errors import HimaliaError, InvalidInput, StorageFull, StoreUnavailable, Unauthenticated
+from himalia.core.operator_socket import ACT_AS_HEADER, STORE_HEADER, peer_uid, store_digest
 from himalia.identity.caller import Caller
 
 R = TypeVar("R")
@@ -39,6 +45,8 @@ CONTROL_PLANE = "himalia_control_plane"
 API_PREFIX_SETTING = "himalia_api_prefix"
 #: The networks of the proxies whose forwarded-for headers are believed (``trusted_networks``).
 TRUSTED_PROXIES_SETTING = "himalia_trusted_proxies"
+#: Set on the application that serves the home's operator socket (``hosts.operator_socket``).
+OPERATOR_SOCKET_SETTING = "himalia_operator_socket"
 #: Where the hub's proxy runs unless configured otherwise: on the hub's machine.
 LOOPBACK = ("127.0.0.1", "::1")
 
@@ -61,6 +69,12 @@ class Query(BaseModel):
 class PageQuery(Query):
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=10_000_000)
+
+
+class OtherStore(HimaliaError):
+    """The operator socket of a control plane whose store is not the one the client means."""
+
+    status = 421  # Misdirected Request
 
 
 class ErrorReply(BaseModel):
@@ -193,8 +207,8 @@ def operation(summary: str, **declaration: Any) -> Callable[..., Any]:
             if op.body is not None:
                 arguments["spec"] = self.parse_body(op.body)
             result = await method(self, **path, **arguments)
-            if op.media_types != ("application/json",):
-                return  # the method wrote its own response
+            if op.media_types != ("application/json",) or self._finished:
+                return  # the method wrote its own response (or answered 304 Not Modified)
             if result is None:
                 self.set_status(204)
                 self.finish()
@@ -270,6 +284,8 @@ class APIHandler(web.RequestHandler):
         An ``Authorization`` header is the whole claim: when it is not a valid token, the answer is
         401, never the identity a cookie of the same request would give (hosts check the rest).
         """
+        if self.settings.get(OPERATOR_SOCKET_SETTING):
+            return await self.operator_caller()
         token = self.bearer_token()
         if token is None and "Authorization" in self.request.headers:
             self.log_denied("malformed Authorization header")
@@ -284,6 +300,21 @@ class APIHandler(web.RequestHandler):
         if host_caller is not None:
             return host_caller
         raise Unauthenticated("Authenticate with 'Authorization: token <API token>'.")
+
+    async def operator_caller(self) -> Caller:
+        """A request on the operator socket: the operator (``cli:<account>``, as the CLI in-process),
+        or the user ``X-Himalia-As`` names with that user's rights, if the peer process runs as this
+        control plane's own OS account; anyone else is refused, whatever the request carries."""
+        connection: socket.socket | None = getattr(getattr(self.request.connection, "stream", None), "socket", None)
+        if connection is None or connection.family != socket.AF_UNIX or peer_uid(connection) != os.geteuid():
+            self.log_denied("not this control plane's OS account on its operator socket")
+            raise Unauthenticated("Only the control plane's own OS account may use its operator socket.")
+        meant = self.request.headers.get(STORE_HEADER)
+        if meant is not None and meant != store_digest(self.control_plane.db_url):
+            raise OtherStore("This control plane serves another store than the one the request names.")
+        if login := self.request.headers.get(ACT_AS_HEADER, "").strip():
+            return await self.call(self.control_plane.users.caller_for, login, client_address="cli")
+        return Caller.operator(f"cli:{pwd.getpwuid(os.geteuid()).pw_name}")
 
     async def host_caller(self) -> Caller | None:
         """The caller the hosting server vouches for; none in the stand-alone service."""

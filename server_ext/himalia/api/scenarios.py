@@ -1,14 +1,19 @@
 """``projects/{key}/scenarios``: definitions, runs, their logs, reports and executed notebooks."""
 
+import asyncio
+import contextlib
+import hashlib
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from himalia.api.base import APIHandler, PageQuery, Query, operation
 from himalia.core.documents import line_of
 from himalia.core.errors import InvalidInput, NotFound
+from himalia.store.events import RunFinished, RunProgressed
 from himalia.wire.common import Page
 from himalia.wire.scenarios import (
+    ACTIVE_STATES,
     ArtifactKind,
     DescribeRun,
     DescribeScenario,
@@ -21,6 +26,12 @@ from himalia.wire.scenarios import (
 
 #: Run ids and log cursors are 32-bit integers in the store.
 MAX_ID = 2**31 - 1
+#: The longest a GET of a run waits for it to change.
+MAX_WAIT_SECONDS = 60.0
+#: How often a waiting GET of a run looks at the store although no event came (the run may be
+#: executed by another process sharing the database, whose events this one does not see).
+RECHECK_SECONDS = 1.0
+RUN_JSON: TypeAdapter[DescribeRun] = TypeAdapter(DescribeRun)
 
 
 def run_number(run: str) -> int:
@@ -139,12 +150,72 @@ class RunsHandler(APIHandler):
         return await self.call(self.control_plane.runs.list_runs, self.caller, key, scenario, query.limit, query.offset)
 
 
+class RunQuery(Query):
+    wait: float = Field(
+        0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="With If-None-Match: seconds to wait for the run to differ from that ETag (a step started "
+        "or ended, the run finished); 304 if it did not. A finished run answers at once.",
+    )
+
+
+def run_etag(run: DescribeRun) -> str:
+    """The ETag of a run's description: its JSON's digest, so that any change makes another."""
+    return '"' + hashlib.sha1(RUN_JSON.dump_json(run)).hexdigest() + '"'
+
+
 class RunHandler(APIHandler):
     route = "/projects/{key}/scenarios/{scenario}/runs/{run}"
 
-    @operation("A run with its steps, outputs and artifacts.", response=DescribeRun)
-    async def get(self, key: str, scenario: str, run: str) -> DescribeRun:
-        return await self.call(self.control_plane.runs.get_run, self.caller, key, scenario, run_number(run))
+    @operation(
+        "A run with its steps, outputs and artifacts; with `wait` and If-None-Match, once it changed (a long "
+        "poll: what a client following a run sends instead of polling).",
+        query=RunQuery,
+        response=DescribeRun,
+    )
+    async def get(self, key: str, scenario: str, run: str, query: RunQuery) -> DescribeRun:
+        number, runs, seen = run_number(run), self.control_plane.runs, self.request.headers.get("If-None-Match")
+        if not query.wait or seen is None:
+            described = await self.call(runs.get_run, self.caller, key, scenario, number)
+        else:
+            described = await self._changed(key, scenario, number, seen, query.wait)
+        etag = run_etag(described)
+        self.set_header("Etag", etag)
+        if seen is not None and etag in seen:
+            self.set_status(304)
+            self.finish()
+        return described
+
+    async def _changed(self, key: str, scenario: str, number: int, seen: str, wait: float) -> DescribeRun:
+        """The run once it differs from the ETag ``seen``, is finished, or ``wait`` seconds passed.
+
+        It wakes on this process's events of the run and looks again every ``RECHECK_SECONDS``, for
+        runs that another process executes. Subscribed before the first look: nothing is missed.
+        """
+        loop, changed = asyncio.get_running_loop(), asyncio.Event()
+
+        def notify(event: RunProgressed | RunFinished) -> None:
+            if event.run_id == number:
+                loop.call_soon_threadsafe(changed.set)
+
+        events = self.control_plane.events
+        unsubscribe = [events.subscribe(RunProgressed, notify), events.subscribe(RunFinished, notify)]
+        deadline = loop.time() + wait
+        try:
+            described = await self.call(self.control_plane.runs.get_run, self.caller, key, scenario, number)
+            while described.state in ACTIVE_STATES and run_etag(described) in seen:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(left, RECHECK_SECONDS))
+                changed.clear()
+                described = await self.call(self.control_plane.runs.get_run, self.caller, key, scenario, number)
+        finally:
+            for stop in unsubscribe:
+                stop()
+        return described
 
 
 class AbortRunHandler(APIHandler):

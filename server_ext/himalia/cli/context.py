@@ -13,6 +13,7 @@ from himalia.cli.output import fail
 from himalia.core.errors import HimaliaError
 
 if TYPE_CHECKING:
+    from himalia.cli.serving import ServingPlane
     from himalia.controlplane import ControlPlane
     from himalia.core.config import LoadedConfig
     from himalia.identity.caller import Caller
@@ -101,6 +102,15 @@ class Context:
             plane.start()
             self._plane = plane
         return self._plane
+
+    def serving_plane(self) -> "ServingPlane | None":
+        """The control plane serving this store from this home, if one answers on the home's operator
+        socket (``himalia.core.operator_socket``): commands that find it send their request there."""
+        from himalia.cli.serving import ServingPlane
+        from himalia.core.config import store_location
+
+        home, db_url = store_location(self.configuration().config, self.home, self.db_url)
+        return ServingPlane.find(home, db_url, self.as_user)
 
     def caller(self) -> "Caller":
         from himalia.identity.caller import Caller

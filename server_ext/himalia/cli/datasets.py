@@ -8,9 +8,8 @@ from typing import Any
 import click
 
 from himalia.cli.context import PAGE, Context, json_option, pass_ctx
-from himalia.cli.output import cell, emit, print_table, run, stderr
+from himalia.cli.output import cell, emit, fail, print_table, run, stderr
 
-OUTCOME_STYLES = {"OK": "green", "WARNING": "yellow", "ERROR": "red", "EMPTY": "bright_black"}
 LISTED = ["name", "connection", "kind", "table", "path", "probes", "freshness", "schema_refreshed_at"]
 
 
@@ -209,19 +208,45 @@ def checks() -> None:
 @json_option
 @pass_ctx
 def checks_run(ctx: Context, project_key: str, name: str) -> None:
-    """Run every check of a dataset; exit 0 when all are OK or WARNING, 1 when any is ERROR."""
+    """Run every check of a dataset; exit 0 when all are OK or WARNING, 1 when any is ERROR.
+
+    A control plane serving this home (`himalia serve`, a lab with the extension) is asked to run
+    them, with the engines and columns it keeps; without one, this command runs them itself.
+    """
     with stderr().status(f"Running the checks of {project_key}/{name}..."):
-        outcome = run(lambda: ctx.plane().checks.run_checks(ctx.caller(), project_key, name))
+        outcome = _checks_run_served(ctx, project_key, name)
+        if outcome is None:
+            ran = run(lambda: ctx.plane().checks.run_checks(ctx.caller(), project_key, name))
+            outcome = ran.model_dump(mode="json")
     if ctx.json:
         emit(ctx, outcome)
     else:
-        rows = []
-        for result in outcome.results:
-            style = OUTCOME_STYLES[result.outcome]
-            rows.append([result.check, f"[{style}]{result.outcome}[/{style}]", cell(result.value), result.message])
+        rows = [[r["check"], r["outcome"], cell(r["value"]), r["message"]] for r in outcome["results"]]
         print_table(["check", "outcome", "value", "message"], rows)
-    if outcome.outcome == "ERROR":
+    if outcome["outcome"] == "ERROR":
         sys.exit(1)
+
+
+def _checks_run_served(ctx: Context, project_key: str, name: str) -> dict[str, Any] | None:
+    """The checks run by the control plane serving this home, as the API answers it; None when
+    none serves it (or the one answering there serves another store)."""
+    from urllib.parse import quote
+
+    from himalia.cli.serving import MISDIRECTED, Refused
+
+    serving = ctx.serving_plane()
+    if serving is None:
+        return None
+    path = f"/projects/{quote(project_key, safe='')}/datasets/{quote(name, safe='')}/checks/run"
+    try:
+        answer: dict[str, Any] = serving.request("POST", path)
+        return answer
+    except Refused as refusal:
+        if refusal.status != MISDIRECTED:
+            fail(refusal.message)
+        return None
+    finally:
+        serving.close()
 
 
 @click.command("apply")

@@ -1,7 +1,9 @@
 """``himalia scenario``: validate, save, run and follow scenarios."""
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from himalia.cli.context import Context, pairs, pass_ctx
-from himalia.cli.output import emit, print_table, run, stderr
+from himalia.cli.output import emit, fail, print_table, run, stderr
 
 if TYPE_CHECKING:
-    from himalia.controlplane import ControlPlane
-    from himalia.identity.caller import Caller
+    from himalia.cli.serving import ServingPlane
 
 
 @click.group()
@@ -139,19 +140,19 @@ def scenario_delete(ctx: Context, project_key: str, scenario_id: str, yes: bool)
     click.echo(f"deleted scenario {project_key}/{scenario_id} and {deleted} run(s)")
 
 
-def _typed(
-    plane: "ControlPlane", caller: "Caller", key: str, scenario_id: str, given: dict[str, str]
-) -> dict[str, Any]:
-    """``-p name=value`` pairs read as the types the notebooks declare."""
-    from himalia.scenarios.snapshots import coerce_text
+#: The run states of a run still to end (``himalia.wire.scenarios.ACTIVE_STATES``, as the wire spells them).
+ACTIVE = frozenset({"queued", "running"})
+#: The step states of a step still to end.
+UNFINISHED_STEP = frozenset({"pending", "running"})
 
-    declared = {
-        p.name: p for step in plane.scenarios.parameters(caller, key, scenario_id).steps for p in step.parameters
-    }
-    return {
-        name: coerce_text(declared[name].model_dump() if name in declared else None, text, f"parameters.{name}")
-        for name, text in given.items()
-    }
+
+def _typed(declared: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
+    """``-p name=value`` pairs read as the types the notebooks declare (``declared``: the scenario's
+    parameters as the API describes them)."""
+    from himalia.wire.parameters import coerce_text
+
+    types = {p["name"]: p for step in declared["steps"] for p in step["parameters"]}
+    return {name: coerce_text(types.get(name), text, f"parameters.{name}") for name, text in given.items()}
 
 
 @scenario.command("run")
@@ -159,7 +160,7 @@ def _typed(
 @click.argument("scenario_id")
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="A notebook parameter.")
 @click.option("-v", "--variable", "variables", multiple=True, metavar="NAME=VALUE", help="Override a variable.")
-@click.option("--wait", is_flag=True, help="Run it here and follow it; exit 1 unless it succeeds or warns.")
+@click.option("--wait", is_flag=True, help="Follow the run; exit 1 unless it succeeds or warns.")
 @pass_ctx
 def scenario_run(
     ctx: Context,
@@ -169,72 +170,147 @@ def scenario_run(
     variables: tuple[str, ...],
     wait: bool,
 ) -> None:
-    """Start a run. Without --wait a serving control plane picks it up."""
+    """Start a run, and with --wait follow its steps until it ends.
+
+    A control plane serving this home (`himalia serve`, a lab with the extension) is handed the
+    run through the home's socket and carries it out. Without one, the run is queued in the store
+    for a control plane to pick up, or with --wait carried out by this command itself.
+    """
     import yaml
 
-    from himalia.wire.scenarios import RunRequest, RunState
+    from himalia.cli.serving import MISDIRECTED, Refused
 
-    plane, caller = ctx.plane(), ctx.caller()
-    typed = run(lambda: _typed(plane, caller, project_key, scenario_id, pairs(parameters, "--parameter")))
+    given = pairs(parameters, "--parameter")
     values = {k: yaml.safe_load(v) for k, v in pairs(variables, "--variable").items()}
-    if not wait:
-        started = run(
-            lambda: plane.runs.request_run(
-                caller, project_key, scenario_id, RunRequest(parameters=typed, variables=values)
-            )
-        )
-        click.echo(f"queued run #{started.id} of {project_key}/{scenario_id} ({started.state})")
+    final, served = None, False
+    if (serving := ctx.serving_plane()) is not None:
+        with contextlib.closing(serving):
+            try:
+                final, served = _run_served(serving, project_key, scenario_id, given, values, wait), True
+            except Refused as refusal:
+                if refusal.status != MISDIRECTED:
+                    fail(refusal.message)
+                # That socket's control plane serves another store: the run is carried out here.
+    if not served:
+        final = _run_here(ctx, project_key, scenario_id, given, values, wait)
+    if final is None:
         return
-    from himalia.hosts.server import BackgroundAPI
-
-    api = BackgroundAPI(plane)
-    plane.api_url = api.start()
-    engine = plane.start_engine(schedule=False, only=set())
-    try:
-        started = run(
-            lambda: plane.runs.request_run(
-                caller, project_key, scenario_id, RunRequest(parameters=typed, variables=values)
-            )
-        )
-        assert engine.only is not None
-        engine.only.add(started.id)
-        engine.wake()
-        final = _follow(plane, caller, project_key, scenario_id, started.id)
-    finally:
-        api.stop()
     if ctx.json:
         emit(ctx, final)
     else:
         _print_steps(final)
-    sys.exit(0 if final.state in (RunState.SUCCEEDED, RunState.WARNING) else 1)
+    sys.exit(0 if final["state"] in ("succeeded", "warning") else 1)
 
 
-def _follow(plane: "ControlPlane", caller: "Caller", key: str, scenario_id: str, run_id: int) -> Any:
-    """Show the run's steps as a progress bar until it ends."""
-    import time
+def _queued(started: dict[str, Any], key: str, scenario_id: str) -> None:
+    click.echo(f"queued run #{started['id']} of {key}/{scenario_id} ({started['state']})")
 
+
+def _run_served(
+    serving: "ServingPlane", key: str, scenario_id: str, given: dict[str, str], values: dict[str, Any], wait: bool
+) -> dict[str, Any] | None:
+    """Request the run from the serving control plane, and with ``wait`` follow it there: each
+    GET waits on the server until the run changed (``If-None-Match``), nothing is polled."""
+    from himalia.cli.serving import FOLLOW_WAIT_SECONDS, scenario_path
+
+    base = scenario_path(key, scenario_id)
+    typed = run(lambda: _typed(serving.request("GET", f"{base}/parameters"), given))
+    started = serving.request("POST", f"{base}/run", {"parameters": typed, "variables": values})
+    if not wait:
+        _queued(started, key, scenario_id)
+        return None
+
+    def updates() -> Iterator[dict[str, Any]]:
+        path = f"{base}/runs/{started['id']}"
+        current = serving.request("GET", path)
+        yield current
+        while current["state"] in ACTIVE:
+            changed = serving.request(
+                "GET", f"{path}?wait={FOLLOW_WAIT_SECONDS}", headers={"If-None-Match": serving.etag or ""}
+            )
+            if changed is not None:  # None: 304, nothing changed within the wait
+                current = changed
+                yield current
+
+    return _follow(started["id"], updates())
+
+
+def _run_here(
+    ctx: Context, key: str, scenario_id: str, given: dict[str, str], values: dict[str, Any], wait: bool
+) -> dict[str, Any] | None:
+    """Queue the run in the store; with ``wait``, carry it out in this process and follow it.
+
+    Lean on purpose: the engine (one warm worker, started first so that its imports overlap what
+    follows) runs this run only, the API its kernels reach is served from a thread, and the run
+    is followed on this process's events, never polled."""
+    import threading
+
+    from himalia.hosts.background import BackgroundAPI
+    from himalia.store.events import RunFinished, RunProgressed
+    from himalia.wire.scenarios import RunRequest
+
+    plane, caller = ctx.plane(), ctx.caller()
+    declared = run(lambda: plane.scenarios.parameters(caller, key, scenario_id).model_dump(mode="json"))
+    request = RunRequest(parameters=run(lambda: _typed(declared, given)), variables=values)
+    if not wait:
+        queued = run(lambda: plane.runs.request_run(caller, key, scenario_id, request))
+        _queued(queued.model_dump(mode="json"), key, scenario_id)
+        return None
+    api = BackgroundAPI(plane)
+    plane.api_url = api.start()
+    plane.config.LocalExecutor.refill = False  # this process runs one run: nothing to start ahead for
+    engine = plane.start_engine(schedule=False, only=set())
+    changed = threading.Event()
+    unsubscribe = [
+        plane.events.subscribe(RunProgressed, lambda _: changed.set()),
+        plane.events.subscribe(RunFinished, lambda _: changed.set()),
+    ]
+    try:
+        started = run(lambda: plane.runs.request_run(caller, key, scenario_id, request))
+        assert engine.only is not None
+        engine.only.add(started.id)
+        engine.wake()
+
+        def updates() -> Iterator[dict[str, Any]]:
+            while True:  # every event here is of this run: the engine runs no other
+                changed.clear()
+                current = plane.runs.get_run(caller, key, scenario_id, started.id).model_dump(mode="json")
+                yield current
+                if current["state"] not in ACTIVE:
+                    return
+                changed.wait()
+
+        return _follow(started.id, updates())
+    finally:
+        for stop in unsubscribe:
+            stop()
+        api.stop()
+
+
+def _follow(run_id: int, updates: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    """Show the run's steps as a progress bar as ``updates`` come; the last one (the run ended)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from himalia.wire.scenarios import ACTIVE_STATES, StepState
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=False) as progress:
-        current = plane.runs.get_run(caller, key, scenario_id, run_id)
-        task = progress.add_task(f"run #{run_id}: {current.state}", total=len(current.steps))
-        while True:
-            current = plane.runs.get_run(caller, key, scenario_id, run_id)
-            done = sum(s.state not in (StepState.PENDING, StepState.RUNNING) for s in current.steps)
-            running = [s.name for s in current.steps if s.state == StepState.RUNNING]
-            label = f"run #{run_id}: " + (f"{running[0]}" if running else current.state)
+        task = None
+        for current in updates:
+            steps = current["steps"]
+            if task is None:
+                task = progress.add_task(f"run #{run_id}: {current['state']}", total=len(steps))
+            done = sum(s["state"] not in UNFINISHED_STEP for s in steps)
+            running = [s["name"] for s in steps if s["state"] == "running"]
+            label = f"run #{run_id}: " + (running[0] if running else current["state"])
             progress.update(task, completed=done, description=label)
-            if current.state not in ACTIVE_STATES:
-                return current
-            time.sleep(0.3)
+    return current
 
 
-def _print_steps(final: Any) -> None:
-    print_table(["step", "type", "state", "message"], [[s.name, s.type, s.state, s.message[:200]] for s in final.steps])
-    click.echo(f"run #{final.id}: {final.state}" + (f" — {final.message}" if final.message else ""))
+def _print_steps(final: dict[str, Any]) -> None:
+    steps = final["steps"]
+    print_table(
+        ["step", "type", "state", "message"], [[s["name"], s["type"], s["state"], s["message"][:200]] for s in steps]
+    )
+    click.echo(f"run #{final['id']}: {final['state']}" + (f" — {final['message']}" if final["message"] else ""))
 
 
 @scenario.command("runs")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_core.paths import jupyter_config_path
+from jupyter_core.paths import jupyter_config_path, jupyter_data_dir
 from traitlets import default
 from traitlets.config import Config
 from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
@@ -27,6 +27,8 @@ from himalia.core.errors import HimaliaError
 
 CONFIG_FILE_NAME = "himalia_config"
 CONFIG_FILE_VARIABLE = "HIMALIA_CONFIG"
+HOME_VARIABLE = "HIMALIA_HOME"
+DB_URL_VARIABLE = "HIMALIA_DB_URL"
 
 
 class ConfigFileError(HimaliaError):
@@ -118,3 +120,22 @@ def absolute_path(value: str) -> str:
 def comma_separated(value: str) -> list[str]:
     """``a, b,,c`` as ``["a", "b", "c"]``: how list-valued environment variables are written."""
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def default_home() -> str:
+    """The home when nothing names one: ``himalia`` in Jupyter's data directory."""
+    return os.path.join(jupyter_data_dir(), "himalia")
+
+
+def default_db_url(home: str) -> str:
+    """The store when nothing names one: a SQLite file in the home."""
+    return f"sqlite:///{Path(home) / 'himalia.sqlite'}"
+
+
+def store_location(config: Config, home: str | None = None, db_url: str | None = None) -> tuple[str, str]:
+    """The home and store URL a ``ControlPlane`` built from ``config`` and these options would use
+    (option, file, environment, default: the traits' order), without importing the control plane."""
+    section = config.get("ControlPlane", {})
+    home = absolute_path(home or section.get("home") or os.environ.get(HOME_VARIABLE, "").strip() or default_home())
+    db_url = db_url or section.get("db_url") or os.environ.get(DB_URL_VARIABLE, "").strip() or default_db_url(home)
+    return home, db_url

@@ -7,6 +7,7 @@ these computations.
 
 from collections.abc import Iterable
 from enum import StrEnum
+from functools import cache, lru_cache
 
 
 class GlobalPermission(StrEnum):
@@ -70,12 +71,24 @@ def expand_project_permissions(
     permissions: Iterable[ProjectPermission | str],
 ) -> frozenset[ProjectPermission]:
     """Close a set of project permissions under implication."""
+    return _closure(frozenset(permissions))
+
+
+@cache
+def _closure(granted: frozenset[str]) -> frozenset[ProjectPermission]:
+    """Kept per set granted (there are 64 of them): listings close one set per row."""
     result: set[ProjectPermission] = set()
-    for permission in permissions:
-        granted = ProjectPermission(permission)
-        result.add(granted)
-        result |= _PROJECT_IMPLIES[granted]
+    for permission in granted:
+        member = ProjectPermission(permission)
+        result.add(member)
+        result |= _PROJECT_IMPLIES[member]
     return frozenset(result)
+
+
+@cache
+def in_order(permissions: frozenset[ProjectPermission]) -> tuple[ProjectPermission, ...]:
+    """``permissions`` in declaration order, kept per set as ``_closure`` is."""
+    return tuple(p for p in ProjectPermission if p in permissions)
 
 
 def preset_of(permissions: frozenset[ProjectPermission]) -> str | None:
@@ -89,5 +102,10 @@ def preset_of(permissions: frozenset[ProjectPermission]) -> str | None:
 
 def as_flags(granted: Iterable[str], vocabulary: type[StrEnum]) -> dict[str, bool]:
     """A ``{permission: bool}`` mapping over the whole vocabulary, in declaration order."""
-    held = set(granted)
-    return {member.value: member.value in held for member in vocabulary}
+    return dict(_flag_items(frozenset(granted), vocabulary))
+
+
+@lru_cache(maxsize=256)
+def _flag_items(held: frozenset[str], vocabulary: type[StrEnum]) -> tuple[tuple[str, bool], ...]:
+    """Kept per set held: a matrix of hundreds of rows holds a few distinct sets (a new dict each)."""
+    return tuple((member.value, member.value in held) for member in vocabulary)

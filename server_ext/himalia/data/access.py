@@ -29,13 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import sqlglot
 from fsspec import get_filesystem_class
 from fsspec.core import has_magic, split_protocol
 from fsspec.implementations.local import LocalFileSystem
 from sqlalchemy import URL
 from sqlalchemy.engine import make_url
-from sqlglot import exp
 
 from himalia.core.errors import Forbidden, InvalidInput
 from himalia.core.outbound import DestinationPolicy, DestinationUnresolved
@@ -384,6 +382,9 @@ def one_statement(sql: str, backend: str, *, field: str, query: bool) -> str:
     Splitting by sqlglot's tokenizer follows the dialect's strings, quoted names and comments,
     so a ``;`` inside them is no boundary and one outside always is.
     """
+    import sqlglot  # with the first user SQL: its 14 MiB of dialects are not every control plane's
+    from sqlglot import exp
+
     body = sql.strip()
     try:
         statements = [s for s in sqlglot.parse(body, read=_SQLGLOT_DIALECTS.get(backend)) if s is not None]

@@ -10,10 +10,9 @@ how old its data may be (``freshness``, see ``himalia.data.freshness``).
 import io
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import pandas as pd
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.orm import Session, joinedload
@@ -42,6 +41,9 @@ from himalia.store.db import Database, paginate
 from himalia.store.orm import Connection, Dataset, Project, utcnow
 from himalia.wire.common import Page, from_row
 from himalia.wire.data import CreateDataset, DatasetColumn, DatasetSchema, DescribeDataset, UpdateDataset
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def location_of(dataset: Dataset) -> dict[str, Any]:
@@ -306,8 +308,10 @@ class DatasetService(Service):
         return json.dumps(list(row) if row is not None else None, default=str)
 
 
-def _frames(usable: UsableConnection, location: dict[str, Any]) -> Iterator[pd.DataFrame]:
+def _frames(usable: UsableConnection, location: dict[str, Any]) -> Iterator["pd.DataFrame"]:
     """The dataset in chunks, so that a size limit stops the read early."""
+    import pandas as pd
+
     if usable.type == "files":
         with duckdb_for(usable) as duck:
             relation = duck.execute(

@@ -4,18 +4,23 @@ Pure functions of a connection as one caller may use it (``UsableConnection``: i
 parameters, that caller's secrets and what the data-access policy allows): SQLAlchemy engines,
 read-only in the database unless writes are allowed; fsspec options and URLs below a files
 connection's root; DuckDB over files where they lie; the typed columns of a table or a query; a
-driver's error scrubbed of every secret. Nothing here reads the store, so a kernel, which reaches
+driver's error scrubbed of every secret; and ``SqlSources``, the engines and typed columns the
+control plane keeps between computations. Nothing here reads the store, so a kernel, which reaches
 the data itself as its user, imports this module without the control plane's services. DuckDB is
 imported where files are read, not with the module.
 """
 
+import hashlib
+import json
 import re
 import sqlite3
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
 import sqlalchemy as sa
@@ -42,6 +47,12 @@ if TYPE_CHECKING:
     import duckdb
 
 CONNECT_TIMEOUT_SECONDS = 10
+#: How many engines ``SqlSources`` keeps; the least recently used one goes first.
+KEPT_ENGINES = 32
+#: How many typed sources (dataset locations) it keeps per engine.
+KEPT_SOURCES = 256
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,20 @@ def sql_engine(usable: UsableConnection, *, writable: bool = False) -> Engine:
     The password goes into the URL, other secrets to the driver. Embedded databases are opened
     at the real path that was checked, SQLite under an authorizer, DuckDB without external access.
     """
+    return _engine(usable, writable, _checked_database(usable))
+
+
+def _checked_database(usable: UsableConnection) -> str | None:
+    """The real path of an embedded database's file, checked against the policy (None for a server
+    database or an in-memory one): checked at every use, as the file behind a path may change."""
+    url = make_url(usable.params["url"])
+    if url.get_backend_name() not in EMBEDDED_BACKENDS:
+        return None
+    database = embedded_database(url)
+    return None if database is None else usable.policy.ensure_unprotected(database, field="params.url")
+
+
+def _engine(usable: UsableConnection, writable: bool, path: str | None) -> Engine:
     url = make_url(usable.params["url"])
     if "password" in usable.secrets:
         url = url.set(password=usable.secrets["password"])
@@ -91,8 +116,6 @@ def sql_engine(usable: UsableConnection, *, writable: bool = False) -> Engine:
         **{k: v for k, v in usable.secrets.items() if k != "password"},
     }
     if backend in EMBEDDED_BACKENDS:
-        database = embedded_database(url)
-        path = None if database is None else usable.policy.ensure_unprotected(database, field="params.url")
         if backend == "sqlite":
             return _sqlite_engine(path, writable=not read_only)
         # Its own database file only: no read_text('/any/file'), no ATTACH elsewhere, no SET to undo it.
@@ -228,7 +251,7 @@ _POSTGRES_OIDS: dict[int, Callable[[], TypeEngine[Any]]] = {
 
 
 def sql_source(
-    engine: Engine, *, table: str | None = None, db_schema: str | None = None, query: str | None = None
+    bind: Engine | Connection, *, table: str | None = None, db_schema: str | None = None, query: str | None = None
 ) -> FromClause:
     """A typed ``FromClause`` for ``compute_sql``: a reflected table, or a SELECT as a subquery.
 
@@ -237,10 +260,11 @@ def sql_source(
     (SQLite). A query column whose type cannot be told (a computed column on SQLite) is of
     unknown type, which ``avg``/``sum``/``stddev`` refuse; declare it instead by passing
     ``sqlalchemy.text(query).columns(name=sqlalchemy.Double).subquery()`` to ``compute_sql``.
+    Given a connection, it reads them on that connection (no second one is opened).
     """
     if (table is None) == (query is None):
         raise InvalidInput("give either a table or a query", field="table" if table is None else "query")
-    with engine.connect() as connection:
+    with connected(bind) as connection:
         if table is not None:
             return sa.table(table, *table_columns(connection, table, db_schema), schema=db_schema)
         assert query is not None
@@ -250,6 +274,16 @@ def sql_source(
         columns = _query_columns(connection, body)
     escaped = body.replace(":", "\\:")  # no bind parameters in the query: its colons are literal
     return sa.text(escaped).columns(*columns).subquery("src")
+
+
+@contextmanager
+def connected(bind: Engine | Connection) -> Iterator[Connection]:
+    """The connection given, or a new one of the engine given (closed afterwards)."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.connect() as connection:
+        yield connection
 
 
 def table_columns(connection: Connection, table: str, db_schema: str | None) -> list[sa.ColumnClause[Any]]:
@@ -317,3 +351,102 @@ def result_columns(
             type_ = NullType()
         columns.append(sa.column(name, type_))
     return columns
+
+
+# -- kept between uses ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Kept:
+    engine: Engine
+    #: Typed sources by location (as JSON): the schema version each was read for, and the source.
+    sources: dict[str, tuple[str, FromClause]] = field(default_factory=dict)
+
+
+class SqlSources:
+    """Read-only engines of ``sql`` connections and the typed columns of their datasets, kept
+    between uses: computing a dataset's metrics again issues its aggregate statement alone, with
+    neither a new engine's first-connect queries nor a reflection of the table.
+
+    An engine is kept under a digest of everything it is made of: the connection's type and
+    parameters, the caller's secrets and, for an embedded database, the real path checked at this
+    use. An edited connection, a changed secret or another person's own credentials (``per_user``)
+    make another key, so nobody is handed an engine built with credentials they did not present;
+    the engine no longer asked for ages out. The engines pool no connection (every use connects
+    anew, as its caller), so a kept engine holds no session open. Columns are kept with their
+    engine, by location and by the dataset's schema version (a schema refresh reads them again),
+    and read again when a statement on them fails (a column dropped or changed since), unless it
+    failed for a reason columns cannot explain: a lost connection, a cancelled or timed-out statement.
+    """
+
+    def __init__(self, max_engines: int = KEPT_ENGINES) -> None:
+        self.max_engines = max_engines
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def engine(self, usable: UsableConnection) -> Engine:
+        """The kept read-only engine of ``usable`` (made the first time)."""
+        return self._keep(usable).engine
+
+    def compute(
+        self,
+        usable: UsableConnection,
+        location: Mapping[str, Any],
+        version: str,
+        compute: Callable[[Connection, FromClause], T],
+    ) -> T:
+        """``compute(connection, source)`` on one connection, with the typed source of ``location``
+        kept for ``version`` or else read on that connection. When it fails on a kept source, the
+        source is read again and ``compute`` tried once more on it."""
+        kept = self._keep(usable)
+        key = json.dumps(location, sort_keys=True)
+        with kept.engine.connect() as connection:
+            with self._lock:
+                known = kept.sources.get(key)
+            if known is not None and known[0] == version:
+                try:
+                    return compute(connection, known[1])
+                except (DBAPIError, InvalidInput) as error:
+                    if not _columns_may_explain(error):
+                        raise
+                    connection.rollback()
+            source = sql_source(
+                connection,
+                table=location.get("table"),
+                db_schema=location.get("db_schema"),
+                query=location.get("query"),
+            )
+            with self._lock:
+                kept.sources.pop(key, None)
+                kept.sources[key] = (version, source)
+                while len(kept.sources) > KEPT_SOURCES:
+                    del kept.sources[next(iter(kept.sources))]
+            return compute(connection, source)
+
+    def _keep(self, usable: UsableConnection) -> _Kept:
+        path = _checked_database(usable)
+        material = json.dumps([usable.type, usable.params, usable.secrets, path], sort_keys=True, default=str)
+        key = hashlib.sha256(material.encode()).hexdigest()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return kept
+        made = _Kept(_engine(usable, False, path))  # outside the lock: it imports and builds a dialect
+        with self._lock:
+            kept = self._kept.setdefault(key, made)
+            self._kept.move_to_end(key)
+            dropped = [self._kept.popitem(last=False)[1] for _ in range(len(self._kept) - self.max_engines)]
+        for old in [*dropped, *([made] if kept is not made else [])]:
+            old.engine.dispose()
+        return kept
+
+
+def _columns_may_explain(error: DBAPIError | InvalidInput) -> bool:
+    """Whether stale columns may be why a computation failed: not when the connection was lost
+    or the statement cancelled (SQLSTATE class 57: a timeout, an administrator), where trying
+    again would only scan the data once more."""
+    if isinstance(error, InvalidInput):
+        return True
+    state = getattr(error.orig, "sqlstate", None) or ""
+    return not (error.connection_invalidated or state.startswith("57"))

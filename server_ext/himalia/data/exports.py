@@ -3,7 +3,6 @@ they can be charted, joined and kept like any other data — Dataiku's "export t
 
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import select
 
 from himalia.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -64,6 +63,8 @@ class ExportService(Service):
             raise Conflict(
                 f"The dataset '{spec.dataset}' is not the table {spec.table} of {spec.connection}.", field="dataset"
             )
+        import pandas as pd  # only here: importing it costs every command and server start a third of a second
+
         frame = pd.DataFrame(rows)
         if "value" in frame:
             frame["value"] = frame["value"].map(lambda v: None if v is None else str(v))

@@ -7,9 +7,8 @@ caller may use; reading the history needs only ``read_dashboards``, as dashboard
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from himalia.data import freshness
 from himalia.data.access import DataAccessPolicy, one_statement
 from himalia.data.datasets import DatasetService
 from himalia.data.drivers import (
+    SqlSources,
     UsableConnection,
     driver_message,
     duckdb_for,
@@ -40,9 +40,14 @@ from himalia.store.orm import Dataset, MetricValue, utcnow
 from himalia.wire.common import from_row
 from himalia.wire.data import ComputedMetrics, DescribeMetricValue, RecordMetric
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> pd.DataFrame:
+
+def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> "pd.DataFrame":
     """The whole dataset as a DataFrame: only for custom Python metrics, in their child process."""
+    import pandas as pd
+
     protected = usable.pop("protected")
     connection = UsableConnection(**usable, policy=DataAccessPolicy(protected=tuple(protected)))
     if connection.type == "files":
@@ -60,20 +65,20 @@ def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> pd.DataFrame
         engine.dispose()
 
 
-def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: list[Probe]) -> dict[str, Any]:
-    """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400."""
+def compute_probes(
+    usable: UsableConnection, location: dict[str, Any], probes: list[Probe], sources: SqlSources, version: str
+) -> dict[str, Any]:
+    """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400.
+
+    A SQL dataset's are one aggregate statement on the kept engine and typed source (``version``:
+    the dataset's schema version, so that a refresh reads the columns again)."""
     try:
         if usable.type == "files":
             url = files_location(usable, location["path"])
             return compute_files(url, location["format"], probes, storage_options(usable.params, usable.secrets))
-        engine = sql_engine(usable)
-        try:
-            source = sql_source(
-                engine, table=location.get("table"), db_schema=location.get("db_schema"), query=location.get("query")
-            )
-            return compute_sql(engine, source, probes)
-        finally:
-            engine.dispose()
+        return sources.compute(
+            usable, location, version, lambda connection, source: compute_sql(connection, source, probes)
+        )
     except HimaliaError:
         raise
     except Exception as error:  # a driver, a missing driver package or a bad option: the source's fault
@@ -82,7 +87,9 @@ def compute_probes(usable: UsableConnection, location: dict[str, Any], probes: l
         ) from None
 
 
-def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: dict[str, str]) -> Any:
+def compute_custom(
+    usable: UsableConnection, location: dict[str, Any], metric: dict[str, str], sources: SqlSources
+) -> Any:
     """A custom metric's value. SQL runs as a subquery, so only a SELECT can run, never DDL or DML."""
     if "sql" in metric:
         if usable.type != "sql":
@@ -90,14 +97,10 @@ def compute_custom(usable: UsableConnection, location: dict[str, Any], metric: d
         backend = make_url(usable.params["url"]).get_backend_name()
         body = one_statement(metric["sql"], backend, field="custom_metrics", query=True).replace(":", "\\:")
         try:
-            engine = sql_engine(usable)
-            try:
-                with engine.connect() as connection:
-                    value = connection.execute(text(f"SELECT * FROM ({body}) AS himalia_metric")).scalar()
-                    connection.rollback()
-                    return _plain(value)
-            finally:
-                engine.dispose()
+            with sources.engine(usable).connect() as connection:
+                value = connection.execute(text(f"SELECT * FROM ({body}) AS himalia_metric")).scalar()
+                connection.rollback()
+                return _plain(value)
         except Exception as error:
             message = f"The metric '{metric['name']}' failed: {driver_message(error, usable.secrets)}"
             raise InvalidInput(message, field="custom_metrics") from None
@@ -135,6 +138,8 @@ class MetricService(Service):
     def __init__(self, db: Database, audit: AuditRecorder, log: Any, datasets: DatasetService) -> None:
         super().__init__(db, audit, log)
         self.datasets = datasets
+        #: Engines and typed columns kept between computations (keyed by the caller's credentials).
+        self.sources = SqlSources()
 
     def compute(
         self,
@@ -154,6 +159,7 @@ class MetricService(Service):
             usable = self.datasets.usable(session, caller, dataset)
             location, custom = dict(dataset.location), {m["name"]: m for m in dataset.custom_metrics}
             declared = dict(dataset.freshness) if dataset.freshness else None
+            version = dataset.schema_refreshed_at.isoformat() if dataset.schema_refreshed_at else ""
             requested = probes if probes is not None else [*dataset.probes, *custom]
         fresh = (probes is None and declared is not None) or any(m in freshness.METRICS for m in requested)
         if fresh and declared is None:
@@ -162,13 +168,13 @@ class MetricService(Service):
         builtin = parse_probes([p for p in requested if p not in custom])
         newest = freshness.probe_of(declared) if fresh and declared else None
         scanned = [*builtin, newest] if newest is not None and newest not in builtin else builtin
-        values = compute_probes(usable, location, scanned) if scanned else {}
+        values = compute_probes(usable, location, scanned, self.sources, version) if scanned else {}
         if newest is not None:
             answer = values[newest.id] if newest in builtin else values.pop(newest.id)
             values.update(freshness.metrics_of(answer, utcnow()))
         for metric in requested:
             if metric in custom:
-                values[metric] = compute_custom(usable, location, custom[metric])
+                values[metric] = compute_custom(usable, location, custom[metric], self.sources)
         computed_at = utcnow()
         with self.db.write() as session:
             dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)

@@ -70,7 +70,7 @@ from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import NullType, TypeEngine
 
 from himalia.core.errors import InvalidInput
-from himalia.data.drivers import result_columns, table_columns
+from himalia.data.drivers import connected, result_columns, table_columns
 
 __all__ = [
     "COLUMN_STATS",
@@ -573,15 +573,15 @@ def _resolve(connection: Connection, source: FromClause) -> FromClause:
     return source
 
 
-def compute_sql(engine: Engine, source: FromClause, probes: Sequence[Probe | str]) -> dict[str, Any]:
+def compute_sql(bind: Engine | Connection, source: FromClause, probes: Sequence[Probe | str]) -> dict[str, Any]:
     """Compute ``probes`` of ``source`` (a table or a subquery, see ``drivers.sql_source``) in its database.
 
     One aggregate ``SELECT`` answers every probe but ``column_count`` (from the source's
     columns) and ``top_values`` (one ``GROUP BY`` statement per column). ``size_bytes`` and
-    ``last_modified`` are refused: a table has no files.
+    ``last_modified`` are refused: a table has no files. Given a connection, it runs on it.
     """
     parsed = _as_probes(probes)
-    with engine.connect() as connection:
+    with connected(bind) as connection:
         return _run(connection, _resolve(connection, source), parsed)
 
 

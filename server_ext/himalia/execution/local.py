@@ -13,13 +13,15 @@ executor kills the worker if it has not ended ``deadline_grace`` seconds after i
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-from collections import deque
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from traitlets import Float, Int
+from traitlets import Bool, Float, Int
 
 from himalia.execution.accounts import OsAccount, UserIsolation, read_produced
 from himalia.execution.base import Executor, StepHandle, inherited_environment
 from himalia.execution.files import materialize
-from himalia.execution.worker import PARENT_VARIABLE
+from himalia.execution.worker import KERNEL_VARIABLE, NICE_VARIABLE, PARENT_VARIABLE, notebook_kernel
 from himalia.wire.steps import Reason, StepJob, StepResult
 
 log = logging.getLogger(__name__)
@@ -92,17 +94,22 @@ class ProcessRegistry:
 
     Each control plane keeps ``<folder>/<pid>-<start>-<random>.json``: its own mark and those of its
     workers and of everything they started (kernels and their children), collected every
-    ``interval`` seconds while the steps run. A step's processes are killed when it ends, and
-    its marks dropped. ``reap`` (at start) kills the processes listed by control planes that no
-    longer run, and removes their files; those of control planes still running are left alone.
+    ``interval`` seconds while the steps run and for ``idle_interval`` seconds after a worker
+    starts (it starts its kernel ahead), then every ``idle_interval`` seconds while it waits for
+    a step (it starts nothing; listing a process tree reads all of ``/proc``). A step's processes
+    are killed when it ends, and its marks dropped. ``reap`` (at start) kills the processes listed
+    by control planes that no longer run, and removes their files; those of control planes still
+    running are left alone.
     """
 
-    def __init__(self, folder: Path, interval: float = 0.25) -> None:
-        self.folder, self.interval = folder, interval
+    def __init__(self, folder: Path, interval: float = 0.25, idle_interval: float = 10.0) -> None:
+        self.folder, self.interval, self.idle_interval = folder, interval, idle_interval
+        self._idle_rounds = max(1, round(idle_interval / interval))
         self.owner = ProcessMark.of(psutil.Process())
         # One file per registry (two executors of one process must not overwrite each other's).
         self.path = folder / f"{self.owner.pid}-{int(self.owner.started * 1000)}-{os.urandom(3).hex()}.json"
         self._families: dict[int, dict[int, ProcessMark]] = {}  # worker pid -> every process seen
+        self._watched_until: dict[int, float] = {}  # worker pid -> until when it is watched closely
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,12 +147,19 @@ class ProcessRegistry:
             mark = ProcessMark.of(psutil.Process(worker.pid))
             with self._lock:
                 self._families[worker.pid] = {worker.pid: mark}
+                self._watched_until[worker.pid] = time.monotonic() + self.idle_interval
                 self._write()
+
+    def handed(self, worker_pid: int) -> None:
+        """A worker was handed a step: its descendants are collected every ``interval`` from now on."""
+        with self._lock:
+            self._watched_until[worker_pid] = math.inf
 
     def release(self, worker_pid: int) -> list[int]:
         """A worker's step ended: kill whatever of it still runs (a child the kernel left behind)."""
         self._collect(worker_pid)
         with self._lock:
+            self._watched_until.pop(worker_pid, None)
             family = self._families.pop(worker_pid, {})
             self._write()
         return kill_marked(list(family.values()))
@@ -156,6 +170,7 @@ class ProcessRegistry:
             self._thread.join(timeout=5)
         with self._lock:
             self._families.clear()
+            self._watched_until.clear()
         self.path.unlink(missing_ok=True)
 
     def _collect(self, worker_pid: int) -> bool:
@@ -176,11 +191,13 @@ class ProcessRegistry:
         return bool(new)
 
     def _watch(self) -> None:
-        unwritten = False
+        unwritten, rounds = False, 0
         while not self._stopping.wait(self.interval):
+            rounds += 1
             try:
                 with self._lock:
-                    workers = list(self._families)
+                    every, now = rounds % self._idle_rounds == 0, time.monotonic()
+                    workers = [pid for pid in self._families if every or self._watched_until.get(pid, 0) > now]
                 if any([self._collect(pid) for pid in workers]) or unwritten:
                     unwritten = True
                     with self._lock:
@@ -200,19 +217,39 @@ class ProcessRegistry:
         os.replace(partial, self.path)
 
 
+@dataclass(frozen=True)
+class _Worker:
+    """A worker process, for one OS account (``None``: the control plane's), with the kernel it
+    started ahead (``None``: it starts the job's after hand-over) and its own folder where it has one."""
+
+    process: subprocess.Popen[str]
+    account: OsAccount | None
+    kernel: str | None
+    folder: Path | None
+    niced: bool
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def kind(self) -> tuple[OsAccount | None, str | None]:
+        return self.account, self.kernel
+
+
 class _LocalStep(StepHandle):
     def __init__(
         self,
-        process: subprocess.Popen[str],
+        worker: _Worker,
         folder: Path,
         job: StepJob,
         on_output: Callable[[str], None],
         executor: "LocalExecutor",
-        account: OsAccount | None = None,
     ):
-        self.process, self.folder, self.job, self.processes = process, folder, job, executor.processes
+        self.process, self.folder, self.job, self.processes = worker.process, folder, job, executor.processes
+        self.worker_folder = worker.folder
         self.grace = executor.deadline_grace
-        self.account = account  # whose files the results must be (None: the control plane's own)
+        self.account = worker.account  # whose files the results must be (None: the control plane's own)
         self._stopped: Reason | None = None
         self._reader = threading.Thread(target=self._read, args=(on_output,), daemon=True)
         self._reader.start()
@@ -235,6 +272,8 @@ class _LocalStep(StepHandle):
             return self._result()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+            if self.worker_folder is not None:
+                shutil.rmtree(self.worker_folder, ignore_errors=True)
 
     def _result(self) -> StepResult:
         files = {
@@ -262,16 +301,59 @@ class _LocalStep(StepHandle):
         self._stop(Reason.ABORTED)
 
 
-class LocalExecutor(Executor):
-    """Worker processes on this machine, started ahead of need so a step does not wait for imports.
+def may_restore_priority() -> bool:
+    """Whether this process may give a process it lowered its normal priority back (root with
+    CAP_SYS_NICE, or an RLIMIT_NICE allowing it): tried on a thread of its own, which then ends."""
+    allowed: list[bool] = []
 
-    Each worker runs one step in its own process group and exits. With ``isolation`` in its
-    ``os_accounts`` mode (``UserIsolation``), each worker is started for its step as the run-as
-    user's own OS account, in a job folder only that account may enter, with a minimal
-    environment; no worker is kept warm then (it would have to be one per account), so every
-    notebook step pays Python's and papermill's imports (a second or two). In the
-    ``shared_account_unsafe`` mode, ``warm_workers`` idle ones are kept ready and run as the
-    control plane's own OS user, without its private environment but with its files.
+    def attempt() -> None:
+        thread = threading.get_native_id()  # Linux: a nice value is a thread's
+        normal = os.getpriority(os.PRIO_PROCESS, thread)
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, min(normal + 1, 19))
+            os.setpriority(os.PRIO_PROCESS, thread, normal)
+            allowed.append(True)
+        except PermissionError:
+            allowed.append(False)
+
+    probe = threading.Thread(target=attempt, name="himalia-priority-probe")
+    probe.start()
+    probe.join()
+    return allowed == [True]
+
+
+def set_priority(pid: int, niceness: int) -> None:
+    """Give every thread of a process and of its descendants the nice value ``niceness``."""
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            for thread in process.threads():
+                with contextlib.suppress(ProcessLookupError):
+                    os.setpriority(os.PRIO_PROCESS, thread.id, niceness)
+
+
+class LocalExecutor(Executor):
+    """Worker processes on this machine, started ahead of need so a step waits neither for imports
+    nor, with the kernel pool, for its kernel.
+
+    Each worker runs one step in its own process group and exits; a kernel that ran a step is
+    never used again. With ``isolation`` in its ``os_accounts`` mode (``UserIsolation``), each
+    worker runs as the run-as user's own OS account, in a folder of its own only that account may
+    enter, with a minimal environment, and each step in a job folder of that account; in the
+    ``shared_account_unsafe`` mode, workers run as the control plane's own OS user, without its
+    private environment but with its files.
+
+    Workers are kept ready per OS account and kernel name: ``warm_workers`` with their imports
+    done for each account in use (the control plane's own from the start when sharing it), and
+    ``kernel_pool`` with the kernel started too for each (account, kernel name) pair in use; "in
+    use" means among the ``warm_pairs`` pairs most recently run. A worker is handed only a step of
+    its own account, so a kernel started ahead runs only that account's code. The workers started
+    ahead of need run at a lower priority (``refill_niceness``) until they are handed a step,
+    where this process may give the priority back.
 
     Workers die with the control plane (see ``himalia.execution.worker``). Linux sends the
     parent-death signal when the *thread* that started a child ends, so one long-lived thread
@@ -284,9 +366,45 @@ class LocalExecutor(Executor):
         1,
         min=0,
         config=True,
-        help="""Worker processes kept started and idle, so that a notebook step does not wait for
-        Python and papermill to import. Only with `UserIsolation.mode = 'shared_account_unsafe'`:
-        isolated steps each start a worker as their own OS account.""",
+        help="""Worker processes kept started and idle for each OS account in use (the `warm_pairs`
+        most recently run; the control plane's own from the start with
+        `UserIsolation.mode = 'shared_account_unsafe'`), so that a notebook step does not wait for
+        Python and papermill to import. About 170 MiB each.""",
+    )
+    kernel_pool = Int(
+        1,
+        min=0,
+        config=True,
+        help="""Kernels started ahead for each (OS account, kernel name) pair in use (the
+        `warm_pairs` most recently run), each in an idle worker of its own, as kernel gateways
+        pre-spawn kernels: a step of that pair then starts at once, its environment and working
+        folder given to the kernel at hand-over. IPython kernels only; a kernel runs one step and
+        is never reused. 0 disables the pool (workers start the step's kernel after hand-over).
+        About 230 MiB each, worker included.""",
+    )
+    warm_pairs = Int(
+        2,
+        min=0,
+        config=True,
+        help="""How many (OS account, kernel name) pairs, the most recently run first, get warm
+        workers and pre-started kernels; the idle workers of a pair that drops out are stopped.""",
+    )
+    refill_niceness = Int(
+        10,
+        min=0,
+        max=19,
+        config=True,
+        help="""Nice value added to the workers (and their kernels) started ahead of need, until
+        they are handed a step, so that starting them does not slow the steps running; applied
+        only where the control plane may give the priority back at hand-over (root with
+        CAP_SYS_NICE, or an RLIMIT_NICE that allows it), else they start at normal priority.""",
+    )
+    refill = Bool(
+        True,
+        config=True,
+        help="""Start the idle workers (and kernels) wanted again after each hand-over. Off for a
+        one-off run (`himalia scenario run --wait` with no control plane serving the home): a
+        refill would only compete with the step for the cores, and be stopped unused at exit.""",
     )
     deadline_grace = Float(
         5.0,
@@ -311,86 +429,143 @@ class LocalExecutor(Executor):
         )
         self.isolates_code = self.isolation.isolated
         self.isolation.reap_job_folders()
-        self.idle_workers = 0 if self.isolates_code else self.warm_workers
         self.processes = ProcessRegistry(registry or self.work_root.parent / "run-processes")
         #: Pids of the processes a stopped control plane had left running, killed at start.
         self.reaped = self.processes.start()
-        self._idle: deque[subprocess.Popen[str]] = deque()
+        self._normal_priority = os.getpriority(os.PRIO_PROCESS, 0)
+        self._refill_niceness = self.refill_niceness if self.refill_niceness and may_restore_priority() else 0
+        self._idle: list[_Worker] = []
+        #: The (account, kernel name) pairs most recently run, the latest last.
+        self._recent: OrderedDict[tuple[OsAccount | None, str], None] = OrderedDict()
         self._lock = threading.Lock()
         self._closed = False
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="himalia-spawner")
         self._spawner.submit(self._fill).result()
 
-    def _spawn(self) -> subprocess.Popen[str]:
-        """Start a worker from the spawner thread (see the class docstring)."""
-        return self._spawner.submit(self._start_worker).result()
+    @property
+    def idle_workers(self) -> int:
+        """Workers started and waiting for a step."""
+        with self._lock:
+            return len(self._idle)
 
-    def _start_worker(self, account: OsAccount | None = None, folder: Path | None = None) -> subprocess.Popen[str]:
-        """A worker as the control plane's user, or as ``account`` in its job ``folder``: that uid
-        and gid, no supplementary group, files private to it (umask 077)."""
+    def _wanted(self) -> list[tuple[OsAccount | None, str | None]]:
+        """The idle workers to keep, by (account, kernel started ahead)."""
+        accounts: list[OsAccount | None] = [] if self.isolates_code else [None]
+        accounts += [account for account, _ in reversed(self._recent) if account not in accounts]
+        wanted = [(account, None) for account in accounts for _ in range(self.warm_workers)]
+        return wanted + [pair for pair in reversed(self._recent) for _ in range(self.kernel_pool)]
+
+    def _start_worker(self, account: OsAccount | None, kernel: str | None, niceness: int) -> _Worker:
+        """A worker, from the spawner thread (see the class docstring): as the control plane's
+        user, or as ``account`` in a folder of its own: that uid and gid, no supplementary group,
+        files private to it (umask 077)."""
+        folder = None if account is None else self.isolation.job_folder(account, prefix="worker-")
         env = self.isolation.environment(account, inherited_environment(), folder or self.work_root)
-        env["PYTHONUNBUFFERED"] = "1"
-        env[PARENT_VARIABLE] = str(os.getpid())
+        env.update({"PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid())})
+        if kernel:
+            env[KERNEL_VARIABLE] = kernel
+        if niceness:
+            env[NICE_VARIABLE] = str(self._normal_priority + niceness)
         identity: dict[str, Any] = {}
         if account is not None:
             identity = {"user": account.uid, "group": account.gid, "extra_groups": [], "umask": 0o077}
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "himalia.execution.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=folder or self.work_root,
-            start_new_session=True,
-            **identity,
-        )
-        self.processes.add(worker)
-        return worker
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "himalia.execution.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+                cwd=folder or self.work_root,
+                start_new_session=True,
+                **identity,
+            )
+        except BaseException:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.processes.add(process)
+        return _Worker(process, account, kernel, folder, niced=bool(niceness))
 
     def _fill(self) -> None:
-        """Top up the idle workers; runs on the spawner thread."""
+        """Start the idle workers missing, stop those no longer wanted; runs on the spawner thread."""
         self.work_root.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            while not self._closed and len(self._idle) < self.idle_workers:
-                self._idle.append(self._start_worker())
+            self._idle = [worker for worker in self._idle if worker.process.poll() is None]
+            missing = self._wanted()
+            kept = []
+            for worker in self._idle:
+                if worker.kind in missing:
+                    missing.remove(worker.kind)
+                    kept.append(worker)
+            stopped = [worker for worker in self._idle if all(worker is not other for other in kept)]
+            self._idle = kept
+        for worker in stopped:
+            self._stop_idle(worker)
+        for account, kernel in missing:
+            worker = self._start_worker(account, kernel, self._refill_niceness)
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._idle.append(worker)
+            if closed:  # close() has already stopped the others
+                self._stop_idle(worker)
+                return
 
-    def _take(self) -> subprocess.Popen[str]:
+    def _stop_idle(self, worker: _Worker) -> None:
+        if worker.process.stdin:
+            worker.process.stdin.close()
+        kill_tree(worker.pid)
+        worker.process.wait()
+        self.processes.release(worker.pid)
+        if worker.folder is not None:
+            shutil.rmtree(worker.folder, ignore_errors=True)
+
+    def _take(self, account: OsAccount | None, kernel: str | None) -> _Worker:
+        """An idle worker of ``account``: one that started ``kernel`` first, else one without a
+        kernel, else one that started another (it will stop it); else a new one."""
         with self._lock:
-            while self._idle:
-                worker = self._idle.popleft()
-                if worker.poll() is None:
-                    return worker
-        return self._spawn()
+            mine = [worker for worker in self._idle if worker.account == account and worker.process.poll() is None]
+            ranked = sorted(mine, key=lambda worker: (worker.kernel != kernel, worker.kernel is not None))
+            if ranked:
+                self._idle.remove(ranked[0])
+                return ranked[0]
+        return self._spawner.submit(self._start_worker, account, None, 0).result()
 
     def start(self, job: StepJob, on_output: Callable[[str], None]) -> StepHandle:
         account = self.isolation.for_login(job.run_as)  # refuses in a sentence when it cannot isolate
+        kernel = notebook_kernel(job)
         folder = self.isolation.job_folder(account, prefix=f"run-{job.run_id}-")
         try:
             owner = None if account is None else (account.uid, account.gid)
             materialize(job.files, job.folder, folder, self.project_file, owner)
-            if account is None:
-                worker = self._take()
-            else:
-                worker = self._spawner.submit(self._start_worker, account, folder).result()
+            worker = self._take(account, kernel)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        assert worker.stdin is not None
-        worker.stdin.write(f"{folder}\n{job.model_dump_json()}\n")  # see himalia.execution.worker.main
-        worker.stdin.close()
-        with contextlib.suppress(RuntimeError):  # closing: no more workers
-            self._spawner.submit(self._fill)
-        return _LocalStep(worker, folder, job, on_output, self, account)
+        if worker.niced:
+            set_priority(worker.pid, self._normal_priority)
+        self.processes.handed(worker.pid)
+        assert worker.process.stdin is not None
+        worker.process.stdin.write(f"{folder}\n{job.model_dump_json()}\n")  # see himalia.execution.worker.main
+        worker.process.stdin.close()
+        with self._lock:
+            if kernel is not None and self.warm_pairs:
+                self._recent[account, kernel] = None
+                self._recent.move_to_end((account, kernel))
+                while len(self._recent) > self.warm_pairs:
+                    self._recent.popitem(last=False)
+        if self.refill:
+            with contextlib.suppress(RuntimeError):  # closing: no more workers
+                self._spawner.submit(self._fill)
+        return _LocalStep(worker, folder, job, on_output, self)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle, self._idle = list(self._idle), deque()
+            idle, self._idle = self._idle, []
         for worker in idle:
-            if worker.stdin:
-                worker.stdin.close()
-            kill_tree(worker.pid)
-            worker.wait()
+            self._stop_idle(worker)
         self._spawner.shutdown(wait=True)
         self.processes.close()

@@ -50,8 +50,15 @@ def render_report(executed: Path, hide_code: bool) -> str:
 
 
 def load_report_templates() -> None:
-    """Export an empty notebook once: the first export loads nbconvert's templates (a second on a
-    busy machine), which a step would otherwise pay after its deadline."""
+    """Export a small notebook once: the first export loads nbconvert's templates, the code
+    highlighter and the markdown renderer (a second on a busy machine), which a step would otherwise
+    pay after its deadline; an empty notebook would leave the highlighter and markdown cold."""
     import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-    report_exporter().from_notebook_node(nbformat.v4.new_notebook())
+    cells = [
+        new_markdown_cell("# Report"),
+        new_code_cell("print(1)", outputs=[new_output("stream", name="stdout", text="1\n")], execution_count=1),
+    ]
+    node = new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
+    report_exporter().from_notebook_node(nbformat.from_dict(node))

@@ -15,11 +15,21 @@ The kernel runs in a session of its own, which no signal to this group reaches, 
 first kills every process it started, kernel and the kernel's children included, then exits.
 This is set up before papermill is imported (seconds on a busy machine), so that a worker
 whose control plane dies during its imports does not live on either.
+
+A worker may also start its step's kernel ahead (``LocalExecutor.kernel_pool``): told the kernel
+name, it starts that kernel before reading its job, and at hand-over gives it the job's
+environment, working folder and import path (:class:`PrestartedKernel`), which a kernel started
+for the job would have got at its start. Only IPython kernels are started ahead (the hand-over is
+Python code); the kernel is killed, without waiting for it, once the notebook is executed. A
+worker started ahead of need also lowers its own priority first (``NICE_VARIABLE``), so that its
+imports and its kernel's start yield the processor to the running steps; the executor gives it
+(and its kernel) the normal priority back when it hands it a step.
 """
 
 import contextlib
 import ctypes
 import importlib
+import json
 import os
 import signal
 import sys
@@ -33,14 +43,36 @@ import psutil
 
 from himalia.execution.files import PROJECT_FOLDER
 from himalia.execution.report import load_report_templates, render_report
-from himalia.execution.worker_output import clean_output, quiet_libraries
+from himalia.execution.worker_output import quiet_libraries, route_stderr, scrub_output
 from himalia.wire.steps import ERROR_LIMIT, Reason, StepJob, StepResult
 
 if TYPE_CHECKING:
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.manager import AsyncKernelManager
     from papermill.exceptions import PapermillExecutionError
 
 #: Tells a worker which process it must die with (``die_with_parent``).
 PARENT_VARIABLE = "HIMALIA_WORKER_PARENT"
+#: Tells a worker the kernel to start before its job comes (none: it starts the job's after).
+KERNEL_VARIABLE = "HIMALIA_WORKER_KERNEL"
+#: Tells a worker started ahead of need the nice value to run at until its step is handed over.
+NICE_VARIABLE = "HIMALIA_WORKER_NICE"
+#: Seconds a kernel may take to answer once started, as papermill's own ``start_timeout``.
+KERNEL_START_TIMEOUT = 60.0
+#: Seconds the hand-over code may take in the kernel.
+HAND_OVER_TIMEOUT = 30.0
+#: What a kernel started for the job runs with, as nbclient starts IPython kernels (no history file).
+KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
+#: Run in a kernel started ahead, in a namespace of its own: the job's environment, working folder
+#: and import path, as a kernel started for the job gets them (the project tree first on
+#: ``sys.path``, from ``PYTHONPATH``); nothing is left in the notebook's namespace.
+HAND_OVER = """
+import os, pathlib, sys
+os.environ.update(ENVIRONMENT)
+os.chdir(WORKDIR)
+sys.path.insert(0, TREE)
+get_ipython().user_ns["_dh"][:] = [pathlib.Path(WORKDIR)]
+"""
 #: What a step needs, imported by ``main`` ahead of the job (``execute`` imports them for itself).
 STEP_MODULES = ("nbformat", "papermill", "papermill.exceptions", "nbclient.exceptions", "nbconvert")
 #: The limit of a cell started at or after the deadline (nbclient reads 0 as "no limit").
@@ -64,13 +96,84 @@ class StepClock:
         return None if self.ends is None else max(self.ends - time.monotonic(), PAST_DEADLINE)
 
 
-def execute(job: StepJob, folder: Path) -> StepResult:
+class PrestartedKernel:
+    """An IPython kernel started before its job is known, with a client connected to it."""
+
+    def __init__(self, manager: "AsyncKernelManager", client: "BlockingKernelClient") -> None:
+        self.manager, self.client = manager, client
+
+    @classmethod
+    def start(cls, name: str) -> "PrestartedKernel | None":
+        """Start kernel ``name`` and wait until it answers; ``None`` for a kernel that is not
+        IPython's, or one that does not start (the job then starts its own, and says why)."""
+        from jupyter_client.blocking import BlockingKernelClient
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        manager = AsyncKernelManager(kernel_name=name)  # papermill's (nbclient's) own class
+        try:
+            if not manager.ipykernel:
+                return None
+            run_sync(manager.start_kernel)(extra_arguments=KERNEL_ARGUMENTS)
+            client = BlockingKernelClient()
+            client.load_connection_info(manager.get_connection_info())
+            client.start_channels()
+            client.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
+        except Exception:  # a kernel started for the job reports the failure
+            kill_kernel(manager)
+            return None
+        return cls(manager, client)
+
+    @property
+    def name(self) -> str:
+        return self.manager.kernel_name
+
+    def hand_over(self, environment: dict[str, str], workdir: Path, tree: Path) -> bool:
+        """Give the kernel the job's environment, working folder and import path; whether it took them."""
+        values = {"ENVIRONMENT": environment, "WORKDIR": str(workdir), "TREE": str(tree)}
+        try:
+            reply = self.client.execute_interactive(
+                f"exec({HAND_OVER!r}, {values!r})",
+                silent=True,  # no execution count, no input broadcast, nothing in the history
+                store_history=False,
+                timeout=HAND_OVER_TIMEOUT,
+                output_hook=lambda _message: None,
+            )
+        except Exception:  # a timeout, a dead kernel: the job starts its own
+            return False
+        finally:
+            self.client.stop_channels()
+        return bool(reply["content"]["status"] == "ok")
+
+
+def kill_kernel(manager: "AsyncKernelManager") -> None:
+    """Kill a kernel this worker started, and its process group, without waiting for it: nothing
+    of it is needed any more, and the executor kills whatever of the step is left when it ends."""
+    process = getattr(manager.provisioner, "process", None)
+    if process is not None and process.poll() is None:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)  # jupyter_client starts kernels in a session of their own
+
+
+def notebook_kernel(job: StepJob) -> str | None:
+    """The kernel papermill starts for ``job``: its own, else its notebook's (``None``: papermill refuses it)."""
+    if job.kernel:
+        return job.kernel
+    with contextlib.suppress(ValueError, LookupError, TypeError):
+        name = json.loads(job.content)["metadata"]["kernelspec"]["name"]
+        return name if isinstance(name, str) else None
+    return None
+
+
+def execute(job: StepJob, folder: Path, kernel: PrestartedKernel | None = None) -> StepResult:
     """Run ``job`` with papermill, until it ends or its deadline; write the executed notebook and
     its HTML report in ``folder``. The result carries no files: they stay in ``folder``.
 
     The executor has written the job's project files in ``folder/project``
     (:func:`~himalia.execution.files.materialize`): the notebook runs in its own folder there, and
-    the tree's root is on the kernel's ``sys.path`` (``PYTHONPATH``), as it was interactively."""
+    the tree's root is on the kernel's ``sys.path`` (``PYTHONPATH``), as it was interactively.
+    ``kernel``, started ahead, runs the notebook if it is the job's and takes the hand-over;
+    otherwise papermill starts the job's kernel (and shuts it down at the end)."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -83,6 +186,12 @@ def execute(job: StepJob, folder: Path) -> StepResult:
     os.environ.update(job.env)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
     clock = StepClock(job.seconds_left())
+    if kernel is not None:
+        environment = {name: os.environ[name] for name in [*job.env, "PYTHONPATH"]}
+        if kernel.name != notebook_kernel(job) or not kernel.hand_over(environment, workdir, tree):
+            kill_kernel(kernel.manager)
+            kernel = None
+    reuse = {} if kernel is None else {"km": kernel.manager}
     outcome = StepResult(reason=Reason.OK)
     try:
         papermill.execute_notebook(
@@ -96,6 +205,7 @@ def execute(job: StepJob, folder: Path) -> StepResult:
             timeout_func=clock.cell_limit,
             shutdown_kernel="immediate",  # a graceful one waits seconds for a kernel still busy at the deadline
             cwd=str(workdir),
+            **reuse,
         )
     except PapermillExecutionError as error:
         outcome = StepResult(reason=Reason.CELL_ERROR, error=_describe_cell_error(error)[:ERROR_LIMIT])
@@ -107,6 +217,8 @@ def execute(job: StepJob, folder: Path) -> StepResult:
     except Exception as error:  # papermill's own failures: bad kernel name, unreadable notebook
         outcome = StepResult(reason=Reason.FAILED, error=f"{type(error).__name__}: {error}"[:ERROR_LIMIT])
         traceback.print_exc(file=sys.stdout)
+    if kernel is not None:  # papermill shuts down only the kernels it started
+        kill_kernel(kernel.manager)
     if executed.exists():
         (folder / "report.html").write_text(render_report(executed, job.hide_code), encoding="utf-8")
     return outcome
@@ -163,17 +275,21 @@ def die_with_parent(parent: int) -> None:
 
 def main() -> None:
     """Take one job from stdin: its folder's path on the first line, the ``StepJob`` as JSON on the second."""
+    if os.environ.get(NICE_VARIABLE):  # before any thread or child, which inherit it
+        os.setpriority(os.PRIO_PROCESS, 0, int(os.environ[NICE_VARIABLE]))
     quiet_libraries()
     die_with_parent(int(os.environ.get(PARENT_VARIABLE) or os.getppid()))
+    route_stderr()  # before any kernel starts: kernels inherit standard error
     for module in STEP_MODULES:
         importlib.import_module(module)
     load_report_templates()
+    kernel = PrestartedKernel.start(os.environ[KERNEL_VARIABLE]) if os.environ.get(KERNEL_VARIABLE) else None
     folder = sys.stdin.readline().strip()
     if not folder:
         return  # the executor closed the pool before handing over a job
     job = StepJob.model_validate_json(sys.stdin.readline())
-    clean_output(Path(folder))
-    outcome = execute(job, Path(folder))
+    scrub_output(Path(folder), Path.cwd())
+    outcome = execute(job, Path(folder), kernel)
     sys.stdout.flush()
     (Path(folder) / "result.json").write_text(outcome.model_dump_json(), encoding="utf-8")
     # Skip the interpreter's teardown (the kernel client's ZeroMQ context and threads): it takes

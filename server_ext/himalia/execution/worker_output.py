@@ -24,11 +24,12 @@ PAPERMILL_PLUMBING = ("Input Notebook:", "Output Notebook:", "Working directory:
 
 
 class PathScrubber:
-    """Replaces the job folder by ``.`` and the home folder by ``~`` in text."""
+    """Replaces the job folder (and the worker's own, if it has one) by ``.`` and the home by ``~`` in text."""
 
-    def __init__(self, folder: Path, home: str) -> None:
-        folders = {str(folder), os.path.realpath(folder)}
-        replacements = [(spelling, ".") for spelling in folders]
+    def __init__(self, folders: Path | tuple[Path, ...], home: str) -> None:
+        folders = (folders,) if isinstance(folders, Path) else folders
+        spellings = {spelling for folder in folders for spelling in (str(folder), os.path.realpath(folder))}
+        replacements = [(spelling, ".") for spelling in spellings]
         if home and Path(home).parts[1:]:  # never "/", which would blank every path
             replacements += [(spelling, "~") for spelling in {home.rstrip("/"), os.path.realpath(home)}]
         # The longest first: the job folder usually lies below the home.
@@ -83,25 +84,35 @@ def quiet_libraries() -> None:
     papermill.addHandler(handler)
 
 
-def _forward(source: int, target: ScrubbedStream) -> None:
+def _forward(source: int) -> None:
     with os.fdopen(source, encoding="utf-8", errors="replace") as lines:
         for line in lines:
             if not KERNEL_APP_LINE.match(line):
-                target.write(line)
-                target.flush()
+                sys.stdout.write(line)  # the scrubbed stream once the job is known (``scrub_output``)
+                sys.stdout.flush()
 
 
-def clean_output(folder: Path) -> ScrubbedStream:
-    """Scrub the job's paths from standard output, and route standard error (which the kernel
-    inherits) through a thread that also drops the kernel application's own warnings. Returns
-    the stream now installed as ``sys.stdout``; papermill's handler writes there too."""
-    scrubbed = ScrubbedStream(sys.__stdout__ or sys.stdout, PathScrubber(folder, os.environ.get("HOME", "")))
+def route_stderr() -> None:
+    """Route standard error (which kernels inherit) through a thread that drops the kernel
+    application's own warnings; done before any kernel starts, one started ahead of its job included."""
+    reading, writing = os.pipe()
+    os.dup2(writing, 2)
+    os.close(writing)
+    threading.Thread(target=_forward, args=(reading,), name="himalia-stderr", daemon=True).start()
+
+
+def scrub_output(*folders: Path) -> ScrubbedStream:
+    """Scrub the job's paths (``folders`` read as ``.``, the home as ``~``) from standard output and
+    error. Returns the stream now installed as ``sys.stdout``; papermill's handler writes there too."""
+    scrubbed = ScrubbedStream(sys.__stdout__ or sys.stdout, PathScrubber(folders, os.environ.get("HOME", "")))
     sys.stdout = sys.stderr = scrubbed
     for handler in logging.getLogger("papermill").handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(scrubbed)
-    reading, writing = os.pipe()
-    os.dup2(writing, 2)  # the kernel, started later, inherits this standard error
-    os.close(writing)
-    threading.Thread(target=_forward, args=(reading, scrubbed), name="himalia-stderr", daemon=True).start()
     return scrubbed
+
+
+def clean_output(folder: Path) -> ScrubbedStream:
+    """Both at once, for a process whose job is known before its kernel starts (a Kubernetes step's pod)."""
+    route_stderr()
+    return scrub_output(folder)

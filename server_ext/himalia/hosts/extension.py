@@ -10,76 +10,37 @@ configuration or in ``himalia_config.py`` (read as every Himalia host reads it, 
 Under JupyterHub (``service_url`` set, as the hub's spawner does): no control plane here, the
 API is forwarded to the Himalia hub service as the server's owner (see ``forwarding``), and the
 administration application's address sends the browser on to the service's.
+
+Either starts after the server answers, in a thread: importing the services and opening the store
+take seconds that ``jupyter lab`` does not wait for. Until then a ``RouteGate`` holds the API's
+requests, and hands them on once the API is served; if it cannot start, each is answered 503.
 """
 
+import asyncio
 import getpass
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
-from jupyter_server.base.handlers import APIHandler as JupyterAPIHandler
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.routing import PathMatches, Rule
 from traitlets import Bool, TraitError, Unicode, default
 
-from himalia.api import API_PREFIX, api_prefix, routes
-from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE, APIHandler
-from himalia.controlplane import ControlPlane
+from himalia.api import API_PREFIX, api_prefix
 from himalia.core.config import ConfigFileError, environment_default, load_config_files
-from himalia.core.errors import HimaliaError, Unauthenticated
-from himalia.data.reading import DatasetReading
-from himalia.execution.accounts import UserIsolation
-from himalia.execution.local import LocalExecutor
+from himalia.core.errors import HimaliaError
 from himalia.hosts.admin import ADMIN_PATH, admin_page, static_route
-from himalia.hosts.forwarding import PROJECT_FILES, SERVICE_URL, ForwardingHandler
-from himalia.hub.setup import SERVICE
-from himalia.identity.caller import Caller
-from himalia.scenarios.files import ProjectFiles
-from himalia.scenarios.reporting import Mailer, WebhookSettings
+from himalia.hosts.gate import RouteGate
 
-LOCAL_USER = "himalia_local_user"
-HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+if TYPE_CHECKING:
+    from himalia.controlplane import ControlPlane
 
-
-class _JupyterHosted(APIHandler):
-    """Identity from the Jupyter server, unless the request carries a Himalia token."""
-
-    async def host_caller(self) -> Caller | None:
-        token = self.bearer_token()
-        if token is not None and not self._jupyter_token_is(token):
-            # Jupyter would fall back to its login cookie; the header's claim alone decides here.
-            self.log_denied("invalid token")
-            raise Unauthenticated("The token in the Authorization header is not valid.")
-        if self.current_user is None:
-            return None
-        return await self.call(self.control_plane.users.sign_in, self.settings[LOCAL_USER], self.client_address)
-
-    def _jupyter_token_is(self, token: str) -> bool:
-        """Whether the Jupyter server authenticated this request by ``token``, this very header's."""
-        jupyter: Any = self  # a JupyterHandler, once composed by ``jupyter_hosted``
-        return bool(jupyter.token_authenticated) and jupyter.identity_provider.get_token(jupyter) == token
-
-    def finish(self, *args: Any, **kwargs: Any) -> Any:
-        # Jupyter's APIHandler.finish forces JSON; reports, logs and exports set their own type.
-        kwargs.setdefault("set_content_type", self._headers.get("Content-Type", "application/json"))
-        return super().finish(*args, **kwargs)
-
-    def check_xsrf_cookie(self) -> None:
-        # A request with an Authorization header cannot be forged cross-site, and it authenticates
-        # by that header or not at all (401, see ``authenticate``): only cookie requests are checked.
-        if "Authorization" not in self.request.headers:
-            super().check_xsrf_cookie()
-
-
-def jupyter_hosted(handler: type[APIHandler]) -> type[APIHandler]:
-    """``handler`` served by jupyter-server: Jupyter's handler base, Himalia's own authentication."""
-    methods: dict[str, Any] = {
-        name: allow_unauthenticated(getattr(handler, name)) for name in HTTP_METHODS if name in vars(handler)
-    }
-    return type(handler.__name__, (_JupyterHosted, handler, JupyterAPIHandler), methods)
+Routes = Sequence[tuple[str, type[web.RequestHandler]]]
 
 
 class AdminPageHandler(JupyterHandler):
@@ -98,6 +59,8 @@ class AdminRedirectHandler(JupyterHandler):
 
     @allow_unauthenticated
     def get(self) -> None:
+        from himalia.hub.setup import SERVICE
+
         hub_base_url = os.environ.get("JUPYTERHUB_BASE_URL", "/")
         self.redirect(url_path_join(hub_base_url, "services", SERVICE, "admin/"))
 
@@ -105,8 +68,9 @@ class AdminRedirectHandler(JupyterHandler):
 class HimaliaExtension(ExtensionApp):
     name = "himalia"
     description = "Himalia control plane, in-process (standalone mode)."
-    # KubernetesExecutor is not listed: its module imports the kubernetes client, an optional extra.
-    classes = [ControlPlane, LocalExecutor, UserIsolation, Mailer, WebhookSettings, ProjectFiles, DatasetReading]
+    # The configurables (c.ControlPlane.*, c.LocalExecutor.*, c.Mailer.*, ...) are not listed in
+    # ``classes``: listing them would import the services before the server answers. Each reads
+    # its section of this server's configuration when the control plane creates it.
 
     local_user = Unicode(
         config=True,
@@ -149,56 +113,90 @@ class HimaliaExtension(ExtensionApp):
             return
         self.update_config(loaded.config)
 
-    def initialize_settings(self) -> None:
+    #: Holds the API's requests until the control plane (or, under the hub, the forwarding) is ready.
+    gate: RouteGate | None = None
+    control_plane: "ControlPlane | None" = None
+
+    def initialize_handlers(self) -> None:
+        # ExtensionApp prefixes base_url itself; the gate is mounted below the full prefix.
         if self.service_url:
-            self.log.info("Himalia: forwarding %s to the hub service at %s", API_PREFIX, self.service_url)
-            self.settings[SERVICE_URL] = self.service_url
-            # The service cannot see this person's files: saves read them here (see forwarding).
-            root = self.serverapp.root_dir if self.serverapp else os.getcwd()
-            self.settings[PROJECT_FILES] = (Path(root), ProjectFiles(parent=self))
+            self.handlers.append(("/" + ADMIN_PATH + "?", AdminRedirectHandler))
+        elif not self.unavailable:
+            self.handlers += [("/" + ADMIN_PATH + "?", AdminPageHandler), static_route("/" + ADMIN_PATH)]
+        if (self.unavailable and not self.service_url) or self.serverapp is None:
             return
-        if self.unavailable:
-            return
+        web_app = self.serverapp.web_app
+        self.gate = RouteGate(web_app)
+        rule = Rule(PathMatches(api_prefix(web_app.settings["base_url"]) + "/.*"), self.gate)
+        # Tornado's own add_handlers: jupyter-server's checks a handler class's methods for an
+        # authentication decorator, and the gate is a router (``jupyter_hosted`` decorates its handlers).
+        web.Application.add_handlers(web_app, ".*$", [rule])
+        # Runs once the IOLoop does, i.e. once the server listens: the start is off its own path.
+        self.serverapp.io_loop.add_callback(self._start)
+
+    async def _start(self) -> None:
+        """The control plane (or the forwarding) started in a thread, then the gate opened with its routes."""
+        assert self.gate is not None and self.serverapp is not None
+        settings = self.serverapp.web_app.settings
+        start = self._forward if self.service_url else self._start_control_plane
         try:
-            self.control_plane = plane = ControlPlane(parent=self, log=self.log)
+            routes, ready_settings = await asyncio.to_thread(start, settings["base_url"])
         except TraitError as error:
-            self.log.error("Himalia is off in this server: configuration: %s", error)
-            self.unavailable = f"configuration: {error}"
-            return
+            self._refuse(f"configuration: {error}")
+        except HimaliaError as error:  # the sentence says it all, Jupyter would add a traceback
+            self._refuse(error.message)
+        except Exception as error:
+            self.log.exception("Himalia could not start")
+            self._refuse(f"{type(error).__name__}: {error}")
+        else:
+            settings.update(ready_settings)
+            self.gate.open(routes)
+
+    def _refuse(self, reason: str) -> None:
+        """Logged once; every API request is then answered 503 saying why (to the server's owner)."""
+        assert self.gate is not None
+        self.log.error("Himalia is off in this server: %s", reason)
+        self.unavailable = reason
+        self.gate.close(reason)
+
+    def _forward(self, base_url: str) -> tuple[Routes, dict[str, Any]]:
+        from himalia.hosts.forwarding import PROJECT_FILES, SERVICE_URL, ForwardingHandler
+        from himalia.scenarios.files import ProjectFiles
+
+        self.log.info("Himalia: forwarding %s to the hub service at %s", API_PREFIX, self.service_url)
+        # The service cannot see this person's files: saves read them here (see forwarding).
+        root = self.serverapp.root_dir if self.serverapp else os.getcwd()
+        settings = {SERVICE_URL: self.service_url, PROJECT_FILES: (Path(root), ProjectFiles(parent=self))}
+        return [(api_prefix(base_url) + "/(.*)", ForwardingHandler)], settings
+
+    def _start_control_plane(self, base_url: str) -> tuple[Routes, dict[str, Any]]:
+        """Configure and start the control plane, in a thread of its own: imports, store, services, engine."""
+        from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE
+        from himalia.controlplane import ControlPlane
+        from himalia.hosts.jupyter_routes import LOCAL_USER, jupyter_routes
+
+        plane = ControlPlane(parent=self, log=self.log)
         if self.serverapp is not None:
             if not plane.notebook_root:  # the Jupyter root: its files are this server's user's own
                 plane.notebook_root = self.serverapp.root_dir
             plane.api_url = url_path_join(self.serverapp.connection_url, API_PREFIX)
             if not plane.public_url:  # links in reports open this lab (after its login)
                 plane.public_url = self.serverapp.connection_url
-        try:
-            plane.start()
-        except HimaliaError as error:
-            # Jupyter would log a failed extension with its traceback; the sentence says it all.
-            self.log.error("Himalia is off in this server: %s", error.message)
-            self.unavailable = error.message
-            return
+        plane.start()
+        self.control_plane = plane
         if self.local_user_admin:
             plane.users.ensure_local_admin(self.local_user)
         if plane.run_scenarios:
             plane.start_engine()
-        self.settings.update(
-            {
-                CONTROL_PLANE: self.control_plane,
-                LOCAL_USER: self.local_user,
-                API_PREFIX_SETTING: api_prefix(self.serverapp.base_url if self.serverapp else "/"),
-            }
-        )
+        settings = {CONTROL_PLANE: plane, LOCAL_USER: self.local_user, API_PREFIX_SETTING: api_prefix(base_url)}
+        return jupyter_routes(base_url), settings
 
-    def initialize_handlers(self) -> None:
-        # ExtensionApp prefixes base_url itself.
-        if self.service_url:
-            self.handlers.append((API_PREFIX + "/(.*)", ForwardingHandler))
-            self.handlers.append(("/" + ADMIN_PATH + "?", AdminRedirectHandler))
-        elif not self.unavailable:
-            self.handlers.extend(routes("/", adapt=jupyter_hosted))
-            self.handlers += [("/" + ADMIN_PATH + "?", AdminPageHandler), static_route("/" + ADMIN_PATH)]
+    async def started(self) -> None:
+        """Until the API is served here, or refused for good (``unavailable`` then says why)."""
+        if self.gate is not None:
+            await self.gate.decided()
 
     async def stop_extension(self) -> None:
-        if not self.service_url and not self.unavailable:
+        await self.started()
+        if self.control_plane is not None:
             self.control_plane.stop()

@@ -6,15 +6,14 @@ Jupyter server extension mounts.
 
 import asyncio
 import signal
-import threading
 
 from tornado import web
 from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from himalia.api import api_prefix, routes
 from himalia.api.base import API_PREFIX_SETTING, CONTROL_PLANE, TRUSTED_PROXIES_SETTING, trusted_networks
 from himalia.controlplane import ControlPlane
+from himalia.hosts.operator_socket import OperatorSocket
 
 
 def make_application(control_plane: ControlPlane, base_url: str = "/") -> web.Application:
@@ -24,36 +23,6 @@ def make_application(control_plane: ControlPlane, base_url: str = "/") -> web.Ap
         TRUSTED_PROXIES_SETTING: trusted_networks(control_plane.trusted_proxies or ()),
     }
     return web.Application(routes(base_url), **settings)  # type: ignore[arg-type]
-
-
-class BackgroundAPI:
-    """The API on a loopback port in a thread: what ``himalia scenario run --wait`` gives its kernels."""
-
-    def __init__(self, control_plane: ControlPlane) -> None:
-        self.control_plane = control_plane
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="himalia-api", daemon=True)
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        sockets = bind_sockets(0, "127.0.0.1")
-        server = HTTPServer(make_application(self.control_plane))
-        server.add_sockets(sockets)
-        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}{api_prefix('/')}"
-        self._ready.set()
-        await self._stopping.wait()
-        server.stop()
-        await server.close_all_connections()
-
-    def start(self) -> str:
-        self._thread.start()
-        self._ready.wait(30)
-        return self.url
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(10)
 
 
 def log_settings(control_plane: ControlPlane) -> None:
@@ -94,8 +63,10 @@ async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str =
     server.listen(port, ip)
     reachable = "127.0.0.1" if ip in {"", "0.0.0.0", "::"} else ip
     control_plane.api_url = f"http://{reachable}:{port}{api_prefix(base_url)}"
+    operator_socket = None
     if control_plane.run_scenarios:
         control_plane.start_engine()
+        operator_socket = OperatorSocket.open(control_plane)
     log_settings(control_plane)
     control_plane.log.info("Himalia control plane listening on http://%s:%d%s", ip, port, api_prefix(base_url))
     if hub_service is not None:
@@ -107,5 +78,7 @@ async def serve(control_plane: ControlPlane, ip: str, port: int, base_url: str =
     await stopping.wait()
     if hub_service is not None:
         hub_service.stop()
+    if operator_socket is not None:
+        operator_socket.close()
     server.stop()
     await server.close_all_connections()

@@ -1,10 +1,12 @@
 """What every service shares: the store, the audit trail it records its changes in, and a logger."""
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from himalia.identity.audit import AuditRecord
 from himalia.identity.caller import Caller
 from himalia.store.db import Database
 from himalia.store.orm import AuditEntry
@@ -24,6 +26,10 @@ class AuditRecorder(Protocol):
         project_key: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditEntry: ...
+
+    def record_many(self, session: Session, caller: Caller, records: Sequence[AuditRecord]) -> list[AuditEntry]:
+        """Append several entries as ``caller``, in order, reading the chain's head once."""
+        ...
 
 
 class Service:

@@ -81,7 +81,8 @@ def discover() -> Platform:
     for url, token in _standalone_servers():
         api_url = url.rstrip("/") + "/" + API_PATH
         try:
-            answer = requests.get(f"{api_url}/me", headers={"Authorization": f"token {token}"}, timeout=5)
+            # A server still starting its control plane holds the request until it serves the API.
+            answer = requests.get(f"{api_url}/me", headers={"Authorization": f"token {token}"}, timeout=(5, 60))
         except requests.RequestException:
             continue
         if answer.status_code == 200:

@@ -34,7 +34,7 @@ from himalia.core.units import parse_duration
 from himalia.identity.caller import Caller
 from himalia.identity.service import Service
 from himalia.scenarios.reporting import AlertSummary, Delivery, Mailer, WebhookSettings, deliver_alert
-from himalia.scenarios.scheduler import MissedFires, ScheduledScenario, Scheduler, missed_fires
+from himalia.scenarios.scheduler import MissedFires, ScheduledScenario, Scheduler
 from himalia.store.orm import DeadlineAlert, Project, Scenario, ScenarioRun
 from himalia.wire.definitions import (
     EmailReporter,
@@ -273,18 +273,20 @@ class DeadlineWatcher(Service):
             sla = entry.definition.sla
             assert sla is not None
             self._raise(
-                _Raise(
-                    row,
-                    entry,
-                    "overrun",
-                    f"run:{run_id}",
-                    over,
-                    f"Run #{run_id} of {entry.definition.name} has been running for more than {sla.max_duration} "
-                    f"(its maximum duration); it started at {_shown(started_at, deadline_zone(entry.definition))}.",
-                    f"OVERRUN: {entry.definition.name} still running after {sla.max_duration} (run #{run_id})",
-                    deadline_zone(entry.definition),
-                    run_id,
-                )
+                [
+                    _Raise(
+                        row,
+                        entry,
+                        "overrun",
+                        f"run:{run_id}",
+                        over,
+                        f"Run #{run_id} of {entry.definition.name} has been running for more than {sla.max_duration} "
+                        f"(its maximum duration); it started at {_shown(started_at, deadline_zone(entry.definition))}.",
+                        f"OVERRUN: {entry.definition.name} still running after {sla.max_duration} (run #{run_id})",
+                        deadline_zone(entry.definition),
+                        run_id,
+                    )
+                ]
             )
         return wakes
 
@@ -321,41 +323,56 @@ class DeadlineWatcher(Service):
             last = last_runs.get(row)
             ran = f" The last run, #{last[0]}, is {last[1]}." if last else " It has not run."
             self._raise(
-                _Raise(
-                    row,
-                    entry,
-                    "late",
-                    window.due.isoformat(),
-                    window.due,
-                    f"{entry.definition.name} is late: no successful run finished between "
-                    f"{_shown(window.start, zone)} and its deadline, {_shown(window.due, zone)}.{ran}",
-                    f"LATE: {entry.definition.name} not ready by {sla.ready_by} {zone}",
-                    zone,
-                    last[0] if last else None,
-                )
+                [
+                    _Raise(
+                        row,
+                        entry,
+                        "late",
+                        window.due.isoformat(),
+                        window.due,
+                        f"{entry.definition.name} is late: no successful run finished between "
+                        f"{_shown(window.start, zone)} and its deadline, {_shown(window.due, zone)}.{ran}",
+                        f"LATE: {entry.definition.name} not ready by {sla.ready_by} {zone}",
+                        zone,
+                        last[0] if last else None,
+                    )
+                ]
             )
             self._judged[row] = window.due
 
     # -- missed fires (the scheduler's listener) -----------------------------------------------
 
-    def outage(self, row_id: int, entry: ScheduledScenario, missed: MissedFires) -> None:
-        """Raise the outage's alert. With catch-up ``skip`` the scheduler's cursor stays where it was,
-        so an outage may reach back into one told already: only the fires since are new."""
+    def outages(self, outages: list[tuple[int, ScheduledScenario, MissedFires]]) -> None:
+        """Raise the outages' alerts. With catch-up ``skip`` the scheduler's cursor stays where it was,
+        so an outage may reach back into one told already: only the fires since are new. What was
+        told is read in one statement, the alerts raised ``RAISE_BATCH`` per transaction."""
+        told: dict[int, datetime] = {}
+        rows = [row_id for row_id, _, _ in outages]
         with self.db.read() as session:
-            told = session.scalar(
-                select(func.max(DeadlineAlert.raised_at)).where(
-                    DeadlineAlert.scenario_id == row_id,
-                    DeadlineAlert.kind == "missed",
-                    DeadlineAlert.occurrence.not_like("time:%"),
+            for start in range(0, len(rows), RAISE_BATCH):
+                found = session.execute(
+                    select(DeadlineAlert.scenario_id, func.max(DeadlineAlert.raised_at))
+                    .where(
+                        DeadlineAlert.scenario_id.in_(rows[start : start + RAISE_BATCH]),
+                        DeadlineAlert.kind == "missed",
+                        DeadlineAlert.occurrence.not_like("time:%"),
+                    )
+                    .group_by(DeadlineAlert.scenario_id)
                 )
-            )
-        if told is not None and told >= missed.first:
-            if told >= missed.last:
-                return
-            times = [(i, t) for i, t in enumerate(entry.definition.triggers) if isinstance(t, TimeTrigger)]
-            missed = replace(
-                missed_fires(times, told, missed.last, missed.last, missed.policy), caught_up=missed.caught_up
-            )
+                told.update((row_id, at) for row_id, at in found)
+        alerts = []
+        for row_id, entry, missed in outages:
+            since = told.get(row_id)
+            if since is not None and since >= missed.first:
+                if since >= missed.last:
+                    continue
+                missed = replace(missed, after=since)
+            alerts.append(self._outage_alert(row_id, entry, missed))
+        for start in range(0, len(alerts), RAISE_BATCH):
+            self._raise(alerts[start : start + RAISE_BATCH])
+
+    @staticmethod
+    def _outage_alert(row_id: int, entry: ScheduledScenario, missed: MissedFires) -> "_Raise":
         zone = missed.timezone
         count = f"at least {missed.count}" if missed.bounded else str(missed.count)
         fires = "fire" if missed.count == 1 and not missed.bounded else "fires"
@@ -370,19 +387,17 @@ class DeadlineWatcher(Service):
             caught = "Catch-up had already run the last one."
         else:
             caught = f"Catch-up ran the last one: run #{missed.caught_up.run_id} ({missed.caught_up.state})."
-        self._raise(
-            _Raise(
-                row_id,
-                entry,
-                "missed",
-                missed.first.isoformat(),
-                missed.first,
-                f"{entry.definition.name} missed {count} {fires} {span}: no scheduler fired them (the control "
-                f"plane was down, asleep or failing). {caught}",
-                f"MISSED: {entry.definition.name} did not run {span}",
-                zone,
-                missed.caught_up.run_id if missed.caught_up else None,
-            )
+        return _Raise(
+            row_id,
+            entry,
+            "missed",
+            missed.first.isoformat(),
+            missed.first,
+            f"{entry.definition.name} missed {count} {fires} {span}: no scheduler fired them (the control "
+            f"plane was down, asleep or failing). {caught}",
+            f"MISSED: {entry.definition.name} did not run {span}",
+            zone,
+            missed.caught_up.run_id if missed.caught_up else None,
         )
 
     def skipped(self, row_id: int, entry: ScheduledScenario, fire_key: str, run_id: int) -> None:
@@ -395,77 +410,86 @@ class DeadlineWatcher(Service):
         when = _shown(datetime.fromisoformat(fire_time), zone) if fire_time else "its trigger fired"
         due_at = datetime.fromisoformat(fire_time).astimezone(UTC) if fire_time else self.scheduler.now()
         self._raise(
-            _Raise(
-                row_id,
-                entry,
-                "missed",
-                fire_key[:100],
-                due_at,
-                f"{entry.definition.name} did not run at {when}: run #{run_id} was recorded as skipped. {message}",
-                f"MISSED: {entry.definition.name} skipped at {when}",
-                zone,
-                run_id,
-            )
+            [
+                _Raise(
+                    row_id,
+                    entry,
+                    "missed",
+                    fire_key[:100],
+                    due_at,
+                    f"{entry.definition.name} did not run at {when}: run #{run_id} was recorded as skipped. {message}",
+                    f"MISSED: {entry.definition.name} skipped at {when}",
+                    zone,
+                    run_id,
+                )
+            ]
         )
 
     # -- raising, sending, clearing -----------------------------------------------------------
 
-    def _raise(self, alert: _Raise) -> None:
-        """Insert the alert; if this process's insert won, audit it and send it."""
-        flag = _FLAG[alert.kind]
-        reporters = [r for r in alert.entry.definition.reporters if getattr(r, flag)]
+    def _raise(self, alerts: list[_Raise]) -> None:
+        """Insert the alerts in one transaction; audit and send those whose insert won here."""
+        raised: list[tuple[_Raise, int, str, str | None]] = []
         with self.db.write() as session:
-            row = DeadlineAlert(
-                scenario_id=alert.row_id,
-                project_id=alert.entry.project_id,
+            for alert in alerts:
+                row = DeadlineAlert(
+                    scenario_id=alert.row_id,
+                    project_id=alert.entry.project_id,
+                    kind=alert.kind,
+                    occurrence=alert.occurrence,
+                    due_at=alert.due_at,
+                    run_id=alert.run_id,
+                    message=alert.message,
+                    raised_at=self.scheduler.now(),
+                )
+                try:
+                    with session.begin_nested():
+                        session.add(row)
+                        session.flush()
+                except IntegrityError:
+                    continue  # raised already: here before a restart, or by another control plane
+                project_key = session.get_one(Project, alert.entry.project_id).key
+                last_state = session.get_one(ScenarioRun, alert.run_id).state if alert.run_id else None
+                self.audit.record(
+                    session,
+                    SCHEDULER,
+                    "scenario.alert",
+                    "scenario",
+                    alert.entry.slug,
+                    project_key=project_key,
+                    details={
+                        "kind": alert.kind,
+                        "occurrence": alert.occurrence,
+                        "due_at": alert.due_at.isoformat(),
+                        "run": alert.run_id,
+                        "reporters": len(self._reporters(alert)),
+                    },
+                )
+                raised.append((alert, row.id, project_key, last_state))
+        for alert, alert_id, project_key, last_state in raised:
+            self.log.warning("Scenario %s/%s: %s", project_key, alert.entry.slug, alert.message)
+            reporters = self._reporters(alert)
+            if not reporters:
+                continue
+            summary = AlertSummary(
                 kind=alert.kind,
-                occurrence=alert.occurrence,
-                due_at=alert.due_at,
-                run_id=alert.run_id,
+                project=project_key,
+                scenario_id=alert.entry.slug,
+                scenario_name=alert.entry.definition.name,
+                headline=alert.headline,
                 message=alert.message,
-                raised_at=self.scheduler.now(),
+                due_at=alert.due_at,
+                timezone=alert.timezone,
+                last_run_id=alert.run_id,
+                last_run_state=last_state,
+                url=self.channels.run_link(project_key, alert.entry.slug, alert.run_id) if alert.run_id else None,
             )
-            try:
-                with session.begin_nested():
-                    session.add(row)
-                    session.flush()
-            except IntegrityError:
-                return  # raised already: here before a restart, or by another control plane
-            project_key = session.get_one(Project, alert.entry.project_id).key
-            last_state = session.get_one(ScenarioRun, alert.run_id).state if alert.run_id else None
-            self.audit.record(
-                session,
-                SCHEDULER,
-                "scenario.alert",
-                "scenario",
-                alert.entry.slug,
-                project_key=project_key,
-                details={
-                    "kind": alert.kind,
-                    "occurrence": alert.occurrence,
-                    "due_at": alert.due_at.isoformat(),
-                    "run": alert.run_id,
-                    "reporters": len(reporters),
-                },
-            )
-            alert_id = row.id
-        self.log.warning("Scenario %s/%s: %s", project_key, alert.entry.slug, alert.message)
-        if not reporters:
-            return
-        summary = AlertSummary(
-            kind=alert.kind,
-            project=project_key,
-            scenario_id=alert.entry.slug,
-            scenario_name=alert.entry.definition.name,
-            headline=alert.headline,
-            message=alert.message,
-            due_at=alert.due_at,
-            timezone=alert.timezone,
-            last_run_id=alert.run_id,
-            last_run_state=last_state,
-            url=self.channels.run_link(project_key, alert.entry.slug, alert.run_id) if alert.run_id else None,
-        )
-        self.sending.append(self._senders.submit(self._send, alert_id, reporters, summary))
+            self.sending.append(self._senders.submit(self._send, alert_id, reporters, summary))
+
+    @staticmethod
+    def _reporters(alert: _Raise) -> list[EmailReporter | WebhookReporter]:
+        flag = _FLAG[alert.kind]
+        return [r for r in alert.entry.definition.reporters if getattr(r, flag)]
 
     def _send(self, alert_id: int, reporters: Iterable[EmailReporter | WebhookReporter], alert: AlertSummary) -> None:
         channels = self.channels
@@ -518,6 +542,8 @@ class DeadlineWatcher(Service):
 
 #: SQLite's default bound on the selects of one compound statement is 500.
 COMPOUND_LIMIT = 400
+#: Alerts raised per transaction (a start after a long outage raises one per scenario).
+RAISE_BATCH = 500
 
 
 def _first_successes(

@@ -29,6 +29,9 @@ from himalia.wire.scenarios import FINISHED_STATES, RunState, StepState
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER = timedelta(seconds=60)
+#: How often an idle dispatcher looks at the queue anyway: runs queued here wake it at once
+#: (``RunQueued``, a slot freed); this is for those queued by another process sharing the store.
+QUEUE_SAFETY_SECONDS = 60.0
 
 Reporters = Sequence[EmailReporter | WebhookReporter]
 
@@ -66,6 +69,8 @@ class RunEngine:
         self._active: dict[int, RunContext] = {}
         self._lock = threading.Lock()
         self._wake = threading.Condition()
+        #: Set by ``wake`` until the dispatcher looked at the queue: a wake between two looks is kept.
+        self._woken = False
         self._stopping = threading.Event()
         slots = max(runs.limits().max_running, 1)
         self._pool = ThreadPoolExecutor(slots + 1, thread_name_prefix="himalia-run")
@@ -106,6 +111,7 @@ class RunEngine:
 
     def wake(self) -> None:
         with self._wake:
+            self._woken = True
             self._wake.notify_all()
 
     def abort_local(self, run_id: int) -> None:
@@ -120,7 +126,10 @@ class RunEngine:
             self.abort_local(context.child_run)
 
     def _dispatch_loop(self) -> None:
+        """Claim what the limits allow, then sleep until woken: no wake-ups while nothing is queued."""
         while not self._stopping.is_set():
+            with self._wake:
+                self._woken = False
             try:
                 while not self._stopping.is_set():
                     with self._lock:
@@ -132,11 +141,14 @@ class RunEngine:
             except Exception:
                 self.log.exception("The run dispatcher failed; retrying")
             with self._wake:
-                self._wake.wait(timeout=1.0)
+                if not self._woken and not self._stopping.is_set():
+                    self._wake.wait(timeout=QUEUE_SAFETY_SECONDS)
 
     def _heartbeat_loop(self) -> None:
+        """Beat every ``HEARTBEAT_SECONDS`` while runs are held here; idle, only the sweep of stopped
+        engines' runs is due (a run claimed meanwhile has its first heartbeat from the claim)."""
         last_sweep = 0.0
-        while not self._stopping.wait(HEARTBEAT_SECONDS):
+        while not self._stopping.wait(HEARTBEAT_SECONDS if self._holding() else STALE_AFTER.total_seconds() / 2):
             try:
                 for run_id in self.runs.heartbeat(self.worker):
                     self.abort_local(run_id)
@@ -145,6 +157,10 @@ class RunEngine:
                     self.runs.recover(STALE_AFTER)
             except Exception:
                 self.log.exception("Run heartbeat failed; retrying")
+
+    def _holding(self) -> bool:
+        with self._lock:
+            return bool(self._active)
 
     def _begin(self, run_id: int) -> None:
         context = self._prepare(run_id)

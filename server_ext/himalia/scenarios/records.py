@@ -5,6 +5,7 @@ scheduler holds an ORM row or opens a session.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from himalia.identity.caller import Caller
@@ -67,6 +68,29 @@ class ChildRun:
 
     run_id: int
     state: RunState
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A run the scheduler fires: its scenario's row, the trigger kind and detail, its fire key."""
+
+    row_id: int
+    trigger: str
+    detail: dict[str, Any]
+    fire_key: str
+
+
+@dataclass(frozen=True)
+class ScheduledRow:
+    """An active scenario as the scheduler loads it, with what its catch-up needs."""
+
+    row_id: int
+    project_id: int
+    slug: str
+    definition: dict[str, Any]
+    #: When it was last saved (or activated), and the fire time of its last time-triggered run.
+    saved_at: datetime
+    last_fire: str | None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ refuses schedules that would, and the scheduler holds back any that still do (a 
 before the rule, or a daylight-saving change bringing two fires together).
 """
 
+import gc
 import hashlib
 import heapq
 import json
@@ -26,9 +27,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property, partial
 from logging import Logger, LoggerAdapter
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from croniter import CroniterError
 
@@ -36,7 +37,7 @@ from himalia.core.errors import HimaliaError
 from himalia.core.units import parse_duration
 from himalia.data.connections import ConnectionService
 from himalia.data.datasets import DatasetService
-from himalia.scenarios.records import ChildRun
+from himalia.scenarios.records import ChildRun, Fire
 from himalia.scenarios.runs import RunService
 from himalia.scenarios.uptime import BEAT_INTERVAL, UptimeLog
 from himalia.store.events import Events, RunFinished, ScenarioChanged
@@ -51,6 +52,7 @@ from himalia.wire.definitions import (
     next_fire_time,
     previous_fire_time,
     stored_definition,
+    time_zone,
 )
 from himalia.wire.scenarios import RunState
 
@@ -59,6 +61,8 @@ MISFIRE_GRACE = timedelta(seconds=60)
 MAX_COUNTED_MISSES = 100
 #: How soon a fire that failed (the store unreachable, say) is tried again, for the same fire time.
 RETRY_DELAY = timedelta(seconds=10)
+#: Fires per transaction: a burst of 1,000 due at once pays a few commits, not 1,000.
+FIRE_BATCH = 250
 
 
 class Watcher(Protocol):
@@ -74,27 +78,59 @@ class Watcher(Protocol):
 class MissedFireListener(Protocol):
     """Told of fires that did not become runs that ran (the deadline alerts' ``missed``)."""
 
-    def outage(self, row_id: int, entry: "ScheduledScenario", missed: "MissedFires") -> None:
-        """Fire times passed while no scheduler fired them (down, asleep or failing)."""
+    def outages(self, outages: "list[tuple[int, ScheduledScenario, MissedFires]]") -> None:
+        """Fire times passed while no scheduler fired them (down, asleep or failing), by scenario row:
+        all those a start found, at once."""
 
     def skipped(self, row_id: int, entry: "ScheduledScenario", fire_key: str, run_id: int) -> None:
         """A fire recorded as a skipped run (concurrency policy, full queue)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MissedFires:
-    """The fire times of one outage, as ``_catch_up`` noticed them."""
+    """The fire times of one outage, as ``_missed`` noticed them: those of ``times`` after ``after``
+    up to ``last``. They are counted only when asked: a restart finds most outages told already."""
 
-    first: datetime
+    times: tuple[TimeTrigger, ...]
+    after: datetime
     last: datetime
-    #: How many, up to ``MAX_COUNTED_MISSES`` (``bounded``: there may be more).
-    count: int
-    bounded: bool
-    #: The time zone of the trigger of the first one, to show the times as people wrote them.
-    timezone: str
     #: ``skip`` or ``run_once``, and the run catch-up created for the last one (if it did).
     policy: str
     caught_up: ChildRun | None = None
+
+    @cached_property
+    def _first(self) -> tuple[datetime, str]:
+        return min((next_fire_time(trigger, self.after), trigger.timezone) for trigger in self.times)
+
+    @property
+    def first(self) -> datetime:
+        return self._first[0]
+
+    @property
+    def timezone(self) -> str:
+        """The time zone of the trigger of the first one, to show the times as people wrote them."""
+        return self._first[1]
+
+    @cached_property
+    def _counted(self) -> tuple[int, bool]:
+        found = 0
+        for trigger in self.times:
+            moment = self.after
+            for _ in range(MAX_COUNTED_MISSES + 1 - found):
+                moment = next_fire_time(trigger, moment)
+                if moment > self.last:
+                    break
+                found += 1
+        return min(found, MAX_COUNTED_MISSES), found > MAX_COUNTED_MISSES
+
+    @property
+    def count(self) -> int:
+        """How many, up to ``MAX_COUNTED_MISSES`` (``bounded``: there may be more)."""
+        return self._counted[0]
+
+    @property
+    def bounded(self) -> bool:
+        return self._counted[1]
 
 
 @dataclass
@@ -150,19 +186,45 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._version = 0
         self._unsubscribe: list[Callable[[], None]] = []
+        #: Set while the thread loads: saves and finished runs heard meanwhile wait in ``_deferred``.
+        self._loading = False
+        self._deferred: list[Callable[[], object]] = []
+        #: Set once a load finished: every active scenario is on the heap, its catch-up fired.
+        self.loaded = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the thread, which loads the scenarios first: the server answers meanwhile."""
         if self.uptime is not None:
             self.uptime.begin(self.now())
-        self.load()
+        with self._lock:
+            self._loading = True
         self._unsubscribe = [
             self.events.subscribe(ScenarioChanged, lambda event: self.scenario_changed(event.row_id)),
             self.events.subscribe(RunFinished, lambda event: self.run_finished(event.run_id)),
         ]
-        self._thread = threading.Thread(target=self._loop, name="himalia-scheduler", daemon=True)
+        self._thread = threading.Thread(target=self._load_then_loop, name="himalia-scheduler", daemon=True)
         self._thread.start()
+
+    def _load_then_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.load()
+                break
+            except Exception:  # the store unreachable at start, say
+                self.log.exception("The scheduler could not load the scenarios; retrying")
+                self._stopping.wait(RETRY_DELAY.total_seconds())
+        # The load leaves a large graph of young objects (10,000 scenarios' definitions and heap
+        # entries): the full collection they are due would otherwise come during the first burst of
+        # fires and stall it (measured at 0.6-1.6 s of a 1,000-run burst). Collect them now, idle.
+        gc.collect()
+        self._loop()
+
+    def wake(self) -> None:
+        """Look at the heap again now: the clock it reads moved (tests and benchmarks move it)."""
+        with self._changed:
+            self._changed.notify_all()
 
     def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -211,16 +273,41 @@ class Scheduler:
     # -- the heap -----------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read every active scenario with triggers, apply catch-up, and schedule the next fires."""
+        """Read every active scenario with triggers (one statement), schedule the next fires, then
+        fire the catch-ups their policies ask for, many per transaction, and tell the missed fires."""
         now = self.now()
-        for row_id, project_id, slug, definition, saved_at in self.runs.scheduled_scenarios():
+        missed: list[tuple[int, ScheduledScenario, MissedFires, Fire | None]] = []
+        for row in self.runs.scheduled_scenarios():
             try:
-                parsed = stored_definition(definition)
-                self._schedule(row_id, project_id, slug, parsed, now, catch_up=True, saved_at=saved_at)
+                entry, upcoming = self._schedule(
+                    row.row_id, row.project_id, row.slug, stored_definition(row.definition), now, catch_up=True
+                )
+                found = self._missed(row.row_id, entry, now, row.saved_at, row.last_fire, upcoming)
             except Exception:  # one unreadable scenario must not keep the others from firing
-                self.log.exception("Scenario %s cannot be scheduled", slug)
+                self.log.exception("Scenario %s cannot be scheduled", row.slug)
+                continue
+            if found is not None:
+                missed.append((row.row_id, entry, *found))
+        try:
+            self._catch_up(missed)
+        finally:
+            with self._lock:
+                self._loading, deferred, self._deferred = False, self._deferred, []
+            for action in deferred:
+                action()
+            self.loaded.set()
+
+    def _deferred_while_loading(self, action: Callable[[], object]) -> bool:
+        """Keep ``action`` for the end of the load, if the thread is loading: a save heard before the
+        load read its scenario would otherwise be overwritten by the older row."""
+        with self._lock:
+            if self._loading:
+                self._deferred.append(action)
+            return self._loading
 
     def scenario_changed(self, row_id: int) -> None:
+        if self._deferred_while_loading(lambda: self.scenario_changed(row_id)):
+            return
         found = self.runs.scheduled_scenario(row_id)
         with self._lock:
             self._entries.pop(row_id, None)  # entries of the old version become stale in the heap
@@ -237,8 +324,8 @@ class Scheduler:
         definition: ScenarioDefinition,
         now: datetime,
         catch_up: bool,
-        saved_at: datetime | None = None,
-    ) -> None:
+    ) -> tuple[ScheduledScenario, list[datetime]]:
+        """Put the scenario's triggers on the heap; return its entry and its time triggers' next fires."""
         # On start, fires late by less than the grace are still ahead: a restart right after a fire
         # time must not lose it (its fire key keeps it from firing twice if it already did).
         start = now - MISFIRE_GRACE if catch_up else now
@@ -258,8 +345,7 @@ class Scheduler:
                     upcoming.append(due)
                 elif isinstance(trigger, DatasetChangeTrigger | SqlConditionTrigger):
                     heapq.heappush(self._heap, (now, row_id, index, entry.version, now))
-        if catch_up:
-            self._catch_up(row_id, entry, now, saved_at, upcoming)
+        return entry, upcoming
 
     def next_due(self) -> datetime | None:
         with self._lock:
@@ -272,115 +358,152 @@ class Scheduler:
         return entry is not None and entry.version == item[3]
 
     def fire_due(self, now: datetime) -> list[int]:
-        """Fire every trigger due at ``now``; return the runs created."""
-        created: list[int] = []
-        while True:
-            with self._lock:
-                if not self._heap or self._heap[0][0] > now:
-                    break
+        """Fire every trigger due at ``now``, time triggers first and many per transaction; return the
+        runs created."""
+        due: list[tuple[tuple[datetime, int, int, int, datetime], ScheduledScenario]] = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
                 item = heapq.heappop(self._heap)
-                if not self._valid(item):
-                    continue
-                _, row_id, index, version, due = item
-                entry = self._entries[row_id]
+                if self._valid(item):
+                    due.append((item, self._entries[item[1]]))
+        timed = [(item, entry) for item, entry in due if isinstance(entry.definition.triggers[item[2]], TimeTrigger)]
+        created = self._fire_times(timed, now)
+        for item, entry in due:
+            _, row_id, index, _version, _due = item
             trigger = entry.definition.triggers[index]
+            if isinstance(trigger, TimeTrigger):
+                continue
             try:
-                if isinstance(trigger, TimeTrigger):
-                    created += self._fire_time(row_id, entry, index, trigger, due, now)
-                    # The next fire at least min_interval after this one (strictly after ``earliest``).
-                    earliest = due + self.min_interval - timedelta(microseconds=1)
-                    wake = following = next_fire_time(trigger, max(earliest, now - MISFIRE_GRACE))
-                else:
-                    created += self._poll(row_id, index, trigger, now)
-                    every = parse_duration(trigger.interval)  # type: ignore[union-attr]
-                    wake = following = now + max(every, self.min_interval)
+                created += self._poll(row_id, index, trigger, now)
+                every = parse_duration(trigger.interval)  # type: ignore[union-attr]
+                wake = now + max(every, self.min_interval)
             except Exception:
                 self.log.exception("Trigger %d of scenario %s failed", index, entry.slug)
-                if isinstance(trigger, TimeTrigger):
-                    # Try the same fire time again (same fire key: another process may have fired it);
-                    # once it is later than the grace, the catch-up policy decides.
-                    wake, following = now + RETRY_DELAY, due
-                else:
-                    wake = following = now + timedelta(minutes=1)
-            with self._lock:
-                if self._valid(item):
-                    heapq.heappush(self._heap, (wake, row_id, index, version, following))
+                wake = now + timedelta(minutes=1)
+            self._push(item, wake, wake)
         return created
+
+    def _fire_times(
+        self, timed: list[tuple[tuple[datetime, int, int, int, datetime], ScheduledScenario]], now: datetime
+    ) -> list[int]:
+        """Fire the time triggers due: those on time in batches, those missed by their catch-up policy;
+        put each back on the heap at its next fire, or at a retry of the same fire time if it failed."""
+        created: list[int] = []
+        on_time = []
+        for item, entry in timed:
+            _, row_id, index, _version, due = item
+            trigger = entry.definition.triggers[index]
+            assert isinstance(trigger, TimeTrigger)
+            if now - due <= MISFIRE_GRACE:
+                detail = {"fire_time": _iso(due, trigger), "trigger": index}
+                on_time.append((item, entry, Fire(row_id, "cron", detail, fire_time_key(row_id, due))))
+                continue
+            # Missed while the process was busy, asleep or failing: the catch-up policy decides.
+            try:
+                last_saved, last_fire = self.runs.last_time_fire(row_id)
+                found = self._missed(row_id, entry, now, last_saved, last_fire)
+                created += self._catch_up([(row_id, entry, *found)] if found is not None else [])
+            except Exception:
+                self.log.exception("Trigger %d of scenario %s failed", index, entry.slug)
+                self._push(item, now + RETRY_DELAY, due)
+                continue
+            self._push_following(item, entry, now)
+        try:
+            created += [fired.run_id for fired in self._fire([fire for _, _, fire in on_time]) if fired]
+        except Exception:
+            self.log.exception("Firing %d time triggers failed; retrying them", len(on_time))
+            # The same fire times again (same fire keys: those that fired, here or in another process,
+            # do not fire twice); once later than the grace, the catch-up policy decides.
+            for item, _, _ in on_time:
+                self._push(item, now + RETRY_DELAY, item[4])
+            return created
+        for item, entry, _ in on_time:
+            self._push_following(item, entry, now)
+        return created
+
+    def _push_following(
+        self, item: tuple[datetime, int, int, int, datetime], entry: ScheduledScenario, now: datetime
+    ) -> None:
+        """Schedule the time trigger's next fire, at least min_interval after this one."""
+        trigger = entry.definition.triggers[item[2]]
+        assert isinstance(trigger, TimeTrigger)
+        earliest = item[4] + self.min_interval - timedelta(microseconds=1)  # strictly after ``earliest``
+        try:
+            following = next_fire_time(trigger, max(earliest, now - MISFIRE_GRACE))
+        except Exception:
+            self.log.exception("Trigger %d of scenario %s has no next fire time", item[2], entry.slug)
+            return
+        self._push(item, following, following)
+
+    def _push(self, item: tuple[datetime, int, int, int, datetime], wake: datetime, fire_time: datetime) -> None:
+        with self._lock:
+            if self._valid(item):
+                heapq.heappush(self._heap, (wake, item[1], item[2], item[3], fire_time))
 
     # -- firing -------------------------------------------------------------------------------
 
-    def _fire_time(
-        self, row_id: int, entry: ScheduledScenario, index: int, trigger: TimeTrigger, due: datetime, now: datetime
-    ) -> list[int]:
-        if now - due > MISFIRE_GRACE:
-            # Missed while the process was busy, asleep or failing: the catch-up policy decides.
-            return self._catch_up(row_id, entry, now)
-        return self._enqueue(
-            row_id, "cron", {"fire_time": _iso(due, trigger), "trigger": index}, fire_time_key(row_id, due)
-        )
-
-    def _catch_up(
+    def _missed(
         self,
         row_id: int,
         entry: ScheduledScenario,
         now: datetime,
-        saved_at: datetime | None = None,
+        saved_at: datetime | None,
+        last_fire: str | None,
         upcoming: list[datetime] | None = None,
-    ) -> list[int]:
-        """Fire once for the latest time missed (later than the grace), if the scenario asks for it.
+    ) -> tuple[MissedFires, Fire | None] | None:
+        """The fires missed (later than the grace) and the one catch-up fire the policy asks for.
 
         Missed means after both the scenario's last save (or activation) and its last time-triggered
-        run: a time at which the scenario was inactive, or did not have this schedule, was not missed.
-        A fire late by less than the grace, about to fire anyway, is the one run that catches up.
-        ``saved_at`` and ``upcoming`` (the next fires from the grace on) spare work when known.
+        run (``last_fire``): a time at which the scenario was inactive, or did not have this
+        schedule, was not missed. A fire late by less than the grace, about to fire anyway, is the
+        one run that catches up. ``upcoming`` (the next fires from the grace on) spares work when known.
         """
         horizon = now - MISFIRE_GRACE
         times = [(i, t) for i, t in enumerate(entry.definition.triggers) if isinstance(t, TimeTrigger)]
         if upcoming is None:
             upcoming = [next_fire_time(t, horizon) for _, t in times]
-        if not times or any(due <= now for due in upcoming):
-            return []
+        if not times or saved_at is None or any(due <= now for due in upcoming):
+            return None
         latest, index, trigger = max(((previous_fire_time(t, horizon), i, t) for i, t in times), key=lambda m: m[0])
-        if saved_at is not None and latest <= saved_at:
-            return []
-        last_saved, last_fire = self.runs.last_time_fire(row_id)
-        saved_at = saved_at or last_saved
-        if saved_at is None:
-            return []
         cursor = max(saved_at, datetime.fromisoformat(last_fire)) if last_fire else saved_at
         if latest <= cursor:
-            return []
-        missed = missed_fires(times, cursor, horizon, latest, entry.definition.catch_up)
+            return None
+        missed = MissedFires(tuple(t for _, t in times), cursor, latest, entry.definition.catch_up)
         if entry.definition.catch_up == "skip":
             self.log.info("Scenario %s missed its run of %s; catch-up policy is 'skip'", entry.slug, latest)
-            self._tell_missed(lambda listener: listener.outage(row_id, entry, missed))
-            return []
+            return missed, None
         detail = {"fire_time": _iso(latest, trigger), "trigger": index, "catch_up": True}
-        return self._enqueue(row_id, "cron", detail, fire_time_key(row_id, latest), outage=(entry, missed))
+        return missed, Fire(row_id, "cron", detail, fire_time_key(row_id, latest))
 
-    def _enqueue(
-        self,
-        row_id: int,
-        trigger: str,
-        detail: dict[str, Any],
-        fire_key: str,
-        outage: tuple[ScheduledScenario, MissedFires] | None = None,
-    ) -> list[int]:
-        """Fire through ``runs``; tell the listener of a fire that became a skipped run, or of the
-        ``outage`` this fire catches up on (the catch-up run being part of it, skipped or not)."""
-        fired = self.runs.fire(row_id, trigger, detail, fire_key)
-        if outage is not None:
-            entry, missed = outage
-            self._tell_missed(lambda listener: listener.outage(row_id, entry, replace(missed, caught_up=fired)))
-        if fired is None:
-            return []
-        self.log.info("Scenario %s fired by %s: run #%d (%s)", row_id, trigger, fired.run_id, fired.state)
-        if fired.state == RunState.SKIPPED and outage is None:
-            with self._lock:
-                found = self._entries.get(row_id)
-            if found is not None:
-                self._tell_missed(lambda listener: listener.skipped(row_id, found, fire_key, fired.run_id))
-        return [fired.run_id]
+    def _catch_up(self, missed: list[tuple[int, ScheduledScenario, MissedFires, Fire | None]]) -> list[int]:
+        """Fire the catch-ups, then tell the listener of each outage with the run that caught up on it
+        (the catch-up run being part of it, skipped or not)."""
+        fired = self._fire([fire for *_, fire in missed if fire is not None], outage=True)
+        results = iter(fired)
+        outages = [
+            (row_id, entry, replace(outage, caught_up=next(results) if fire is not None else None))
+            for row_id, entry, outage, fire in missed
+        ]
+        if outages:
+            self._tell_missed(partial(_tell_outages, outages=outages))
+        return [run.run_id for run in fired if run is not None]
+
+    def _fire(self, fires: list[Fire], outage: bool = False) -> list[ChildRun | None]:
+        """Fire through ``runs``, ``FIRE_BATCH`` per transaction; tell the listener of each fire that
+        became a skipped run (not of catch-ups, with ``outage``: the outage they end says it)."""
+        fired: list[ChildRun | None] = []
+        for start in range(0, len(fires), FIRE_BATCH):
+            fired += self.runs.fire(fires[start : start + FIRE_BATCH])
+        for fire, run in zip(fires, fired, strict=True):
+            if run is None:
+                continue
+            self.log.info("Scenario %s fired by %s: run #%d (%s)", fire.row_id, fire.trigger, run.run_id, run.state)
+            if run.state == RunState.SKIPPED and not outage:
+                with self._lock:
+                    found = self._entries.get(fire.row_id)
+                if found is not None:
+                    self._tell_missed(partial(_tell_skipped, fire=fire, entry=found, run_id=run.run_id))
+        return fired
 
     def _tell_missed(self, tell: Callable[[MissedFireListener], None]) -> None:
         """Tell the listener; its failure (the store, a bug) must not keep the trigger from firing."""
@@ -420,13 +543,16 @@ class Scheduler:
         if state.get("pending") == value and now - datetime.fromisoformat(state["since"]) >= grace:
             kind = "dataset_change" if isinstance(trigger, DatasetChangeTrigger) else "sql_condition"
             key = f"{kind}:{row_id}:{index}:{_digest(state['seen'], value, state['since'])}"
-            created = self._enqueue(row_id, kind, {"trigger": index, "changed_since": state["since"]}, key)
+            fire = Fire(row_id, kind, {"trigger": index, "changed_since": state["since"]}, key)
+            created = [run.run_id for run in self._fire([fire]) if run is not None]
             state = {"seen": value}
         self.runs.record_trigger_state(row_id, index, state)
         return created
 
     def run_finished(self, run_id: int) -> list[int]:
         """Fire the scenarios of the project that wait for this one to end."""
+        if self._deferred_while_loading(lambda: self.run_finished(run_id)):
+            return []
         ended = self.runs.ended_run(run_id)
         if ended is None:
             return []
@@ -440,36 +566,28 @@ class Scheduler:
                 and trigger.scenario == ended.scenario_slug
                 and (trigger.on == "any" or ended.state in (RunState.SUCCEEDED, RunState.WARNING))
             ]
-        created: list[int] = []
-        for row_id, index in waiting:
-            detail = {"run": run_id, "scenario": ended.scenario_slug, "outcome": ended.state, "trigger": index}
-            created += self._enqueue(row_id, "after_scenario", detail, f"after:{row_id}:{run_id}")
-        return created
+        fires = [
+            Fire(
+                row_id,
+                "after_scenario",
+                {"run": run_id, "scenario": ended.scenario_slug, "outcome": ended.state, "trigger": index},
+                f"after:{row_id}:{run_id}",
+            )
+            for row_id, index in waiting
+        ]
+        return [run.run_id for run in self._fire(fires) if run is not None]
 
 
-def missed_fires(
-    times: list[tuple[int, TimeTrigger]], cursor: datetime, horizon: datetime, latest: datetime, policy: str
-) -> MissedFires:
-    """The fire times after ``cursor`` up to ``horizon`` (``latest`` being the last), counted up to a bound."""
-    found: list[tuple[datetime, str]] = []
-    bounded = False
-    for _, trigger in times:
-        moment = cursor
-        for counted_so_far in range(MAX_COUNTED_MISSES + 1):
-            moment = next_fire_time(trigger, moment)
-            if moment > horizon:
-                break
-            if counted_so_far == MAX_COUNTED_MISSES:
-                bounded = True
-                break
-            found.append((moment, trigger.timezone))
-    found.sort()
-    (first, zone), counted = found[0], min(len(found), MAX_COUNTED_MISSES)
-    return MissedFires(first, latest, counted, bounded or len(found) > MAX_COUNTED_MISSES, zone, policy)
+def _tell_outages(listener: MissedFireListener, outages: list[tuple[int, ScheduledScenario, MissedFires]]) -> None:
+    listener.outages(outages)
+
+
+def _tell_skipped(listener: MissedFireListener, fire: Fire, entry: ScheduledScenario, run_id: int) -> None:
+    listener.skipped(fire.row_id, entry, fire.fire_key, run_id)
 
 
 def _iso(moment: datetime, trigger: TimeTrigger) -> str:
-    return moment.astimezone(ZoneInfo(trigger.timezone)).isoformat()
+    return moment.astimezone(time_zone(trigger.timezone)).isoformat()
 
 
 def fire_time_key(row_id: int, fire_time: datetime) -> str:

@@ -29,7 +29,7 @@ from himalia.identity.projects import require_project
 from himalia.identity.service import Service
 from himalia.identity.users import find_user
 from himalia.scenarios.files import ProjectFiles, store_tree, summary
-from himalia.scenarios.snapshots import canonical, check_value, notebook_kernel, store_snapshot
+from himalia.scenarios.snapshots import canonical, notebook_kernel, store_snapshot
 from himalia.store.db import paginate
 from himalia.store.events import Events, ScenarioChanged
 from himalia.store.orm import (
@@ -59,6 +59,7 @@ from himalia.wire.definitions import (
     load_scenario,
     stored_definition,
 )
+from himalia.wire.parameters import check_value
 from himalia.wire.scenarios import (
     ACTIVE_STATES,
     DescribeScenario,

@@ -14,27 +14,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import papermill
-import yaml
 from sqlalchemy.orm import Session
 
 from himalia.core.errors import InvalidInput
 from himalia.store.orm import NotebookSnapshot
-
-#: Papermill's type names mapped to what a value must be; anything else is not checked.
-_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (int, float),
-    "bool": (bool,),
-    "list": (list,),
-    "dict": (dict,),
-}
+from himalia.wire.parameters import PARAMETER_TYPES
 
 
 def canonical(notebook: dict[str, Any] | str, field: str) -> tuple[str, dict[str, Any]]:
     """The notebook's canonical JSON text and its node, or ``InvalidInput`` naming ``field``."""
+    import nbformat  # imported when first needed: it weighs 34 MiB in a control plane that may never save
+
     try:
         node = nbformat.reads(notebook if isinstance(notebook, str) else json.dumps(notebook), as_version=4)
         nbformat.validate(node)
@@ -54,6 +44,8 @@ def notebook_kernel(text: str) -> str | None:
 
 def inspect_parameters(text: str) -> list[dict[str, Any]]:
     """The parameters cell as papermill reads it, with a type for each parameter."""
+    import papermill  # when first needed: with its Arrow and kernel clients, 90 MiB in an idle server
+
     with tempfile.TemporaryDirectory(prefix="himalia-inspect-") as folder:
         path = Path(folder) / "notebook.ipynb"
         path.write_text(text, encoding="utf-8")
@@ -73,55 +65,7 @@ def _literal_type(source: str) -> str:
         value = ast.literal_eval(source)
     except (ValueError, SyntaxError):
         return "any"
-    return type(value).__name__ if type(value).__name__ in _TYPES else "any"
-
-
-def _base_type(type_name: str) -> tuple[str, bool]:
-    """``Optional[float]`` -> ("float", True); ``List[str]`` -> ("list", False)."""
-    text = type_name.replace("typing.", "").strip()
-    optional = False
-    if text.startswith("Optional[") and text.endswith("]"):
-        text, optional = text[len("Optional[") : -1], True
-    if "|" in text:
-        parts = [part.strip() for part in text.split("|")]
-        optional = optional or "None" in parts
-        parts = [part for part in parts if part != "None"]
-        text = parts[0] if len(parts) == 1 else "any"
-    head = text.split("[", 1)[0].lower()
-    return head, optional
-
-
-def check_value(parameter: dict[str, Any], value: Any, field: str) -> None:
-    """Refuse a value of the wrong type for a typed parameter."""
-    head, optional = _base_type(parameter["type"])
-    if value is None and optional:
-        return
-    allowed = _TYPES.get(head)
-    if allowed is None:
-        return
-    wrong_bool = isinstance(value, bool) and bool not in allowed
-    if wrong_bool or not isinstance(value, allowed):
-        raise InvalidInput(
-            f"{field}: the notebook declares {parameter['name']}: {parameter['type']}, "
-            f"not {type(value).__name__} {json.dumps(value, default=str)[:100]}",
-            field=field,
-        )
-
-
-def coerce_text(parameter: dict[str, Any] | None, text: str, field: str) -> Any:
-    """A value typed on a command line (``-p threshold=0.9``), read as the parameter's type."""
-    head = _base_type(parameter["type"])[0] if parameter else "any"
-    if head == "str":
-        return text
-    try:
-        value = json.loads(text) if head in {"list", "dict"} else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
-        raise InvalidInput(f"{field}: '{text}' is not a {head}", field=field) from None
-    if head == "float" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if parameter:
-        check_value(parameter, value, field)
-    return value
+    return type(value).__name__ if type(value).__name__ in PARAMETER_TYPES else "any"
 
 
 def store_snapshot(session: Session, text: str) -> NotebookSnapshot:

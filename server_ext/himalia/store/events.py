@@ -1,6 +1,7 @@
 """What happened in the store that other parts of the same process react to.
 
-The run engine wakes when a run is queued and stops a run whose abort was requested; the scheduler
+The run engine wakes when a run is queued and stops a run whose abort was requested; whoever follows
+a run (the API's waiting GET, ``himalia scenario run --wait``) learns when its steps move; the scheduler
 reschedules a scenario that changed and fires the scenarios waiting for a run that finished. The
 services that write those rows publish the events after their transaction committed; subscribers
 run in the publisher's thread, one after another, and a subscriber's failure is logged, never the
@@ -29,6 +30,13 @@ class AbortRequested:
 
 
 @dataclass(frozen=True)
+class RunProgressed:
+    """One of a running run's steps started, was skipped or ended (what a client following it shows)."""
+
+    run_id: int
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """A run ended (succeeded, warning, failed or aborted) after it had started."""
 
@@ -42,8 +50,8 @@ class ScenarioChanged:
     row_id: int
 
 
-Event = RunQueued | AbortRequested | RunFinished | ScenarioChanged
-E = TypeVar("E", RunQueued, AbortRequested, RunFinished, ScenarioChanged)
+Event = RunQueued | AbortRequested | RunProgressed | RunFinished | ScenarioChanged
+E = TypeVar("E", RunQueued, AbortRequested, RunProgressed, RunFinished, ScenarioChanged)
 
 
 class Events:

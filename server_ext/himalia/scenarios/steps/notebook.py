@@ -14,9 +14,9 @@ from himalia.core.units import parse_duration
 from himalia.core.variables import REFERENCE, expand
 from himalia.scenarios.files import notebook_folder
 from himalia.scenarios.records import Artifact
-from himalia.scenarios.snapshots import check_value
 from himalia.scenarios.steps.base import RunAborted, RunContext, StepFailed, StepKind, StepOutcome
 from himalia.wire.definitions import NotebookStep, ScenarioDefinition
+from himalia.wire.parameters import check_value
 from himalia.wire.scenarios import ArtifactKind, StepState
 from himalia.wire.steps import Reason, StepJob, deadline_after
 
