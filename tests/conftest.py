@@ -32,6 +32,7 @@ from tornado.netutil import bind_sockets
 from himalia.controlplane import ControlPlane
 from himalia.core.permissions import GlobalPermission as G
 from himalia.demo.seed import build_warehouse
+from himalia.hosts.operator_socket import OperatorSocket
 from himalia.hosts.server import make_application
 from himalia.identity.caller import Caller
 from himalia.wire.data import AccessSpec, CheckSpec, CreateConnection, CreateDataset
@@ -340,6 +341,31 @@ class LiveAPI:
         if role != "anonymous":
             headers["Authorization"] = f"token {self.world.tokens[role]}"
         return self.http.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+
+
+class Serving:
+    """``OperatorSocket.open`` on an event loop of its own thread, as a host opens it on its loop."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self.socket = OperatorSocket.open(self.plane)
+        self._ready.set()
+        await self._stop.wait()
+        if self.socket is not None:
+            self.socket.close()
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
 
 
 @pytest.fixture

@@ -1,11 +1,9 @@
 """The home's operator socket: ``himalia scenario run`` hands its run to the control plane serving
 the home, authenticated by the OS account; a run is followed by GETs that wait until it changed."""
 
-import asyncio
 import json
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,37 +16,12 @@ from himalia.cli import scenarios as cli_scenarios
 from himalia.cli.serving import Refused, ServingPlane, scenario_path
 from himalia.controlplane import ControlPlane
 from himalia.core.operator_socket import socket_path
-from himalia.hosts.operator_socket import OperatorSocket, answers
+from himalia.hosts.operator_socket import answers
 from himalia.identity.caller import Caller
 from himalia.wire.scenarios import SaveScenario
 
-from ..conftest import LiveAPI
+from ..conftest import LiveAPI, Serving
 from .conftest import blocker, values_step
-
-
-class Serving:
-    """``OperatorSocket.open`` on an event loop of its own thread, as a host opens it on its loop."""
-
-    def __init__(self, plane: ControlPlane) -> None:
-        self.plane = plane
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self.socket = OperatorSocket.open(self.plane)
-        self._ready.set()
-        await self._stop.wait()
-        if self.socket is not None:
-            self.socket.close()
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
 
 
 @pytest.fixture

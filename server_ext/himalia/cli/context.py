@@ -106,11 +106,15 @@ class Context:
     def serving_plane(self) -> "ServingPlane | None":
         """The control plane serving this store from this home, if one answers on the home's operator
         socket (``himalia.core.operator_socket``): commands that find it send their request there."""
-        from himalia.cli.serving import ServingPlane
+        from himalia.cli.serving import ForeignSocket, ServingPlane
         from himalia.core.config import store_location
 
         home, db_url = store_location(self.configuration().config, self.home, self.db_url)
-        return ServingPlane.find(home, db_url, self.as_user)
+        try:
+            return ServingPlane.find(home, db_url, self.as_user)
+        except ForeignSocket as foreign:
+            click.echo(f"warning: {foreign}; the command runs in its own process.", err=True)
+            return None
 
     def caller(self) -> "Caller":
         from himalia.identity.caller import Caller

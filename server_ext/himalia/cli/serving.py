@@ -7,12 +7,13 @@ Only the standard library is used here, so that finding out costs milliseconds.
 
 import http.client
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from himalia.core.operator_socket import ACT_AS_HEADER, STORE_HEADER, socket_path, store_digest
+from himalia.core.operator_socket import ACT_AS_HEADER, STORE_HEADER, peer_uid, socket_path, store_digest
 from himalia.wire import API_PREFIX
 
 #: What a follow request asks the server to wait for a change (it answers sooner when one comes).
@@ -27,6 +28,10 @@ class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+class ForeignSocket(Exception):
+    """The home's socket is served by a process of another OS account: nothing is sent to it."""
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -52,15 +57,23 @@ class ServingPlane:
 
     @classmethod
     def find(cls, home: str, db_url: str, act_as: str | None) -> "ServingPlane | None":
-        """The control plane serving ``home`` and the store ``db_url``, if one answers there."""
+        """The control plane serving ``home`` and the store ``db_url``, if one answers there.
+
+        The server is known by its OS account as the client is: a socket in the home that a process
+        of another account listens on raises ``ForeignSocket`` before a byte is sent to it.
+        """
         path = socket_path(home)
-        if path is None or not path.is_socket():
+        if path is None or path.is_symlink() or not path.is_socket():
             return None
         plane = cls(path, db_url, act_as)
         try:
             plane._connection.connect()
         except OSError:  # a socket its control plane left when it died
             return None
+        assert plane._connection.sock is not None
+        if (uid := peer_uid(plane._connection.sock)) != os.geteuid():
+            plane.close()
+            raise ForeignSocket(f"{path} is served by a process of another OS account (uid {uid}), nothing sent to it")
         return plane
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:

@@ -2,14 +2,16 @@
 
 A host that runs scenarios opens it once its engine runs (see ``himalia.core.operator_socket``
 for who is answered there and why). A home holds one: while another control plane answers on
-it, a second host leaves it alone; a socket left by one that died is replaced. The file is
-removed when the host stops, unless another has replaced it meanwhile.
+it, a second host leaves it alone; a socket left by one that died is replaced. Anything else at
+that path (a file, a folder, a symbolic link, wherever it points) is left untouched and no socket is
+opened. The file is removed when the host stops, unless another has replaced it meanwhile.
 """
 
 import contextlib
 import logging
 import os
 import socket
+import stat
 from pathlib import Path
 
 from tornado import web
@@ -55,7 +57,18 @@ class OperatorSocket:
                 control_plane.home,
             )
             return None
-        if path.exists() and answers(path):
+        try:
+            mode: int | None = os.lstat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISSOCK(mode):
+            log.warning(
+                "%s exists and is not a socket; it is left as it is and `himalia scenario run --wait` "
+                "will run its scenarios in its own process until it is removed",
+                path,
+            )
+            return None
+        if mode is not None and answers(path):
             log.info("Another control plane answers on %s; this one does not", path)
             return None
         settings = {CONTROL_PLANE: control_plane, API_PREFIX_SETTING: api_prefix("/"), OPERATOR_SOCKET_SETTING: True}
