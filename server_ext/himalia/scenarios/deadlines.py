@@ -28,9 +28,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, literal, or_, select, union_all, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from himalia.core.units import parse_duration
+from himalia.identity.audit import AuditRecord
 from himalia.identity.caller import Caller
 from himalia.identity.service import Service
 from himalia.scenarios.reporting import AlertSummary, Delivery, Mailer, WebhookSettings, deliver_alert
@@ -363,9 +364,9 @@ class DeadlineWatcher(Service):
         alerts = []
         for row_id, entry, missed in outages:
             since = told.get(row_id)
+            if since is not None and since >= missed.last:
+                continue  # told already: a restart's usual case, decided without computing a fire time
             if since is not None and since >= missed.first:
-                if since >= missed.last:
-                    continue
                 missed = replace(missed, after=since)
             alerts.append(self._outage_alert(row_id, entry, missed))
         for start in range(0, len(alerts), RAISE_BATCH):
@@ -428,44 +429,72 @@ class DeadlineWatcher(Service):
     # -- raising, sending, clearing -----------------------------------------------------------
 
     def _raise(self, alerts: list[_Raise]) -> None:
-        """Insert the alerts in one transaction; audit and send those whose insert won here."""
+        """Insert the alerts in one transaction and one statement (an occurrence raised already, here
+        before a restart or by another control plane, is left as it was); audit and send the new ones."""
         raised: list[tuple[_Raise, int, str, str | None]] = []
         with self.db.write() as session:
-            for alert in alerts:
-                row = DeadlineAlert(
-                    scenario_id=alert.row_id,
-                    project_id=alert.entry.project_id,
-                    kind=alert.kind,
-                    occurrence=alert.occurrence,
-                    due_at=alert.due_at,
-                    run_id=alert.run_id,
-                    message=alert.message,
-                    raised_at=self.scheduler.now(),
-                )
-                try:
-                    with session.begin_nested():
-                        session.add(row)
-                        session.flush()
-                except IntegrityError:
-                    continue  # raised already: here before a restart, or by another control plane
-                project_key = session.get_one(Project, alert.entry.project_id).key
-                last_state = session.get_one(ScenarioRun, alert.run_id).state if alert.run_id else None
-                self.audit.record(
-                    session,
-                    SCHEDULER,
-                    "scenario.alert",
-                    "scenario",
-                    alert.entry.slug,
-                    project_key=project_key,
-                    details={
+            scenario_ids = {alert.row_id for alert in alerts}
+            present = set(session.scalars(select(Scenario.id).where(Scenario.id.in_(scenario_ids))))
+            alerts = [alert for alert in alerts if alert.row_id in present]  # deleted since it was read
+            if not alerts:
+                return
+            now = self.scheduler.now()
+            insert = dialect_insert(session.get_bind().dialect.name)
+            added = session.execute(
+                insert(DeadlineAlert)
+                .on_conflict_do_nothing(index_elements=["scenario_id", "kind", "occurrence"])
+                .returning(DeadlineAlert.id, DeadlineAlert.scenario_id, DeadlineAlert.kind, DeadlineAlert.occurrence),
+                [
+                    {
+                        "scenario_id": alert.row_id,
+                        "project_id": alert.entry.project_id,
                         "kind": alert.kind,
                         "occurrence": alert.occurrence,
-                        "due_at": alert.due_at.isoformat(),
-                        "run": alert.run_id,
-                        "reporters": len(self._reporters(alert)),
-                    },
-                )
-                raised.append((alert, row.id, project_key, last_state))
+                        "due_at": alert.due_at,
+                        "run_id": alert.run_id,
+                        "message": alert.message,
+                        "deliveries": [],
+                        "raised_at": now,
+                    }
+                    for alert in alerts
+                ],
+            ).all()
+            ids = {(row.scenario_id, row.kind, row.occurrence): row.id for row in added}
+            project_ids = {alert.entry.project_id for alert in alerts}
+            keys = {
+                row.id: row.key
+                for row in session.execute(select(Project.id, Project.key).where(Project.id.in_(project_ids)))
+            }
+            run_ids = {alert.run_id for alert in alerts if alert.run_id}
+            states = {
+                row.id: row.state
+                for row in session.execute(select(ScenarioRun.id, ScenarioRun.state).where(ScenarioRun.id.in_(run_ids)))
+            }
+            for alert in alerts:
+                alert_id = ids.pop((alert.row_id, alert.kind, alert.occurrence), None)
+                if alert_id is not None:  # a second alert of the same occurrence in the batch is not new
+                    state = states.get(alert.run_id) if alert.run_id else None
+                    raised.append((alert, alert_id, keys[alert.entry.project_id], state))
+            self.audit.record_many(
+                session,
+                SCHEDULER,
+                [
+                    AuditRecord(
+                        "scenario.alert",
+                        "scenario",
+                        alert.entry.slug,
+                        project_key=project_key,
+                        details={
+                            "kind": alert.kind,
+                            "occurrence": alert.occurrence,
+                            "due_at": alert.due_at.isoformat(),
+                            "run": alert.run_id,
+                            "reporters": len(self._reporters(alert)),
+                        },
+                    )
+                    for alert, _, project_key, _ in raised
+                ],
+            )
         for alert, alert_id, project_key, last_state in raised:
             self.log.warning("Scenario %s/%s: %s", project_key, alert.entry.slug, alert.message)
             reporters = self._reporters(alert)
@@ -594,3 +623,8 @@ def _shown(moment: datetime, zone: str) -> str:
     """A time as people read it: in the zone it was written in, and in UTC when that differs."""
     text = f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
     return text if zone == "UTC" else f"{text} ({moment.astimezone(UTC):%H:%M} UTC)"
+
+
+def dialect_insert(dialect: str) -> Callable[..., Any]:
+    """The store's ``INSERT`` with ``ON CONFLICT`` (SQLite and PostgreSQL, the two it runs on)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -562,10 +562,18 @@ def _instants(wall: datetime, zone: ZoneInfo, fixed: bool) -> list[datetime]:
 
 
 def _steady(zone: ZoneInfo, moment: datetime) -> bool:
-    """Whether the zone's offset is the same a few hours either side of ``moment``."""
-    return (
-        len({(moment + shift).astimezone(zone).utcoffset() for shift in (-_DST_WINDOW, timedelta(0), _DST_WINDOW)}) == 1
-    )
+    """Whether the zone's offset is the same a few hours either side of ``moment``: known for the
+    whole hour it falls in, since the fires of a schedule come many to an hour and hour after hour."""
+    return _steady_hour(zone, int(moment.timestamp()) // 3600)
+
+
+@lru_cache(maxsize=4096)
+def _steady_hour(zone: ZoneInfo, hour: int) -> bool:
+    """Whether the offset is the same from ``_DST_WINDOW`` before the hour to as long after its end
+    (sampled at both ends of the hour and of that span, as ``_DST_WINDOW`` bounds a change)."""
+    start = datetime.fromtimestamp(hour * 3600, UTC)
+    shifts = (-_DST_WINDOW, timedelta(0), timedelta(hours=1), timedelta(hours=1) + _DST_WINDOW)
+    return len({(start + shift).astimezone(zone).utcoffset() for shift in shifts}) == 1
 
 
 def _nearest(trigger: TimeTrigger, moment: datetime, forward: bool) -> datetime:
