@@ -88,17 +88,24 @@ lint: install
 	npm run --silent lint
 	PATH=$(abspath $(BIN)):$$PATH scripts/check-api-types.sh
 
-## Unit tests of the extension (jest), then every Python test. The browser tests (tests/ui, in
-## Chromium) mostly wait on servers and browsers, so they run in a second pytest beside the rest;
-## their output follows the rest's, and either failing fails the target.
+## Unit tests of the extension (jest), then every Python test in three pytest processes side by
+## side: the browser tests (tests/ui, in Chromium: mostly waiting on servers and browsers), the
+## tests that run scenarios and kernels, and the rest. The first two print after the rest, each
+## names its slowest tests (JUnit reports in test-artifacts/), and any failing fails the target.
+ENGINE_TESTS = tests/scenarios tests/execution tests/kernel tests/cli tests/demo tests/bundles
+PYTEST_REPORT = --durations=15 --junitxml=test-artifacts/$(1).xml
 test: install system-deps share-python lint
 	npm test --silent
 	@mkdir -p test-artifacts
-	$(BIN)/pytest tests/ui > test-artifacts/ui-tests.log 2>&1 & BROWSER=$$!; \
-	$(BIN)/pytest --ignore=tests/ui; REST=$$?; \
+	$(BIN)/pytest tests/ui $(call PYTEST_REPORT,ui) > test-artifacts/ui-tests.log 2>&1 & BROWSER=$$!; \
+	$(BIN)/pytest $(ENGINE_TESTS) $(call PYTEST_REPORT,engine) > test-artifacts/engine-tests.log 2>&1 & ENGINE=$$!; \
+	$(BIN)/pytest --ignore=tests/ui $(addprefix --ignore=,$(ENGINE_TESTS)) $(call PYTEST_REPORT,rest); REST=$$?; \
+	wait $$ENGINE; ENGINE_STATUS=$$?; \
+	echo "======== scenario and kernel tests ($(ENGINE_TESTS)), run beside the rest ========"; \
+	cat test-artifacts/engine-tests.log; \
 	wait $$BROWSER; BROWSER_STATUS=$$?; \
 	echo "======== browser tests (tests/ui), run beside the rest ========"; cat test-artifacts/ui-tests.log; \
-	exit $$(( REST != 0 || BROWSER_STATUS != 0 ))
+	exit $$(( REST != 0 || ENGINE_STATUS != 0 || BROWSER_STATUS != 0 ))
 
 clean:
 	rm -rf $(VENV) $(LAB_HOME) $(LAB_HOME)-data $(HUB_STATE) .himalia-design .himalia-design-data .himalia-production *.himalia-bundle hub_config/dev-idp/node_modules .pytest_cache .mypy_cache .ruff_cache node_modules lib build server_ext/himalia/labextension test-artifacts
