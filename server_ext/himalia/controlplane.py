@@ -309,6 +309,16 @@ class ControlPlane(LoggingConfigurable):
     def _valid_trusted_proxies(self, proposal: Bunch) -> list[str] | None:
         return None if proposal["value"] is None else _proxy_networks(proposal["value"])
 
+    token_reuse_seconds = Float(
+        2.0,
+        min=0.0,
+        config=True,
+        help="""How long the caller a token stands for is reused without reading the store again.
+        A write this control plane commits (revoking a token, deactivating a person, changing a
+        group) ends every reuse at once; what another control plane on the same store changes is
+        seen within this time. 0 reads the store on every request.""",
+    )
+
     max_request_body_bytes = Int(
         64 * 1024 * 1024,
         min=1,
@@ -389,7 +399,7 @@ class ControlPlane(LoggingConfigurable):
         )
         self.connections = ConnectionService(self.db, trail, self.log, box, policy)
         self.variables = VariableService(self.db, trail, self.log)
-        self.tokens = TokenService(self.db, trail, self.log)
+        self.tokens = TokenService(self.db, trail, self.log, self.token_reuse_seconds)
         self.tiers = TierService(self.db, trail, self.log, self.currency)
         self.usage = UsageService(self.db, trail, self.log, self.currency)
         self.budgets = BudgetService(self.db, trail, self.log, self.currency)

@@ -6,7 +6,10 @@ prefix to recognise it in lists. A token may expire and may be scoped to one pro
 """
 
 import hashlib
+import logging
 import secrets
+import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -16,14 +19,16 @@ from himalia.core.errors import Forbidden, NotFound, Unauthenticated
 from himalia.core.permissions import GlobalPermission
 from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import require_project
-from himalia.identity.service import Service
+from himalia.identity.service import AuditRecorder, Service
 from himalia.identity.users import describe_token, find_user, is_run_token, mark_seen, stale
-from himalia.store.db import paginate
+from himalia.store.db import Database, paginate
 from himalia.store.orm import ApiToken, User, utcnow
 from himalia.wire.common import Page
 from himalia.wire.identity import CreatedToken, CreateToken, DescribeToken
 
 TOKEN_PREFIX = "hml_"
+#: The most token callers kept between requests (beyond, the oldest half is dropped).
+MAX_RECENT_TOKENS = 4096
 
 
 def digest(token: str) -> str:
@@ -55,6 +60,17 @@ def delete_token(session: Session, token_id: int | None) -> None:
 
 
 class TokenService(Service):
+    """Tokens, and the caller each stands for. A caller found is reused for ``recent_seconds``
+    without reading the store: until this process commits any write (a revocation, a deactivation,
+    a group change here ends every reuse at once) and, for what another process changes in the
+    same store, at most that long (JupyterHub's HubAuth keeps its answers for minutes)."""
+
+    def __init__(self, db: Database, audit: AuditRecorder, log: logging.Logger, recent_seconds: float) -> None:
+        super().__init__(db, audit, log)
+        self.recent_seconds = recent_seconds
+        #: Token digest -> (monotonic deadline, ``db.commits`` when read, caller).
+        self._recent: dict[str, tuple[float, int, Caller]] = {}
+
     def create_token(self, caller: Caller, spec: CreateToken) -> CreatedToken:
         if caller.project_scope is not None:
             # Else a run's short-lived token could mint a lasting one.
@@ -128,8 +144,14 @@ class TokenService(Service):
         The token's ``last_used_at`` and its person's ``last_seen_at`` are kept to the minute (a
         run's token is the run's use, not the person's), so most requests cost no write.
         """
+        key = digest(value)
+        now = time.monotonic()
+        recent = self._recent.get(key)
+        if recent is not None and recent[0] > now and recent[1] == self.db.commits:
+            return replace(recent[2], client_address=client_address)
+        commits = self.db.commits  # before reading: a write committed meanwhile voids what is read
         with self.db.read() as session:
-            token = self._lookup(session, value)
+            token = self._lookup(session, key)
             caller = load_caller(
                 session, token.user, client_address=client_address, token_id=token.id, project_scope=token.project_id
             )
@@ -142,13 +164,19 @@ class TokenService(Service):
                     row.last_used_at = utcnow()
                 if seen_long_ago:
                     mark_seen(session, token.user_id)
+            return caller
+        deadline = now + self.recent_seconds
+        if token.expires_at is not None:
+            deadline = min(deadline, now + (token.expires_at - utcnow()).total_seconds())
+        if len(self._recent) >= MAX_RECENT_TOKENS:
+            for old in list(self._recent)[: MAX_RECENT_TOKENS // 2]:
+                self._recent.pop(old, None)
+        self._recent[key] = (deadline, commits, caller)
         return caller
 
     @staticmethod
-    def _lookup(session: Session, value: str) -> ApiToken:
-        token = session.scalar(
-            select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.digest == digest(value))
-        )
+    def _lookup(session: Session, key: str) -> ApiToken:
+        token = session.scalar(select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.digest == key))
         if token is None:
             raise Unauthenticated("Invalid token.")
         if token.expires_at is not None and token.expires_at <= utcnow():

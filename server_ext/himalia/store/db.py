@@ -5,6 +5,7 @@ SQLite is the embedded default: WAL, foreign keys on, and write transactions tha
 them appends. PostgreSQL is used through its URL; there the audit appender locks the head row.
 """
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,10 @@ class Database:
             else self.engine
         )
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._commits_lock = threading.Lock()
+        #: Write transactions this process committed: what it keeps read from the store (the
+        #: callers of recent tokens) is valid while the count it was read at is the current one.
+        self.commits = 0
 
     @property
     def dialect(self) -> str:
@@ -96,6 +101,8 @@ class Database:
         """A transaction that commits on success and rolls back on any error."""
         with self._write_sessions() as session, session.begin():
             yield session
+        with self._commits_lock:
+            self.commits += 1
 
     # -- schema ---------------------------------------------------------------------------
 
