@@ -1706,6 +1706,13 @@ export interface components {
      *     optional; ``in_set``: values; ``schema_unchanged``: the columns when the check is created;
      *     ``custom_python``: ``def check(value, history)``.
      *
+     *     ``change``: the metric's change against its value ``compare_to`` computations ago (1: the
+     *     previous one), in ``percent`` of that value or as an ``absolute`` difference, judged by the
+     *     bounds as ``range`` judges a value. ``anomaly``: the value against the band of its last
+     *     ``window`` values, ``k`` standard deviations around their mean (``method: stddev``) or ``k``
+     *     scaled median absolute deviations around their median (``mad``, robust to past outliers):
+     *     outside, ERROR; outside the ``soft_k`` band, WARNING; EMPTY until ``min_history`` values exist.
+     *
      *     ``freshness`` without ``metric`` judges the data: the age of the newest value the dataset's
      *     declared ``freshness`` names, against its ``max_age`` (beyond it: ``severity``, ERROR by
      *     default), and beyond the optional ``warn_after`` WARNING. With ``metric`` and ``max_age`` it
@@ -1713,10 +1720,25 @@ export interface components {
      */
     CheckSpec: {
       /**
+       * Change
+       * @default null
+       */
+      change?: ('percent' | 'absolute') | null;
+      /**
        * Code
        * @default null
        */
       code?: string | null;
+      /**
+       * Compare To
+       * @default null
+       */
+      compare_to?: number | null;
+      /**
+       * K
+       * @default null
+       */
+      k?: number | null;
       /**
        * Max
        * @default null
@@ -1728,6 +1750,11 @@ export interface components {
        */
       max_age?: string | null;
       /**
+       * Method
+       * @default null
+       */
+      method?: ('stddev' | 'mad') | null;
+      /**
        * Metric
        * @default null
        */
@@ -1737,6 +1764,11 @@ export interface components {
        * @default null
        */
       min?: number | null;
+      /**
+       * Min History
+       * @default null
+       */
+      min_history?: number | null;
       /** Name */
       name: string;
       /**
@@ -1745,6 +1777,11 @@ export interface components {
        * @enum {string}
        */
       severity?: 'error' | 'warning';
+      /**
+       * Soft K
+       * @default null
+       */
+      soft_k?: number | null;
       /**
        * Soft Max
        * @default null
@@ -1760,7 +1797,13 @@ export interface components {
        * @enum {string}
        */
       type:
-        'range' | 'in_set' | 'freshness' | 'schema_unchanged' | 'custom_python';
+        | 'range'
+        | 'in_set'
+        | 'freshness'
+        | 'schema_unchanged'
+        | 'change'
+        | 'anomaly'
+        | 'custom_python';
       /**
        * Values
        * @default null
@@ -1771,6 +1814,11 @@ export interface components {
        * @default null
        */
       warn_after?: string | null;
+      /**
+       * Window
+       * @default null
+       */
+      window?: number | null;
     };
     /** ComputeMetrics */
     ComputeMetrics: {
@@ -2366,10 +2414,20 @@ export interface components {
     /** DescribeCheck */
     DescribeCheck: {
       /**
+       * Change
+       * @default null
+       */
+      change?: ('percent' | 'absolute') | null;
+      /**
        * Code
        * @default null
        */
       code?: string | null;
+      /**
+       * Compare To
+       * @default null
+       */
+      compare_to?: number | null;
       /** Dataset */
       dataset: string;
       /**
@@ -2377,6 +2435,11 @@ export interface components {
        * @default null
        */
       expected_columns?: components['schemas']['DatasetColumn'][] | null;
+      /**
+       * K
+       * @default null
+       */
+      k?: number | null;
       /** @default null */
       last_result?: components['schemas']['DescribeCheckResult'] | null;
       /**
@@ -2390,6 +2453,11 @@ export interface components {
        */
       max_age?: string | null;
       /**
+       * Method
+       * @default null
+       */
+      method?: ('stddev' | 'mad') | null;
+      /**
        * Metric
        * @default null
        */
@@ -2399,6 +2467,11 @@ export interface components {
        * @default null
        */
       min?: number | null;
+      /**
+       * Min History
+       * @default null
+       */
+      min_history?: number | null;
       /** Name */
       name: string;
       /**
@@ -2407,6 +2480,11 @@ export interface components {
        * @enum {string}
        */
       severity?: 'error' | 'warning';
+      /**
+       * Soft K
+       * @default null
+       */
+      soft_k?: number | null;
       /**
        * Soft Max
        * @default null
@@ -2422,7 +2500,13 @@ export interface components {
        * @enum {string}
        */
       type:
-        'range' | 'in_set' | 'freshness' | 'schema_unchanged' | 'custom_python';
+        | 'range'
+        | 'in_set'
+        | 'freshness'
+        | 'schema_unchanged'
+        | 'change'
+        | 'anomaly'
+        | 'custom_python';
       /**
        * Values
        * @default null
@@ -2433,6 +2517,11 @@ export interface components {
        * @default null
        */
       warn_after?: string | null;
+      /**
+       * Window
+       * @default null
+       */
+      window?: number | null;
     };
     /** DescribeCheckResult */
     DescribeCheckResult: {

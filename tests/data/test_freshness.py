@@ -281,25 +281,33 @@ def run_checks(api: LiveAPI, dataset: str) -> dict[str, Any]:
     return {r["check"]: r for r in response.json()["results"]}
 
 
-@pytest.mark.parametrize(
+#: The sources of the end-to-end tests, PostgreSQL when the test command runs its server.
+EACH_SOURCE = pytest.mark.parametrize(
     "source", ["sqlite", "duckdb", pytest.param("postgresql", marks=pytest.mark.postgres), "parquet"]
 )
-def test_the_freshness_check_judges_the_newest_value(
-    api: LiveAPI, tmp_path: Path, request: pytest.FixtureRequest, source: str
-) -> None:
+
+
+def events_dataset(
+    api: LiveAPI, tmp_path: Path, request: pytest.FixtureRequest, source: str, **declared: Any
+) -> tuple[Any, Writer]:
+    """The dataset ``events`` over a new connection to ``source``: its creation's answer and the writer."""
     params, write = SOURCES[source](tmp_path, request)
     kind = "files" if source == "parquet" else "sql"
     connection = {"name": "events_src", "type": kind, "params": params, "usable_by": {"mode": "everyone"}}
     assert api.request("POST", "/connections", role="admin", json=connection).status_code == 201
     location = {"path": "events.parquet"} if kind == "files" else {"table": "events"}
-    body = {
-        "name": "events",
-        "connection": "events_src",
-        **location,
-        "freshness": {"column": "event_time", "max_age": "26h"},
-    }
+    body = {"name": "events", "connection": "events_src", **location, **declared}
     created = api.request("POST", f"{ALPHA}/datasets", role="contributor", json=body)
     assert created.status_code == 201, created.text
+    return created, write
+
+
+@EACH_SOURCE
+def test_the_freshness_check_judges_the_newest_value(
+    api: LiveAPI, tmp_path: Path, request: pytest.FixtureRequest, source: str
+) -> None:
+    freshness = {"column": "event_time", "max_age": "26h"}
+    created, write = events_dataset(api, tmp_path, request, source, freshness=freshness)
     assert created.json()["freshness"] == {"column": "event_time", "max_age": "26h"}
     check = {"name": "Fresh", "type": "freshness", "warn_after": "4h"}
     saved = api.request("POST", f"{ALPHA}/datasets/events/checks", role="contributor", json=check)

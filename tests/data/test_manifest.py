@@ -63,7 +63,7 @@ def test_apply_is_idempotent(plane: ControlPlane) -> None:
         (GOOD.replace("project: ALPHA", "project: alpha"), "bad.yaml:1: project: String should match pattern"),
         (
             GOOD.replace("        values: [7]\n", ""),
-            "bad.yaml:8: datasets[0].checks[0]: Value error, a in_set check needs 'values'",
+            "bad.yaml:8: datasets[0].checks[0]: Value error, an in_set check needs 'values'",
         ),
         (GOOD.replace("    probes:", "    probs:"), "bad.yaml:6: datasets[0].probs: Extra inputs are not permitted"),
         ("project: ALPHA\ndatasets: [\n", "bad.yaml:3: not valid YAML"),

@@ -170,3 +170,128 @@ def test_nan_is_not_within_any_bounds_and_true_is_not_one() -> None:
     assert judge("in_set", 1, {"values": [True]}, metric="flag").outcome == Outcome.ERROR
     assert judge("in_set", True, {"values": [True]}, metric="flag").outcome == Outcome.OK
     assert judge("in_set", 13.0, {"values": [13]}, metric="column_count").outcome == Outcome.OK
+
+
+# -- checks on a metric's history ----------------------------------------------------------------
+
+PERCENT = CheckSpec(name="c", type="change", metric="record_count", change="percent", min=-20, soft_min=-5, max=50)
+
+
+@pytest.mark.parametrize(
+    ("value", "history", "outcome", "message"),
+    [
+        (
+            1000,
+            [1000],
+            Outcome.OK,
+            "the change of record count 0% is within bounds (1 000 -> 1 000, against the previous value)",
+        ),
+        (960, [900, 1000], Outcome.OK, "the change of record count -4% is within bounds"),
+        (950, [1000], Outcome.OK, "-5% is within bounds"),  # soft_min is inclusive
+        (940, [1000], Outcome.WARNING, "the change of record count -6% is below the soft minimum -5"),
+        (799, [1000], Outcome.ERROR, "the change of record count -20.1% is below the minimum -20"),
+        (1501, [1000], Outcome.ERROR, "+50.1% is above the maximum 50"),
+        (
+            -50,
+            [-100],
+            Outcome.OK,
+            "+50% is within bounds",
+        ),  # percent of the reference's size: -100 -> -50 is up by half
+        (None, [1000], Outcome.EMPTY, "record count has no value"),
+        (1000, [], Outcome.EMPTY, "record count has no previous value to compare with"),
+        (1000, [None], Outcome.EMPTY, "no previous value"),
+        (0, [0], Outcome.OK, "0% is within bounds"),
+        (5, [0], Outcome.ERROR, "record count went from 0 to 5: no percent change from 0"),
+        ("many", [1000], Outcome.ERROR, "record count 'many' against 1 000: not numbers"),
+    ],
+)
+def test_change_in_percent(value: object, history: list[object], outcome: Outcome, message: str) -> None:
+    judged = judge("change", value, PERCENT.params(), history=history)
+    assert judged.outcome == outcome and message in judged.message, judged.message
+    if outcome in (Outcome.OK, Outcome.WARNING) or "minimum" in message or "maximum" in message:
+        reference = history[-1]
+        assert isinstance(reference, int)
+        step = abs(reference) / 100  # bounds in percent of the reference's size, placed around it
+        assert judged.value["band"] == {
+            "min": reference - 20 * step,
+            "soft_min": reference - 5 * step,
+            "max": reference + 50 * step,
+        }
+
+
+def test_change_absolute_and_n_computations_back() -> None:
+    params = CheckSpec(name="c", type="change", metric="m", change="absolute", max=10, compare_to=3).params()
+    history = [100, 500, 500]  # compare_to 3: against 100, whatever came since
+    judged = judge("change", 111, params, history=history)
+    assert judged.outcome == Outcome.ERROR
+    assert judged.message == (
+        "the change of record count +11 is above the maximum 10 (100 -> 111, against the value 3 computations before)"
+    )
+    assert judged.value == {"value": 111, "reference": 100, "change": 11, "unit": None, "band": {"max": 110}}
+    assert judge("change", 110, params, history=history).outcome == Outcome.OK
+    assert judge("change", 110, params, history=history[1:]).outcome == Outcome.EMPTY  # only 2 back
+
+
+STEADY = [100, 102, 98, 101, 99, 100, 103, 97]  # mean 100, sample standard deviation 2
+
+
+@pytest.mark.parametrize(
+    ("value", "outcome"),
+    [(100, Outcome.OK), (105.9, Outcome.OK), (106.1, Outcome.ERROR), (94, Outcome.OK), (93.9, Outcome.ERROR)],
+)
+def test_anomaly_against_mean_and_standard_deviation(value: float, outcome: Outcome) -> None:
+    params = CheckSpec(name="a", type="anomaly", metric="record_count", min_history=5).params()
+    judged = judge("anomaly", value, params, history=STEADY)
+    assert judged.outcome == outcome, judged.message
+    assert judged.value["center"] == 100 and judged.value["width"] == pytest.approx(2)
+    assert judged.value["band"] == pytest.approx({"min": 94, "max": 106})
+    if outcome == Outcome.ERROR:
+        assert judged.message.startswith(f"record count {value} is outside 94 to 106, the mean 100 ± 3 standard")
+        assert judged.message.endswith("of the last 8 values")
+
+
+def test_anomaly_soft_band_window_and_minimum_history() -> None:
+    params = CheckSpec(name="a", type="anomaly", metric="m", k=3, soft_k=2, window=8, min_history=6).params()
+    assert judge("anomaly", 105, params, history=STEADY).outcome == Outcome.WARNING  # beyond 2 widths, within 3
+    assert judge("anomaly", 103, params, history=STEADY).outcome == Outcome.OK
+    # Only the last 8 are read, and values that are not numbers do not count.
+    assert judge("anomaly", 100, params, history=[10_000, *STEADY]).value["center"] == 100
+    few = judge("anomaly", 100, params, history=[100, None, "x", 101, 99, 100, 98])
+    assert few.outcome == Outcome.EMPTY
+    assert few.message == "record count: 5 past values, fewer than the 6 the anomaly check needs to judge"
+
+
+def test_the_robust_band_is_not_widened_by_past_outliers() -> None:
+    """One past outlier widens mean ± 3 sd until a second one passes; median ± 3 scaled MAD holds."""
+    history = [*STEADY, 400]
+    mean = CheckSpec(name="a", type="anomaly", metric="m").params()
+    robust = CheckSpec(name="a", type="anomaly", metric="m", method="mad").params()
+    assert judge("anomaly", 300, mean, history=history).outcome == Outcome.OK
+    judged = judge("anomaly", 300, robust, history=history)
+    assert judged.outcome == Outcome.ERROR and "the median 100 ± 3 scaled median absolute deviations" in judged.message
+    assert judge("anomaly", 104, robust, history=history).outcome == Outcome.OK
+    constant = judge("anomaly", 100.5, robust, history=[100] * 6)  # no spread: any change is outside
+    assert constant.outcome == Outcome.ERROR and constant.value["band"] == {"min": 100, "max": 100}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "change", "metric": "m", "change": "percent"}, "needs at least one of min, max"),
+        ({"type": "change", "metric": "m", "min": 1}, "a change check needs 'change'"),
+        ({"type": "change", "change": "percent", "min": 1}, "a change check needs 'metric'"),
+        ({"type": "change", "metric": "m", "change": "percent", "min": 5, "max": 1}, "'min' is above 'max'"),
+        ({"type": "change", "metric": "m", "change": "percent", "min": 1, "compare_to": 0}, "compare_to"),
+        ({"type": "anomaly"}, "an anomaly check needs 'metric'"),
+        ({"type": "anomaly", "metric": "m", "soft_k": 3}, "'soft_k' is not below 'k'"),
+        ({"type": "anomaly", "metric": "m", "window": 4}, "'min_history' is above 'window'"),
+        ({"type": "anomaly", "metric": "m", "min": 4}, "'min' goes with a range or change check"),
+        ({"type": "anomaly", "metric": "m", "k": 0}, "k"),
+        ({"type": "anomaly", "metric": "m", "window": 5000}, "window"),
+        ({"type": "range", "metric": "m", "min": 1, "window": 5}, "'window' goes with an anomaly check"),
+        ({"type": "range", "metric": "m", "min": 1, "change": "percent"}, "'change' goes with a change check"),
+    ],
+)
+def test_history_check_definitions_are_refused_by_name(spec: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CheckSpec(name="c", **spec)  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 import {
   boundsFor,
   describeOutcomes,
+  describeRule,
   formatValue,
   judge,
   numericValue,
@@ -122,5 +123,87 @@ describe('check bounds and outcomes', () => {
       describeOutcomes(['WARNING', 'WARNING', 'EMPTY', 'ERROR', 'ERROR'])
     ).toBe('2 errors, 2 warnings, 1 empty');
     expect(describeOutcomes([])).toBe('no checks');
+  });
+});
+
+describe('checks on a metric history', () => {
+  const change = {
+    name: 'Steady',
+    type: 'change',
+    metric: 'record_count',
+    change: 'percent' as const,
+    min: -30,
+    soft_min: -10,
+    compare_to: 1,
+    last_result: {
+      value: { value: 4, reference: 20, band: { min: 14, soft_min: 18 } }
+    }
+  };
+  const anomaly = {
+    name: 'Usual',
+    type: 'anomaly',
+    metric: 'record_count',
+    method: 'mad' as const,
+    k: 3,
+    soft_k: 2,
+    window: 10,
+    last_result: {
+      value: {
+        value: 4,
+        band: { min: 17.5, max: 22.5, soft_min: 18.2, soft_max: 21.8 }
+      }
+    }
+  };
+
+  it('draws the band their last evaluation used, in metric units', () => {
+    expect(
+      boundsFor('record_count', [change, anomaly]).map(bound => [
+        bound.check,
+        bound.kind,
+        bound.side,
+        bound.value
+      ])
+    ).toEqual([
+      ['Steady', 'hard', 'min', 14],
+      ['Steady', 'soft', 'min', 18],
+      ['Usual', 'hard', 'min', 17.5],
+      ['Usual', 'hard', 'max', 22.5],
+      ['Usual', 'soft', 'min', 18.2],
+      ['Usual', 'soft', 'max', 21.8]
+    ]);
+  });
+
+  it('draws nothing before a first evaluation, or from a value without a band', () => {
+    const fresh = { ...anomaly, last_result: null };
+    const early = {
+      ...anomaly,
+      last_result: { value: { value: 4, history: 2 } }
+    };
+    const odd = { ...change, last_result: { value: 7 } };
+    expect(boundsFor('record_count', [fresh, early, odd])).toEqual([]);
+  });
+
+  it('says what each asks in a few words', () => {
+    expect(describeRule(change)).toBe(
+      'change ≥ -30%, soft ≥ -10% against the previous value'
+    );
+    expect(
+      describeRule({
+        ...change,
+        change: 'absolute',
+        compare_to: 7,
+        min: null,
+        max: 50
+      })
+    ).toBe('change ≤ 50, soft ≥ -10 against 7 computations back');
+    expect(describeRule(anomaly)).toBe(
+      'anomaly: within ±3 scaled MAD of the median (soft ±2) of the last 10'
+    );
+    expect(
+      describeRule({ name: 'R', type: 'range', metric: 'm', min: 1 })
+    ).toBe('range: min 1');
+    expect(describeRule({ name: 'S', type: 'in_set', metric: 'm' })).toBe(
+      'in_set'
+    );
   });
 });

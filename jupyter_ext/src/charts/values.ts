@@ -100,7 +100,11 @@ function trimZeros(decimal: string): string {
 
 export type Outcome = 'OK' | 'WARNING' | 'ERROR' | 'EMPTY';
 
-/** A check as the API describes it; only `range` checks have bounds to draw. */
+/**
+ * A check as the API describes it. `range` checks have fixed bounds to draw; `change` and
+ * `anomaly` checks move theirs with the history, so the band their last evaluation used (kept
+ * in its result's value) is drawn.
+ */
 export interface ICheckLike {
   name: string;
   type: string;
@@ -109,6 +113,13 @@ export interface ICheckLike {
   max?: number | null;
   soft_min?: number | null;
   soft_max?: number | null;
+  change?: 'percent' | 'absolute' | null;
+  compare_to?: number | null;
+  method?: 'stddev' | 'mad' | null;
+  k?: number | null;
+  soft_k?: number | null;
+  window?: number | null;
+  last_result?: { value?: unknown } | null;
 }
 
 export interface IBound {
@@ -131,18 +142,39 @@ const BOUND_FIELDS: Array<
   ['soft_max', 'soft', 'max']
 ];
 
-/** The bounds that the `range` checks on `metric` set. */
+type BoundField = 'min' | 'max' | 'soft_min' | 'soft_max';
+
+/** The value bounds a check judges with: its own (`range`), or its last result's band. */
+function checkLimits(check: ICheckLike): Partial<Record<BoundField, unknown>> {
+  if (check.type === 'range') {
+    return check;
+  }
+  if (check.type === 'change' || check.type === 'anomaly') {
+    const value = check.last_result?.value;
+    const band =
+      value !== null && typeof value === 'object'
+        ? (value as { band?: unknown }).band
+        : undefined;
+    return band !== null && typeof band === 'object'
+      ? (band as Partial<Record<BoundField, unknown>>)
+      : {};
+  }
+  return {};
+}
+
+/** The bounds that the checks on `metric` set (for `change` and `anomaly`: as last judged). */
 export function boundsFor(
   metric: string,
   checks: ReadonlyArray<ICheckLike>
 ): IBound[] {
   const bounds: IBound[] = [];
   for (const check of checks) {
-    if (check.type !== 'range' || check.metric !== metric) {
+    if (check.metric !== metric) {
       continue;
     }
+    const limits = checkLimits(check);
     for (const [field, kind, side] of BOUND_FIELDS) {
-      const value = check[field];
+      const value = limits[field];
       if (typeof value === 'number' && Number.isFinite(value)) {
         bounds.push({
           check: check.name,
@@ -155,6 +187,42 @@ export function boundsFor(
     }
   }
   return bounds;
+}
+
+/** What a check asks, in a few words: `min 525, max 650`, `change ≥ -30% (soft -10%) vs previous`. */
+export function describeRule(check: ICheckLike): string {
+  if (check.type === 'change') {
+    const unit = check.change === 'percent' ? '%' : '';
+    const limit = (field: BoundField) => {
+      const value = check[field];
+      return typeof value === 'number' ? `${formatValue(value)}${unit}` : null;
+    };
+    const parts = [
+      limit('min') && `≥ ${limit('min')}`,
+      limit('max') && `≤ ${limit('max')}`,
+      limit('soft_min') && `soft ≥ ${limit('soft_min')}`,
+      limit('soft_max') && `soft ≤ ${limit('soft_max')}`
+    ].filter(Boolean);
+    const back =
+      (check.compare_to ?? 1) === 1
+        ? 'the previous value'
+        : `${check.compare_to} computations back`;
+    return `change ${parts.join(', ')} against ${back}`;
+  }
+  if (check.type === 'anomaly') {
+    const spread =
+      check.method === 'mad' ? 'scaled MAD of the median' : 'σ of the mean';
+    const soft = check.soft_k ? ` (soft ±${formatValue(check.soft_k)})` : '';
+    return `anomaly: within ±${formatValue(check.k ?? 3)} ${spread}${soft} of the last ${check.window ?? 20}`;
+  }
+  const bounds =
+    check.type === 'range' ? boundsFor(check.metric ?? '', [check]) : [];
+  return (
+    check.type +
+    (bounds.length > 0
+      ? ': ' + bounds.map(bound => bound.label).join(', ')
+      : '')
+  );
 }
 
 /**

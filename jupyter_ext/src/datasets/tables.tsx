@@ -3,7 +3,7 @@ import React from 'react';
 
 import {
   Outcome,
-  boundsFor,
+  describeRule,
   describeOutcomes,
   formatValue,
   worstOutcome
@@ -97,12 +97,7 @@ export function ChecksTable(props: { checks: DescribeCheck[] }): JSX.Element {
       <tbody>
         {props.checks.map(check => {
           const result = check.last_result;
-          const bounds = check.metric ? boundsFor(check.metric, [check]) : [];
-          const rule =
-            check.type +
-            (bounds.length > 0
-              ? ': ' + bounds.map(bound => bound.label).join(', ')
-              : '');
+          const rule = describeRule(check);
           return (
             <tr key={check.name} data-check={check.name}>
               <td className="hml-dq-check-outcome">

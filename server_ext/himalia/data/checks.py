@@ -178,9 +178,7 @@ class CheckService(Service):
                 reading = MetricReading(
                     value=last.value if last else None,
                     computed_at=last.computed_at if last else None,
-                    history=self.metrics.recent(session, dataset, check.metric)
-                    if check.type == "custom_python" and check.metric
-                    else [],
+                    history=self._history(session, dataset, check, last.id if last else None),
                 )
                 judged = evaluate(
                     check.type,
@@ -213,6 +211,18 @@ class CheckService(Service):
             )
         overall = worst([Outcome(r.outcome) for r in results])
         return CheckRun(dataset=name, outcome=overall.value, results=results)
+
+    def _history(self, session: Session, dataset: Dataset, check: Check, current: int | None) -> list[Any]:
+        """The past values a check judges with its metric's current one (``custom_python`` gets the
+        last 30 with it; ``change`` and ``anomaly`` those before it, as far back as they look)."""
+        if check.metric is None:
+            return []
+        if check.type == "custom_python":
+            return self.metrics.recent(session, dataset, check.metric)
+        depth = {"change": check.params.get("compare_to", 1), "anomaly": check.params.get("window", 0)}.get(check.type)
+        if not depth or current is None:
+            return []
+        return self.metrics.before(session, dataset, check.metric, current, depth)
 
     def history(
         self, caller: Caller, key: str, dataset: str | None = None, check: str | None = None, limit: int = 1000

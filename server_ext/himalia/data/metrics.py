@@ -274,6 +274,22 @@ class MetricService(Service):
         return {row.metric: row for row in rows}
 
     @staticmethod
+    def before(session: Session, dataset: Dataset, metric: str, value_id: int, count: int) -> list[Any]:
+        """The ``count`` values of ``metric`` computed before the value ``value_id``, oldest first."""
+        rows = session.scalars(
+            select(MetricValue.value)
+            .where(
+                MetricValue.project_id == dataset.project_id,
+                MetricValue.dataset_id == dataset.id,
+                MetricValue.metric == metric,
+                MetricValue.id < value_id,
+            )
+            .order_by(MetricValue.id.desc())
+            .limit(count)
+        )
+        return list(reversed(rows.all()))
+
+    @staticmethod
     def recent(session: Session, dataset: Dataset, metric: str, count: int = 30) -> list[Any]:
         rows = session.scalars(
             select(MetricValue.value)

@@ -14,6 +14,16 @@ Semantics (Dataiku's hard and soft bounds):
   that metric was last computed, against the check's ``max_age`` and ``warn_after`` alike.
 * ``schema_unchanged``: OK when the dataset's columns (names and types, in order) equal the
   ones recorded when the check was created, else ``severity``, naming what changed.
+* ``change``: the value's change against the value ``compare_to`` computations before it, in
+  ``percent`` of that value or ``absolute``, judged by ``min``/``max`` (ERROR) and
+  ``soft_min``/``soft_max`` (WARNING) as ``range`` judges a value. No value then: EMPTY; a percent
+  change from 0 is an ERROR unless the value is 0 too.
+* ``anomaly``: the value against a band around its last ``window`` values (the values before it
+  that are numbers): mean ± ``k`` sample standard deviations (``stddev``), or median ± ``k`` times
+  1.4826 times the median absolute deviation (``mad``: as wide as the standard deviation for normal
+  data, but not widened by the outliers it is there to catch). Outside: ERROR; outside the
+  ``soft_k`` band: WARNING; fewer than ``min_history`` past values: EMPTY.
+  Both record the band they used in value terms (``band``), which the history chart draws.
 * ``custom_python``: ``def check(value, history)`` returns an outcome or ``(outcome, message)``;
   it runs in a child process, and an exception is an ERROR carrying the exception's text.
 
@@ -21,6 +31,7 @@ A check whose metric has no value is EMPTY, never OK.
 """
 
 import math
+import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -191,6 +202,105 @@ def evaluate_data_freshness(
     )
 
 
+#: Scales a median absolute deviation to a standard deviation's width for normal data.
+MAD_SCALE = 1.4826
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _band(center: float, params: dict[str, Any], width: float) -> dict[str, float]:
+    """Value bounds as ``range`` names them: hard at ``k`` widths from the center, soft at ``soft_k``."""
+    band = {"min": center - params["k"] * width, "max": center + params["k"] * width}
+    if params.get("soft_k") is not None:
+        band |= {"soft_min": center - params["soft_k"] * width, "soft_max": center + params["soft_k"] * width}
+    return band
+
+
+def evaluate_change(label: str, value: Any, history: list[Any], params: dict[str, Any]) -> Evaluation:
+    """``history`` holds the values computed before ``value``, oldest first."""
+    back = params.get("compare_to", 1)
+    ago = "the previous value" if back == 1 else f"the value {back} computations before"
+    if value is None:
+        return Evaluation(Outcome.EMPTY, f"{label} has no value", value)
+    if len(history) < back or history[-back] is None:
+        return Evaluation(Outcome.EMPTY, f"{label} has no {ago.removeprefix('the ')} to compare with", value)
+    reference = history[-back]
+    if not (_number(value) and _number(reference)):
+        return Evaluation(
+            Outcome.ERROR, f"{label} {format_value(value)} against {format_value(reference)}: not numbers", value
+        )
+    percent = params["change"] == "percent"
+    if percent and reference == 0:
+        if value == 0:
+            change = 0.0
+        else:
+            return Evaluation(
+                _severity(params),
+                f"{label} went from 0 to {format_value(value)}: no percent change from 0",
+                {"value": value, "reference": reference},
+            )
+    else:
+        change = (value - reference) / abs(reference) * 100 if percent else value - reference
+    unit = "%" if percent else ""
+    scale = abs(reference) / 100 if percent else 1.0
+    band = {
+        bound: reference + limit * scale
+        for bound in ("min", "max", "soft_min", "soft_max")
+        if (limit := params.get(bound)) is not None
+    }
+    judged = evaluate_range(f"the change of {label}", change, params)
+    shown = f"{'+' if change > 0 else ''}{format_value(round(change, 6))}{unit}"
+    message = judged.message.replace(format_value(change), shown, 1) + (
+        f" ({format_value(reference)} -> {format_value(value)}, against {ago})"
+    )
+    return Evaluation(
+        judged.outcome,
+        message,
+        {"value": value, "reference": reference, "change": change, "unit": unit or None, "band": band},
+    )
+
+
+def evaluate_anomaly(label: str, value: Any, history: list[Any], params: dict[str, Any]) -> Evaluation:
+    """``history`` holds the values computed before ``value``, oldest first."""
+    if value is None:
+        return Evaluation(Outcome.EMPTY, f"{label} has no value", value)
+    if not _number(value):
+        return Evaluation(Outcome.ERROR, f"{label} is {format_value(value)}, not a number", value)
+    past = [v for v in history[-params["window"] :] if _number(v)]
+    if len(past) < params["min_history"]:
+        return Evaluation(
+            Outcome.EMPTY,
+            f"{label}: {len(past)} past value{'s' if len(past) != 1 else ''}, "
+            f"fewer than the {params['min_history']} the anomaly check needs to judge",
+            {"value": value, "history": len(past)},
+        )
+    if params["method"] == "mad":
+        center = statistics.median(past)
+        width = MAD_SCALE * statistics.median(abs(v - center) for v in past)
+        around = f"the median {format_value(center)} ± {format_value(params['k'])} scaled median absolute deviations"
+    else:
+        center, width = statistics.fmean(past), statistics.stdev(past)
+        around = f"the mean {format_value(center)} ± {format_value(params['k'])} standard deviations"
+    band = _band(center, params, width)
+    recorded = {"value": value, "center": center, "width": width, "history": len(past), "band": band}
+    of_last = f"of the last {len(past)} values"
+    shown = format_value(value)
+    if not band["min"] <= value <= band["max"]:
+        span = f"{format_value(band['min'])} to {format_value(band['max'])}"
+        return Evaluation(Outcome.ERROR, f"{label} {shown} is outside {span}, {around} {of_last}", recorded)
+    if "soft_min" in band and not band["soft_min"] <= value <= band["soft_max"]:
+        span = f"{format_value(band['soft_min'])} to {format_value(band['soft_max'])}"
+        return Evaluation(
+            Outcome.WARNING,
+            f"{label} {shown} is outside {span}, {format_value(params['soft_k'])} widths around {format_value(center)} "
+            f"{of_last} (the soft band)",
+            recorded,
+        )
+    return Evaluation(Outcome.OK, f"{label} {shown} is within {around} {of_last}", recorded)
+
+
 def schema_difference(expected: list[dict[str, str]], actual: list[dict[str, str]]) -> list[str]:
     """What changed, in words: added and removed columns, changed types, changed order."""
     before = {c["name"]: c["type"] for c in expected}
@@ -252,4 +362,8 @@ def evaluate(
         return evaluate_freshness(label, reading, params, now)
     if kind == "schema_unchanged":
         return evaluate_schema(columns, params)
+    if kind == "change":
+        return evaluate_change(label, reading.value, reading.history, params)
+    if kind == "anomaly":
+        return evaluate_anomaly(label, reading.value, reading.history, params)
     return evaluate_custom(reading, params)

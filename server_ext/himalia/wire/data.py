@@ -247,13 +247,26 @@ class DescribeMetricValue(BaseModel):
     actor: str
 
 
-CheckType = Literal["range", "in_set", "freshness", "schema_unchanged", "custom_python"]
+CheckType = Literal["range", "in_set", "freshness", "schema_unchanged", "change", "anomaly", "custom_python"]
+#: The most past values a check on a metric's history reads.
+MAX_HISTORY_WINDOW = 1000
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 class CheckSpec(Request):
     """One check. ``range``: min, max (ERROR) and soft_min, soft_max (WARNING), inclusive, each
     optional; ``in_set``: values; ``schema_unchanged``: the columns when the check is created;
     ``custom_python``: ``def check(value, history)``.
+
+    ``change``: the metric's change against its value ``compare_to`` computations ago (1: the
+    previous one), in ``percent`` of that value or as an ``absolute`` difference, judged by the
+    bounds as ``range`` judges a value. ``anomaly``: the value against the band of its last
+    ``window`` values, ``k`` standard deviations around their mean (``method: stddev``) or ``k``
+    scaled median absolute deviations around their median (``mad``, robust to past outliers):
+    outside, ERROR; outside the ``soft_k`` band, WARNING; EMPTY until ``min_history`` values exist.
 
     ``freshness`` without ``metric`` judges the data: the age of the newest value the dataset's
     declared ``freshness`` names, against its ``max_age`` (beyond it: ``severity``, ERROR by
@@ -272,6 +285,13 @@ class CheckSpec(Request):
     warn_after: Duration | None = None
     code: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
     severity: Literal["error", "warning"] = "error"
+    change: Literal["percent", "absolute"] | None = None
+    compare_to: Annotated[int, Field(ge=1, le=MAX_HISTORY_WINDOW)] | None = None
+    method: Literal["stddev", "mad"] | None = None
+    k: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    soft_k: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    window: Annotated[int, Field(ge=2, le=MAX_HISTORY_WINDOW)] | None = None
+    min_history: Annotated[int, Field(ge=2, le=MAX_HISTORY_WINDOW)] | None = None
 
     @model_validator(mode="after")
     def _fits_its_type(self) -> "CheckSpec":
@@ -280,11 +300,18 @@ class CheckSpec(Request):
             "in_set": ("metric", "values"),
             "freshness": ("max_age",) if self.metric is not None else (),
             "schema_unchanged": (),
+            "change": ("metric", "change"),
+            "anomaly": ("metric",),
             "custom_python": ("code",),
         }[self.type]
+        owned = {"change": {"change", "compare_to"}, "anomaly": {"method", "k", "soft_k", "window", "min_history"}}
+        for kind, fields in owned.items():
+            for name in sorted(fields):
+                if getattr(self, name) is not None and self.type != kind:
+                    raise ValueError(f"'{name}' goes with {_article(kind)} {kind} check")
         for name in needs:
             if getattr(self, name) is None:
-                raise ValueError(f"a {self.type} check needs '{name}'")
+                raise ValueError(f"{_article(self.type)} {self.type} check needs '{name}'")
         for duration in (self.max_age, self.warn_after):
             if duration is not None:
                 parse_duration(duration)
@@ -301,9 +328,25 @@ class CheckSpec(Request):
             and parse_duration(self.warn_after) >= parse_duration(self.max_age)
         ):
             raise ValueError("'warn_after' is not below 'max_age'")
-        if self.type == "range" and all(getattr(self, b) is None for b in ("min", "max", "soft_min", "soft_max")):
-            raise ValueError("a range check needs at least one of min, max, soft_min, soft_max")
-        if self.type == "range":
+        if self.type in ("range", "change") and all(
+            getattr(self, b) is None for b in ("min", "max", "soft_min", "soft_max")
+        ):
+            raise ValueError(
+                f"{_article(self.type)} {self.type} check needs at least one of min, max, soft_min, soft_max"
+            )
+        if self.type == "change" and self.compare_to is None:
+            self.compare_to = 1
+        if self.type == "anomaly":
+            for bound in ("min", "max", "soft_min", "soft_max"):
+                if getattr(self, bound) is not None:
+                    raise ValueError(f"'{bound}' goes with a range or change check; an anomaly check's band is 'k'")
+            self.method, self.k = self.method or "stddev", self.k or 3.0
+            self.window, self.min_history = self.window or 20, self.min_history or 5
+            if self.soft_k is not None and self.soft_k >= self.k:
+                raise ValueError("'soft_k' is not below 'k'")
+            if self.min_history > self.window:
+                raise ValueError("'min_history' is above 'window'")
+        if self.type in ("range", "change"):
             for low, high in (("min", "max"), ("soft_min", "soft_max"), ("min", "soft_min"), ("soft_max", "max")):
                 lower, upper = getattr(self, low), getattr(self, high)
                 if lower is not None and upper is not None and lower > upper:
