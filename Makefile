@@ -90,9 +90,9 @@ lint: install
 
 ## Unit tests of the extension (jest), then every Python test in three pytest processes side by
 ## side: the browser tests (tests/ui, in Chromium: mostly waiting on servers and browsers), the
-## tests that run scenarios and kernels, and the rest. The first two print after the rest, each
+## tests that run scenarios and kernels with the API fuzzing, and the rest (about 14 minutes each). The first two print after the rest, each
 ## names its slowest tests (JUnit reports in test-artifacts/), and any failing fails the target.
-ENGINE_TESTS = tests/scenarios tests/execution tests/kernel tests/cli tests/demo tests/bundles
+ENGINE_TESTS = tests/scenarios tests/execution tests/kernel tests/cli tests/demo tests/bundles tests/api
 PYTEST_REPORT = --durations=15 --junitxml=test-artifacts/$(1).xml
 test: install system-deps share-python lint
 	npm test --silent
@@ -101,7 +101,7 @@ test: install system-deps share-python lint
 	$(BIN)/pytest $(ENGINE_TESTS) $(call PYTEST_REPORT,engine) > test-artifacts/engine-tests.log 2>&1 & ENGINE=$$!; \
 	$(BIN)/pytest --ignore=tests/ui $(addprefix --ignore=,$(ENGINE_TESTS)) $(call PYTEST_REPORT,rest); REST=$$?; \
 	wait $$ENGINE; ENGINE_STATUS=$$?; \
-	echo "======== scenario and kernel tests ($(ENGINE_TESTS)), run beside the rest ========"; \
+	echo "======== scenario, kernel and fuzzing tests ($(ENGINE_TESTS)), run beside the rest ========"; \
 	cat test-artifacts/engine-tests.log; \
 	wait $$BROWSER; BROWSER_STATUS=$$?; \
 	echo "======== browser tests (tests/ui), run beside the rest ========"; cat test-artifacts/ui-tests.log; \
