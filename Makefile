@@ -90,8 +90,9 @@ lint: install
 
 ## Unit tests of the extension (jest), then every Python test in three pytest processes side by
 ## side: the browser tests (tests/ui, in Chromium: mostly waiting on servers and browsers), the
-## tests that run scenarios and kernels with the API fuzzing, and the rest (about 14 minutes each). The first two print after the rest, each
-## names its slowest tests (JUnit reports in test-artifacts/), and any failing fails the target.
+## tests that run scenarios and kernels with the API fuzzing, and the rest: about 14 minutes
+## each. The first two print after the rest, each names its slowest tests (JUnit reports in
+## test-artifacts/), and any failing fails the target.
 ENGINE_TESTS = tests/scenarios tests/execution tests/kernel tests/cli tests/demo tests/bundles tests/api
 PYTEST_REPORT = --durations=15 --junitxml=test-artifacts/$(1).xml
 test: install system-deps share-python lint
