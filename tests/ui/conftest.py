@@ -218,17 +218,33 @@ class MakeLab:
         """Stop make, its shell, the mail sink and jupyter lab, as Ctrl-C would."""
         if self.make is None:
             return
-        os.killpg(self.make.pid, signal.SIGTERM)
-        try:
-            self.make.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.make.pid, signal.SIGKILL)
-            self.make.wait(10)
+        stop_process_group(self.make, 30)
         self.make = None
 
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def stop_process_group(leader: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the session ``leader`` started (``start_new_session``), then wait for every process
+    of it, not only the leader: a ``faketime`` or ``make`` may end first and leave a jupyter still
+    shutting down, which then outlives the test and the folders it is removed from. After
+    ``grace`` seconds, what is left is killed."""
+    group = leader.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        leader.poll()  # reap the leader, which would otherwise stay in the group as a zombie
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    leader.wait(10)
 
 
 def _wait_until_ready(lab: Lab, server: subprocess.Popen[bytes]) -> None:

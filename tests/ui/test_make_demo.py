@@ -8,7 +8,6 @@ HUB_PORT, the mail sink, JupyterHub with its proxy and the Himalia service.
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import requests
 from playwright import sync_api as playwright_api
 
 from ..hub.idp import DEMO_PASSWORD, free_port
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, stop_process_group
 
 pytestmark = pytest.mark.ui
 
@@ -59,12 +58,7 @@ def demo_hub_port() -> Iterator[int]:
             time.sleep(0.5)
         yield ports["HUB_PORT"]
     finally:
-        os.killpg(make.pid, signal.SIGTERM)  # make, its shell, the provider, the mail sink, the hub
-        try:
-            make.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait(10)
+        stop_process_group(make, 60)  # make, its shell, the provider, the mail sink, the hub
         shutil.rmtree(base, ignore_errors=True)
 
 

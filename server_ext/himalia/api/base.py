@@ -291,8 +291,11 @@ class APIHandler(web.RequestHandler):
             self.log_denied("malformed Authorization header")
             raise Unauthenticated("The Authorization header must be 'token <API token>' or 'Bearer <API token>'.")
         if token is not None and token.startswith("hml_"):
+            tokens = self.control_plane.tokens
+            if (reused := tokens.reused(token, self.client_address)) is not None:
+                return reused  # on the event loop: no thread hop for a caller found a moment ago
             try:
-                return await self.call(self.control_plane.tokens.authenticate, token, self.client_address)
+                return await self.call(tokens.authenticate, token, self.client_address)
             except Unauthenticated:
                 self.log_denied("invalid or expired token")
                 raise

@@ -138,17 +138,24 @@ class TokenService(Service):
                 details={"user": token.user.login},
             )
 
+    def reused(self, value: str, client_address: str) -> Caller | None:
+        """The caller ``authenticate`` found for this token, while it may be reused; no I/O, so
+        that a host may ask on its event loop before handing ``authenticate`` to a thread."""
+        recent = self._recent.get(digest(value))
+        if recent is None or recent[0] <= time.monotonic() or recent[1] != self.db.commits:
+            return None
+        return replace(recent[2], client_address=client_address)
+
     def authenticate(self, value: str, client_address: str) -> Caller:
         """The caller a token stands for, or ``Unauthenticated`` with a reason that leaks nothing.
 
         The token's ``last_used_at`` and its person's ``last_seen_at`` are kept to the minute (a
         run's token is the run's use, not the person's), so most requests cost no write.
         """
-        key = digest(value)
-        now = time.monotonic()
-        recent = self._recent.get(key)
-        if recent is not None and recent[0] > now and recent[1] == self.db.commits:
-            return replace(recent[2], client_address=client_address)
+        reused = self.reused(value, client_address)
+        if reused is not None:
+            return reused
+        key, now = digest(value), time.monotonic()
         commits = self.db.commits  # before reading: a write committed meanwhile voids what is read
         with self.db.read() as session:
             token = self._lookup(session, key)
