@@ -1054,6 +1054,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/projects/{key}/scenarios/{scenario}/runs/{run}/compare/{other}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Two runs side by side: parameters, variables, notebook snapshots (cell by cell where they differ), project files, steps and durations, and the metrics and check outcomes each recorded. */
+    get: operations['get_CompareRuns'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/projects/{key}/scenarios/{scenario}/runs/{run}/log': {
     parameters: {
       query?: never;
@@ -1819,6 +1836,134 @@ export interface components {
        * @default null
        */
       window?: number | null;
+    };
+    /**
+     * ComparedCell
+     * @description A code or markdown cell that differs, by its position in each notebook (``None``: absent).
+     */
+    ComparedCell: {
+      /** A */
+      a: number | null;
+      /** B */
+      b: number | null;
+      /**
+       * Change
+       * @enum {string}
+       */
+      change: 'added' | 'removed' | 'changed';
+      /**
+       * Diff
+       * @description The cell's source as a unified diff from run a's to run b's.
+       */
+      diff: string;
+    };
+    /**
+     * ComparedFiles
+     * @description The project files each run ran beside (the trees' digests) and what differs between them.
+     */
+    ComparedFiles: {
+      /** A */
+      a: string | null;
+      /** Added */
+      added: string[];
+      /** B */
+      b: string | null;
+      /** Changed */
+      changed: string[];
+      /** Removed */
+      removed: string[];
+      /** Unchanged */
+      unchanged: number;
+    };
+    /** ComparedNotebook */
+    ComparedNotebook: {
+      /**
+       * A
+       * @description The SHA-256 of the notebook snapshot run a ran (None: not in run a).
+       */
+      a: string | null;
+      /** B */
+      b: string | null;
+      /**
+       * Cells
+       * @description Where the snapshots differ.
+       */
+      cells?: components['schemas']['ComparedCell'][];
+      /** Path */
+      path: string;
+      /** Same */
+      same: boolean;
+    };
+    /** ComparedRun */
+    ComparedRun: {
+      /** Ended At */
+      ended_at: string | null;
+      /** Id */
+      id: number;
+      /** Message */
+      message: string;
+      /** Requested By */
+      requested_by: string;
+      /** Run As */
+      run_as: string;
+      /**
+       * Seconds
+       * @description How long it ran (None before it started or while it runs).
+       */
+      seconds: number | null;
+      /** Started At */
+      started_at: string | null;
+      state: components['schemas']['RunState'];
+      /** Trigger */
+      trigger: string;
+    };
+    /** ComparedStep */
+    ComparedStep: {
+      a: components['schemas']['StepState'] | null;
+      b: components['schemas']['StepState'] | null;
+      /**
+       * Message A
+       * @default
+       */
+      message_a?: string;
+      /**
+       * Message B
+       * @default
+       */
+      message_b?: string;
+      /** Name */
+      name: string;
+      /** Position */
+      position: number;
+      /** Seconds A */
+      seconds_a: number | null;
+      /** Seconds B */
+      seconds_b: number | null;
+    };
+    /**
+     * ComparedValue
+     * @description A parameter, variable, metric or check outcome in each run (``None`` where it has none).
+     */
+    ComparedValue: {
+      /**
+       * A
+       * @default null
+       */
+      a?: unknown;
+      /**
+       * B
+       * @default null
+       */
+      b?: unknown;
+      /**
+       * Dataset
+       * @default null
+       */
+      dataset?: string | null;
+      /** Name */
+      name: string;
+      /** Same */
+      same: boolean;
     };
     /** ComputeMetrics */
     ComputeMetrics: {
@@ -3988,6 +4133,32 @@ export interface components {
        * @enum {string}
        */
       type: 'run_checks';
+    };
+    /**
+     * RunComparison
+     * @description Two runs of one scenario side by side (``GET …/runs/{a}/compare/{b}``). Metrics and check
+     *     outcomes are those the runs recorded, the last of each.
+     */
+    RunComparison: {
+      a: components['schemas']['ComparedRun'];
+      b: components['schemas']['ComparedRun'];
+      /** Checks */
+      checks: components['schemas']['ComparedValue'][];
+      files: components['schemas']['ComparedFiles'];
+      /** Metrics */
+      metrics: components['schemas']['ComparedValue'][];
+      /** Notebooks */
+      notebooks: components['schemas']['ComparedNotebook'][];
+      /** Parameters */
+      parameters: components['schemas']['ComparedValue'][];
+      /** Project */
+      project: string;
+      /** Scenario */
+      scenario: string;
+      /** Steps */
+      steps: components['schemas']['ComparedStep'][];
+      /** Variables */
+      variables: components['schemas']['ComparedValue'][];
     };
     /** RunRequest */
     RunRequest: {
@@ -13476,6 +13647,103 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['DescribeRun'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_CompareRuns: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+        scenario: string;
+        run: string;
+        other: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['RunComparison'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */

@@ -179,6 +179,7 @@ CASES = [
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1", (401, 404, 200, 200, 200, 200)),
     Case("POST", "/projects/ALPHA/scenarios/nightly/runs/1/abort", (401, 404, 403, 409, 409, 409)),
     Case("POST", "/projects/ALPHA/scenarios/nightly/runs/1/rerun", (401, 404, 403, 201, 201, 201), {}),
+    Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/compare/1", (401, 404, 200, 200, 200, 200)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/log", (401, 404, 200, 200, 200, 200)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/report", (401, 404, 404, 404, 404, 404)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/notebook", (401, 404, 404, 404, 404, 404)),

@@ -18,6 +18,7 @@ from himalia.wire.scenarios import (
     DescribeRun,
     DescribeScenario,
     RerunRequest,
+    RunComparison,
     RunRequest,
     SaveScenario,
     ScenarioParameters,
@@ -226,6 +227,19 @@ class AbortRunHandler(APIHandler):
         return await self.call(self.control_plane.runs.abort, self.caller, key, scenario, run_number(run))
 
 
+class CompareRunsHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}/compare/{other}"
+
+    @operation(
+        "Two runs side by side: parameters, variables, notebook snapshots (cell by cell where they "
+        "differ), project files, steps and durations, and the metrics and check outcomes each recorded.",
+        response=RunComparison,
+    )
+    async def get(self, key: str, scenario: str, run: str, other: str) -> RunComparison:
+        runs = self.control_plane.runs
+        return await self.call(runs.compare_runs, self.caller, key, scenario, run_number(run), run_number(other))
+
+
 class RerunHandler(APIHandler):
     route = "/projects/{key}/scenarios/{scenario}/runs/{run}/rerun"
 
@@ -305,6 +319,7 @@ handlers = [
     RunsHandler,
     RunHandler,
     AbortRunHandler,
+    CompareRunsHandler,
     RerunHandler,
     RunLogHandler,
     RunReportHandler,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from himalia.cli.context import Context, pairs, pass_ctx
-from himalia.cli.output import emit, fail, print_table, run, stderr
+from himalia.cli.output import cell, emit, fail, print_table, run, stderr
 
 if TYPE_CHECKING:
     from himalia.cli.serving import ServingPlane
@@ -335,6 +335,82 @@ def scenario_runs(ctx: Context, project_key: str, scenario_id: str, limit: int) 
     ]
     emit(
         ctx, page if ctx.json else rows, ["id", "state", "trigger", "requested_by", "started_at", "ended_at", "message"]
+    )
+
+
+@scenario.command("compare")
+@click.argument("project_key")
+@click.argument("scenario_id")
+@click.argument("first", type=int)
+@click.argument("second", type=int)
+@pass_ctx
+def scenario_compare(ctx: Context, project_key: str, scenario_id: str, first: int, second: int) -> None:
+    """Two runs side by side: what differs in what they were given, ran and recorded."""
+    compared = run(lambda: ctx.plane().runs.compare_runs(ctx.caller(), project_key, scenario_id, first, second))
+    if ctx.json:
+        emit(ctx, compared)
+        return
+    a, b = compared.a, compared.b
+
+    def seconds(value: float | None) -> str:
+        return "" if value is None else f"{value:.1f} s"
+
+    print_table(
+        ["", f"run #{a.id}", f"run #{b.id}"],
+        [
+            ["state", a.state, b.state],
+            ["trigger", a.trigger, b.trigger],
+            ["run as", a.run_as, b.run_as],
+            ["duration", seconds(a.seconds), seconds(b.seconds)],
+        ],
+    )
+    differing = [
+        (kind, value)
+        for kind, values in (("parameter", compared.parameters), ("variable", compared.variables))
+        for value in values
+        if not value.same
+    ]
+    differing += [("metric", value) for value in compared.metrics if not value.same]
+    differing += [("check", value) for value in compared.checks if not value.same]
+    if differing:
+        click.echo()
+        print_table(
+            ["what", "name", f"run #{a.id}", f"run #{b.id}"],
+            [
+                [kind, f"{value.dataset}/{value.name}" if value.dataset else value.name, cell(value.a), cell(value.b)]
+                for kind, value in differing
+            ],
+        )
+    click.echo()
+    for notebook in compared.notebooks:
+        if notebook.same:
+            click.echo(f"{notebook.path}: the same snapshot")
+            continue
+        click.echo(f"{notebook.path}: {len(notebook.cells)} cell(s) differ")
+        for compared_cell in notebook.cells:
+            click.echo(compared_cell.diff, nl=False)
+    files = compared.files
+    if files.added or files.removed or files.changed:
+        click.echo(
+            f"project files: {len(files.added)} added, {len(files.removed)} removed, {len(files.changed)} changed, "
+            f"{files.unchanged} the same"
+        )
+        for mark, paths in (("+", files.added), ("-", files.removed), ("~", files.changed)):
+            for path in paths:
+                click.echo(f"  {mark} {path}")
+    else:
+        click.echo(f"project files: the same ({files.unchanged})")
+    click.echo()
+    print_table(
+        ["step", f"run #{a.id}", f"run #{b.id}"],
+        [
+            [
+                step.name,
+                f"{step.a or ''} {seconds(step.seconds_a)}".strip(),
+                f"{step.b or ''} {seconds(step.seconds_b)}".strip(),
+            ]
+            for step in compared.steps
+        ],
     )
 
 

@@ -31,6 +31,7 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import projects_granting, require_project
 from himalia.identity.service import Service
 from himalia.identity.tokens import delete_token, mint_token
+from himalia.scenarios.comparison import compare_runs
 from himalia.scenarios.files import tree_entries
 from himalia.scenarios.records import (
     Artifact,
@@ -72,6 +73,7 @@ from himalia.wire.scenarios import (
     DescribeRun,
     DescribeStep,
     RerunRequest,
+    RunComparison,
     RunRequest,
     RunState,
     StepState,
@@ -434,6 +436,13 @@ class RunService(Service):
             runs, total = paginate(session, query, limit, offset)
             items = [describe_run(run, visible[run.project_id], []) for run in runs]
             return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def compare_runs(self, caller: Caller, key: str, scenario_id: str, first: int, second: int) -> RunComparison:
+        """Two runs of a scenario side by side (``himalia.scenarios.comparison``)."""
+        with self.db.read() as session:
+            scenario = self._scenario_for_read(session, caller, key, scenario_id)
+            a, b = self._find_run(session, scenario, first), self._find_run(session, scenario, second)
+            return compare_runs(session, key, a, b)
 
     def get_run(self, caller: Caller, key: str, scenario_id: str, run_id: int) -> DescribeRun:
         with self.db.read() as session:

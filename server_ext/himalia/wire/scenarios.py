@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Base64Bytes, BaseModel, Field, model_validator
 
@@ -203,3 +203,84 @@ class DescribeRun(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     steps: list[DescribeStep]
+
+
+# -- comparing two runs ----------------------------------------------------------------------------
+
+
+class ComparedRun(BaseModel):
+    id: int
+    state: RunState
+    trigger: str
+    requested_by: str
+    run_as: str
+    message: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    seconds: float | None = Field(description="How long it ran (None before it started or while it runs).")
+
+
+class ComparedValue(BaseModel):
+    """A parameter, variable, metric or check outcome in each run (``None`` where it has none)."""
+
+    name: str
+    dataset: str | None = None
+    a: Any = None
+    b: Any = None
+    same: bool
+
+
+class ComparedCell(BaseModel):
+    """A code or markdown cell that differs, by its position in each notebook (``None``: absent)."""
+
+    a: int | None
+    b: int | None
+    change: Literal["added", "removed", "changed"]
+    diff: str = Field(description="The cell's source as a unified diff from run a's to run b's.")
+
+
+class ComparedNotebook(BaseModel):
+    path: str
+    a: str | None = Field(description="The SHA-256 of the notebook snapshot run a ran (None: not in run a).")
+    b: str | None
+    same: bool
+    cells: list[ComparedCell] = Field(default_factory=list, description="Where the snapshots differ.")
+
+
+class ComparedFiles(BaseModel):
+    """The project files each run ran beside (the trees' digests) and what differs between them."""
+
+    a: str | None
+    b: str | None
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    unchanged: int
+
+
+class ComparedStep(BaseModel):
+    position: int
+    name: str
+    a: StepState | None
+    b: StepState | None
+    seconds_a: float | None
+    seconds_b: float | None
+    message_a: str = ""
+    message_b: str = ""
+
+
+class RunComparison(BaseModel):
+    """Two runs of one scenario side by side (``GET …/runs/{a}/compare/{b}``). Metrics and check
+    outcomes are those the runs recorded, the last of each."""
+
+    project: str
+    scenario: str
+    a: ComparedRun
+    b: ComparedRun
+    parameters: list[ComparedValue]
+    variables: list[ComparedValue]
+    notebooks: list[ComparedNotebook]
+    files: ComparedFiles
+    steps: list[ComparedStep]
+    metrics: list[ComparedValue]
+    checks: list[ComparedValue]
