@@ -35,6 +35,7 @@ import type {
   FilesPreview,
   Page,
   PreviewFiles,
+  RunComparison,
   RunRequest,
   SaveScenario,
   ScenarioParameters,
@@ -393,6 +394,17 @@ export class HimaliaClient {
       'GET',
       undefined,
       query
+    );
+  }
+
+  compareRuns(
+    key: string,
+    id: string,
+    first: number,
+    second: number
+  ): Promise<RunComparison> {
+    return this.request(
+      `projects/${segment(key)}/scenarios/${segment(id)}/runs/${first}/compare/${second}`
     );
   }
 

@@ -22,6 +22,7 @@ import { registerAdministration } from './admin/link';
 import { HimaliaClient } from './api';
 import { registerOperations } from './operations/panel';
 import { registerArtifactCommands } from './runs/commands';
+import { registerComparePage } from './runs/compare';
 import { registerRunPage } from './runs/page';
 import { errorText } from './errors';
 import { himaliaIcon } from './icons';
@@ -134,6 +135,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const loaded = model.load();
     registerRunPage(services, router, loaded);
+    registerComparePage(services);
     loaded
       .then(() => model.startRefreshing())
       .catch(error => {

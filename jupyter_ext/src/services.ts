@@ -30,6 +30,7 @@ export namespace CommandIDs {
   export const openRunReport = 'himalia:open-run-report';
   export const openRunNotebook = 'himalia:open-run-notebook';
   export const openRun = 'himalia:open-run';
+  export const compareRuns = 'himalia:compare-runs';
   export const openRunLink = 'himalia:open-run-link';
   export const openOperations = 'himalia:open-operations';
   export const openAdministration = 'himalia:open-administration';

@@ -44,6 +44,7 @@ export type FilesPreview = Schemas['FilesPreview'];
 export type ScenarioParameters = Schemas['ScenarioParameters'];
 export type NotebookParameter = Schemas['NotebookParameter'];
 export type DescribeRun = Schemas['DescribeRun'];
+export type RunComparison = Schemas['RunComparison'];
 export type DescribeStep = Schemas['DescribeStep'];
 export type RunState = DescribeRun['state'];
 export type RunRequest = Schemas['RunRequest'];

@@ -10,6 +10,7 @@ import { formatValue } from '../parameters';
 import { IHimaliaServices } from '../services';
 import type { DescribeRun } from '../types';
 import { OpenArtifactButtons, runArtifacts } from './artifacts';
+import { CompareWith } from './compare';
 import { runEvents } from './events';
 import { RunStatus, RunTitle } from './header';
 import { RunLog } from './log';
@@ -123,6 +124,12 @@ export function RunDetails(props: {
               artifacts={artifacts}
               open={command => openArtifact(command)}
               onError={setActionError}
+            />
+            <CompareWith
+              services={services}
+              project={project}
+              scenario={scenario}
+              runId={runId}
             />
           </div>
           <ErrorNotice error={actionError} />
