@@ -87,7 +87,8 @@ class ScheduledRow:
     row_id: int
     project_id: int
     slug: str
-    definition: dict[str, Any]
+    #: The stored definition's JSON text.
+    definition: str
     #: When it was last saved (or activated), and the fire time of its last time-triggered run.
     saved_at: datetime
     last_fire: str | None

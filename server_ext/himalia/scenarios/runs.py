@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import Text, cast, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -811,8 +811,9 @@ class RunService(Service):
     # -- the scheduler's side -----------------------------------------------------------------
 
     def scheduled_scenarios(self) -> list[ScheduledRow]:
-        """Every active scenario with triggers and the fire time of its last time-triggered run, in one
-        statement (a scheduler's start reads 10,000 of them)."""
+        """Every active scenario and the fire time of its last time-triggered run, in one statement
+        (a scheduler's start reads 10,000 of them); definitions as their JSON text, for
+        ``stored_definition`` to parse and validate at once."""
         last_cron = (
             select(ScenarioRun.scenario_id, func.max(ScenarioRun.id).label("run_id"))
             .where(ScenarioRun.trigger == "cron")
@@ -825,7 +826,7 @@ class RunService(Service):
                     Scenario.id,
                     Scenario.project_id,
                     Scenario.slug,
-                    Scenario.definition,
+                    cast(Scenario.definition, Text),
                     Scenario.updated_at,
                     ScenarioRun.trigger_detail,
                 )
@@ -836,7 +837,6 @@ class RunService(Service):
         return [
             ScheduledRow(row_id, project_id, slug, definition, saved_at, (last or {}).get("fire_time"))
             for row_id, project_id, slug, definition, saved_at, last in rows
-            if definition.get("triggers")
         ]
 
     def scheduled_scenario(self, row_id: int) -> tuple[int, str, ScenarioDefinition] | None:

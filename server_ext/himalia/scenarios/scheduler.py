@@ -273,15 +273,16 @@ class Scheduler:
     # -- the heap -----------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read every active scenario with triggers (one statement), schedule the next fires, then
+        """Read every active scenario (one statement), schedule the next fires of those with triggers, then
         fire the catch-ups their policies ask for, many per transaction, and tell the missed fires."""
         now = self.now()
         missed: list[tuple[int, ScheduledScenario, MissedFires, Fire | None]] = []
         for row in self.runs.scheduled_scenarios():
             try:
-                entry, upcoming = self._schedule(
-                    row.row_id, row.project_id, row.slug, stored_definition(row.definition), now, catch_up=True
-                )
+                definition = stored_definition(row.definition)
+                if not definition.triggers:
+                    continue
+                entry, upcoming = self._schedule(row.row_id, row.project_id, row.slug, definition, now, catch_up=True)
                 found = self._missed(row.row_id, entry, now, row.saved_at, row.last_fire, upcoming)
             except Exception:  # one unreadable scenario must not keep the others from firing
                 self.log.exception("Scenario %s cannot be scheduled", row.slug)

@@ -507,8 +507,12 @@ def load_scenario(text: str, filename: str = "<scenario>", context: dict[str, An
     return load_document(text, ScenarioDefinition, filename, context=context)
 
 
-def stored_definition(data: dict[str, Any]) -> ScenarioDefinition:
-    """A definition read back from the store (a scenario's, a run's), validated with ``STORED``."""
+def stored_definition(data: dict[str, Any] | str) -> ScenarioDefinition:
+    """A definition read back from the store (a scenario's, a run's), validated with ``STORED``;
+    given as the column's JSON text, it is parsed by pydantic's own parser (the scheduler's start
+    reads 10,000: twice as fast as ``json.loads`` then validating)."""
+    if isinstance(data, str):
+        return ScenarioDefinition.model_validate_json(data, context=STORED)
     return ScenarioDefinition.model_validate(data, context=STORED)
 
 
