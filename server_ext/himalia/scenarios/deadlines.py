@@ -35,7 +35,7 @@ from himalia.identity.audit import AuditRecord
 from himalia.identity.caller import Caller
 from himalia.identity.service import Service
 from himalia.scenarios.reporting import AlertSummary, Delivery, Mailer, WebhookSettings, deliver_alert
-from himalia.scenarios.scheduler import MissedFires, ScheduledScenario, Scheduler
+from himalia.scenarios.scheduler import MissedFires, ScheduledScenario, Scheduler, Skip
 from himalia.store.orm import DeadlineAlert, Project, Scenario, ScenarioRun
 from himalia.wire.definitions import (
     EmailReporter,
@@ -401,30 +401,42 @@ class DeadlineWatcher(Service):
             missed.caught_up.run_id if missed.caught_up else None,
         )
 
-    def skipped(self, row_id: int, entry: ScheduledScenario, fire_key: str, run_id: int) -> None:
+    def skipped(self, skips: list[Skip]) -> None:
+        """One missed alert per skipped run, the runs read in one statement, raised in batches."""
         with self.db.read() as session:
-            message, detail = session.execute(
-                select(ScenarioRun.message, ScenarioRun.trigger_detail).where(ScenarioRun.id == run_id)
-            ).one()
-        zone = deadline_zone(entry.definition)
-        fire_time = detail.get("fire_time")
-        when = _shown(datetime.fromisoformat(fire_time), zone) if fire_time else "its trigger fired"
-        due_at = datetime.fromisoformat(fire_time).astimezone(UTC) if fire_time else self.scheduler.now()
-        self._raise(
-            [
+            found = {
+                row.id: (row.message, row.trigger_detail)
+                for row in session.execute(
+                    select(ScenarioRun.id, ScenarioRun.message, ScenarioRun.trigger_detail).where(
+                        ScenarioRun.id.in_([skip.run_id for skip in skips])
+                    )
+                )
+            }
+        alerts = []
+        for skip in skips:
+            if skip.run_id not in found:
+                continue  # deleted since, with its scenario
+            message, detail = found[skip.run_id]
+            entry, zone = skip.entry, deadline_zone(skip.entry.definition)
+            fire_time = detail.get("fire_time")
+            when = _shown(datetime.fromisoformat(fire_time), zone) if fire_time else "its trigger fired"
+            due_at = datetime.fromisoformat(fire_time).astimezone(UTC) if fire_time else self.scheduler.now()
+            alerts.append(
                 _Raise(
-                    row_id,
+                    skip.row_id,
                     entry,
                     "missed",
-                    fire_key[:100],
+                    skip.fire_key[:100],
                     due_at,
-                    f"{entry.definition.name} did not run at {when}: run #{run_id} was recorded as skipped. {message}",
+                    f"{entry.definition.name} did not run at {when}: run #{skip.run_id} was recorded as skipped. "
+                    f"{message}",
                     f"MISSED: {entry.definition.name} skipped at {when}",
                     zone,
-                    run_id,
+                    skip.run_id,
                 )
-            ]
-        )
+            )
+        for start in range(0, len(alerts), RAISE_BATCH):
+            self._raise(alerts[start : start + RAISE_BATCH])
 
     # -- raising, sending, clearing -----------------------------------------------------------
 

@@ -82,8 +82,18 @@ class MissedFireListener(Protocol):
         """Fire times passed while no scheduler fired them (down, asleep or failing), by scenario row:
         all those a start found, at once."""
 
-    def skipped(self, row_id: int, entry: "ScheduledScenario", fire_key: str, run_id: int) -> None:
-        """A fire recorded as a skipped run (concurrency policy, full queue)."""
+    def skipped(self, skips: "list[Skip]") -> None:
+        """Fires recorded as skipped runs (concurrency policy, full queue): a burst's, at once."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A fire that became a skipped run, as the missed-fire listener is told of it."""
+
+    row_id: int
+    entry: "ScheduledScenario"
+    fire_key: str
+    run_id: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -495,6 +505,7 @@ class Scheduler:
         fired: list[ChildRun | None] = []
         for start in range(0, len(fires), FIRE_BATCH):
             fired += self.runs.fire(fires[start : start + FIRE_BATCH])
+        skips = []
         for fire, run in zip(fires, fired, strict=True):
             if run is None:
                 continue
@@ -503,7 +514,9 @@ class Scheduler:
                 with self._lock:
                     found = self._entries.get(fire.row_id)
                 if found is not None:
-                    self._tell_missed(partial(_tell_skipped, fire=fire, entry=found, run_id=run.run_id))
+                    skips.append(Skip(fire.row_id, found, fire.fire_key, run.run_id))
+        if skips:
+            self._tell_missed(partial(_tell_skipped, skips=skips))
         return fired
 
     def _tell_missed(self, tell: Callable[[MissedFireListener], None]) -> None:
@@ -583,8 +596,8 @@ def _tell_outages(listener: MissedFireListener, outages: list[tuple[int, Schedul
     listener.outages(outages)
 
 
-def _tell_skipped(listener: MissedFireListener, fire: Fire, entry: ScheduledScenario, run_id: int) -> None:
-    listener.skipped(fire.row_id, entry, fire.fire_key, run_id)
+def _tell_skipped(listener: MissedFireListener, skips: list[Skip]) -> None:
+    listener.skipped(skips)
 
 
 def _iso(moment: datetime, trigger: TimeTrigger) -> str:
