@@ -65,6 +65,7 @@ def seeded_names(world: World) -> dict[str, list[str]]:
         "token_id": [str(world.target_token_id)],
         "scenario": ["nightly"],
         "run": ["1"],
+        "other": ["1"],
         "run_id": ["1"],
         "step": ["score"],
         "usage_id": ["1"],
