@@ -295,3 +295,11 @@ def test_the_robust_band_is_not_widened_by_past_outliers() -> None:
 def test_history_check_definitions_are_refused_by_name(spec: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CheckSpec(name="c", **spec)  # type: ignore[arg-type]
+
+
+def test_a_change_is_written_once_whatever_digits_the_metric_holds() -> None:
+    params = CheckSpec(name="c", type="change", metric="avg:col2", change="percent", max=1).params()
+    judged = judge("change", 102, params, metric="avg:col2", history=[100])
+    assert judged.message == (
+        "the change of average of col2 +2% is above the maximum 1 (100 -> 102, against the previous value)"
+    )

@@ -111,12 +111,13 @@ def _format_age(age: timedelta) -> str:
     return f"{seconds:.0f} seconds"
 
 
-def evaluate_range(label: str, value: Any, params: dict[str, Any]) -> Evaluation:
+def evaluate_range(label: str, value: Any, params: dict[str, Any], shown: str | None = None) -> Evaluation:
+    """``shown`` is how the value is written in the message (``format_value`` by default)."""
     if value is None:
         return Evaluation(Outcome.EMPTY, f"{label} has no value", value)
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         return Evaluation(Outcome.ERROR, f"{label} is {format_value(value)}, not a number", value)
-    shown = format_value(value)
+    shown = shown or format_value(value)
     for bound, outcome, word, below in (
         ("min", Outcome.ERROR, "minimum", True),
         ("max", Outcome.ERROR, "maximum", False),
@@ -250,11 +251,9 @@ def evaluate_change(label: str, value: Any, history: list[Any], params: dict[str
         for bound in ("min", "max", "soft_min", "soft_max")
         if (limit := params.get(bound)) is not None
     }
-    judged = evaluate_range(f"the change of {label}", change, params)
     shown = f"{'+' if change > 0 else ''}{format_value(round(change, 6))}{unit}"
-    message = judged.message.replace(format_value(change), shown, 1) + (
-        f" ({format_value(reference)} -> {format_value(value)}, against {ago})"
-    )
+    judged = evaluate_range(f"the change of {label}", change, params, shown)
+    message = f"{judged.message} ({format_value(reference)} -> {format_value(value)}, against {ago})"
     return Evaluation(
         judged.outcome,
         message,
