@@ -2135,6 +2135,11 @@ export interface components {
        * @default false
        */
       auto_compute_after_build?: boolean;
+      /**
+       * Conditions
+       * @description Rules on rows; see RowCondition.
+       */
+      conditions?: components['schemas']['RowCondition'][];
       /** Connection */
       connection: string;
       /** Custom Metrics */
@@ -2679,6 +2684,11 @@ export interface components {
        * Format: date-time
        */
       evaluated_at: string;
+      /**
+       * @description Rows that broke the check's row condition: only for readers of the content (read_content).
+       * @default null
+       */
+      failing_rows?: components['schemas']['FailingRows'] | null;
       /** Message */
       message: string;
       /** Origin */
@@ -2752,6 +2762,8 @@ export interface components {
       can_write: boolean;
       /** Columns */
       columns: components['schemas']['DatasetColumn'][] | null;
+      /** Conditions */
+      conditions?: components['schemas']['RowCondition'][];
       /** Connection */
       connection: string;
       /**
@@ -3527,6 +3539,18 @@ export interface components {
       table: string;
     };
     /**
+     * FailingRows
+     * @description A bounded sample of the rows that broke a row condition, taken when its check failed.
+     */
+    FailingRows: {
+      /** Columns */
+      columns: string[];
+      /** Condition */
+      condition: string;
+      /** Rows */
+      rows: unknown[][];
+    };
+    /**
      * FileTreeSummary
      * @description The project files a scenario snapshotted for its notebooks.
      */
@@ -4085,6 +4109,51 @@ export interface components {
        * @default false
        */
       from_failed_step?: boolean;
+    };
+    /**
+     * RowCondition
+     * @description A rule each row's value of ``column`` should follow, exactly one of: ``min`` and/or
+     *     ``max`` (inclusive, numbers), ``pattern`` (a regular expression in RE2 syntax, found anywhere
+     *     in the text: anchor it with ``^`` and ``$``), ``values`` (the allowed ones), ``not_null`` or
+     *     ``unique``. A null breaks only ``not_null``; a repeated value breaks ``unique`` once per
+     *     repetition. Its probes ``invalid_count:<name>`` and ``invalid_percent:<name>`` count the rows
+     *     that break it, in the dataset's own aggregate statement.
+     */
+    RowCondition: {
+      /** Column */
+      column: string;
+      /**
+       * Max
+       * @default null
+       */
+      max?: number | null;
+      /**
+       * Min
+       * @default null
+       */
+      min?: number | null;
+      /** Name */
+      name: string;
+      /**
+       * Not Null
+       * @default null
+       */
+      not_null?: true | null;
+      /**
+       * Pattern
+       * @default null
+       */
+      pattern?: string | null;
+      /**
+       * Unique
+       * @default null
+       */
+      unique?: true | null;
+      /**
+       * Values
+       * @default null
+       */
+      values?: (string | number | boolean)[] | null;
     };
     /**
      * RunAsScenario
@@ -4959,6 +5028,12 @@ export interface components {
        * @default null
        */
       auto_compute_after_build?: boolean | null;
+      /**
+       * Conditions
+       * @description Replaces the row conditions.
+       * @default null
+       */
+      conditions?: components['schemas']['RowCondition'][] | null;
       /**
        * Custom Metrics
        * @default null

@@ -309,6 +309,14 @@ class ControlPlane(LoggingConfigurable):
     def _valid_trusted_proxies(self, proposal: Bunch) -> list[str] | None:
         return None if proposal["value"] is None else _proxy_networks(proposal["value"])
 
+    failing_rows_sample = Int(
+        10,
+        min=0,
+        max=1000,
+        config=True,
+        help="""How many of the rows that break a row condition a failed check on it keeps, to show to
+        readers of the project's content (each cell cut at 200 characters). 0 keeps none.""",
+    )
     token_reuse_seconds = Float(
         2.0,
         min=0.0,
@@ -406,7 +414,7 @@ class ControlPlane(LoggingConfigurable):
         self.audit = AuditService(self.db, trail, self.log)
         self.datasets = DatasetService(self.db, trail, self.log, self.connections)
         self.metrics = MetricService(self.db, trail, self.log, self.datasets)
-        self.checks = CheckService(self.db, trail, self.log, self.datasets, self.metrics)
+        self.checks = CheckService(self.db, trail, self.log, self.datasets, self.metrics, self.failing_rows_sample)
         self.exports = ExportService(
             self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
         )

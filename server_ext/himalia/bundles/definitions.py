@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from himalia.wire.common import CheckName, ConnectionName, DatasetName, GroupName, LongText, ProjectKey, ShortText
-from himalia.wire.data import FreshnessSpec
+from himalia.wire.data import FreshnessSpec, RowCondition
 
 
 class _Strict(BaseModel):
@@ -46,6 +46,8 @@ class BundledDataset(_Strict):
     auto_compute_after_build: bool = False
     #: How old its data may be (``None``: no declaration; bundles made before it existed have none).
     freshness: FreshnessSpec | None = None
+    #: Rules on its rows (bundles made before they existed have none).
+    conditions: list[RowCondition] = Field(default_factory=list, max_length=100)
     checks: list[BundledCheck] = Field(default_factory=list, max_length=1000)
 
 

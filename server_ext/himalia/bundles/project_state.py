@@ -40,7 +40,7 @@ from himalia.store.orm import (
     utcnow,
 )
 from himalia.wire.bundles import BundleChange
-from himalia.wire.data import FreshnessSpec
+from himalia.wire.data import FreshnessSpec, RowCondition
 from himalia.wire.definitions import ScenarioDefinition
 from himalia.wire.scenarios import ACTIVE_STATES
 
@@ -71,6 +71,7 @@ def apply_datasets(session: Session, project: Project, wanted: list[BundledDatas
         dataset.custom_metrics = list(spec.custom_metrics)
         dataset.auto_compute_after_build = spec.auto_compute_after_build
         dataset.freshness = spec.freshness.model_dump() if spec.freshness else None
+        dataset.conditions = [condition.model_dump(exclude_none=True) for condition in spec.conditions]
         session.flush()
         checks = {c.name: c for c in session.scalars(select(Check).where(Check.dataset_id == dataset.id))}
         for check_spec in spec.checks:
@@ -169,6 +170,7 @@ def export_definitions(
                 custom_metrics=list(dataset.custom_metrics),
                 auto_compute_after_build=dataset.auto_compute_after_build,
                 freshness=FreshnessSpec.model_validate(dataset.freshness) if dataset.freshness else None,
+                conditions=[RowCondition.model_validate(condition) for condition in dataset.conditions],
                 checks=[BundledCheck(name=c.name, type=c.type, metric=c.metric, params=dict(c.params)) for c in checks],
             )
         )

@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from himalia.core.errors import Conflict, InvalidInput, NotFound
+from himalia.core.errors import Conflict, HimaliaError, InvalidInput, NotFound
 from himalia.core.permissions import GlobalPermission, ProjectPermission
 from himalia.core.units import parse_duration
 from himalia.data import freshness
 from himalia.data.datasets import DatasetService
 from himalia.data.metrics import MetricService
-from himalia.data.probes import parse_probes
-from himalia.data.rules import MetricReading, Outcome, evaluate, worst
+from himalia.data.probes import condition_of, parse_probes
+from himalia.data.rules import Evaluation, MetricReading, Outcome, evaluate, worst
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project, require_run_or_write
 from himalia.identity.service import AuditRecorder, Service
@@ -25,11 +25,14 @@ from himalia.wire.common import from_row
 from himalia.wire.data import CheckRun, CheckSpec, DescribeCheck, DescribeCheckResult
 
 
-def describe_result(result: CheckResult, check: str, dataset: str) -> DescribeCheckResult:
-    return from_row(DescribeCheckResult, result, check=check, dataset=dataset)
+def describe_result(result: CheckResult, check: str, dataset: str, *, content: bool) -> DescribeCheckResult:
+    """A result as the API shows it; the failing rows it sampled only to readers of the ``content``."""
+    return from_row(
+        DescribeCheckResult, result, check=check, dataset=dataset, failing_rows=result.failing_rows if content else None
+    )
 
 
-def describe_check(check: Check, last: CheckResult | None) -> DescribeCheck:
+def describe_check(check: Check, last: CheckResult | None, *, content: bool) -> DescribeCheck:
     params = dict(check.params)
     expected = params.pop("expected", None)
     return from_row(
@@ -37,18 +40,26 @@ def describe_check(check: Check, last: CheckResult | None) -> DescribeCheck:
         check,
         dataset=check.dataset.name,
         expected_columns=expected,
-        last_result=describe_result(last, check.name, check.dataset.name) if last else None,
+        last_result=describe_result(last, check.name, check.dataset.name, content=content) if last else None,
         **params,  # the type's own settings (bounds, values, code...) are stored as one JSON object
     )
 
 
 class CheckService(Service):
     def __init__(
-        self, db: Database, audit: AuditRecorder, log: Any, datasets: DatasetService, metrics: MetricService
+        self,
+        db: Database,
+        audit: AuditRecorder,
+        log: Any,
+        datasets: DatasetService,
+        metrics: MetricService,
+        failing_rows_sample: int = 10,
     ) -> None:
         super().__init__(db, audit, log)
         self.datasets = datasets
         self.metrics = metrics
+        #: How many failing rows a failed check on a row condition keeps.
+        self.failing_rows_sample = failing_rows_sample
 
     @staticmethod
     def _last_results(session: Session, check_ids: list[int]) -> dict[int, CheckResult]:
@@ -72,10 +83,11 @@ class CheckService(Service):
 
     def list_checks(self, caller: Caller, key: str, name: str) -> list[DescribeCheck]:
         with self.db.read() as session:
-            dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_DASHBOARDS)
+            dataset, permissions = self.datasets.find(session, caller, key, name, ProjectPermission.READ_DASHBOARDS)
             checks = self._checks(session, dataset)
             last = self._last_results(session, [c.id for c in checks])
-            return [describe_check(c, last.get(c.id)) for c in checks]
+            content = ProjectPermission.READ_CONTENT in permissions
+            return [describe_check(c, last.get(c.id), content=content) for c in checks]
 
     def _find(self, session: Session, dataset: Dataset, check: str) -> Check:
         found = session.scalar(
@@ -87,13 +99,19 @@ class CheckService(Service):
 
     def get_check(self, caller: Caller, key: str, name: str, check: str) -> DescribeCheck:
         with self.db.read() as session:
-            dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_DASHBOARDS)
+            dataset, permissions = self.datasets.find(session, caller, key, name, ProjectPermission.READ_DASHBOARDS)
             found = self._find(session, dataset, check)
-            return describe_check(found, self._last_results(session, [found.id]).get(found.id))
+            last = self._last_results(session, [found.id]).get(found.id)
+            return describe_check(found, last, content=ProjectPermission.READ_CONTENT in permissions)
 
     def _params(self, caller: Caller, dataset: Dataset, spec: CheckSpec) -> dict[str, Any]:
         if spec.type == "custom_python":
             caller.require(GlobalPermission.WRITE_UNSAFE_CODE)
+        condition = condition_of(spec.metric)
+        if condition is not None and condition not in {c["name"] for c in dataset.conditions}:
+            raise InvalidInput(
+                f"{dataset.name} has no row condition '{condition}' for '{spec.metric}' to count.", field="metric"
+            )
         params = spec.params()
         if spec.type == "freshness" and spec.metric is None:
             if dataset.freshness is None:
@@ -144,7 +162,7 @@ class CheckService(Service):
                 project_key=key,
                 details=spec.model_dump(mode="json", exclude_none=True),
             )
-            return describe_check(check, None)
+            return describe_check(check, None, content=False)
 
     def delete_check(self, caller: Caller, key: str, name: str, check: str) -> None:
         with self.db.write() as session:
@@ -168,11 +186,12 @@ class CheckService(Service):
         if computable:
             self.metrics.compute(caller, key, name, computable, origin=origin, run_id=run_id)
         now = utcnow()
-        with self.db.write() as session:
+        with self.db.read() as session:
             dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
             metrics = {_reads(c) for c in checks} - {""}
             latest = self.metrics.latest(session, dataset, metrics) if metrics else {}
-            results = []
+            judged: dict[int, Evaluation] = {}
+            broken: dict[str, list[int]] = {}  # condition -> the failed checks that count its rows
             for check in self._checks(session, dataset):
                 last = latest.get(_reads(check))
                 reading = MetricReading(
@@ -180,7 +199,7 @@ class CheckService(Service):
                     computed_at=last.computed_at if last else None,
                     history=self._history(session, dataset, check, last.id if last else None),
                 )
-                judged = evaluate(
+                judged[check.id] = evaluate(
                     check.type,
                     check.metric,
                     check.params,
@@ -189,17 +208,29 @@ class CheckService(Service):
                     now=now,
                     freshness=dataset.freshness,
                 )
+                condition = condition_of(check.metric)
+                if condition and reading.value and judged[check.id].outcome in (Outcome.ERROR, Outcome.WARNING):
+                    broken.setdefault(condition, []).append(check.id)
+        samples = self._samples(caller, key, name, list(broken))
+        with self.db.write() as session:
+            dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
+            sampled = {check_id: samples.get(condition) for condition, ids in broken.items() for check_id in ids}
+            results = []
+            for check in self._checks(session, dataset):
+                if check.id not in judged:  # defined while the others were judged: judged at the next run
+                    continue
                 result = CheckResult(
                     check=check,
-                    outcome=judged.outcome,
-                    value=judged.value,
-                    message=judged.message,
+                    outcome=judged[check.id].outcome,
+                    value=judged[check.id].value,
+                    message=judged[check.id].message,
                     evaluated_at=now,
                     origin=origin,
                     run_id=run_id,
+                    failing_rows=sampled.get(check.id),
                 )
                 session.add(result)
-                results.append(describe_result(result, check.name, name))
+                results.append(describe_result(result, check.name, name, content=True))
             self.audit.record(
                 session,
                 caller,
@@ -211,6 +242,17 @@ class CheckService(Service):
             )
         overall = worst([Outcome(r.outcome) for r in results])
         return CheckRun(dataset=name, outcome=overall.value, results=results)
+
+    def _samples(self, caller: Caller, key: str, name: str, conditions: list[str]) -> dict[str, dict[str, Any]]:
+        """The failing rows of each condition a failed check counts; a sample that cannot be taken
+        is logged and left out, the check's outcome stands."""
+        samples: dict[str, dict[str, Any]] = {}
+        for condition in conditions if self.failing_rows_sample else ():
+            try:
+                samples[condition] = self.metrics.failing_rows(caller, key, name, condition, self.failing_rows_sample)
+            except HimaliaError as error:
+                self.log.warning("No sample of the rows breaking %s/%s: %s", name, condition, error.message)
+        return samples
 
     def _history(self, session: Session, dataset: Dataset, check: Check, current: int | None) -> list[Any]:
         """The past values a check judges with its metric's current one (``custom_python`` gets the
@@ -229,7 +271,8 @@ class CheckService(Service):
     ) -> list[DescribeCheckResult]:
         """The newest ``limit`` results, oldest first."""
         with self.db.read() as session:
-            project, _ = require_project(session, caller, key, ProjectPermission.READ_DASHBOARDS)
+            project, permissions = require_project(session, caller, key, ProjectPermission.READ_DASHBOARDS)
+            content = ProjectPermission.READ_CONTENT in permissions
             query = (
                 select(CheckResult, Check.name, Dataset.name)
                 .join(Check, Check.id == CheckResult.check_id)
@@ -242,7 +285,8 @@ class CheckService(Service):
                 query = query.where(Check.name == check)
             rows = session.execute(query.order_by(CheckResult.id.desc()).limit(limit)).all()
             return [
-                describe_result(result, check_name, dataset_name) for result, check_name, dataset_name in reversed(rows)
+                describe_result(result, check_name, dataset_name, content=content)
+                for result, check_name, dataset_name in reversed(rows)
             ]
 
 

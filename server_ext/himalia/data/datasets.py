@@ -32,15 +32,22 @@ from himalia.data.drivers import (
     storage_options,
 )
 from himalia.data.freshness import check_declaration
-from himalia.data.probes import parse_probes
+from himalia.data.probes import condition_of, parse_probes
 from himalia.data.rules import schema_difference
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project
 from himalia.identity.service import AuditRecorder, Service
 from himalia.store.db import Database, paginate
-from himalia.store.orm import Connection, Dataset, Project, utcnow
+from himalia.store.orm import Check, Connection, Dataset, Project, utcnow
 from himalia.wire.common import Page, from_row
-from himalia.wire.data import CreateDataset, DatasetColumn, DatasetSchema, DescribeDataset, UpdateDataset
+from himalia.wire.data import (
+    CreateDataset,
+    DatasetColumn,
+    DatasetSchema,
+    DescribeDataset,
+    RowCondition,
+    UpdateDataset,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,12 +85,25 @@ def read_columns(usable: UsableConnection, location: dict[str, Any]) -> list[Dat
         raise InvalidInput(f"Cannot read the {field}: {message}", field=field) from None
 
 
-def check_probe_columns(probes: list[str], columns: list[dict[str, str]] | list[DatasetColumn]) -> None:
-    """Refuse probes of columns the dataset does not have (their types are checked on computation)."""
+def check_probe_columns(
+    probes: list[str], columns: list[dict[str, str]] | list[DatasetColumn], conditions: list[RowCondition]
+) -> None:
+    """Refuse probes of columns or row conditions the dataset does not have, and conditions on
+    columns it does not have (their types are checked on computation)."""
     names = {c["name"] if isinstance(c, dict) else c.name for c in columns}
+    for condition in conditions:
+        if condition.column not in names:
+            raise InvalidInput(
+                f"condition '{condition.name}': the dataset has no column '{condition.column}'", field="conditions"
+            )
+    declared = {condition.name for condition in conditions}
     for probe in parse_probes(probes):
         if probe.column is not None and probe.column not in names:
             raise InvalidInput(f"probe '{probe.id}': the dataset has no column '{probe.column}'", field="probes")
+        if probe.condition is not None and probe.condition not in declared:
+            raise InvalidInput(
+                f"probe '{probe.id}': the dataset has no row condition '{probe.condition}'", field="probes"
+            )
 
 
 def describe_dataset(caller: Caller, dataset: Dataset, permissions: frozenset[ProjectPermission]) -> DescribeDataset:
@@ -159,7 +179,7 @@ class DatasetService(Service):
             raise InvalidInput(f"A {usable.type} connection holds no {kind} datasets.", field=field)
         location = spec.model_dump(include={"table", "db_schema", "query", "path", "format"}, exclude_none=True)
         columns = read_columns(usable, location)
-        check_probe_columns(spec.probes, columns)
+        check_probe_columns(spec.probes, columns, spec.conditions)
         if spec.freshness is not None:
             check_declaration(spec.freshness, kind, [c.model_dump() for c in columns])
         with self.db.write() as session:
@@ -179,6 +199,7 @@ class DatasetService(Service):
                 custom_metrics=[m.model_dump(exclude_none=True) for m in spec.custom_metrics],
                 auto_compute_after_build=spec.auto_compute_after_build,
                 freshness=spec.freshness.model_dump() if spec.freshness else None,
+                conditions=[c.model_dump(exclude_none=True) for c in spec.conditions],
             )
             session.add(dataset)
             session.flush()
@@ -199,8 +220,15 @@ class DatasetService(Service):
         self._check_custom_metrics(caller, spec)
         with self.db.write() as session:
             dataset, permissions = self.find(session, caller, key, name, ProjectPermission.WRITE_CONTENT)
-            if spec.probes is not None:
-                check_probe_columns(spec.probes, dataset.columns or [])
+            if spec.probes is not None or spec.conditions is not None:
+                conditions = (
+                    spec.conditions
+                    if spec.conditions is not None
+                    else [RowCondition.model_validate(c) for c in dataset.conditions]
+                )
+                probes = spec.probes if spec.probes is not None else dataset.probes
+                check_probe_columns(probes, dataset.columns or [], conditions)
+                self._keep_counted_conditions(session, dataset, {c.name for c in conditions})
             changes = spec.model_dump(mode="json", exclude_none=True)
             if "freshness" in spec.model_fields_set:  # null removes the declaration
                 if spec.freshness is not None:
@@ -211,6 +239,17 @@ class DatasetService(Service):
             session.flush()
             self.audit.record(session, caller, "dataset.update", "dataset", name, project_key=key, details=changes)
             return describe_dataset(caller, dataset, permissions)
+
+    @staticmethod
+    def _keep_counted_conditions(session: Session, dataset: Dataset, kept: set[str]) -> None:
+        """Refuse to drop a row condition that a check counts: the check would judge nothing."""
+        for check, metric in session.execute(select(Check.name, Check.metric).where(Check.dataset_id == dataset.id)):
+            condition = condition_of(metric)
+            if condition is not None and condition not in kept:
+                raise Conflict(
+                    f"The check '{check}' counts the rows breaking '{condition}': change or delete it first.",
+                    field="conditions",
+                )
 
     def delete_dataset(self, caller: Caller, key: str, name: str) -> None:
         with self.db.write() as session:

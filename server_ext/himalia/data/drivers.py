@@ -32,6 +32,7 @@ from sqlalchemy.sql import FromClause
 from sqlalchemy.types import NullType, TypeEngine
 
 from himalia.core.errors import Forbidden, InvalidInput
+from himalia.core.patterns import search
 from himalia.data.access import (
     EMBEDDED_BACKENDS,
     READ_ONLY_BACKENDS,
@@ -157,7 +158,14 @@ def _sqlite_engine(path: str | None, *, writable: bool) -> Engine:
         connection.set_authorizer(sqlite_authorizer(writable))
         return connection
 
-    return create_engine("sqlite://", creator=connect, poolclass=NullPool)
+    engine = create_engine("sqlite://", creator=connect, poolclass=NullPool)
+    event.listen(engine, "connect", _linear_regexp)  # after SQLAlchemy's own, which backtracks (Python's re)
+    return engine
+
+
+def _linear_regexp(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    """``REGEXP`` on SQLite matches with RE2: linear in the text whatever the pattern."""
+    dbapi_connection.create_function("regexp", 2, search, deterministic=True)
 
 
 # -- files ----------------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ def _apply_dataset(plane: DataServices, caller: Caller, key: str, wanted: Datase
         custom_metrics=spec.custom_metrics,
         auto_compute_after_build=spec.auto_compute_after_build,
         freshness=spec.freshness,
+        conditions=spec.conditions,
     )
     if (
         update.model_dump()

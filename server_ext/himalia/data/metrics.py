@@ -5,13 +5,16 @@ Computing needs ``write_content`` or ``run_scenarios`` on the project and a conn
 caller may use; reading the history needs only ``read_dashboards``, as dashboards show it.
 """
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import FromClause
 
 from himalia.core.errors import HimaliaError, InvalidInput
 from himalia.core.permissions import ProjectPermission
@@ -31,17 +34,27 @@ from himalia.data.drivers import (
     sql_source,
     storage_options,
 )
-from himalia.data.probes import Probe, compute_files, compute_sql, parse_probes
+from himalia.data.probes import (
+    CONDITION_STATS,
+    Probe,
+    compute_files,
+    compute_sql,
+    failing_rows_of_files,
+    failing_rows_of_sql,
+    parse_probes,
+)
 from himalia.identity.caller import Caller
 from himalia.identity.projects import require_project, require_run_or_write
 from himalia.identity.service import AuditRecorder, Service
 from himalia.store.db import Database
 from himalia.store.orm import Dataset, MetricValue, utcnow
 from himalia.wire.common import from_row
-from himalia.wire.data import ComputedMetrics, DescribeMetricValue, RecordMetric
+from himalia.wire.data import ComputedMetrics, DescribeMetricValue, RecordMetric, RowCondition
 
 if TYPE_CHECKING:
     import pandas as pd
+
+T = TypeVar("T")
 
 
 def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> "pd.DataFrame":
@@ -66,25 +79,75 @@ def load_frame(usable: dict[str, Any], location: dict[str, Any]) -> "pd.DataFram
 
 
 def compute_probes(
-    usable: UsableConnection, location: dict[str, Any], probes: list[Probe], sources: SqlSources, version: str
+    usable: UsableConnection,
+    location: dict[str, Any],
+    probes: list[Probe],
+    sources: SqlSources,
+    version: str,
+    conditions: list[RowCondition],
 ) -> dict[str, Any]:
     """Built-in probes, computed by the engine that holds the data; a failing source is the caller's 400.
 
     A SQL dataset's are one aggregate statement on the kept engine and typed source (``version``:
     the dataset's schema version, so that a refresh reads the columns again)."""
+    return _at_the_source(
+        usable,
+        location,
+        sources,
+        version,
+        "compute on",
+        lambda url, fmt, options: compute_files(url, fmt, probes, options, conditions),
+        lambda connection, source: compute_sql(connection, source, probes, conditions),
+    )
+
+
+def sample_failing_rows(
+    usable: UsableConnection,
+    location: dict[str, Any],
+    condition: RowCondition,
+    limit: int,
+    sources: SqlSources,
+    version: str,
+) -> dict[str, Any]:
+    """At most ``limit`` rows that break ``condition``, in one bounded statement where the data lives."""
+    return _at_the_source(
+        usable,
+        location,
+        sources,
+        version,
+        "sample",
+        lambda url, fmt, options: failing_rows_of_files(url, fmt, condition, limit, options),
+        lambda connection, source: failing_rows_of_sql(connection, source, condition, limit),
+    )
+
+
+def _at_the_source(
+    usable: UsableConnection,
+    location: dict[str, Any],
+    sources: SqlSources,
+    version: str,
+    verb: str,
+    on_files: Callable[[str | list[str], Any, dict[str, Any]], T],
+    on_sql: Callable[[SqlConnection, FromClause], T],
+) -> T:
+    """``on_files`` (the checked location, its format, fsspec options) or ``on_sql`` (on the kept
+    engine and typed source); a failing source, driver or option is the caller's 400."""
     try:
         if usable.type == "files":
             url = files_location(usable, location["path"])
-            return compute_files(url, location["format"], probes, storage_options(usable.params, usable.secrets))
-        return sources.compute(
-            usable, location, version, lambda connection, source: compute_sql(connection, source, probes)
-        )
+            return on_files(url, location["format"], storage_options(usable.params, usable.secrets))
+        return sources.compute(usable, location, version, on_sql)
     except HimaliaError:
         raise
-    except Exception as error:  # a driver, a missing driver package or a bad option: the source's fault
+    except Exception as error:
         raise InvalidInput(
-            f"Cannot compute on '{usable.name}': {driver_message(error, usable.secrets)}", field="connection"
+            f"Cannot {verb} '{usable.name}': {driver_message(error, usable.secrets)}", field="connection"
         ) from None
+
+
+def condition_probes(conditions: list[dict[str, Any]]) -> list[str]:
+    """The probes a dataset's row conditions imply: how many rows break each, and their share."""
+    return [f"{stat}:{condition['name']}" for condition in conditions for stat in CONDITION_STATS]
 
 
 def compute_custom(
@@ -160,7 +223,9 @@ class MetricService(Service):
             location, custom = dict(dataset.location), {m["name"]: m for m in dataset.custom_metrics}
             declared = dict(dataset.freshness) if dataset.freshness else None
             version = dataset.schema_refreshed_at.isoformat() if dataset.schema_refreshed_at else ""
-            requested = probes if probes is not None else [*dataset.probes, *custom]
+            conditions = [RowCondition.model_validate(c) for c in dataset.conditions]
+            implied = [p for p in condition_probes(dataset.conditions) if p not in dataset.probes]
+            requested = probes if probes is not None else [*dataset.probes, *implied, *custom]
         fresh = (probes is None and declared is not None) or any(m in freshness.METRICS for m in requested)
         if fresh and declared is None:
             raise InvalidInput(f"{name} declares no freshness to compute.", field="probes")
@@ -168,7 +233,7 @@ class MetricService(Service):
         builtin = parse_probes([p for p in requested if p not in custom])
         newest = freshness.probe_of(declared) if fresh and declared else None
         scanned = [*builtin, newest] if newest is not None and newest not in builtin else builtin
-        values = compute_probes(usable, location, scanned, self.sources, version) if scanned else {}
+        values = compute_probes(usable, location, scanned, self.sources, version, conditions) if scanned else {}
         if newest is not None:
             answer = values[newest.id] if newest in builtin else values.pop(newest.id)
             values.update(freshness.metrics_of(answer, utcnow()))
@@ -201,6 +266,22 @@ class MetricService(Service):
                 details={"metrics": sorted(values), "origin": origin, "run_id": run_id},
             )
         return ComputedMetrics(dataset=name, computed_at=computed_at, values=values)
+
+    def failing_rows(self, caller: Caller, key: str, name: str, condition: str, limit: int) -> dict[str, Any]:
+        """A sample of at most ``limit`` rows that break the row ``condition``, in one bounded
+        statement as the caller (who may compute the dataset's metrics)."""
+        with self.db.read() as session:
+            dataset, permissions = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
+            require_run_or_write(session, caller, dataset.project, permissions)
+            usable = self.datasets.usable(session, caller, dataset)
+            location = dict(dataset.location)
+            version = dataset.schema_refreshed_at.isoformat() if dataset.schema_refreshed_at else ""
+            declared = next((c for c in dataset.conditions if c["name"] == condition), None)
+        if declared is None:
+            raise InvalidInput(f"{name} has no row condition '{condition}'.", field="condition")
+        return sample_failing_rows(
+            usable, location, RowCondition.model_validate(declared), limit, self.sources, version
+        )
 
     def record(self, caller: Caller, key: str, spec: RecordMetric, origin: str = "notebook") -> DescribeMetricValue:
         """Keep a value a notebook computed (``himalia.record_metric``)."""

@@ -55,7 +55,8 @@ import decimal
 import enum
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -71,9 +72,11 @@ from sqlalchemy.types import NullType, TypeEngine
 
 from himalia.core.errors import InvalidInput
 from himalia.data.drivers import connected, result_columns, table_columns
+from himalia.wire.data import RowCondition
 
 __all__ = [
     "COLUMN_STATS",
+    "CONDITION_STATS",
     "FRESHNESS_COLUMN_STATS",
     "FRESHNESS_TABLE_STATS",
     "TABLE_STATS",
@@ -81,6 +84,9 @@ __all__ = [
     "Probe",
     "compute_files",
     "compute_sql",
+    "condition_of",
+    "failing_rows_of_files",
+    "failing_rows_of_sql",
     "parse_probe",
     "parse_probes",
 ]
@@ -95,6 +101,9 @@ TOP_VALUES_LIMIT = 10
 FRESHNESS_TABLE_STATS = ("last_modified",)
 #: Freshness of one column: ``newest:column``, its newest value as a UTC timestamp.
 FRESHNESS_COLUMN_STATS = ("newest",)
+#: Rows that break one of the dataset's row conditions, written ``stat:condition``: how many, and
+#: their share of all rows in percent (``None`` for no rows).
+CONDITION_STATS = ("invalid_count", "invalid_percent")
 #: Statistics that only make sense on numbers.
 NUMERIC_STATS = frozenset({"avg", "sum", "stddev"})
 #: Statistics only a files dataset has.
@@ -125,13 +134,22 @@ NUMERIC_KINDS = frozenset({Kind.INTEGER, Kind.FLOAT, Kind.DECIMAL})
 
 @dataclass(frozen=True)
 class Probe:
-    """One statistic; ``column`` is set exactly for the column statistics."""
+    """One statistic; ``column`` is set exactly for the column statistics, ``condition`` (a row
+    condition's name) for the condition statistics."""
 
     stat: str
     column: str | None = None
+    condition: str | None = None
 
     def __post_init__(self) -> None:
-        if self.stat in _TABLE_STATS:
+        if self.stat in CONDITION_STATS:
+            if self.column is not None or not self.condition:
+                raise InvalidInput(
+                    f"probe {self.id!r}: {self.stat} names a row condition, as '{self.stat}:<condition>'", field=FIELD
+                )
+        elif self.condition is not None:
+            raise InvalidInput(f"probe {self.id!r}: only {' and '.join(CONDITION_STATS)} name a condition", field=FIELD)
+        elif self.stat in _TABLE_STATS:
             if self.column is not None:
                 raise InvalidInput(f"probe {self.id!r}: {self.stat} takes no column", field=FIELD)
         elif self.stat in _COLUMN_STATS:
@@ -140,19 +158,29 @@ class Probe:
                     f"probe {self.id!r}: {self.stat} needs a column, as '{self.stat}:<column>'", field=FIELD
                 )
         else:
-            known = ", ".join([*_TABLE_STATS, *(f"{stat}:<column>" for stat in _COLUMN_STATS)])
+            known = ", ".join(
+                [
+                    *_TABLE_STATS,
+                    *(f"{stat}:<column>" for stat in _COLUMN_STATS),
+                    *(f"{stat}:<condition>" for stat in CONDITION_STATS),
+                ]
+            )
             raise InvalidInput(f"unknown probe {self.id!r}; known probes: {known}", field=FIELD)
 
     @property
     def id(self) -> str:
-        return self.stat if self.column is None else f"{self.stat}:{self.column}"
+        argument = self.column if self.condition is None else self.condition
+        return self.stat if argument is None else f"{self.stat}:{argument}"
 
 
 def parse_probe(text: str) -> Probe:
-    """``"record_count"`` or ``"stat:column"``; the column is everything after the first colon."""
+    """``"record_count"``, ``"stat:column"`` or ``"stat:condition"``; the column or condition is
+    everything after the first colon."""
     if not isinstance(text, str):
         raise InvalidInput(f"a probe is a string, not {text!r}", field=FIELD)
     stat, colon, column = text.partition(":")
+    if stat in CONDITION_STATS:
+        return Probe(stat, condition=column or None)
     if stat in _TABLE_STATS and colon:
         raise InvalidInput(f"probe {text!r}: {stat} takes no column", field=FIELD)
     if stat in _COLUMN_STATS and not column:
@@ -160,6 +188,12 @@ def parse_probe(text: str) -> Probe:
     if stat not in _TABLE_STATS and stat not in _COLUMN_STATS:
         Probe(text)  # raises, naming the probe and listing the known ones
     return Probe(stat, column if colon else None)
+
+
+def condition_of(metric: str | None) -> str | None:
+    """The row condition whose rows a metric counts (``invalid_count:positive`` -> ``positive``), else None."""
+    stat, colon, condition = (metric or "").partition(":")
+    return condition if colon and stat in CONDITION_STATS and condition else None
 
 
 def parse_probes(texts: Sequence[str]) -> list[Probe]:
@@ -224,8 +258,16 @@ class _Column:
 class _Aggregate:
     """The single aggregate ``SELECT`` of a request, and how to read the probes off its row."""
 
-    def __init__(self, source: FromClause, columns: Mapping[str, _Column], dialect: str, stddev: _Stddev) -> None:
+    def __init__(
+        self,
+        source: FromClause,
+        columns: Mapping[str, _Column],
+        dialect: str,
+        stddev: _Stddev,
+        conditions: Mapping[str, RowCondition] | None = None,
+    ) -> None:
         self.source, self.columns, self.dialect, self.stddev = source, columns, dialect, stddev
+        self.conditions = conditions or {}
         self.labels: dict[tuple[str, ...], str] = {}
         self.exprs: dict[str, ColumnElement[Any]] = {}
         self.pre: FromClause | None = None
@@ -246,6 +288,42 @@ class _Aggregate:
         if column.kind is Kind.TEXT and self.dialect == "sqlite":
             return sa.collate(column.expr, "BINARY")
         return column.expr
+
+    def broken(self, condition: RowCondition) -> ColumnElement[bool]:
+        """True for a row that breaks ``condition`` (but ``unique``, which no row shows alone);
+        null (not counted) for a null value, but under ``not_null``."""
+        column = self.columns[condition.column]
+        value = column.expr
+        if condition.rule == "not_null":
+            return value.is_(None)
+        if condition.rule == "range":
+            outside: list[ColumnElement[bool]] = []
+            if condition.min is not None:
+                outside.append(value < _bound(condition.min, column.kind, math.ceil))
+            if condition.max is not None:
+                outside.append(value > _bound(condition.max, column.kind, math.floor))
+            return sa.or_(*outside)
+        if condition.rule == "values":
+            return self.ordered(column).not_in(_allowed(condition, column.kind))
+        assert condition.rule == "pattern" and condition.pattern is not None
+        if self.dialect == "duckdb":  # its own RE2, which `~` would anchor at both ends
+            return sa.not_(sa.func.regexp_matches(value, condition.pattern, type_=sa.Boolean()))
+        return sa.not_(value.regexp_match(condition.pattern))  # SQLite: RE2 too (drivers), PostgreSQL: its own
+
+    def invalid(self, condition: RowCondition) -> Callable[[Mapping[str, Any]], int]:
+        """How to read the number of rows that break ``condition`` off the row."""
+        column = self.columns[condition.column]
+        if condition.rule == "unique":  # every repetition of a value breaks it once
+            count = self.count(column)
+            distinct = self.distinct(column)
+            return lambda row: int(row[count]) - int(row[distinct])
+        label = self.need(
+            ("invalid", condition.name), lambda: sa.func.sum(sa.case((self.broken(condition), 1), else_=0))
+        )
+        return lambda row: int(row[label] or 0)
+
+    def distinct(self, column: _Column) -> str:
+        return self.need(("distinct", column.name), lambda: sa.func.count(sa.distinct(self.ordered(column))))
 
     def as_double(self, column: _Column) -> ColumnElement[Any]:
         return sa.cast(column.expr, sa.Double())
@@ -309,6 +387,13 @@ class _Aggregate:
         if probe.stat == "record_count":
             rows = self.rows()
             return lambda row: int(row[rows])
+        if probe.stat in CONDITION_STATS:
+            assert probe.condition is not None
+            invalid = self.invalid(self.conditions[probe.condition])
+            if probe.stat == "invalid_count":
+                return invalid
+            rows = self.rows()
+            return lambda row: 100.0 * invalid(row) / int(row[rows]) if row[rows] else None
         assert probe.column is not None
         column = self.columns[probe.column]
         kind = column.kind
@@ -326,7 +411,7 @@ class _Aggregate:
             rows, count = self.rows(), self.count(column)
             return lambda row: int(row[rows]) - int(row[count])
         if probe.stat == "distinct_count":
-            label = self.need(("distinct", column.name), lambda: sa.func.count(sa.distinct(self.ordered(column))))
+            label = self.distinct(column)
             return lambda row: int(row[label])
         if probe.stat == "sum":
             parts = self.sum_parts(column)
@@ -357,6 +442,22 @@ def _nonzero(value: ColumnElement[Any]) -> ColumnElement[Any]:
     (With an integer literal SQLAlchemy would make the division ``NUMERIC`` on PostgreSQL.)
     """
     return sa.func.nullif(value, sa.literal(0.0, sa.Double()), type_=sa.Double())
+
+
+def _bound(bound: float, kind: Kind, to_integer: Callable[[float], int]) -> ColumnElement[Any]:
+    """A range condition's bound as the column compares it: an integer column against the nearest
+    integer inside the range (exact even beyond 2**53), other columns against a double."""
+    if kind is Kind.INTEGER:
+        return sa.literal(to_integer(bound), sa.BigInteger())
+    return sa.literal(bound, sa.Double())
+
+
+def _allowed(condition: RowCondition, kind: Kind) -> list[Any]:
+    """The allowed values a column of ``kind`` can hold (an integer column holds no 2.5)."""
+    assert condition.values is not None
+    if kind is Kind.INTEGER:
+        return [int(value) for value in condition.values if float(value).is_integer()]
+    return list(condition.values)
 
 
 class _NativeStddevOverflow(Exception):
@@ -470,8 +571,60 @@ def _columns_of(source: FromClause) -> dict[str, _Column]:
     return {column.name: _Column(column.name, column, kind_of(column.type)) for column in source.c}
 
 
-def _validate(probes: Sequence[Probe], columns: Mapping[str, _Column], *, files: bool) -> None:
+#: What kinds of column each rule of a row condition applies to.
+_CONDITION_KINDS = {
+    "range": NUMERIC_KINDS,
+    "pattern": frozenset({Kind.TEXT}),
+    "values": frozenset({*NUMERIC_KINDS, Kind.TEXT, Kind.BOOLEAN}),
+    "not_null": frozenset(Kind),
+    "unique": frozenset(Kind) - {Kind.OTHER},
+}
+
+
+def _validate_condition(condition: RowCondition, columns: Mapping[str, _Column]) -> None:
+    """Refuse a condition its column cannot answer, naming the condition."""
+    where = f"condition {condition.name!r}"
+    column = columns.get(condition.column)
+    if column is None:
+        raise InvalidInput(f"{where}: the dataset has no column {condition.column!r}", field="conditions")
+    if column.kind not in _CONDITION_KINDS[condition.rule]:
+        what = "of unknown type" if column.kind is Kind.OTHER else column.kind.value
+        raise InvalidInput(
+            f"{where}: column {condition.column!r} is {what}; a {condition.rule} condition needs "
+            + ", ".join(sorted(kind.value for kind in _CONDITION_KINDS[condition.rule])),
+            field="conditions",
+        )
+    if condition.rule == "values":
+        assert condition.values is not None
+        expected: tuple[type, ...] = (
+            (int, float) if column.kind in NUMERIC_KINDS else (str,) if column.kind is Kind.TEXT else (bool,)
+        )
+        wrong = [
+            v for v in condition.values if not isinstance(v, expected) or (bool not in expected and isinstance(v, bool))
+        ]
+        if wrong:
+            raise InvalidInput(
+                f"{where}: column {condition.column!r} is {column.kind.value}, and {wrong[0]!r} is not",
+                field="conditions",
+            )
+
+
+def _validate(
+    probes: Sequence[Probe],
+    columns: Mapping[str, _Column],
+    conditions: Mapping[str, RowCondition],
+    *,
+    files: bool,
+) -> None:
     for probe in probes:
+        if probe.condition is not None:
+            condition = conditions.get(probe.condition)
+            if condition is None:
+                raise InvalidInput(
+                    f"probe {probe.id!r}: the dataset has no row condition {probe.condition!r}", field=FIELD
+                )
+            _validate_condition(condition, columns)
+            continue
         if probe.stat in FILES_STATS and not files:
             what = "a size" if probe.stat == "size_bytes" else "modification times"
             raise InvalidInput(f"probe {probe.id!r}: only file datasets have {what}", field=FIELD)
@@ -499,10 +652,16 @@ class _Files:
 
 
 def _run(
-    connection: Connection, source: FromClause, probes: Sequence[Probe], *, files: _Files | None = None
+    connection: Connection,
+    source: FromClause,
+    probes: Sequence[Probe],
+    conditions: Sequence[RowCondition],
+    *,
+    files: _Files | None = None,
 ) -> dict[str, Any]:
     columns = _columns_of(source)
-    _validate(probes, columns, files=files is not None)
+    named = {condition.name: condition for condition in conditions}
+    _validate(probes, columns, named, files=files is not None)
     dialect = connection.dialect.name
     results: dict[str, Any] = {}
     unscanned = ("column_count", "size_bytes", "last_modified", "top_values")
@@ -510,7 +669,7 @@ def _run(
     if aggregate_probes:
         mode = _Stddev.TWO_PASS if dialect == "sqlite" else _Stddev.NATIVE  # SQLite has no stddev_samp
         try:
-            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, mode))
+            results.update(_aggregate(connection, source, columns, named, aggregate_probes, dialect, mode))
         except (DBAPIError, _NativeStddevOverflow) as error:
             has_stddev = any(p.stat == "stddev" for p in aggregate_probes)
             if mode is not _Stddev.NATIVE or not has_stddev:
@@ -519,7 +678,7 @@ def _run(
                 raise
             connection.rollback()
             fallback = _Stddev.NUMERIC if dialect == "postgresql" else _Stddev.TWO_PASS
-            results.update(_aggregate(connection, source, columns, aggregate_probes, dialect, fallback))
+            results.update(_aggregate(connection, source, columns, named, aggregate_probes, dialect, fallback))
     for probe in probes:
         if probe.stat == "column_count":
             results[probe.id] = len(columns)
@@ -536,11 +695,12 @@ def _aggregate(
     connection: Connection,
     source: FromClause,
     columns: Mapping[str, _Column],
+    conditions: Mapping[str, RowCondition],
     probes: Sequence[Probe],
     dialect: str,
     stddev: _Stddev,
 ) -> dict[str, Any]:
-    aggregate = _Aggregate(source, columns, dialect, stddev)
+    aggregate = _Aggregate(source, columns, dialect, stddev, conditions)
     if stddev is _Stddev.TWO_PASS:
         stddev_names = dict.fromkeys(p.column for p in probes if p.stat == "stddev" and p.column is not None)
         aggregate.build_pre([columns[name] for name in stddev_names])
@@ -573,16 +733,30 @@ def _resolve(connection: Connection, source: FromClause) -> FromClause:
     return source
 
 
-def compute_sql(bind: Engine | Connection, source: FromClause, probes: Sequence[Probe | str]) -> dict[str, Any]:
+def compute_sql(
+    bind: Engine | Connection,
+    source: FromClause,
+    probes: Sequence[Probe | str],
+    conditions: Sequence[RowCondition] = (),
+) -> dict[str, Any]:
     """Compute ``probes`` of ``source`` (a table or a subquery, see ``drivers.sql_source``) in its database.
 
     One aggregate ``SELECT`` answers every probe but ``column_count`` (from the source's
     columns) and ``top_values`` (one ``GROUP BY`` statement per column). ``size_bytes`` and
-    ``last_modified`` are refused: a table has no files. Given a connection, it runs on it.
+    ``last_modified`` are refused: a table has no files. The ``invalid_*`` probes count the rows
+    that break the row ``conditions`` they name. Given a connection, it runs on it.
     """
     parsed = _as_probes(probes)
     with connected(bind) as connection:
-        return _run(connection, _resolve(connection, source), parsed)
+        return _run(connection, _resolve(connection, source), parsed, conditions)
+
+
+def failing_rows_of_sql(
+    bind: Engine | Connection, source: FromClause, condition: RowCondition, limit: int
+) -> dict[str, Any]:
+    """At most ``limit`` rows of ``source`` that break ``condition``, in one bounded statement."""
+    with connected(bind) as connection:
+        return _failing_rows(connection, _resolve(connection, source), condition, limit)
 
 
 def compute_files(
@@ -590,6 +764,7 @@ def compute_files(
     fmt: Literal["csv", "parquet"],
     probes: Sequence[Probe | str],
     storage_options: Mapping[str, Any] | None = None,
+    conditions: Sequence[RowCondition] = (),
 ) -> dict[str, Any]:
     """Compute ``probes`` of CSV or Parquet file(s) with DuckDB scanning them in place.
 
@@ -601,9 +776,35 @@ def compute_files(
     matched files, ``last_modified`` the newest of their modification times, both from the one
     listing that finds them (never a call per remote file).
     """
+    parsed = _as_probes(probes)
+    wants_modified = any(p.stat == "last_modified" for p in parsed)
+    with _scanned(url, fmt, storage_options, modified=wants_modified) as (connection, source, listing):
+        return _run(connection, source, parsed, conditions, files=listing)
+
+
+def failing_rows_of_files(
+    url: str | Sequence[str],
+    fmt: Literal["csv", "parquet"],
+    condition: RowCondition,
+    limit: int,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """At most ``limit`` rows of the files that break ``condition``, scanned by DuckDB in place."""
+    with _scanned(url, fmt, storage_options, modified=False) as (connection, source, _):
+        return _failing_rows(connection, source, condition, limit)
+
+
+@contextmanager
+def _scanned(
+    url: str | Sequence[str],
+    fmt: Literal["csv", "parquet"],
+    storage_options: Mapping[str, Any] | None,
+    *,
+    modified: bool,
+) -> Iterator[tuple[Connection, FromClause, _Files]]:
+    """A DuckDB connection, the typed scan of the files and what their listing told."""
     if fmt not in ("csv", "parquet"):
         raise InvalidInput(f"unknown file format {fmt!r}: csv or parquet", field="fmt")
-    parsed = _as_probes(probes)
     location: str | list[str]
     if isinstance(url, str):
         filesystem, path = url_to_fs(url, **dict(storage_options or {}))
@@ -617,7 +818,7 @@ def compute_files(
         raise InvalidInput(f"no file matches {url!r}", field="url")
     listing = _Files(
         size_bytes=sum(int(info["size"]) for info in found),
-        last_modified=_newest_modification(found) if any(p.stat == "last_modified" for p in parsed) else None,
+        last_modified=_newest_modification(found) if modified else None,
     )
     reader = "read_parquet(:path)" if fmt == "parquet" else "read_csv_auto(:path, header = true)"
     scan = sa.text(f"SELECT * FROM {reader}").bindparams(path=location)
@@ -629,8 +830,7 @@ def compute_files(
                 duckdb_connection.register_filesystem(filesystem)
             try:
                 columns = result_columns(connection, scan, field="url", what=f"cannot read {url!r} as {fmt}")
-                source = scan.columns(*columns).subquery("src")
-                return _run(connection, source, parsed, files=listing)
+                yield connection, scan.columns(*columns).subquery("src"), listing
             finally:
                 if not local:  # DuckDB holds the (cached, shared) fsspec instance until told otherwise
                     duckdb_connection.unregister_filesystem(
@@ -638,6 +838,46 @@ def compute_files(
                     )
     finally:
         engine.dispose()
+
+
+#: The longest text of one cell in a sample of failing rows; longer values are cut there.
+SAMPLE_CELL_CHARACTERS = 200
+
+
+def _failing_rows(connection: Connection, source: FromClause, condition: RowCondition, limit: int) -> dict[str, Any]:
+    columns = _columns_of(source)
+    _validate_condition(condition, columns)
+    aggregate = _Aggregate(source, columns, connection.dialect.name, _Stddev.NATIVE, {condition.name: condition})
+    statement = sa.select(*source.c).select_from(source)
+    if condition.rule == "unique":  # the rows of every repeated value, each value's rows together
+        column = columns[condition.column]
+        value = aggregate.ordered(column)
+        repeated = (
+            sa.select(value)
+            .select_from(source)
+            .where(column.expr.is_not(None))
+            .group_by(value)
+            .having(sa.func.count() > 1)
+        )
+        statement = statement.where(value.in_(repeated.scalar_subquery())).order_by(value)
+    else:
+        statement = statement.where(aggregate.broken(condition))
+    kinds = [column.kind for column in columns.values()]
+    rows = [
+        [_sample_cell(cell, kind) for cell, kind in zip(row, kinds, strict=True)]
+        for row in connection.execute(statement.limit(limit))
+    ]
+    return {"condition": condition.name, "columns": list(columns), "rows": rows}
+
+
+def _sample_cell(value: Any, kind: Kind) -> Any:
+    plain = _jsonable(value, kind)
+    if isinstance(plain, str) and len(plain) > SAMPLE_CELL_CHARACTERS:
+        return plain[: SAMPLE_CELL_CHARACTERS - 1] + "…"
+    if isinstance(plain, (list, dict)):
+        text = str(plain)
+        return text if len(text) <= SAMPLE_CELL_CHARACTERS else text[: SAMPLE_CELL_CHARACTERS - 1] + "…"
+    return plain
 
 
 def _file_infos(filesystem: fsspec.AbstractFileSystem, path: str) -> list[dict[str, Any]]:

@@ -82,6 +82,8 @@ _STAT_LABELS = {
     "distinct_count": "distinct count of",
     "stddev": "standard deviation of",
     "top_values": "top values of",
+    "invalid_count": "rows breaking",
+    "invalid_percent": "percent of rows breaking",
 }
 
 

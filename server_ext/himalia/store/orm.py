@@ -280,6 +280,8 @@ class Dataset(Base):
     auto_compute_after_build: Mapped[bool] = mapped_column(Boolean, default=False)
     #: {"column": name or None (files: newest modification time), "max_age": duration}: how old its data may be.
     freshness: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: [{"name", "column", and one rule}]: rules on rows, counted by the invalid_* probes (wire.data.RowCondition).
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -334,6 +336,8 @@ class CheckResult(Base):
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     origin: Mapped[str] = mapped_column(String(20))
     run_id: Mapped[str | None] = mapped_column(String(64))
+    #: {"condition", "columns", "rows"}: a bounded sample of the rows that broke a row condition.
+    failing_rows: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     check: Mapped[Check] = relationship()
 

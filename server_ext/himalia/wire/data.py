@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from himalia.core.patterns import compile_pattern
 from himalia.core.units import parse_duration
 from himalia.wire.common import (
     CheckName,
@@ -137,6 +138,63 @@ class FreshnessSpec(Request):
         return max_age
 
 
+ConditionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+#: The rules a row condition may state, one per condition.
+CONDITION_RULES = ("range", "pattern", "values", "not_null", "unique")
+
+
+class RowCondition(Request):
+    """A rule each row's value of ``column`` should follow, exactly one of: ``min`` and/or
+    ``max`` (inclusive, numbers), ``pattern`` (a regular expression in RE2 syntax, found anywhere
+    in the text: anchor it with ``^`` and ``$``), ``values`` (the allowed ones), ``not_null`` or
+    ``unique``. A null breaks only ``not_null``; a repeated value breaks ``unique`` once per
+    repetition. Its probes ``invalid_count:<name>`` and ``invalid_percent:<name>`` count the rows
+    that break it, in the dataset's own aggregate statement."""
+
+    name: ConditionName
+    column: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
+    pattern: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    values: list[str | int | float | bool] | None = Field(None, min_length=1, max_length=10_000)
+    not_null: Literal[True] | None = None
+    unique: Literal[True] | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _a_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            compile_pattern(pattern)
+        return pattern
+
+    def _stated(self) -> list[str]:
+        stated = ["range"] if self.min is not None or self.max is not None else []
+        return stated + [rule for rule in CONDITION_RULES[1:] if getattr(self, rule) is not None]
+
+    @property
+    def rule(self) -> str:
+        """Which rule the condition states."""
+        return self._stated()[0]
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "RowCondition":
+        stated = self._stated()
+        if len(stated) != 1:
+            rules = "min and/or max, pattern, values, not_null, unique"
+            raise ValueError(f"a condition states exactly one rule ({rules}), not {len(stated)}: {stated}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("'min' is above 'max'")
+        return self
+
+
+def _named_once(conditions: list[RowCondition] | None) -> list[RowCondition] | None:
+    names = [condition.name for condition in conditions or []]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"each condition has a name of its own: {', '.join(repeated)} is given twice")
+    return conditions
+
+
 class CreateDataset(Request):
     """A table (``table``, optional ``db_schema``) or a query (``query``) of a ``sql`` connection,
     or files (``path`` below the connection's URL, globs allowed, and ``format``) of a ``files`` one."""
@@ -155,6 +213,11 @@ class CreateDataset(Request):
     custom_metrics: list[CustomMetric] = Field(default_factory=list, max_length=100)
     auto_compute_after_build: bool = False
     freshness: FreshnessSpec | None = None
+    conditions: list[RowCondition] = Field(
+        default_factory=list, max_length=100, description="Rules on rows; see RowCondition."
+    )
+
+    _conditions_named_once = field_validator("conditions")(_named_once)
 
     @field_validator("path")
     @classmethod
@@ -186,6 +249,9 @@ class UpdateDataset(Request):
     custom_metrics: list[CustomMetric] | None = Field(None, max_length=100)
     auto_compute_after_build: bool | None = None
     freshness: FreshnessSpec | None = Field(None, description="Replaces the declared freshness; null removes it.")
+    conditions: list[RowCondition] | None = Field(None, max_length=100, description="Replaces the row conditions.")
+
+    _conditions_named_once = field_validator("conditions")(_named_once)
 
 
 class DescribeDataset(BaseModel):
@@ -204,6 +270,7 @@ class DescribeDataset(BaseModel):
     custom_metrics: list[CustomMetric]
     auto_compute_after_build: bool
     freshness: FreshnessSpec | None = None
+    conditions: list[RowCondition] = Field(default_factory=list)
     can_write: bool = Field(description="I may write it: write_content, and a usable connection that allows writes.")
     can_use_connection: bool = Field(
         description="I may use its connection myself; otherwise I read it through …/data (read_content)."
@@ -357,6 +424,14 @@ class CheckSpec(Request):
         return self.model_dump(exclude={"name", "type", "metric"}, exclude_none=True)
 
 
+class FailingRows(BaseModel):
+    """A bounded sample of the rows that broke a row condition, taken when its check failed."""
+
+    condition: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
 class DescribeCheckResult(BaseModel):
     check: str
     dataset: str
@@ -366,6 +441,9 @@ class DescribeCheckResult(BaseModel):
     evaluated_at: datetime
     origin: str
     run_id: str | None
+    failing_rows: FailingRows | None = Field(
+        None, description="Rows that broke the check's row condition: only for readers of the content (read_content)."
+    )
 
 
 class DescribeCheck(CheckSpec):

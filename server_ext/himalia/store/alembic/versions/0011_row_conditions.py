@@ -1,0 +1,25 @@
+"""Row conditions on datasets, and the sample of failing rows a check result keeps.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("datasets") as batch:
+        batch.add_column(sa.Column("conditions", sa.JSON(), nullable=False, server_default="[]"))
+    op.add_column("check_results", sa.Column("failing_rows", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("check_results", "failing_rows")
+    with op.batch_alter_table("datasets") as batch:
+        batch.drop_column("conditions")
