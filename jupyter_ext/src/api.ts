@@ -281,6 +281,18 @@ export class HimaliaClient {
     );
   }
 
+  check(key: string, dataset: string, check: string): Promise<DescribeCheck> {
+    return this.request(
+      `projects/${segment(key)}/datasets/${segment(dataset)}/checks/${segment(check)}`
+    );
+  }
+
+  dataset(key: string, dataset: string): Promise<DescribeDataset> {
+    return this.request(
+      `projects/${segment(key)}/datasets/${segment(dataset)}`
+    );
+  }
+
   runChecks(key: string, dataset: string): Promise<CheckRun> {
     return this.request(
       `projects/${segment(key)}/datasets/${segment(dataset)}/checks/run`,

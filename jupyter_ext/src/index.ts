@@ -23,6 +23,7 @@ import { HimaliaClient } from './api';
 import { registerOperations } from './operations/panel';
 import { registerArtifactCommands } from './runs/commands';
 import { registerComparePage } from './runs/compare';
+import { registerFailingRowsPage } from './datasets/failing';
 import { registerRunPage } from './runs/page';
 import { errorText } from './errors';
 import { himaliaIcon } from './icons';
@@ -136,6 +137,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const loaded = model.load();
     registerRunPage(services, router, loaded);
     registerComparePage(services);
+    registerFailingRowsPage(services);
     loaded
       .then(() => model.startRefreshing())
       .catch(error => {

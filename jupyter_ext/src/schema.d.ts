@@ -3389,6 +3389,12 @@ export interface components {
        */
       dataset?: string | null;
       /**
+       * Failing Rows
+       * @description A CSV of the rows each failed check on a row condition kept in this run (the run-as user needs export_datasets, as for a dataset).
+       * @default false
+       */
+      failing_rows?: boolean;
+      /**
        * Log
        * @default false
        */

@@ -31,6 +31,7 @@ export namespace CommandIDs {
   export const openRunNotebook = 'himalia:open-run-notebook';
   export const openRun = 'himalia:open-run';
   export const compareRuns = 'himalia:compare-runs';
+  export const openFailingRows = 'himalia:open-failing-rows';
   export const openRunLink = 'himalia:open-run-link';
   export const openOperations = 'himalia:open-operations';
   export const openAdministration = 'himalia:open-administration';

@@ -30,6 +30,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 
+from himalia.core.errors import Forbidden
 from himalia.scenarios.reporting import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -303,6 +304,57 @@ def test_a_failing_export_leaves_the_dataset_out_without_details(smtp: Smtp) -> 
     message = received(smtp)
     assert list(message.iter_attachments()) == []
     assert body_of(message) == "failed\n\nscores.csv was left out: the export failed (details in the server log).\n"
+
+
+SAMPLE = {
+    "condition": "known_country",
+    "columns": ["id", "country", "note"],
+    "rows": [[1, "FR", None], [2, "FR", "a,b"]],
+}
+
+
+def test_the_failing_rows_of_the_run_travel_as_one_csv_per_check(smtp: Smtp) -> None:
+    def failing_rows() -> list[tuple[str, str, dict[str, Any]]]:
+        return [("transactions", "Known countries", SAMPLE), ("transactions", "Big/amounts?", SAMPLE)]
+
+    reporter = email_reporter(body="${outcome}", attach=EmailAttachments(report=False, failing_rows=True))
+    assert deliver(reporter, make_summary(failing_rows=failing_rows), smtp.mailer(), "").sent
+    message = received(smtp)
+    parts = {str(part.get_filename()): part for part in message.iter_attachments()}
+    assert sorted(parts) == [
+        "failing-rows-transactions-Big_amounts_.csv",
+        "failing-rows-transactions-Known_countries.csv",
+    ]
+    csv_text = text_of(parts["failing-rows-transactions-Known_countries.csv"])
+    assert csv_text.splitlines() == ["id,country,note", "1,FR,", '2,FR,"a,b"']
+    assert body_of(message) == "failed\n"
+
+
+@pytest.mark.parametrize(
+    ("failing_rows", "note"),
+    [
+        (None, "The failing rows were left out: this run cannot export them."),
+        ("refused", "The failing rows were left out: You need export_datasets on FRAUD."),
+        ("broken", "The failing rows were left out: reading them failed (details in the server log)."),
+        ("large", "failing-rows-t-c.csv was left out: it is larger than 30 bytes."),
+    ],
+)
+def test_failing_rows_that_cannot_be_sent_are_left_out_and_the_body_says_why(
+    smtp: Smtp, failing_rows: str | None, note: str
+) -> None:
+    def read() -> list[tuple[str, str, dict[str, Any]]]:
+        if failing_rows == "refused":
+            raise Forbidden("You need export_datasets on FRAUD.")
+        if failing_rows == "broken":
+            raise RuntimeError("postgresql://etl:hunter2@db/prod refused")
+        return [("t", "c", SAMPLE)]
+
+    reporter = email_reporter(body="${outcome}", attach=EmailAttachments(report=False, failing_rows=True, max_bytes=30))
+    summary = make_summary(failing_rows=None if failing_rows is None else read)
+    assert deliver(reporter, summary, smtp.mailer(), "").sent
+    message = received(smtp)
+    assert list(message.iter_attachments()) == []
+    assert body_of(message) == f"failed\n\n{note}\n" and "hunter2" not in body_of(message)
 
 
 def test_login_when_a_username_is_set(smtp: Smtp) -> None:

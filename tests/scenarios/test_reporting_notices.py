@@ -10,6 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from himalia.controlplane import ControlPlane
+from himalia.core.errors import Forbidden
 from himalia.identity.audit import AuditFilter
 from himalia.identity.caller import Caller
 
@@ -92,3 +93,26 @@ def test_no_notice_when_opted_out_when_the_run_succeeded_or_without_mail_configu
     time.sleep(1)
     assert len(mailbox.messages) == 1
     assert wait(light, "loud", unconfigured["id"])["deliveries"] == []
+
+
+def test_a_reporter_attaches_the_rows_that_broke_a_check_of_the_run(light: LiveAPI, mailbox: Mailbox) -> None:
+    conditions = {"conditions": [{"name": "small", "column": "purchase_amount", "max": 50}]}
+    patched = light.request("PATCH", "/projects/ALPHA/datasets/transactions", json=conditions)
+    assert patched.status_code == 200, patched.text
+    check = {"name": "Small purchases", "type": "range", "metric": "invalid_count:small", "max": 0}
+    assert light.request("POST", "/projects/ALPHA/datasets/transactions/checks", json=check).status_code == 201
+    reporter = {"type": "email", "to": ["ops@example.org"], "attach": {"report": False, "failing_rows": True}}
+    gate = {"name": "Gate", "type": "run_checks", "dataset": "transactions", "checks": ["Small purchases"]}
+    saved(light, {"id": "rows", "name": "Rows", "steps": [gate], "reporters": [reporter]})
+    run = wait(light, "rows", start(light, "rows"))
+    assert run["state"] == "failed"
+    (message,) = delivered(mailbox, 1)
+    attached = {part.get_filename(): part.get_content() for part in message.iter_attachments()}
+    lines = attached["failing-rows-transactions-Small_purchases.csv"].splitlines()
+    header = lines[0].split(",")
+    amounts = [float(line.split(",")[header.index("purchase_amount")]) for line in lines[1:]]
+    assert len(amounts) == 10 and all(amount > 50 for amount in amounts)
+
+    reader = light.plane.users.caller_for("reader")  # reads the project, may not send its data out
+    with pytest.raises(Forbidden):
+        light.plane.checks.failing_rows_of_run(reader, "ALPHA", run["id"])

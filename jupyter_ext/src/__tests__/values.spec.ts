@@ -1,6 +1,7 @@
 import {
   boundsFor,
   describeOutcomes,
+  describeCondition,
   describeRule,
   formatValue,
   judge,
@@ -204,6 +205,31 @@ describe('checks on a metric history', () => {
     ).toBe('range: min 1');
     expect(describeRule({ name: 'S', type: 'in_set', metric: 'm' })).toBe(
       'in_set'
+    );
+  });
+
+  it('says what a row condition asks of every row', () => {
+    expect(describeCondition({ column: 'amount', min: 0 })).toBe('amount ≥ 0');
+    expect(describeCondition({ column: 'amount', max: 1500 })).toBe(
+      `amount ≤ ${formatValue(1500)}`
+    );
+    expect(describeCondition({ column: 'amount', min: 0, max: 10 })).toBe(
+      'amount between 0 and 10'
+    );
+    expect(describeCondition({ column: 'code', pattern: '^[A-Z]{2}$' })).toBe(
+      'code matches /^[A-Z]{2}$/'
+    );
+    expect(
+      describeCondition({ column: 'status', values: ['paid', 'refunded'] })
+    ).toBe('status is one of paid, refunded');
+    expect(
+      describeCondition({ column: 'n', values: [1, 2, 3, 4, 5, 6, 7] })
+    ).toBe('n is one of 1, 2, 3, 4, 5 and 2 more');
+    expect(describeCondition({ column: 'amount', not_null: true })).toBe(
+      'amount is never null'
+    );
+    expect(describeCondition({ column: 'id', unique: true })).toBe(
+      'id is unique'
     );
   });
 });

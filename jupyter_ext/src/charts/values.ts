@@ -286,3 +286,47 @@ export function describeOutcomes(outcomes: ReadonlyArray<Outcome>): string {
     .filter(Boolean);
   return parts.length > 0 ? parts.join(', ') : 'no checks';
 }
+
+// -- row conditions --------------------------------------------------------------------------
+
+/** A row condition as its rule reads (the API's `RowCondition`, structurally). */
+export interface IConditionLike {
+  column: string;
+  min?: number | null;
+  max?: number | null;
+  pattern?: string | null;
+  values?: ReadonlyArray<string | number | boolean> | null;
+  not_null?: boolean | null;
+  unique?: boolean | null;
+}
+
+/** How many allowed values a description lists before it says how many more there are. */
+const LISTED_VALUES = 5;
+
+/** What a row condition asks of every row, in a few words: `amount ≥ 0`, `id is unique`. */
+export function describeCondition(condition: IConditionLike): string {
+  const { column } = condition;
+  const hasMin = typeof condition.min === 'number';
+  const hasMax = typeof condition.max === 'number';
+  if (hasMin && hasMax) {
+    return `${column} between ${formatValue(condition.min)} and ${formatValue(condition.max)}`;
+  }
+  if (hasMin) {
+    return `${column} ≥ ${formatValue(condition.min)}`;
+  }
+  if (hasMax) {
+    return `${column} ≤ ${formatValue(condition.max)}`;
+  }
+  if (condition.pattern) {
+    return `${column} matches /${condition.pattern}/`;
+  }
+  if (condition.values) {
+    const listed = condition.values.slice(0, LISTED_VALUES).map(String);
+    const more = condition.values.length - listed.length;
+    return `${column} is one of ${listed.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+  }
+  if (condition.not_null) {
+    return `${column} is never null`;
+  }
+  return `${column} is unique`;
+}

@@ -12,7 +12,7 @@ import React, { useMemo, useState } from 'react';
 import { HimaliaClient } from '../api';
 import { HistoryChart } from '../charts/history';
 import { formatInZone } from '../charts/specs';
-import { boundsFor, toSeries } from '../charts/values';
+import { boundsFor, describeCondition, toSeries } from '../charts/values';
 import {
   ActionButton,
   Empty,
@@ -140,6 +140,18 @@ export interface ILatest {
  * not) and whatever else was recorded on it. One read of the recent history; a metric of the
  * dataset missing from a full window is asked for alone.
  */
+/** The metrics a dataset computes by default: its probes, its conditions' counts, its custom ones. */
+function ownMetrics(dataset: DescribeDataset): string[] {
+  return [
+    ...dataset.probes,
+    ...(dataset.conditions ?? []).flatMap(condition => [
+      `invalid_count:${condition.name}`,
+      `invalid_percent:${condition.name}`
+    ]),
+    ...dataset.custom_metrics.map(metric => metric.name)
+  ];
+}
+
 async function latestMetrics(
   client: HimaliaClient,
   key: string,
@@ -152,10 +164,7 @@ async function latestMetrics(
   for (const value of recent) {
     latest.set(value.metric, value); // oldest first: the last one wins
   }
-  const own = [
-    ...dataset.probes,
-    ...dataset.custom_metrics.map(metric => metric.name)
-  ];
+  const own = ownMetrics(dataset);
   if (recent.length >= LATEST_WINDOW) {
     const missing = own.filter(metric => !latest.has(metric));
     const found = await Promise.all(
@@ -189,15 +198,13 @@ export function DatasetDetails(props: {
   visible: boolean;
   refresh: number;
   rendermime: IRenderMimeRegistry | null;
+  onOpenFailingRows: (check: string) => void;
 }): JSX.Element {
   const { model, projectKey: key, dataset, checks } = props;
   const name = dataset.name;
   const client = model.client;
   // The dataset's own metrics, as a dependency: new probes are read when the list is refreshed.
-  const own = [
-    ...dataset.probes,
-    ...dataset.custom_metrics.map(metric => metric.name)
-  ].join('\n');
+  const own = ownMetrics(dataset).join('\n');
   const metrics = useAsync(
     () => latestMetrics(client, key, dataset),
     [key, name, own]
@@ -273,7 +280,8 @@ export function DatasetDetails(props: {
   const fail = (message: string) => {
     setError(message);
   };
-  const hasMetrics = dataset.probes.length + dataset.custom_metrics.length > 0;
+  const hasMetrics = ownMetrics(dataset).length > 0;
+  const conditions = dataset.conditions ?? [];
 
   return (
     <div className="hml-dq-details" aria-label={`Data quality of ${name}`}>
@@ -332,6 +340,20 @@ export function DatasetDetails(props: {
       {preview.loading && !preview.value && !preview.error && <Loading />}
       {preview.value && <PreviewTable preview={preview.value} />}
 
+      {conditions.length > 0 && (
+        <>
+          <h4>Row conditions</h4>
+          <ul className="hml-dq-conditions" aria-label="Row conditions">
+            {conditions.map(condition => (
+              <li key={condition.name} data-condition={condition.name}>
+                <span className="hml-key">{condition.name}</span>{' '}
+                {describeCondition(condition)}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+
       <h4>Checks</h4>
       <ErrorNotice error={checks.error} />
       {checks.loading && !checks.value && !checks.error && <Loading />}
@@ -339,7 +361,10 @@ export function DatasetDetails(props: {
         <Empty>No check on this dataset.</Empty>
       )}
       {checks.value && checks.value.length > 0 && (
-        <ChecksTable checks={checks.value} />
+        <ChecksTable
+          checks={checks.value}
+          onOpenFailingRows={props.onOpenFailingRows}
+        />
       )}
 
       <h4>Last metric values</h4>

@@ -22,6 +22,7 @@ import { DatasetDetails } from './details';
 import { NewDatasetForm } from './newdatasetform';
 import { CheckSummary } from './tables';
 import { useRefresh } from '../hooks/useRefresh';
+import { CommandIDs } from '../services';
 
 export class DataQualitySection extends Section {
   constructor(services: ConstructorParameters<typeof Section>[0]) {
@@ -138,6 +139,12 @@ function DataQualityView(
               visible={visible}
               refresh={refresh}
               rendermime={props.services.rendermime}
+              onOpenFailingRows={check =>
+                void props.services.app.commands.execute(
+                  CommandIDs.openFailingRows,
+                  { project: key, dataset: dataset.name, check }
+                )
+              }
             />
           ))}
         </ul>
@@ -156,6 +163,7 @@ function DatasetRow(props: {
   visible: boolean;
   refresh: number;
   rendermime: IRenderMimeRegistry | null;
+  onOpenFailingRows: (check: string) => void;
 }): JSX.Element {
   const { model, projectKey, dataset, expanded } = props;
   const checks = useAsync(
@@ -198,6 +206,7 @@ function DatasetRow(props: {
           visible={props.visible}
           refresh={props.refresh}
           rendermime={props.rendermime}
+          onOpenFailingRows={props.onOpenFailingRows}
         />
       )}
     </li>

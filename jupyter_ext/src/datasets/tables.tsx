@@ -11,6 +11,7 @@ import {
 import { Badge, When } from '../components/common';
 import { IAsync } from '../hooks/useAsync';
 import type { DescribeCheck } from '../types';
+import { OpenFailingRows } from './failing';
 import type { ILatest, Report } from './details';
 
 /** The outcomes of the checks that have a result. */
@@ -85,7 +86,11 @@ export function ReportSummary(props: { report: Report }): JSX.Element {
   );
 }
 
-export function ChecksTable(props: { checks: DescribeCheck[] }): JSX.Element {
+export function ChecksTable(props: {
+  checks: DescribeCheck[];
+  /** Opens the rows that broke a check's row condition, in a main-area tab. */
+  onOpenFailingRows: (check: string) => void;
+}): JSX.Element {
   return (
     <table className="hml-table hml-dq-checks">
       <thead>
@@ -127,6 +132,10 @@ export function ChecksTable(props: { checks: DescribeCheck[] }): JSX.Element {
                       <When iso={result.evaluated_at} />
                       {result.origin !== 'manual' && ` · ${result.origin}`}
                     </span>
+                    <OpenFailingRows
+                      check={check}
+                      onOpen={props.onOpenFailingRows}
+                    />
                   </>
                 )}
               </td>

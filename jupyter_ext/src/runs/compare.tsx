@@ -3,12 +3,13 @@
  * run's page: what they were given, the notebooks they ran (cell by cell where the snapshots
  * differ), the project files, the steps and durations, the metrics and check outcomes.
  */
-import { MainAreaWidget, showErrorMessage } from '@jupyterlab/apputils';
+import { showErrorMessage } from '@jupyterlab/apputils';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import React, { useState } from 'react';
 
 import { Badge, ErrorNotice, Loading } from '../components/common';
+import { MainAreaTabs } from '../components/tabs';
 import { errorText } from '../errors';
 import { useAsync } from '../hooks/useAsync';
 import { himaliaIcon } from '../icons';
@@ -330,7 +331,7 @@ function compareTarget(args: ReadonlyPartialJSONObject): ICompareTarget {
 /** `himalia:compare-runs` opens (or shows again) the tab of two runs side by side. */
 export function registerComparePage(services: IHimaliaServices): void {
   const { app } = services;
-  const pages = new Map<string, MainAreaWidget>();
+  const tabs = new MainAreaTabs(app);
   app.commands.addCommand(CommandIDs.compareRuns, {
     label: 'Compare Runs',
     caption: 'Two runs of a scenario side by side',
@@ -338,26 +339,15 @@ export function registerComparePage(services: IHimaliaServices): void {
     execute: async args => {
       try {
         const target = compareTarget(args);
-        const id = `himalia-compare-${target.project}-${target.scenario}-${target.first}-${target.second}`;
-        const existing = pages.get(id);
-        if (existing && !existing.isDisposed) {
-          app.shell.activateById(id);
-          return existing;
-        }
-        const content = ReactWidget.create(
-          <ComparisonPage services={services} target={target} />
+        return tabs.open(
+          `himalia-compare-${target.project}-${target.scenario}-${target.first}-${target.second}`,
+          `Compare: ${target.scenario} #${target.first} ↔ #${target.second}`,
+          'hml-compare-page',
+          () =>
+            ReactWidget.create(
+              <ComparisonPage services={services} target={target} />
+            )
         );
-        content.addClass('hml-compare-page');
-        const widget = new MainAreaWidget({ content });
-        widget.id = id;
-        widget.title.label = `Compare: ${target.scenario} #${target.first} ↔ #${target.second}`;
-        widget.title.icon = himaliaIcon;
-        widget.title.closable = true;
-        pages.set(id, widget);
-        widget.disposed.connect(() => pages.delete(id));
-        app.shell.add(widget, 'main');
-        app.shell.activateById(id);
-        return widget;
       } catch (error) {
         await showErrorMessage('The runs cannot be compared', errorText(error));
         return null;

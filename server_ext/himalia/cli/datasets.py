@@ -223,6 +223,11 @@ def checks_run(ctx: Context, project_key: str, name: str) -> None:
     else:
         rows = [[r["check"], r["outcome"], cell(r["value"]), r["message"]] for r in outcome["results"]]
         print_table(["check", "outcome", "value", "message"], rows)
+        for result in outcome["results"]:
+            sample = result.get("failing_rows")
+            if sample:
+                click.echo(f"\nRows breaking {sample['condition']} ({result['check']}, {len(sample['rows'])} shown):")
+                print_table(sample["columns"], [[cell(value) for value in row] for row in sample["rows"]])
     if outcome["outcome"] == "ERROR":
         sys.exit(1)
 

@@ -266,6 +266,24 @@ class CheckService(Service):
             return []
         return self.metrics.before(session, dataset, check.metric, current, depth)
 
+    def failing_rows_of_run(self, caller: Caller, key: str, run_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+        """The failing rows the checks of scenario run ``run_id`` kept, for a reporter to send out
+        of the platform: the run-as user needs ``export_datasets``, as for sending a dataset."""
+        with self.db.read() as session:
+            project, _ = require_project(session, caller, key, ProjectPermission.EXPORT_DATASETS)
+            rows = session.execute(
+                select(Dataset.name, Check.name, CheckResult.failing_rows)
+                .join(Check, Check.id == CheckResult.check_id)
+                .join(Dataset, Dataset.id == Check.dataset_id)
+                .where(
+                    Dataset.project_id == project.id,
+                    CheckResult.run_id == str(run_id),
+                    CheckResult.failing_rows.is_not(None),
+                )
+                .order_by(CheckResult.id)
+            )
+            return [(dataset, check, sample) for dataset, check, sample in rows]
+
     def history(
         self, caller: Caller, key: str, dataset: str | None = None, check: str | None = None, limit: int = 1000
     ) -> list[DescribeCheckResult]:

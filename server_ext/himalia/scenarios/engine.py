@@ -311,8 +311,11 @@ class RunEngine:
         def dataset_csv(name: str, max_bytes: int) -> bytes:
             return datasets.read_csv(run.actor, run.project_key, name, max_bytes)
 
+        def failing_rows() -> list[tuple[str, str, dict[str, Any]]]:
+            return self.services.checks.failing_rows_of_run(run.actor, run.project_key, run.run_id)
+
         try:
-            summary = self.runs.summarize(run, url, dataset_csv)
+            summary = self.runs.summarize(run, url, dataset_csv, failing_rows)
             reporters = definition.reporters or self.failure_notice(summary)
             if not reporters:
                 return

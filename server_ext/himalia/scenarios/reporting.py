@@ -27,8 +27,10 @@ duration, fires that did not happen) go through the same reporters, to those wit
 """
 
 import base64
+import csv
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -52,6 +54,7 @@ from traitlets import Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from himalia.core.config import environment_default
+from himalia.core.errors import HimaliaError
 from himalia.core.outbound import DestinationPolicy, DestinationRefused, DestinationUnresolved, post
 from himalia.wire.definitions import EmailAttachments, EmailReporter, SendWhen, WebhookReporter
 from himalia.wire.scenarios import RunState
@@ -120,6 +123,8 @@ class RunSummary:
     log: str = ""
     #: (dataset name, max_bytes) -> CSV bytes; raises ValueError("... larger than N bytes") when too big.
     dataset_csv: Callable[[str, int], bytes] | None = None
+    #: The failing rows the run's checks kept: [(dataset, check, {"condition", "columns", "rows"})].
+    failing_rows: Callable[[], list[tuple[str, str, dict[str, Any]]]] | None = None
     run_as_email: str = ""  # the run-as user's profile email, whom a failure notice goes to
 
     @property
@@ -344,6 +349,33 @@ class Mailer(LoggingConfigurable):
         ]
 
 
+def _attach_failing_rows(
+    summary: RunSummary, limit: int, attachments: list[tuple[bytes | str, str, str, str]]
+) -> list[str]:
+    """One CSV per failed check that kept failing rows; the notes say what was left out and why."""
+    if summary.failing_rows is None:
+        return ["The failing rows were left out: this run cannot export them."]
+    try:
+        samples = summary.failing_rows()
+    except HimaliaError as error:
+        return [f"The failing rows were left out: {error.message}"]
+    except Exception:
+        log.exception("Could not read the failing rows of run %s", summary.run_id)
+        return ["The failing rows were left out: reading them failed (details in the server log)."]
+    notes = []
+    for dataset, check, sample in samples:
+        name = "failing-rows-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset}-{check}") + ".csv"
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(sample["columns"])
+        writer.writerows(["" if value is None else value for value in row] for row in sample["rows"])
+        if len(out.getvalue().encode()) > limit:
+            notes.append(f"{name} was left out: it is larger than {limit} bytes.")
+        else:
+            attachments.append((out.getvalue(), "text", "csv", name))
+    return notes
+
+
 def build_email(reporter: EmailReporter, summary: RunSummary, sender: str) -> EmailMessage:
     """The email of a run, with the attachments the reporter asks for.
 
@@ -377,6 +409,9 @@ def build_email(reporter: EmailReporter, summary: RunSummary, sender: str) -> Em
             except Exception:
                 log.exception("Could not export dataset %s for a report of run %s", name, summary.run_id)
                 notes.append(f"{name}.csv was left out: the export failed (details in the server log).")
+
+    if reporter.attach.failing_rows:
+        notes += _attach_failing_rows(summary, limit, attachments)
 
     body = default_body(summary) if reporter.body is None else render(reporter.body, values)
     if notes:

@@ -765,6 +765,7 @@ class RunService(Service):
         run: StartedRun,
         url: str | None,
         dataset_csv: Callable[[str, int], bytes] | None = None,
+        failing_rows: Callable[[], list[tuple[str, str, dict[str, Any]]]] | None = None,
     ) -> RunSummary:
         """What reporters say about a finished run."""
         with self.db.read() as session:
@@ -805,6 +806,7 @@ class RunService(Service):
                 report_html=report.content if report else None,
                 log=log,
                 dataset_csv=dataset_csv,
+                failing_rows=failing_rows,
                 run_as_email=row.run_as.email,
             )
 

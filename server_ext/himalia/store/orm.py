@@ -337,7 +337,7 @@ class CheckResult(Base):
     origin: Mapped[str] = mapped_column(String(20))
     run_id: Mapped[str | None] = mapped_column(String(64))
     #: {"condition", "columns", "rows"}: a bounded sample of the rows that broke a row condition.
-    failing_rows: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    failing_rows: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     check: Mapped[Check] = relationship()
 

@@ -388,6 +388,11 @@ class EmailAttachments(Strict):
     report: bool = True
     log: bool = False
     dataset: DatasetName | None = None
+    failing_rows: bool = Field(
+        False,
+        description="A CSV of the rows each failed check on a row condition kept in this run "
+        "(the run-as user needs export_datasets, as for a dataset).",
+    )
     max_bytes: int = Field(5_000_000, ge=1, le=50_000_000)
 
 
