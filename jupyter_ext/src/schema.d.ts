@@ -1858,6 +1858,28 @@ export interface components {
       diff: string;
     };
     /**
+     * ComparedEnvironment
+     * @description What a notebook step's kernel ran on in each run (its reproducibility record), and which
+     *     packages differed: ``name==version`` added in run b or removed from it, versions changed.
+     */
+    ComparedEnvironment: {
+      /** Added */
+      added: string[];
+      /** Changed */
+      changed: components['schemas']['ComparedValue'][];
+      /** Position */
+      position: number;
+      /** Removed */
+      removed: string[];
+      /**
+       * Settings
+       * @description Kernel, Python, executor, image, tier, environment digest.
+       */
+      settings: components['schemas']['ComparedValue'][];
+      /** Step */
+      step: string;
+    };
+    /**
      * ComparedFiles
      * @description The project files each run ran beside (the trees' digests) and what differs between them.
      */
@@ -3025,6 +3047,11 @@ export interface components {
       ended_at: string | null;
       /** Id */
       id: number;
+      /**
+       * Inputs
+       * @description The datasets it read, for its reproducibility.
+       */
+      inputs?: components['schemas']['RunInput'][];
       /** Message */
       message: string;
       /** Notebooks */
@@ -3781,6 +3808,47 @@ export interface components {
         [key: string]: string;
       };
     };
+    /**
+     * KernelEnvironment
+     * @description What a notebook step's kernel ran on, as its own interpreter reports it: enough to say
+     *     whether two runs had the same environment, and which packages differed.
+     */
+    KernelEnvironment: {
+      /**
+       * Digest
+       * @description SHA-256 of the interpreter's version and the sorted name==version lines.
+       * @default
+       */
+      digest?: string;
+      /**
+       * Executable
+       * @default null
+       */
+      executable?: string | null;
+      /**
+       * Kernel
+       * @default null
+       */
+      kernel?: string | null;
+      /**
+       * Language
+       * @default null
+       */
+      language?: string | null;
+      /**
+       * Packages
+       * @description Installed distributions and their versions.
+       */
+      packages?: {
+        [key: string]: string;
+      };
+      /**
+       * Python
+       * @description Its Python version.
+       * @default null
+       */
+      python?: string | null;
+    };
     /** LastRun */
     LastRun: {
       /**
@@ -4219,7 +4287,17 @@ export interface components {
       b: components['schemas']['ComparedRun'];
       /** Checks */
       checks: components['schemas']['ComparedValue'][];
+      /**
+       * Environments
+       * @description The notebook steps' records, where either run has one.
+       */
+      environments: components['schemas']['ComparedEnvironment'][];
       files: components['schemas']['ComparedFiles'];
+      /**
+       * Inputs
+       * @description The datasets each run read: the schema digest and count of its last read, by dataset.
+       */
+      inputs: components['schemas']['ComparedValue'][];
       /** Metrics */
       metrics: components['schemas']['ComparedValue'][];
       /** Notebooks */
@@ -4234,6 +4312,30 @@ export interface components {
       steps: components['schemas']['ComparedStep'][];
       /** Variables */
       variables: components['schemas']['ComparedValue'][];
+    };
+    /**
+     * RunInput
+     * @description A dataset the run read: by a step (metrics, checks) or by its kernels with its token.
+     */
+    RunInput: {
+      /** Dataset */
+      dataset: string;
+      /**
+       * Read By
+       * @enum {string}
+       */
+      read_by: 'step' | 'kernel';
+      /**
+       * Rows
+       * @description What the read counted: the record count, or the rows sent.
+       * @default null
+       */
+      rows?: number | null;
+      /**
+       * Schema Digest
+       * @description SHA-256 of its columns and types when read.
+       */
+      schema_digest: string;
     };
     /** RunRequest */
     RunRequest: {
@@ -4789,6 +4891,11 @@ export interface components {
      * @description The outcome of a notebook step, with what papermill and nbconvert produced.
      */
     StepResult: {
+      /**
+       * @description What the kernel ran on; None if unknown.
+       * @default null
+       */
+      environment?: components['schemas']['KernelEnvironment'] | null;
       /**
        * Error
        * @description What went wrong, for the run's page.

@@ -67,7 +67,13 @@ def test_the_local_executor_reads_its_own_section(plane: ControlPlane) -> None:
 def test_a_result_is_bytes_in_python_and_base64_on_the_wire() -> None:
     result = StepResult(reason=Reason.CELL_ERROR, error="cell 2: ZeroDivisionError", executed=b"{}", html=b"<p>")
     wire = result.model_dump(mode="json")
-    assert wire == {"reason": "cell_error", "error": "cell 2: ZeroDivisionError", "executed": "e30=", "html": "PHA+"}
+    assert wire == {
+        "reason": "cell_error",
+        "error": "cell 2: ZeroDivisionError",
+        "executed": "e30=",
+        "html": "PHA+",
+        "environment": None,
+    }
     assert StepResult.model_validate(wire) == StepResult.model_validate_json(result.model_dump_json()) == result
     with pytest.raises(ValidationError, match="not valid base64"):
         StepResult.model_validate({"reason": "ok", "executed": "not base64!"})

@@ -2,19 +2,24 @@
 parameters and variables, the notebook snapshots cell by cell, the project files, the steps, and
 the metrics and check outcomes each run recorded."""
 
+import importlib.metadata
 import json
+import platform
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from himalia.cli import main
 from himalia.controlplane import ControlPlane
 from himalia.scenarios.comparison import compare_cells
+from himalia.store.orm import RunStep
 from himalia.wire.data import CheckSpec
 from himalia.wire.scenarios import RunRequest
 
 from ..conftest import LiveAPI
-from .conftest import BASE, saved, start, wait
+from .conftest import BASE, notebook, saved, start, wait
 from .test_project_files import apply, project
 
 
@@ -121,3 +126,44 @@ def test_cells_are_aligned_so_one_inserted_cell_is_one_change() -> None:
     assert [(c.a, c.b, c.change) for c in cells] == [(None, 1, "added"), (2, 3, "changed")]
     assert compare_cells(before, before) == []
     assert [(c.a, c.change) for c in compare_cells(before, [])] == [(0, "removed"), (1, "removed"), (2, "removed")]
+
+
+def test_each_notebook_step_keeps_what_its_kernel_ran_on_and_the_comparison_names_what_moved(
+    runner: LiveAPI,
+) -> None:
+    saved(
+        runner,
+        {"id": "env", "name": "Env", "steps": [{"name": "Nb", "type": "notebook", "notebook": "env.ipynb"}]},
+        {"env.ipynb": notebook("print(x)")},
+    )
+    first = wait(runner, "env", start(runner, "env"))
+    second = wait(runner, "env", start(runner, "env"))
+    assert (first["state"], second["state"]) == ("succeeded", "succeeded"), (first, second)
+    record = first["steps"][0]["outputs"]["environment"]
+    assert record["kernel"] == "python3" and record["python"] == platform.python_version()
+    assert record["packages"]["papermill"] == importlib.metadata.version("papermill")
+    assert (record["executor"], record["tier"]) == ("LocalExecutor", None) and len(record["digest"]) == 64
+
+    def compared() -> dict[str, Any]:
+        answer = runner.request("GET", f"{BASE}/env/runs/{first['id']}/compare/{second['id']}", role="reader")
+        assert answer.status_code == 200, answer.text
+        (environment,) = answer.json()["environments"]
+        return dict(environment)
+
+    same = compared()
+    assert all(setting["same"] for setting in same["settings"]) and same["step"] == "Nb"
+    assert (same["added"], same["removed"], same["changed"]) == ([], [], [])
+
+    # As if the first run had been made before an upgrade of papermill and the removal of a package.
+    with runner.plane.db.write() as session:
+        step = session.scalars(select(RunStep).where(RunStep.run_id == first["id"])).one()
+        older = dict(step.outputs["environment"])
+        older["packages"] = {**older["packages"], "papermill": "2.0.0", "left-behind": "1.0"}
+        older["digest"] = "0" * 64
+        step.outputs = {**step.outputs, "environment": older}
+    moved = compared()
+    assert moved["removed"] == ["left-behind==1.0"] and moved["added"] == []
+    assert [(c["name"], c["a"], c["b"]) for c in moved["changed"]] == [
+        ("papermill", "2.0.0", importlib.metadata.version("papermill"))
+    ]
+    assert [s["name"] for s in moved["settings"] if not s["same"]] == ["digest"]

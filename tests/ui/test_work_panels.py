@@ -34,6 +34,8 @@ def test_run_the_demo_scenario_with_a_changed_parameter(page, admin_lab: Lab) ->
     shoot(page, "scenarios-run-finished")
     assert run.get_attribute("data-state") == "succeeded", run.inner_text()
     assert "[Score] succeeded" in run.locator("pre.hml-log").inner_text()
+    ran_on = run.locator("[data-step='Score'] .hml-step-environment").inner_text()  # the reproducibility record
+    assert re.fullmatch(r"Ran on Python 3\.\d+\.\d+ · python3 · LocalExecutor · \d+ packages", ran_on), ran_on
 
     run_id = run.get_attribute("data-run")
     described = admin_lab.api("GET", f"projects/FRAUD/scenarios/daily_fraud_scoring/runs/{run_id}").json()

@@ -1,6 +1,6 @@
 import { pageWindow } from '../hooks/usePagedList';
 import { appendLog } from '../hooks/useRunFollow';
-import { duration, isActive } from '../runs/states';
+import { describeEnvironment, duration, isActive } from '../runs/states';
 
 describe('pages', () => {
   it('says which items a page shows and what is around it', () => {
@@ -44,5 +44,30 @@ describe('following a run', () => {
     expect(duration(start, '2025-03-01T10:03:05Z')).toBe('3 min 5 s');
     expect(duration(start, '2025-03-01T11:20:00Z')).toBe('1 h 20 min');
     expect(duration(null, null)).toBe('');
+  });
+});
+
+describe('describeEnvironment', () => {
+  it('says what a notebook step ran on in one line', () => {
+    expect(
+      describeEnvironment({
+        python: '3.11.7',
+        kernel: 'python3',
+        tier: 'large',
+        executor: 'KubernetesExecutor',
+        image: 'registry.example.org/himalia:1.2',
+        packages: { pandas: '2.2.3', numpy: '2.1.0' },
+        digest: 'ab'.repeat(32)
+      })
+    ).toBe(
+      'Python 3.11.7 · python3 · tier large · KubernetesExecutor · registry.example.org/himalia:1.2 · 2 packages'
+    );
+    expect(
+      describeEnvironment({
+        kernel: 'ir',
+        executor: 'LocalExecutor',
+        tier: null
+      })
+    ).toBe('ir · LocalExecutor');
   });
 });

@@ -219,6 +219,51 @@ export function ComparisonView(props: {
           ))}
         </tbody>
       </table>
+      {comparison.environments.map(environment => (
+        <div
+          key={environment.position}
+          className="hml-compare-environment"
+          data-step={environment.step}
+        >
+          <ValuesTable
+            title={`What ${environment.step} ran on`}
+            values={environment.settings}
+            first={a.id}
+            second={b.id}
+          />
+          {environment.added.length +
+            environment.removed.length +
+            environment.changed.length ===
+          0 ? (
+            <p className="hml-help">The same packages.</p>
+          ) : (
+            <ul className="hml-compare-packages">
+              {environment.changed.map(change => (
+                <li key={change.name} data-change="changed">
+                  changed <span className="hml-key">{change.name}</span>{' '}
+                  {formatValue(change.a)} → {formatValue(change.b)}
+                </li>
+              ))}
+              {environment.added.map(name => (
+                <li key={name} data-change="added">
+                  added in #{b.id} <span className="hml-key">{name}</span>
+                </li>
+              ))}
+              {environment.removed.map(name => (
+                <li key={name} data-change="removed">
+                  not in #{b.id} <span className="hml-key">{name}</span>
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      ))}
+      <ValuesTable
+        title="Datasets read"
+        values={comparison.inputs}
+        first={a.id}
+        second={b.id}
+      />
       <ValuesTable
         title="Check outcomes"
         values={comparison.checks}

@@ -140,11 +140,40 @@ export function RunDetails(props: {
             open={openArtifact}
           />
           <RunInputs run={run} />
+          <DatasetsRead run={run} />
           <h5>Log</h5>
           <RunLog runId={runId} log={log} active={isActive(run.state)} />
         </>
       )}
     </section>
+  );
+}
+
+/** The datasets the run read (its steps, its kernels with its token), with their schema digests. */
+function DatasetsRead(props: { run: DescribeRun }): JSX.Element | null {
+  const inputs = props.run.inputs ?? [];
+  if (inputs.length === 0) {
+    return null;
+  }
+  return (
+    <details className="hml-run-datasets">
+      <summary>Datasets read ({inputs.length})</summary>
+      <ul aria-label="Datasets read">
+        {inputs.map(input => (
+          <li
+            key={`${input.dataset}:${input.schema_digest}:${input.read_by}`}
+            data-dataset={input.dataset}
+            title={`Schema digest ${input.schema_digest}`}
+          >
+            <span className="hml-key">{input.dataset}</span> by{' '}
+            {input.read_by === 'step' ? 'a step' : 'its kernel'}, schema{' '}
+            {input.schema_digest.slice(0, 12)}
+            {typeof input.rows === 'number' &&
+              `, ${formatValue(input.rows)} rows`}
+          </li>
+        ))}
+      </ul>
+    </details>
   );
 }
 

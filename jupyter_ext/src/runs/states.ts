@@ -62,3 +62,29 @@ export function describeTrigger(run: DescribeRun): string {
       return run.trigger;
   }
 }
+
+/** A notebook step's reproducibility record, as its outputs keep it. */
+export interface IEnvironment {
+  kernel?: string;
+  python?: string;
+  executor?: string;
+  image?: string;
+  tier?: string | null;
+  packages?: Record<string, string>;
+  digest?: string;
+}
+
+/** A notebook step's reproducibility record in one line: `Python 3.11.7 · python3 · LocalExecutor · 312 packages`. */
+export function describeEnvironment(environment: IEnvironment): string {
+  const packages = Object.keys(environment.packages ?? {}).length;
+  return [
+    environment.python && `Python ${environment.python}`,
+    environment.kernel,
+    environment.tier && `tier ${environment.tier}`,
+    environment.executor,
+    environment.image,
+    packages > 0 && `${packages} packages`
+  ]
+    .filter(Boolean)
+    .join(' · ');
+}

@@ -5,7 +5,7 @@ import { Badge } from '../components/common';
 import { formatValue } from '../parameters';
 import type { DescribeStep } from '../types';
 import { IRunArtifacts, StepArtifactLinks } from './artifacts';
-import { duration } from './states';
+import { IEnvironment, describeEnvironment, duration } from './states';
 
 interface ICheckResult {
   check: string;
@@ -23,6 +23,22 @@ function checkResults(step: DescribeStep): ICheckResult[] {
       typeof result === 'object' &&
       result !== null &&
       typeof (result as ICheckResult).check === 'string'
+  );
+}
+
+function EnvironmentLine(props: { step: DescribeStep }): JSX.Element | null {
+  const environment = props.step.outputs.environment;
+  if (!environment || typeof environment !== 'object') {
+    return null;
+  }
+  const record = environment as IEnvironment;
+  return (
+    <div
+      className="hml-help hml-step-environment"
+      title={record.digest ? `Environment digest ${record.digest}` : undefined}
+    >
+      Ran on {describeEnvironment(record)}
+    </div>
   );
 }
 
@@ -106,6 +122,7 @@ export function StepList(props: {
             />
           </div>
           {step.message && <div className="hml-message">{step.message}</div>}
+          <EnvironmentLine step={step} />
           <StepOutputs step={step} />
         </li>
       ))}

@@ -32,6 +32,7 @@ from himalia.data.drivers import (
     storage_options,
 )
 from himalia.data.freshness import check_declaration
+from himalia.data.lineage import reading_run, record_input
 from himalia.data.probes import condition_of, parse_probes
 from himalia.data.rules import schema_difference
 from himalia.identity.caller import Caller
@@ -155,9 +156,15 @@ class DatasetService(Service):
             return Page(items=items, total=total, limit=limit, offset=offset)
 
     def get_dataset(self, caller: Caller, key: str, name: str) -> DescribeDataset:
+        """The dataset; a run's kernel opening it (``himalia.dataset``) is one of the run's inputs."""
         with self.db.read() as session:
             dataset, permissions = self.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
-            return describe_dataset(caller, dataset, permissions)
+            described = describe_dataset(caller, dataset, permissions)
+            for_run = reading_run(session, caller)
+        if for_run is not None:
+            with self.db.write() as session:
+                record_input(session, caller, self.find(session, caller, key, name, ProjectPermission.READ_CONTENT)[0])
+        return described
 
     @staticmethod
     def _check_custom_metrics(caller: Caller, spec: CreateDataset | UpdateDataset) -> None:

@@ -34,6 +34,7 @@ from himalia.data.drivers import (
     sql_source,
     storage_options,
 )
+from himalia.data.lineage import record_input
 from himalia.data.probes import (
     CONDITION_STATS,
     Probe,
@@ -193,6 +194,10 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def describe_value(value: MetricValue, dataset: str | None) -> DescribeMetricValue:
     return from_row(DescribeMetricValue, value, dataset=dataset)
 
@@ -256,6 +261,7 @@ class MetricService(Service):
                 )
                 for metric, value in values.items()
             )
+            record_input(session, caller, dataset, rows=_count(values.get("record_count")))
             self.audit.record(
                 session,
                 caller,

@@ -103,6 +103,10 @@ class Executor(LoggingConfigurable):
         """Release what the executor holds (idle workers, clients)."""
         raise NotImplementedError
 
+    def describe(self) -> dict[str, str]:
+        """Where its steps ran, for a run's reproducibility record (a pod's image, for one)."""
+        return {"executor": type(self).__name__}
+
 
 @runtime_checkable
 class RemoteSteps(Protocol):

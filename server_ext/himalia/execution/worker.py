@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 
+from himalia.execution.environment import EnvironmentProbe
 from himalia.execution.files import PROJECT_FOLDER
 from himalia.execution.report import load_report_templates, render_report
 from himalia.execution.worker_output import quiet_libraries, route_stderr, scrub_output
@@ -186,6 +187,7 @@ def execute(job: StepJob, folder: Path, kernel: PrestartedKernel | None = None) 
     os.environ.update(job.env)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
     clock = StepClock(job.seconds_left())
+    probe = EnvironmentProbe.start(notebook_kernel(job))  # beside the kernel, in the step's environment
     if kernel is not None:
         environment = {name: os.environ[name] for name in [*job.env, "PYTHONPATH"]}
         if kernel.name != notebook_kernel(job) or not kernel.hand_over(environment, workdir, tree):
@@ -221,7 +223,7 @@ def execute(job: StepJob, folder: Path, kernel: PrestartedKernel | None = None) 
         kill_kernel(kernel.manager)
     if executed.exists():
         (folder / "report.html").write_text(render_report(executed, job.hide_code), encoding="utf-8")
-    return outcome
+    return outcome.model_copy(update={"environment": probe.result()})
 
 
 #: ``prctl`` option of the parent-death signal (linux/prctl.h).

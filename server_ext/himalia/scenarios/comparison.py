@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from himalia.store.orm import Check, CheckResult, Dataset, FileTree, MetricValue, NotebookSnapshot, ScenarioRun
 from himalia.wire.scenarios import (
     ComparedCell,
+    ComparedEnvironment,
     ComparedFiles,
     ComparedNotebook,
     ComparedRun,
@@ -149,6 +150,49 @@ def _steps(a: ScenarioRun, b: ScenarioRun) -> list[ComparedStep]:
     return compared
 
 
+#: The settings of a reproducibility record compared one by one (its packages are compared apart).
+ENVIRONMENT_SETTINGS = ("kernel", "python", "executable", "executor", "image", "tier", "digest")
+
+
+def _environments(a: ScenarioRun, b: ScenarioRun) -> list[ComparedEnvironment]:
+    first = {step.position: step for step in a.steps}
+    second = {step.position: step for step in b.steps}
+    compared = []
+    for position in sorted({*first, *second}):
+        one = (first[position].outputs or {}).get("environment") if position in first else None
+        two = (second[position].outputs or {}).get("environment") if position in second else None
+        if not one and not two:
+            continue
+        one, two = one or {}, two or {}
+        before, after = dict(one.get("packages") or {}), dict(two.get("packages") or {})
+        settings = {name: one[name] for name in ENVIRONMENT_SETTINGS if name in one}
+        compared.append(
+            ComparedEnvironment(
+                position=position,
+                step=(first.get(position) or second[position]).name,
+                settings=_values(settings, {name: two[name] for name in ENVIRONMENT_SETTINGS if name in two}),
+                added=[f"{name}=={after[name]}" for name in sorted(set(after) - set(before))],
+                removed=[f"{name}=={before[name]}" for name in sorted(set(before) - set(after))],
+                changed=[
+                    ComparedValue(name=name, a=before[name], b=after[name], same=False)
+                    for name in sorted(set(before) & set(after))
+                    if before[name] != after[name]
+                ],
+            )
+        )
+    return compared
+
+
+def _inputs(a: ScenarioRun, b: ScenarioRun) -> list[ComparedValue]:
+    def last(run: ScenarioRun) -> dict[str, dict[str, Any]]:
+        return {
+            entry["dataset"]: {"schema_digest": entry["schema_digest"], "rows": entry.get("rows")}
+            for entry in run.inputs or []
+        }
+
+    return _values(last(a), last(b))
+
+
 def _side_by_side(rows: Iterable[tuple[str | None, str, str, Any]], a: str, b: str) -> list[ComparedValue]:
     """The last value of each (dataset, name) per run, from rows oldest first."""
     last: dict[tuple[str | None, str], dict[str, Any]] = {}
@@ -201,6 +245,8 @@ def compare_runs(session: Session, project_key: str, a: ScenarioRun, b: Scenario
         notebooks=_notebooks(session, a.notebooks, b.notebooks),
         files=_files(session, a.file_tree, b.file_tree),
         steps=_steps(a, b),
+        environments=_environments(a, b),
+        inputs=_inputs(a, b),
         metrics=_metrics(session, project_id, first, second),
         checks=_checks(session, project_id, first, second),
     )

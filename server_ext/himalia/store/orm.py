@@ -446,6 +446,8 @@ class ScenarioRun(Base):
     #: The short-lived API token the run's kernels use; deleted when the run ends.
     token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True)
     deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: [{"dataset", "schema_digest", "read_by", "rows"}]: the datasets it read (``data.lineage``).
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -179,6 +179,15 @@ class DescribeStep(BaseModel):
     ended_at: datetime | None
 
 
+class RunInput(BaseModel):
+    """A dataset the run read: by a step (metrics, checks) or by its kernels with its token."""
+
+    dataset: str
+    schema_digest: str = Field(description="SHA-256 of its columns and types when read.")
+    read_by: Literal["step", "kernel"]
+    rows: int | None = Field(None, description="What the read counted: the record count, or the rows sent.")
+
+
 class DescribeRun(BaseModel):
     id: int
     project: str
@@ -196,6 +205,7 @@ class DescribeRun(BaseModel):
     start_step: int
     abort_requested: bool
     deliveries: list[dict[str, Any]]
+    inputs: list[RunInput] = Field(default_factory=list, description="The datasets it read, for its reproducibility.")
     artifacts: list[str] = Field(
         description="The files the run's steps produced, as step-<position>.<kind> (empty in listings)."
     )
@@ -269,6 +279,18 @@ class ComparedStep(BaseModel):
     message_b: str = ""
 
 
+class ComparedEnvironment(BaseModel):
+    """What a notebook step's kernel ran on in each run (its reproducibility record), and which
+    packages differed: ``name==version`` added in run b or removed from it, versions changed."""
+
+    position: int
+    step: str
+    settings: list[ComparedValue] = Field(description="Kernel, Python, executor, image, tier, environment digest.")
+    added: list[str]
+    removed: list[str]
+    changed: list[ComparedValue]
+
+
 class RunComparison(BaseModel):
     """Two runs of one scenario side by side (``GET …/runs/{a}/compare/{b}``). Metrics and check
     outcomes are those the runs recorded, the last of each."""
@@ -282,5 +304,11 @@ class RunComparison(BaseModel):
     notebooks: list[ComparedNotebook]
     files: ComparedFiles
     steps: list[ComparedStep]
+    environments: list[ComparedEnvironment] = Field(
+        description="The notebook steps' records, where either run has one."
+    )
+    inputs: list[ComparedValue] = Field(
+        description="The datasets each run read: the schema digest and count of its last read, by dataset."
+    )
     metrics: list[ComparedValue]
     checks: list[ComparedValue]

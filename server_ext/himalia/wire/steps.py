@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    StringConstraints,
     WithJsonSchema,
     field_validator,
 )
@@ -165,6 +166,30 @@ class StepJob(BaseModel):
         return None if self.deadline is None else (self.deadline - datetime.now(UTC)).total_seconds()
 
 
+#: The most distributions a kernel environment lists.
+MAX_PACKAGES = 5000
+PackageName = Annotated[str, StringConstraints(max_length=200)]
+PackageVersion = Annotated[str, StringConstraints(max_length=100)]
+
+
+class KernelEnvironment(BaseModel):
+    """What a notebook step's kernel ran on, as its own interpreter reports it: enough to say
+    whether two runs had the same environment, and which packages differed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kernel: Annotated[str, StringConstraints(max_length=200)] | None = None
+    language: Annotated[str, StringConstraints(max_length=100)] | None = None
+    python: Annotated[str, StringConstraints(max_length=100)] | None = Field(None, description="Its Python version.")
+    executable: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    packages: dict[PackageName, PackageVersion] = Field(
+        default_factory=dict, max_length=MAX_PACKAGES, description="Installed distributions and their versions."
+    )
+    digest: Annotated[str, StringConstraints(max_length=64)] = Field(
+        "", description="SHA-256 of the interpreter's version and the sorted name==version lines."
+    )
+
+
 class StepResult(BaseModel):
     """The outcome of a notebook step, with what papermill and nbconvert produced."""
 
@@ -172,6 +197,7 @@ class StepResult(BaseModel):
 
     reason: Reason
     error: str | None = Field(None, max_length=ERROR_LIMIT, description="What went wrong, for the run's page.")
+    environment: KernelEnvironment | None = Field(None, description="What the kernel ran on; None if unknown.")
     executed: Base64File | None = Field(None, description="The executed notebook, base64.")
     html: Base64File | None = Field(None, description="Its HTML report, base64.")
 

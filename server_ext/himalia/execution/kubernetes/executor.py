@@ -345,6 +345,9 @@ class KubernetesExecutor(Executor):
         self._steps: dict[tuple[int, str], _KubernetesStep] = {}
         self._lock = threading.Lock()
 
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "image": self.image, "namespace": self.namespace}
+
     # -- manifests ----------------------------------------------------------------------------------
 
     def labels(self, job: StepJob) -> dict[str, str]:

@@ -109,6 +109,12 @@ class Notebook(StepKind[NotebookStep]):
             "snapshot": snapshot.digest,
             "parameters": parameters,
             "metrics": recorded,
+            # The reproducibility record: what the kernel ran on, where, on which tier.
+            "environment": {
+                **(result.environment.model_dump(exclude_none=True) if result.environment else {}),
+                **host.executor.describe(),
+                "tier": context.definition.tier,
+            },
         }
         if result.reason == Reason.ABORTED or context.aborted.is_set():
             raise RunAborted()
