@@ -35,6 +35,7 @@ import type {
   FilesPreview,
   Page,
   PreviewFiles,
+  ProjectStorage,
   RunComparison,
   RunRequest,
   SaveScenario,
@@ -431,6 +432,25 @@ export class HimaliaClient {
       `projects/${segment(key)}/scenarios/${segment(id)}/runs/${run}/abort`,
       'POST'
     );
+  }
+
+  /** Keep a run's artifacts and log whatever retention says (or let it judge the run again). */
+  pinRun(
+    key: string,
+    id: string,
+    run: number,
+    pinned: boolean
+  ): Promise<DescribeRun> {
+    return this.request(
+      `projects/${segment(key)}/scenarios/${segment(id)}/runs/${run}/pin`,
+      'PUT',
+      { pinned }
+    );
+  }
+
+  /** The space a project's runs and snapshots take in the store. */
+  projectStorage(key: string): Promise<ProjectStorage> {
+    return this.request(`projects/${segment(key)}/storage`);
   }
 
   rerun(

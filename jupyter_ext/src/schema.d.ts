@@ -1105,6 +1105,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/projects/{key}/scenarios/{scenario}/runs/{run}/pin': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Keep a run's artifacts and log whatever retention says, or let retention judge it again (run_scenarios or write_content). */
+    put: operations['put_PinRun'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/projects/{key}/scenarios/{scenario}/runs/{run}/report': {
     parameters: {
       query?: never;
@@ -1139,6 +1156,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/projects/{key}/storage': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The space the project's runs and snapshots take in the store (read_dashboards). */
+    get: operations['get_ProjectStorage'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/projects/{key}/variables': {
     parameters: {
       query?: never;
@@ -1151,6 +1185,23 @@ export interface paths {
     /** Replace the project variables (write_content). */
     put: operations['put_ProjectVariables'];
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/himalia/api/v1/retention/purge': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Purge now the run artifacts and logs retention no longer keeps, and unreferenced snapshots (administrators; dry_run says what, purging nothing). */
+    post: operations['post_Purge'];
     delete?: never;
     options?: never;
     head?: never;
@@ -3062,8 +3113,20 @@ export interface components {
       parameters: {
         [key: string]: unknown;
       };
+      /**
+       * Pinned
+       * @description Kept whatever retention says.
+       * @default false
+       */
+      pinned?: boolean;
       /** Project */
       project: string;
+      /**
+       * Purged At
+       * @description When retention purged its artifacts and log.
+       * @default null
+       */
+      purged_at?: string | null;
       /** Requested By */
       requested_by: string;
       /** Rerun Of */
@@ -4071,6 +4134,14 @@ export interface components {
       /** Total */
       total: number;
     };
+    /** PinRun */
+    PinRun: {
+      /**
+       * Pinned
+       * @description True keeps the run whatever retention says.
+       */
+      pinned: boolean;
+    };
     /** PreviewBundle */
     PreviewBundle: {
       /**
@@ -4151,6 +4222,80 @@ export interface components {
       | 'run_scenarios'
       | 'export_datasets'
       | 'admin';
+    /**
+     * ProjectStorage
+     * @description The space a project's runs and snapshots take in the store.
+     */
+    ProjectStorage: {
+      /**
+       * Artifact Bytes
+       * @description Executed notebooks and reports of its runs.
+       */
+      artifact_bytes: number;
+      /**
+       * File Bytes
+       * @description Project files its scenarios and kept runs reference.
+       */
+      file_bytes: number;
+      /** Log Bytes */
+      log_bytes: number;
+      /** Pinned Runs */
+      pinned_runs: number;
+      /** Project */
+      project: string;
+      /**
+       * Purged Runs
+       * @description Runs whose artifacts and logs retention purged.
+       */
+      purged_runs: number;
+      /** Runs */
+      runs: number;
+      /**
+       * Snapshot Bytes
+       * @description Notebook snapshots its scenarios and kept runs reference (shared ones count here too).
+       */
+      snapshot_bytes: number;
+    };
+    /**
+     * PurgeReport
+     * @description What a retention pass purged (or, with ``dry_run``, would purge).
+     */
+    PurgeReport: {
+      /** Artifact Bytes */
+      artifact_bytes: number;
+      /** Dry Run */
+      dry_run: boolean;
+      /** File Blobs */
+      file_blobs: number;
+      /** File Trees */
+      file_trees: number;
+      /** Log Bytes */
+      log_bytes: number;
+      /**
+       * Runs
+       * @description Runs whose artifacts and logs were purged.
+       */
+      runs: number;
+      /**
+       * Snapshot Bytes
+       * @description Bytes of the snapshots and project-file blobs purged.
+       */
+      snapshot_bytes: number;
+      /**
+       * Snapshots
+       * @description Notebook snapshots no scenario and no kept run references.
+       */
+      snapshots: number;
+    };
+    /** PurgeRequest */
+    PurgeRequest: {
+      /**
+       * Dry Run
+       * @description Say what would be purged, and purge nothing.
+       * @default false
+       */
+      dry_run?: boolean;
+    };
     /**
      * Reason
      * @description How a notebook step ended.
@@ -4354,6 +4499,24 @@ export interface components {
         [key: string]: unknown;
       };
     };
+    /**
+     * RunRetention
+     * @description A finished run keeps its artifacts (executed notebooks, reports) and log while it is one of
+     *     its scenario's last ``keep_runs`` runs or younger than ``keep_days``; past both, retention purges
+     *     them (the run's record, its metrics, check results and the audit trail stay). Pinned runs are kept.
+     */
+    RunRetention: {
+      /**
+       * Keep Days
+       * @default null
+       */
+      keep_days?: number | null;
+      /**
+       * Keep Runs
+       * @default null
+       */
+      keep_runs?: number | null;
+    };
     /** RunScenarioStep */
     RunScenarioStep: {
       /**
@@ -4493,6 +4656,11 @@ export interface components {
         | components['schemas']['EmailReporter']
         | components['schemas']['WebhookReporter']
       )[];
+      /**
+       * @description How long its runs keep their artifacts and logs; unset fields take the instance's.
+       * @default null
+       */
+      retention?: components['schemas']['RunRetention'] | null;
       /**
        * Run As
        * @description Defaults to whoever saves the scenario; only an administrator may name someone else.
@@ -14204,6 +14372,106 @@ export interface operations {
       };
     };
   };
+  put_PinRun: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+        scenario: string;
+        run: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PinRun'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DescribeRun'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
   get_RunReport: {
     parameters: {
       query?: {
@@ -14402,6 +14670,100 @@ export interface operations {
       };
     };
   };
+  get_ProjectStorage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ProjectStorage'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
   get_ProjectVariables: {
     parameters: {
       query?: {
@@ -14520,6 +14882,102 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['Variables'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  post_Purge: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['PurgeRequest'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PurgeReport'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */

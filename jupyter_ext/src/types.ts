@@ -38,6 +38,7 @@ export type DescribeCheckResult = Schemas['DescribeCheckResult'];
 export type FailingRows = Schemas['FailingRows'];
 export type RowCondition = Schemas['RowCondition'];
 export type CheckRun = Schemas['CheckRun'];
+export type ProjectStorage = Schemas['ProjectStorage'];
 export type CheckOutcome = DescribeCheckResult['outcome'];
 export type DescribeScenario = Schemas['DescribeScenario'];
 export type SaveScenario = Schemas['SaveScenario'];

@@ -58,6 +58,7 @@ from himalia.scenarios.engine import RunEngine, StepServices
 from himalia.scenarios.files import ProjectFiles, read_project_file
 from himalia.scenarios.records import RunLimits
 from himalia.scenarios.reporting import Mailer, WebhookSettings, failure_notice, report_all
+from himalia.scenarios.retention import Retention, RetentionService, RetentionWatcher
 from himalia.scenarios.runs import RunService
 from himalia.scenarios.scheduler import Scheduler
 from himalia.scenarios.service import ScenarioService
@@ -414,6 +415,7 @@ class ControlPlane(LoggingConfigurable):
         self.audit = AuditService(self.db, trail, self.log)
         self.datasets = DatasetService(self.db, trail, self.log, self.connections)
         self.metrics = MetricService(self.db, trail, self.log, self.datasets)
+        self.retention = RetentionService(self.db, trail, self.log, Retention(parent=self))
         self.checks = CheckService(self.db, trail, self.log, self.datasets, self.metrics, self.failing_rows_sample)
         self.exports = ExportService(
             self.db, trail, self.log, self.connections, self.datasets, self.metrics, self.checks
@@ -487,6 +489,7 @@ class ControlPlane(LoggingConfigurable):
         if schedule:
             self.scheduler = self.new_scheduler()
             self.scheduler.watchers.append(self.new_budget_watcher())
+            self.scheduler.watchers.append(RetentionWatcher(self.retention))
             self.scheduler.start()
         self.engine.start()
         return self.engine

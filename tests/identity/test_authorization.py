@@ -181,6 +181,11 @@ CASES = [
     Case("POST", "/projects/ALPHA/scenarios/nightly/runs/1/rerun", (401, 404, 403, 201, 201, 201), {}),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/compare/1", (401, 404, 200, 200, 200, 200)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/log", (401, 404, 200, 200, 200, 200)),
+    # Retention (issue 18): pinning is for those who run or write; the space is a dashboard's; a purge
+    # is for administrators.
+    Case("PUT", "/projects/ALPHA/scenarios/nightly/runs/1/pin", (401, 404, 403, 200, 200, 200), {"pinned": True}),
+    Case("GET", "/projects/ALPHA/storage", (401, 404, 200, 200, 200, 200)),
+    Case("POST", "/retention/purge", admin_only(200), {"dry_run": True}),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/report", (401, 404, 404, 404, 404, 404)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/notebook", (401, 404, 404, 404, 404, 404)),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/x/log", (401, 404, 404, 404, 404, 404)),

@@ -68,6 +68,36 @@ def test_migration_0006_parses_artifact_names_into_step_and_kind_and_back(plane:
     assert latest == ("step-12.html", "text/html", b"12")
 
 
+#: Every table whose rows hang on another by a cascading foreign key: what a migration that
+#: recreated a referred table on SQLite would silently empty.
+CASCADED = ("run_artifacts", "run_log_chunks", "run_steps", "checks", "check_results", "metric_values")
+
+
+def test_the_migrations_since_0010_keep_every_row_that_refers_to_a_changed_table(plane: ControlPlane) -> None:
+    admin = plane.users.caller_for("admin")
+    step = {"name": "checks", "type": "run_checks", "dataset": "transactions"}
+    definition = ScenarioDefinition.model_validate({"id": "kept", "name": "Kept", "steps": [step]})
+    plane.scenarios.save_scenario(admin, "ALPHA", SaveScenario(definition=definition))
+    run = plane.runs.request_run(admin, "ALPHA", "kept", RunRequest())
+    plane.runs.add_artifacts(run.id, 0, [Artifact(ArtifactKind.HTML, "text/html", b"kept")])
+    plane.checks.run_checks(admin, "ALPHA", "transactions")
+
+    def counts(database: Database) -> dict[str, int]:
+        with database.engine.connect() as connection:
+            return {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() for table in CASCADED}
+
+    database = Database(plane.db.url)
+    try:
+        before = counts(database)
+        assert all(before[table] > 0 for table in CASCADED if table != "run_log_chunks"), before
+        alembic.command.downgrade(database.alembic_config(), "0010")
+        assert counts(database) == before
+        database.upgrade()
+        assert counts(database) == before
+    finally:
+        database.dispose()
+
+
 def test_out_of_date_schema_is_refused_with_the_command_to_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     database = Database(url)

@@ -3,6 +3,7 @@ import {
   describeOutcomes,
   describeCondition,
   describeRule,
+  formatSize,
   formatValue,
   judge,
   numericValue,
@@ -231,5 +232,13 @@ describe('checks on a metric history', () => {
     expect(describeCondition({ column: 'id', unique: true })).toBe(
       'id is unique'
     );
+  });
+
+  it('says a size as people read it', () => {
+    expect(formatSize(812)).toBe('812 bytes');
+    expect(formatSize(20_026)).toBe('20 kB');
+    expect(formatSize(3_400)).toBe('3.4 kB');
+    expect(formatSize(12_300_000)).toBe('12 MB');
+    expect(formatSize(5e12)).toBe('5000 GB');
   });
 });

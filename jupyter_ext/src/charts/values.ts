@@ -330,3 +330,18 @@ export function describeCondition(condition: IConditionLike): string {
   }
   return `${column} is unique`;
 }
+
+/** `12 MB`, `3.4 kB`, `812 bytes`: a size as people read it (powers of 1000). */
+export function formatSize(bytes: number): string {
+  if (bytes < 1000) {
+    return `${bytes} bytes`;
+  }
+  const units = ['kB', 'MB', 'GB'];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}

@@ -5,6 +5,7 @@
 import { Button } from '@jupyterlab/ui-components';
 import React, { useState } from 'react';
 
+import { formatSize } from '../charts/values';
 import { ActionButton, ErrorNotice } from '../components/common';
 import { errorText } from '../errors';
 import { useAsync } from '../hooks/useAsync';
@@ -32,6 +33,10 @@ export function ProjectDetails(props: {
   const presets = useAsync(
     () => (isAdmin ? model.client.presets() : Promise.resolve([])),
     [isAdmin]
+  );
+  const storage = useAsync(
+    () => model.client.projectStorage(project.key),
+    [project.key]
   );
   const [error, setError] = useState<string | null>(null);
 
@@ -71,6 +76,22 @@ export function ProjectDetails(props: {
                 </span>
               ))}
         </dd>
+        {storage.value && (
+          <>
+            <dt>Space used</dt>
+            <dd
+              className="hml-project-space"
+              title={`Run artifacts ${formatSize(storage.value.artifact_bytes)}, logs ${formatSize(storage.value.log_bytes)}, notebook snapshots ${formatSize(storage.value.snapshot_bytes)}, project files ${formatSize(storage.value.file_bytes)}; ${storage.value.runs} runs, ${storage.value.pinned_runs} pinned, ${storage.value.purged_runs} purged by retention`}
+            >
+              {formatSize(
+                storage.value.artifact_bytes +
+                  storage.value.log_bytes +
+                  storage.value.snapshot_bytes +
+                  storage.value.file_bytes
+              )}
+            </dd>
+          </>
+        )}
       </dl>
       <h4>Members and grants</h4>
       <ErrorNotice error={grants.error ?? error} />

@@ -4,7 +4,7 @@
  */
 import React, { useEffect, useState } from 'react';
 
-import { ActionButton, ErrorNotice, Loading } from '../components/common';
+import { ActionButton, ErrorNotice, Loading, When } from '../components/common';
 import { useRunFollow } from '../hooks/useRunFollow';
 import { formatValue } from '../parameters';
 import { IHimaliaServices } from '../services';
@@ -57,6 +57,7 @@ export function RunDetails(props: {
     return result;
   };
   const mayRun = model.can('run_scenarios');
+  const mayPin = mayRun || model.can('write_content');
   const artifacts = runArtifacts(run);
   const openArtifact = (command: string, step?: string) =>
     services.app.commands.execute(command, {
@@ -120,6 +121,22 @@ export function RunDetails(props: {
                 onError={setActionError}
               />
             )}
+            {mayPin && !isActive(run.state) && (
+              <ActionButton
+                label={run.pinned ? 'Unpin' : 'Pin'}
+                title={
+                  run.pinned
+                    ? 'Let retention purge its artifacts and log when they are past its bounds'
+                    : 'Keep its artifacts and log whatever retention says'
+                }
+                onClick={() =>
+                  act(() =>
+                    client.pinRun(project, scenario, runId, !run.pinned)
+                  ).then(accept)
+                }
+                onError={setActionError}
+              />
+            )}
             <OpenArtifactButtons
               artifacts={artifacts}
               open={command => openArtifact(command)}
@@ -133,6 +150,13 @@ export function RunDetails(props: {
             />
           </div>
           <ErrorNotice error={actionError} />
+          {run.purged_at && (
+            <p className="hml-help hml-run-purged" role="note">
+              Retention purged its artifacts and log on{' '}
+              <When iso={run.purged_at} />; its record, metrics and check
+              results stay.
+            </p>
+          )}
           <h5>Steps</h5>
           <StepList
             steps={run.steps}

@@ -6,6 +6,7 @@
  * ids, the simple schedule forms, time zones) so that most mistakes are named in the dialog
  * before the server is asked; the server stays the judge (cron expressions, notebooks).
  */
+import { formatSize } from '../charts/values';
 import { IParameter, Parsed, parseParameter } from '../parameters';
 import type { components } from '../schema';
 
@@ -15,20 +16,6 @@ type FilesPreview = components['schemas']['FilesPreview'];
 
 /** How many paths the dialog names before "and N more". */
 const NAMED_FILES = 5;
-
-function formatSize(bytes: number): string {
-  if (bytes < 1000) {
-    return `${bytes} bytes`;
-  }
-  const units = ['kB', 'MB', 'GB'];
-  let value = bytes / 1000;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
-}
 
 /**
  * What the scenario will run beside, as the server's preview says: the project files of the

@@ -219,7 +219,9 @@ def _read_ignore(top: Path) -> list[str]:
 
 
 def _spec(lines: list[str]) -> pathspec.PathSpec:
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    # Python's own matching: pathspec would pick RE2 where it is installed (row conditions need it),
+    # which cannot match a file name that is not UTF-8; such a name is refused by name, not by a crash.
+    return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
 
 
 def store_tree(session: Session, files: dict[str, bytes]) -> FileTree:

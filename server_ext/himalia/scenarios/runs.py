@@ -185,6 +185,8 @@ class RunService(Service):
             admit_tier(session, earlier.run_as, definition.tier)
             if earlier.state in ACTIVE_STATES:
                 raise Conflict(f"Run #{run_id} is not finished yet.")
+            if earlier.purged_at is not None:
+                raise Conflict(f"Run #{run_id} cannot run again: retention purged what it ran.")
             start = 0
             if spec.from_failed_step:
                 failed = [s.position for s in earlier.steps if s.state in (StepState.FAILED, StepState.ABORTED)]

@@ -448,6 +448,10 @@ class ScenarioRun(Base):
     deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     #: [{"dataset", "schema_digest", "read_by", "rows"}]: the datasets it read (``data.lineage``).
     inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: Kept whatever retention says (a baseline people compare against).
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When retention purged its artifacts and log (its record stays); its snapshots may be gone too.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -384,6 +384,15 @@ class AlertConditions(Strict):
     )
 
 
+class RunRetention(Strict):
+    """A finished run keeps its artifacts (executed notebooks, reports) and log while it is one of
+    its scenario's last ``keep_runs`` runs or younger than ``keep_days``; past both, retention purges
+    them (the run's record, its metrics, check results and the audit trail stay). Pinned runs are kept."""
+
+    keep_runs: int | None = Field(None, ge=1, le=1_000_000)
+    keep_days: float | None = Field(None, gt=0, le=36_500, allow_inf_nan=False)
+
+
 class EmailAttachments(Strict):
     report: bool = True
     log: bool = False
@@ -487,6 +496,9 @@ class ScenarioDefinition(Strict):
         True, description="With no reporter, mail a failed run to the run-as user (when mail is configured)."
     )
     sla: Sla | None = Field(None, description="The deadline its results must meet and the longest a run may take.")
+    retention: "RunRetention | None" = Field(
+        None, description="How long its runs keep their artifacts and logs; unset fields take the instance's."
+    )
 
     @model_validator(mode="after")
     def _unique_step_names(self) -> "ScenarioDefinition":

@@ -206,6 +206,8 @@ class DescribeRun(BaseModel):
     abort_requested: bool
     deliveries: list[dict[str, Any]]
     inputs: list[RunInput] = Field(default_factory=list, description="The datasets it read, for its reproducibility.")
+    pinned: bool = Field(False, description="Kept whatever retention says.")
+    purged_at: datetime | None = Field(None, description="When retention purged its artifacts and log.")
     artifacts: list[str] = Field(
         description="The files the run's steps produced, as step-<position>.<kind> (empty in listings)."
     )
@@ -312,3 +314,39 @@ class RunComparison(BaseModel):
     )
     metrics: list[ComparedValue]
     checks: list[ComparedValue]
+
+
+class PurgeReport(BaseModel):
+    """What a retention pass purged (or, with ``dry_run``, would purge)."""
+
+    dry_run: bool
+    runs: int = Field(description="Runs whose artifacts and logs were purged.")
+    artifact_bytes: int
+    log_bytes: int
+    snapshots: int = Field(description="Notebook snapshots no scenario and no kept run references.")
+    file_trees: int
+    file_blobs: int
+    snapshot_bytes: int = Field(description="Bytes of the snapshots and project-file blobs purged.")
+
+
+class ProjectStorage(BaseModel):
+    """The space a project's runs and snapshots take in the store."""
+
+    project: str
+    runs: int
+    pinned_runs: int
+    purged_runs: int = Field(description="Runs whose artifacts and logs retention purged.")
+    artifact_bytes: int = Field(description="Executed notebooks and reports of its runs.")
+    log_bytes: int
+    snapshot_bytes: int = Field(
+        description="Notebook snapshots its scenarios and kept runs reference (shared ones count here too)."
+    )
+    file_bytes: int = Field(description="Project files its scenarios and kept runs reference.")
+
+
+class PinRun(Request):
+    pinned: bool = Field(description="True keeps the run whatever retention says.")
+
+
+class PurgeRequest(Request):
+    dry_run: bool = Field(False, description="Say what would be purged, and purge nothing.")

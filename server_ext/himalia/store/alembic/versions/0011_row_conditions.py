@@ -13,13 +13,15 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE, never a batch: SQLite would recreate the tables, and dropping the old ones
+# cascades to every row that refers to them (checks, metric values, check results).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("datasets") as batch:
-        batch.add_column(sa.Column("conditions", sa.JSON(), nullable=False, server_default="[]"))
+    op.add_column("datasets", sa.Column("conditions", sa.JSON(), nullable=False, server_default="[]"))
     op.add_column("check_results", sa.Column("failing_rows", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     op.drop_column("check_results", "failing_rows")
-    with op.batch_alter_table("datasets") as batch:
-        batch.drop_column("conditions")
+    op.drop_column("datasets", "conditions")

@@ -13,11 +13,13 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE, never a batch: recreating scenario_runs on SQLite would cascade to its steps,
+# artifacts and log.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("scenario_runs") as batch:
-        batch.add_column(sa.Column("inputs", sa.JSON(), nullable=False, server_default="[]"))
+    op.add_column("scenario_runs", sa.Column("inputs", sa.JSON(), nullable=False, server_default="[]"))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("scenario_runs") as batch:
-        batch.drop_column("inputs")
+    op.drop_column("scenario_runs", "inputs")
