@@ -2,7 +2,8 @@
 
 The package is at once the control plane (store, services, REST API, CLI), the Jupyter
 server extension that serves its API inside a plain ``jupyter server``, and, for notebooks,
-the kernel client: ``himalia.connection``, ``himalia.dataset``, ``himalia.variables``,
+the kernel client: ``himalia.connection``, ``himalia.dataset``, ``himalia.checks``,
+``himalia.scenario``, ``himalia.parameters_form``, ``himalia.variables``,
 ``himalia.set_project_variables``, ``himalia.record_metric`` and ``%load_ext himalia`` for
 the ``%%sql`` magic. The JupyterLab panels are built from ``jupyter_ext/`` into ``labextension/``.
 
@@ -17,7 +18,17 @@ __version__ = "0.1.0"
 
 #: The kernel client's API, imported on first use.
 _CLIENT_NAMES = frozenset(
-    {"connection", "dataset", "variables", "set_project_variables", "record_metric", "HimaliaClientError"}
+    {
+        "connection",
+        "dataset",
+        "checks",
+        "scenario",
+        "parameters_form",
+        "variables",
+        "set_project_variables",
+        "record_metric",
+        "HimaliaClientError",
+    }
 )
 
 

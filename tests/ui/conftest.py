@@ -78,6 +78,28 @@ class Lab:
         return requests.request(method, f"{self.url}himalia/api/v1/{path}", headers=headers, timeout=30, **kwargs)
 
 
+def code_cell(source: str, tags: list[str] | None = None) -> dict[str, object]:
+    metadata = {"tags": tags} if tags else {}
+    return {"cell_type": "code", "metadata": metadata, "source": source, "outputs": [], "execution_count": None}
+
+
+def put_notebook(lab: Lab, path: str, cells: list[dict[str, object]]) -> None:
+    """Save a Python notebook of ``cells`` in the lab's root, as JupyterLab would."""
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": cells,
+    }
+    put = requests.put(
+        f"{lab.url}api/contents/{path}",
+        headers={"Authorization": f"token {lab.token}"},
+        json={"type": "notebook", "content": notebook},
+        timeout=30,
+    )
+    assert put.status_code in (200, 201), put.text
+
+
 @pytest.fixture(scope="session")
 def demo_root() -> Iterator[tuple[Path, dict[str, str]]]:
     """A notebook folder with the demo notebooks and a Himalia home seeded with the demo.

@@ -1,9 +1,7 @@
 """Editing from the lab: a scenario's YAML in an editor tab (a line-numbered refusal, then a save),
 deleting a scenario, defining a dataset, and the mark of a notebook's parameters cell."""
 
-import requests
-
-from .conftest import Lab, choose_project, expand, open_himalia, shoot
+from .conftest import Lab, choose_project, code_cell, expand, open_himalia, put_notebook, shoot
 
 EDITABLE = {
     "id": "ui_editable",
@@ -101,25 +99,13 @@ def test_define_a_dataset_from_data_quality(page, admin_lab: Lab) -> None:  # ty
     assert admin_lab.api("DELETE", "projects/FRAUD/datasets/merchants_ui").status_code == 204
 
 
-def _cell(source: str, tags: list[str] | None = None) -> dict[str, object]:
-    metadata = {"tags": tags} if tags else {}
-    return {"cell_type": "code", "metadata": metadata, "source": source, "outputs": [], "execution_count": None}
-
-
 def test_the_parameters_cell_is_marked(page, admin_lab: Lab) -> None:  # type: ignore[no-untyped-def]
-    notebook = {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "cells": [_cell("day: str = '2018-06-01'", ["parameters"]), _cell("threshold = 0.5"), _cell("print(day)")],
-    }
-    put = requests.put(
-        f"{admin_lab.url}api/contents/ui-parameters.ipynb",
-        headers={"Authorization": f"token {admin_lab.token}"},
-        json={"type": "notebook", "content": notebook},
-        timeout=30,
-    )
-    assert put.status_code in (200, 201), put.text
+    cells = [
+        code_cell("day: str = '2018-06-01'", ["parameters"]),
+        code_cell("threshold = 0.5"),
+        code_cell("print(day)"),
+    ]
+    put_notebook(admin_lab, "ui-parameters.ipynb", cells)
     open_himalia(page, admin_lab)
     page.goto(admin_lab.page_url("lab/tree/ui-parameters.ipynb"))
     cells = page.locator(".jp-NotebookPanel .jp-Cell")

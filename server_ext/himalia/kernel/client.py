@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from himalia.data.drivers import UsableConnection
 
 API_PATH = "himalia/api/v1"
+#: How many recent metric values a dataset's card reads (its sparklines' history).
+HISTORY_LIMIT = 500
+#: How long one poll of a followed run waits for it to change, in seconds.
+RUN_WAIT_SECONDS = 30
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 NO_PROJECT = (
     "No project: choose one in the Himalia sidebar (the moon on the left), pass project='KEY', or set HIMALIA_PROJECT."
@@ -207,6 +212,44 @@ class Dataset:
         described: dict[str, Any] = self._api.request("GET", _path("projects", self.project, "datasets", self.name))
         return described
 
+    def summary(self) -> dict[str, Any]:
+        """Its description, its checks with their last results and its recent metric values by metric."""
+        base = ("projects", self.project, "datasets", self.name)
+        values = self._api.request("GET", _path(*base, "metrics"), params={"limit": HISTORY_LIMIT})
+        history: dict[str, list[Any]] = {}
+        for value in values:  # oldest first
+            history.setdefault(value["metric"], []).append(value["value"])
+        return {
+            "project": self.project,
+            "dataset": self.describe(),
+            "checks": self._api.request("GET", _path(*base, "checks")),
+            "history": history,
+        }
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """In a notebook: its card (columns, checks' outcomes, metrics and their history), as a
+        widget with Refresh and Run checks where ipywidgets is installed, as HTML elsewhere."""
+        from himalia.kernel.widgets import View, dataset_html
+
+        try:
+            card = dataset_html(self.summary())
+        except HimaliaClientError as error:
+            return {"text/plain": f"{self!r}: {error}"}
+
+        def run_checks() -> str:
+            Checks(self.name, self.project, self._api).run(show_progress=False)
+            return dataset_html(self.summary())
+
+        view = View(card, {"Refresh": lambda: dataset_html(self.summary()), "Run checks": run_checks})
+        return {**view._repr_mimebundle_(include, exclude), "text/plain": repr(self)}
+
+    def preview(self, rows: int = 10) -> pd.DataFrame:
+        """The first ``rows`` rows, to look at."""
+        return self.to_pandas(limit=rows)
+
+    def checks(self) -> Checks:
+        return Checks(self.name, self.project, self._api)
+
     @property
     def schema(self) -> list[dict[str, str]]:
         columns: list[dict[str, str]] = self.describe()["columns"] or []
@@ -340,12 +383,151 @@ class Dataset:
         self._api.request("POST", _path("projects", self.project, "datasets", self.name, "schema"))
 
 
+class Checks:
+    """A dataset's checks, run from a notebook with their progress and outcomes shown."""
+
+    def __init__(self, dataset: str, project: str | None = None, api: Client | None = None) -> None:
+        self._api = api or client()
+        self.dataset, self.project = dataset, self._api.project(project)
+
+    def __repr__(self) -> str:
+        return f"<himalia.Checks of {self.project}/{self.dataset}>"
+
+    def run(self, wait: bool = True, show_progress: bool = True) -> dict[str, Any] | Future[dict[str, Any]]:
+        """Compute what the checks need and judge them: the run's outcome and results; with
+        ``wait=False`` a ``Future`` of them at once, the display updated when they end."""
+        from himalia.kernel.widgets import View, checks_html, show
+
+        view = View(checks_html(self.dataset, None))
+        if show_progress:
+            show(view)
+        path = _path("projects", self.project, "datasets", self.dataset, "checks", "run")
+
+        def go() -> dict[str, Any]:
+            try:
+                ran: dict[str, Any] = self._api.request("POST", path)
+            except HimaliaClientError as error:
+                view.update(checks_html(self.dataset, None, str(error)))
+                raise
+            view.update(checks_html(self.dataset, ran))
+            return ran
+
+        return go() if wait else _background().submit(go)
+
+
+class Scenario:
+    """A scenario of the project, run from a notebook with its live progress shown."""
+
+    def __init__(self, scenario_id: str, project: str | None = None, api: Client | None = None) -> None:
+        self._api = api or client()
+        self.id, self.project = scenario_id, self._api.project(project)
+
+    def __repr__(self) -> str:
+        return f"<himalia.Scenario {self.project}/{self.id}>"
+
+    def run_link(self, run_id: int) -> str | None:
+        """The run's page in the lab: under JupyterHub the user's own server, else this Jupyter server."""
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        api_url = self._api.platform.api_url
+        if prefix is None and not api_url.endswith("/" + API_PATH):
+            return None
+        base = prefix if prefix is not None else api_url[: -len(API_PATH)]
+        return f"{base.rstrip('/')}/lab?himalia-run={quote(self.project)}/{quote(self.id)}/{run_id}"
+
+    def run(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        variables: Mapping[str, Any] | None = None,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        """Start a run; with ``wait`` return it once it ended, else at once (the display follows it)."""
+        from himalia.kernel.widgets import View, run_html, show
+
+        body = {"parameters": dict(parameters or {}), "variables": dict(variables or {})}
+        started: dict[str, Any] = self._api.request(
+            "POST", _path("projects", self.project, "scenarios", self.id, "run"), json=body
+        )
+        link = self.run_link(started["id"])
+        view = View(run_html(started, link))
+        show(view)
+        if not wait:
+            _background().submit(self._follow, started, view, link)
+            return started
+        return self._follow(started, view, link)
+
+    def _follow(self, run: dict[str, Any], view: Any, link: str | None) -> dict[str, Any]:
+        """The run once it ended, the display updated at each change (the API's long poll)."""
+        from himalia.kernel.widgets import run_html
+
+        path = _path("projects", self.project, "scenarios", self.id, "runs", str(run["id"]))
+        seen: str | None = None
+        while run["state"] in ("queued", "running"):
+            headers = {"If-None-Match": seen} if seen else {}
+            response = self._api.response("GET", path, params={"wait": RUN_WAIT_SECONDS}, headers=headers)
+            seen = response.headers.get("ETag") or seen
+            if response.status_code == 200 and response.content:
+                run = response.json()
+                view.update(run_html(run, link))
+        return run
+
+
+@cache
+def _background() -> ThreadPoolExecutor:
+    """The threads that follow what a notebook started with ``wait=False``."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="himalia-follow")
+
+
 def connection(name: str) -> Connection:
     return Connection(name)
 
 
 def dataset(name: str, project: str | None = None) -> Dataset:
     return Dataset(name, project)
+
+
+def checks(dataset: str, project: str | None = None) -> Checks:
+    return Checks(dataset, project)
+
+
+def scenario(scenario_id: str, project: str | None = None) -> Scenario:
+    return Scenario(scenario_id, project)
+
+
+def parameters_form(notebook: str | None = None) -> Any:
+    """A form of this notebook's parameters (its cell tagged ``parameters``), typed as scenario runs
+    type them: try the notebook with other values before it is scheduled. Apply sets them here."""
+    from pathlib import Path
+
+    from himalia.kernel.widgets import ParametersForm, widgets_available
+    from himalia.wire.parameters import check_value, inspect_parameters
+
+    if not widgets_available():
+        raise HimaliaClientError("The parameters form needs ipywidgets in this kernel's environment.")
+    path = Path(notebook) if notebook else _this_notebook()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        raise HimaliaClientError(f"Cannot read the notebook {str(path)!r}: pass notebook='its path'.") from None
+    parameters = inspect_parameters(text)
+    if not parameters:
+        raise HimaliaClientError(f"{path.name} has no parameters cell: tag one cell 'parameters'.")
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return ParametersForm(parameters, shell.user_ns if shell is not None else {}, check_value)
+
+
+def _this_notebook() -> Any:
+    """The notebook of this kernel: jupyter_server names its session's path in ``JPY_SESSION_NAME``."""
+    from pathlib import Path
+
+    session = os.environ.get("JPY_SESSION_NAME")
+    if not session:
+        raise HimaliaClientError("This kernel does not know its notebook: pass notebook='its path'.")
+    for candidate in (Path(session), Path.cwd() / Path(session).name):
+        if candidate.is_file():
+            return candidate
+    raise HimaliaClientError(f"Cannot find the notebook {session!r} from {Path.cwd()}: pass notebook='its path'.")
 
 
 def variables(project: str | None = None) -> dict[str, Any]:

@@ -7,18 +7,15 @@ papermill's ``inspect_notebook`` when the snapshot is taken; a parameter's type 
 annotation (``threshold: float = 0.8``), else from its default's literal.
 """
 
-import ast
 import hashlib
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from himalia.core.errors import InvalidInput
 from himalia.store.orm import NotebookSnapshot
-from himalia.wire.parameters import PARAMETER_TYPES
+from himalia.wire.parameters import inspect_parameters
 
 
 def canonical(notebook: dict[str, Any] | str, field: str) -> tuple[str, dict[str, Any]]:
@@ -40,32 +37,6 @@ def notebook_kernel(text: str) -> str | None:
     kernelspec = json.loads(text).get("metadata", {}).get("kernelspec") or {}
     name = kernelspec.get("name") if isinstance(kernelspec, dict) else None
     return name if isinstance(name, str) and name else None
-
-
-def inspect_parameters(text: str) -> list[dict[str, Any]]:
-    """The parameters cell as papermill reads it, with a type for each parameter."""
-    import papermill  # when first needed: with its Arrow and kernel clients, 90 MiB in an idle server
-
-    with tempfile.TemporaryDirectory(prefix="himalia-inspect-") as folder:
-        path = Path(folder) / "notebook.ipynb"
-        path.write_text(text, encoding="utf-8")
-        found = papermill.inspect_notebook(str(path))
-    parameters = []
-    for name, parameter in found.items():
-        type_name = str(parameter.get("inferred_type_name") or "None")
-        default = str(parameter.get("default") or "")
-        if type_name == "None":
-            type_name = _literal_type(default)
-        parameters.append({"name": name, "type": type_name, "default": default, "help": parameter.get("help", "")})
-    return parameters
-
-
-def _literal_type(source: str) -> str:
-    try:
-        value = ast.literal_eval(source)
-    except (ValueError, SyntaxError):
-        return "any"
-    return type(value).__name__ if type(value).__name__ in PARAMETER_TYPES else "any"
 
 
 def store_snapshot(session: Session, text: str) -> NotebookSnapshot:

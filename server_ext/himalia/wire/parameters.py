@@ -1,10 +1,14 @@
 """A notebook's typed parameters: what a value must be for a declared type, and a command line's text read as one.
 
-Light on purpose (no nbformat, no papermill): the CLI reads ``-p name=value`` with it before
-submitting a run to a serving control plane.
+Light on purpose (papermill is imported only to inspect a notebook): the CLI reads ``-p
+name=value`` with it before submitting a run to a serving control plane, and a kernel's
+``himalia.parameters_form()`` types its form with it as a scenario run types its parameters.
 """
 
+import ast
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -68,3 +72,29 @@ def coerce_text(parameter: dict[str, Any] | None, text: str, field: str) -> Any:
     if parameter:
         check_value(parameter, value, field)
     return value
+
+
+def inspect_parameters(text: str) -> list[dict[str, Any]]:
+    """The parameters cell as papermill reads it, with a type for each parameter."""
+    import papermill  # when first needed: with its Arrow and kernel clients, 90 MiB in an idle server
+
+    with tempfile.TemporaryDirectory(prefix="himalia-inspect-") as folder:
+        path = Path(folder) / "notebook.ipynb"
+        path.write_text(text, encoding="utf-8")
+        found = papermill.inspect_notebook(str(path))
+    parameters = []
+    for name, parameter in found.items():
+        type_name = str(parameter.get("inferred_type_name") or "None")
+        default = str(parameter.get("default") or "")
+        if type_name == "None":
+            type_name = _literal_type(default)
+        parameters.append({"name": name, "type": type_name, "default": default, "help": parameter.get("help", "")})
+    return parameters
+
+
+def _literal_type(source: str) -> str:
+    try:
+        value = ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return "any"
+    return type(value).__name__ if type(value).__name__ in PARAMETER_TYPES else "any"
