@@ -34,6 +34,7 @@ import type {
   DescribeScenario,
   FilesPreview,
   Page,
+  NotebookDiff,
   PreviewFiles,
   ProjectStorage,
   RunComparison,
@@ -418,6 +419,19 @@ export class HimaliaClient {
   ): Promise<RunComparison> {
     return this.request(
       `projects/${segment(key)}/scenarios/${segment(id)}/runs/${first}/compare/${second}`
+    );
+  }
+
+  /** One notebook of two runs in nbdime's terms: run a's snapshot and nbdime's diff to run b's. */
+  compareNotebook(
+    key: string,
+    id: string,
+    first: number,
+    second: number,
+    path: string
+  ): Promise<NotebookDiff> {
+    return this.request(
+      `projects/${segment(key)}/scenarios/${segment(id)}/runs/${first}/compare/${second}/notebook?path=${encodeURIComponent(path)}`
     );
   }
 

@@ -1071,6 +1071,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/himalia/api/v1/projects/{key}/scenarios/{scenario}/runs/{run}/compare/{other}/notebook': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One notebook of two runs in nbdime's terms: run a's snapshot and nbdime's diff to run b's. */
+    get: operations['get_CompareNotebook'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/himalia/api/v1/projects/{key}/scenarios/{scenario}/runs/{run}/log': {
     parameters: {
       query?: never;
@@ -3947,6 +3964,29 @@ export interface components {
       | 'queue_full'
       | 'run_as_deactivated'
       | 'catch_up_skip';
+    /**
+     * NotebookDiff
+     * @description One notebook as two runs ran it, in nbdime's terms: run a's snapshot and nbdime's diff to run
+     *     b's, which the lab renders with nbdime's own notebook diff view.
+     */
+    NotebookDiff: {
+      /**
+       * Base
+       * @description Run a's snapshot (an empty notebook if run a did not run it).
+       */
+      base: {
+        [key: string]: unknown;
+      };
+      /**
+       * Diff
+       * @description nbdime's diff from it to run b's snapshot.
+       */
+      diff: {
+        [key: string]: unknown;
+      }[];
+      /** Path */
+      path: string;
+    };
     /** NotebookParameter */
     NotebookParameter: {
       /**
@@ -14100,6 +14140,105 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['RunComparison'];
+        };
+      };
+      /** @description Invalid input; `field` names the offending field. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Not authenticated. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Authenticated but not allowed. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Absent, or hidden from the caller. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description Conflicts with an existing object or a run in progress. */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description A limit on queued or concurrent work is reached; try later. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The database is unavailable; try again after `Retry-After` seconds. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+      /** @description The disk is full: nothing can be saved until space is freed. */
+      507: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorReply'];
+        };
+      };
+    };
+  };
+  get_CompareNotebook: {
+    parameters: {
+      query: {
+        path: string;
+      };
+      header?: never;
+      path: {
+        key: string;
+        scenario: string;
+        run: string;
+        other: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['NotebookDiff'];
         };
       };
       /** @description Invalid input; `field` names the offending field. */

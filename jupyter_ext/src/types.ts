@@ -48,6 +48,7 @@ export type ScenarioParameters = Schemas['ScenarioParameters'];
 export type NotebookParameter = Schemas['NotebookParameter'];
 export type DescribeRun = Schemas['DescribeRun'];
 export type RunComparison = Schemas['RunComparison'];
+export type NotebookDiff = Schemas['NotebookDiff'];
 export type DescribeStep = Schemas['DescribeStep'];
 export type RunState = DescribeRun['state'];
 export type RunRequest = Schemas['RunRequest'];

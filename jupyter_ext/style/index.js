@@ -1,3 +1,6 @@
+import 'nbdime/lib/styles/variables.css';
+import 'nbdime/lib/styles/common.css';
+import 'nbdime/lib/styles/diff.css';
 import './base.css';
 import './dataquality.css';
 import './scenarios.css';

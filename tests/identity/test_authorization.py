@@ -180,6 +180,11 @@ CASES = [
     Case("POST", "/projects/ALPHA/scenarios/nightly/runs/1/abort", (401, 404, 403, 409, 409, 409)),
     Case("POST", "/projects/ALPHA/scenarios/nightly/runs/1/rerun", (401, 404, 403, 201, 201, 201), {}),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/compare/1", (401, 404, 200, 200, 200, 200)),
+    Case(
+        "GET",
+        "/projects/ALPHA/scenarios/nightly/runs/1/compare/1/notebook?path=x.ipynb",
+        (401, 404, 404, 404, 404, 404),
+    ),
     Case("GET", "/projects/ALPHA/scenarios/nightly/runs/1/log", (401, 404, 200, 200, 200, 200)),
     # Retention (issue 18): pinning is for those who run or write; the space is a dashboard's; a purge
     # is for administrators.

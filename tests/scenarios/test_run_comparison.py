@@ -46,6 +46,22 @@ def test_two_runs_differ_in_what_they_were_given_ran_and_recorded(
     answer = api.request("GET", f"{BASE}/files/runs/{first.id}/compare/{second.id}", role="reader")
     assert answer.status_code == 200, answer.text
     compared = answer.json()
+    drawn = api.request(
+        "GET",
+        f"{BASE}/files/runs/{first.id}/compare/{second.id}/notebook",
+        role="reader",
+        params={"path": "work/score.ipynb"},
+    )
+    assert drawn.status_code == 200, drawn.text  # what nbdime's view draws: run a's snapshot and nbdime's diff
+    nbdime_diff = drawn.json()
+    assert "rows = list(csv.DictReader(open('sales.csv')))" in json.dumps(nbdime_diff["base"])
+    (cells,) = [entry for entry in nbdime_diff["diff"] if entry["key"] == "cells"]
+    assert {entry["op"] for entry in cells["diff"]} >= {"addrange"} and "## Added" in json.dumps(cells)
+    for path, status in (("work/none.ipynb", 404), ("", 400)):
+        refused = api.request(
+            "GET", f"{BASE}/files/runs/{first.id}/compare/{second.id}/notebook", params={"path": path}
+        )
+        assert refused.status_code == status, refused.text
     assert (compared["a"]["id"], compared["b"]["id"], compared["a"]["state"]) == (first.id, second.id, "aborted")
     assert compared["parameters"] == [{"name": "x", "dataset": None, "a": 1, "b": 2, "same": False}]
     assert compared["variables"] == [{"name": "region", "dataset": None, "a": "EU", "b": "EU", "same": True}]

@@ -15,6 +15,7 @@ import { useAsync } from '../hooks/useAsync';
 import { himaliaIcon } from '../icons';
 import { formatValue } from '../parameters';
 import { CommandIDs, IHimaliaServices } from '../services';
+import { NbdimeDiff } from './nbdiff';
 import type { RunComparison } from '../types';
 
 type Compared = RunComparison['parameters'][number];
@@ -73,10 +74,29 @@ function ValuesTable(props: {
   );
 }
 
+/** A notebook that differs, shown with nbdime's view on demand (heavy: only when asked). */
+function NbdimeToggle(props: { children: () => JSX.Element }): JSX.Element {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="hml-compare-nbdime">
+      <button
+        className="jp-Button jp-mod-styled"
+        aria-pressed={open}
+        onClick={() => setOpen(!open)}
+      >
+        {open ? 'Hide nbdime view' : 'Show with nbdime'}
+      </button>
+      {open && props.children()}
+    </div>
+  );
+}
+
 export function ComparisonView(props: {
   comparison: RunComparison;
+  /** nbdime's view of a notebook that differs (none without the lab's renderers). */
+  nbdime?: (path: string) => JSX.Element;
 }): JSX.Element {
-  const { comparison } = props;
+  const { comparison, nbdime } = props;
   const { a, b, files } = comparison;
   const fileChanges = [
     ...files.added.map(path => ['added', path]),
@@ -150,6 +170,9 @@ export function ComparisonView(props: {
               ? 'the same snapshot'
               : `${(notebook.cells ?? []).length} cell(s) differ`}
           </p>
+          {!notebook.same && nbdime && (
+            <NbdimeToggle>{() => nbdime(notebook.path)}</NbdimeToggle>
+          )}
           {(notebook.cells ?? []).map((cell, index) => (
             <details key={index} className="hml-compare-cell" open>
               <summary>
@@ -289,6 +312,7 @@ function ComparisonPage(props: {
   target: ICompareTarget;
 }): JSX.Element {
   const { project, scenario, first, second } = props.target;
+  const rendermime = props.services.rendermime;
   const comparison = useAsync(
     () =>
       props.services.model.client.compareRuns(project, scenario, first, second),
@@ -301,7 +325,24 @@ function ComparisonPage(props: {
       </p>
       <ErrorNotice error={comparison.error} />
       {comparison.value ? (
-        <ComparisonView comparison={comparison.value} />
+        <ComparisonView
+          comparison={comparison.value}
+          nbdime={
+            rendermime
+              ? path => (
+                  <NbdimeDiff
+                    client={props.services.model.client}
+                    rendermime={rendermime}
+                    project={project}
+                    scenario={scenario}
+                    first={first}
+                    second={second}
+                    path={path}
+                  />
+                )
+              : undefined
+          }
+        />
       ) : (
         !comparison.error && <Loading />
       )}

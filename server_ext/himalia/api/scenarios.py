@@ -17,6 +17,7 @@ from himalia.wire.scenarios import (
     ArtifactKind,
     DescribeRun,
     DescribeScenario,
+    NotebookDiff,
     RerunRequest,
     RunComparison,
     RunRequest,
@@ -240,6 +241,24 @@ class CompareRunsHandler(APIHandler):
         return await self.call(runs.compare_runs, self.caller, key, scenario, run_number(run), run_number(other))
 
 
+class NotebookPathQuery(Query):
+    path: str = Field(min_length=1, max_length=1000, description="The notebook's path, as the runs list it.")
+
+
+class CompareNotebookHandler(APIHandler):
+    route = "/projects/{key}/scenarios/{scenario}/runs/{run}/compare/{other}/notebook"
+
+    @operation(
+        "One notebook of two runs in nbdime's terms: run a's snapshot and nbdime's diff to run b's.",
+        query=NotebookPathQuery,
+        response=NotebookDiff,
+    )
+    async def get(self, key: str, scenario: str, run: str, other: str, query: NotebookPathQuery) -> NotebookDiff:
+        runs = self.control_plane.runs
+        first, second = run_number(run), run_number(other)
+        return await self.call(runs.compare_notebook, self.caller, key, scenario, first, second, query.path)
+
+
 class RerunHandler(APIHandler):
     route = "/projects/{key}/scenarios/{scenario}/runs/{run}/rerun"
 
@@ -320,6 +339,7 @@ handlers = [
     RunHandler,
     AbortRunHandler,
     CompareRunsHandler,
+    CompareNotebookHandler,
     RerunHandler,
     RunLogHandler,
     RunReportHandler,

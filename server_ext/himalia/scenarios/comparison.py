@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from himalia.core.errors import NotFound
 from himalia.store.orm import Check, CheckResult, Dataset, FileTree, MetricValue, NotebookSnapshot, ScenarioRun
 from himalia.wire.scenarios import (
     ComparedCell,
@@ -25,6 +26,7 @@ from himalia.wire.scenarios import (
     ComparedRun,
     ComparedStep,
     ComparedValue,
+    NotebookDiff,
     RunComparison,
 )
 
@@ -108,6 +110,22 @@ def _notebooks(session: Session, a: Mapping[str, str], b: Mapping[str, str]) -> 
         cells = [] if before == after else compare_cells(_sources(contents.get(before)), _sources(contents.get(after)))
         compared.append(ComparedNotebook(path=path, a=before, b=after, same=before == after, cells=cells))
     return compared
+
+
+def notebook_diff(session: Session, path: str, a: Mapping[str, str], b: Mapping[str, str]) -> NotebookDiff:
+    """nbdime's diff of the notebook ``path`` from run a's snapshot to run b's (``NotFound``: neither ran it)."""
+    import nbdime
+    import nbformat
+
+    if path not in a and path not in b:
+        raise NotFound(f"Neither run ran a notebook '{path}'.")
+
+    def notebook(digest: str | None) -> Any:
+        content = session.get(NotebookSnapshot, digest).content if digest else None  # type: ignore[union-attr]
+        return nbformat.reads(content, as_version=4) if content else nbformat.v4.new_notebook()
+
+    base = notebook(a.get(path))
+    return NotebookDiff(path=path, base=base, diff=nbdime.diff_notebooks(base, notebook(b.get(path))))
 
 
 def _tree(session: Session, digest: str | None) -> dict[str, str]:

@@ -31,7 +31,7 @@ from himalia.identity.caller import Caller, load_caller
 from himalia.identity.projects import projects_granting, require_project
 from himalia.identity.service import Service
 from himalia.identity.tokens import delete_token, mint_token
-from himalia.scenarios.comparison import compare_runs
+from himalia.scenarios.comparison import compare_runs, notebook_diff
 from himalia.scenarios.files import tree_entries
 from himalia.scenarios.records import (
     Artifact,
@@ -72,6 +72,7 @@ from himalia.wire.scenarios import (
     ArtifactKind,
     DescribeRun,
     DescribeStep,
+    NotebookDiff,
     RerunRequest,
     RunComparison,
     RunRequest,
@@ -445,6 +446,15 @@ class RunService(Service):
             scenario = self._scenario_for_read(session, caller, key, scenario_id)
             a, b = self._find_run(session, scenario, first), self._find_run(session, scenario, second)
             return compare_runs(session, key, a, b)
+
+    def compare_notebook(
+        self, caller: Caller, key: str, scenario_id: str, first: int, second: int, path: str
+    ) -> NotebookDiff:
+        """One notebook of two runs, as nbdime diffs it."""
+        with self.db.read() as session:
+            scenario = self._scenario_for_read(session, caller, key, scenario_id)
+            a, b = self._find_run(session, scenario, first), self._find_run(session, scenario, second)
+            return notebook_diff(session, path, a.notebooks, b.notebooks)
 
     def get_run(self, caller: Caller, key: str, scenario_id: str, run_id: int) -> DescribeRun:
         with self.db.read() as session:

@@ -293,6 +293,15 @@ class ComparedEnvironment(BaseModel):
     changed: list[ComparedValue]
 
 
+class NotebookDiff(BaseModel):
+    """One notebook as two runs ran it, in nbdime's terms: run a's snapshot and nbdime's diff to run
+    b's, which the lab renders with nbdime's own notebook diff view."""
+
+    path: str
+    base: dict[str, Any] = Field(description="Run a's snapshot (an empty notebook if run a did not run it).")
+    diff: list[dict[str, Any]] = Field(description="nbdime's diff from it to run b's snapshot.")
+
+
 class RunComparison(BaseModel):
     """Two runs of one scenario side by side (``GET …/runs/{a}/compare/{b}``). Metrics and check
     outcomes are those the runs recorded, the last of each."""
