@@ -259,4 +259,8 @@ def test_a_budget_that_is_not_there_is_a_404(api: LiveAPI, budget_id: str) -> No
 def test_the_budget_watcher_runs_wherever_the_scheduler_runs(plane: ControlPlane) -> None:
     plane.start_engine()
     assert plane.scheduler is not None
-    assert [type(w).__name__ for w in plane.scheduler.watchers] == ["DeadlineWatcher", "BudgetWatcher"]
+    assert [type(w).__name__ for w in plane.scheduler.watchers] == [
+        "DeadlineWatcher",
+        "BudgetWatcher",
+        "RetentionWatcher",
+    ]

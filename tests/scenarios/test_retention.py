@@ -110,17 +110,17 @@ def test_the_instance_bounds_apply_where_a_scenario_says_nothing(light: LiveAPI)
         service.settings.keep_runs = 0
 
 
-def test_snapshots_nobody_references_are_purged_after_their_grace(light: LiveAPI) -> None:
+def test_snapshots_nobody_references_are_purged_after_their_grace(api: LiveAPI) -> None:
     first = {**definition({"keep_runs": 1}), "steps": [{"name": "Nb", "type": "notebook", "notebook": "a.ipynb"}]}
-    saved(light, first, {"a.ipynb": notebook("print('version 1')")})
-    admin, runs = light.plane.users.caller_for("admin"), light.plane.runs
+    saved(api, first, {"a.ipynb": notebook("print('version 1')")})
+    admin, runs = api.plane.users.caller_for("admin"), api.plane.runs
     old = runs.request_run(admin, "ALPHA", "kept", RunRequest())
-    runs.abort(admin, "ALPHA", "kept", old.id)  # finished without running: the engine takes no notebook here
-    second = saved(light, first, {"a.ipynb": notebook("print('version 2')")})
+    runs.abort(admin, "ALPHA", "kept", old.id)  # no engine here: a queued run aborts at once, finished
+    second = saved(api, first, {"a.ipynb": notebook("print('version 2')")})
     newer = runs.request_run(admin, "ALPHA", "kept", RunRequest())
     runs.abort(admin, "ALPHA", "kept", newer.id)
-    service = light.plane.retention
-    with light.plane.db.read() as session:
+    service = api.plane.retention
+    with api.plane.db.read() as session:
         digests = {row.digest for row in session.query(NotebookSnapshot)}
     version_1 = (digests - set(second["notebooks"].values())).pop()
 
@@ -132,7 +132,7 @@ def test_snapshots_nobody_references_are_purged_after_their_grace(light: LiveAPI
     finally:
         service.settings.snapshot_grace_seconds = 86400
     assert report.snapshots == 1 and report.snapshot_bytes > 0
-    with light.plane.db.read() as session:
+    with api.plane.db.read() as session:
         left = {row.digest for row in session.query(NotebookSnapshot)}
     assert version_1 not in left and set(second["notebooks"].values()) <= left  # the scenario's own stays
 
