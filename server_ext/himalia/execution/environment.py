@@ -29,6 +29,8 @@ print(json.dumps({"python": platform.python_version(), "executable": sys.executa
 """
 #: How long the probe may take once the notebook has run, in seconds.
 PROBE_TIMEOUT = 20.0
+#: How the probe yields the processor to the step (``nice`` where the system has it).
+NICEST = ["nice", "-n", "19"] if shutil.which("nice") else []
 #: The names jupyter_client runs as its own interpreter when a kernelspec's command starts with them.
 OWN_PYTHON = {"python", "python3", f"python{sys.version_info[0]}"}
 
@@ -65,7 +67,8 @@ class EnvironmentProbe:
         executable = sys.executable if command in OWN_PYTHON else shutil.which(command) or command
         try:
             process = subprocess.Popen(
-                [executable, "-c", PROBE],
+                # At the lowest priority: the kernel starting beside it comes first.
+                [*NICEST, executable, "-c", PROBE],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
