@@ -28,7 +28,7 @@ from himalia.core.permissions import ProjectPermission
 from himalia.data.connections import ConnectionService
 from himalia.data.datasets import DatasetService
 from himalia.data.drivers import driver_message
-from himalia.data.lineage import record_input
+from himalia.data.lineage import reading_run, record_input
 from himalia.identity.caller import Caller
 from himalia.identity.service import AuditRecorder, Service
 from himalia.store.db import Database
@@ -206,9 +206,10 @@ class DatasetReader(Service):
     def record(self, caller: Caller, key: str, name: str, request: ReadRequest, stream: DatasetStream) -> None:
         """Audit a read once it ended (or was abandoned): who, what, how much; never a value."""
         with self.db.write() as session:
-            with contextlib.suppress(HimaliaError):  # deleted, or the grant revoked, while it streamed
-                dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
-                record_input(session, caller, dataset, rows=stream.outcome.rows)
+            if reading_run(session, caller) is not None:  # a run's kernel: one of the run's inputs
+                with contextlib.suppress(HimaliaError):  # deleted, or the grant revoked, while it streamed
+                    dataset, _ = self.datasets.find(session, caller, key, name, ProjectPermission.READ_CONTENT)
+                    record_input(session, caller, dataset, rows=stream.outcome.rows)
             self.audit.record(
                 session,
                 caller,

@@ -103,29 +103,40 @@ class RetentionService(Service):
     # -- purging --------------------------------------------------------------------------------
 
     def _expired(self, session: Session, now: datetime) -> _Purge:
-        """The finished, unpinned runs past their scenario's retention, oldest first."""
-        found = _Purge()
-        for scenario_id, project_id, definition in session.execute(
-            select(Scenario.id, Scenario.project_id, Scenario.definition)
-        ):
-            policy = self.policy(definition)
-            if policy.keep_runs is None and policy.keep_days is None:
+        """The finished, unpinned runs past their scenario's retention, oldest first: one read of
+        the scenarios' policies and, if any has one, one of the runs."""
+        policies = {
+            scenario_id: (project_id, policy)
+            for scenario_id, project_id, definition in session.execute(
+                select(Scenario.id, Scenario.project_id, Scenario.definition)
+            )
+            if (policy := self.policy(definition)).keep_runs is not None or policy.keep_days is not None
+        }
+        found: _Purge = _Purge()
+        if not policies:
+            return found
+        newer, last_scenario = 0, None
+        runs = session.execute(
+            select(
+                ScenarioRun.scenario_id,
+                ScenarioRun.id,
+                ScenarioRun.state,
+                ScenarioRun.ended_at,
+                ScenarioRun.pinned,
+                ScenarioRun.purged_at,
+            ).order_by(ScenarioRun.scenario_id, ScenarioRun.id.desc())
+        )
+        for scenario_id, run_id, state, ended_at, pinned, purged_at in runs:
+            newer = 0 if scenario_id != last_scenario else newer + 1  # runs of the scenario after this one
+            last_scenario = scenario_id
+            if scenario_id not in policies or purged_at is not None or pinned or state not in FINISHED_STATES:
                 continue
-            runs = session.execute(
-                select(
-                    ScenarioRun.id, ScenarioRun.state, ScenarioRun.ended_at, ScenarioRun.pinned, ScenarioRun.purged_at
-                )
-                .where(ScenarioRun.scenario_id == scenario_id)
-                .order_by(ScenarioRun.id.desc())
-            ).all()
-            for newer, (run_id, state, ended_at, pinned, purged_at) in enumerate(runs):
-                if purged_at is not None or pinned or state not in FINISHED_STATES:
-                    continue
-                if not policy.keeps(newer, ended_at, now):
-                    found.runs.append(run_id)
-                    found.projects.add(project_id)
+            project_id, policy = policies[scenario_id]
+            if not policy.keeps(newer, ended_at, now):
+                found.runs.append(run_id)
+                found.projects.add(project_id)
                 if len(found.runs) >= PURGE_BATCH:
-                    return found
+                    break
         found.runs.sort()
         return found
 
